@@ -1,0 +1,1 @@
+//! Cocoon worker node.
