@@ -174,12 +174,14 @@ describe('Settlement', () => {
 
     it('rejects a settlement from a forged Worker (NotGenuineWorker)', async () => {
         // A wallet claiming to be the worker's contract, with every field right.
-        const r = await escrow.send(env.stranger.getSender(), toNano('0.05'), 'settle', { worker_owner: env.workerOwner.address, receipt: body() });
+        const claim = (owner: Fields['worker_owner']) => ({
+            worker_owner: owner, job_id: 1n, model_id: MODEL_A, cost: 1000n, input_commitment: body().commitments.input_commitment,
+            receipt_hash: Buffer.alloc(32),
+        });
+        const r = await escrow.send(env.stranger.getSender(), toNano('0.05'), 'settle', claim(env.workerOwner.address));
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotGenuineWorker });
         // The stranger's own "worker owner" claim computes to another address than its wallet.
-        const self = await escrow.send(env.stranger.getSender(), toNano('0.05'), 'settle', {
-            worker_owner: env.stranger.address, receipt: body({ worker: env.stranger.address }),
-        });
+        const self = await escrow.send(env.stranger.getSender(), toNano('0.05'), 'settle', claim(env.stranger.address));
         expect(self.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotGenuineWorker });
         expect((await escrow.getJob(1n)).found).toBe(true);
     });

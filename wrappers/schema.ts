@@ -174,7 +174,14 @@ export const TYPES: TypeDef[] = [
             ['relayer_fee_bps', u(16)], ['input_commitment', bits(256)], ['route', ref('job_route')],
         ],
     },
-    { name: 'settle', tag: 0xc0c00304, fields: [qid, ['worker_owner', addr], ['receipt', ref('receipt_body')]] },
+    {
+        name: 'settle',
+        tag: 0xc0c00304,
+        fields: [
+            qid, ['worker_owner', addr], ['job_id', u(64)], ['model_id', u(32)], ['cost', coins],
+            ['input_commitment', bits(256)], ['receipt_hash', bits(256)],
+        ],
+    },
     { name: 'expire_job', tag: 0xc0c00305, fields: [qid, ['job_id', u(64)]] },
     { name: 'withdraw', tag: 0xc0c00306, fields: [qid, ['amount', coins]] },
     { name: 'close', tag: 0xc0c00307, fields: [qid] },

@@ -173,7 +173,17 @@ export const CASES: { [type: string]: Fields[] } = {
         { query_id: QID, job_id: 1n, ...job(routeNamed) },
         { query_id: QID, job_id: BIG, ...job(routeOpen), max_cost: BIG },
     ],
-    settle: [{ query_id: QID, worker_owner: OWNER, receipt: body(1n, 200) }],
+    settle: [
+        {
+            query_id: QID,
+            worker_owner: OWNER,
+            job_id: 1n,
+            model_id: 1,
+            cost: 700_000n,
+            input_commitment: h(0x11),
+            receipt_hash: encode('receipt_body', body(1n, 200)).hash(),
+        },
+    ],
     expire_job: [{ query_id: QID, job_id: 1n }],
     withdraw: [{ query_id: QID, amount: 1_000_000_000n }],
     close: [{ query_id: QID }],
