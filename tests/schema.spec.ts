@@ -6,7 +6,7 @@ import * as path from 'path';
 import { Cell } from '@ton/core';
 import { TYPES, decode, toJson } from '../wrappers/schema';
 import * as C from '../wrappers/constants';
-import { VECTORS_DIR, vectorFile, vectorTypes } from '../scripts/contracts/golden';
+import { VECTORS_DIR, childAddressesFile, vectorFile, vectorTypes } from '../scripts/contracts/golden';
 
 const REPO = path.resolve(__dirname, '..');
 const read = (p: string) => fs.readFileSync(path.join(REPO, p), 'utf-8');
@@ -65,6 +65,11 @@ describe('golden vectors', () => {
             }
         });
     }
+
+    it('child_addresses.json is current (committed code, deterministic derivation)', () => {
+        const committed = fs.readFileSync(path.join(VECTORS_DIR, 'child_addresses.json'), 'utf-8');
+        expect(committed).toBe(childAddressesFile());
+    });
 
     it('decoding rejects trailing data', () => {
         const c = JSON.parse(fs.readFileSync(path.join(VECTORS_DIR, 'excesses.json'), 'utf-8'))[0];
