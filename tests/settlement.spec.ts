@@ -78,6 +78,15 @@ describe('Settlement', () => {
         expect((await escrow.getState()).fees_due).toBe(0n);
     });
 
+    it('close pays the protocol fees due to the treasury and the rest to the owner', async () => {
+        await submit([signReceipt(body(), k)]);
+        const due = (await escrow.getState()).fees_due;
+        expect(due).toBeGreaterThan(0n);
+        const r = await escrow.send(env.client.getSender(), toNano('0.05'), 'close');
+        expect(r.transactions).toHaveTransaction({ from: escrow.address, to: env.treasury.address, op: Op.payout, value: due });
+        expect(r.transactions).toHaveTransaction({ from: escrow.address, to: env.client.address, op: Op.payout, value: (v) => v! > toNano('4.8') });
+    });
+
     it('settles a batch of 10 receipts for 10 jobs', async () => {
         const receipts = [signReceipt(body(), k)];
         for (let j = 2n; j <= 10n; j++) {
