@@ -5,3 +5,9 @@
 //!
 //! # Layout
 //! (modules are added as the areas land)
+//!
+//! - [`attest`]: TEE evidence (SEV-SNP, TDX, Simulated), verification policy, key binding, providers.
+//! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
+
+pub mod attest;
+pub mod seal;

@@ -1,0 +1,56 @@
+//! The key binding carried in REPORT_DATA.
+//!
+//! `REPORT_DATA = SHA-512("cocoon/worker-binding/v1\0" ‖ ed25519_pk[32] ‖ x25519_pk[32] ‖
+//! workchain:i8 ‖ address hash[32] ‖ chain_nonce[32] ‖ gpu_evidence_sha256[32])`
+//!
+//! The GPU field is 32 zero bytes while no GPU evidence is collected; it is already part of the
+//! preimage so adding GPU attestation later does not change the layout. The chain nonce (a recent
+//! masterchain block hash or Root's epoch seed) gives freshness, since neither SNP nor TDX reports
+//! carry a time.
+
+use tonlib_core::TonAddress;
+use sha2::{Digest, Sha512};
+
+use super::error::{AttestError, Result};
+
+/// Domain tag of the binding preimage.
+pub const WORKER_BINDING_DOMAIN: &[u8] = b"cocoon/worker-binding/v1\0";
+
+/// What a worker's TEE report must bind: its keys, its Worker contract and a chain nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerBinding {
+    /// The ed25519 public key that signs receipts.
+    pub receipt_key: [u8; 32],
+    /// The X25519 public key clients seal to.
+    pub encryption_key: [u8; 32],
+    /// The worker's Worker contract address.
+    pub worker: TonAddress,
+    /// Freshness nonce taken from the chain.
+    pub chain_nonce: [u8; 32],
+    /// sha256 of the GPU attestation evidence, when one is bound.
+    pub gpu_evidence_hash: Option<[u8; 32]>,
+}
+
+impl WorkerBinding {
+    /// The 64 bytes the TEE report must carry in REPORT_DATA.
+    pub fn report_data(&self) -> Result<[u8; 64]> {
+        let workchain = i8::try_from(self.worker.workchain)
+            .map_err(|_| AttestError::WorkchainOutOfRange(self.worker.workchain))?;
+        let mut h = Sha512::new();
+        h.update(WORKER_BINDING_DOMAIN);
+        h.update(self.receipt_key);
+        h.update(self.encryption_key);
+        h.update(workchain.to_be_bytes());
+        h.update(self.worker.hash_part.as_slice());
+        h.update(self.chain_nonce);
+        h.update(self.gpu_evidence_hash.unwrap_or([0; 32]));
+        Ok(h.finalize().into())
+    }
+
+    /// Checks REPORT_DATA against this binding, in constant time.
+    pub fn check(&self, report_data: &[u8; 64]) -> Result<()> {
+        let expected = self.report_data()?;
+        let diff = expected.iter().zip(report_data).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff == 0 { Ok(()) } else { Err(AttestError::BindingMismatch) }
+    }
+}

@@ -1,0 +1,188 @@
+//! Errors of evidence decoding, verification, policy and the worker-side providers.
+
+use super::evidence::EvidenceKind;
+
+/// Result alias of the attestation module.
+pub type Result<T, E = AttestError> = std::result::Result<T, E>;
+
+/// Why evidence was refused, could not be decoded, or could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestError {
+    /// The canonical evidence encoding ended before a field was complete.
+    #[error("evidence truncated while reading {field}")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+    },
+    /// Bytes follow the last field of the canonical encoding.
+    #[error("{count} trailing bytes after the evidence")]
+    TrailingBytes {
+        /// Number of unexpected bytes.
+        count: usize,
+    },
+    /// The kind tag is none of SEV-SNP, TDX or Simulated.
+    #[error("unknown evidence kind tag {tag:#010x}")]
+    UnknownKind {
+        /// The tag found.
+        tag: u32,
+    },
+    /// A field has a length outside its allowed range.
+    #[error("evidence field {field} has length {len}, allowed {min}..={max}")]
+    BadLength {
+        /// The field.
+        field: &'static str,
+        /// The length found.
+        len: usize,
+        /// Minimum allowed length.
+        min: usize,
+        /// Maximum allowed length.
+        max: usize,
+    },
+    /// A text field is not UTF-8.
+    #[error("evidence field {field} is not valid UTF-8")]
+    NotUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// The SEV-SNP report could not be parsed by the `sev` crate.
+    #[error("SEV-SNP report does not parse: {0}")]
+    SnpReportParse(String),
+    /// The report's version is older than the policy's minimum.
+    #[error("SEV-SNP report version {version} is below the minimum {min}")]
+    ReportVersionTooOld {
+        /// Version in the report.
+        version: u32,
+        /// Minimum accepted.
+        min: u32,
+    },
+    /// The report is signed with an algorithm other than ECDSA P-384/SHA-384.
+    #[error("unsupported SEV-SNP signature algorithm {0}")]
+    UnsupportedSignatureAlgorithm(u32),
+    /// The guest policy lets the host debug the guest (memory readable by the host).
+    #[error("guest policy allows debugging")]
+    DebugAllowed,
+    /// The guest policy allows a migration agent (keys may leave the platform).
+    #[error("guest policy allows a migration agent")]
+    MigrationAgentAllowed,
+    /// The report was requested at another VMPL than the policy expects.
+    #[error("report VMPL {actual}, expected {expected}")]
+    WrongVmpl {
+        /// Expected VMPL.
+        expected: u32,
+        /// VMPL in the report.
+        actual: u32,
+    },
+    /// The report is signed by a VLEK, which this verifier does not support.
+    #[error("report signed by a VLEK (signing key {0}); only VCEK-signed reports are accepted")]
+    UnsupportedSigningKey(u32),
+    /// The evidence kind is not in the policy's allowed kinds.
+    #[error("evidence kind {0} is not allowed by the policy")]
+    KindNotAllowed(EvidenceKind),
+    /// Simulated evidence met a production policy, which can never accept it.
+    #[error("UNATTESTED (SIMULATED TEE) evidence is refused by the production policy")]
+    SimulatedRefused,
+    /// The measurement is not on the allow-list read from Root.
+    #[error("measurement {measurement} of kind {kind} is not on the allow-list")]
+    MeasurementNotAllowed {
+        /// The evidence kind.
+        kind: EvidenceKind,
+        /// Hex of the measurement.
+        measurement: String,
+    },
+    /// A TCB component is below the policy's minimum.
+    #[error("TCB component {component} is {reported}, minimum {minimum}")]
+    TcbTooLow {
+        /// Which component (bootloader, tee, snp, microcode).
+        component: &'static str,
+        /// Reported value.
+        reported: u8,
+        /// Minimum.
+        minimum: u8,
+    },
+    /// A certificate could not be decoded.
+    #[error("certificate {which} does not decode: {reason}")]
+    Certificate {
+        /// Which certificate (VCEK, ASK/ARK).
+        which: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// The VCEK does not chain to the pinned ARK/ASK of any allowed product, or the chain shipped
+    /// with the evidence is not the pinned chain of the product that signed the VCEK.
+    #[error("VCEK does not chain to an allowed product root: {0}")]
+    WrongProductChain(String),
+    /// A certificate is outside its validity period at the policy clock.
+    #[error("certificate {which} is not valid at {now} (valid {not_before}..{not_after})")]
+    CertificateNotValidNow {
+        /// Which certificate.
+        which: &'static str,
+        /// Policy clock, unix seconds.
+        now: u64,
+        /// Start of validity, unix seconds.
+        not_before: u64,
+        /// End of validity, unix seconds.
+        not_after: u64,
+    },
+    /// The ECDSA signature over the raw report bytes does not verify under the VCEK.
+    #[error("SEV-SNP report signature is invalid")]
+    ReportSignatureInvalid,
+    /// The VCEK's extensions do not describe the chip or TCB named in the report.
+    #[error("VCEK extension {extension} does not match the report")]
+    VcekMismatch {
+        /// The extension (hwID, blSPL, teeSPL, snpSPL, ucodeSPL).
+        extension: &'static str,
+    },
+    /// `dcap-qvl` refused the TDX quote (signature, chain, CRL, collateral freshness).
+    #[error("TDX quote refused: {0}")]
+    TdxQuoteRejected(String),
+    /// The TDX collateral is not valid JSON of the expected shape.
+    #[error("TDX collateral does not decode: {0}")]
+    TdxCollateral(String),
+    /// The TCB status that Intel's collateral gives this platform is not accepted.
+    #[error("TDX TCB status {0} is not accepted by the policy")]
+    TdxStatusNotAllowed(String),
+    /// The quote is not a TD quote (for example an SGX enclave quote).
+    #[error("quote is not a TDX TD report")]
+    NotATdQuote,
+    /// The TD runs with the DEBUG attribute.
+    #[error("TD has the DEBUG attribute set")]
+    TdxDebug,
+    /// REPORT_DATA does not equal the binding of the expected keys, address and nonce.
+    #[error("REPORT_DATA does not bind the expected worker keys, address and nonce")]
+    BindingMismatch,
+    /// The Worker contract's attestation record does not describe this evidence.
+    #[error("on-chain attestation record field {field} does not match the evidence")]
+    RecordMismatch {
+        /// The record field.
+        field: &'static str,
+    },
+    /// The Worker contract's attestation record has expired.
+    #[error("on-chain attestation expired at {expires_at} (now {now})")]
+    RecordExpired {
+        /// Record expiry, unix seconds.
+        expires_at: u32,
+        /// Now, unix seconds.
+        now: u64,
+    },
+    /// The worker address has a workchain that does not fit the binding's signed byte.
+    #[error("workchain {0} does not fit in an i8")]
+    WorkchainOutOfRange(i32),
+    /// No TEE guest interface is present and Simulated was not explicitly enabled.
+    #[error("no TEE interface available ({0}); Simulated evidence needs an explicit flag")]
+    ProviderUnavailable(String),
+    /// Simulated evidence was requested for mainnet.
+    #[error("UNATTESTED (SIMULATED TEE) is refused on mainnet")]
+    SimulatedOnMainnet,
+    /// The TEE guest interface answered with an error.
+    #[error("TEE guest interface error: {0}")]
+    Provider(String),
+    /// Reading or writing a guest interface file failed.
+    #[error("I/O on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,217 @@
+//! Verification policy: allowed kinds and measurements (read from Root), minimum TCB, the clock.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use super::evidence::EvidenceKind;
+
+/// A launch measurement: the SNP MEASUREMENT, or for TDX SHA-384(MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2)
+/// (RTMR3 is extended at run time and is not a launch value). Simulated evidence has all zeros.
+pub type Measurement = [u8; 48];
+
+/// The 256-bit value Root's allow-list and the Worker record's `attestation.measurement` hold:
+/// `sha256(measurement)` (TL-B `bits256`; the 48-byte launch digests do not fit).
+pub fn measurement_id(measurement: &Measurement) -> [u8; 32] {
+    Sha256::digest(measurement).into()
+}
+
+/// Source of "now" for certificate and collateral validity; injected so tests are reproducible.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Seconds since the unix epoch.
+    fn now_unix(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+}
+
+/// A clock stopped at a fixed instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub u64);
+
+impl Clock for FixedClock {
+    fn now_unix(&self) -> u64 {
+        self.0
+    }
+}
+
+/// AMD EPYC product lines whose ARK/ASK are pinned (shipped inside the `sev` crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SnpProduct {
+    /// EPYC 7003.
+    Milan,
+    /// EPYC 9004.
+    Genoa,
+    /// EPYC 9005.
+    Turin,
+}
+
+impl SnpProduct {
+    /// Every product with a pinned root.
+    pub const ALL: [SnpProduct; 3] = [Self::Milan, Self::Genoa, Self::Turin];
+}
+
+/// SEV-SNP TCB components (SVNs) as reported in REPORTED_TCB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnpTcb {
+    /// PSP bootloader SVN.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SVN.
+    pub tee: u8,
+    /// SNP firmware SVN.
+    pub snp: u8,
+    /// Microcode SVN.
+    pub microcode: u8,
+}
+
+impl fmt::Display for SnpTcb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bl={} tee={} snp={} ucode={}", self.bootloader, self.tee, self.snp, self.microcode)
+    }
+}
+
+/// SEV-SNP specific rules.
+#[derive(Debug, Clone)]
+pub struct SnpPolicy {
+    /// Products whose pinned ARK/ASK may sign the VCEK.
+    pub products: Vec<SnpProduct>,
+    /// Every component of REPORTED_TCB must be at least this.
+    pub min_tcb: SnpTcb,
+    /// The VMPL the report must come from (0 = the guest kernel itself).
+    pub vmpl: u32,
+    /// Minimum report format version.
+    pub min_report_version: u32,
+}
+
+impl Default for SnpPolicy {
+    fn default() -> Self {
+        Self { products: SnpProduct::ALL.to_vec(), min_tcb: SnpTcb::default(), vmpl: 0, min_report_version: 2 }
+    }
+}
+
+/// Intel TDX specific rules.
+#[derive(Debug, Clone)]
+pub struct TdxPolicy {
+    /// Accepted TCB statuses from Intel's collateral (`UpToDate`; `SWHardeningNeeded` only if
+    /// governance allows).
+    pub allowed_statuses: Vec<String>,
+}
+
+impl Default for TdxPolicy {
+    fn default() -> Self {
+        Self { allowed_statuses: vec!["UpToDate".to_owned()] }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Production,
+    Development,
+}
+
+/// What evidence a verifier accepts.
+///
+/// Built with [`Policy::production`], which has no path that accepts Simulated evidence, or
+/// [`Policy::development`], which does and says so (`UNATTESTED (SIMULATED TEE)`) in its Display.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    mode: Mode,
+    allowed_kinds: BTreeSet<EvidenceKind>,
+    allow_list: BTreeSet<[u8; 32]>,
+    /// SEV-SNP rules.
+    pub snp: SnpPolicy,
+    /// TDX rules.
+    pub tdx: TdxPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl Policy {
+    /// A production policy: SEV-SNP and TDX, the given allow-list of measurement ids (Root's
+    /// `measurements`, see [`measurement_id`]).
+    pub fn production(allow_list: impl IntoIterator<Item = [u8; 32]>) -> Self {
+        Self {
+            mode: Mode::Production,
+            allowed_kinds: [EvidenceKind::SevSnp, EvidenceKind::Tdx].into(),
+            allow_list: allow_list.into_iter().collect(),
+            snp: SnpPolicy::default(),
+            tdx: TdxPolicy::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A development policy: like production, plus Simulated evidence (zero measurement).
+    /// Never use it for mainnet.
+    pub fn development(allow_list: impl IntoIterator<Item = [u8; 32]>) -> Self {
+        let mut policy = Self::production(allow_list);
+        policy.mode = Mode::Development;
+        policy.allowed_kinds.insert(EvidenceKind::Simulated);
+        policy.allow_list.insert(measurement_id(&[0; 48]));
+        policy
+    }
+
+    /// Restricts the accepted kinds (Root's allowed kinds). Simulated is kept only by a
+    /// development policy.
+    pub fn with_allowed_kinds(mut self, kinds: impl IntoIterator<Item = EvidenceKind>) -> Self {
+        let dev = self.is_development();
+        self.allowed_kinds =
+            kinds.into_iter().filter(|k| dev || *k != EvidenceKind::Simulated).collect();
+        self
+    }
+
+    /// Restricts the accepted kinds to Root's `allowed_kinds` bit mask (bit `1 << code`).
+    pub fn with_allowed_kinds_mask(self, mask: u8) -> Self {
+        let kinds = [EvidenceKind::Simulated, EvidenceKind::SevSnp, EvidenceKind::Tdx]
+            .into_iter()
+            .filter(|k| mask & (1 << k.code()) != 0)
+            .collect::<Vec<_>>();
+        self.with_allowed_kinds(kinds)
+    }
+
+    /// Replaces the clock (tests pin it; TDX sample collateral is only valid in a fixed window).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether this is a development policy (accepts Simulated evidence).
+    pub fn is_development(&self) -> bool {
+        self.mode == Mode::Development
+    }
+
+    /// Whether evidence of this kind is accepted at all.
+    pub fn allows_kind(&self, kind: EvidenceKind) -> bool {
+        (kind != EvidenceKind::Simulated || self.is_development()) && self.allowed_kinds.contains(&kind)
+    }
+
+    /// Whether the measurement's id is on the allow-list.
+    pub fn allows_measurement(&self, measurement: &Measurement) -> bool {
+        self.allow_list.contains(&measurement_id(measurement))
+    }
+
+    /// Now, by the policy clock.
+    pub fn now_unix(&self) -> u64 {
+        self.clock.now_unix()
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mode {
+            Mode::Production => f.write_str("production attestation policy")?,
+            Mode::Development => {
+                f.write_str("development attestation policy, accepts UNATTESTED (SIMULATED TEE)")?
+            }
+        }
+        write!(f, " ({} allowed measurements)", self.allow_list.len())
+    }
+}
