@@ -2,8 +2,9 @@
 //! encoding and provider selection.
 
 use cocoon_sdk::attest::{
-    AttestError, AttestationProvider, Evidence, EvidenceKind, Policy, ProviderConfig, RecordedAttestation, measurement_id, SimulatedProvider, WorkerBinding,
-    detect_provider, verify_evidence, verify_worker,
+    AttestError, AttestationProvider, Evidence, EvidenceKind, Policy, ProviderConfig,
+    RecordedAttestation, SimulatedProvider, WorkerBinding, detect_provider, measurement_id,
+    verify_evidence, verify_worker,
 };
 use proptest::prelude::*;
 use tonlib_core::TonAddress;
@@ -19,7 +20,11 @@ fn binding() -> WorkerBinding {
 }
 
 fn simulated() -> Evidence {
-    SimulatedProvider { label: "laptop".into() }.attest(&binding().report_data().unwrap()).unwrap()
+    SimulatedProvider {
+        label: "laptop".into(),
+    }
+    .attest(&binding().report_data().unwrap())
+    .unwrap()
 }
 
 #[test]
@@ -44,7 +49,11 @@ fn simulated_accepted_by_development_policy_and_printed_unattested() {
     assert_eq!(verified.kind, EvidenceKind::Simulated);
     assert_eq!(verified.measurement, [0; 48]);
     assert!(verified.to_string().contains("UNATTESTED (SIMULATED TEE)"));
-    assert!(simulated().to_string().contains("UNATTESTED (SIMULATED TEE)"));
+    assert!(
+        simulated()
+            .to_string()
+            .contains("UNATTESTED (SIMULATED TEE)")
+    );
     assert!(policy.to_string().contains("UNATTESTED (SIMULATED TEE)"));
     assert!(!Policy::production([]).to_string().contains("UNATTESTED"));
 }
@@ -65,12 +74,20 @@ fn every_binding_field_matters() {
         |b| b.encryption_key[31] ^= 1,
         |b| b.worker = TonAddress::new(-1, [0x33; 32].into()),
         |b| b.chain_nonce[7] ^= 1,
-        |b| b.gpu_evidence_hash = Some([0; 32]).map(|mut h| { h[0] = 1; h }),
+        |b| {
+            b.gpu_evidence_hash = Some([0; 32]).map(|mut h| {
+                h[0] = 1;
+                h
+            })
+        },
     ];
     for change in variants {
         let mut b = binding();
         change(&mut b);
-        assert!(matches!(b.check(&report_data), Err(AttestError::BindingMismatch)));
+        assert!(matches!(
+            b.check(&report_data),
+            Err(AttestError::BindingMismatch)
+        ));
     }
     binding().check(&report_data).unwrap();
 }
@@ -79,7 +96,10 @@ fn every_binding_field_matters() {
 fn binding_refuses_workchain_outside_i8() {
     let mut b = binding();
     b.worker = TonAddress::new(300, [0; 32].into());
-    assert!(matches!(b.report_data(), Err(AttestError::WorkchainOutOfRange(300))));
+    assert!(matches!(
+        b.report_data(),
+        Err(AttestError::WorkchainOutOfRange(300))
+    ));
 }
 
 #[test]
@@ -87,7 +107,10 @@ fn simulated_never_decodes_as_hardware_kind() {
     let bytes = simulated().encode();
     let decoded = Evidence::decode(&bytes).unwrap();
     assert_eq!(decoded.kind(), EvidenceKind::Simulated);
-    assert_eq!(EvidenceKind::from_code(EvidenceKind::Simulated.code()), Some(EvidenceKind::Simulated));
+    assert_eq!(
+        EvidenceKind::from_code(EvidenceKind::Simulated.code()),
+        Some(EvidenceKind::Simulated)
+    );
     assert_ne!(EvidenceKind::Simulated.code(), EvidenceKind::SevSnp.code());
     assert_ne!(EvidenceKind::Simulated.code(), EvidenceKind::Tdx.code());
 }
@@ -97,13 +120,28 @@ fn evidence_decode_rejects_bad_input() {
     let bytes = simulated().encode();
     let mut trailing = bytes.clone();
     trailing.push(0);
-    assert!(matches!(Evidence::decode(&trailing), Err(AttestError::TrailingBytes { count: 1 })));
-    assert!(matches!(Evidence::decode(&bytes[..bytes.len() - 1]), Err(AttestError::Truncated { .. })));
-    assert!(matches!(Evidence::decode(&[0xde, 0xad, 0xbe, 0xef]), Err(AttestError::UnknownKind { tag: 0xdeadbeef })));
-    assert!(matches!(Evidence::decode(&[]), Err(AttestError::Truncated { .. })));
+    assert!(matches!(
+        Evidence::decode(&trailing),
+        Err(AttestError::TrailingBytes { count: 1 })
+    ));
+    assert!(matches!(
+        Evidence::decode(&bytes[..bytes.len() - 1]),
+        Err(AttestError::Truncated { .. })
+    ));
+    assert!(matches!(
+        Evidence::decode(&[0xde, 0xad, 0xbe, 0xef]),
+        Err(AttestError::UnknownKind { tag: 0xdeadbeef })
+    ));
+    assert!(matches!(
+        Evidence::decode(&[]),
+        Err(AttestError::Truncated { .. })
+    ));
     let mut bad_utf8 = bytes[..4 + 64].to_vec();
     bad_utf8.extend_from_slice(&[1, 0xff]);
-    assert!(matches!(Evidence::decode(&bad_utf8), Err(AttestError::NotUtf8 { .. })));
+    assert!(matches!(
+        Evidence::decode(&bad_utf8),
+        Err(AttestError::NotUtf8 { .. })
+    ));
 }
 
 #[test]
@@ -114,11 +152,27 @@ fn provider_without_tee_needs_the_explicit_flag() {
         sev_guest_device: dir.path().join("no-sev-guest"),
         ..ProviderConfig::default()
     };
-    assert!(matches!(detect_provider(&config), Err(AttestError::ProviderUnavailable(_))));
-    let dev = ProviderConfig { allow_simulated: true, ..config.clone() };
-    assert_eq!(detect_provider(&dev).unwrap().kind(), EvidenceKind::Simulated);
-    let mainnet = ProviderConfig { allow_simulated: true, mainnet: true, ..config };
-    assert!(matches!(detect_provider(&mainnet), Err(AttestError::SimulatedOnMainnet)));
+    assert!(matches!(
+        detect_provider(&config),
+        Err(AttestError::ProviderUnavailable(_))
+    ));
+    let dev = ProviderConfig {
+        allow_simulated: true,
+        ..config.clone()
+    };
+    assert_eq!(
+        detect_provider(&dev).unwrap().kind(),
+        EvidenceKind::Simulated
+    );
+    let mainnet = ProviderConfig {
+        allow_simulated: true,
+        mainnet: true,
+        ..config
+    };
+    assert!(matches!(
+        detect_provider(&mainnet),
+        Err(AttestError::SimulatedOnMainnet)
+    ));
 }
 
 proptest! {
@@ -152,7 +206,10 @@ proptest! {
 fn development_policy_respects_roots_kind_mask() {
     let policy = Policy::development([]).with_allowed_kinds_mask(0b110);
     let err = verify_evidence(&simulated(), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::KindNotAllowed(EvidenceKind::Simulated)), "{err}");
+    assert!(
+        matches!(err, AttestError::KindNotAllowed(EvidenceKind::Simulated)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -165,11 +222,36 @@ fn onchain_record_must_describe_the_evidence() {
         expires_at: 2_000,
     };
     verified.check_record(&record, 1_999).unwrap();
-    assert!(matches!(verified.check_record(&record, 2_000), Err(AttestError::RecordExpired { .. })));
-    let wrong_hash = RecordedAttestation { evidence_hash: [0; 32], ..record };
-    assert!(matches!(verified.check_record(&wrong_hash, 0), Err(AttestError::RecordMismatch { field: "evidence_hash" })));
-    let wrong_kind = RecordedAttestation { kind: EvidenceKind::SevSnp.code(), ..record };
-    assert!(matches!(verified.check_record(&wrong_kind, 0), Err(AttestError::RecordMismatch { field: "kind" })));
-    let wrong_measurement = RecordedAttestation { measurement: [1; 32], ..record };
-    assert!(matches!(verified.check_record(&wrong_measurement, 0), Err(AttestError::RecordMismatch { field: "measurement" })));
+    assert!(matches!(
+        verified.check_record(&record, 2_000),
+        Err(AttestError::RecordExpired { .. })
+    ));
+    let wrong_hash = RecordedAttestation {
+        evidence_hash: [0; 32],
+        ..record
+    };
+    assert!(matches!(
+        verified.check_record(&wrong_hash, 0),
+        Err(AttestError::RecordMismatch {
+            field: "evidence_hash"
+        })
+    ));
+    let wrong_kind = RecordedAttestation {
+        kind: EvidenceKind::SevSnp.code(),
+        ..record
+    };
+    assert!(matches!(
+        verified.check_record(&wrong_kind, 0),
+        Err(AttestError::RecordMismatch { field: "kind" })
+    ));
+    let wrong_measurement = RecordedAttestation {
+        measurement: [1; 32],
+        ..record
+    };
+    assert!(matches!(
+        verified.check_record(&wrong_measurement, 0),
+        Err(AttestError::RecordMismatch {
+            field: "measurement"
+        })
+    ));
 }

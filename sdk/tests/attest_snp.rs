@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use cocoon_sdk::attest::{
-    AttestError, Evidence, EvidenceKind, FixedClock, Policy, measurement_id, SnpProduct, SnpTcb, Tcb, WorkerBinding, verify_evidence,
+    AttestError, Evidence, EvidenceKind, FixedClock, Policy, SnpProduct, SnpTcb, Tcb,
+    WorkerBinding, measurement_id, verify_evidence,
 };
 use tonlib_core::TonAddress;
 
@@ -25,16 +26,23 @@ fn report() -> Vec<u8> {
 }
 
 fn measurement_of(report: &[u8]) -> [u8; 48] {
-    report[OFF_MEASUREMENT..OFF_MEASUREMENT + 48].try_into().unwrap()
+    report[OFF_MEASUREMENT..OFF_MEASUREMENT + 48]
+        .try_into()
+        .unwrap()
 }
 
 fn evidence(report: Vec<u8>) -> Evidence {
-    Evidence::SevSnp { report, vcek_der: VCEK_MILAN.to_vec(), ask_ark_pem: None }
+    Evidence::SevSnp {
+        report,
+        vcek_der: VCEK_MILAN.to_vec(),
+        ask_ark_pem: None,
+    }
 }
 
 /// Production policy whose allow-list holds the measurement of `report`.
 fn policy_for(report: &[u8]) -> Policy {
-    Policy::production([measurement_id(&measurement_of(report))]).with_clock(Arc::new(FixedClock(NOW)))
+    Policy::production([measurement_id(&measurement_of(report))])
+        .with_clock(Arc::new(FixedClock(NOW)))
 }
 
 #[test]
@@ -45,16 +53,31 @@ fn snp_vendor_sample_verifies() {
     assert_eq!(verified.measurement, measurement_of(&raw));
     assert_eq!(
         verified.tcb,
-        Tcb::Snp { product: SnpProduct::Milan, tcb: SnpTcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 } }
+        Tcb::Snp {
+            product: SnpProduct::Milan,
+            tcb: SnpTcb {
+                bootloader: 3,
+                tee: 0,
+                snp: 8,
+                microcode: 115
+            }
+        }
     );
-    assert_eq!(verified.report_data[..], raw[OFF_REPORT_DATA..OFF_REPORT_DATA + 64]);
+    assert_eq!(
+        verified.report_data[..],
+        raw[OFF_REPORT_DATA..OFF_REPORT_DATA + 64]
+    );
     assert_eq!(verified.evidence_hash, evidence(raw).hash());
 }
 
 #[test]
 fn snp_with_its_own_milan_chain_verifies() {
     let raw = report();
-    let ev = Evidence::SevSnp { report: raw.clone(), vcek_der: VCEK_MILAN.to_vec(), ask_ark_pem: Some(CHAIN_MILAN.to_vec()) };
+    let ev = Evidence::SevSnp {
+        report: raw.clone(),
+        vcek_der: VCEK_MILAN.to_vec(),
+        ask_ark_pem: Some(CHAIN_MILAN.to_vec()),
+    };
     verify_evidence(&ev, &policy_for(&raw)).unwrap();
 }
 
@@ -96,7 +119,11 @@ fn snp_wrong_product_chain_rejected() {
 #[test]
 fn snp_shipped_chain_of_another_product_rejected() {
     let raw = report();
-    let ev = Evidence::SevSnp { report: raw.clone(), vcek_der: VCEK_MILAN.to_vec(), ask_ark_pem: Some(CHAIN_GENOA.to_vec()) };
+    let ev = Evidence::SevSnp {
+        report: raw.clone(),
+        vcek_der: VCEK_MILAN.to_vec(),
+        ask_ark_pem: Some(CHAIN_GENOA.to_vec()),
+    };
     let err = verify_evidence(&ev, &policy_for(&raw)).unwrap_err();
     assert!(matches!(err, AttestError::WrongProductChain(_)), "{err}");
 }
@@ -104,9 +131,19 @@ fn snp_shipped_chain_of_another_product_rejected() {
 #[test]
 fn snp_vcek_of_another_chip_rejected() {
     let raw = report();
-    let ev = Evidence::SevSnp { report: raw.clone(), vcek_der: VCEK_TURIN.to_vec(), ask_ark_pem: None };
+    let ev = Evidence::SevSnp {
+        report: raw.clone(),
+        vcek_der: VCEK_TURIN.to_vec(),
+        ask_ark_pem: None,
+    };
     let err = verify_evidence(&ev, &policy_for(&raw)).unwrap_err();
-    assert!(matches!(err, AttestError::ReportSignatureInvalid | AttestError::VcekMismatch { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::ReportSignatureInvalid | AttestError::VcekMismatch { .. }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,7 +172,16 @@ fn snp_wrong_vmpl_rejected() {
     let mut policy = policy_for(&raw);
     policy.snp.vmpl = 1;
     let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::WrongVmpl { expected: 1, actual: 0 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::WrongVmpl {
+                expected: 1,
+                actual: 0
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -145,23 +191,52 @@ fn snp_measurement_not_allowed_rejected() {
     other[0] ^= 0xff;
     let policy = Policy::production([measurement_id(&other)]).with_clock(Arc::new(FixedClock(NOW)));
     let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::MeasurementNotAllowed { kind: EvidenceKind::SevSnp, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::MeasurementNotAllowed {
+                kind: EvidenceKind::SevSnp,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn snp_tcb_below_minimum_rejected() {
     let raw = report();
     let mut policy = policy_for(&raw);
-    policy.snp.min_tcb = SnpTcb { bootloader: 3, tee: 0, snp: 9, microcode: 115 };
+    policy.snp.min_tcb = SnpTcb {
+        bootloader: 3,
+        tee: 0,
+        snp: 9,
+        microcode: 115,
+    };
     let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::TcbTooLow { component: "snp", reported: 8, minimum: 9 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::TcbTooLow {
+                component: "snp",
+                reported: 8,
+                minimum: 9
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn snp_tcb_at_minimum_accepted() {
     let raw = report();
     let mut policy = policy_for(&raw);
-    policy.snp.min_tcb = SnpTcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 };
+    policy.snp.min_tcb = SnpTcb {
+        bootloader: 3,
+        tee: 0,
+        snp: 8,
+        microcode: 115,
+    };
     verify_evidence(&evidence(raw), &policy).unwrap();
 }
 
@@ -171,7 +246,13 @@ fn snp_expired_vcek_rejected() {
     // 2100-01-01: long after any VCEK's validity.
     let policy = policy_for(&raw).with_clock(Arc::new(FixedClock(4_102_444_800)));
     let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::CertificateNotValidNow { which: "VCEK", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::CertificateNotValidNow { which: "VCEK", .. }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -179,15 +260,25 @@ fn snp_kind_not_allowed_rejected() {
     let raw = report();
     let policy = policy_for(&raw).with_allowed_kinds([EvidenceKind::Tdx]);
     let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::KindNotAllowed(EvidenceKind::SevSnp)), "{err}");
+    assert!(
+        matches!(err, AttestError::KindNotAllowed(EvidenceKind::SevSnp)),
+        "{err}"
+    );
 }
 
 #[test]
 fn snp_garbage_vcek_rejected() {
     let raw = report();
-    let ev = Evidence::SevSnp { report: raw.clone(), vcek_der: vec![0x30, 0x03, 0x02, 0x01, 0x00], ask_ark_pem: None };
+    let ev = Evidence::SevSnp {
+        report: raw.clone(),
+        vcek_der: vec![0x30, 0x03, 0x02, 0x01, 0x00],
+        ask_ark_pem: None,
+    };
     let err = verify_evidence(&ev, &policy_for(&raw)).unwrap_err();
-    assert!(matches!(err, AttestError::Certificate { which: "VCEK", .. }), "{err}");
+    assert!(
+        matches!(err, AttestError::Certificate { which: "VCEK", .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -207,11 +298,26 @@ fn snp_sample_does_not_bind_our_keys() {
 
 #[test]
 fn snp_evidence_round_trips_through_canonical_encoding() {
-    let ev = Evidence::SevSnp { report: report(), vcek_der: VCEK_MILAN.to_vec(), ask_ark_pem: Some(CHAIN_MILAN.to_vec()) };
+    let ev = Evidence::SevSnp {
+        report: report(),
+        vcek_der: VCEK_MILAN.to_vec(),
+        ask_ark_pem: Some(CHAIN_MILAN.to_vec()),
+    };
     let bytes = ev.encode();
     assert_eq!(Evidence::decode(&bytes).unwrap(), ev);
     let mut short = report();
     short.pop();
-    let bad = Evidence::SevSnp { report: short, vcek_der: VCEK_MILAN.to_vec(), ask_ark_pem: None }.encode();
-    assert!(matches!(Evidence::decode(&bad), Err(AttestError::BadLength { field: "report", .. })));
+    let bad = Evidence::SevSnp {
+        report: short,
+        vcek_der: VCEK_MILAN.to_vec(),
+        ask_ark_pem: None,
+    }
+    .encode();
+    assert!(matches!(
+        Evidence::decode(&bad),
+        Err(AttestError::BadLength {
+            field: "report",
+            ..
+        })
+    ));
 }

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use cocoon_sdk::attest::{AttestError, Evidence, EvidenceKind, FixedClock, Policy, Tcb, measurement_id, tdx_measurement, verify_evidence};
+use cocoon_sdk::attest::{
+    AttestError, Evidence, EvidenceKind, FixedClock, Policy, Tcb, measurement_id, tdx_measurement,
+    verify_evidence,
+};
 
 const QUOTE: &[u8] = include_bytes!("fixtures/attest/dcap-qvl/tdx_quote");
 const COLLATERAL: &[u8] = include_bytes!("fixtures/attest/dcap-qvl/tdx_quote_collateral.json");
@@ -19,11 +22,15 @@ fn sample_measurement() -> [u8; 48] {
 }
 
 fn evidence(quote: &[u8], collateral: &[u8]) -> Evidence {
-    Evidence::Tdx { quote: quote.to_vec(), collateral_json: collateral.to_vec() }
+    Evidence::Tdx {
+        quote: quote.to_vec(),
+        collateral_json: collateral.to_vec(),
+    }
 }
 
 fn policy_at(now: u64) -> Policy {
-    Policy::production([measurement_id(&sample_measurement())]).with_clock(Arc::new(FixedClock(now)))
+    Policy::production([measurement_id(&sample_measurement())])
+        .with_clock(Arc::new(FixedClock(now)))
 }
 
 #[test]
@@ -31,8 +38,15 @@ fn tdx_vendor_sample_verifies() {
     let verified = verify_evidence(&evidence(QUOTE, COLLATERAL), &policy_at(NOW)).unwrap();
     assert_eq!(verified.kind, EvidenceKind::Tdx);
     assert_eq!(verified.measurement, sample_measurement());
-    assert!(matches!(&verified.tcb, Tcb::Tdx { status, .. } if status == "UpToDate"), "{:?}", verified.tcb);
-    assert_eq!(verified.report_data[..], QUOTE[OFF_REPORT_DATA..OFF_REPORT_DATA + 64]);
+    assert!(
+        matches!(&verified.tcb, Tcb::Tdx { status, .. } if status == "UpToDate"),
+        "{:?}",
+        verified.tcb
+    );
+    assert_eq!(
+        verified.report_data[..],
+        QUOTE[OFF_REPORT_DATA..OFF_REPORT_DATA + 64]
+    );
 }
 
 #[test]
@@ -63,14 +77,29 @@ fn tdx_flipped_mrtd_bit_rejected() {
     // MR_TD follows TEE_TCB_SVN(16) MRSEAM(48) MRSIGNERSEAM(48) SEAMATTRIBUTES(8) TDATTRIBUTES(8) XFAM(8).
     quote[48 + 136] ^= 0x01;
     let err = verify_evidence(&evidence(&quote, COLLATERAL), &policy_at(NOW)).unwrap_err();
-    assert!(matches!(err, AttestError::TdxQuoteRejected(_) | AttestError::MeasurementNotAllowed { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::TdxQuoteRejected(_) | AttestError::MeasurementNotAllowed { .. }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn tdx_measurement_not_allowed_rejected() {
     let policy = Policy::production([[0x4d; 32]]).with_clock(Arc::new(FixedClock(NOW)));
     let err = verify_evidence(&evidence(QUOTE, COLLATERAL), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::MeasurementNotAllowed { kind: EvidenceKind::Tdx, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AttestError::MeasurementNotAllowed {
+                kind: EvidenceKind::Tdx,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,12 +107,19 @@ fn tdx_status_not_allowed_rejected() {
     let mut policy = policy_at(NOW);
     policy.tdx.allowed_statuses = vec!["SWHardeningNeeded".into()];
     let err = verify_evidence(&evidence(QUOTE, COLLATERAL), &policy).unwrap_err();
-    assert!(matches!(err, AttestError::TdxStatusNotAllowed(ref s) if s == "UpToDate"), "{err}");
+    assert!(
+        matches!(err, AttestError::TdxStatusNotAllowed(ref s) if s == "UpToDate"),
+        "{err}"
+    );
 }
 
 #[test]
 fn tdx_malformed_collateral_rejected() {
-    let err = verify_evidence(&evidence(QUOTE, b"{\"not\":\"collateral\"}"), &policy_at(NOW)).unwrap_err();
+    let err = verify_evidence(
+        &evidence(QUOTE, b"{\"not\":\"collateral\"}"),
+        &policy_at(NOW),
+    )
+    .unwrap_err();
     assert!(matches!(err, AttestError::TdxCollateral(_)), "{err}");
 }
 

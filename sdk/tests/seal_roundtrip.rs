@@ -1,18 +1,24 @@
 //! HPKE sealing to one and K workers, the sealed response stream, and the commitments.
 
 use cocoon_sdk::seal::{
-    ClientSeal, EncryptionKeyPair, JobContext, SealError, SealedChunk, SealedInput, input_commitment, open_input,
-    output_commitment, seal_input,
+    ClientSeal, EncryptionKeyPair, JobContext, SealError, SealedChunk, SealedInput,
+    input_commitment, open_input, output_commitment, seal_input,
 };
 use proptest::prelude::*;
 use tonlib_core::TonAddress;
 
 fn job() -> JobContext {
-    JobContext { escrow: TonAddress::new(0, [0xE5; 32].into()), job_id: 42, model_id: 7 }
+    JobContext {
+        escrow: TonAddress::new(0, [0xE5; 32].into()),
+        job_id: 42,
+        model_id: 7,
+    }
 }
 
 fn workers(n: u8) -> Vec<EncryptionKeyPair> {
-    (0..n).map(|i| EncryptionKeyPair::from_seed(&[i + 1; 32])).collect()
+    (0..n)
+        .map(|i| EncryptionKeyPair::from_seed(&[i + 1; 32]))
+        .collect()
 }
 
 fn keys(workers: &[EncryptionKeyPair]) -> Vec<[u8; 32]> {
@@ -20,7 +26,11 @@ fn keys(workers: &[EncryptionKeyPair]) -> Vec<[u8; 32]> {
 }
 
 /// The worker side of a job: open the input, answer in `parts`, return chunks and commitment.
-fn respond(client: &ClientSeal, worker: &EncryptionKeyPair, parts: &[&[u8]]) -> (Vec<Vec<u8>>, [u8; 32]) {
+fn respond(
+    client: &ClientSeal,
+    worker: &EncryptionKeyPair,
+    parts: &[&[u8]],
+) -> (Vec<Vec<u8>>, [u8; 32]) {
     let mut opened = open_input(&client.sealed, worker, &job()).unwrap();
     let chunks = parts
         .iter()
@@ -48,16 +58,30 @@ fn round_trip_one_recipient() {
     assert_eq!(answer, b"The Open Network");
     let client_commitment = opener.finish().unwrap();
     assert_eq!(client_commitment, worker_commitment);
-    assert_eq!(client_commitment, output_commitment(&client.secrets[0].output_commit_key(), b"The Open Network"));
+    assert_eq!(
+        client_commitment,
+        output_commitment(&client.secrets[0].output_commit_key(), b"The Open Network")
+    );
 }
 
 #[test]
 fn round_trip_k_recipients() {
     let w = workers(5);
     let client = seal_input(b"prompt for any of five", &keys(&w), &job()).unwrap();
-    assert_eq!(SealedInput::decode(&client.sealed).unwrap().recipients.len(), 5);
+    assert_eq!(
+        SealedInput::decode(&client.sealed)
+            .unwrap()
+            .recipients
+            .len(),
+        5
+    );
     for worker in &w {
-        assert_eq!(open_input(&client.sealed, worker, &job()).unwrap().plaintext, b"prompt for any of five");
+        assert_eq!(
+            open_input(&client.sealed, worker, &job())
+                .unwrap()
+                .plaintext,
+            b"prompt for any of five"
+        );
     }
     // The relayer fails over to worker 3; the client reads its answer without re-sealing.
     let (chunks, commitment) = respond(&client, &w[3], &[b"answer from three"]);
@@ -70,8 +94,14 @@ fn round_trip_k_recipients() {
 fn wrong_recipient_rejected() {
     let w = workers(3);
     let client = seal_input(b"secret", &keys(&w[..2]), &job()).unwrap();
-    assert_eq!(open_input(&client.sealed, &w[2], &job()).unwrap_err(), SealError::NotARecipient);
-    assert_eq!(client.response_opener(&w[2].public_key()).unwrap_err(), SealError::NotARecipient);
+    assert_eq!(
+        open_input(&client.sealed, &w[2], &job()).unwrap_err(),
+        SealError::NotARecipient
+    );
+    assert_eq!(
+        client.response_opener(&w[2].public_key()).unwrap_err(),
+        SealError::NotARecipient
+    );
 }
 
 #[test]
@@ -81,7 +111,10 @@ fn recipient_entry_claiming_another_key_rejected() {
     let client = seal_input(b"secret", &keys(&w[..1]), &job()).unwrap();
     let mut parsed = SealedInput::decode(&client.sealed).unwrap();
     parsed.recipients[0].public_key = w[1].public_key();
-    assert_eq!(open_input(&parsed.encode(), &w[1], &job()).unwrap_err(), SealError::KeyUnwrapFailed);
+    assert_eq!(
+        open_input(&parsed.encode(), &w[1], &job()).unwrap_err(),
+        SealError::KeyUnwrapFailed
+    );
 }
 
 #[test]
@@ -89,11 +122,23 @@ fn sealed_input_replayed_into_another_job_rejected() {
     let w = workers(1);
     let client = seal_input(b"secret", &keys(&w), &job()).unwrap();
     for other in [
-        JobContext { job_id: 43, ..job() },
-        JobContext { model_id: 8, ..job() },
-        JobContext { escrow: TonAddress::new(0, [0xE6; 32].into()), ..job() },
+        JobContext {
+            job_id: 43,
+            ..job()
+        },
+        JobContext {
+            model_id: 8,
+            ..job()
+        },
+        JobContext {
+            escrow: TonAddress::new(0, [0xE6; 32].into()),
+            ..job()
+        },
     ] {
-        assert_eq!(open_input(&client.sealed, &w[0], &other).unwrap_err(), SealError::KeyUnwrapFailed);
+        assert_eq!(
+            open_input(&client.sealed, &w[0], &other).unwrap_err(),
+            SealError::KeyUnwrapFailed
+        );
     }
 }
 
@@ -104,11 +149,17 @@ fn modified_sealed_input_rejected() {
     let mut ct = client.sealed.clone();
     let last = ct.len() - 1;
     ct[last] ^= 1;
-    assert_eq!(open_input(&ct, &w[0], &job()).unwrap_err(), SealError::ContentAuthFailed);
+    assert_eq!(
+        open_input(&ct, &w[0], &job()).unwrap_err(),
+        SealError::ContentAuthFailed
+    );
     // Dropping worker 1 from the header changes the content AAD: worker 0 notices.
     let mut parsed = SealedInput::decode(&client.sealed).unwrap();
     parsed.recipients.truncate(1);
-    assert_eq!(open_input(&parsed.encode(), &w[0], &job()).unwrap_err(), SealError::ContentAuthFailed);
+    assert_eq!(
+        open_input(&parsed.encode(), &w[0], &job()).unwrap_err(),
+        SealError::ContentAuthFailed
+    );
 }
 
 #[test]
@@ -120,7 +171,10 @@ fn modified_chunk_rejected() {
     chunks[1][last] ^= 0x80;
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
     opener.open_chunk(&chunks[0]).unwrap();
-    assert_eq!(opener.open_chunk(&chunks[1]).unwrap_err(), SealError::ChunkAuthFailed { seq: 1 });
+    assert_eq!(
+        opener.open_chunk(&chunks[1]).unwrap_err(),
+        SealError::ChunkAuthFailed { seq: 1 }
+    );
 }
 
 #[test]
@@ -130,7 +184,13 @@ fn dropped_chunk_rejected() {
     let (chunks, _) = respond(&client, &w[0], &[b"a", b"b", b"c"]);
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
     opener.open_chunk(&chunks[0]).unwrap();
-    assert_eq!(opener.open_chunk(&chunks[2]).unwrap_err(), SealError::ChunkOutOfOrder { expected: 1, got: 2 });
+    assert_eq!(
+        opener.open_chunk(&chunks[2]).unwrap_err(),
+        SealError::ChunkOutOfOrder {
+            expected: 1,
+            got: 2
+        }
+    );
 }
 
 #[test]
@@ -139,7 +199,13 @@ fn reordered_chunks_rejected() {
     let client = seal_input(b"q", &keys(&w), &job()).unwrap();
     let (chunks, _) = respond(&client, &w[0], &[b"a", b"b", b"c"]);
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
-    assert_eq!(opener.open_chunk(&chunks[1]).unwrap_err(), SealError::ChunkOutOfOrder { expected: 0, got: 1 });
+    assert_eq!(
+        opener.open_chunk(&chunks[1]).unwrap_err(),
+        SealError::ChunkOutOfOrder {
+            expected: 0,
+            got: 1
+        }
+    );
 }
 
 #[test]
@@ -151,7 +217,10 @@ fn renumbered_chunk_rejected() {
     let mut moved = SealedChunk::decode(&chunks[1]).unwrap();
     moved.seq = 0;
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
-    assert_eq!(opener.open_chunk(&moved.encode()).unwrap_err(), SealError::ChunkAuthFailed { seq: 0 });
+    assert_eq!(
+        opener.open_chunk(&moved.encode()).unwrap_err(),
+        SealError::ChunkAuthFailed { seq: 0 }
+    );
 }
 
 #[test]
@@ -161,7 +230,13 @@ fn replayed_chunk_rejected() {
     let (chunks, _) = respond(&client, &w[0], &[b"a", b"b"]);
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
     opener.open_chunk(&chunks[0]).unwrap();
-    assert_eq!(opener.open_chunk(&chunks[0]).unwrap_err(), SealError::ChunkReplayed { expected: 1, got: 0 });
+    assert_eq!(
+        opener.open_chunk(&chunks[0]).unwrap_err(),
+        SealError::ChunkReplayed {
+            expected: 1,
+            got: 0
+        }
+    );
 }
 
 #[test]
@@ -183,7 +258,10 @@ fn early_final_flag_rejected() {
     let mut cut = SealedChunk::decode(&chunks[0]).unwrap();
     cut.is_final = true;
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
-    assert_eq!(opener.open_chunk(&cut.encode()).unwrap_err(), SealError::ChunkAuthFailed { seq: 0 });
+    assert_eq!(
+        opener.open_chunk(&cut.encode()).unwrap_err(),
+        SealError::ChunkAuthFailed { seq: 0 }
+    );
 }
 
 #[test]
@@ -193,10 +271,16 @@ fn chunk_after_final_rejected() {
     let (chunks, _) = respond(&client, &w[0], &[b"only"]);
     let mut opener = client.response_opener(&w[0].public_key()).unwrap();
     opener.open_chunk(&chunks[0]).unwrap();
-    assert_eq!(opener.open_chunk(&chunks[0]).unwrap_err(), SealError::ChunkAfterFinal);
+    assert_eq!(
+        opener.open_chunk(&chunks[0]).unwrap_err(),
+        SealError::ChunkAfterFinal
+    );
     let mut opened = open_input(&client.sealed, &w[0], &job()).unwrap();
     opened.response.seal_chunk(b"x", true).unwrap();
-    assert_eq!(opened.response.seal_chunk(b"y", false).unwrap_err(), SealError::StreamFinished);
+    assert_eq!(
+        opened.response.seal_chunk(b"y", false).unwrap_err(),
+        SealError::StreamFinished
+    );
 }
 
 #[test]
@@ -205,7 +289,10 @@ fn response_of_one_worker_does_not_open_as_another() {
     let client = seal_input(b"q", &keys(&w), &job()).unwrap();
     let (chunks, _) = respond(&client, &w[0], &[b"from zero"]);
     let mut opener = client.response_opener(&w[1].public_key()).unwrap();
-    assert_eq!(opener.open_chunk(&chunks[0]).unwrap_err(), SealError::ChunkAuthFailed { seq: 0 });
+    assert_eq!(
+        opener.open_chunk(&chunks[0]).unwrap_err(),
+        SealError::ChunkAuthFailed { seq: 0 }
+    );
 }
 
 #[test]
@@ -225,13 +312,28 @@ fn output_commitment_binds_the_answer_and_hides_it() {
 
 #[test]
 fn seal_refuses_bad_recipient_lists() {
-    assert_eq!(seal_input(b"q", &[], &job()).unwrap_err(), SealError::BadRecipientCount(0));
+    assert_eq!(
+        seal_input(b"q", &[], &job()).unwrap_err(),
+        SealError::BadRecipientCount(0)
+    );
     let w = workers(1);
     let k = w[0].public_key();
-    assert_eq!(seal_input(b"q", &[k, k], &job()).unwrap_err(), SealError::DuplicateRecipient);
-    assert_eq!(seal_input(b"q", &vec![[9; 32]; 17], &job()).unwrap_err(), SealError::BadRecipientCount(17));
-    let bad_job = JobContext { escrow: TonAddress::new(1000, [0; 32].into()), ..job() };
-    assert_eq!(seal_input(b"q", &[k], &bad_job).unwrap_err(), SealError::WorkchainOutOfRange(1000));
+    assert_eq!(
+        seal_input(b"q", &[k, k], &job()).unwrap_err(),
+        SealError::DuplicateRecipient
+    );
+    assert_eq!(
+        seal_input(b"q", &vec![[9; 32]; 17], &job()).unwrap_err(),
+        SealError::BadRecipientCount(17)
+    );
+    let bad_job = JobContext {
+        escrow: TonAddress::new(1000, [0; 32].into()),
+        ..job()
+    };
+    assert_eq!(
+        seal_input(b"q", &[k], &bad_job).unwrap_err(),
+        SealError::WorkchainOutOfRange(1000)
+    );
 }
 
 #[test]
@@ -240,34 +342,77 @@ fn sealed_input_decode_rejects_bad_bytes() {
     let sealed = seal_input(b"q", &keys(&w), &job()).unwrap().sealed;
     let mut trailing = sealed.clone();
     trailing.push(0);
-    assert_eq!(SealedInput::decode(&trailing).unwrap_err(), SealError::TrailingBytes { count: 1 });
-    assert!(matches!(SealedInput::decode(&sealed[..sealed.len() - 1]).unwrap_err(), SealError::Truncated { .. }));
+    assert_eq!(
+        SealedInput::decode(&trailing).unwrap_err(),
+        SealError::TrailingBytes { count: 1 }
+    );
+    assert!(matches!(
+        SealedInput::decode(&sealed[..sealed.len() - 1]).unwrap_err(),
+        SealError::Truncated { .. }
+    ));
     let mut version = sealed.clone();
     version[0] = 2;
-    assert_eq!(SealedInput::decode(&version).unwrap_err(), SealError::UnsupportedVersion(2));
+    assert_eq!(
+        SealedInput::decode(&version).unwrap_err(),
+        SealError::UnsupportedVersion(2)
+    );
     let mut suite = sealed.clone();
     suite[2] = 2;
-    assert_eq!(SealedInput::decode(&suite).unwrap_err(), SealError::UnsupportedSuite(2));
+    assert_eq!(
+        SealedInput::decode(&suite).unwrap_err(),
+        SealError::UnsupportedSuite(2)
+    );
     let mut zero = sealed.clone();
     zero[3] = 0;
-    assert_eq!(SealedInput::decode(&zero).unwrap_err(), SealError::BadRecipientCount(0));
+    assert_eq!(
+        SealedInput::decode(&zero).unwrap_err(),
+        SealError::BadRecipientCount(0)
+    );
     let mut dup = SealedInput::decode(&sealed).unwrap();
     dup.recipients[1].public_key = dup.recipients[0].public_key;
-    assert_eq!(SealedInput::decode(&dup.encode()).unwrap_err(), SealError::DuplicateRecipient);
+    assert_eq!(
+        SealedInput::decode(&dup.encode()).unwrap_err(),
+        SealError::DuplicateRecipient
+    );
 }
 
 #[test]
 fn chunk_decode_rejects_bad_bytes() {
-    assert!(matches!(SealedChunk::decode(&[1, 0, 0]).unwrap_err(), SealError::Truncated { .. }));
-    let chunk = SealedChunk { seq: 3, is_final: false, ciphertext: vec![0; 20] }.encode();
+    assert!(matches!(
+        SealedChunk::decode(&[1, 0, 0]).unwrap_err(),
+        SealError::Truncated { .. }
+    ));
+    let chunk = SealedChunk {
+        seq: 3,
+        is_final: false,
+        ciphertext: vec![0; 20],
+    }
+    .encode();
     let mut flags = chunk.clone();
     flags[1] = 0x02;
-    assert!(matches!(SealedChunk::decode(&flags).unwrap_err(), SealError::BadLength { field: "chunk flags", .. }));
+    assert!(matches!(
+        SealedChunk::decode(&flags).unwrap_err(),
+        SealError::BadLength {
+            field: "chunk flags",
+            ..
+        }
+    ));
     let mut trailing = chunk.clone();
     trailing.push(1);
-    assert_eq!(SealedChunk::decode(&trailing).unwrap_err(), SealError::TrailingBytes { count: 1 });
-    let short = SealedChunk { seq: 0, is_final: true, ciphertext: vec![0; 15] }.encode();
-    assert!(matches!(SealedChunk::decode(&short).unwrap_err(), SealError::BadLength { .. }));
+    assert_eq!(
+        SealedChunk::decode(&trailing).unwrap_err(),
+        SealError::TrailingBytes { count: 1 }
+    );
+    let short = SealedChunk {
+        seq: 0,
+        is_final: true,
+        ciphertext: vec![0; 15],
+    }
+    .encode();
+    assert!(matches!(
+        SealedChunk::decode(&short).unwrap_err(),
+        SealError::BadLength { .. }
+    ));
 }
 
 proptest! {

@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(receipt) = SignedReceipt::from_boc(data) {
         let boc = receipt.to_boc().expect("a decoded receipt re-encodes");
-        assert_eq!(SignedReceipt::from_boc(&boc).expect("re-encoded receipt decodes"), receipt);
+        assert_eq!(
+            SignedReceipt::from_boc(&boc).expect("re-encoded receipt decodes"),
+            receipt
+        );
         let _ = receipt.verify_signature(&[0x11; 32]);
     }
 });

@@ -8,8 +8,8 @@
 //! masterchain block hash or Root's epoch seed) gives freshness, since neither SNP nor TDX reports
 //! carry a time.
 
-use tonlib_core::TonAddress;
 use sha2::{Digest, Sha512};
+use tonlib_core::TonAddress;
 
 use super::error::{AttestError, Result};
 
@@ -50,7 +50,14 @@ impl WorkerBinding {
     /// Checks REPORT_DATA against this binding, in constant time.
     pub fn check(&self, report_data: &[u8; 64]) -> Result<()> {
         let expected = self.report_data()?;
-        let diff = expected.iter().zip(report_data).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff == 0 { Ok(()) } else { Err(AttestError::BindingMismatch) }
+        let diff = expected
+            .iter()
+            .zip(report_data)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff == 0 {
+            Ok(())
+        } else {
+            Err(AttestError::BindingMismatch)
+        }
     }
 }

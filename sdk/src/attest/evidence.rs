@@ -114,13 +114,20 @@ impl Evidence {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            Self::SevSnp { report, vcek_der, ask_ark_pem } => {
+            Self::SevSnp {
+                report,
+                vcek_der,
+                ask_ark_pem,
+            } => {
                 out.extend_from_slice(&TAG_SEV_SNP.to_be_bytes());
                 put_var(&mut out, report);
                 put_var(&mut out, vcek_der);
                 put_var(&mut out, ask_ark_pem.as_deref().unwrap_or_default());
             }
-            Self::Tdx { quote, collateral_json } => {
+            Self::Tdx {
+                quote,
+                collateral_json,
+            } => {
                 out.extend_from_slice(&TAG_TDX.to_be_bytes());
                 put_var(&mut out, quote);
                 put_var(&mut out, collateral_json);
@@ -148,18 +155,30 @@ impl Evidence {
                 let vcek_der = r.var("vcek_der", 1, MAX_CERT_LEN)?.to_vec();
                 let chain = r.var("ask_ark_pem", 0, MAX_CHAIN_LEN)?;
                 let ask_ark_pem = (!chain.is_empty()).then(|| chain.to_vec());
-                Self::SevSnp { report, vcek_der, ask_ark_pem }
+                Self::SevSnp {
+                    report,
+                    vcek_der,
+                    ask_ark_pem,
+                }
             }
             TAG_TDX => {
                 let quote = r.var("quote", 1, MAX_QUOTE_LEN)?.to_vec();
                 let collateral_json = r.var("collateral_json", 2, MAX_COLLATERAL_LEN)?.to_vec();
-                Self::Tdx { quote, collateral_json }
+                Self::Tdx {
+                    quote,
+                    collateral_json,
+                }
             }
             TAG_SIMULATED => {
                 let report_data = r.array::<64>("report_data")?;
                 let len = r.array::<1>("label length")?[0] as usize;
                 if len > MAX_LABEL_LEN {
-                    return Err(AttestError::BadLength { field: "label", len, min: 0, max: MAX_LABEL_LEN });
+                    return Err(AttestError::BadLength {
+                        field: "label",
+                        len,
+                        min: 0,
+                        max: MAX_LABEL_LEN,
+                    });
                 }
                 let label = std::str::from_utf8(r.take("label", len)?)
                     .map_err(|_| AttestError::NotUtf8 { field: "label" })?
@@ -169,7 +188,9 @@ impl Evidence {
             tag => return Err(AttestError::UnknownKind { tag }),
         };
         if r.pos != bytes.len() {
-            return Err(AttestError::TrailingBytes { count: bytes.len() - r.pos });
+            return Err(AttestError::TrailingBytes {
+                count: bytes.len() - r.pos,
+            });
         }
         Ok(evidence)
     }
@@ -186,13 +207,21 @@ impl Evidence {
         while !label.is_char_boundary(end) {
             end -= 1;
         }
-        Self::Simulated { report_data, label: label[..end].to_owned() }
+        Self::Simulated {
+            report_data,
+            label: label[..end].to_owned(),
+        }
     }
 }
 
 impl fmt::Debug for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Evidence({}, hash {})", self.kind(), hex::encode(self.hash()))
+        write!(
+            f,
+            "Evidence({}, hash {})",
+            self.kind(),
+            hex::encode(self.hash())
+        )
     }
 }
 
@@ -234,7 +263,12 @@ impl<'a> Reader<'a> {
     fn var(&mut self, field: &'static str, min: usize, max: usize) -> Result<&'a [u8]> {
         let len = u32::from_be_bytes(self.array::<4>(field)?) as usize;
         if len < min || len > max {
-            return Err(AttestError::BadLength { field, len, min, max });
+            return Err(AttestError::BadLength {
+                field,
+                len,
+                min,
+                max,
+            });
         }
         self.take(field, len)
     }

@@ -21,10 +21,13 @@ mod verify;
 pub use binding::{WORKER_BINDING_DOMAIN, WorkerBinding};
 pub use error::{AttestError, Result};
 pub use evidence::{Evidence, EvidenceKind, SNP_REPORT_LEN};
-pub use policy::{Clock, FixedClock, Measurement, Policy, measurement_id, SnpPolicy, SnpProduct, SnpTcb, SystemClock, TdxPolicy};
+pub use policy::{
+    Clock, FixedClock, Measurement, Policy, SnpPolicy, SnpProduct, SnpTcb, SystemClock, TdxPolicy,
+    measurement_id,
+};
 pub use provider::{
-    AttestationProvider, CONFIGFS_TSM_REPORT_DIR, ConfigfsTsmProvider, ProviderConfig, SEV_GUEST_DEVICE,
-    SevGuestProvider, SimulatedProvider, detect_provider,
+    AttestationProvider, CONFIGFS_TSM_REPORT_DIR, ConfigfsTsmProvider, ProviderConfig,
+    SEV_GUEST_DEVICE, SevGuestProvider, SimulatedProvider, detect_provider,
 };
 pub use tdx::tdx_measurement;
 pub use verify::{RecordedAttestation, Tcb, Verified, verify_evidence, verify_worker};

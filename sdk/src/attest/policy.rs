@@ -31,7 +31,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_unix(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 }
 
@@ -76,7 +79,11 @@ pub struct SnpTcb {
 
 impl fmt::Display for SnpTcb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bl={} tee={} snp={} ucode={}", self.bootloader, self.tee, self.snp, self.microcode)
+        write!(
+            f,
+            "bl={} tee={} snp={} ucode={}",
+            self.bootloader, self.tee, self.snp, self.microcode
+        )
     }
 }
 
@@ -95,7 +102,12 @@ pub struct SnpPolicy {
 
 impl Default for SnpPolicy {
     fn default() -> Self {
-        Self { products: SnpProduct::ALL.to_vec(), min_tcb: SnpTcb::default(), vmpl: 0, min_report_version: 2 }
+        Self {
+            products: SnpProduct::ALL.to_vec(),
+            min_tcb: SnpTcb::default(),
+            vmpl: 0,
+            min_report_version: 2,
+        }
     }
 }
 
@@ -109,7 +121,9 @@ pub struct TdxPolicy {
 
 impl Default for TdxPolicy {
     fn default() -> Self {
-        Self { allowed_statuses: vec!["UpToDate".to_owned()] }
+        Self {
+            allowed_statuses: vec!["UpToDate".to_owned()],
+        }
     }
 }
 
@@ -163,17 +177,23 @@ impl Policy {
     /// development policy.
     pub fn with_allowed_kinds(mut self, kinds: impl IntoIterator<Item = EvidenceKind>) -> Self {
         let dev = self.is_development();
-        self.allowed_kinds =
-            kinds.into_iter().filter(|k| dev || *k != EvidenceKind::Simulated).collect();
+        self.allowed_kinds = kinds
+            .into_iter()
+            .filter(|k| dev || *k != EvidenceKind::Simulated)
+            .collect();
         self
     }
 
     /// Restricts the accepted kinds to Root's `allowed_kinds` bit mask (bit `1 << code`).
     pub fn with_allowed_kinds_mask(self, mask: u8) -> Self {
-        let kinds = [EvidenceKind::Simulated, EvidenceKind::SevSnp, EvidenceKind::Tdx]
-            .into_iter()
-            .filter(|k| mask & (1 << k.code()) != 0)
-            .collect::<Vec<_>>();
+        let kinds = [
+            EvidenceKind::Simulated,
+            EvidenceKind::SevSnp,
+            EvidenceKind::Tdx,
+        ]
+        .into_iter()
+        .filter(|k| mask & (1 << k.code()) != 0)
+        .collect::<Vec<_>>();
         self.with_allowed_kinds(kinds)
     }
 
@@ -190,7 +210,8 @@ impl Policy {
 
     /// Whether evidence of this kind is accepted at all.
     pub fn allows_kind(&self, kind: EvidenceKind) -> bool {
-        (kind != EvidenceKind::Simulated || self.is_development()) && self.allowed_kinds.contains(&kind)
+        (kind != EvidenceKind::Simulated || self.is_development())
+            && self.allowed_kinds.contains(&kind)
     }
 
     /// Whether the measurement's id is on the allow-list.

@@ -38,17 +38,31 @@ impl AttestationProvider for SevGuestProvider {
 
     fn attest(&self, report_data: &[u8; 64]) -> Result<Evidence> {
         use sev::firmware::guest::Firmware;
-        let mut fw = Firmware::open().map_err(|source| AttestError::Io { path: SEV_GUEST_DEVICE.into(), source })?;
+        let mut fw = Firmware::open().map_err(|source| AttestError::Io {
+            path: SEV_GUEST_DEVICE.into(),
+            source,
+        })?;
         let (report, certs) = fw
             .get_ext_report(None, Some(*report_data), Some(self.vmpl))
             .map_err(|e| AttestError::Provider(e.to_string()))?;
         let table_vcek = certs.and_then(|entries| {
-            entries.into_iter().find(|e| e.cert_type == sev::firmware::host::CertType::VCEK).map(|e| e.data)
+            entries
+                .into_iter()
+                .find(|e| e.cert_type == sev::firmware::host::CertType::VCEK)
+                .map(|e| e.data)
         });
-        let vcek_der = table_vcek.or_else(|| self.vcek_der.clone()).ok_or_else(|| {
-            AttestError::ProviderUnavailable("no VCEK: the host has no certificate table and none was configured".into())
-        })?;
-        Ok(Evidence::SevSnp { report, vcek_der, ask_ark_pem: None })
+        let vcek_der = table_vcek
+            .or_else(|| self.vcek_der.clone())
+            .ok_or_else(|| {
+                AttestError::ProviderUnavailable(
+                    "no VCEK: the host has no certificate table and none was configured".into(),
+                )
+            })?;
+        Ok(Evidence::SevSnp {
+            report,
+            vcek_der,
+            ask_ark_pem: None,
+        })
     }
 }
 
@@ -66,11 +80,19 @@ pub struct ConfigfsTsmProvider {
 impl ConfigfsTsmProvider {
     /// A provider over the standard configfs location.
     pub fn new() -> Self {
-        Self { root: CONFIGFS_TSM_REPORT_DIR.into(), vcek_der: None, tdx_collateral_json: None }
+        Self {
+            root: CONFIGFS_TSM_REPORT_DIR.into(),
+            vcek_der: None,
+            tdx_collateral_json: None,
+        }
     }
 
     fn provider_name(&self, entry: &Path) -> Result<String> {
-        Ok(read(&entry.join("provider"))?.trim_ascii().iter().map(|&b| b as char).collect())
+        Ok(read(&entry.join("provider"))?
+            .trim_ascii()
+            .iter()
+            .map(|&b| b as char)
+            .collect())
     }
 }
 
@@ -81,26 +103,45 @@ impl Default for ConfigfsTsmProvider {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| AttestError::Io { path: path.display().to_string(), source })
+    fs::read(path).map_err(|source| AttestError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<()> {
-    fs::write(path, data).map_err(|source| AttestError::Io { path: path.display().to_string(), source })
+    fs::write(path, data).map_err(|source| AttestError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl AttestationProvider for ConfigfsTsmProvider {
     fn kind(&self) -> EvidenceKind {
         let entry = self.root.join("cocoon-probe");
-        let kind = fs::create_dir(&entry).ok().and_then(|()| self.provider_name(&entry).ok());
+        let kind = fs::create_dir(&entry)
+            .ok()
+            .and_then(|()| self.provider_name(&entry).ok());
         let _ = fs::remove_dir(&entry);
-        if kind.as_deref() == Some("tdx_guest") { EvidenceKind::Tdx } else { EvidenceKind::SevSnp }
+        if kind.as_deref() == Some("tdx_guest") {
+            EvidenceKind::Tdx
+        } else {
+            EvidenceKind::SevSnp
+        }
     }
 
     fn attest(&self, report_data: &[u8; 64]) -> Result<Evidence> {
         // A fresh entry per request: configfs bumps `generation` on every write, and a private
         // directory keeps concurrent requests from reading each other's outblob.
-        let entry = self.root.join(format!("cocoon-{}-{}", std::process::id(), rand::random::<u64>()));
-        fs::create_dir(&entry).map_err(|source| AttestError::Io { path: entry.display().to_string(), source })?;
+        let entry = self.root.join(format!(
+            "cocoon-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        fs::create_dir(&entry).map_err(|source| AttestError::Io {
+            path: entry.display().to_string(),
+            source,
+        })?;
         let result = (|| {
             write(&entry.join("inblob"), report_data)?;
             let provider = self.provider_name(&entry)?;
@@ -111,20 +152,38 @@ impl AttestationProvider for ConfigfsTsmProvider {
                         sev::firmware::host::CertTableEntry::vec_bytes_to_cert_table(&mut aux).ok()
                     });
                     let table_vcek = table_vcek.and_then(|t| {
-                        t.into_iter().find(|e| e.cert_type == sev::firmware::host::CertType::VCEK).map(|e| e.data)
+                        t.into_iter()
+                            .find(|e| e.cert_type == sev::firmware::host::CertType::VCEK)
+                            .map(|e| e.data)
                     });
-                    let vcek_der = table_vcek.or_else(|| self.vcek_der.clone()).ok_or_else(|| {
-                        AttestError::ProviderUnavailable("no VCEK in auxblob and none configured".into())
-                    })?;
-                    Ok(Evidence::SevSnp { report: outblob, vcek_der, ask_ark_pem: None })
+                    let vcek_der =
+                        table_vcek
+                            .or_else(|| self.vcek_der.clone())
+                            .ok_or_else(|| {
+                                AttestError::ProviderUnavailable(
+                                    "no VCEK in auxblob and none configured".into(),
+                                )
+                            })?;
+                    Ok(Evidence::SevSnp {
+                        report: outblob,
+                        vcek_der,
+                        ask_ark_pem: None,
+                    })
                 }
                 "tdx_guest" => {
                     let collateral_json = self.tdx_collateral_json.clone().ok_or_else(|| {
-                        AttestError::ProviderUnavailable("TDX quote needs collateral; none configured".into())
+                        AttestError::ProviderUnavailable(
+                            "TDX quote needs collateral; none configured".into(),
+                        )
                     })?;
-                    Ok(Evidence::Tdx { quote: outblob, collateral_json })
+                    Ok(Evidence::Tdx {
+                        quote: outblob,
+                        collateral_json,
+                    })
                 }
-                other => Err(AttestError::ProviderUnavailable(format!("unknown configfs-tsm provider {other:?}"))),
+                other => Err(AttestError::ProviderUnavailable(format!(
+                    "unknown configfs-tsm provider {other:?}"
+                ))),
             }
         })();
         let _ = fs::remove_dir(&entry);
@@ -197,7 +256,10 @@ pub fn detect_provider(config: &ProviderConfig) -> Result<Box<dyn AttestationPro
     }
     if config.sev_guest_device.exists() {
         info!(target: "sdk::attest", "using /dev/sev-guest");
-        return Ok(Box::new(SevGuestProvider { vcek_der: config.vcek_der.clone(), vmpl: 0 }));
+        return Ok(Box::new(SevGuestProvider {
+            vcek_der: config.vcek_der.clone(),
+            vmpl: 0,
+        }));
     }
     if config.allow_simulated {
         warn!(target: "sdk::attest", "no TEE found: UNATTESTED (SIMULATED TEE) mode");

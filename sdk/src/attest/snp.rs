@@ -34,10 +34,15 @@ pub(crate) fn verify(
     evidence_hash: [u8; 32],
 ) -> Result<Verified> {
     if raw.len() != SNP_REPORT_LEN {
-        return Err(AttestError::BadLength { field: "report", len: raw.len(), min: SNP_REPORT_LEN, max: SNP_REPORT_LEN });
+        return Err(AttestError::BadLength {
+            field: "report",
+            len: raw.len(),
+            min: SNP_REPORT_LEN,
+            max: SNP_REPORT_LEN,
+        });
     }
-    let report =
-        AttestationReport::from_bytes(raw).map_err(|e| AttestError::SnpReportParse(e.to_string()))?;
+    let report = AttestationReport::from_bytes(raw)
+        .map_err(|e| AttestError::SnpReportParse(e.to_string()))?;
     let tcb = SnpTcb {
         bootloader: report.reported_tcb.bootloader,
         tee: report.reported_tcb.tee,
@@ -46,11 +51,16 @@ pub(crate) fn verify(
     };
     check_report_fields(&report, &tcb, policy)?;
 
-    let vcek = Certificate::from_der(vcek_der)
-        .map_err(|e| AttestError::Certificate { which: "VCEK", reason: e.to_string() })?;
+    let vcek = Certificate::from_der(vcek_der).map_err(|e| AttestError::Certificate {
+        which: "VCEK",
+        reason: e.to_string(),
+    })?;
     let product = check_chain(&vcek, ask_ark_pem, &policy.snp.products)?;
-    let x509 = x509_cert::Certificate::from_der(vcek_der)
-        .map_err(|e| AttestError::Certificate { which: "VCEK", reason: e.to_string() })?;
+    let x509 =
+        x509_cert::Certificate::from_der(vcek_der).map_err(|e| AttestError::Certificate {
+            which: "VCEK",
+            reason: e.to_string(),
+        })?;
     check_validity(&x509, "VCEK", policy.now_unix())?;
     check_signature(raw, &vcek)?;
     check_vcek_extensions(&x509, &report.chip_id, &tcb)?;
@@ -68,7 +78,10 @@ pub(crate) fn verify(
 fn check_report_fields(report: &AttestationReport, tcb: &SnpTcb, policy: &Policy) -> Result<()> {
     let snp = &policy.snp;
     if report.version < snp.min_report_version {
-        return Err(AttestError::ReportVersionTooOld { version: report.version, min: snp.min_report_version });
+        return Err(AttestError::ReportVersionTooOld {
+            version: report.version,
+            min: snp.min_report_version,
+        });
     }
     if report.sig_algo != SIG_ALGO_ECDSA_P384_SHA384 {
         return Err(AttestError::UnsupportedSignatureAlgorithm(report.sig_algo));
@@ -80,7 +93,10 @@ fn check_report_fields(report: &AttestationReport, tcb: &SnpTcb, policy: &Policy
         return Err(AttestError::MigrationAgentAllowed);
     }
     if report.vmpl != snp.vmpl {
-        return Err(AttestError::WrongVmpl { expected: snp.vmpl, actual: report.vmpl });
+        return Err(AttestError::WrongVmpl {
+            expected: snp.vmpl,
+            actual: report.vmpl,
+        });
     }
     let signing_key = report.key_info.signing_key();
     if signing_key != SIGNING_KEY_VCEK {
@@ -100,7 +116,11 @@ fn check_report_fields(report: &AttestationReport, tcb: &SnpTcb, policy: &Policy
         ("microcode", tcb.microcode, min.microcode),
     ] {
         if reported < minimum {
-            return Err(AttestError::TcbTooLow { component, reported, minimum });
+            return Err(AttestError::TcbTooLow {
+                component,
+                reported,
+                minimum,
+            });
         }
     }
     Ok(())
@@ -112,13 +132,23 @@ fn pinned_chain(product: SnpProduct) -> Result<ca::Chain> {
         SnpProduct::Genoa => (builtin::genoa::ark(), builtin::genoa::ask()),
         SnpProduct::Turin => (builtin::turin::ark(), builtin::turin::ask()),
     };
-    let err = |e: std::io::Error| AttestError::Certificate { which: "pinned ARK/ASK", reason: e.to_string() };
-    Ok(ca::Chain { ark: pinned.0.map_err(err)?, ask: pinned.1.map_err(err)? })
+    let err = |e: std::io::Error| AttestError::Certificate {
+        which: "pinned ARK/ASK",
+        reason: e.to_string(),
+    };
+    Ok(ca::Chain {
+        ark: pinned.0.map_err(err)?,
+        ask: pinned.1.map_err(err)?,
+    })
 }
 
 /// Finds the allowed product whose pinned ARK → ASK signs the VCEK. A chain shipped with the
 /// evidence is never trusted; it must be exactly that product's pinned chain.
-fn check_chain(vcek: &Certificate, shipped: Option<&[u8]>, products: &[SnpProduct]) -> Result<SnpProduct> {
+fn check_chain(
+    vcek: &Certificate,
+    shipped: Option<&[u8]>,
+    products: &[SnpProduct],
+) -> Result<SnpProduct> {
     let mut tried = Vec::new();
     for &product in products {
         let chain = pinned_chain(product)?;
@@ -140,21 +170,32 @@ fn check_chain(vcek: &Certificate, shipped: Option<&[u8]>, products: &[SnpProduc
         }
         return Ok(product);
     }
-    Err(AttestError::WrongProductChain(format!("not signed by the pinned roots of {}", tried.join(", "))))
+    Err(AttestError::WrongProductChain(format!(
+        "not signed by the pinned roots of {}",
+        tried.join(", ")
+    )))
 }
 
 fn der(cert: &Certificate) -> Result<Vec<u8>> {
-    cert.to_der().map_err(|e| AttestError::Certificate { which: "ASK/ARK", reason: e.to_string() })
+    cert.to_der().map_err(|e| AttestError::Certificate {
+        which: "ASK/ARK",
+        reason: e.to_string(),
+    })
 }
 
 /// DER of every certificate in a PEM stack (the `sev` crate's stack parser needs OpenSSL).
 fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
     const END: &[u8] = b"-----END CERTIFICATE-----";
-    let err = |reason: String| AttestError::Certificate { which: "ASK/ARK", reason };
+    let err = |reason: String| AttestError::Certificate {
+        which: "ASK/ARK",
+        reason,
+    };
     let mut out = Vec::new();
     let mut rest = pem;
     while let Some(start) = find(rest, b"-----BEGIN CERTIFICATE-----") {
-        let end = find(&rest[start..], END).ok_or_else(|| err("unterminated PEM block".into()))? + start + END.len();
+        let end = find(&rest[start..], END).ok_or_else(|| err("unterminated PEM block".into()))?
+            + start
+            + END.len();
         let cert = Certificate::from_pem(&rest[start..end]).map_err(|e| err(e.to_string()))?;
         out.push(der(&cert)?);
         rest = &rest[end..];
@@ -174,7 +215,12 @@ fn check_validity(cert: &x509_cert::Certificate, which: &'static str, now: u64) 
     let not_before = validity.not_before.to_unix_duration().as_secs();
     let not_after = validity.not_after.to_unix_duration().as_secs();
     if now < not_before || now > not_after {
-        return Err(AttestError::CertificateNotValidNow { which, now, not_before, not_after });
+        return Err(AttestError::CertificateNotValidNow {
+            which,
+            now,
+            not_before,
+            not_after,
+        });
     }
     Ok(())
 }
@@ -182,8 +228,12 @@ fn check_validity(cert: &x509_cert::Certificate, which: &'static str, now: u64) 
 /// ECDSA P-384 over `raw[..0x2A0]`. The `sev` crate's own check hashes a re-encoding of the parsed
 /// struct, which would miss bytes the parser ignores; this one covers the exact signed bytes.
 fn check_signature(raw: &[u8], vcek: &Certificate) -> Result<()> {
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(vcek.public_key_sec1())
-        .map_err(|e| AttestError::Certificate { which: "VCEK", reason: e.to_string() })?;
+    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(vcek.public_key_sec1()).map_err(|e| {
+        AttestError::Certificate {
+            which: "VCEK",
+            reason: e.to_string(),
+        }
+    })?;
     // Signature at 0x2A0: r and s, 72 bytes each, little-endian; P-384 uses the low 48 bytes.
     let le_to_be = |le: &[u8]| {
         let mut be = [0u8; 48];
@@ -194,16 +244,31 @@ fn check_signature(raw: &[u8], vcek: &Certificate) -> Result<()> {
     };
     let r = le_to_be(&raw[SIGNED_LEN..SIGNED_LEN + 72]);
     let s = le_to_be(&raw[SIGNED_LEN + 72..SIGNED_LEN + 144]);
-    let sig = p384::ecdsa::Signature::from_scalars(r, s).map_err(|_| AttestError::ReportSignatureInvalid)?;
-    key.verify(&raw[..SIGNED_LEN], &sig).map_err(|_| AttestError::ReportSignatureInvalid)
+    let sig = p384::ecdsa::Signature::from_scalars(r, s)
+        .map_err(|_| AttestError::ReportSignatureInvalid)?;
+    key.verify(&raw[..SIGNED_LEN], &sig)
+        .map_err(|_| AttestError::ReportSignatureInvalid)
 }
 
 /// The VCEK is specific to a chip and a TCB: its hwID and SPL extensions must equal the report's
 /// CHIP_ID and REPORTED_TCB, otherwise a VCEK of an older (vulnerable) TCB could vouch for a
 /// report claiming a newer one.
-fn check_vcek_extensions(cert: &x509_cert::Certificate, chip_id: &[u8; 64], tcb: &SnpTcb) -> Result<()> {
-    let extensions = cert.tbs_certificate.extensions.as_deref().unwrap_or_default();
-    let find = |oid: &str| extensions.iter().find(|e| e.extn_id.to_string() == oid).map(|e| e.extn_value.as_bytes());
+fn check_vcek_extensions(
+    cert: &x509_cert::Certificate,
+    chip_id: &[u8; 64],
+    tcb: &SnpTcb,
+) -> Result<()> {
+    let extensions = cert
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default();
+    let find = |oid: &str| {
+        extensions
+            .iter()
+            .find(|e| e.extn_id.to_string() == oid)
+            .map(|e| e.extn_value.as_bytes())
+    };
     let hw_id = find(OID_HW_ID).ok_or(AttestError::VcekMismatch { extension: "hwID" })?;
     // AMD stores the raw chip id as the extension value; accept a wrapped OCTET STRING too.
     let hw_id = match OctetStringRef::from_der(hw_id) {

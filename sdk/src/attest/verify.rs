@@ -77,13 +77,20 @@ impl Verified {
             return Err(AttestError::RecordMismatch { field: "kind" });
         }
         if record.measurement != self.measurement_id() {
-            return Err(AttestError::RecordMismatch { field: "measurement" });
+            return Err(AttestError::RecordMismatch {
+                field: "measurement",
+            });
         }
         if record.evidence_hash != self.evidence_hash {
-            return Err(AttestError::RecordMismatch { field: "evidence_hash" });
+            return Err(AttestError::RecordMismatch {
+                field: "evidence_hash",
+            });
         }
         if u64::from(record.expires_at) <= now {
-            return Err(AttestError::RecordExpired { expires_at: record.expires_at, now });
+            return Err(AttestError::RecordExpired {
+                expires_at: record.expires_at,
+                now,
+            });
         }
         Ok(())
     }
@@ -91,7 +98,12 @@ impl Verified {
 
 impl fmt::Display for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} measurement {}", self.kind, hex::encode(self.measurement))
+        write!(
+            f,
+            "{} measurement {}",
+            self.kind,
+            hex::encode(self.measurement)
+        )
     }
 }
 
@@ -108,13 +120,27 @@ pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified>
     }
     let evidence_hash = evidence.hash();
     let verified = match evidence {
-        Evidence::SevSnp { report, vcek_der, ask_ark_pem } => {
-            snp::verify(report, vcek_der, ask_ark_pem.as_deref(), policy, evidence_hash)?
-        }
-        Evidence::Tdx { quote, collateral_json } => tdx::verify(quote, collateral_json, policy, evidence_hash)?,
+        Evidence::SevSnp {
+            report,
+            vcek_der,
+            ask_ark_pem,
+        } => snp::verify(
+            report,
+            vcek_der,
+            ask_ark_pem.as_deref(),
+            policy,
+            evidence_hash,
+        )?,
+        Evidence::Tdx {
+            quote,
+            collateral_json,
+        } => tdx::verify(quote, collateral_json, policy, evidence_hash)?,
         Evidence::Simulated { report_data, label } => {
             if !policy.allows_measurement(&[0; 48]) {
-                return Err(AttestError::MeasurementNotAllowed { kind, measurement: hex::encode([0u8; 48]) });
+                return Err(AttestError::MeasurementNotAllowed {
+                    kind,
+                    measurement: hex::encode([0u8; 48]),
+                });
             }
             warn!(target: "sdk::attest", %label, "accepting UNATTESTED (SIMULATED TEE) evidence (development policy)");
             Verified {
@@ -131,7 +157,11 @@ pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified>
 }
 
 /// Verifies evidence and its binding to a worker's keys, Worker address and chain nonce.
-pub fn verify_worker(evidence: &Evidence, policy: &Policy, binding: &WorkerBinding) -> Result<Verified> {
+pub fn verify_worker(
+    evidence: &Evidence,
+    policy: &Policy,
+    binding: &WorkerBinding,
+) -> Result<Verified> {
     let verified = verify_evidence(evidence, policy)?;
     verified.check_binding(binding)?;
     Ok(verified)

@@ -114,13 +114,23 @@ impl SealedInput {
         let ct_len = u32::from_be_bytes(r.array("ciphertext length")?) as usize;
         let max = MAX_INPUT_LEN + TAG_LEN;
         if !(TAG_LEN..=max).contains(&ct_len) {
-            return Err(SealError::BadLength { field: "ciphertext", len: ct_len, min: TAG_LEN, max });
+            return Err(SealError::BadLength {
+                field: "ciphertext",
+                len: ct_len,
+                min: TAG_LEN,
+                max,
+            });
         }
         let ciphertext = r.take("ciphertext", ct_len)?.to_vec();
         if r.pos != bytes.len() {
-            return Err(SealError::TrailingBytes { count: bytes.len() - r.pos });
+            return Err(SealError::TrailingBytes {
+                count: bytes.len() - r.pos,
+            });
         }
-        Ok(Self { recipients, ciphertext })
+        Ok(Self {
+            recipients,
+            ciphertext,
+        })
     }
 }
 
@@ -136,7 +146,11 @@ pub struct ResponseSecrets {
 
 impl std::fmt::Debug for ResponseSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ResponseSecrets(recipient {})", hex::encode(self.recipient))
+        write!(
+            f,
+            "ResponseSecrets(recipient {})",
+            hex::encode(self.recipient)
+        )
     }
 }
 
@@ -147,7 +161,11 @@ impl ResponseSecrets {
         // Exporting 32 bytes from HKDF-SHA256 cannot exceed the KDF's output limit.
         ctx.export_into(EXPORT_RESPONSE, &mut response_key);
         ctx.export_into(EXPORT_OUTPUT_COMMIT, &mut commit_key);
-        Self { recipient, response_key, commit_key }
+        Self {
+            recipient,
+            response_key,
+            commit_key,
+        }
     }
 
     /// The key of the hiding output commitment (HMAC-SHA256 key).
@@ -162,13 +180,15 @@ trait Exporter {
 
 impl Exporter for hpke::aead::AeadCtxS<HpkeAead, Kdf, Kem> {
     fn export_into(&self, label: &[u8], out: &mut [u8]) {
-        self.export(label, out).expect("32-byte export is within HKDF-SHA256 limits");
+        self.export(label, out)
+            .expect("32-byte export is within HKDF-SHA256 limits");
     }
 }
 
 impl Exporter for hpke::aead::AeadCtxR<HpkeAead, Kdf, Kem> {
     fn export_into(&self, label: &[u8], out: &mut [u8]) {
-        self.export(label, out).expect("32-byte export is within HKDF-SHA256 limits");
+        self.export(label, out)
+            .expect("32-byte export is within HKDF-SHA256 limits");
     }
 }
 
@@ -188,7 +208,11 @@ pub struct ClientSeal {
 impl ClientSeal {
     /// An opener for the response of the worker with this encryption key.
     pub fn response_opener(&self, worker_key: &[u8; 32]) -> Result<ResponseOpener> {
-        let secrets = self.secrets.iter().find(|s| s.recipient == *worker_key).ok_or(SealError::NotARecipient)?;
+        let secrets = self
+            .secrets
+            .iter()
+            .find(|s| s.recipient == *worker_key)
+            .ok_or(SealError::NotARecipient)?;
         ResponseOpener::new(secrets, &self.job)
     }
 }
@@ -199,12 +223,21 @@ pub fn input_commitment(sealed: &[u8]) -> [u8; 32] {
 }
 
 /// Seals `plaintext` for this job to each of `recipients` (1..=16 X25519 keys).
-pub fn seal_input(plaintext: &[u8], recipients: &[[u8; 32]], job: &JobContext) -> Result<ClientSeal> {
+pub fn seal_input(
+    plaintext: &[u8],
+    recipients: &[[u8; 32]],
+    job: &JobContext,
+) -> Result<ClientSeal> {
     if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
         return Err(SealError::BadRecipientCount(recipients.len()));
     }
     if plaintext.len() > MAX_INPUT_LEN {
-        return Err(SealError::BadLength { field: "plaintext", len: plaintext.len(), min: 0, max: MAX_INPUT_LEN });
+        return Err(SealError::BadLength {
+            field: "plaintext",
+            len: plaintext.len(),
+            min: 0,
+            max: MAX_INPUT_LEN,
+        });
     }
     let binding = job.binding()?;
     let info = [INFO_DOMAIN, &binding].concat();
@@ -218,22 +251,42 @@ pub fn seal_input(plaintext: &[u8], recipients: &[[u8; 32]], job: &JobContext) -
         let pk = parse_public(pk_bytes)?;
         let (enc, mut ctx) = hpke::setup_sender::<HpkeAead, Kdf, Kem>(&OpModeS::Base, &pk, &info)
             .map_err(|_| SealError::InvalidPublicKey)?;
-        let wrapped = ctx.seal(&content_key, WRAP_AAD).map_err(|_| SealError::SealFailed)?;
-        let mut entry = RecipientEntry { public_key: *pk_bytes, enc: [0; 32], wrapped_key: [0; 48] };
+        let wrapped = ctx
+            .seal(&content_key, WRAP_AAD)
+            .map_err(|_| SealError::SealFailed)?;
+        let mut entry = RecipientEntry {
+            public_key: *pk_bytes,
+            enc: [0; 32],
+            wrapped_key: [0; 48],
+        };
         entry.enc.copy_from_slice(&enc.to_bytes());
         entry.wrapped_key.copy_from_slice(&wrapped);
         entries.push(entry);
         secrets.push(ResponseSecrets::export(*pk_bytes, &ctx));
     }
-    let mut sealed = SealedInput { recipients: entries, ciphertext: Vec::new() };
+    let mut sealed = SealedInput {
+        recipients: entries,
+        ciphertext: Vec::new(),
+    };
     let aad = [CONTENT_DOMAIN, &binding, &sealed.header()].concat();
     sealed.ciphertext = content_cipher(&content_key)
-        .encrypt(&Nonce::default(), Payload { msg: plaintext, aad: &aad })
+        .encrypt(
+            &Nonce::default(),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
         .map_err(|_| SealError::SealFailed)?;
     let sealed = sealed.encode();
     let input_commitment = input_commitment(&sealed);
     debug!(target: "sdk::seal", recipients = recipients.len(), bytes = sealed.len(), commitment = %hex::encode(input_commitment), "sealed input");
-    Ok(ClientSeal { sealed, input_commitment, secrets, job: job.clone() })
+    Ok(ClientSeal {
+        sealed,
+        input_commitment,
+        secrets,
+        job: job.clone(),
+    })
 }
 
 /// An input opened by one of its recipients, with the sealer for its response.
@@ -251,17 +304,33 @@ pub struct OpenedInput {
 pub fn open_input(sealed: &[u8], key: &EncryptionKeyPair, job: &JobContext) -> Result<OpenedInput> {
     let parsed = SealedInput::decode(sealed)?;
     let me = key.public_key();
-    let entry = parsed.recipients.iter().find(|e| e.public_key == me).ok_or(SealError::NotARecipient)?;
+    let entry = parsed
+        .recipients
+        .iter()
+        .find(|e| e.public_key == me)
+        .ok_or(SealError::NotARecipient)?;
     let binding = job.binding()?;
     let info = [INFO_DOMAIN, &binding].concat();
     let enc = EncappedKey::from_bytes(&entry.enc).map_err(|_| SealError::KeyUnwrapFailed)?;
-    let mut ctx = hpke::setup_receiver::<HpkeAead, Kdf, Kem>(&OpModeR::Base, &key.secret, &enc, &info)
+    let mut ctx =
+        hpke::setup_receiver::<HpkeAead, Kdf, Kem>(&OpModeR::Base, &key.secret, &enc, &info)
+            .map_err(|_| SealError::KeyUnwrapFailed)?;
+    let content_key = ctx
+        .open(&entry.wrapped_key, WRAP_AAD)
         .map_err(|_| SealError::KeyUnwrapFailed)?;
-    let content_key = ctx.open(&entry.wrapped_key, WRAP_AAD).map_err(|_| SealError::KeyUnwrapFailed)?;
-    let content_key: [u8; 32] = content_key.as_slice().try_into().map_err(|_| SealError::KeyUnwrapFailed)?;
+    let content_key: [u8; 32] = content_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| SealError::KeyUnwrapFailed)?;
     let aad = [CONTENT_DOMAIN, &binding, &parsed.header()].concat();
     let plaintext = content_cipher(&content_key)
-        .decrypt(&Nonce::default(), Payload { msg: &parsed.ciphertext, aad: &aad })
+        .decrypt(
+            &Nonce::default(),
+            Payload {
+                msg: &parsed.ciphertext,
+                aad: &aad,
+            },
+        )
         .map_err(|_| SealError::ContentAuthFailed)?;
     let secrets = ResponseSecrets::export(me, &ctx);
     Ok(OpenedInput {
@@ -282,7 +351,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, field: &'static str, len: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(len).filter(|&e| e <= self.bytes.len()).ok_or(SealError::Truncated { field })?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(SealError::Truncated { field })?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)

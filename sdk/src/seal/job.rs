@@ -19,7 +19,8 @@ pub struct JobContext {
 impl JobContext {
     /// `"cocoon/job/v1\0" ‖ workchain:i8 ‖ escrow hash[32] ‖ job_id:u64be ‖ model_id:u32be`.
     pub fn binding(&self) -> Result<Vec<u8>> {
-        let wc = i8::try_from(self.escrow.workchain).map_err(|_| SealError::WorkchainOutOfRange(self.escrow.workchain))?;
+        let wc = i8::try_from(self.escrow.workchain)
+            .map_err(|_| SealError::WorkchainOutOfRange(self.escrow.workchain))?;
         let mut out = Vec::with_capacity(14 + 1 + 32 + 8 + 4);
         out.extend_from_slice(b"cocoon/job/v1\0");
         out.extend_from_slice(&wc.to_be_bytes());

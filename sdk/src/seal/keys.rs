@@ -31,7 +31,10 @@ impl EncryptionKeyPair {
     fn from_parts(secret: PrivateKey, public: &PublicKey) -> Self {
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(&public.to_bytes());
-        Self { secret, public: bytes }
+        Self {
+            secret,
+            public: bytes,
+        }
     }
 
     /// The public key clients seal to.

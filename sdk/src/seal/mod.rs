@@ -23,7 +23,9 @@ pub use input::{
 };
 pub use job::JobContext;
 pub use keys::EncryptionKeyPair;
-pub use stream::{CHUNK_VERSION, MAX_CHUNK_LEN, ResponseOpener, ResponseSealer, SealedChunk, output_commitment};
+pub use stream::{
+    CHUNK_VERSION, MAX_CHUNK_LEN, ResponseOpener, ResponseSealer, SealedChunk, output_commitment,
+};
 
 /// Most recipients one sealed input may carry.
 pub const MAX_RECIPIENTS: usize = 16;

@@ -62,29 +62,49 @@ impl SealedChunk {
     /// Parses the canonical bytes; unknown version or flags, bad length and trailing data fail.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.len() < HEADER_LEN {
-            return Err(SealError::Truncated { field: "chunk header" });
+            return Err(SealError::Truncated {
+                field: "chunk header",
+            });
         }
         if bytes[0] != CHUNK_VERSION {
             return Err(SealError::UnsupportedVersion(bytes[0]));
         }
         let flags = bytes[1];
         if flags & !FLAG_FINAL != 0 {
-            return Err(SealError::BadLength { field: "chunk flags", len: flags as usize, min: 0, max: 1 });
+            return Err(SealError::BadLength {
+                field: "chunk flags",
+                len: flags as usize,
+                min: 0,
+                max: 1,
+            });
         }
         let seq = u64::from_be_bytes(bytes[2..10].try_into().unwrap_or_default());
         let ct_len = u32::from_be_bytes(bytes[10..14].try_into().unwrap_or_default()) as usize;
         let max = MAX_CHUNK_LEN + TAG_LEN;
         if !(TAG_LEN..=max).contains(&ct_len) {
-            return Err(SealError::BadLength { field: "chunk ciphertext", len: ct_len, min: TAG_LEN, max });
+            return Err(SealError::BadLength {
+                field: "chunk ciphertext",
+                len: ct_len,
+                min: TAG_LEN,
+                max,
+            });
         }
         let rest = &bytes[HEADER_LEN..];
         if rest.len() < ct_len {
-            return Err(SealError::Truncated { field: "chunk ciphertext" });
+            return Err(SealError::Truncated {
+                field: "chunk ciphertext",
+            });
         }
         if rest.len() > ct_len {
-            return Err(SealError::TrailingBytes { count: rest.len() - ct_len });
+            return Err(SealError::TrailingBytes {
+                count: rest.len() - ct_len,
+            });
         }
-        Ok(Self { seq, is_final: flags & FLAG_FINAL != 0, ciphertext: rest.to_vec() })
+        Ok(Self {
+            seq,
+            is_final: flags & FLAG_FINAL != 0,
+            ciphertext: rest.to_vec(),
+        })
     }
 }
 
@@ -95,7 +115,10 @@ struct ChunkCipher {
 
 impl ChunkCipher {
     fn new(secrets: &ResponseSecrets, job: &JobContext) -> Result<Self> {
-        Ok(Self { cipher: ChaCha20Poly1305::new(&Key::from(secrets.response_key)), binding: job.binding()? })
+        Ok(Self {
+            cipher: ChaCha20Poly1305::new(&Key::from(secrets.response_key)),
+            binding: job.binding()?,
+        })
     }
 
     fn nonce(seq: u64) -> Nonce {
@@ -106,7 +129,13 @@ impl ChunkCipher {
 
     fn aad(&self, seq: u64, is_final: bool) -> Vec<u8> {
         let flags = if is_final { FLAG_FINAL } else { 0 };
-        [CHUNK_DOMAIN, &self.binding, &[CHUNK_VERSION, flags], &seq.to_be_bytes()].concat()
+        [
+            CHUNK_DOMAIN,
+            &self.binding,
+            &[CHUNK_VERSION, flags],
+            &seq.to_be_bytes(),
+        ]
+        .concat()
     }
 }
 
@@ -120,7 +149,11 @@ pub struct ResponseSealer {
 
 impl std::fmt::Debug for ResponseSealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ResponseSealer(next_seq {}, finished {})", self.next_seq, self.finished)
+        write!(
+            f,
+            "ResponseSealer(next_seq {}, finished {})",
+            self.next_seq, self.finished
+        )
     }
 }
 
@@ -130,7 +163,12 @@ fn new_mac(key: &[u8; 32]) -> HmacSha256 {
 
 impl ResponseSealer {
     pub(crate) fn new(secrets: &ResponseSecrets, job: &JobContext) -> Result<Self> {
-        Ok(Self { cipher: ChunkCipher::new(secrets, job)?, mac: new_mac(&secrets.commit_key), next_seq: 0, finished: false })
+        Ok(Self {
+            cipher: ChunkCipher::new(secrets, job)?,
+            mac: new_mac(&secrets.commit_key),
+            next_seq: 0,
+            finished: false,
+        })
     }
 
     /// Seals the next chunk; `is_final` closes the stream.
@@ -139,19 +177,35 @@ impl ResponseSealer {
             return Err(SealError::StreamFinished);
         }
         if plaintext.len() > MAX_CHUNK_LEN {
-            return Err(SealError::BadLength { field: "chunk", len: plaintext.len(), min: 0, max: MAX_CHUNK_LEN });
+            return Err(SealError::BadLength {
+                field: "chunk",
+                len: plaintext.len(),
+                min: 0,
+                max: MAX_CHUNK_LEN,
+            });
         }
         let seq = self.next_seq;
         let aad = self.cipher.aad(seq, is_final);
         let ciphertext = self
             .cipher
             .cipher
-            .encrypt(&ChunkCipher::nonce(seq), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &ChunkCipher::nonce(seq),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| SealError::SealFailed)?;
         self.mac.update(plaintext);
         self.next_seq += 1;
         self.finished = is_final;
-        Ok(SealedChunk { seq, is_final, ciphertext }.encode())
+        Ok(SealedChunk {
+            seq,
+            is_final,
+            ciphertext,
+        }
+        .encode())
     }
 
     /// The output commitment, once the final chunk is sealed.
@@ -173,13 +227,22 @@ pub struct ResponseOpener {
 
 impl std::fmt::Debug for ResponseOpener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ResponseOpener(next_seq {}, finished {})", self.next_seq, self.finished)
+        write!(
+            f,
+            "ResponseOpener(next_seq {}, finished {})",
+            self.next_seq, self.finished
+        )
     }
 }
 
 impl ResponseOpener {
     pub(crate) fn new(secrets: &ResponseSecrets, job: &JobContext) -> Result<Self> {
-        Ok(Self { cipher: ChunkCipher::new(secrets, job)?, mac: new_mac(&secrets.commit_key), next_seq: 0, finished: false })
+        Ok(Self {
+            cipher: ChunkCipher::new(secrets, job)?,
+            mac: new_mac(&secrets.commit_key),
+            next_seq: 0,
+            finished: false,
+        })
     }
 
     /// Opens the next chunk and returns its plaintext.
@@ -190,16 +253,28 @@ impl ResponseOpener {
         let chunk = SealedChunk::decode(bytes)?;
         let expected = self.next_seq;
         if chunk.seq < expected {
-            return Err(SealError::ChunkReplayed { expected, got: chunk.seq });
+            return Err(SealError::ChunkReplayed {
+                expected,
+                got: chunk.seq,
+            });
         }
         if chunk.seq > expected {
-            return Err(SealError::ChunkOutOfOrder { expected, got: chunk.seq });
+            return Err(SealError::ChunkOutOfOrder {
+                expected,
+                got: chunk.seq,
+            });
         }
         let aad = self.cipher.aad(chunk.seq, chunk.is_final);
         let plaintext = self
             .cipher
             .cipher
-            .decrypt(&ChunkCipher::nonce(chunk.seq), Payload { msg: &chunk.ciphertext, aad: &aad })
+            .decrypt(
+                &ChunkCipher::nonce(chunk.seq),
+                Payload {
+                    msg: &chunk.ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| SealError::ChunkAuthFailed { seq: chunk.seq })?;
         self.mac.update(&plaintext);
         self.next_seq += 1;
