@@ -383,6 +383,7 @@ fn chunk_decode_rejects_bad_bytes() {
         SealError::Truncated { .. }
     ));
     let chunk = SealedChunk {
+        stream_id: [0; 16],
         seq: 3,
         is_final: false,
         ciphertext: vec![0; 20],
@@ -404,6 +405,7 @@ fn chunk_decode_rejects_bad_bytes() {
         SealError::TrailingBytes { count: 1 }
     );
     let short = SealedChunk {
+        stream_id: [0; 16],
         seq: 0,
         is_final: true,
         ciphertext: vec![0; 15],
@@ -434,4 +436,25 @@ proptest! {
         let _ = SealedInput::decode(&bytes);
         let _ = SealedChunk::decode(&bytes);
     }
+}
+
+#[test]
+fn chunk_of_another_response_rejected() {
+    // The relayer makes the worker answer the same input twice and splices the two streams.
+    let w = workers(1);
+    let client = seal_input(b"q", &keys(&w), &job()).unwrap();
+    let (first, _) = respond(&client, &w[0], &[b"a", b"b"]);
+    let (second, _) = respond(&client, &w[0], &[b"a", b"b"]);
+    assert_ne!(
+        first[0], second[0],
+        "two openings must not reuse a key and nonce"
+    );
+    let mut opener = client.response_opener(&w[0].public_key()).unwrap();
+    opener.open_chunk(&first[0]).unwrap();
+    assert_eq!(
+        opener.open_chunk(&second[1]).unwrap_err(),
+        SealError::ChunkFromOtherStream
+    );
+    assert_eq!(opener.open_chunk(&first[1]).unwrap(), b"b");
+    opener.finish().unwrap();
 }

@@ -79,6 +79,9 @@ pub enum SealError {
         /// The one received.
         got: u64,
     },
+    /// A chunk of another response stream (another opening of the same input).
+    #[error("response chunk belongs to another response stream")]
+    ChunkFromOtherStream,
     /// A chunk after the final one.
     #[error("response chunk after the final chunk")]
     ChunkAfterFinal,

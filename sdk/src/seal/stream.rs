@@ -3,14 +3,20 @@
 //! Chunk wire format (big-endian):
 //!
 //! ```text
-//! version:u8 (=1) | flags:u8 (bit 0 = final, others zero) | seq:u64 | ct_len:u32 | ciphertext
+//! version:u8 (=1) | flags:u8 (bit 0 = final, others zero) | stream_id[16] | seq:u64 | ct_len:u32
+//! | ciphertext[ct_len]
 //! ```
 //!
-//! Key: the response key exported from the recipient's HPKE context. Nonce: `0u32 ‖ seq:u64be`.
-//! AAD: `"cocoon/response-chunk/v1\0" ‖ job binding ‖ version ‖ flags ‖ seq`. Sequence numbers
-//! start at 0 and the opener accepts only the next one, so a modified chunk fails to
-//! authenticate, a dropped or reordered one is out of order, a repeated one is a replay, and a
-//! stream without its final chunk is truncated.
+//! - `stream_id` is drawn at random by the worker for each response. The chunk key is
+//!   `HMAC-SHA256(export("cocoon/response/v1"), "cocoon/response-key/v1\0" ‖ stream_id)`, so
+//!   if a relayer makes a worker open the same sealed input twice, the two answers never share a
+//!   key and nonce.
+//! - Nonce: `0u32 ‖ seq:u64be`. AAD: `"cocoon/response-chunk/v1\0" ‖ job binding ‖ version ‖
+//!   flags ‖ seq`.
+//! - Sequence numbers start at 0 and the opener accepts only the next one, from the stream it
+//!   started with: a modified chunk fails to authenticate, a dropped or reordered one is out of
+//!   order, a repeated one is a replay, a chunk of another response is refused, and a stream
+//!   without its final chunk is truncated.
 //!
 //! Output commitment: `HMAC-SHA256(export("cocoon/output-commit/v1"), output bytes)` over the
 //! concatenated plaintext. Only the client and the worker know the key, so the on-chain value
@@ -31,14 +37,18 @@ pub const CHUNK_VERSION: u8 = 1;
 pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
 const FLAG_FINAL: u8 = 0x01;
 const TAG_LEN: usize = 16;
-const HEADER_LEN: usize = 1 + 1 + 8 + 4;
+const STREAM_ID_LEN: usize = 16;
+const HEADER_LEN: usize = 1 + 1 + STREAM_ID_LEN + 8 + 4;
 const CHUNK_DOMAIN: &[u8] = b"cocoon/response-chunk/v1\0";
+const KEY_DOMAIN: &[u8] = b"cocoon/response-key/v1\0";
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// A parsed response chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedChunk {
+    /// Random per response; selects the chunk key.
+    pub stream_id: [u8; STREAM_ID_LEN],
     /// Position in the stream, from 0.
     pub seq: u64,
     /// Whether this is the last chunk.
@@ -53,7 +63,9 @@ impl SealedChunk {
         let mut out = Vec::with_capacity(HEADER_LEN + self.ciphertext.len());
         out.push(CHUNK_VERSION);
         out.push(if self.is_final { FLAG_FINAL } else { 0 });
+        out.extend_from_slice(&self.stream_id);
         out.extend_from_slice(&self.seq.to_be_bytes());
+        // Bounded by MAX_CHUNK_LEN + TAG_LEN for every chunk this module produces.
         out.extend_from_slice(&(self.ciphertext.len() as u32).to_be_bytes());
         out.extend_from_slice(&self.ciphertext);
         out
@@ -61,15 +73,15 @@ impl SealedChunk {
 
     /// Parses the canonical bytes; unknown version or flags, bad length and trailing data fail.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() < HEADER_LEN {
+        let Some((header, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(SealError::Truncated {
                 field: "chunk header",
             });
+        };
+        if header[0] != CHUNK_VERSION {
+            return Err(SealError::UnsupportedVersion(header[0]));
         }
-        if bytes[0] != CHUNK_VERSION {
-            return Err(SealError::UnsupportedVersion(bytes[0]));
-        }
-        let flags = bytes[1];
+        let flags = header[1];
         if flags & !FLAG_FINAL != 0 {
             return Err(SealError::BadLength {
                 field: "chunk flags",
@@ -78,8 +90,13 @@ impl SealedChunk {
                 max: 1,
             });
         }
-        let seq = u64::from_be_bytes(bytes[2..10].try_into().unwrap_or_default());
-        let ct_len = u32::from_be_bytes(bytes[10..14].try_into().unwrap_or_default()) as usize;
+        let mut stream_id = [0u8; STREAM_ID_LEN];
+        stream_id.copy_from_slice(&header[2..2 + STREAM_ID_LEN]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&header[2 + STREAM_ID_LEN..10 + STREAM_ID_LEN]);
+        let mut ct_len = [0u8; 4];
+        ct_len.copy_from_slice(&header[10 + STREAM_ID_LEN..]);
+        let ct_len = u32::from_be_bytes(ct_len) as usize;
         let max = MAX_CHUNK_LEN + TAG_LEN;
         if !(TAG_LEN..=max).contains(&ct_len) {
             return Err(SealError::BadLength {
@@ -89,7 +106,6 @@ impl SealedChunk {
                 max,
             });
         }
-        let rest = &bytes[HEADER_LEN..];
         if rest.len() < ct_len {
             return Err(SealError::Truncated {
                 field: "chunk ciphertext",
@@ -101,7 +117,8 @@ impl SealedChunk {
             });
         }
         Ok(Self {
-            seq,
+            stream_id,
+            seq: u64::from_be_bytes(seq),
             is_final: flags & FLAG_FINAL != 0,
             ciphertext: rest.to_vec(),
         })
@@ -110,15 +127,21 @@ impl SealedChunk {
 
 struct ChunkCipher {
     cipher: ChaCha20Poly1305,
+    stream_id: [u8; STREAM_ID_LEN],
     binding: Vec<u8>,
 }
 
 impl ChunkCipher {
-    fn new(secrets: &ResponseSecrets, job: &JobContext) -> Result<Self> {
-        Ok(Self {
-            cipher: ChaCha20Poly1305::new(&Key::from(secrets.response_key)),
-            binding: job.binding()?,
-        })
+    fn new(secrets: &ResponseSecrets, stream_id: [u8; STREAM_ID_LEN], binding: Vec<u8>) -> Self {
+        let mut mac = new_mac(&secrets.response_key);
+        mac.update(KEY_DOMAIN);
+        mac.update(&stream_id);
+        let key: [u8; 32] = mac.finalize().into_bytes().into();
+        Self {
+            cipher: ChaCha20Poly1305::new(&Key::from(key)),
+            stream_id,
+            binding,
+        }
     }
 
     fn nonce(seq: u64) -> Nonce {
@@ -139,6 +162,10 @@ impl ChunkCipher {
     }
 }
 
+fn new_mac(key: &[u8; 32]) -> HmacSha256 {
+    <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
 /// Worker side: seals the response chunk by chunk and accumulates the output commitment.
 pub struct ResponseSealer {
     cipher: ChunkCipher,
@@ -151,20 +178,18 @@ impl std::fmt::Debug for ResponseSealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ResponseSealer(next_seq {}, finished {})",
-            self.next_seq, self.finished
+            "ResponseSealer(stream {}, next_seq {}, finished {})",
+            hex::encode(self.cipher.stream_id),
+            self.next_seq,
+            self.finished
         )
     }
-}
-
-fn new_mac(key: &[u8; 32]) -> HmacSha256 {
-    <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
 impl ResponseSealer {
     pub(crate) fn new(secrets: &ResponseSecrets, job: &JobContext) -> Result<Self> {
         Ok(Self {
-            cipher: ChunkCipher::new(secrets, job)?,
+            cipher: ChunkCipher::new(secrets, rand::random(), job.binding()?),
             mac: new_mac(&secrets.commit_key),
             next_seq: 0,
             finished: false,
@@ -201,6 +226,7 @@ impl ResponseSealer {
         self.next_seq += 1;
         self.finished = is_final;
         Ok(SealedChunk {
+            stream_id: self.cipher.stream_id,
             seq,
             is_final,
             ciphertext,
@@ -219,7 +245,10 @@ impl ResponseSealer {
 
 /// Client side: opens chunks strictly in order and checks the stream is complete.
 pub struct ResponseOpener {
-    cipher: ChunkCipher,
+    secrets: ResponseSecrets,
+    binding: Vec<u8>,
+    /// Set by the first chunk: every later chunk must belong to the same stream.
+    cipher: Option<ChunkCipher>,
     mac: HmacSha256,
     next_seq: u64,
     finished: bool,
@@ -238,7 +267,9 @@ impl std::fmt::Debug for ResponseOpener {
 impl ResponseOpener {
     pub(crate) fn new(secrets: &ResponseSecrets, job: &JobContext) -> Result<Self> {
         Ok(Self {
-            cipher: ChunkCipher::new(secrets, job)?,
+            secrets: secrets.clone(),
+            binding: job.binding()?,
+            cipher: None,
             mac: new_mac(&secrets.commit_key),
             next_seq: 0,
             finished: false,
@@ -264,18 +295,28 @@ impl ResponseOpener {
                 got: chunk.seq,
             });
         }
-        let aad = self.cipher.aad(chunk.seq, chunk.is_final);
-        let plaintext = self
-            .cipher
-            .cipher
-            .decrypt(
-                &ChunkCipher::nonce(chunk.seq),
-                Payload {
-                    msg: &chunk.ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::ChunkAuthFailed { seq: chunk.seq })?;
+        let established = self.cipher.is_some();
+        let cipher = match self.cipher.take() {
+            Some(c) if c.stream_id != chunk.stream_id => {
+                self.cipher = Some(c);
+                return Err(SealError::ChunkFromOtherStream);
+            }
+            Some(c) => c,
+            None => ChunkCipher::new(&self.secrets, chunk.stream_id, self.binding.clone()),
+        };
+        let aad = cipher.aad(chunk.seq, chunk.is_final);
+        let opened = cipher.cipher.decrypt(
+            &ChunkCipher::nonce(chunk.seq),
+            Payload {
+                msg: &chunk.ciphertext,
+                aad: &aad,
+            },
+        );
+        // Only an authenticated first chunk fixes the stream.
+        if established || opened.is_ok() {
+            self.cipher = Some(cipher);
+        }
+        let plaintext = opened.map_err(|_| SealError::ChunkAuthFailed { seq: chunk.seq })?;
         self.mac.update(&plaintext);
         self.next_seq += 1;
         self.finished = chunk.is_final;
