@@ -3,12 +3,13 @@
 import '@ton/test-utils';
 import { BlockchainSnapshot, SandboxContract, SendMessageResult } from '@ton/sandbox';
 import { beginCell, toNano } from '@ton/core';
-import { Err, MAX_BATCH, Op, SUBMIT_PER_RECEIPT } from '../wrappers/constants';
+import { Err, MAX_BATCH, Op, REGISTER_GAS, SUBMIT_PER_RECEIPT } from '../wrappers/constants';
+import { Root } from '../wrappers/Root';
 import { Escrow } from '../wrappers/Escrow';
 import { Worker } from '../wrappers/Worker';
 import { Fields, decode, encode, typeDef } from '../wrappers/schema';
 import {
-    Env, MODEL_A, MODEL_B, NOW, PARAMS, createEscrow, keys, openJobFields, receiptBody, receiptLinks,
+    Env, MEASUREMENT, MODEL_A, MODEL_B, NOW, PARAMS, createEscrow, keys, openJobFields, receiptBody, receiptLinks,
     registerWorker, setupRoot, signReceipt, submitValue, workerRecord,
 } from './helpers/fixture';
 
@@ -192,6 +193,35 @@ describe('Settlement', () => {
         // The stranger's own "worker owner" claim computes to another address than its wallet.
         const self = await escrow.send(env.stranger.getSender(), toNano('0.05'), 'settle', claim(env.stranger.address));
         expect(self.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotGenuineWorker });
+        expect((await escrow.getJob(1n)).found).toBe(true);
+    });
+
+    it('rejects a real Worker deployed by another Root (same code, attacker-owned Root)', async () => {
+        // The attacker runs its own Root with the genuine code and registers a Worker there: the
+        // code is right but the Worker's address depends on the Root, so this Escrow refuses it.
+        const { blockchain, codes, stranger } = env;
+        const rogueRoot = blockchain.openContract(
+            Root.createFromConfig(
+                {
+                    owner: stranger.address,
+                    pending_owner: null,
+                    params: { ...PARAMS, treasury: stranger.address },
+                    policy: { allowed_kinds: 0xff, measurements: [MEASUREMENT] },
+                    models: [{ key: MODEL_A, value: Buffer.alloc(32) }],
+                    codes: { worker_code: codes.worker, escrow_code: codes.escrow },
+                },
+                codes.root,
+            ),
+        );
+        await rogueRoot.sendDeploy(stranger.getSender(), toNano('1'));
+        const kr = keys(77);
+        await rogueRoot.send(stranger.getSender(), PARAMS.min_stake + REGISTER_GAS, 'register_worker', {
+            stake: PARAMS.min_stake, record: workerRecord(kr),
+        });
+        const rogue = blockchain.openContract(Worker.createFromAddress(await rogueRoot.getWorkerAddress(stranger.address)));
+        expect((await rogue.getState()).status).toBe(1);
+        const r = await submit([signReceipt(receiptBody(escrow.address, rogue.address), kr)], undefined, undefined, rogue);
+        expect(r.transactions).toHaveTransaction({ from: rogue.address, to: escrow.address, success: false, exitCode: Err.NotGenuineWorker });
         expect((await escrow.getJob(1n)).found).toBe(true);
     });
 
