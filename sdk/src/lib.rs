@@ -8,6 +8,26 @@
 //!
 //! - [`attest`]: TEE evidence (SEV-SNP, TDX, Simulated), verification policy, key binding, providers.
 //! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
+//! - [`chain`]: the [`chain::ChainApi`] trait and its toncenter v2/v3 client.
+//! - [`cli`]: the `cocoon` command line (used by `src/bin/cocoon.rs`).
+//! - [`contracts`]: Root / Worker / Escrow clients, typed getters, child address derivation.
+//! - [`error`]: the top-level [`Error`], wrapping each area's error enum.
+//! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API).
+//! - [`messages`]: typed contract messages and records (`contracts/schema.tlb`).
+//! - [`tlb`]: TL-B conventions and field helpers shared by every wire type.
+//! - [`units`]: TON ↔ nanoTON, exact.
+//! - [`wallet`]: mnemonics, Wallet V5R1 / V4R2, `send_and_confirm` without double sends.
 
 pub mod attest;
 pub mod seal;
+pub mod chain;
+pub mod cli;
+pub mod contracts;
+pub mod error;
+pub mod localnet;
+pub mod messages;
+pub mod tlb;
+pub mod units;
+pub mod wallet;
+
+pub use error::{Error, Result};

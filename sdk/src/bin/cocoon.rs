@@ -1,5 +1,13 @@
-//! The `cocoon` command line.
+//! The `cocoon` command line (logic in `cocoon_sdk::cli`).
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("the cocoon CLI is not built yet")
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("COCOON_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    cocoon_sdk::cli::run(cocoon_sdk::cli::Cli::parse()).await
 }

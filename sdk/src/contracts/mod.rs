@@ -1,0 +1,106 @@
+//! Contract clients: deploy Root, register and manage Workers, create and drive Escrows, read
+//! every getter as a typed struct, and derive child addresses from code + (root, owner).
+//!
+//! Every operation is a wallet transfer confirmed with [`crate::wallet::Wallet::send_and_confirm`]
+//! followed by a trace of the transactions it caused ([`Outcome`]); a contract that refused it
+//! surfaces as [`ContractError::Failed`] with the contract's named exit code.
+
+mod code;
+mod errors;
+mod escrow;
+mod outcome;
+mod root;
+mod stack;
+mod worker;
+
+pub use code::{Contract, code};
+pub use errors::{error_name, exit};
+pub use escrow::{EscrowClient, EscrowConfigView, EscrowState, JobView, OpenJobArgs};
+pub use outcome::{Outcome, trace};
+pub use root::{RootClient, RootOwner, RootPolicyView};
+pub use stack::StackReader;
+pub use worker::{WorkerClient, WorkerRecordView, WorkerState};
+
+use std::time::Duration;
+
+use crate::chain::ChainError;
+use crate::messages::records::{EscrowData, WorkerData};
+use crate::tlb::{TlbError, TlbType, TonAddress};
+use crate::wallet::WalletError;
+
+/// Value RegisterWorker carries on top of the stake (Root's and the Worker's gas, deploy fee).
+pub const REGISTER_GAS: u128 = 50_000_000;
+/// Gas attached to owner operations and other plain calls; leftovers stay with the contract (for
+/// an Escrow: on the client's free balance).
+pub const OP_GAS: u128 = 50_000_000;
+/// Balance an Escrow keeps outside the client's free balance.
+pub const ESCROW_STORAGE_RESERVE: u128 = 10_000_000;
+/// Most a job may lock: max_cost < 2^64.
+pub const MAX_COST_LIMIT: u128 = 1 << 64;
+/// How long to wait for the transactions an operation causes.
+pub const TRACE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors of contract operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// The embedded compiled code is unusable.
+    #[error("compiled {name} code: {reason}")]
+    Code {
+        /// Contract.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A contract refused the operation.
+    #[error("{op}: {account} failed with exit code {exit_code} ({})", name.unwrap_or("TVM error"))]
+    Failed {
+        /// Operation.
+        op: &'static str,
+        /// Contract that failed.
+        account: String,
+        /// Exit code.
+        exit_code: i32,
+        /// Named error (see [`error_name`]).
+        name: Option<&'static str>,
+    },
+    /// A precondition checked before sending failed (amount, job id, deadline).
+    #[error("{op}: {reason}")]
+    Invalid {
+        /// Operation.
+        op: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The contract is not deployed.
+    #[error("no contract at {0}")]
+    NotDeployed(String),
+    /// Encoding a message failed.
+    #[error(transparent)]
+    Tlb(#[from] TlbError),
+    /// A chain call failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Sending failed.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+}
+
+/// Result of contract operations.
+pub type ContractResult<T> = Result<T, ContractError>;
+
+/// Address of the Worker of `owner` under `root` (code = Root's current worker code).
+pub fn worker_address(root: &TonAddress, owner: &TonAddress, worker_code: &crate::tlb::ArcCell) -> ContractResult<TonAddress> {
+    let data = WorkerData::initial(root.clone(), owner.clone()).to_cell()?;
+    Ok(crate::wallet::contract_address(worker_code, &std::sync::Arc::new(data))?)
+}
+
+/// Address of the Escrow of `owner` under `root`.
+pub fn escrow_address(root: &TonAddress, owner: &TonAddress, escrow_code: &crate::tlb::ArcCell) -> ContractResult<TonAddress> {
+    let data = EscrowData::initial(root.clone(), owner.clone()).to_cell()?;
+    Ok(crate::wallet::contract_address(escrow_code, &std::sync::Arc::new(data))?)
+}
+
+/// A fresh query id: milliseconds since the epoch (unique enough per sender, and readable).
+pub fn query_id() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,38 @@
+//! The sdk's top-level error: one variant per area, each wrapping that area's own error enum.
+//!
+//! Functions inside an area return the area's error ([`crate::tlb::TlbError`],
+//! [`crate::units::UnitsError`], ...); code that spans areas (contract clients, the CLI) returns
+//! this one and converts with `?`.
+
+use crate::chain::ChainError;
+use crate::contracts::ContractError;
+use crate::localnet::LocalnetError;
+use crate::tlb::TlbError;
+use crate::units::UnitsError;
+use crate::wallet::WalletError;
+
+/// Any error of the sdk.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Encoding or decoding a TL-B value failed.
+    #[error(transparent)]
+    Tlb(#[from] TlbError),
+    /// A TON amount could not be parsed.
+    #[error(transparent)]
+    Units(#[from] UnitsError),
+    /// A chain call failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A wallet operation failed.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// Starting or driving localnet failed.
+    #[error(transparent)]
+    Localnet(#[from] LocalnetError),
+    /// A contract operation failed.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+}
+
+/// Result with the sdk's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,419 @@
+//! Typed contract messages and records, mirroring `contracts/schema.tlb` field by field.
+//!
+//! One module per message family: [`root`] (to Root), [`worker`] (to Worker), [`escrow`] (to
+//! Escrow), [`notify`] (what contracts send to wallets, and their external-out logs), plus
+//! [`records`] (parameters, policy, worker record, jobs, contract data). Each type states its
+//! TL-B line in its doc comment and implements [`crate::tlb::TlbType`]; the opcode of a message is
+//! its `OP` constant. Signed receipts are carried as opaque cells here (their type lives in the
+//! receipt module).
+
+pub mod escrow;
+pub mod notify;
+pub mod records;
+pub mod root;
+pub mod worker;
+
+#[cfg(test)]
+mod vectors;
+
+/// Declares a TL-B struct: fields with their codec (see [`crate::tlb::codec`]), an optional
+/// 32-bit tag, the [`crate::tlb::TlbType`] impl and, in tests, a proptest strategy.
+macro_rules! tlb_struct {
+    (
+        $(#[$m:meta])*
+        pub struct $name:ident $([tag = $tag:expr])? {
+            $( $(#[$fm:meta])* pub $field:ident : $codec:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            $( $(#[$fm])* pub $field: <$codec as $crate::tlb::codec::Codec>::Value, )*
+        }
+
+        $(
+        impl $name {
+            /// Opcode (constructor tag).
+            pub const OP: u32 = $tag;
+        }
+        )?
+
+        impl $crate::tlb::TlbType for $name {
+            const NAME: &'static str = stringify!($name);
+
+            #[allow(unused_variables)]
+            fn store(&self, b: &mut $crate::tlb::CellBuilder) -> $crate::tlb::TlbResult<()> {
+                $( $crate::tlb::store_tag(b, 32, u64::from($tag as u32))?; )?
+                $( <$codec as $crate::tlb::codec::Codec>::store(
+                    b, &self.$field, concat!(stringify!($name), ".", stringify!($field)))?; )*
+                Ok(())
+            }
+
+            #[allow(unused_variables)]
+            fn load(p: &mut $crate::tlb::CellParser<'_>) -> $crate::tlb::TlbResult<Self> {
+                $( $crate::tlb::expect_tag(p, 32, u64::from($tag as u32), Self::NAME)?; )?
+                $( let $field = <$codec as $crate::tlb::codec::Codec>::load(
+                    p, concat!(stringify!($name), ".", stringify!($field)))?; )*
+                Ok(Self { $($field),* })
+            }
+        }
+
+        #[cfg(test)]
+        impl $crate::messages::testing::Json for $name {
+            fn to_json(&self) -> serde_json::Value {
+                #[allow(unused_mut)]
+                let mut m = serde_json::Map::new();
+                $( m.insert(stringify!($field).to_owned(),
+                    <$codec as $crate::messages::testing::JsonCodec>::to_json(&self.$field)); )*
+                serde_json::Value::Object(m)
+            }
+        }
+
+        #[cfg(test)]
+        impl $crate::messages::testing::Arb for $name {
+            fn arb() -> proptest::strategy::BoxedStrategy<Self> {
+                use proptest::strategy::Strategy;
+                ( $( <$codec as $crate::messages::testing::ArbCodec>::arb(), )* )
+                    .prop_map(|( $($field,)* )| Self { $($field),* })
+                    .boxed()
+            }
+        }
+    };
+}
+pub(crate) use tlb_struct;
+
+/// Declares the union of messages a contract accepts, dispatched on the opcode.
+macro_rules! msg_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($v:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $name { $( #[doc = concat!("[`", stringify!($v), "`]")] $v($v), )* }
+
+        impl $crate::tlb::TlbType for $name {
+            const NAME: &'static str = stringify!($name);
+            fn store(&self, b: &mut $crate::tlb::CellBuilder) -> $crate::tlb::TlbResult<()> {
+                match self { $( $name::$v(m) => m.store(b), )* }
+            }
+            fn load(p: &mut $crate::tlb::CellParser<'_>) -> $crate::tlb::TlbResult<Self> {
+                let op = p.load_u32(32)?;
+                p.seek(-32)?;
+                $( if op == $v::OP { return Ok($name::$v($v::load(p)?)); } )*
+                Err($crate::tlb::TlbError::WrongTag { type_name: stringify!($name), expected: 0, found: u64::from(op) })
+            }
+        }
+    };
+}
+pub(crate) use msg_enum;
+
+/// `ReceiptLink` chains as a list: `receipt_link$_ receipt:^SignedReceipt next:(Maybe
+/// ^ReceiptLink) = ReceiptLink;` — the recursive TL-B type maps to a `Vec` of signed-receipt cells
+/// (first element = first link). An empty list cannot be encoded.
+pub struct ReceiptList;
+
+impl crate::tlb::codec::Codec for ReceiptList {
+    type Value = Vec<crate::tlb::ArcCell>;
+
+    fn store(b: &mut crate::tlb::CellBuilder, v: &Self::Value, field: &'static str) -> crate::tlb::TlbResult<()> {
+        use std::sync::Arc;
+        let mut next: Option<crate::tlb::ArcCell> = None;
+        for r in v.iter().rev() {
+            let mut lb = crate::tlb::CellBuilder::new();
+            lb.store_reference(r)?;
+            crate::tlb::store_maybe_ref(&mut lb, next.as_ref())?;
+            next = Some(Arc::new(lb.build()?));
+        }
+        let first = next.ok_or(crate::tlb::TlbError::InvalidValue { field, reason: "empty receipt list".into() })?;
+        b.store_reference(&first)?;
+        Ok(())
+    }
+
+    fn load(p: &mut crate::tlb::CellParser<'_>, _: &'static str) -> crate::tlb::TlbResult<Self::Value> {
+        let mut out = Vec::new();
+        let mut link = p.next_reference()?;
+        loop {
+            let mut lp = link.parser();
+            out.push(lp.next_reference()?);
+            let next = crate::tlb::load_maybe_ref(&mut lp)?;
+            crate::tlb::ensure_consumed(&mut lp, "ReceiptLink")?;
+            match next {
+                Some(n) => link = n,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Proptest strategies per field codec, used by the generated `Arb` impls.
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use crate::tlb::codec::*;
+    use crate::tlb::{ArcCell, CellBuilder, TlbType};
+
+    /// A strategy for a whole TL-B type.
+    pub trait Arb: Sized {
+        fn arb() -> BoxedStrategy<Self>;
+    }
+
+    /// A strategy for a field codec's value.
+    pub trait ArbCodec: Codec {
+        fn arb() -> BoxedStrategy<Self::Value>;
+    }
+
+    macro_rules! arb_any {
+        ($($c:ty),*) => { $( impl ArbCodec for $c {
+            fn arb() -> BoxedStrategy<Self::Value> { any::<Self::Value>().boxed() }
+        } )* };
+    }
+    arb_any!(U8, U16, U32, U64, Bool, Bits256);
+
+    impl ArbCodec for Bits512 {
+        fn arb() -> BoxedStrategy<[u8; 64]> {
+            (any::<[u8; 32]>(), any::<[u8; 32]>())
+                .prop_map(|(a, b)| {
+                    let mut o = [0u8; 64];
+                    o[..32].copy_from_slice(&a);
+                    o[32..].copy_from_slice(&b);
+                    o
+                })
+                .boxed()
+        }
+    }
+    impl ArbCodec for Coins {
+        fn arb() -> BoxedStrategy<u128> {
+            crate::tlb::testing::coins().boxed()
+        }
+    }
+    impl ArbCodec for Addr {
+        fn arb() -> BoxedStrategy<crate::tlb::TonAddress> {
+            crate::tlb::testing::address().boxed()
+        }
+    }
+    impl ArbCodec for MaybeAddr {
+        fn arb() -> BoxedStrategy<Option<crate::tlb::TonAddress>> {
+            proptest::option::of(crate::tlb::testing::address()).boxed()
+        }
+    }
+    impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for Ref<T> {
+        fn arb() -> BoxedStrategy<T> {
+            T::arb()
+        }
+    }
+    impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for MaybeRef<T> {
+        fn arb() -> BoxedStrategy<Option<T>> {
+            proptest::option::of(T::arb()).boxed()
+        }
+    }
+    /// Small distinct cells standing for code or opaque payloads.
+    pub fn any_cell() -> BoxedStrategy<ArcCell> {
+        (any::<u64>(), 0usize..3)
+            .prop_map(|(x, n)| {
+                let mut b = CellBuilder::new();
+                b.store_u64(64, x).unwrap();
+                for i in 0..n {
+                    let mut c = CellBuilder::new();
+                    c.store_u8(8, i as u8).unwrap();
+                    b.store_reference(&Arc::new(c.build().unwrap())).unwrap();
+                }
+                Arc::new(b.build().unwrap())
+            })
+            .boxed()
+    }
+    impl ArbCodec for AnyRef {
+        fn arb() -> BoxedStrategy<ArcCell> {
+            any_cell()
+        }
+    }
+    impl ArbCodec for super::ReceiptList {
+        fn arb() -> BoxedStrategy<Vec<ArcCell>> {
+            proptest::collection::vec(any_cell(), 1..5).boxed()
+        }
+    }
+    impl ArbCodec for SetU32 {
+        fn arb() -> BoxedStrategy<BTreeSet<u32>> {
+            proptest::collection::btree_set(any::<u32>(), 0..6).boxed()
+        }
+    }
+    impl ArbCodec for Set256 {
+        fn arb() -> BoxedStrategy<BTreeSet<[u8; 32]>> {
+            proptest::collection::btree_set(any::<[u8; 32]>(), 0..5).boxed()
+        }
+    }
+    impl ArbCodec for MapU32Bits256 {
+        fn arb() -> BoxedStrategy<BTreeMap<u32, [u8; 32]>> {
+            proptest::collection::btree_map(any::<u32>(), any::<[u8; 32]>(), 0..5).boxed()
+        }
+    }
+    impl<T: TlbType + Arb + Clone + std::fmt::Debug + 'static> ArbCodec for MapU64<T> {
+        fn arb() -> BoxedStrategy<BTreeMap<u64, T>> {
+            proptest::collection::btree_map(any::<u64>(), T::arb(), 0..4).boxed()
+        }
+    }
+
+    /// The golden-vector JSON form of a value (`tests/vectors/README.md`).
+    pub trait Json {
+        fn to_json(&self) -> serde_json::Value;
+    }
+
+    /// The golden-vector JSON form of a field.
+    pub trait JsonCodec: Codec {
+        fn to_json(v: &Self::Value) -> serde_json::Value;
+    }
+
+    use serde_json::{Value, json};
+
+    macro_rules! json_num {
+        ($($c:ty),*) => { $( impl JsonCodec for $c { fn to_json(v: &Self::Value) -> Value { json!(v) } } )* };
+    }
+    json_num!(U8, U16, U32, Bool);
+    impl JsonCodec for U64 {
+        fn to_json(v: &u64) -> Value {
+            json!(v.to_string())
+        }
+    }
+    impl JsonCodec for Coins {
+        fn to_json(v: &u128) -> Value {
+            json!(v.to_string())
+        }
+    }
+    fn raw(a: &crate::tlb::TonAddress) -> Value {
+        json!(format!("{}:{}", a.workchain, hex::encode(a.hash_part.as_slice())))
+    }
+    impl JsonCodec for Addr {
+        fn to_json(v: &crate::tlb::TonAddress) -> Value {
+            raw(v)
+        }
+    }
+    impl JsonCodec for MaybeAddr {
+        fn to_json(v: &Option<crate::tlb::TonAddress>) -> Value {
+            v.as_ref().map(raw).unwrap_or(Value::Null)
+        }
+    }
+    impl JsonCodec for Bits256 {
+        fn to_json(v: &[u8; 32]) -> Value {
+            json!(hex::encode(v))
+        }
+    }
+    impl JsonCodec for Bits512 {
+        fn to_json(v: &[u8; 64]) -> Value {
+            json!(hex::encode(v))
+        }
+    }
+    impl<T: TlbType + Json> JsonCodec for Ref<T> {
+        fn to_json(v: &T) -> Value {
+            v.to_json()
+        }
+    }
+    impl<T: TlbType + Json> JsonCodec for MaybeRef<T> {
+        fn to_json(v: &Option<T>) -> Value {
+            v.as_ref().map(Json::to_json).unwrap_or(Value::Null)
+        }
+    }
+    /// Opaque cells compare by representation hash (see `json_matches`).
+    pub fn cell_marker(c: &ArcCell) -> Value {
+        json!({ "$cell_hash": hex::encode(c.cell_hash().as_slice()) })
+    }
+    impl JsonCodec for AnyRef {
+        fn to_json(v: &ArcCell) -> Value {
+            cell_marker(v)
+        }
+    }
+    impl JsonCodec for super::ReceiptList {
+        fn to_json(v: &Vec<ArcCell>) -> Value {
+            Value::Array(v.iter().map(cell_marker).collect())
+        }
+    }
+    impl JsonCodec for SetU32 {
+        fn to_json(v: &BTreeSet<u32>) -> Value {
+            json!(v.iter().collect::<Vec<_>>())
+        }
+    }
+    impl JsonCodec for Set256 {
+        fn to_json(v: &BTreeSet<[u8; 32]>) -> Value {
+            json!(v.iter().map(hex::encode).collect::<Vec<_>>())
+        }
+    }
+    impl JsonCodec for MapU32Bits256 {
+        fn to_json(v: &BTreeMap<u32, [u8; 32]>) -> Value {
+            json!(v.iter().map(|(k, x)| json!({"key": k, "value": hex::encode(x)})).collect::<Vec<_>>())
+        }
+    }
+    impl<T: TlbType + Json + Clone> JsonCodec for MapU64<T> {
+        fn to_json(v: &BTreeMap<u64, T>) -> Value {
+            json!(v.iter().map(|(k, x)| json!({"key": k.to_string(), "value": x.to_json()})).collect::<Vec<_>>())
+        }
+    }
+
+    /// Whether our JSON equals a vector's fields. An opaque cell (`$cell_hash`) matches a base64
+    /// BOC with that hash; against a nested object (a receipt, whose type lives elsewhere) it is
+    /// not compared here: the byte-exact BOC check covers it.
+    pub fn json_matches(ours: &Value, theirs: &Value) -> bool {
+        use base64::Engine;
+        match (ours, theirs) {
+            (Value::Object(o), t) if o.contains_key("$cell_hash") => match t {
+                Value::String(b64) => base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .ok()
+                    .and_then(|b| crate::tlb::boc_root(&b).ok())
+                    .is_some_and(|c| json!(hex::encode(c.cell_hash().as_slice())) == o["$cell_hash"]),
+                Value::Object(_) => true,
+                _ => false,
+            },
+            (Value::Array(o), Value::Object(_)) if o.iter().all(|x| x.get("$cell_hash").is_some()) => true,
+            (Value::Object(o), Value::Object(t)) => {
+                o.len() == t.len() && o.iter().all(|(k, v)| t.get(k).is_some_and(|tv| json_matches(v, tv)))
+            }
+            (Value::Array(o), Value::Array(t)) => o.len() == t.len() && o.iter().zip(t).all(|(a, b)| json_matches(a, b)),
+            (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// Round trip through a cell and a BOC, plus: a flipped opcode is `WrongTag`, an extra bit is
+    /// `TrailingData`.
+    pub fn check_round_trip<T: TlbType + PartialEq + std::fmt::Debug + Clone>(v: &T, tagged: bool) -> Result<(), TestCaseError> {
+        use crate::tlb::TlbError;
+        // Values too large for one cell (e.g. a 120-bit cost in a full Settle) are refused with
+        // a typed error; the property covers everything that fits.
+        let cell = match v.to_cell() {
+            Ok(c) => c,
+            Err(TlbError::Cell(e)) if e.to_string().contains("at most 1023 bits") => {
+                return Err(TestCaseError::reject("does not fit one cell"));
+            }
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        };
+        prop_assert_eq!(&T::from_cell(&cell).unwrap(), v);
+        prop_assert_eq!(&T::from_boc(&v.to_boc().unwrap()).unwrap(), v);
+        // Extra data after the value (only where the cell has room).
+        if cell.bit_len() < 1023 {
+            let mut b = CellBuilder::new();
+            b.store_cell(&cell).unwrap();
+            b.store_bit(true).unwrap();
+            let longer = b.build().unwrap();
+            let trailing = matches!(T::from_cell(&longer), Err(TlbError::TrailingData { .. }));
+            prop_assert!(trailing);
+        }
+        if tagged {
+            let mut p = cell.parser();
+            let op = p.load_u32(32).unwrap();
+            let mut b = CellBuilder::new();
+            b.store_u32(32, op ^ 1).unwrap();
+            let mut rest = CellBuilder::new();
+            rest.store_cell(&cell).unwrap();
+            let rest = rest.build().unwrap();
+            let mut rp = rest.parser();
+            rp.skip_bits(32).unwrap();
+            b.store_remaining_bits(&mut rp).unwrap();
+            for r in cell.references() {
+                b.store_reference(r).unwrap();
+            }
+            let wrong = matches!(T::from_cell(&b.build().unwrap()), Err(TlbError::WrongTag { .. }));
+            prop_assert!(wrong);
+        }
+        Ok(())
+    }
+}
