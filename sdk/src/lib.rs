@@ -14,6 +14,7 @@
 //! - [`error`]: the top-level [`Error`], wrapping each area's error enum.
 //! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API).
 //! - [`messages`]: typed contract messages and records (`contracts/schema.tlb`).
+//! - [`receipt`]: the signed receipt cell, signing, verification and the client-side check.
 //! - [`tlb`]: TL-B conventions and field helpers shared by every wire type.
 //! - [`units`]: TON ↔ nanoTON, exact.
 //! - [`wallet`]: mnemonics, Wallet V5R1 / V4R2, `send_and_confirm` without double sends.
@@ -26,6 +27,7 @@ pub mod contracts;
 pub mod error;
 pub mod localnet;
 pub mod messages;
+pub mod receipt;
 pub mod tlb;
 pub mod units;
 pub mod wallet;
