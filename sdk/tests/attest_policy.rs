@@ -255,3 +255,30 @@ fn onchain_record_must_describe_the_evidence() {
         })
     ));
 }
+
+#[test]
+fn policy_from_root_never_accepts_simulated_in_production() {
+    use cocoon_sdk::messages::records::RootPolicy;
+    let root = RootPolicy {
+        allowed_kinds: 0b111,
+        measurements: [measurement_id(&[7; 48])].into(),
+    };
+    let production = Policy::from_root(&root);
+    assert!(!production.allows_kind(EvidenceKind::Simulated));
+    assert!(production.allows_kind(EvidenceKind::Tdx));
+    assert!(production.allows_measurement(&[7; 48]));
+    assert!(matches!(
+        verify_evidence(&simulated(), &production),
+        Err(AttestError::SimulatedRefused)
+    ));
+    let dev = Policy::development_from_root(&root);
+    verify_worker(&simulated(), &dev, &binding()).unwrap();
+    let no_sim = RootPolicy {
+        allowed_kinds: 0b110,
+        ..root
+    };
+    assert!(matches!(
+        verify_evidence(&simulated(), &Policy::development_from_root(&no_sim)),
+        Err(AttestError::KindNotAllowed(EvidenceKind::Simulated))
+    ));
+}

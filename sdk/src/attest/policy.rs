@@ -197,6 +197,19 @@ impl Policy {
         self.with_allowed_kinds(kinds)
     }
 
+    /// The production policy a Root publishes: its allowed kinds (never Simulated) and its
+    /// allow-listed measurement ids.
+    pub fn from_root(root: &crate::messages::records::RootPolicy) -> Self {
+        Self::production(root.measurements.iter().copied())
+            .with_allowed_kinds_mask(root.allowed_kinds)
+    }
+
+    /// The development policy for a local Root: honours its Simulated bit. Never for mainnet.
+    pub fn development_from_root(root: &crate::messages::records::RootPolicy) -> Self {
+        Self::development(root.measurements.iter().copied())
+            .with_allowed_kinds_mask(root.allowed_kinds)
+    }
+
     /// Replaces the clock (tests pin it; TDX sample collateral is only valid in a fixed window).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

@@ -60,6 +60,17 @@ pub struct RecordedAttestation {
     pub expires_at: u32,
 }
 
+impl From<&crate::messages::records::Attestation> for RecordedAttestation {
+    fn from(a: &crate::messages::records::Attestation) -> Self {
+        Self {
+            kind: a.kind,
+            measurement: a.measurement,
+            evidence_hash: a.evidence_hash,
+            expires_at: a.expires_at,
+        }
+    }
+}
+
 impl Verified {
     /// Checks that REPORT_DATA binds exactly these keys, this Worker and this nonce.
     pub fn check_binding(&self, binding: &WorkerBinding) -> Result<()> {
