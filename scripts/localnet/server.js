@@ -566,6 +566,10 @@ async function main() {
       if (!res.headersSent) reply(res, status, { ok: false, error: e.message, code: status });
     });
   });
+  // Outlive clients' idle-connection pools (reqwest keeps them 90 s) so a pooled connection is
+  // not closed under a request.
+  server.keepAliveTimeout = 120000;
+  server.headersTimeout = 125000;
   server.listen(args.port, args.host, () => {
     const { port } = server.address();
     process.stdout.write(`COCOON_LOCALNET_URL=http://${args.host}:${port}\n`);

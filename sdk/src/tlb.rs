@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
-use tonlib_core::TonHash;
 pub use tonlib_core::TonAddress;
+use tonlib_core::TonHash;
 pub use tonlib_core::cell::{ArcCell, BagOfCells, Cell, CellBuilder, CellParser, TonCellError};
 
 /// Largest value a TL-B `Coins` (`VarUInteger 16`) field can hold: 15 bytes.
@@ -130,7 +130,11 @@ pub fn ensure_consumed(p: &mut CellParser<'_>, type_name: &'static str) -> TlbRe
     let bits = p.remaining_bits();
     let refs = p.remaining_refs();
     if bits != 0 || refs != 0 {
-        return Err(TlbError::TrailingData { type_name, bits, refs });
+        return Err(TlbError::TrailingData {
+            type_name,
+            bits,
+            refs,
+        });
     }
     Ok(())
 }
@@ -150,7 +154,11 @@ pub fn expect_tag(
 ) -> TlbResult<()> {
     let found = p.load_u64(bits)?;
     if found != expected {
-        return Err(TlbError::WrongTag { type_name, expected, found });
+        return Err(TlbError::WrongTag {
+            type_name,
+            expected,
+            found,
+        });
     }
     Ok(())
 }
@@ -158,7 +166,10 @@ pub fn expect_tag(
 /// Writes `Coins` (`VarUInteger 16`): a 4-bit byte length then the big-endian value.
 pub fn store_coins(b: &mut CellBuilder, v: u128, field: &'static str) -> TlbResult<()> {
     if v > MAX_COINS {
-        return Err(TlbError::InvalidValue { field, reason: format!("{v} exceeds 2^120-1") });
+        return Err(TlbError::InvalidValue {
+            field,
+            reason: format!("{v} exceeds 2^120-1"),
+        });
     }
     let len = (128 - v.leading_zeros() as usize).div_ceil(8);
     b.store_u8(4, len as u8)?;
@@ -194,8 +205,10 @@ pub fn store_address(b: &mut CellBuilder, a: &TonAddress, field: &'static str) -
 
 /// Reads an `addr_std` without anycast; any other form is [`TlbError::UnsupportedAddress`].
 pub fn load_address(p: &mut CellParser<'_>, field: &'static str) -> TlbResult<TonAddress> {
-    load_maybe_address(p, field)?
-        .ok_or(TlbError::UnsupportedAddress { field, form: "addr_none" })
+    load_maybe_address(p, field)?.ok_or(TlbError::UnsupportedAddress {
+        field,
+        form: "addr_none",
+    })
 }
 
 /// Writes `addr_none$00` for `None`, else an `addr_std`.
@@ -222,14 +235,23 @@ pub fn load_maybe_address(
         0b00 => Ok(None),
         0b10 => {
             if p.load_bit()? {
-                return Err(TlbError::UnsupportedAddress { field, form: "anycast" });
+                return Err(TlbError::UnsupportedAddress {
+                    field,
+                    form: "anycast",
+                });
             }
             let wc = p.load_i8(8)?;
             let hash = load_bits256(p)?;
             Ok(Some(TonAddress::new(i32::from(wc), TonHash::from(hash))))
         }
-        0b01 => Err(TlbError::UnsupportedAddress { field, form: "addr_extern" }),
-        _ => Err(TlbError::UnsupportedAddress { field, form: "addr_var" }),
+        0b01 => Err(TlbError::UnsupportedAddress {
+            field,
+            form: "addr_extern",
+        }),
+        _ => Err(TlbError::UnsupportedAddress {
+            field,
+            form: "addr_var",
+        }),
     }
 }
 
@@ -282,7 +304,11 @@ pub fn store_maybe_ref(b: &mut CellBuilder, c: Option<&ArcCell>) -> TlbResult<()
 
 /// Reads `(Maybe ^Cell)`.
 pub fn load_maybe_ref(p: &mut CellParser<'_>) -> TlbResult<Option<ArcCell>> {
-    Ok(if p.load_bit()? { Some(p.next_reference()?) } else { None })
+    Ok(if p.load_bit()? {
+        Some(p.next_reference()?)
+    } else {
+        None
+    })
 }
 
 /// Field codecs: one marker type per TL-B field type, so message definitions can list their
@@ -425,7 +451,11 @@ pub mod codec {
             Ok(())
         }
         fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<Option<T>> {
-            if p.load_bit()? { Ok(Some(load_ref(p)?)) } else { Ok(None) }
+            if p.load_bit()? {
+                Ok(Some(load_ref(p)?))
+            } else {
+                Ok(None)
+            }
         }
     }
 
@@ -456,7 +486,11 @@ pub mod codec {
             Ok(())
         }
         fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeSet<u32>> {
-            let m = p.load_dict(32, tonlib_core::cell::dict::predefined_readers::key_reader_u32, |_| Ok(()))?;
+            let m = p.load_dict(
+                32,
+                tonlib_core::cell::dict::predefined_readers::key_reader_u32,
+                |_| Ok(()),
+            )?;
             Ok(m.into_keys().collect())
         }
     }
@@ -471,7 +505,11 @@ pub mod codec {
             Ok(())
         }
         fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeSet<[u8; 32]>> {
-            let m = p.load_dict(256, tonlib_core::cell::dict::predefined_readers::key_reader_256bit, |_| Ok(()))?;
+            let m = p.load_dict(
+                256,
+                tonlib_core::cell::dict::predefined_readers::key_reader_256bit,
+                |_| Ok(()),
+            )?;
             Ok(m.into_keys().map(<[u8; 32]>::from).collect())
         }
     }
@@ -480,13 +518,21 @@ pub mod codec {
     pub struct MapU32Bits256;
     impl Codec for MapU32Bits256 {
         type Value = BTreeMap<u32, [u8; 32]>;
-        fn store(b: &mut CellBuilder, v: &BTreeMap<u32, [u8; 32]>, _: &'static str) -> TlbResult<()> {
+        fn store(
+            b: &mut CellBuilder,
+            v: &BTreeMap<u32, [u8; 32]>,
+            _: &'static str,
+        ) -> TlbResult<()> {
             let m: HashMap<u32, [u8; 32]> = v.iter().map(|(k, x)| (*k, *x)).collect();
             b.store_dict(32, |b, x: [u8; 32]| b.store_slice(&x).map(|_| ()), m)?;
             Ok(())
         }
         fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<u32, [u8; 32]>> {
-            let m = p.load_dict(32, tonlib_core::cell::dict::predefined_readers::key_reader_u32, |p| load_bits256(p).map_err(cell_err))?;
+            let m = p.load_dict(
+                32,
+                tonlib_core::cell::dict::predefined_readers::key_reader_u32,
+                |p| load_bits256(p).map_err(cell_err),
+            )?;
             Ok(m.into_iter().collect())
         }
     }
@@ -501,7 +547,11 @@ pub mod codec {
             Ok(())
         }
         fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<u64, T>> {
-            let m = p.load_dict(64, tonlib_core::cell::dict::predefined_readers::key_reader_u64, |p| T::load(p).map_err(cell_err))?;
+            let m = p.load_dict(
+                64,
+                tonlib_core::cell::dict::predefined_readers::key_reader_u64,
+                |p| T::load(p).map_err(cell_err),
+            )?;
             Ok(m.into_iter().collect())
         }
     }
@@ -578,7 +628,7 @@ pub mod boc {
         let len = c.bit_len();
         let mut d: Vec<u8> = c.data().iter().copied().take(len.div_ceil(8)).collect();
         d.resize(len.div_ceil(8), 0);
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             let last = d.len() - 1;
             let used = len % 8;
             d[last] &= 0xffu8 << (8 - used);
@@ -593,7 +643,11 @@ pub mod boc {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0x82f6_3b78
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -607,12 +661,18 @@ pub mod boc {
         if order.iter().any(|h| all[h].cell.is_exotic()) {
             return Ok(BagOfCells::from_root((*root).clone()).serialize(true)?);
         }
-        let index: HashMap<[u8; 32], usize> = order.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        let index: HashMap<[u8; 32], usize> =
+            order.iter().enumerate().map(|(i, h)| (*h, i)).collect();
         let size = bytes_for(order.len());
-        let total: usize = order.iter().map(|h| 2 + all[h].cell.bit_len().div_ceil(8) + all[h].refs.len() * size).sum();
+        let total: usize = order
+            .iter()
+            .map(|h| 2 + all[h].cell.bit_len().div_ceil(8) + all[h].refs.len() * size)
+            .sum();
         let off = bytes_for(total);
         let mut out = Vec::with_capacity(total + 32);
-        let put = |out: &mut Vec<u8>, v: usize, n: usize| out.extend_from_slice(&(v as u64).to_be_bytes()[8 - n..]);
+        let put = |out: &mut Vec<u8>, v: usize, n: usize| {
+            out.extend_from_slice(&(v as u64).to_be_bytes()[8 - n..])
+        };
         out.extend_from_slice(&0xb5ee_9c72u32.to_be_bytes());
         out.push(0b0100_0000 | size as u8); // no index, crc32c, no cache bits, flags 0
         out.push(off as u8);
@@ -652,7 +712,12 @@ pub(crate) mod testing {
 
     /// Any representable `Coins` value, biased towards small and boundary values.
     pub fn coins() -> impl Strategy<Value = u128> {
-        prop_oneof![Just(0u128), Just(MAX_COINS), 0u128..=u64::MAX as u128, 0u128..=MAX_COINS]
+        prop_oneof![
+            Just(0u128),
+            Just(MAX_COINS),
+            0u128..=u64::MAX as u128,
+            0u128..=MAX_COINS
+        ]
     }
 }
 
@@ -706,7 +771,12 @@ mod tests {
     }
 
     fn sample() -> Sample {
-        Sample { a: TonAddress::NULL, b: None, c: 5, h: [7; 32] }
+        Sample {
+            a: TonAddress::NULL,
+            b: None,
+            c: 5,
+            h: [7; 32],
+        }
     }
 
     #[test]
@@ -714,7 +784,17 @@ mod tests {
         let mut b = CellBuilder::new();
         b.store_u8(8, 0xac).unwrap();
         let err = Sample::from_cell(&b.build().unwrap()).unwrap_err();
-        assert!(matches!(err, TlbError::WrongTag { expected: 0xab, found: 0xac, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TlbError::WrongTag {
+                    expected: 0xab,
+                    found: 0xac,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -723,13 +803,33 @@ mod tests {
         sample().store(&mut b).unwrap();
         b.store_bit(true).unwrap();
         let err = Sample::from_cell(&b.build().unwrap()).unwrap_err();
-        assert!(matches!(err, TlbError::TrailingData { bits: 1, refs: 0, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TlbError::TrailingData {
+                    bits: 1,
+                    refs: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         let mut b = CellBuilder::new();
         sample().store(&mut b).unwrap();
         b.store_reference(&Arc::new(Cell::default())).unwrap();
         let err = Sample::from_cell(&b.build().unwrap()).unwrap_err();
-        assert!(matches!(err, TlbError::TrailingData { bits: 0, refs: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TlbError::TrailingData {
+                    bits: 0,
+                    refs: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -758,19 +858,37 @@ mod tests {
         b.store_u8(2, 0b01).unwrap().store_u16(9, 0).unwrap();
         let c = b.build().unwrap();
         let err = load_maybe_address(&mut c.parser(), "f").unwrap_err();
-        assert!(matches!(err, TlbError::UnsupportedAddress { form: "addr_extern", .. }));
+        assert!(matches!(
+            err,
+            TlbError::UnsupportedAddress {
+                form: "addr_extern",
+                ..
+            }
+        ));
 
         let mut b = CellBuilder::new();
         b.store_u8(2, 0).unwrap();
         let c = b.build().unwrap();
         let err = load_address(&mut c.parser(), "f").unwrap_err();
-        assert!(matches!(err, TlbError::UnsupportedAddress { form: "addr_none", .. }));
+        assert!(matches!(
+            err,
+            TlbError::UnsupportedAddress {
+                form: "addr_none",
+                ..
+            }
+        ));
 
         let mut b = CellBuilder::new();
         b.store_u8(2, 0b10).unwrap().store_bit(true).unwrap();
         let c = b.build().unwrap();
         let err = load_address(&mut c.parser(), "f").unwrap_err();
-        assert!(matches!(err, TlbError::UnsupportedAddress { form: "anycast", .. }));
+        assert!(matches!(
+            err,
+            TlbError::UnsupportedAddress {
+                form: "anycast",
+                ..
+            }
+        ));
     }
 
     const BOC_VECTOR: &str = "te6cckEBAgEABwABAgEBAAEowRKlig==";
@@ -782,18 +900,33 @@ mod tests {
         let mut child = CellBuilder::new();
         child.store_u8(4, 2).unwrap();
         let mut b = CellBuilder::new();
-        b.store_u8(8, 1).unwrap().store_reference(&Arc::new(child.build().unwrap())).unwrap();
+        b.store_u8(8, 1)
+            .unwrap()
+            .store_reference(&Arc::new(child.build().unwrap()))
+            .unwrap();
         let bytes = boc::serialize(&b.build().unwrap()).unwrap();
-        assert_eq!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes), BOC_VECTOR);
+        assert_eq!(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+            BOC_VECTOR
+        );
         assert_eq!(boc::crc32c(b"123456789"), 0xe306_9283);
     }
 
     #[test]
     fn multi_root_boc_is_rejected() {
-        let boc = BagOfCells::new(&[Arc::new(Cell::default()), Arc::new(sample().to_cell().unwrap())])
-            .serialize(true)
-            .unwrap();
-        assert!(matches!(Sample::from_boc(&boc), Err(TlbError::RootCount(2))));
-        assert!(matches!(Sample::from_boc(b"garbage"), Err(TlbError::Cell(_))));
+        let boc = BagOfCells::new(&[
+            Arc::new(Cell::default()),
+            Arc::new(sample().to_cell().unwrap()),
+        ])
+        .serialize(true)
+        .unwrap();
+        assert!(matches!(
+            Sample::from_boc(&boc),
+            Err(TlbError::RootCount(2))
+        ));
+        assert!(matches!(
+            Sample::from_boc(b"garbage"),
+            Err(TlbError::Cell(_))
+        ));
     }
 }

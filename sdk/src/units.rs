@@ -50,14 +50,23 @@ pub fn parse_ton(s: &str) -> Result<u128, UnitsError> {
         return Err(UnitsError::TooPrecise(s.to_owned()));
     }
     let overflow = || UnitsError::Overflow(s.to_owned());
-    let whole: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| overflow())? };
+    let whole: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| overflow())?
+    };
     let frac_nano: u128 = if frac.is_empty() {
         0
     } else {
         let padded = format!("{frac:0<width$}", width = TON_DECIMALS);
-        padded.parse().map_err(|_| UnitsError::Syntax(s.to_owned()))?
+        padded
+            .parse()
+            .map_err(|_| UnitsError::Syntax(s.to_owned()))?
     };
-    whole.checked_mul(NANO_PER_TON).and_then(|w| w.checked_add(frac_nano)).ok_or_else(overflow)
+    whole
+        .checked_mul(NANO_PER_TON)
+        .and_then(|w| w.checked_add(frac_nano))
+        .ok_or_else(overflow)
 }
 
 /// Parses a nanoTON integer string (`"1500000000"`).
@@ -86,7 +95,9 @@ pub fn format_ton(nano: u128) -> String {
 /// An amount of TON held as nanoTON; parses from and prints as decimal TON.
 ///
 /// Accepts a `n` suffix for raw nanoTON (`"1500n"`), handy on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Ton(pub u128);
 
@@ -106,7 +117,11 @@ impl FromStr for Ton {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // Accept what Display prints ("1.5 TON").
         let t = s.trim();
-        let t = t.strip_suffix("TON").or_else(|| t.strip_suffix("ton")).unwrap_or(t).trim_end();
+        let t = t
+            .strip_suffix("TON")
+            .or_else(|| t.strip_suffix("ton"))
+            .unwrap_or(t)
+            .trim_end();
         match t.strip_suffix('n') {
             Some(n) => parse_nano(n).map(Ton),
             None => parse_ton(t).map(Ton),
@@ -146,8 +161,14 @@ mod tests {
         assert!(matches!(parse_ton("1e9"), Err(UnitsError::Syntax(_))));
         assert!(matches!(parse_ton("1.2.3"), Err(UnitsError::Syntax(_))));
         assert!(matches!(parse_ton("."), Err(UnitsError::Syntax(_))));
-        assert!(matches!(parse_ton("0.0000000001"), Err(UnitsError::TooPrecise(_))));
-        assert!(matches!(parse_ton(&"9".repeat(40)), Err(UnitsError::Overflow(_))));
+        assert!(matches!(
+            parse_ton("0.0000000001"),
+            Err(UnitsError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            parse_ton(&"9".repeat(40)),
+            Err(UnitsError::Overflow(_))
+        ));
         assert!(matches!(parse_nano("12x"), Err(UnitsError::Syntax(_))));
     }
 
@@ -156,7 +177,10 @@ mod tests {
         assert_eq!(format_ton(0), "0");
         assert_eq!(format_ton(1), "0.000000001");
         assert_eq!(format_ton(1_500_000_000), "1.5");
-        assert_eq!(format_ton(u128::MAX), "340282366920938463463374607431.768211455");
+        assert_eq!(
+            format_ton(u128::MAX),
+            "340282366920938463463374607431.768211455"
+        );
     }
 
     proptest! {

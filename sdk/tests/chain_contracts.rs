@@ -7,8 +7,13 @@ mod chain_support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use cocoon_sdk::chain::{AccountStatus, ChainApi};
-use cocoon_sdk::contracts::{ContractError, EscrowClient, OpenJobArgs, RootClient, WorkerClient, escrow_address, exit, worker_address};
-use cocoon_sdk::messages::records::{Attestation, RootParams, RootPolicy, WorkerRecord, tee_kind, worker_status};
+use cocoon_sdk::contracts::{
+    ContractError, EscrowClient, OpenJobArgs, RootClient, WorkerClient, escrow_address, exit,
+    worker_address,
+};
+use cocoon_sdk::messages::records::{
+    Attestation, RootParams, RootPolicy, WorkerRecord, tee_kind, worker_status,
+};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::{SendOptions, WalletKind};
 
@@ -37,26 +42,50 @@ async fn full_lifecycle_on_localnet() {
         reporter_reward_bps: 2000,
         treasury: owner.address().clone(),
     };
-    let policy = RootPolicy { allowed_kinds: 1 << tee_kind::SIMULATED, measurements: BTreeSet::new() };
-    let data = RootClient::<cocoon_sdk::chain::TonCenterClient>::initial_data(owner.address().clone(), params.clone(), policy, BTreeMap::new()).unwrap();
-    let (root, _) = RootClient::deploy(&chain, &owner, &data, NANO_PER_TON / 10, &opts).await.unwrap();
-    assert_eq!(chain.account(root.address()).await.unwrap().status, AccountStatus::Active);
+    let policy = RootPolicy {
+        allowed_kinds: 1 << tee_kind::SIMULATED,
+        measurements: BTreeSet::new(),
+    };
+    let data = RootClient::<cocoon_sdk::chain::TonCenterClient>::initial_data(
+        owner.address().clone(),
+        params.clone(),
+        policy,
+        BTreeMap::new(),
+    )
+    .unwrap();
+    let (root, _) = RootClient::deploy(&chain, &owner, &data, NANO_PER_TON / 10, &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        chain.account(root.address()).await.unwrap().status,
+        AccountStatus::Active
+    );
     assert_eq!(root.owner().await.unwrap().owner, *owner.address());
     assert_eq!(root.params().await.unwrap(), params);
 
     // --- governance: a measurement and a model; a stranger is refused with NotOwner
     let measurement = [0x4d; 32];
     let model_hash = [0xa1; 32];
-    root.add_measurement(&owner, measurement, &opts).await.unwrap();
+    root.add_measurement(&owner, measurement, &opts)
+        .await
+        .unwrap();
     root.set_model(&owner, 1, model_hash, &opts).await.unwrap();
     assert!(root.is_measurement_allowed(&measurement).await.unwrap());
     assert!(!root.is_measurement_allowed(&[0; 32]).await.unwrap());
-    assert_eq!(root.policy().await.unwrap().measurements, BTreeSet::from([measurement]));
+    assert_eq!(
+        root.policy().await.unwrap().measurements,
+        BTreeSet::from([measurement])
+    );
     assert_eq!(root.model(1).await.unwrap(), Some(model_hash));
     assert_eq!(root.model(2).await.unwrap(), None);
-    assert_eq!(root.models().await.unwrap(), BTreeMap::from([(1, model_hash)]));
+    assert_eq!(
+        root.models().await.unwrap(),
+        BTreeMap::from([(1, model_hash)])
+    );
     match root.set_model(&gpu, 9, [0; 32], &opts).await {
-        Err(ContractError::Failed { exit_code, name, .. }) => {
+        Err(ContractError::Failed {
+            exit_code, name, ..
+        }) => {
             assert_eq!(exit_code, exit::NOT_OWNER);
             assert_eq!(name, Some("NotOwner"));
         }
@@ -65,39 +94,76 @@ async fn full_lifecycle_on_localnet() {
 
     // --- addresses derived locally equal Root's getters
     let (wcode, ecode) = root.codes().await.unwrap();
-    assert_eq!(worker_address(root.address(), gpu.address(), &wcode).unwrap(), root.worker_address(gpu.address()).await.unwrap());
-    assert_eq!(escrow_address(root.address(), client.address(), &ecode).unwrap(), root.escrow_address(client.address()).await.unwrap());
+    assert_eq!(
+        worker_address(root.address(), gpu.address(), &wcode).unwrap(),
+        root.worker_address(gpu.address()).await.unwrap()
+    );
+    assert_eq!(
+        escrow_address(root.address(), client.address(), &ecode).unwrap(),
+        root.escrow_address(client.address()).await.unwrap()
+    );
 
     // --- register a worker with a stake (below the minimum is refused first)
-    let worker = WorkerClient::for_owner(&chain, root.address(), gpu.address()).await.unwrap();
+    let worker = WorkerClient::for_owner(&chain, root.address(), gpu.address())
+        .await
+        .unwrap();
     let record = WorkerRecord {
         receipt_key: [0x11; 32],
         encryption_key: [0x22; 32],
         price_in: 1000,
         price_out: 3000,
         models: BTreeSet::from([1]),
-        attestation: Attestation { kind: tee_kind::SIMULATED, measurement, evidence_hash: [0xe5; 32], expires_at: u32::MAX },
+        attestation: Attestation {
+            kind: tee_kind::SIMULATED,
+            measurement,
+            evidence_hash: [0xe5; 32],
+            expires_at: u32::MAX,
+        },
     };
-    match worker.register(&gpu, 10 * NANO_PER_TON - 1, record.clone(), &opts).await {
+    match worker
+        .register(&gpu, 10 * NANO_PER_TON - 1, record.clone(), &opts)
+        .await
+    {
         Err(ContractError::Failed { exit_code, .. }) => assert_eq!(exit_code, exit::STAKE_TOO_LOW),
         other => panic!("expected StakeTooLow, got {other:?}"),
     }
-    worker.register(&gpu, 10 * NANO_PER_TON, record.clone(), &opts).await.unwrap();
+    worker
+        .register(&gpu, 10 * NANO_PER_TON, record.clone(), &opts)
+        .await
+        .unwrap();
     let st = worker.state().await.unwrap();
-    assert_eq!((st.status, st.stake, st.earned), (worker_status::ACTIVE, 10 * NANO_PER_TON, 0));
+    assert_eq!(
+        (st.status, st.stake, st.earned),
+        (worker_status::ACTIVE, 10 * NANO_PER_TON, 0)
+    );
     let rec = worker.record().await.unwrap();
-    assert_eq!((rec.receipt_key, rec.price_in, rec.price_out, rec.kind), ([0x11; 32], 1000, 3000, tee_kind::SIMULATED));
+    assert_eq!(
+        (rec.receipt_key, rec.price_in, rec.price_out, rec.kind),
+        ([0x11; 32], 1000, 3000, tee_kind::SIMULATED)
+    );
     assert_eq!(rec.models, BTreeSet::from([1]));
     assert_eq!(worker.config().await.unwrap().unbonding_delay, UNBONDING);
 
     // --- escrow: deposit (deploys through Root), deposit again (direct)
-    let escrow = EscrowClient::for_owner(&chain, root.address(), client.address()).await.unwrap();
-    escrow.deposit(&client, 5 * NANO_PER_TON, &opts).await.unwrap();
-    escrow.deposit(&client, 2 * NANO_PER_TON, &opts).await.unwrap();
+    let escrow = EscrowClient::for_owner(&chain, root.address(), client.address())
+        .await
+        .unwrap();
+    escrow
+        .deposit(&client, 5 * NANO_PER_TON, &opts)
+        .await
+        .unwrap();
+    escrow
+        .deposit(&client, 2 * NANO_PER_TON, &opts)
+        .await
+        .unwrap();
     let s0 = escrow.state().await.unwrap();
     assert!(s0.initialized);
     // 7 TON deposited, less the gas of the deposits and the storage reserve.
-    assert!(s0.free > 7 * NANO_PER_TON - NANO_PER_TON / 10 && s0.free < 7 * NANO_PER_TON, "free {}", s0.free);
+    assert!(
+        s0.free > 7 * NANO_PER_TON - NANO_PER_TON / 10 && s0.free < 7 * NANO_PER_TON,
+        "free {}",
+        s0.free
+    );
     assert_eq!(escrow.config().await.unwrap().grace_period, GRACE);
 
     // --- open a job: locks max_cost
@@ -117,17 +183,24 @@ async fn full_lifecycle_on_localnet() {
     assert_eq!(s1.locked, NANO_PER_TON);
     assert_eq!(s1.last_job_id, 1);
     let jv = escrow.job(1).await.unwrap().expect("job 1 open");
-    assert_eq!((jv.max_cost, jv.deadline, jv.relayer_fee_bps), (NANO_PER_TON, now + 60, 500));
+    assert_eq!(
+        (jv.max_cost, jv.deadline, jv.relayer_fee_bps),
+        (NANO_PER_TON, now + 60, 500)
+    );
     assert_eq!(jv.worker.as_ref(), Some(worker.address()));
     // Same id again: JobIdNotIncreasing.
     match escrow.open_job(&client, job.clone(), &opts).await {
-        Err(ContractError::Failed { exit_code, .. }) => assert_eq!(exit_code, exit::JOB_ID_NOT_INCREASING),
+        Err(ContractError::Failed { exit_code, .. }) => {
+            assert_eq!(exit_code, exit::JOB_ID_NOT_INCREASING)
+        }
         other => panic!("expected JobIdNotIncreasing, got {other:?}"),
     }
 
     // --- expire: refused before deadline + grace, accepted after (by anyone)
     match escrow.expire(&relayer, 1, &opts).await {
-        Err(ContractError::Failed { exit_code, .. }) => assert_eq!(exit_code, exit::JOB_NOT_EXPIRED),
+        Err(ContractError::Failed { exit_code, .. }) => {
+            assert_eq!(exit_code, exit::JOB_NOT_EXPIRED)
+        }
         other => panic!("expected JobNotExpired, got {other:?}"),
     }
     net.advance_time(60 + u64::from(GRACE) + 1).await.unwrap();
@@ -138,14 +211,26 @@ async fn full_lifecycle_on_localnet() {
 
     // --- withdraw: more than free is refused; 3 TON arrives at the owner
     match escrow.withdraw(&client, 1000 * NANO_PER_TON, &opts).await {
-        Err(ContractError::Failed { exit_code, .. }) => assert_eq!(exit_code, exit::INSUFFICIENT_FREE_BALANCE),
+        Err(ContractError::Failed { exit_code, .. }) => {
+            assert_eq!(exit_code, exit::INSUFFICIENT_FREE_BALANCE)
+        }
         other => panic!("expected InsufficientFreeBalance, got {other:?}"),
     }
     let before = balance(&chain, client.address()).await;
-    escrow.withdraw(&client, 3 * NANO_PER_TON, &opts).await.unwrap();
+    escrow
+        .withdraw(&client, 3 * NANO_PER_TON, &opts)
+        .await
+        .unwrap();
     let after = balance(&chain, client.address()).await;
-    assert!(after > before + 3 * NANO_PER_TON - NANO_PER_TON / 10, "client got {} nanoTON", after - before);
-    assert!(escrow.state().await.unwrap().free <= s2.free - 3 * NANO_PER_TON + cocoon_sdk::contracts::OP_GAS);
+    assert!(
+        after > before + 3 * NANO_PER_TON - NANO_PER_TON / 10,
+        "client got {} nanoTON",
+        after - before
+    );
+    assert!(
+        escrow.state().await.unwrap().free
+            <= s2.free - 3 * NANO_PER_TON + cocoon_sdk::contracts::OP_GAS
+    );
 
     // --- unbond, withdraw too early (StakeLocked), wait, withdraw
     worker.unbond(&gpu, &opts).await.unwrap();

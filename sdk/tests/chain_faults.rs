@@ -18,7 +18,11 @@ fn client(url: &str, timeout: Duration) -> TonCenterClient {
         base_url: url.to_owned(),
         api_key: Some("test-key".into()),
         timeout,
-        retry: RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(50), max_delay: Duration::from_millis(200) },
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+        },
     })
     .unwrap()
 }
@@ -31,23 +35,36 @@ async fn transient_failures_are_retried() {
     let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON).await;
 
     proxy.inject("getAddressInformation", Fault::Status(500), 2);
-    assert_eq!(chain.account(w.address()).await.unwrap().balance, NANO_PER_TON);
+    assert_eq!(
+        chain.account(w.address()).await.unwrap().balance,
+        NANO_PER_TON
+    );
     assert_eq!(proxy.seen("getAddressInformation"), 3);
 
     proxy.inject("getAddressInformation", Fault::Status(429), 1);
     proxy.inject("getAddressInformation", Fault::Drop, 1);
-    assert_eq!(chain.account(w.address()).await.unwrap().balance, NANO_PER_TON);
+    assert_eq!(
+        chain.account(w.address()).await.unwrap().balance,
+        NANO_PER_TON
+    );
     assert_eq!(proxy.seen("getAddressInformation"), 6);
 
     // A response slower than the client timeout: the call times out and the retry succeeds.
     proxy.inject("v3/transactions", Fault::Delay(Duration::from_secs(3)), 1);
-    assert_eq!(chain.transactions(w.address(), 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        chain.transactions(w.address(), 0, 10).await.unwrap().len(),
+        1
+    );
     assert_eq!(proxy.seen("v3/transactions"), 2);
 
     // Persistent failure: the error names the call and the attempts.
     proxy.inject("getAddressInformation", Fault::Status(503), 10);
     match chain.account(w.address()).await {
-        Err(ChainError::RetriesExhausted { call: "v2/getAddressInformation", attempts: 4, last }) => {
+        Err(ChainError::RetriesExhausted {
+            call: "v2/getAddressInformation",
+            attempts: 4,
+            last,
+        }) => {
             assert!(matches!(*last, ChainError::Http { status: 503, .. }));
         }
         other => panic!("expected RetriesExhausted, got {other:?}"),
@@ -56,7 +73,10 @@ async fn transient_failures_are_retried() {
     // A client error is not retried.
     proxy.inject("runGetMethod", Fault::Status(400), 1);
     let before = proxy.seen("runGetMethod");
-    assert!(matches!(chain.run_get_method(w.address(), "seqno", &[]).await, Err(ChainError::Http { status: 400, .. })));
+    assert!(matches!(
+        chain.run_get_method(w.address(), "seqno", &[]).await,
+        Err(ChainError::Http { status: 400, .. })
+    ));
     assert_eq!(proxy.seen("runGetMethod"), before + 1);
 }
 
@@ -66,7 +86,10 @@ async fn lost_send_responses_never_double_send() {
     let direct = net.client().unwrap();
     let proxy = FaultProxy::start(net.url()).await;
     let chain = client(&proxy.url, Duration::from_secs(1));
-    let opts = SendOptions { poll_interval: Duration::from_millis(100), ..Default::default() };
+    let opts = SendOptions {
+        poll_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
     let w = funded_wallet(&net, WalletKind::V5r1, 10 * NANO_PER_TON).await;
     let dest = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V4r2).unwrap();
     let pay = |v| [OutMessage::transfer(dest.address().clone(), v, false)];
@@ -76,7 +99,11 @@ async fn lost_send_responses_never_double_send() {
     proxy.inject("v3/message", Fault::DropAfterForward, 1);
     let c1 = w.send_and_confirm(&chain, &pay(100), &opts).await.unwrap();
     assert!(c1.tx.succeeded());
-    assert_eq!(proxy.forwarded("v3/message"), 2, "the identical BOC was re-broadcast once");
+    assert_eq!(
+        proxy.forwarded("v3/message"),
+        2,
+        "the identical BOC was re-broadcast once"
+    );
 
     // 2. The response arrives after the client timeout.
     proxy.inject("v3/message", Fault::Delay(Duration::from_secs(2)), 1);
@@ -97,13 +124,33 @@ async fn lost_send_responses_never_double_send() {
 
     // On chain, checked without the proxy: each transfer executed exactly once.
     for c in [&c1, &c2, &c3, &c4] {
-        assert_eq!(direct.transactions_by_message(&c.hash_norm).await.unwrap().len(), 1);
+        assert_eq!(
+            direct
+                .transactions_by_message(&c.hash_norm)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
     assert_eq!(w.seqno(&direct).await.unwrap(), 4);
     // The receiver got each value exactly once (compare values: an undeployed account's balance
     // also pays storage).
-    let received: Vec<u128> = direct.transactions(dest.address(), 0, 10).await.unwrap().iter().filter_map(|t| t.in_msg.as_ref()?.value).collect();
+    let received: Vec<u128> = direct
+        .transactions(dest.address(), 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.in_msg.as_ref()?.value)
+        .collect();
     assert_eq!(received, vec![100, 200, 300, 400]);
     // Faucet credit + four transfers, nothing else.
-    assert_eq!(direct.transactions(w.address(), 0, 100).await.unwrap().len(), 5);
+    assert_eq!(
+        direct
+            .transactions(w.address(), 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
 }

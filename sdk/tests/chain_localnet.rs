@@ -6,7 +6,9 @@ mod chain_support;
 use cocoon_sdk::chain::{AccountStatus, ChainApi, ChainError};
 use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
 use cocoon_sdk::units::NANO_PER_TON;
-use cocoon_sdk::wallet::{OutMessage, SendOptions, Wallet, WalletError, WalletKind, generate_mnemonic};
+use cocoon_sdk::wallet::{
+    OutMessage, SendOptions, Wallet, WalletError, WalletKind, generate_mnemonic,
+};
 
 use chain_support::{balance, funded_wallet, localnet};
 
@@ -25,11 +27,25 @@ async fn wallets_deploy_send_confirm_and_page() {
 
         let dest = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
         // First transfer deploys the wallet (state-init attached automatically).
-        let c = w.send_and_confirm(&chain, &[OutMessage::transfer(dest.address().clone(), NANO_PER_TON, false)], &opts).await.unwrap();
+        let c = w
+            .send_and_confirm(
+                &chain,
+                &[OutMessage::transfer(
+                    dest.address().clone(),
+                    NANO_PER_TON,
+                    false,
+                )],
+                &opts,
+            )
+            .await
+            .unwrap();
         assert!(c.tx.succeeded(), "{kind:?}: {:?}", c.tx);
         assert_eq!(c.seqno, 0);
         assert_eq!(c.tx.out_msgs.len(), 1);
-        assert_eq!(chain.account(w.address()).await.unwrap().status, AccountStatus::Active);
+        assert_eq!(
+            chain.account(w.address()).await.unwrap().status,
+            AccountStatus::Active
+        );
         assert_eq!(w.seqno(&chain).await.unwrap(), 1);
         // Exactly the value arrives (the sender pays fees separately with mode 3).
         assert_eq!(balance(&chain, dest.address()).await, NANO_PER_TON);
@@ -50,7 +66,13 @@ async fn wallets_deploy_send_confirm_and_page() {
         assert_eq!(c2.tx.out_msgs.len(), 2);
         // The receiver got exactly 1 TON, 2 and 3 nanoTON (its balance also pays storage while
         // it is undeployed, so compare the incoming values, not the balance).
-        let mut received: Vec<u128> = chain.transactions(dest.address(), 0, 10).await.unwrap().iter().filter_map(|t| t.in_msg.as_ref()?.value).collect();
+        let mut received: Vec<u128> = chain
+            .transactions(dest.address(), 0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.in_msg.as_ref()?.value)
+            .collect();
         received.sort();
         assert_eq!(received, vec![2, 3, NANO_PER_TON]);
         assert!(c2.tx.id.lt > c.tx.id.lt);
@@ -79,12 +101,16 @@ async fn rejected_and_replayed_externals() {
     let opts = SendOptions::default();
     let w = funded_wallet(&net, WalletKind::V5r1, 5 * NANO_PER_TON).await;
     let to = OutMessage::transfer(w.address().clone(), 1, false);
-    w.send_and_confirm(&chain, std::slice::from_ref(&to), &opts).await.unwrap();
+    w.send_and_confirm(&chain, std::slice::from_ref(&to), &opts)
+        .await
+        .unwrap();
 
     let seq_before = w.seqno(&chain).await.unwrap();
 
     // A message with a seqno far ahead is refused: typed error with the seqno, nothing executed.
-    let bad = w.sign_external(7, u32::MAX, std::slice::from_ref(&to), false).unwrap();
+    let bad = w
+        .sign_external(7, u32::MAX, std::slice::from_ref(&to), false)
+        .unwrap();
     match w.broadcast_and_confirm(&chain, &bad, &opts).await {
         Err(WalletError::Rejected { seqno: 7, .. }) => {}
         other => panic!("expected Rejected, got {other:?}"),
@@ -115,10 +141,26 @@ async fn identical_rebroadcast_is_idempotent() {
     let dest = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
     let msg = [OutMessage::transfer(dest.address().clone(), 7, false)];
     let signed = w.sign_external(0, u32::MAX - 1, &msg, true).unwrap();
-    let first = w.broadcast_and_confirm(&chain, &signed, &opts).await.unwrap();
-    let second = w.broadcast_and_confirm(&chain, &signed, &opts).await.unwrap();
-    assert_eq!(first.tx.id, second.tx.id, "the second broadcast finds the first transaction");
-    assert_eq!(chain.transactions_by_message(&signed.hash_norm).await.unwrap().len(), 1);
+    let first = w
+        .broadcast_and_confirm(&chain, &signed, &opts)
+        .await
+        .unwrap();
+    let second = w
+        .broadcast_and_confirm(&chain, &signed, &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.tx.id, second.tx.id,
+        "the second broadcast finds the first transaction"
+    );
+    assert_eq!(
+        chain
+            .transactions_by_message(&signed.hash_norm)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(balance(&chain, dest.address()).await, 7);
     assert_eq!(w.seqno(&chain).await.unwrap(), 1);
 }
@@ -129,18 +171,37 @@ async fn snapshot_survives_restart() {
     let state = dir.path().join("localnet.json");
     let w = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
     {
-        let net = Localnet::start(LocalnetConfig { state: Some(state.clone()), ..Default::default() }).await.unwrap();
+        let net = Localnet::start(LocalnetConfig {
+            state: Some(state.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         net.fund(w.address(), 3 * NANO_PER_TON).await.unwrap();
         let chain = net.client().unwrap();
-        w.send_and_confirm(&chain, &[OutMessage::transfer(w.address().clone(), 1, false)], &SendOptions::default()).await.unwrap();
+        w.send_and_confirm(
+            &chain,
+            &[OutMessage::transfer(w.address().clone(), 1, false)],
+            &SendOptions::default(),
+        )
+        .await
+        .unwrap();
         net.stop().await;
     }
     assert!(state.is_file());
-    let net = Localnet::start(LocalnetConfig { state: Some(state), ..Default::default() }).await.unwrap();
+    let net = Localnet::start(LocalnetConfig {
+        state: Some(state),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let chain = net.client().unwrap();
     assert_eq!(w.seqno(&chain).await.unwrap(), 1);
     // Faucet credit, the external, and the self-transfer arriving back.
-    assert_eq!(chain.transactions(w.address(), 0, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        chain.transactions(w.address(), 0, 10).await.unwrap().len(),
+        3
+    );
     let t = net.advance_time(3600).await.unwrap();
     assert!(t > 0);
 }

@@ -19,7 +19,9 @@ pub use network::Network;
 pub use retry::RetryPolicy;
 pub use stack::StackEntry;
 pub use toncenter::{TonCenterClient, TonCenterConfig};
-pub use types::{AccountState, AccountStatus, GetMethodResult, Message, SentMessage, Transaction, TxId};
+pub use types::{
+    AccountState, AccountStatus, GetMethodResult, Message, SentMessage, Transaction, TxId,
+};
 
 use crate::tlb::TonAddress;
 
@@ -27,7 +29,10 @@ use crate::tlb::TonAddress;
 /// localnet through the same client.
 pub trait ChainApi: Send + Sync {
     /// Balance, status, code/data and last transaction of an account.
-    fn account(&self, address: &TonAddress) -> impl Future<Output = ChainResult<AccountState>> + Send;
+    fn account(
+        &self,
+        address: &TonAddress,
+    ) -> impl Future<Output = ChainResult<AccountState>> + Send;
 
     /// Runs a get-method; a non-zero exit code is [`ChainError::GetMethodFailed`].
     fn run_get_method(

@@ -11,7 +11,17 @@ pub const TESTNET_URL: &str = "https://testnet.toncenter.com";
 pub const MAINNET_URL: &str = "https://toncenter.com";
 
 /// A TON network the sdk can talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// The local emulator network (`cocoon localnet`).
@@ -56,7 +66,9 @@ impl FromStr for Network {
             "localnet" => Ok(Network::Localnet),
             "testnet" => Ok(Network::Testnet),
             "mainnet" => Ok(Network::Mainnet),
-            other => Err(format!("unknown network {other:?} (localnet, testnet, mainnet)")),
+            other => Err(format!(
+                "unknown network {other:?} (localnet, testnet, mainnet)"
+            )),
         }
     }
 }

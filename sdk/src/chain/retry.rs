@@ -33,13 +33,19 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// No retries at all.
     pub const fn none() -> Self {
-        Self { max_attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO }
+        Self {
+            max_attempts: 1,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        }
     }
 
     /// Delay after the failed attempt number `attempt` (1-based), with up to 25% jitter so that
     /// clients throttled together do not retry in lockstep.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let d = exp.min(self.max_delay);
         let jitter = rand::random::<f64>() * 0.25;
         d.mul_f64(1.0 - jitter)

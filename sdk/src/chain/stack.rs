@@ -44,17 +44,30 @@ impl StackEntry {
             call: "stack",
             reason: e.to_string(),
         })?;
-        let cell = b.build().map_err(|e| ChainError::Decode { call: "stack", reason: e.to_string() })?;
+        let cell = b.build().map_err(|e| ChainError::Decode {
+            call: "stack",
+            reason: e.to_string(),
+        })?;
         Ok(StackEntry::Slice(Arc::new(cell)))
     }
 
     pub(crate) fn to_json(&self) -> ChainResult<Value> {
         Ok(match self {
             StackEntry::Int(v) => json!(["num", num_hex(*v)]),
-            StackEntry::BigInt { negative, magnitude } => {
+            StackEntry::BigInt {
+                negative,
+                magnitude,
+            } => {
                 let h = hex::encode(magnitude);
                 let h = h.trim_start_matches('0');
-                json!(["num", format!("{}0x{}", if *negative { "-" } else { "" }, if h.is_empty() { "0" } else { h })])
+                json!([
+                    "num",
+                    format!(
+                        "{}0x{}",
+                        if *negative { "-" } else { "" },
+                        if h.is_empty() { "0" } else { h }
+                    )
+                ])
             }
             StackEntry::Cell(c) => json!(["tvm.Cell", cell_b64(c)?]),
             StackEntry::Slice(c) => json!(["tvm.Slice", cell_b64(c)?]),
@@ -70,7 +83,10 @@ impl StackEntry {
 
     pub(crate) fn from_json(v: &Value) -> Result<Self, String> {
         if let Some(arr) = v.as_array() {
-            let kind = arr.first().and_then(Value::as_str).ok_or("stack entry without a type")?;
+            let kind = arr
+                .first()
+                .and_then(Value::as_str)
+                .ok_or("stack entry without a type")?;
             let val = arr.get(1).unwrap_or(&Value::Null);
             return match kind {
                 "num" | "int" => parse_num(val.as_str().ok_or("num entry is not a string")?),
@@ -79,28 +95,52 @@ impl StackEntry {
                 "builder" => Ok(StackEntry::Cell(parse_cell_value(val)?)),
                 "null" => Ok(StackEntry::Null),
                 "tuple" | "list" => {
-                    let els = val.get("elements").and_then(Value::as_array).ok_or("tuple without elements")?;
-                    Ok(StackEntry::Tuple(els.iter().map(Self::from_json).collect::<Result<_, _>>()?))
+                    let els = val
+                        .get("elements")
+                        .and_then(Value::as_array)
+                        .ok_or("tuple without elements")?;
+                    Ok(StackEntry::Tuple(
+                        els.iter().map(Self::from_json).collect::<Result<_, _>>()?,
+                    ))
                 }
                 other => Err(format!("unsupported stack entry type {other}")),
             };
         }
         // Typed-object form used inside tuples.
-        let t = v.get("@type").and_then(Value::as_str).ok_or("stack entry is neither array nor typed object")?;
+        let t = v
+            .get("@type")
+            .and_then(Value::as_str)
+            .ok_or("stack entry is neither array nor typed object")?;
         match t {
             "tvm.stackEntryNumber" => {
-                let n = v.pointer("/number/number").and_then(Value::as_str).ok_or("number without value")?;
+                let n = v
+                    .pointer("/number/number")
+                    .and_then(Value::as_str)
+                    .ok_or("number without value")?;
                 parse_num(n)
             }
-            "tvm.stackEntryCell" => Ok(StackEntry::Cell(parse_cell_value(v.get("cell").unwrap_or(&Value::Null))?)),
-            "tvm.stackEntrySlice" => Ok(StackEntry::Slice(parse_cell_value(v.get("slice").unwrap_or(&Value::Null))?)),
+            "tvm.stackEntryCell" => Ok(StackEntry::Cell(parse_cell_value(
+                v.get("cell").unwrap_or(&Value::Null),
+            )?)),
+            "tvm.stackEntrySlice" => Ok(StackEntry::Slice(parse_cell_value(
+                v.get("slice").unwrap_or(&Value::Null),
+            )?)),
             "tvm.stackEntryTuple" | "tvm.stackEntryList" => {
-                let key = if t == "tvm.stackEntryTuple" { "tuple" } else { "list" };
-                let els = v.pointer(&format!("/{key}/elements")).and_then(Value::as_array).ok_or("tuple without elements")?;
+                let key = if t == "tvm.stackEntryTuple" {
+                    "tuple"
+                } else {
+                    "list"
+                };
+                let els = v
+                    .pointer(&format!("/{key}/elements"))
+                    .and_then(Value::as_array)
+                    .ok_or("tuple without elements")?;
                 if els.is_empty() {
                     return Ok(StackEntry::Null);
                 }
-                Ok(StackEntry::Tuple(els.iter().map(Self::from_json).collect::<Result<_, _>>()?))
+                Ok(StackEntry::Tuple(
+                    els.iter().map(Self::from_json).collect::<Result<_, _>>()?,
+                ))
             }
             other => Err(format!("unsupported stack entry type {other}")),
         }
@@ -122,7 +162,10 @@ impl StackEntry {
                 out[16..].copy_from_slice(&(*v as u128).to_be_bytes());
                 Some(out)
             }
-            StackEntry::BigInt { negative: false, magnitude } => Some(*magnitude),
+            StackEntry::BigInt {
+                negative: false,
+                magnitude,
+            } => Some(*magnitude),
             _ => None,
         }
     }
@@ -137,7 +180,11 @@ impl StackEntry {
 }
 
 fn num_hex(v: i128) -> String {
-    if v < 0 { format!("-0x{:x}", v.unsigned_abs()) } else { format!("0x{v:x}") }
+    if v < 0 {
+        format!("-0x{:x}", v.unsigned_abs())
+    } else {
+        format!("0x{v:x}")
+    }
 }
 
 fn parse_num(s: &str) -> Result<StackEntry, String> {
@@ -145,8 +192,13 @@ fn parse_num(s: &str) -> Result<StackEntry, String> {
         Some(r) => (true, r),
         None => (false, s),
     };
-    let mag: Vec<u8> = if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
-        let h = if h.len() % 2 == 1 { format!("0{h}") } else { h.to_owned() };
+    let mag: Vec<u8> = if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X"))
+    {
+        let h = if h.len() % 2 == 1 {
+            format!("0{h}")
+        } else {
+            h.to_owned()
+        };
         hex::decode(&h).map_err(|e| format!("bad hex number {s:?}: {e}"))?
     } else {
         // Decimal (toncenter's typed-object numbers).
@@ -183,7 +235,10 @@ fn parse_num(s: &str) -> Result<StackEntry, String> {
     }
     let mut magnitude = [0u8; 32];
     magnitude[32 - mag.len()..].copy_from_slice(mag);
-    Ok(StackEntry::BigInt { negative: neg, magnitude })
+    Ok(StackEntry::BigInt {
+        negative: neg,
+        magnitude,
+    })
 }
 
 fn parse_cell_value(v: &Value) -> Result<ArcCell, String> {
@@ -191,12 +246,17 @@ fn parse_cell_value(v: &Value) -> Result<ArcCell, String> {
         .as_str()
         .or_else(|| v.get("bytes").and_then(Value::as_str))
         .ok_or("cell entry without bytes")?;
-    let bytes = STANDARD.decode(b64).map_err(|e| format!("cell bytes are not base64: {e}"))?;
+    let bytes = STANDARD
+        .decode(b64)
+        .map_err(|e| format!("cell bytes are not base64: {e}"))?;
     tlb::boc_root(&bytes).map_err(|e| e.to_string())
 }
 
 fn cell_b64(c: &ArcCell) -> ChainResult<String> {
-    let boc = tlb::cell_to_boc(c).map_err(|e| ChainError::Decode { call: "stack", reason: e.to_string() })?;
+    let boc = tlb::cell_to_boc(c).map_err(|e| ChainError::Decode {
+        call: "stack",
+        reason: e.to_string(),
+    })?;
     Ok(STANDARD.encode(boc))
 }
 
@@ -209,10 +269,16 @@ mod tests {
         assert_eq!(parse_num("0x0").unwrap(), StackEntry::Int(0));
         assert_eq!(parse_num("0xff").unwrap(), StackEntry::Int(255));
         assert_eq!(parse_num("-0x10").unwrap(), StackEntry::Int(-16));
-        assert_eq!(parse_num("123456789").unwrap(), StackEntry::Int(123_456_789));
+        assert_eq!(
+            parse_num("123456789").unwrap(),
+            StackEntry::Int(123_456_789)
+        );
         let h = format!("0x{}", "ab".repeat(32));
         match parse_num(&h).unwrap() {
-            StackEntry::BigInt { negative: false, magnitude } => assert_eq!(magnitude, [0xab; 32]),
+            StackEntry::BigInt {
+                negative: false,
+                magnitude,
+            } => assert_eq!(magnitude, [0xab; 32]),
             other => panic!("{other:?}"),
         }
         assert!(parse_num("0xzz").is_err());

@@ -13,7 +13,9 @@ use tracing::{debug, warn};
 use super::error::{ChainError, ChainResult};
 use super::retry::RetryPolicy;
 use super::stack::StackEntry;
-use super::types::{AccountState, AccountStatus, GetMethodResult, Message, SentMessage, Transaction, TxId};
+use super::types::{
+    AccountState, AccountStatus, GetMethodResult, Message, SentMessage, Transaction, TxId,
+};
 use super::{ChainApi, Network};
 use crate::tlb::{self, TonAddress};
 
@@ -38,7 +40,12 @@ pub struct TonCenterConfig {
 impl TonCenterConfig {
     /// A config for `base_url` with default timeout and retries.
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self { base_url: base_url.into(), api_key: None, timeout: DEFAULT_TIMEOUT, retry: RetryPolicy::default() }
+        Self {
+            base_url: base_url.into(),
+            api_key: None,
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+        }
     }
 
     /// The default endpoint of a named network.
@@ -60,12 +67,18 @@ impl TonCenterClient {
     pub fn new(cfg: TonCenterConfig) -> ChainResult<Self> {
         let base = cfg.base_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ChainError::InvalidUrl { url: cfg.base_url.clone(), reason: "must start with http:// or https://".into() });
+            return Err(ChainError::InvalidUrl {
+                url: cfg.base_url.clone(),
+                reason: "must start with http:// or https://".into(),
+            });
         }
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .build()
-            .map_err(|e| ChainError::InvalidUrl { url: cfg.base_url.clone(), reason: e.to_string() })?;
+            .map_err(|e| ChainError::InvalidUrl {
+                url: cfg.base_url.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Self { http, base, cfg })
     }
 
@@ -74,7 +87,13 @@ impl TonCenterClient {
         &self.base
     }
 
-    async fn call(&self, call: &'static str, method: Method, query: &[(&str, String)], body: Option<&Value>) -> ChainResult<Value> {
+    async fn call(
+        &self,
+        call: &'static str,
+        method: Method,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> ChainResult<Value> {
         let max = self.cfg.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
@@ -87,14 +106,24 @@ impl TonCenterClient {
                     attempt += 1;
                 }
                 Err(e) if e.is_transient() && attempt > 1 => {
-                    return Err(ChainError::RetriesExhausted { call, attempts: attempt, last: Box::new(e) });
+                    return Err(ChainError::RetriesExhausted {
+                        call,
+                        attempts: attempt,
+                        last: Box::new(e),
+                    });
                 }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    async fn once(&self, call: &'static str, method: Method, query: &[(&str, String)], body: Option<&Value>) -> ChainResult<Value> {
+    async fn once(
+        &self,
+        call: &'static str,
+        method: Method,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> ChainResult<Value> {
         let url = format!("{}/api/{call}", self.base);
         let mut req = self.http.request(method, &url).query(query);
         if let Some(key) = &self.cfg.api_key {
@@ -111,27 +140,55 @@ impl TonCenterClient {
         let message = json
             .as_ref()
             .and_then(|j| j.get("error"))
-            .map(|e| e.as_str().map(str::to_owned).unwrap_or_else(|| e.to_string()))
+            .map(|e| {
+                e.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| e.to_string())
+            })
             .unwrap_or_else(|| text.chars().take(300).collect());
         if is_rejected_external(&message) {
-            return Err(ChainError::Rejected { call, exit_code: exit_code_in(&message), message });
+            return Err(ChainError::Rejected {
+                call,
+                exit_code: exit_code_in(&message),
+                message,
+            });
         }
         if !(200..300).contains(&status) {
-            return Err(ChainError::Http { call, status, message });
+            return Err(ChainError::Http {
+                call,
+                status,
+                message,
+            });
         }
-        let json = json.ok_or_else(|| ChainError::Decode { call, reason: format!("not JSON: {}", text.chars().take(200).collect::<String>()) })?;
+        let json = json.ok_or_else(|| ChainError::Decode {
+            call,
+            reason: format!("not JSON: {}", text.chars().take(200).collect::<String>()),
+        })?;
         if call.starts_with("v2/") {
             if json.get("ok").and_then(Value::as_bool) != Some(true) {
-                return Err(ChainError::Http { call, status, message });
+                return Err(ChainError::Http {
+                    call,
+                    status,
+                    message,
+                });
             }
-            return json.get("result").cloned().ok_or_else(|| ChainError::Decode { call, reason: "no result".into() });
+            return json
+                .get("result")
+                .cloned()
+                .ok_or_else(|| ChainError::Decode {
+                    call,
+                    reason: "no result".into(),
+                });
         }
         Ok(json)
     }
 
     fn transport(&self, call: &'static str, e: reqwest::Error) -> ChainError {
         if e.is_timeout() {
-            ChainError::Timeout { call, after: self.cfg.timeout }
+            ChainError::Timeout {
+                call,
+                after: self.cfg.timeout,
+            }
         } else {
             ChainError::Transport { call, source: e }
         }
@@ -148,7 +205,9 @@ fn exit_code_in(msg: &str) -> Option<i32> {
     for key in ["exit code: ", "exit code ", "exitcode=", "exit_code: "] {
         if let Some(i) = m.find(key) {
             let rest = &m[i + key.len()..];
-            let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '-')).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .unwrap_or(rest.len());
             if let Ok(v) = rest[..end].parse() {
                 return Some(v);
             }
@@ -158,13 +217,21 @@ fn exit_code_in(msg: &str) -> Option<i32> {
 }
 
 fn decode_err(call: &'static str, reason: impl Into<String>) -> ChainError {
-    ChainError::Decode { call, reason: reason.into() }
+    ChainError::Decode {
+        call,
+        reason: reason.into(),
+    }
 }
 
 fn str_u128(v: &Value, call: &'static str, what: &str) -> ChainResult<u128> {
     match v {
-        Value::String(s) => s.parse().map_err(|_| decode_err(call, format!("{what}: not an integer: {s:?}"))),
-        Value::Number(n) => n.as_u64().map(u128::from).ok_or_else(|| decode_err(call, format!("{what}: not an unsigned integer"))),
+        Value::String(s) => s
+            .parse()
+            .map_err(|_| decode_err(call, format!("{what}: not an integer: {s:?}"))),
+        Value::Number(n) => n
+            .as_u64()
+            .map(u128::from)
+            .ok_or_else(|| decode_err(call, format!("{what}: not an unsigned integer"))),
         _ => Err(decode_err(call, format!("{what}: missing"))),
     }
 }
@@ -188,7 +255,9 @@ fn parse_cell_b64(s: &str) -> Option<tlb::ArcCell> {
 }
 
 fn parse_addr(v: &Value) -> Option<TonAddress> {
-    v.as_str().filter(|s| !s.is_empty()).and_then(|s| TonAddress::from_str(s).ok())
+    v.as_str()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| TonAddress::from_str(s).ok())
 }
 
 fn parse_msg_v3(v: &Value) -> Option<Message> {
@@ -204,35 +273,70 @@ fn parse_msg_v3(v: &Value) -> Option<Message> {
         _ => None,
     };
     Some(Message {
-        hash: v.get("hash").and_then(Value::as_str).and_then(parse_hash).unwrap_or_default(),
-        hash_norm: v.get("hash_norm").and_then(Value::as_str).and_then(parse_hash),
+        hash: v
+            .get("hash")
+            .and_then(Value::as_str)
+            .and_then(parse_hash)
+            .unwrap_or_default(),
+        hash_norm: v
+            .get("hash_norm")
+            .and_then(Value::as_str)
+            .and_then(parse_hash),
         source: v.get("source").and_then(parse_addr),
         destination: v.get("destination").and_then(parse_addr),
-        value: v.get("value").and_then(|x| x.as_str()).and_then(|s| s.parse().ok()),
+        value: v
+            .get("value")
+            .and_then(|x| x.as_str())
+            .and_then(|s| s.parse().ok()),
         bounced: v.get("bounced").and_then(Value::as_bool).unwrap_or(false),
         opcode,
-        body: v.pointer("/message_content/body").and_then(Value::as_str).and_then(parse_cell_b64),
+        body: v
+            .pointer("/message_content/body")
+            .and_then(Value::as_str)
+            .and_then(parse_cell_b64),
     })
 }
 
 fn parse_tx_v3(v: &Value) -> ChainResult<Transaction> {
     const CALL: &str = "v3/transactions";
-    let account = parse_addr(v.get("account").unwrap_or(&Value::Null)).ok_or_else(|| decode_err(CALL, "transaction without account"))?;
-    let hash = v.get("hash").and_then(Value::as_str).and_then(parse_hash).ok_or_else(|| decode_err(CALL, "transaction without hash"))?;
+    let account = parse_addr(v.get("account").unwrap_or(&Value::Null))
+        .ok_or_else(|| decode_err(CALL, "transaction without account"))?;
+    let hash = v
+        .get("hash")
+        .and_then(Value::as_str)
+        .and_then(parse_hash)
+        .ok_or_else(|| decode_err(CALL, "transaction without hash"))?;
     let lt = str_u128(v.get("lt").unwrap_or(&Value::Null), CALL, "lt")? as u64;
     let desc = v.get("description").cloned().unwrap_or(Value::Null);
-    let exit_code = desc.pointer("/compute_ph/exit_code").and_then(Value::as_i64).map(|x| x as i32);
-    let action_result_code = desc.pointer("/action/result_code").and_then(Value::as_i64).map(|x| x as i32);
+    let exit_code = desc
+        .pointer("/compute_ph/exit_code")
+        .and_then(Value::as_i64)
+        .map(|x| x as i32);
+    let action_result_code = desc
+        .pointer("/action/result_code")
+        .and_then(Value::as_i64)
+        .map(|x| x as i32);
     Ok(Transaction {
         account,
         id: TxId { lt, hash },
         now: v.get("now").and_then(Value::as_u64).unwrap_or(0),
         in_msg: v.get("in_msg").and_then(parse_msg_v3),
-        out_msgs: v.get("out_msgs").and_then(Value::as_array).map(|a| a.iter().filter_map(parse_msg_v3).collect()).unwrap_or_default(),
+        out_msgs: v
+            .get("out_msgs")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(parse_msg_v3).collect())
+            .unwrap_or_default(),
         exit_code,
         action_result_code,
-        aborted: desc.get("aborted").and_then(Value::as_bool).unwrap_or(false),
-        total_fees: v.get("total_fees").map(|f| str_u128(f, CALL, "total_fees")).transpose()?.unwrap_or(0),
+        aborted: desc
+            .get("aborted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        total_fees: v
+            .get("total_fees")
+            .map(|f| str_u128(f, CALL, "total_fees"))
+            .transpose()?
+            .unwrap_or(0),
     })
 }
 
@@ -248,11 +352,20 @@ fn parse_txs_v3(v: &Value, call: &'static str) -> ChainResult<Vec<Transaction>> 
 impl ChainApi for TonCenterClient {
     async fn account(&self, address: &TonAddress) -> ChainResult<AccountState> {
         const CALL: &str = "v2/getAddressInformation";
-        let r = self.call(CALL, Method::GET, &[("address", address.to_base64_url())], None).await?;
+        let r = self
+            .call(
+                CALL,
+                Method::GET,
+                &[("address", address.to_base64_url())],
+                None,
+            )
+            .await?;
         let status = match r.get("state").and_then(Value::as_str) {
             Some("active") => AccountStatus::Active,
             Some("frozen") => AccountStatus::Frozen,
-            Some("uninitialized") | Some("uninit") | Some("nonexist") => AccountStatus::Uninitialized,
+            Some("uninitialized") | Some("uninit") | Some("nonexist") => {
+                AccountStatus::Uninitialized
+            }
             other => return Err(decode_err(CALL, format!("unknown state {other:?}"))),
         };
         let last_tx = r.get("last_transaction_id").and_then(|t| {
@@ -263,21 +376,43 @@ impl ChainApi for TonCenterClient {
         Ok(AccountState {
             balance: str_u128(r.get("balance").unwrap_or(&Value::Null), CALL, "balance")?,
             status,
-            code: r.get("code").and_then(Value::as_str).and_then(parse_cell_b64),
-            data: r.get("data").and_then(Value::as_str).and_then(parse_cell_b64),
+            code: r
+                .get("code")
+                .and_then(Value::as_str)
+                .and_then(parse_cell_b64),
+            data: r
+                .get("data")
+                .and_then(Value::as_str)
+                .and_then(parse_cell_b64),
             last_tx,
             sync_utime: r.get("sync_utime").and_then(Value::as_u64).unwrap_or(0),
         })
     }
 
-    async fn run_get_method(&self, address: &TonAddress, method: &str, stack: &[StackEntry]) -> ChainResult<GetMethodResult> {
+    async fn run_get_method(
+        &self,
+        address: &TonAddress,
+        method: &str,
+        stack: &[StackEntry],
+    ) -> ChainResult<GetMethodResult> {
         const CALL: &str = "v2/runGetMethod";
-        let stack_json = stack.iter().map(StackEntry::to_json).collect::<ChainResult<Vec<_>>>()?;
-        let body = json!({ "address": address.to_base64_url(), "method": method, "stack": stack_json });
+        let stack_json = stack
+            .iter()
+            .map(StackEntry::to_json)
+            .collect::<ChainResult<Vec<_>>>()?;
+        let body =
+            json!({ "address": address.to_base64_url(), "method": method, "stack": stack_json });
         let r = self.call(CALL, Method::POST, &[], Some(&body)).await?;
-        let exit_code = r.get("exit_code").and_then(Value::as_i64).ok_or_else(|| decode_err(CALL, "no exit_code"))? as i32;
+        let exit_code = r
+            .get("exit_code")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| decode_err(CALL, "no exit_code"))? as i32;
         if exit_code != 0 && exit_code != 1 {
-            return Err(ChainError::GetMethodFailed { method: method.to_owned(), address: address.to_base64_url(), exit_code });
+            return Err(ChainError::GetMethodFailed {
+                method: method.to_owned(),
+                address: address.to_base64_url(),
+                exit_code,
+            });
         }
         let stack = r
             .get("stack")
@@ -286,7 +421,11 @@ impl ChainApi for TonCenterClient {
             .iter()
             .map(|e| StackEntry::from_json(e).map_err(|reason| decode_err(CALL, reason)))
             .collect::<ChainResult<Vec<_>>>()?;
-        Ok(GetMethodResult { exit_code, gas_used: r.get("gas_used").and_then(Value::as_u64).unwrap_or(0), stack })
+        Ok(GetMethodResult {
+            exit_code,
+            gas_used: r.get("gas_used").and_then(Value::as_u64).unwrap_or(0),
+            stack,
+        })
     }
 
     async fn send_boc(&self, boc: &[u8]) -> ChainResult<SentMessage> {
@@ -295,11 +434,24 @@ impl ChainApi for TonCenterClient {
         // one copy execute. So transient failures are retried like any other call.
         let body = json!({ "boc": STANDARD.encode(boc) });
         let r = self.call(CALL, Method::POST, &[], Some(&body)).await?;
-        let h = |k: &str| r.get(k).and_then(Value::as_str).and_then(parse_hash).ok_or_else(|| decode_err(CALL, format!("no {k}")));
-        Ok(SentMessage { hash: h("message_hash")?, hash_norm: h("message_hash_norm")? })
+        let h = |k: &str| {
+            r.get(k)
+                .and_then(Value::as_str)
+                .and_then(parse_hash)
+                .ok_or_else(|| decode_err(CALL, format!("no {k}")))
+        };
+        Ok(SentMessage {
+            hash: h("message_hash")?,
+            hash_norm: h("message_hash_norm")?,
+        })
     }
 
-    async fn transactions(&self, address: &TonAddress, after_lt: u64, limit: u32) -> ChainResult<Vec<Transaction>> {
+    async fn transactions(
+        &self,
+        address: &TonAddress,
+        after_lt: u64,
+        limit: u32,
+    ) -> ChainResult<Vec<Transaction>> {
         const CALL: &str = "v3/transactions";
         let q = [
             ("account", address.to_hex()),
@@ -314,7 +466,10 @@ impl ChainApi for TonCenterClient {
 
     async fn transactions_by_message(&self, msg_hash: &[u8; 32]) -> ChainResult<Vec<Transaction>> {
         const CALL: &str = "v3/transactionsByMessage";
-        let q = [("msg_hash", hex::encode(msg_hash)), ("direction", "in".to_owned())];
+        let q = [
+            ("msg_hash", hex::encode(msg_hash)),
+            ("direction", "in".to_owned()),
+        ];
         let r = self.call(CALL, Method::GET, &q, None).await?;
         parse_txs_v3(&r, CALL)
     }

@@ -116,7 +116,8 @@ impl Transaction {
     /// action phase). A skipped compute phase (no code, or a zero-value notification to a
     /// wallet) is not a failure.
     pub fn failed(&self) -> bool {
-        matches!(self.exit_code, Some(c) if c != 0 && c != 1) || matches!(self.action_result_code, Some(c) if c != 0)
+        matches!(self.exit_code, Some(c) if c != 0 && c != 1)
+            || matches!(self.action_result_code, Some(c) if c != 0)
     }
 
     /// Whether compute and action phases succeeded.
@@ -128,7 +129,10 @@ impl Transaction {
 }
 
 pub(crate) mod hex_bytes {
-    pub fn serialize<S: serde::Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer, const N: usize>(
+        v: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
 }

@@ -23,7 +23,12 @@ pub struct ChainArgs {
     #[arg(long = "network", alias = "chain.network", global = true, value_enum, default_value_t = Network::default(), env = "COCOON_NETWORK")]
     pub network: Network,
     /// toncenter base URL; overrides the network's default.
-    #[arg(long = "api-url", alias = "chain.api-url", global = true, env = "COCOON_API_URL")]
+    #[arg(
+        long = "api-url",
+        alias = "chain.api-url",
+        global = true,
+        env = "COCOON_API_URL"
+    )]
     pub api_url: Option<String>,
     /// toncenter API key.
     #[arg(long = "api-key", alias = "chain.api-key", global = true, env = API_KEY_ENV, hide_env_values = true)]
@@ -52,10 +57,16 @@ impl ChainArgs {
     /// The client configuration these flags describe.
     pub fn config(&self) -> TonCenterConfig {
         TonCenterConfig {
-            base_url: self.api_url.clone().unwrap_or_else(|| self.network.default_url().to_owned()),
+            base_url: self
+                .api_url
+                .clone()
+                .unwrap_or_else(|| self.network.default_url().to_owned()),
             api_key: self.api_key.clone(),
             timeout: Duration::from_secs(self.timeout_secs),
-            retry: RetryPolicy { max_attempts: self.attempts, ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                max_attempts: self.attempts,
+                ..RetryPolicy::default()
+            },
         }
     }
 }
@@ -76,7 +87,11 @@ pub struct WalletArgs {
 
 impl Default for WalletArgs {
     fn default() -> Self {
-        Self { file: None, version: WalletKind::default(), ttl_secs: wallet::DEFAULT_TTL.as_secs() }
+        Self {
+            file: None,
+            version: WalletKind::default(),
+            ttl_secs: wallet::DEFAULT_TTL.as_secs(),
+        }
     }
 }
 
@@ -84,14 +99,19 @@ impl WalletArgs {
     /// The wallet file path.
     pub fn path(&self) -> PathBuf {
         self.file.clone().unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
             home.join(DEFAULT_WALLET_FILE)
         })
     }
 
     /// Send options these flags describe.
     pub fn send_options(&self) -> SendOptions {
-        SendOptions { ttl: Duration::from_secs(self.ttl_secs), ..SendOptions::default() }
+        SendOptions {
+            ttl: Duration::from_secs(self.ttl_secs),
+            ..SendOptions::default()
+        }
     }
 }
 
@@ -122,7 +142,12 @@ mod tests {
     #[test]
     fn no_flags_means_library_defaults() {
         // Environment variables would leak into defaults: this test runs without them set.
-        for v in ["COCOON_NETWORK", "COCOON_API_URL", API_KEY_ENV, WALLET_FILE_ENV] {
+        for v in [
+            "COCOON_NETWORK",
+            "COCOON_API_URL",
+            API_KEY_ENV,
+            WALLET_FILE_ENV,
+        ] {
             if std::env::var_os(v).is_some() {
                 return;
             }
@@ -131,17 +156,32 @@ mod tests {
         assert_eq!(a.chain, ChainArgs::default());
         assert_eq!(a.wallet, WalletArgs::default());
         assert_eq!(a.out, OutputArgs::default());
-        assert_eq!(a.chain.config(), TonCenterConfig::for_network(Network::Localnet));
+        assert_eq!(
+            a.chain.config(),
+            TonCenterConfig::for_network(Network::Localnet)
+        );
     }
 
     #[test]
     fn namespaced_flags_parse() {
         let a = All::try_parse_from([
-            "x", "--chain.network", "testnet", "--api-key", "k", "--chain.timeout", "3", "--wallet.version", "v4r2", "--json",
+            "x",
+            "--chain.network",
+            "testnet",
+            "--api-key",
+            "k",
+            "--chain.timeout",
+            "3",
+            "--wallet.version",
+            "v4r2",
+            "--json",
         ])
         .unwrap();
         assert_eq!(a.chain.network, Network::Testnet);
-        assert_eq!(a.chain.config().base_url, crate::chain::network::TESTNET_URL);
+        assert_eq!(
+            a.chain.config().base_url,
+            crate::chain::network::TESTNET_URL
+        );
         assert_eq!(a.chain.config().timeout, Duration::from_secs(3));
         assert_eq!(a.wallet.version, WalletKind::V4r2);
         assert!(a.out.json);

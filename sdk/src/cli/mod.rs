@@ -334,12 +334,17 @@ pub enum RootCmd {
 }
 
 fn hex32(s: &str, what: &str) -> anyhow::Result<[u8; 32]> {
-    let v = hex::decode(s.trim().trim_start_matches("0x")).with_context(|| format!("{what}: not hex"))?;
-    v.try_into().map_err(|v: Vec<u8>| anyhow::anyhow!("{what}: expected 32 bytes, got {}", v.len()))
+    let v = hex::decode(s.trim().trim_start_matches("0x"))
+        .with_context(|| format!("{what}: not hex"))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("{what}: expected 32 bytes, got {}", v.len()))
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn addr(a: &TonAddress, net: Network) -> String {
@@ -372,13 +377,22 @@ impl Ctx {
         self.cli_chain.network
     }
     fn done(&self, o: &Outcome, human: String) {
-        self.out.emit(format!("{human}\n  fees: {} TON", format_ton(o.total_fees())), outcome_json(o));
+        self.out.emit(
+            format!("{human}\n  fees: {} TON", format_ton(o.total_fees())),
+            outcome_json(o),
+        );
     }
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Ctx { cli_chain: cli.chain, wallet: cli.wallet, out: Printer { json: cli.output.json } };
+    let ctx = Ctx {
+        cli_chain: cli.chain,
+        wallet: cli.wallet,
+        out: Printer {
+            json: cli.output.json,
+        },
+    };
     match cli.command {
         Command::Localnet { port, state } => run_localnet(&ctx, port, state).await,
         Command::Deploy(a) => deploy(&ctx, a).await,
@@ -390,7 +404,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_localnet(ctx: &Ctx, port: u16, state: Option<PathBuf>) -> anyhow::Result<()> {
-    let net = Localnet::start(LocalnetConfig { port, state: state.clone(), script: None }).await?;
+    let net = Localnet::start(LocalnetConfig {
+        port,
+        state: state.clone(),
+        script: None,
+    })
+    .await?;
     ctx.out.emit(
         format!(
             "localnet running at {}\n  use: cocoon --network localnet --api-url {} …\n  state: {}\n  Ctrl-C to stop",
@@ -417,14 +436,36 @@ async fn deploy(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<()> {
         reporter_reward_bps: a.reporter_reward_bps,
         treasury: a.treasury.unwrap_or_else(|| w.address().clone()),
     };
-    let policy = RootPolicy { allowed_kinds: a.allowed_kinds, measurements: BTreeSet::new() };
-    let data = RootClient::<TonCenterClient>::initial_data(w.address().clone(), params, policy, BTreeMap::new())?;
+    let policy = RootPolicy {
+        allowed_kinds: a.allowed_kinds,
+        measurements: BTreeSet::new(),
+    };
+    let data = RootClient::<TonCenterClient>::initial_data(
+        w.address().clone(),
+        params,
+        policy,
+        BTreeMap::new(),
+    )?;
     let (root, o) = ctx
         .out
-        .progress("deploying Root", RootClient::deploy(&chain, &w, &data, a.value.nano(), &ctx.wallet.send_options()))
+        .progress(
+            "deploying Root",
+            RootClient::deploy(
+                &chain,
+                &w,
+                &data,
+                a.value.nano(),
+                &ctx.wallet.send_options(),
+            ),
+        )
         .await?;
     ctx.out.emit(
-        format!("Root deployed at {}\n  export COCOON_ROOT={}\n  fees: {} TON", addr(root.address(), ctx.net()), addr(root.address(), ctx.net()), format_ton(o.total_fees())),
+        format!(
+            "Root deployed at {}\n  export COCOON_ROOT={}\n  fees: {} TON",
+            addr(root.address(), ctx.net()),
+            addr(root.address(), ctx.net()),
+            format_ton(o.total_fees())
+        ),
         json!({ "root": root.address().to_base64_url(), "outcome": outcome_json(&o) }),
     );
     Ok(())
@@ -467,7 +508,10 @@ async fn wallet_cmd(ctx: &Ctx, c: WalletCmd) -> anyhow::Result<()> {
             let w = ctx.open_wallet()?;
             let url = ctx.cli_chain.config().base_url;
             localnet::dev_call(&reqwest::Client::new(), &url, "faucet", json!({ "address": w.address().to_base64_url(), "amount": amount.nano().to_string() })).await?;
-            ctx.out.emit(format!("funded {} with {amount}", addr(w.address(), ctx.net())), json!({ "funded_nano": amount.nano().to_string() }));
+            ctx.out.emit(
+                format!("funded {} with {amount}", addr(w.address(), ctx.net())),
+                json!({ "funded_nano": amount.nano().to_string() }),
+            );
         }
     }
     Ok(())
@@ -480,14 +524,32 @@ async fn escrow_cmd(ctx: &Ctx, c: EscrowCmd) -> anyhow::Result<()> {
         EscrowCmd::Deposit { root, amount } => {
             let w = ctx.open_wallet()?;
             let e = EscrowClient::for_owner(&chain, &root.root, w.address()).await?;
-            let o = ctx.out.progress("depositing", e.deposit(&w, amount.nano(), &opts)).await?;
-            ctx.done(&o, format!("deposited {amount} into escrow {}", addr(e.address(), ctx.net())));
+            let o = ctx
+                .out
+                .progress("depositing", e.deposit(&w, amount.nano(), &opts))
+                .await?;
+            ctx.done(
+                &o,
+                format!(
+                    "deposited {amount} into escrow {}",
+                    addr(e.address(), ctx.net())
+                ),
+            );
         }
         EscrowCmd::Withdraw { root, amount } => {
             let w = ctx.open_wallet()?;
             let e = EscrowClient::for_owner(&chain, &root.root, w.address()).await?;
-            let o = ctx.out.progress("withdrawing", e.withdraw(&w, amount.nano(), &opts)).await?;
-            ctx.done(&o, format!("withdrew {amount} from escrow {}", addr(e.address(), ctx.net())));
+            let o = ctx
+                .out
+                .progress("withdrawing", e.withdraw(&w, amount.nano(), &opts))
+                .await?;
+            ctx.done(
+                &o,
+                format!(
+                    "withdrew {amount} from escrow {}",
+                    addr(e.address(), ctx.net())
+                ),
+            );
         }
         EscrowCmd::Show { root, owner, job } => {
             let owner = match owner {
@@ -502,17 +564,38 @@ async fn escrow_cmd(ctx: &Ctx, c: EscrowCmd) -> anyhow::Result<()> {
             };
             let mut human = format!(
                 "escrow {}\n  owner: {}\n  initialized: {}\n  free: {} TON\n  locked: {} TON\n  fees due: {} TON\n  last job id: {}",
-                addr(e.address(), ctx.net()), addr(&st.owner, ctx.net()), st.initialized, format_ton(st.free), format_ton(st.locked), format_ton(st.fees_due), st.last_job_id
+                addr(e.address(), ctx.net()),
+                addr(&st.owner, ctx.net()),
+                st.initialized,
+                format_ton(st.free),
+                format_ton(st.locked),
+                format_ton(st.fees_due),
+                st.last_job_id
             );
             if let Some((id, jv)) = &j {
                 match jv {
-                    Some(jv) => human.push_str(&format!("\n  job {id}: model {} max cost {} TON deadline {}", jv.model_id, format_ton(jv.max_cost), jv.deadline)),
+                    Some(jv) => human.push_str(&format!(
+                        "\n  job {id}: model {} max cost {} TON deadline {}",
+                        jv.model_id,
+                        format_ton(jv.max_cost),
+                        jv.deadline
+                    )),
                     None => human.push_str(&format!("\n  job {id}: not open")),
                 }
             }
             ctx.out.emit(human, json!({ "address": e.address().to_base64_url(), "state": st, "job": j.map(|(_, v)| v) }));
         }
-        EscrowCmd::OpenJob { root, job_id, model, max_cost, deadline_in, relayer, relayer_fee_bps, worker, input_commitment } => {
+        EscrowCmd::OpenJob {
+            root,
+            job_id,
+            model,
+            max_cost,
+            deadline_in,
+            relayer,
+            relayer_fee_bps,
+            worker,
+            input_commitment,
+        } => {
             let w = ctx.open_wallet()?;
             let e = EscrowClient::for_owner(&chain, &root.root, w.address()).await?;
             let job_id = match job_id {
@@ -524,21 +607,32 @@ async fn escrow_cmd(ctx: &Ctx, c: EscrowCmd) -> anyhow::Result<()> {
                 job_id,
                 model_id: model,
                 max_cost: max_cost.nano(),
-                deadline: u32::try_from(chain_now + u64::from(deadline_in)).context("deadline overflows uint32")?,
+                deadline: u32::try_from(chain_now + u64::from(deadline_in))
+                    .context("deadline overflows uint32")?,
                 relayer_fee_bps,
                 input_commitment: hex32(&input_commitment, "input commitment")?,
                 relayer,
                 worker,
             };
             let deadline = args.deadline;
-            let o = ctx.out.progress("opening job", e.open_job(&w, args, &opts)).await?;
+            let o = ctx
+                .out
+                .progress("opening job", e.open_job(&w, args, &opts))
+                .await?;
             ctx.done(&o, format!("job {job_id} opened (deadline {deadline})"));
         }
-        EscrowCmd::Expire { root, owner, job_id } => {
+        EscrowCmd::Expire {
+            root,
+            owner,
+            job_id,
+        } => {
             let w = ctx.open_wallet()?;
             let owner = owner.unwrap_or_else(|| w.address().clone());
             let e = EscrowClient::for_owner(&chain, &root.root, &owner).await?;
-            let o = ctx.out.progress("expiring job", e.expire(&w, job_id, &opts)).await?;
+            let o = ctx
+                .out
+                .progress("expiring job", e.expire(&w, job_id, &opts))
+                .await?;
             ctx.done(&o, format!("job {job_id} expired"));
         }
     }
@@ -552,7 +646,8 @@ async fn worker_cmd(ctx: &Ctx, c: WorkerCmd) -> anyhow::Result<()> {
         WorkerCmd::Register(a) => {
             let w = ctx.open_wallet()?;
             let wc = WorkerClient::for_owner(&chain, &a.root.root, w.address()).await?;
-            let expires_at = u32::try_from(unix_now() + u64::from(a.expires_in)).context("expiry overflows uint32")?;
+            let expires_at = u32::try_from(unix_now() + u64::from(a.expires_in))
+                .context("expiry overflows uint32")?;
             let record = WorkerRecord {
                 receipt_key: hex32(&a.receipt_key, "receipt key")?,
                 encryption_key: hex32(&a.encryption_key, "encryption key")?,
@@ -566,8 +661,21 @@ async fn worker_cmd(ctx: &Ctx, c: WorkerCmd) -> anyhow::Result<()> {
                     expires_at,
                 },
             };
-            let o = ctx.out.progress("registering worker", wc.register(&w, a.stake.nano(), record, &opts)).await?;
-            ctx.done(&o, format!("worker {} registered with stake {}", addr(wc.address(), ctx.net()), a.stake));
+            let o = ctx
+                .out
+                .progress(
+                    "registering worker",
+                    wc.register(&w, a.stake.nano(), record, &opts),
+                )
+                .await?;
+            ctx.done(
+                &o,
+                format!(
+                    "worker {} registered with stake {}",
+                    addr(wc.address(), ctx.net()),
+                    a.stake
+                ),
+            );
         }
         WorkerCmd::Show { root, owner } => {
             let owner = match owner {
@@ -577,10 +685,16 @@ async fn worker_cmd(ctx: &Ctx, c: WorkerCmd) -> anyhow::Result<()> {
             let wc = WorkerClient::for_owner(&chain, &root.root, &owner).await?;
             let st = wc.state().await?;
             let rec = wc.record().await.ok();
-            let status = ["uninitialized", "active", "unbonding", "slashed", "exited"].get(usize::from(st.status)).copied().unwrap_or("unknown");
+            let status = ["uninitialized", "active", "unbonding", "slashed", "exited"]
+                .get(usize::from(st.status))
+                .copied()
+                .unwrap_or("unknown");
             let mut human = format!(
                 "worker {}\n  status: {status}\n  stake: {} TON\n  earned: {} TON\n  unlock at: {}",
-                addr(wc.address(), ctx.net()), format_ton(st.stake), format_ton(st.earned), st.unlock_at
+                addr(wc.address(), ctx.net()),
+                format_ton(st.stake),
+                format_ton(st.earned),
+                st.unlock_at
             );
             if let Some(r) = &rec {
                 let kind = match r.kind {
@@ -594,21 +708,38 @@ async fn worker_cmd(ctx: &Ctx, c: WorkerCmd) -> anyhow::Result<()> {
                     r.models, r.price_in, r.price_out, hex::encode(r.measurement), r.expires_at
                 ));
             }
-            ctx.out.emit(human, json!({ "address": wc.address().to_base64_url(), "state": st, "record": rec }));
+            ctx.out.emit(
+                human,
+                json!({ "address": wc.address().to_base64_url(), "state": st, "record": rec }),
+            );
         }
         WorkerCmd::Unbond { root } => {
             let w = ctx.open_wallet()?;
             let wc = WorkerClient::for_owner(&chain, &root.root, w.address()).await?;
             let o = ctx.out.progress("unbonding", wc.unbond(&w, &opts)).await?;
             let st = wc.state().await?;
-            ctx.done(&o, format!("unbonding; stake withdrawable after {}", st.unlock_at));
+            ctx.done(
+                &o,
+                format!("unbonding; stake withdrawable after {}", st.unlock_at),
+            );
         }
         WorkerCmd::Withdraw { root, earnings } => {
             let w = ctx.open_wallet()?;
             let wc = WorkerClient::for_owner(&chain, &root.root, w.address()).await?;
             let o = match earnings {
-                Some(a) => ctx.out.progress("withdrawing earnings", wc.withdraw_earnings(&w, a.nano(), &opts)).await?,
-                None => ctx.out.progress("withdrawing stake", wc.withdraw_stake(&w, &opts)).await?,
+                Some(a) => {
+                    ctx.out
+                        .progress(
+                            "withdrawing earnings",
+                            wc.withdraw_earnings(&w, a.nano(), &opts),
+                        )
+                        .await?
+                }
+                None => {
+                    ctx.out
+                        .progress("withdrawing stake", wc.withdraw_stake(&w, &opts))
+                        .await?
+                }
             };
             ctx.done(&o, "withdrawn".to_owned());
         }
@@ -617,7 +748,10 @@ async fn worker_cmd(ctx: &Ctx, c: WorkerCmd) -> anyhow::Result<()> {
 }
 
 fn set_param(p: &mut RootParams, name: &str, value: &str) -> anyhow::Result<()> {
-    let int = |v: &str| v.parse::<u64>().with_context(|| format!("{name}: not an integer: {v}"));
+    let int = |v: &str| {
+        v.parse::<u64>()
+            .with_context(|| format!("{name}: not an integer: {v}"))
+    };
     match name {
         "min-stake" => p.min_stake = Ton::from_str(value)?.nano(),
         "unbonding-delay" => p.unbonding_delay = u32::try_from(int(value)?)?,
@@ -625,7 +759,10 @@ fn set_param(p: &mut RootParams, name: &str, value: &str) -> anyhow::Result<()> 
         "relayer-fee-cap-bps" => p.relayer_fee_cap_bps = u16::try_from(int(value)?)?,
         "protocol-fee-bps" => p.protocol_fee_bps = u16::try_from(int(value)?)?,
         "reporter-reward-bps" => p.reporter_reward_bps = u16::try_from(int(value)?)?,
-        "treasury" => p.treasury = TonAddress::from_str(value).map_err(|e| anyhow::anyhow!("treasury: {e}"))?,
+        "treasury" => {
+            p.treasury =
+                TonAddress::from_str(value).map_err(|e| anyhow::anyhow!("treasury: {e}"))?
+        }
         other => bail!("unknown parameter {other:?}"),
     }
     Ok(())
@@ -643,9 +780,18 @@ async fn root_cmd(ctx: &Ctx, c: RootCmd) -> anyhow::Result<()> {
             let models = r.models().await?;
             let human = format!(
                 "root {}\n  owner: {}\n  min stake: {} TON\n  unbonding delay: {} s\n  grace period: {} s\n  relayer fee cap: {} bps\n  protocol fee: {} bps\n  reporter reward: {} bps\n  treasury: {}\n  allowed kinds: {:#05b}\n  measurements: {}\n  models: {}",
-                addr(r.address(), ctx.net()), addr(&owner.owner, ctx.net()), format_ton(params.min_stake), params.unbonding_delay, params.grace_period,
-                params.relayer_fee_cap_bps, params.protocol_fee_bps, params.reporter_reward_bps, addr(&params.treasury, ctx.net()),
-                policy.allowed_kinds, policy.measurements.len(), models.len()
+                addr(r.address(), ctx.net()),
+                addr(&owner.owner, ctx.net()),
+                format_ton(params.min_stake),
+                params.unbonding_delay,
+                params.grace_period,
+                params.relayer_fee_cap_bps,
+                params.protocol_fee_bps,
+                params.reporter_reward_bps,
+                addr(&params.treasury, ctx.net()),
+                policy.allowed_kinds,
+                policy.measurements.len(),
+                models.len()
             );
             ctx.out.emit(
                 human,
@@ -667,26 +813,53 @@ async fn root_cmd(ctx: &Ctx, c: RootCmd) -> anyhow::Result<()> {
             let r = RootClient::at(&chain, root.root);
             let o = if name == "allowed-kinds" {
                 let mask: u8 = value.parse().context("allowed-kinds: expected 0..255")?;
-                ctx.out.progress("setting allowed kinds", r.set_allowed_kinds(&w, mask, &opts)).await?
+                ctx.out
+                    .progress(
+                        "setting allowed kinds",
+                        r.set_allowed_kinds(&w, mask, &opts),
+                    )
+                    .await?
             } else {
                 let mut p = r.params().await?;
                 set_param(&mut p, &name, &value)?;
-                ctx.out.progress("setting parameters", r.set_params(&w, p, &opts)).await?
+                ctx.out
+                    .progress("setting parameters", r.set_params(&w, p, &opts))
+                    .await?
             };
             ctx.done(&o, format!("{name} = {value}"));
         }
-        RootCmd::AllowMeasurement { root, measurement, remove } => {
+        RootCmd::AllowMeasurement {
+            root,
+            measurement,
+            remove,
+        } => {
             let w = ctx.open_wallet()?;
             let r = RootClient::at(&chain, root.root);
             let m = hex32(&measurement, "measurement")?;
             let o = if remove {
-                ctx.out.progress("removing measurement", r.remove_measurement(&w, m, &opts)).await?
+                ctx.out
+                    .progress("removing measurement", r.remove_measurement(&w, m, &opts))
+                    .await?
             } else {
-                ctx.out.progress("allowing measurement", r.add_measurement(&w, m, &opts)).await?
+                ctx.out
+                    .progress("allowing measurement", r.add_measurement(&w, m, &opts))
+                    .await?
             };
-            ctx.done(&o, format!("measurement {} {}", hex::encode(m), if remove { "removed" } else { "allowed" }));
+            ctx.done(
+                &o,
+                format!(
+                    "measurement {} {}",
+                    hex::encode(m),
+                    if remove { "removed" } else { "allowed" }
+                ),
+            );
         }
-        RootCmd::AddModel { root, id, name, hash } => {
+        RootCmd::AddModel {
+            root,
+            id,
+            name,
+            hash,
+        } => {
             let w = ctx.open_wallet()?;
             let r = RootClient::at(&chain, root.root);
             let h = match (name, hash) {
@@ -694,7 +867,10 @@ async fn root_cmd(ctx: &Ctx, c: RootCmd) -> anyhow::Result<()> {
                 (None, Some(h)) => hex32(&h, "model hash")?,
                 _ => bail!("give --name or --hash"),
             };
-            let o = ctx.out.progress("registering model", r.set_model(&w, id, h, &opts)).await?;
+            let o = ctx
+                .out
+                .progress("registering model", r.set_model(&w, id, h, &opts))
+                .await?;
             ctx.done(&o, format!("model {id} = {}", hex::encode(h)));
         }
     }
@@ -707,16 +883,40 @@ mod tests {
 
     #[test]
     fn commands_parse() {
-        let c = Cli::try_parse_from(["cocoon", "--network", "localnet", "--json", "wallet", "balance"]).unwrap();
+        let c = Cli::try_parse_from([
+            "cocoon",
+            "--network",
+            "localnet",
+            "--json",
+            "wallet",
+            "balance",
+        ])
+        .unwrap();
         assert!(c.output.json);
-        assert!(matches!(c.command, Command::Wallet(WalletCmd::Balance { address: None })));
+        assert!(matches!(
+            c.command,
+            Command::Wallet(WalletCmd::Balance { address: None })
+        ));
         let root = "0:".to_owned() + &"ab".repeat(32);
-        let c = Cli::try_parse_from(["cocoon", "escrow", "deposit", "--root", &root, "1.5"]).unwrap();
+        let c =
+            Cli::try_parse_from(["cocoon", "escrow", "deposit", "--root", &root, "1.5"]).unwrap();
         match c.command {
-            Command::Escrow(EscrowCmd::Deposit { amount, .. }) => assert_eq!(amount.nano(), 1_500_000_000),
+            Command::Escrow(EscrowCmd::Deposit { amount, .. }) => {
+                assert_eq!(amount.nano(), 1_500_000_000)
+            }
             other => panic!("{other:?}"),
         }
-        assert!(Cli::try_parse_from(["cocoon", "escrow", "deposit", "--root", &root, "1.0000000001"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "cocoon",
+                "escrow",
+                "deposit",
+                "--root",
+                &root,
+                "1.0000000001"
+            ])
+            .is_err()
+        );
         let c = Cli::try_parse_from(["cocoon", "deploy"]).unwrap();
         match c.command {
             Command::Deploy(d) => {

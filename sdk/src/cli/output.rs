@@ -17,7 +17,10 @@ impl Printer {
     /// Prints `human` (text mode) or `json` (JSON mode) to stdout.
     pub fn emit(&self, human: impl AsRef<str>, json: Value) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+            );
         } else {
             println!("{}", human.as_ref());
         }

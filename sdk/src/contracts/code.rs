@@ -27,7 +27,10 @@ pub enum Contract {
 fn parse(name: &'static str, json: &str) -> Result<ArcCell, ContractError> {
     let bad = |reason: String| ContractError::Code { name, reason };
     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    let b64 = v.get("codeBoc64").and_then(|x| x.as_str()).ok_or_else(|| bad("no codeBoc64".into()))?;
+    let b64 = v
+        .get("codeBoc64")
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| bad("no codeBoc64".into()))?;
     let boc = STANDARD.decode(b64).map_err(|e| bad(e.to_string()))?;
     let cell = tlb::boc_root(&boc).map_err(|e| bad(e.to_string()))?;
     if let Some(h) = v.get("codeHashHex").and_then(|x| x.as_str()) {
@@ -66,7 +69,10 @@ mod tests {
         }
         assert!(matches!(parse("x", "{}"), Err(ContractError::Code { .. })));
         assert!(matches!(
-            parse("x", r#"{"codeBoc64":"te6cckEBAQEAAgAAAEysuc0=","codeHashHex":"00"}"#),
+            parse(
+                "x",
+                r#"{"codeBoc64":"te6cckEBAQEAAgAAAEysuc0=","codeHashHex":"00"}"#
+            ),
             Err(ContractError::Code { .. })
         ));
     }

@@ -99,11 +99,11 @@ mod tests {
         let mut n = 0;
         for line in src.lines() {
             let l = line.trim().trim_end_matches(',');
-            if let Some((name, code)) = l.split_once(" = ") {
-                if let Ok(code) = code.trim().parse::<i32>() {
-                    assert_eq!(super::error_name(code), Some(name.trim()), "code {code}");
-                    n += 1;
-                }
+            if let Some((name, code)) = l.split_once(" = ")
+                && let Ok(code) = code.trim().parse::<i32>()
+            {
+                assert_eq!(super::error_name(code), Some(name.trim()), "code {code}");
+                n += 1;
             }
         }
         assert!(n >= 38, "parsed {n} codes");

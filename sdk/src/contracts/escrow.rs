@@ -4,7 +4,10 @@ use serde::Serialize;
 
 use super::root::RootClient;
 use super::worker::hex32;
-use super::{ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT, query_id};
+use super::{
+    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT,
+    query_id,
+};
 use crate::chain::{AccountStatus, ChainApi, StackEntry};
 use crate::messages::escrow::{Close, Deposit, ExpireJob, OpenJob, Withdraw};
 use crate::messages::records::JobRoute;
@@ -97,9 +100,19 @@ pub struct EscrowClient<'a, C> {
 
 impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Client of the Escrow of `owner` under `root` (address from Root's getter).
-    pub async fn for_owner(chain: &'a C, root: &TonAddress, owner: &TonAddress) -> ContractResult<Self> {
-        let address = RootClient::at(chain, root.clone()).escrow_address(owner).await?;
-        Ok(Self { chain, root: root.clone(), address })
+    pub async fn for_owner(
+        chain: &'a C,
+        root: &TonAddress,
+        owner: &TonAddress,
+    ) -> ContractResult<Self> {
+        let address = RootClient::at(chain, root.clone())
+            .escrow_address(owner)
+            .await?;
+        Ok(Self {
+            chain,
+            root: root.clone(),
+            address,
+        })
     }
 
     /// The Escrow's address.
@@ -107,29 +120,83 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         &self.address
     }
 
-    async fn send(&self, wallet: &Wallet, op: &'static str, dest: &TonAddress, value: u128, body: Cell, opts: &SendOptions) -> ContractResult<Outcome> {
-        let c = wallet.send_and_confirm(self.chain, &[OutMessage::call(dest.clone(), value, body)], opts).await?;
-        Outcome::of(self.chain, op, c, TRACE_TIMEOUT).await?.ensure_success()
+    async fn send(
+        &self,
+        wallet: &Wallet,
+        op: &'static str,
+        dest: &TonAddress,
+        value: u128,
+        body: Cell,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let c = wallet
+            .send_and_confirm(
+                self.chain,
+                &[OutMessage::call(dest.clone(), value, body)],
+                opts,
+            )
+            .await?;
+        Outcome::of(self.chain, op, c, TRACE_TIMEOUT)
+            .await?
+            .ensure_success()
     }
 
     /// Deposits `amount`: through Root's `CreateEscrow` while the Escrow is not deployed (which
     /// deploys it), directly with `Deposit` afterwards.
-    pub async fn deposit(&self, wallet: &Wallet, amount: u128, opts: &SendOptions) -> ContractResult<Outcome> {
+    pub async fn deposit(
+        &self,
+        wallet: &Wallet,
+        amount: u128,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
         if amount == 0 {
-            return Err(ContractError::Invalid { op: "deposit", reason: "amount must be positive".into() });
+            return Err(ContractError::Invalid {
+                op: "deposit",
+                reason: "amount must be positive".into(),
+            });
         }
         let st = self.chain.account(&self.address).await?;
         if st.status == AccountStatus::Active {
-            self.send(wallet, "deposit", &self.address, amount, Deposit { query_id: query_id() }.to_cell()?, opts).await
+            self.send(
+                wallet,
+                "deposit",
+                &self.address,
+                amount,
+                Deposit {
+                    query_id: query_id(),
+                }
+                .to_cell()?,
+                opts,
+            )
+            .await
         } else {
-            self.send(wallet, "create escrow", &self.root, amount, CreateEscrow { query_id: query_id() }.to_cell()?, opts).await
+            self.send(
+                wallet,
+                "create escrow",
+                &self.root,
+                amount,
+                CreateEscrow {
+                    query_id: query_id(),
+                }
+                .to_cell()?,
+                opts,
+            )
+            .await
         }
     }
 
     /// Opens a job, locking `max_cost`.
-    pub async fn open_job(&self, wallet: &Wallet, a: OpenJobArgs, opts: &SendOptions) -> ContractResult<Outcome> {
+    pub async fn open_job(
+        &self,
+        wallet: &Wallet,
+        a: OpenJobArgs,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
         if a.max_cost >= MAX_COST_LIMIT {
-            return Err(ContractError::Invalid { op: "open job", reason: format!("max_cost {} must be below 2^64", a.max_cost) });
+            return Err(ContractError::Invalid {
+                op: "open job",
+                reason: format!("max_cost {} must be below 2^64", a.max_cost),
+            });
         }
         let body = OpenJob {
             query_id: query_id(),
@@ -139,28 +206,89 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
             deadline: a.deadline,
             relayer_fee_bps: a.relayer_fee_bps,
             input_commitment: a.input_commitment,
-            route: JobRoute { relayer: a.relayer, worker: a.worker },
+            route: JobRoute {
+                relayer: a.relayer,
+                worker: a.worker,
+            },
         };
-        self.send(wallet, "open job", &self.address, OP_GAS, body.to_cell()?, opts).await
+        self.send(
+            wallet,
+            "open job",
+            &self.address,
+            OP_GAS,
+            body.to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Expires a job after deadline + grace (anyone may).
-    pub async fn expire(&self, wallet: &Wallet, job_id: u64, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.send(wallet, "expire job", &self.address, OP_GAS, ExpireJob { query_id: query_id(), job_id }.to_cell()?, opts).await
+    pub async fn expire(
+        &self,
+        wallet: &Wallet,
+        job_id: u64,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.send(
+            wallet,
+            "expire job",
+            &self.address,
+            OP_GAS,
+            ExpireJob {
+                query_id: query_id(),
+                job_id,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Withdraws `amount` of free balance to the owner.
-    pub async fn withdraw(&self, wallet: &Wallet, amount: u128, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.send(wallet, "withdraw", &self.address, OP_GAS, Withdraw { query_id: query_id(), amount }.to_cell()?, opts).await
+    pub async fn withdraw(
+        &self,
+        wallet: &Wallet,
+        amount: u128,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.send(
+            wallet,
+            "withdraw",
+            &self.address,
+            OP_GAS,
+            Withdraw {
+                query_id: query_id(),
+                amount,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Closes the escrow (no open jobs), paying everything out.
     pub async fn close(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.send(wallet, "close", &self.address, OP_GAS, Close { query_id: query_id() }.to_cell()?, opts).await
+        self.send(
+            wallet,
+            "close",
+            &self.address,
+            OP_GAS,
+            Close {
+                query_id: query_id(),
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     async fn get(&self, method: &'static str, args: &[StackEntry]) -> ContractResult<StackReader> {
-        Ok(StackReader::new(method, self.chain.run_get_method(&self.address, method, args).await?))
+        Ok(StackReader::new(
+            method,
+            self.chain
+                .run_get_method(&self.address, method, args)
+                .await?,
+        ))
     }
 
     /// `get_escrow_state`.
@@ -179,7 +307,9 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
 
     /// `get_job`: the job, if open.
     pub async fn job(&self, job_id: u64) -> ContractResult<Option<JobView>> {
-        let mut r = self.get("get_job", &[StackEntry::Int(i128::from(job_id))]).await?;
+        let mut r = self
+            .get("get_job", &[StackEntry::Int(i128::from(job_id))])
+            .await?;
         let found = r.bool("found")?;
         let view = JobView {
             model_id: r.uint("model_id")?,

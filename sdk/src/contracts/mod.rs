@@ -89,18 +89,76 @@ pub enum ContractError {
 pub type ContractResult<T> = Result<T, ContractError>;
 
 /// Address of the Worker of `owner` under `root` (code = Root's current worker code).
-pub fn worker_address(root: &TonAddress, owner: &TonAddress, worker_code: &crate::tlb::ArcCell) -> ContractResult<TonAddress> {
+pub fn worker_address(
+    root: &TonAddress,
+    owner: &TonAddress,
+    worker_code: &crate::tlb::ArcCell,
+) -> ContractResult<TonAddress> {
     let data = WorkerData::initial(root.clone(), owner.clone()).to_cell()?;
-    Ok(crate::wallet::contract_address(worker_code, &std::sync::Arc::new(data))?)
+    Ok(crate::wallet::contract_address(
+        worker_code,
+        &std::sync::Arc::new(data),
+    )?)
 }
 
 /// Address of the Escrow of `owner` under `root`.
-pub fn escrow_address(root: &TonAddress, owner: &TonAddress, escrow_code: &crate::tlb::ArcCell) -> ContractResult<TonAddress> {
+pub fn escrow_address(
+    root: &TonAddress,
+    owner: &TonAddress,
+    escrow_code: &crate::tlb::ArcCell,
+) -> ContractResult<TonAddress> {
     let data = EscrowData::initial(root.clone(), owner.clone()).to_cell()?;
-    Ok(crate::wallet::contract_address(escrow_code, &std::sync::Arc::new(data))?)
+    Ok(crate::wallet::contract_address(
+        escrow_code,
+        &std::sync::Arc::new(data),
+    )?)
 }
 
 /// A fresh query id: milliseconds since the epoch (unique enough per sender, and readable).
 pub fn query_id() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    /// `tests/vectors/child_addresses.json`: our derivation from the embedded codes equals the
+    /// contract suite's for every (root, owner).
+    #[test]
+    fn child_addresses_match_the_contract_suite() {
+        let text = include_str!("../../../tests/vectors/child_addresses.json");
+        let v: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+        assert!(!v.is_empty());
+        let wcode = code(Contract::Worker).unwrap();
+        let ecode = code(Contract::Escrow).unwrap();
+        for (i, c) in v.iter().enumerate() {
+            let a = |k: &str| TonAddress::from_str(c[k].as_str().unwrap()).unwrap();
+            assert_eq!(
+                hex::encode(wcode.cell_hash().as_slice()),
+                c["worker_code_hash"].as_str().unwrap(),
+                "[{i}] worker code"
+            );
+            assert_eq!(
+                hex::encode(ecode.cell_hash().as_slice()),
+                c["escrow_code_hash"].as_str().unwrap(),
+                "[{i}] escrow code"
+            );
+            assert_eq!(
+                worker_address(&a("root"), &a("owner"), &wcode).unwrap(),
+                a("worker_address"),
+                "[{i}] worker"
+            );
+            assert_eq!(
+                escrow_address(&a("root"), &a("owner"), &ecode).unwrap(),
+                a("escrow_address"),
+                "[{i}] escrow"
+            );
+        }
+    }
 }

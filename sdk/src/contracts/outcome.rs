@@ -28,14 +28,25 @@ pub struct Outcome {
 
 impl Outcome {
     /// Traces the descendants of a confirmed transfer.
-    pub async fn of<C: ChainApi>(chain: &C, op: &'static str, c: Confirmation, timeout: Duration) -> ChainResult<Self> {
+    pub async fn of<C: ChainApi>(
+        chain: &C,
+        op: &'static str,
+        c: Confirmation,
+        timeout: Duration,
+    ) -> ChainResult<Self> {
         let txs = trace(chain, &c.tx, timeout).await?;
-        Ok(Self { op, wallet_tx: c.tx, txs })
+        Ok(Self {
+            op,
+            wallet_tx: c.tx,
+            txs,
+        })
     }
 
     /// The first transaction that failed while processing a regular (not bounced) message.
     pub fn first_failure(&self) -> Option<&Transaction> {
-        self.txs.iter().find(|t| t.failed() && !t.in_msg.as_ref().is_some_and(|m| m.bounced))
+        self.txs
+            .iter()
+            .find(|t| t.failed() && !t.in_msg.as_ref().is_some_and(|m| m.bounced))
     }
 
     /// `Ok(self)` if nothing failed, else [`ContractError::Failed`] naming the contract and code.
@@ -44,7 +55,12 @@ impl Outcome {
             None => Ok(self),
             Some(t) => {
                 let exit_code = t.exit_code.or(t.action_result_code).unwrap_or(-1);
-                Err(ContractError::Failed { op: self.op, account: t.account.to_base64_url(), exit_code, name: error_name(exit_code) })
+                Err(ContractError::Failed {
+                    op: self.op,
+                    account: t.account.to_base64_url(),
+                    exit_code,
+                    name: error_name(exit_code),
+                })
             }
         }
     }
@@ -57,9 +73,18 @@ impl Outcome {
 
 /// Follows the internal messages sent by `root` and their consequences, waiting up to `timeout`
 /// for each child to appear.
-pub async fn trace<C: ChainApi>(chain: &C, root: &Transaction, timeout: Duration) -> ChainResult<Vec<Transaction>> {
+pub async fn trace<C: ChainApi>(
+    chain: &C,
+    root: &Transaction,
+    timeout: Duration,
+) -> ChainResult<Vec<Transaction>> {
     let mut out: Vec<Transaction> = Vec::new();
-    let mut queue: VecDeque<_> = root.out_msgs.iter().filter(|m| m.destination.is_some()).cloned().collect();
+    let mut queue: VecDeque<_> = root
+        .out_msgs
+        .iter()
+        .filter(|m| m.destination.is_some())
+        .cloned()
+        .collect();
     while let Some(m) = queue.pop_front() {
         if out.len() >= MAX_TRACE {
             break;
@@ -67,7 +92,10 @@ pub async fn trace<C: ChainApi>(chain: &C, root: &Transaction, timeout: Duration
         let deadline = tokio::time::Instant::now() + timeout;
         let found = loop {
             let txs = chain.transactions_by_message(&m.hash).await?;
-            let mine: Vec<_> = txs.into_iter().filter(|t| Some(&t.account) == m.destination.as_ref()).collect();
+            let mine: Vec<_> = txs
+                .into_iter()
+                .filter(|t| Some(&t.account) == m.destination.as_ref())
+                .collect();
             if !mine.is_empty() || tokio::time::Instant::now() > deadline {
                 break mine;
             }
@@ -75,7 +103,12 @@ pub async fn trace<C: ChainApi>(chain: &C, root: &Transaction, timeout: Duration
         };
         for t in found {
             debug!(target: "sdk::contracts", account = %t.account, lt = t.id.lt, exit_code = ?t.exit_code, "traced");
-            queue.extend(t.out_msgs.iter().filter(|m| m.destination.is_some()).cloned());
+            queue.extend(
+                t.out_msgs
+                    .iter()
+                    .filter(|m| m.destination.is_some())
+                    .cloned(),
+            );
             out.push(t);
         }
     }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Contract, ContractResult, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT, code, query_id};
+use super::{
+    Contract, ContractResult, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT, code, query_id,
+};
 use crate::chain::{ChainApi, StackEntry};
 use crate::messages::records::{RootCodes, RootData, RootParams, RootPolicy};
 use crate::messages::root::*;
@@ -63,41 +65,74 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     }
 
     /// Initial data of a new Root with the embedded Worker and Escrow codes.
-    pub fn initial_data(owner: TonAddress, params: RootParams, policy: RootPolicy, models: BTreeMap<u32, [u8; 32]>) -> ContractResult<RootData> {
+    pub fn initial_data(
+        owner: TonAddress,
+        params: RootParams,
+        policy: RootPolicy,
+        models: BTreeMap<u32, [u8; 32]>,
+    ) -> ContractResult<RootData> {
         Ok(RootData {
             owner,
             pending_owner: None,
             params,
             policy,
             models,
-            codes: RootCodes { worker_code: code(Contract::Worker)?, escrow_code: code(Contract::Escrow)? },
+            codes: RootCodes {
+                worker_code: code(Contract::Worker)?,
+                escrow_code: code(Contract::Escrow)?,
+            },
         })
     }
 
     /// Address a Root with `data` deploys to.
     pub fn address_of(data: &RootData) -> ContractResult<TonAddress> {
-        Ok(contract_address(&code(Contract::Root)?, &Arc::new(data.to_cell()?))?)
+        Ok(contract_address(
+            &code(Contract::Root)?,
+            &Arc::new(data.to_cell()?),
+        )?)
     }
 
     /// Deploys a Root with `data` from `wallet`, attaching `value` nanoTON.
-    pub async fn deploy(chain: &'a C, wallet: &Wallet, data: &RootData, value: u128, opts: &SendOptions) -> ContractResult<(Self, Outcome)> {
+    pub async fn deploy(
+        chain: &'a C,
+        wallet: &Wallet,
+        data: &RootData,
+        value: u128,
+        opts: &SendOptions,
+    ) -> ContractResult<(Self, Outcome)> {
         let root_code = code(Contract::Root)?;
         let data_cell = Arc::new(data.to_cell()?);
         let address = contract_address(&root_code, &data_cell)?;
-        let msg = OutMessage { dest: address.clone(), value, bounce: false, body: None, state_init: Some((root_code, data_cell)) };
+        let msg = OutMessage {
+            dest: address.clone(),
+            value,
+            bounce: false,
+            body: None,
+            state_init: Some((root_code, data_cell)),
+        };
         let c = wallet.send_and_confirm(chain, &[msg], opts).await?;
-        let outcome = Outcome::of(chain, "deploy root", c, TRACE_TIMEOUT).await?.ensure_success()?;
+        let outcome = Outcome::of(chain, "deploy root", c, TRACE_TIMEOUT)
+            .await?
+            .ensure_success()?;
         Ok((Self::at(chain, address), outcome))
     }
 
     async fn get(&self, method: &'static str, args: &[StackEntry]) -> ContractResult<StackReader> {
-        Ok(StackReader::new(method, self.chain.run_get_method(&self.address, method, args).await?))
+        Ok(StackReader::new(
+            method,
+            self.chain
+                .run_get_method(&self.address, method, args)
+                .await?,
+        ))
     }
 
     /// `get_owner`.
     pub async fn owner(&self) -> ContractResult<RootOwner> {
         let mut r = self.get("get_owner", &[]).await?;
-        Ok(RootOwner { owner: r.address("owner")?, pending_owner: r.maybe_address("pending_owner")? })
+        Ok(RootOwner {
+            owner: r.address("owner")?,
+            pending_owner: r.maybe_address("pending_owner")?,
+        })
     }
 
     /// `get_params`.
@@ -119,18 +154,31 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
         let mut r = self.get("get_policy", &[]).await?;
         let allowed_kinds = r.uint("allowed_kinds")?;
         let measurements = dict_from_root::<Set256>(r.maybe_cell("measurements")?)?;
-        Ok(RootPolicyView { allowed_kinds, measurements })
+        Ok(RootPolicyView {
+            allowed_kinds,
+            measurements,
+        })
     }
 
     /// `is_measurement_allowed`.
     pub async fn is_measurement_allowed(&self, m: &[u8; 32]) -> ContractResult<bool> {
-        let mut r = self.get("is_measurement_allowed", &[StackEntry::BigInt { negative: false, magnitude: *m }]).await?;
+        let mut r = self
+            .get(
+                "is_measurement_allowed",
+                &[StackEntry::BigInt {
+                    negative: false,
+                    magnitude: *m,
+                }],
+            )
+            .await?;
         Ok(r.bool("allowed")?)
     }
 
     /// `get_model`: the model hash, if registered.
     pub async fn model(&self, model_id: u32) -> ContractResult<Option<[u8; 32]>> {
-        let mut r = self.get("get_model", &[StackEntry::Int(i128::from(model_id))]).await?;
+        let mut r = self
+            .get("get_model", &[StackEntry::Int(i128::from(model_id))])
+            .await?;
         let found = r.bool("found")?;
         let hash = r.bits256("model_hash")?;
         Ok(found.then_some(hash))
@@ -150,58 +198,196 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
 
     /// `get_worker_address`.
     pub async fn worker_address(&self, owner: &TonAddress) -> ContractResult<TonAddress> {
-        let mut r = self.get("get_worker_address", &[StackEntry::address(owner)?]).await?;
+        let mut r = self
+            .get("get_worker_address", &[StackEntry::address(owner)?])
+            .await?;
         Ok(r.address("worker")?)
     }
 
     /// `get_escrow_address`.
     pub async fn escrow_address(&self, owner: &TonAddress) -> ContractResult<TonAddress> {
-        let mut r = self.get("get_escrow_address", &[StackEntry::address(owner)?]).await?;
+        let mut r = self
+            .get("get_escrow_address", &[StackEntry::address(owner)?])
+            .await?;
         Ok(r.address("escrow")?)
     }
 
-    async fn owner_op(&self, wallet: &Wallet, op: &'static str, body: Cell, opts: &SendOptions) -> ContractResult<Outcome> {
-        let c = wallet.send_and_confirm(self.chain, &[OutMessage::call(self.address.clone(), OP_GAS, body)], opts).await?;
-        Outcome::of(self.chain, op, c, TRACE_TIMEOUT).await?.ensure_success()
+    async fn owner_op(
+        &self,
+        wallet: &Wallet,
+        op: &'static str,
+        body: Cell,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let c = wallet
+            .send_and_confirm(
+                self.chain,
+                &[OutMessage::call(self.address.clone(), OP_GAS, body)],
+                opts,
+            )
+            .await?;
+        Outcome::of(self.chain, op, c, TRACE_TIMEOUT)
+            .await?
+            .ensure_success()
     }
 
     /// Owner: `SetParams`.
-    pub async fn set_params(&self, wallet: &Wallet, params: RootParams, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "set params", SetParams { query_id: query_id(), params }.to_cell()?, opts).await
+    pub async fn set_params(
+        &self,
+        wallet: &Wallet,
+        params: RootParams,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "set params",
+            SetParams {
+                query_id: query_id(),
+                params,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Owner: `SetAllowedKinds`.
-    pub async fn set_allowed_kinds(&self, wallet: &Wallet, allowed_kinds: u8, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "set allowed kinds", SetAllowedKinds { query_id: query_id(), allowed_kinds }.to_cell()?, opts).await
+    pub async fn set_allowed_kinds(
+        &self,
+        wallet: &Wallet,
+        allowed_kinds: u8,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "set allowed kinds",
+            SetAllowedKinds {
+                query_id: query_id(),
+                allowed_kinds,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Owner: `AddMeasurement`.
-    pub async fn add_measurement(&self, wallet: &Wallet, measurement: [u8; 32], opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "add measurement", AddMeasurement { query_id: query_id(), measurement }.to_cell()?, opts).await
+    pub async fn add_measurement(
+        &self,
+        wallet: &Wallet,
+        measurement: [u8; 32],
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "add measurement",
+            AddMeasurement {
+                query_id: query_id(),
+                measurement,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Owner: `RemoveMeasurement`.
-    pub async fn remove_measurement(&self, wallet: &Wallet, measurement: [u8; 32], opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "remove measurement", RemoveMeasurement { query_id: query_id(), measurement }.to_cell()?, opts).await
+    pub async fn remove_measurement(
+        &self,
+        wallet: &Wallet,
+        measurement: [u8; 32],
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "remove measurement",
+            RemoveMeasurement {
+                query_id: query_id(),
+                measurement,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Owner: `SetModel`.
-    pub async fn set_model(&self, wallet: &Wallet, model_id: u32, model_hash: [u8; 32], opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "set model", SetModel { query_id: query_id(), model_id, model_hash }.to_cell()?, opts).await
+    pub async fn set_model(
+        &self,
+        wallet: &Wallet,
+        model_id: u32,
+        model_hash: [u8; 32],
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "set model",
+            SetModel {
+                query_id: query_id(),
+                model_id,
+                model_hash,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Owner: `RemoveModel`.
-    pub async fn remove_model(&self, wallet: &Wallet, model_id: u32, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "remove model", RemoveModel { query_id: query_id(), model_id }.to_cell()?, opts).await
+    pub async fn remove_model(
+        &self,
+        wallet: &Wallet,
+        model_id: u32,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "remove model",
+            RemoveModel {
+                query_id: query_id(),
+                model_id,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Owner: `TransferOwnership`.
-    pub async fn transfer_ownership(&self, wallet: &Wallet, new_owner: TonAddress, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "transfer ownership", TransferOwnership { query_id: query_id(), new_owner }.to_cell()?, opts).await
+    pub async fn transfer_ownership(
+        &self,
+        wallet: &Wallet,
+        new_owner: TonAddress,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "transfer ownership",
+            TransferOwnership {
+                query_id: query_id(),
+                new_owner,
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Pending owner: `AcceptOwnership`.
-    pub async fn accept_ownership(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.owner_op(wallet, "accept ownership", AcceptOwnership { query_id: query_id() }.to_cell()?, opts).await
+    pub async fn accept_ownership(
+        &self,
+        wallet: &Wallet,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.owner_op(
+            wallet,
+            "accept ownership",
+            AcceptOwnership {
+                query_id: query_id(),
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 }

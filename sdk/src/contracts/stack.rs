@@ -13,15 +13,23 @@ pub struct StackReader {
 impl StackReader {
     /// Reader over the result of `method`.
     pub fn new(method: &'static str, r: GetMethodResult) -> Self {
-        Self { method, items: r.stack.into_iter() }
+        Self {
+            method,
+            items: r.stack.into_iter(),
+        }
     }
 
     fn err(&self, reason: String) -> ChainError {
-        ChainError::Stack { method: self.method.to_owned(), reason }
+        ChainError::Stack {
+            method: self.method.to_owned(),
+            reason,
+        }
     }
 
     fn next(&mut self, what: &str) -> Result<StackEntry, ChainError> {
-        self.items.next().ok_or_else(|| self.err(format!("missing {what}")))
+        self.items
+            .next()
+            .ok_or_else(|| self.err(format!("missing {what}")))
     }
 
     /// An integer.
@@ -46,13 +54,16 @@ impl StackReader {
     /// A 256-bit unsigned integer as bytes.
     pub fn bits256(&mut self, what: &str) -> Result<[u8; 32], ChainError> {
         let e = self.next(what)?;
-        e.as_u256().ok_or_else(|| self.err(format!("{what}: expected uint256, got {e:?}")))
+        e.as_u256()
+            .ok_or_else(|| self.err(format!("{what}: expected uint256, got {e:?}")))
     }
 
     /// A cell (or slice).
     pub fn cell(&mut self, what: &str) -> Result<ArcCell, ChainError> {
         let e = self.next(what)?;
-        e.as_cell().cloned().ok_or_else(|| self.err(format!("{what}: expected cell, got {e:?}")))
+        e.as_cell()
+            .cloned()
+            .ok_or_else(|| self.err(format!("{what}: expected cell, got {e:?}")))
     }
 
     /// A cell or null.
@@ -67,13 +78,16 @@ impl StackReader {
 
     /// A slice holding addr_std or addr_none, or null (Tolk's `address?`).
     pub fn maybe_address(&mut self, what: &'static str) -> Result<Option<TonAddress>, ChainError> {
-        let Some(c) = self.maybe_cell(what)? else { return Ok(None) };
+        let Some(c) = self.maybe_cell(what)? else {
+            return Ok(None);
+        };
         let mut p = c.parser();
         tlb::load_maybe_address(&mut p, what).map_err(|e| self.err(format!("{what}: {e}")))
     }
 
     /// A slice holding addr_std.
     pub fn address(&mut self, what: &'static str) -> Result<TonAddress, ChainError> {
-        self.maybe_address(what)?.ok_or_else(|| self.err(format!("{what}: addr_none")))
+        self.maybe_address(what)?
+            .ok_or_else(|| self.err(format!("{what}: addr_none")))
     }
 }

@@ -74,9 +74,19 @@ pub struct WorkerClient<'a, C> {
 
 impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Client of the Worker of `owner` under `root` (address from Root's getter).
-    pub async fn for_owner(chain: &'a C, root: &TonAddress, owner: &TonAddress) -> ContractResult<Self> {
-        let address = RootClient::at(chain, root.clone()).worker_address(owner).await?;
-        Ok(Self { chain, root: root.clone(), address })
+    pub async fn for_owner(
+        chain: &'a C,
+        root: &TonAddress,
+        owner: &TonAddress,
+    ) -> ContractResult<Self> {
+        let address = RootClient::at(chain, root.clone())
+            .worker_address(owner)
+            .await?;
+        Ok(Self {
+            chain,
+            root: root.clone(),
+            address,
+        })
     }
 
     /// The Worker's address.
@@ -84,47 +94,157 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
         &self.address
     }
 
-    async fn send(&self, wallet: &Wallet, op: &'static str, dest: &TonAddress, value: u128, body: Cell, opts: &SendOptions) -> ContractResult<Outcome> {
-        let c = wallet.send_and_confirm(self.chain, &[OutMessage::call(dest.clone(), value, body)], opts).await?;
-        Outcome::of(self.chain, op, c, TRACE_TIMEOUT).await?.ensure_success()
+    async fn send(
+        &self,
+        wallet: &Wallet,
+        op: &'static str,
+        dest: &TonAddress,
+        value: u128,
+        body: Cell,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let c = wallet
+            .send_and_confirm(
+                self.chain,
+                &[OutMessage::call(dest.clone(), value, body)],
+                opts,
+            )
+            .await?;
+        Outcome::of(self.chain, op, c, TRACE_TIMEOUT)
+            .await?
+            .ensure_success()
     }
 
     /// Registers the wallet's Worker through Root with `stake` (value = stake + register gas).
-    pub async fn register(&self, wallet: &Wallet, stake: u128, record: WorkerRecord, opts: &SendOptions) -> ContractResult<Outcome> {
-        let body = RegisterWorker { query_id: query_id(), stake, record }.to_cell()?;
-        self.send(wallet, "register worker", &self.root, stake + REGISTER_GAS, body, opts).await
+    pub async fn register(
+        &self,
+        wallet: &Wallet,
+        stake: u128,
+        record: WorkerRecord,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let body = RegisterWorker {
+            query_id: query_id(),
+            stake,
+            record,
+        }
+        .to_cell()?;
+        self.send(
+            wallet,
+            "register worker",
+            &self.root,
+            stake + REGISTER_GAS,
+            body,
+            opts,
+        )
+        .await
     }
 
     /// Re-registers keys, prices, models or attestation through Root.
-    pub async fn update(&self, wallet: &Wallet, record: WorkerRecord, opts: &SendOptions) -> ContractResult<Outcome> {
-        let body = UpdateWorker { query_id: query_id(), record }.to_cell()?;
-        self.send(wallet, "update worker", &self.root, OP_GAS, body, opts).await
+    pub async fn update(
+        &self,
+        wallet: &Wallet,
+        record: WorkerRecord,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let body = UpdateWorker {
+            query_id: query_id(),
+            record,
+        }
+        .to_cell()?;
+        self.send(wallet, "update worker", &self.root, OP_GAS, body, opts)
+            .await
     }
 
     /// Adds stake.
-    pub async fn top_up(&self, wallet: &Wallet, amount: u128, opts: &SendOptions) -> ContractResult<Outcome> {
-        let body = TopUpStake { query_id: query_id(), amount }.to_cell()?;
-        self.send(wallet, "top up stake", &self.address, amount + OP_GAS, body, opts).await
+    pub async fn top_up(
+        &self,
+        wallet: &Wallet,
+        amount: u128,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let body = TopUpStake {
+            query_id: query_id(),
+            amount,
+        }
+        .to_cell()?;
+        self.send(
+            wallet,
+            "top up stake",
+            &self.address,
+            amount + OP_GAS,
+            body,
+            opts,
+        )
+        .await
     }
 
     /// Starts unbonding.
     pub async fn unbond(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.send(wallet, "unbond", &self.address, OP_GAS, Unbond { query_id: query_id() }.to_cell()?, opts).await
+        self.send(
+            wallet,
+            "unbond",
+            &self.address,
+            OP_GAS,
+            Unbond {
+                query_id: query_id(),
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Withdraws the stake (after the unbonding delay).
-    pub async fn withdraw_stake(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
-        self.send(wallet, "withdraw stake", &self.address, OP_GAS, WithdrawStake { query_id: query_id() }.to_cell()?, opts).await
+    pub async fn withdraw_stake(
+        &self,
+        wallet: &Wallet,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        self.send(
+            wallet,
+            "withdraw stake",
+            &self.address,
+            OP_GAS,
+            WithdrawStake {
+                query_id: query_id(),
+            }
+            .to_cell()?,
+            opts,
+        )
+        .await
     }
 
     /// Withdraws `amount` of earnings.
-    pub async fn withdraw_earnings(&self, wallet: &Wallet, amount: u128, opts: &SendOptions) -> ContractResult<Outcome> {
-        let body = WithdrawEarnings { query_id: query_id(), amount }.to_cell()?;
-        self.send(wallet, "withdraw earnings", &self.address, OP_GAS, body, opts).await
+    pub async fn withdraw_earnings(
+        &self,
+        wallet: &Wallet,
+        amount: u128,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let body = WithdrawEarnings {
+            query_id: query_id(),
+            amount,
+        }
+        .to_cell()?;
+        self.send(
+            wallet,
+            "withdraw earnings",
+            &self.address,
+            OP_GAS,
+            body,
+            opts,
+        )
+        .await
     }
 
     async fn get(&self, method: &'static str) -> ContractResult<StackReader> {
-        Ok(StackReader::new(method, self.chain.run_get_method(&self.address, method, &[]).await?))
+        Ok(StackReader::new(
+            method,
+            self.chain
+                .run_get_method(&self.address, method, &[])
+                .await?,
+        ))
     }
 
     /// `get_worker_state`.
@@ -166,4 +286,3 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
         })
     }
 }
-

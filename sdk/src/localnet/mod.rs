@@ -93,27 +93,50 @@ impl Localnet {
         }
         let node = std::env::var(NODE_ENV).unwrap_or_else(|_| "node".to_owned());
         let mut cmd = Command::new(&node);
-        cmd.arg(&script).arg("--port").arg(cfg.port.to_string()).arg("--exit-on-stdin-close");
+        cmd.arg(&script)
+            .arg("--port")
+            .arg(cfg.port.to_string())
+            .arg("--exit-on-stdin-close");
         if let Some(s) = &cfg.state {
             cmd.arg("--state").arg(s);
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| LocalnetError::Spawn { node: node.clone(), source })?;
-        let stdout = child.stdout.take().ok_or_else(|| LocalnetError::NotReady("no stdout".into()))?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| LocalnetError::Spawn {
+            node: node.clone(),
+            source,
+        })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| LocalnetError::NotReady("no stdout".into()))?;
         let mut lines = BufReader::new(stdout).lines();
         let url = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.map_err(|e| LocalnetError::NotReady(e.to_string()))? {
+            while let Some(line) = lines
+                .next_line()
+                .await
+                .map_err(|e| LocalnetError::NotReady(e.to_string()))?
+            {
                 if let Some(u) = line.strip_prefix(URL_LINE) {
                     return Ok(u.trim().to_owned());
                 }
             }
-            Err(LocalnetError::NotReady("server exited before printing its URL".into()))
+            Err(LocalnetError::NotReady(
+                "server exited before printing its URL".into(),
+            ))
         })
         .await
         .map_err(|_| LocalnetError::NotReady(format!("no URL within {START_TIMEOUT:?}")))??;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let net = Self { child, url, http: reqwest::Client::new() };
+        // Dev calls are rare and not retried: never reuse a possibly stale pooled connection.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| LocalnetError::NotReady(e.to_string()))?;
+        let net = Self { child, url, http };
         net.wait_ready().await?;
         info!(target: "sdk::localnet", url = %net.url, "localnet ready");
         Ok(net)
@@ -122,12 +145,19 @@ impl Localnet {
     async fn wait_ready(&self) -> LocalnetResult<()> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            let r = self.http.get(format!("{}/api/v2/getMasterchainInfo", self.url)).send().await;
+            let r = self
+                .http
+                .get(format!("{}/api/v2/getMasterchainInfo", self.url))
+                .send()
+                .await;
             if matches!(&r, Ok(resp) if resp.status().is_success()) {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(LocalnetError::NotReady(format!("{} does not answer", self.url)));
+                return Err(LocalnetError::NotReady(format!(
+                    "{} does not answer",
+                    self.url
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -150,13 +180,25 @@ impl Localnet {
     /// Sends `nano` nanoTON from the faucet to `address` (non-bounceable, so it also funds
     /// undeployed accounts).
     pub async fn fund(&self, address: &TonAddress, nano: u128) -> LocalnetResult<()> {
-        self.dev("faucet", json!({ "address": address.to_base64_url(), "amount": nano.to_string() })).await.map(|_| ())
+        self.dev(
+            "faucet",
+            json!({ "address": address.to_base64_url(), "amount": nano.to_string() }),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Moves the chain clock forward by `secs` seconds; returns the new chain time.
     pub async fn advance_time(&self, secs: u64) -> LocalnetResult<u64> {
-        let v = self.dev("time", json!({ "advance": secs.to_string() })).await?;
-        v.get("now").and_then(Value::as_u64).ok_or(LocalnetError::Dev { call: "time", message: "no now".into() })
+        let v = self
+            .dev("time", json!({ "advance": secs.to_string() }))
+            .await?;
+        v.get("now")
+            .and_then(Value::as_u64)
+            .ok_or(LocalnetError::Dev {
+                call: "time",
+                message: "no now".into(),
+            })
     }
 
     /// Stops the server now (also done on drop).
@@ -167,13 +209,27 @@ impl Localnet {
 
 /// Calls a dev endpoint (`faucet`, `time`, `save`) of the localnet at `url`: the CLI uses it
 /// against a localnet it did not start.
-pub async fn dev_call(http: &reqwest::Client, url: &str, call: &'static str, body: Value) -> LocalnetResult<Value> {
+pub async fn dev_call(
+    http: &reqwest::Client,
+    url: &str,
+    call: &'static str,
+    body: Value,
+) -> LocalnetResult<Value> {
     let dev = |message: String| LocalnetError::Dev { call, message };
-    let resp = http.post(format!("{}/localnet/{call}", url.trim_end_matches('/'))).json(&body).send().await.map_err(|e| dev(e.to_string()))?;
+    let resp = http
+        .post(format!("{}/localnet/{call}", url.trim_end_matches('/')))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| dev(e.to_string()))?;
     let status = resp.status();
     let v: Value = resp.json().await.map_err(|e| dev(e.to_string()))?;
     if !status.is_success() {
-        return Err(dev(v.get("error").and_then(Value::as_str).unwrap_or("error").to_owned()));
+        return Err(dev(v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned()));
     }
     Ok(v)
 }

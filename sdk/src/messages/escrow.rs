@@ -144,5 +144,14 @@ mod tests {
             } )*
         } };
     }
-    round_trips!(EscrowInit, Deposit, OpenJob, Settle, ExpireJob, Withdraw, Close, CollectFees);
+    round_trips!(
+        EscrowInit,
+        Deposit,
+        OpenJob,
+        Settle,
+        ExpireJob,
+        Withdraw,
+        Close,
+        CollectFees
+    );
 }

@@ -113,7 +113,11 @@ pub struct ReceiptList;
 impl crate::tlb::codec::Codec for ReceiptList {
     type Value = Vec<crate::tlb::ArcCell>;
 
-    fn store(b: &mut crate::tlb::CellBuilder, v: &Self::Value, field: &'static str) -> crate::tlb::TlbResult<()> {
+    fn store(
+        b: &mut crate::tlb::CellBuilder,
+        v: &Self::Value,
+        field: &'static str,
+    ) -> crate::tlb::TlbResult<()> {
         use std::sync::Arc;
         let mut next: Option<crate::tlb::ArcCell> = None;
         for r in v.iter().rev() {
@@ -122,12 +126,18 @@ impl crate::tlb::codec::Codec for ReceiptList {
             crate::tlb::store_maybe_ref(&mut lb, next.as_ref())?;
             next = Some(Arc::new(lb.build()?));
         }
-        let first = next.ok_or(crate::tlb::TlbError::InvalidValue { field, reason: "empty receipt list".into() })?;
+        let first = next.ok_or(crate::tlb::TlbError::InvalidValue {
+            field,
+            reason: "empty receipt list".into(),
+        })?;
         b.store_reference(&first)?;
         Ok(())
     }
 
-    fn load(p: &mut crate::tlb::CellParser<'_>, _: &'static str) -> crate::tlb::TlbResult<Self::Value> {
+    fn load(
+        p: &mut crate::tlb::CellParser<'_>,
+        _: &'static str,
+    ) -> crate::tlb::TlbResult<Self::Value> {
         let mut out = Vec::new();
         let mut link = p.next_reference()?;
         loop {
@@ -281,7 +291,11 @@ pub(crate) mod testing {
         }
     }
     fn raw(a: &crate::tlb::TonAddress) -> Value {
-        json!(format!("{}:{}", a.workchain, hex::encode(a.hash_part.as_slice())))
+        json!(format!(
+            "{}:{}",
+            a.workchain,
+            hex::encode(a.hash_part.as_slice())
+        ))
     }
     impl JsonCodec for Addr {
         fn to_json(v: &crate::tlb::TonAddress) -> Value {
@@ -339,12 +353,20 @@ pub(crate) mod testing {
     }
     impl JsonCodec for MapU32Bits256 {
         fn to_json(v: &BTreeMap<u32, [u8; 32]>) -> Value {
-            json!(v.iter().map(|(k, x)| json!({"key": k, "value": hex::encode(x)})).collect::<Vec<_>>())
+            json!(
+                v.iter()
+                    .map(|(k, x)| json!({"key": k, "value": hex::encode(x)}))
+                    .collect::<Vec<_>>()
+            )
         }
     }
     impl<T: TlbType + Json + Clone> JsonCodec for MapU64<T> {
         fn to_json(v: &BTreeMap<u64, T>) -> Value {
-            json!(v.iter().map(|(k, x)| json!({"key": k.to_string(), "value": x.to_json()})).collect::<Vec<_>>())
+            json!(
+                v.iter()
+                    .map(|(k, x)| json!({"key": k.to_string(), "value": x.to_json()}))
+                    .collect::<Vec<_>>()
+            )
         }
     }
 
@@ -359,15 +381,25 @@ pub(crate) mod testing {
                     .decode(b64)
                     .ok()
                     .and_then(|b| crate::tlb::boc_root(&b).ok())
-                    .is_some_and(|c| json!(hex::encode(c.cell_hash().as_slice())) == o["$cell_hash"]),
+                    .is_some_and(|c| {
+                        json!(hex::encode(c.cell_hash().as_slice())) == o["$cell_hash"]
+                    }),
                 Value::Object(_) => true,
                 _ => false,
             },
-            (Value::Array(o), Value::Object(_)) if o.iter().all(|x| x.get("$cell_hash").is_some()) => true,
-            (Value::Object(o), Value::Object(t)) => {
-                o.len() == t.len() && o.iter().all(|(k, v)| t.get(k).is_some_and(|tv| json_matches(v, tv)))
+            (Value::Array(o), Value::Object(_))
+                if o.iter().all(|x| x.get("$cell_hash").is_some()) =>
+            {
+                true
             }
-            (Value::Array(o), Value::Array(t)) => o.len() == t.len() && o.iter().zip(t).all(|(a, b)| json_matches(a, b)),
+            (Value::Object(o), Value::Object(t)) => {
+                o.len() == t.len()
+                    && o.iter()
+                        .all(|(k, v)| t.get(k).is_some_and(|tv| json_matches(v, tv)))
+            }
+            (Value::Array(o), Value::Array(t)) => {
+                o.len() == t.len() && o.iter().zip(t).all(|(a, b)| json_matches(a, b))
+            }
             (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
             (a, b) => a == b,
         }
@@ -375,7 +407,10 @@ pub(crate) mod testing {
 
     /// Round trip through a cell and a BOC, plus: a flipped opcode is `WrongTag`, an extra bit is
     /// `TrailingData`.
-    pub fn check_round_trip<T: TlbType + PartialEq + std::fmt::Debug + Clone>(v: &T, tagged: bool) -> Result<(), TestCaseError> {
+    pub fn check_round_trip<T: TlbType + PartialEq + std::fmt::Debug + Clone>(
+        v: &T,
+        tagged: bool,
+    ) -> Result<(), TestCaseError> {
         use crate::tlb::TlbError;
         // Values too large for one cell (e.g. a 120-bit cost in a full Settle) are refused with
         // a typed error; the property covers everything that fits.
@@ -411,7 +446,10 @@ pub(crate) mod testing {
             for r in cell.references() {
                 b.store_reference(r).unwrap();
             }
-            let wrong = matches!(T::from_cell(&b.build().unwrap()), Err(TlbError::WrongTag { .. }));
+            let wrong = matches!(
+                T::from_cell(&b.build().unwrap()),
+                Err(TlbError::WrongTag { .. })
+            );
             prop_assert!(wrong);
         }
         Ok(())

@@ -150,5 +150,14 @@ mod tests {
             $( #[test] #[allow(non_snake_case)] fn $t(v in <$t as Arb>::arb()) { check_round_trip(&v, true)?; } )*
         } };
     }
-    round_trips!(JobOpened, RelayerFee, Payout, Excesses, LogSettled, LogReceiptSkipped, LogJobExpired, LogSlashed);
+    round_trips!(
+        JobOpened,
+        RelayerFee,
+        Payout,
+        Excesses,
+        LogSettled,
+        LogReceiptSkipped,
+        LogJobExpired,
+        LogSlashed
+    );
 }

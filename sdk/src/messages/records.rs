@@ -233,7 +233,16 @@ tlb_struct! {
 impl WorkerData {
     /// The initial data of the Worker of `owner` under `root`.
     pub fn initial(root: crate::tlb::TonAddress, owner: crate::tlb::TonAddress) -> Self {
-        Self { root, owner, status: 0, stake: 0, earned: 0, unlock_at: 0, record: None, config: None }
+        Self {
+            root,
+            owner,
+            status: 0,
+            stake: 0,
+            earned: 0,
+            unlock_at: 0,
+            record: None,
+            config: None,
+        }
     }
 }
 
@@ -263,7 +272,15 @@ tlb_struct! {
 impl EscrowData {
     /// The initial data of the Escrow of `owner` under `root`.
     pub fn initial(root: crate::tlb::TonAddress, owner: crate::tlb::TonAddress) -> Self {
-        Self { root, owner, last_job_id: 0, locked: 0, fees_due: 0, jobs: Default::default(), config: None }
+        Self {
+            root,
+            owner,
+            last_job_id: 0,
+            locked: 0,
+            fees_due: 0,
+            jobs: Default::default(),
+            config: None,
+        }
     }
 }
 
@@ -281,7 +298,20 @@ mod tests {
             $( #[test] #[allow(non_snake_case)] fn $t(v in <$t as Arb>::arb()) { check_round_trip(&v, false)?; } )*
         } };
     }
-    round_trips!(RootParams, RootPolicy, Attestation, WorkerRecord, WorkerConfig, EscrowConfig, JobRoute, Job, RootCodes, RootData, WorkerData, EscrowData);
+    round_trips!(
+        RootParams,
+        RootPolicy,
+        Attestation,
+        WorkerRecord,
+        WorkerConfig,
+        EscrowConfig,
+        JobRoute,
+        Job,
+        RootCodes,
+        RootData,
+        WorkerData,
+        EscrowData
+    );
 
     #[test]
     fn initial_data_has_the_documented_shape() {

@@ -176,13 +176,34 @@ mod tests {
             } )*
         } };
     }
-    round_trips!(RegisterWorker, UpdateWorker, CreateEscrow, SetParams, SetAllowedKinds, AddMeasurement,
-        RemoveMeasurement, SetModel, RemoveModel, SetCodes, TransferOwnership, AcceptOwnership);
+    round_trips!(
+        RegisterWorker,
+        UpdateWorker,
+        CreateEscrow,
+        SetParams,
+        SetAllowedKinds,
+        AddMeasurement,
+        RemoveMeasurement,
+        SetModel,
+        RemoveModel,
+        SetCodes,
+        TransferOwnership,
+        AcceptOwnership
+    );
 
     #[test]
     fn unknown_opcode_is_wrong_tag() {
         let mut b = crate::tlb::CellBuilder::new();
-        b.store_u32(32, 0xdeadbeef).unwrap().store_u64(64, 0).unwrap();
-        assert!(matches!(RootMsg::from_cell(&b.build().unwrap()), Err(crate::tlb::TlbError::WrongTag { found: 0xdeadbeef, .. })));
+        b.store_u32(32, 0xdeadbeef)
+            .unwrap()
+            .store_u64(64, 0)
+            .unwrap();
+        assert!(matches!(
+            RootMsg::from_cell(&b.build().unwrap()),
+            Err(crate::tlb::TlbError::WrongTag {
+                found: 0xdeadbeef,
+                ..
+            })
+        ));
     }
 }

@@ -16,7 +16,9 @@ use super::worker::*;
 use crate::tlb::TlbType;
 
 fn vectors(name: &str) -> Vec<Value> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(format!("{name}.json"));
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors")
+        .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str::<Vec<Value>>(&text).unwrap()
 }
@@ -28,9 +30,17 @@ fn check<T: TlbType + Json + std::fmt::Debug>(name: &str) {
         let boc = STANDARD.decode(v["boc"].as_str().unwrap()).unwrap();
         let value = T::from_boc(&boc).unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
         let ours = value.to_json();
-        assert!(json_matches(&ours, &v["fields"]), "{name}[{i}]: fields differ\n ours: {ours}\n file: {}", v["fields"]);
+        assert!(
+            json_matches(&ours, &v["fields"]),
+            "{name}[{i}]: fields differ\n ours: {ours}\n file: {}",
+            v["fields"]
+        );
         let again = value.to_boc().unwrap();
-        assert_eq!(STANDARD.encode(&again), STANDARD.encode(&boc), "{name}[{i}]: re-encoded BOC differs");
+        assert_eq!(
+            STANDARD.encode(&again),
+            STANDARD.encode(&boc),
+            "{name}[{i}]: re-encoded BOC differs"
+        );
     }
 }
 

@@ -145,12 +145,28 @@ mod tests {
             } )*
         } };
     }
-    round_trips!(WorkerInit, WorkerUpdate, SubmitReceipts, PayWorker, ReportEquivocation, TopUpStake,
-        Unbond, WithdrawStake, WithdrawEarnings);
+    round_trips!(
+        WorkerInit,
+        WorkerUpdate,
+        SubmitReceipts,
+        PayWorker,
+        ReportEquivocation,
+        TopUpStake,
+        Unbond,
+        WithdrawStake,
+        WithdrawEarnings
+    );
 
     #[test]
     fn empty_receipt_batch_is_refused() {
-        let m = SubmitReceipts { query_id: 0, count: 0, receipts: vec![] };
-        assert!(matches!(m.to_cell(), Err(crate::tlb::TlbError::InvalidValue { .. })));
+        let m = SubmitReceipts {
+            query_id: 0,
+            count: 0,
+            receipts: vec![],
+        };
+        assert!(matches!(
+            m.to_cell(),
+            Err(crate::tlb::TlbError::InvalidValue { .. })
+        ));
     }
 }

@@ -26,12 +26,24 @@ pub struct OutMessage {
 impl OutMessage {
     /// A plain value transfer.
     pub fn transfer(dest: TonAddress, value: u128, bounce: bool) -> Self {
-        Self { dest, value, bounce, body: None, state_init: None }
+        Self {
+            dest,
+            value,
+            bounce,
+            body: None,
+            state_init: None,
+        }
     }
 
     /// A call with a body; bounceable.
     pub fn call(dest: TonAddress, value: u128, body: Cell) -> Self {
-        Self { dest, value, bounce: true, body: Some(Arc::new(body)), state_init: None }
+        Self {
+            dest,
+            value,
+            bounce: true,
+            body: Some(Arc::new(body)),
+            state_init: None,
+        }
     }
 
     /// Adds a state-init that deploys the receiver.
@@ -64,7 +76,9 @@ impl OutMessage {
             }
             Some((code, data)) => {
                 let si = StateInit::new(code.clone(), data.clone()).to_cell()?;
-                b.store_bit(true)?.store_bit(true)?.store_reference(&Arc::new(si))?;
+                b.store_bit(true)?
+                    .store_bit(true)?
+                    .store_reference(&Arc::new(si))?;
             }
         }
         match &self.body {
@@ -90,10 +104,16 @@ pub fn contract_address(code: &ArcCell, data: &ArcCell) -> TlbResult<TonAddress>
 pub fn normalized_hash(ext: &Cell) -> TlbResult<[u8; 32]> {
     let mut p = ext.parser();
     if p.load_u8(2)? != 0b10 {
-        return Err(TlbError::InvalidValue { field: "external.info", reason: "not an external-in message".into() });
+        return Err(TlbError::InvalidValue {
+            field: "external.info",
+            reason: "not an external-in message".into(),
+        });
     }
     if p.load_u8(2)? != 0 {
-        return Err(TlbError::UnsupportedAddress { field: "external.src", form: "addr_extern" });
+        return Err(TlbError::UnsupportedAddress {
+            field: "external.src",
+            form: "addr_extern",
+        });
     }
     let dest = tlb::load_address(&mut p, "external.dest")?;
     tlb::load_coins(&mut p)?; // import_fee

@@ -19,7 +19,9 @@ pub fn generate() -> String {
     list.sort_by_key(|(_, i)| *i);
     let words: Vec<&str> = list.into_iter().map(|(w, _)| w).collect();
     loop {
-        let pick: Vec<&str> = (0..WORDS).map(|_| words[OsRng.gen_range(0..words.len())]).collect();
+        let pick: Vec<&str> = (0..WORDS)
+            .map(|_| words[OsRng.gen_range(0..words.len())])
+            .collect();
         if Mnemonic::new(pick.clone(), &None).is_ok() {
             return pick.join(" ");
         }
@@ -30,7 +32,8 @@ pub fn generate() -> String {
 pub fn key_pair(phrase: &str) -> Result<KeyPair, WalletError> {
     let words: Vec<&str> = phrase.split_whitespace().collect();
     let m = Mnemonic::new(words, &None).map_err(|e| WalletError::Mnemonic(e.to_string()))?;
-    m.to_key_pair().map_err(|e| WalletError::Mnemonic(e.to_string()))
+    m.to_key_pair()
+        .map_err(|e| WalletError::Mnemonic(e.to_string()))
 }
 
 #[cfg(test)]
@@ -48,8 +51,14 @@ mod tests {
 
     #[test]
     fn bad_mnemonics_are_typed_errors() {
-        assert!(matches!(key_pair("abandon abandon"), Err(WalletError::Mnemonic(_))));
+        assert!(matches!(
+            key_pair("abandon abandon"),
+            Err(WalletError::Mnemonic(_))
+        ));
         let not_words = ["zzzz"; 24].join(" ");
-        assert!(matches!(key_pair(&not_words), Err(WalletError::Mnemonic(_))));
+        assert!(matches!(
+            key_pair(&not_words),
+            Err(WalletError::Mnemonic(_))
+        ));
     }
 }

@@ -94,7 +94,17 @@ pub enum WalletError {
 pub type WalletResult<T> = Result<T, WalletError>;
 
 /// Wallet contract versions the sdk signs for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WalletKind {
     /// Wallet V5R1 (current default of TON wallets).
@@ -127,7 +137,11 @@ pub struct SendOptions {
 
 impl Default for SendOptions {
     fn default() -> Self {
-        Self { ttl: DEFAULT_TTL, poll_interval: DEFAULT_POLL_INTERVAL, max_wait: None }
+        Self {
+            ttl: DEFAULT_TTL,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            max_wait: None,
+        }
     }
 }
 
@@ -172,7 +186,8 @@ impl Wallet {
 
     /// Opens the wallet of a key pair.
     pub fn from_key_pair(key_pair: KeyPair, kind: WalletKind) -> WalletResult<Self> {
-        let inner = TonWallet::new(kind.version(), key_pair).map_err(|e| WalletError::Build(e.to_string()))?;
+        let inner = TonWallet::new(kind.version(), key_pair)
+            .map_err(|e| WalletError::Build(e.to_string()))?;
         Ok(Self { inner, kind })
     }
 
@@ -206,32 +221,64 @@ impl Wallet {
         let r = chain.run_get_method(self.address(), "seqno", &[]).await?;
         match r.stack.first().and_then(StackEntry::as_int) {
             Some(v) if (0..=i128::from(u32::MAX)).contains(&v) => Ok(v as u32),
-            _ => Err(ChainError::Stack { method: "seqno".into(), reason: format!("expected one uint32, got {:?}", r.stack) }.into()),
+            _ => Err(ChainError::Stack {
+                method: "seqno".into(),
+                reason: format!("expected one uint32, got {:?}", r.stack),
+            }
+            .into()),
         }
     }
 
     /// Signs an external carrying `msgs`; `deploy` attaches the wallet's state-init (first use).
-    pub fn sign_external(&self, seqno: u32, valid_until: u32, msgs: &[OutMessage], deploy: bool) -> WalletResult<SignedExternal> {
-        let cells: Vec<ArcCell> = msgs.iter().map(|m| m.to_cell().map(std::sync::Arc::new)).collect::<Result<_, _>>()?;
+    pub fn sign_external(
+        &self,
+        seqno: u32,
+        valid_until: u32,
+        msgs: &[OutMessage],
+        deploy: bool,
+    ) -> WalletResult<SignedExternal> {
+        let cells: Vec<ArcCell> = msgs
+            .iter()
+            .map(|m| m.to_cell().map(std::sync::Arc::new))
+            .collect::<Result<_, _>>()?;
         let cell = self
             .inner
             .create_external_msg(valid_until, seqno, deploy, cells)
             .map_err(|e| WalletError::Build(e.to_string()))?;
         let boc = tlb::cell_to_boc(&cell)?;
         let hash_norm = normalized_hash(&cell)?;
-        Ok(SignedExternal { cell, boc, hash_norm, seqno, valid_until })
+        Ok(SignedExternal {
+            cell,
+            boc,
+            hash_norm,
+            seqno,
+            valid_until,
+        })
     }
 
     /// Signs `msgs` with the current seqno, broadcasts, and waits until the wallet's transaction
     /// is found (see the module doc for why this never executes twice).
-    pub async fn send_and_confirm<C: ChainApi>(&self, chain: &C, msgs: &[OutMessage], opts: &SendOptions) -> WalletResult<Confirmation> {
+    pub async fn send_and_confirm<C: ChainApi>(
+        &self,
+        chain: &C,
+        msgs: &[OutMessage],
+        opts: &SendOptions,
+    ) -> WalletResult<Confirmation> {
         let st = chain.account(self.address()).await?;
         let needed: u128 = msgs.iter().map(|m| m.value).sum();
         if st.balance < needed {
-            return Err(WalletError::InsufficientBalance { address: self.address().to_base64_url(), balance: st.balance, needed });
+            return Err(WalletError::InsufficientBalance {
+                address: self.address().to_base64_url(),
+                balance: st.balance,
+                needed,
+            });
         }
         let deploy = st.status != AccountStatus::Active;
-        let seqno = if deploy { 0 } else { self.seqno_active(chain).await? };
+        let seqno = if deploy {
+            0
+        } else {
+            self.seqno_active(chain).await?
+        };
         let now = unix_now().max(st.sync_utime);
         let valid_until = u32::try_from(now + opts.ttl.as_secs()).unwrap_or(u32::MAX);
         let signed = self.sign_external(seqno, valid_until, msgs, deploy)?;
@@ -241,11 +288,18 @@ impl Wallet {
 
     /// Broadcasts an already signed external and waits for it (the second half of
     /// [`Wallet::send_and_confirm`]).
-    pub async fn broadcast_and_confirm<C: ChainApi>(&self, chain: &C, signed: &SignedExternal, opts: &SendOptions) -> WalletResult<Confirmation> {
+    pub async fn broadcast_and_confirm<C: ChainApi>(
+        &self,
+        chain: &C,
+        signed: &SignedExternal,
+        opts: &SendOptions,
+    ) -> WalletResult<Confirmation> {
         let started = tokio::time::Instant::now();
         match chain.send_boc(&signed.boc).await {
             Ok(_) => {}
-            Err(ChainError::Rejected { exit_code, message, .. }) => {
+            Err(ChainError::Rejected {
+                exit_code, message, ..
+            }) => {
                 // Either truly refused, or an earlier copy (a retry after a lost response)
                 // already executed and consumed the seqno. The chain tells which; allow the
                 // index a moment to catch up when the seqno has moved.
@@ -254,8 +308,14 @@ impl Wallet {
                     if let Some(c) = self.find(chain, signed).await? {
                         return Ok(c);
                     }
-                    if self.seqno(chain).await? <= signed.seqno || tokio::time::Instant::now() > deadline {
-                        return Err(WalletError::Rejected { seqno: signed.seqno, exit_code, message });
+                    if self.seqno(chain).await? <= signed.seqno
+                        || tokio::time::Instant::now() > deadline
+                    {
+                        return Err(WalletError::Rejected {
+                            seqno: signed.seqno,
+                            exit_code,
+                            message,
+                        });
                     }
                     tokio::time::sleep(opts.poll_interval).await;
                 }
@@ -270,15 +330,20 @@ impl Wallet {
             match self.find(chain, signed).await {
                 Ok(Some(c)) => return Ok(c),
                 Ok(None) => {}
-                Err(WalletError::Chain(e)) if e.is_transient() || matches!(e, ChainError::RetriesExhausted { .. }) => {
+                Err(WalletError::Chain(e))
+                    if e.is_transient() || matches!(e, ChainError::RetriesExhausted { .. }) =>
+                {
                     debug!(target: "sdk::wallet", error = %e, "lookup failed, will retry");
                 }
                 Err(e) => return Err(e),
             }
-            if let Some(max) = opts.max_wait {
-                if started.elapsed() >= max {
-                    return Err(WalletError::Unconfirmed { hash_norm: hex::encode(signed.hash_norm), waited: started.elapsed() });
-                }
+            if let Some(max) = opts.max_wait
+                && started.elapsed() >= max
+            {
+                return Err(WalletError::Unconfirmed {
+                    hash_norm: hex::encode(signed.hash_norm),
+                    waited: started.elapsed(),
+                });
             }
             if let Ok(st) = chain.account(self.address()).await {
                 let chain_now = unix_now().max(st.sync_utime);
@@ -288,7 +353,10 @@ impl Wallet {
                         return Ok(c);
                     }
                     if self.seqno(chain).await? <= signed.seqno {
-                        return Err(WalletError::Expired { seqno: signed.seqno, valid_until: signed.valid_until });
+                        return Err(WalletError::Expired {
+                            seqno: signed.seqno,
+                            valid_until: signed.valid_until,
+                        });
                     }
                 }
             }
@@ -296,14 +364,28 @@ impl Wallet {
         }
     }
 
-    async fn find<C: ChainApi>(&self, chain: &C, signed: &SignedExternal) -> WalletResult<Option<Confirmation>> {
+    async fn find<C: ChainApi>(
+        &self,
+        chain: &C,
+        signed: &SignedExternal,
+    ) -> WalletResult<Option<Confirmation>> {
         let txs = chain.transactions_by_message(&signed.hash_norm).await?;
-        Ok(txs.into_iter().find(|t| &t.account == self.address()).map(|tx| Confirmation { tx, seqno: signed.seqno, hash_norm: signed.hash_norm }))
+        Ok(txs
+            .into_iter()
+            .find(|t| &t.account == self.address())
+            .map(|tx| Confirmation {
+                tx,
+                seqno: signed.seqno,
+                hash_norm: signed.hash_norm,
+            }))
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -319,9 +401,15 @@ mod tests {
     #[test]
     fn addresses_match_known_vectors() {
         let w4 = Wallet::from_mnemonic(V4, WalletKind::V4r2).unwrap();
-        assert_eq!(w4.address(), &TonAddress::from_str("EQCDM_QGggZ3qMa_f3lRPk4_qLDnLTqdi6OkMAV2NB9r5TG3").unwrap());
+        assert_eq!(
+            w4.address(),
+            &TonAddress::from_str("EQCDM_QGggZ3qMa_f3lRPk4_qLDnLTqdi6OkMAV2NB9r5TG3").unwrap()
+        );
         let w5 = Wallet::from_mnemonic(V5, WalletKind::V5r1).unwrap();
-        assert_eq!(w5.address(), &TonAddress::from_str("UQDv2YSmlrlLH3hLNOVxC8FcQf4F9eGNs4vb2zKma4txo6i3").unwrap());
+        assert_eq!(
+            w5.address(),
+            &TonAddress::from_str("UQDv2YSmlrlLH3hLNOVxC8FcQf4F9eGNs4vb2zKma4txo6i3").unwrap()
+        );
     }
 
     #[test]

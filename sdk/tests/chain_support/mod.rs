@@ -9,7 +9,9 @@ use cocoon_sdk::wallet::{Wallet, WalletKind, generate_mnemonic};
 
 /// Starts a fresh localnet on a free port.
 pub async fn localnet() -> Localnet {
-    Localnet::start(LocalnetConfig::default()).await.expect("localnet starts (did `npm ci` run?)")
+    Localnet::start(LocalnetConfig::default())
+        .await
+        .expect("localnet starts (did `npm ci` run?)")
 }
 
 /// A new wallet holding `nano` nanoTON (not deployed yet).

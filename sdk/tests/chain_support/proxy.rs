@@ -48,14 +48,19 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> Self {
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let st = st.clone();
                 let up = upstream.clone();
                 tokio::spawn(async move {
@@ -68,17 +73,35 @@ impl FaultProxy {
 
     /// Applies `fault` to the next `times` requests whose path contains `path`.
     pub fn inject(&self, path: &str, fault: Fault, times: usize) {
-        self.state.lock().unwrap().rules.push(Rule { path: path.to_owned(), fault, remaining: times });
+        self.state.lock().unwrap().rules.push(Rule {
+            path: path.to_owned(),
+            fault,
+            remaining: times,
+        });
     }
 
     /// Requests seen whose path contains `path`.
     pub fn seen(&self, path: &str) -> usize {
-        self.state.lock().unwrap().seen.iter().filter(|(k, _)| k.contains(path)).map(|(_, v)| v).sum()
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|(k, _)| k.contains(path))
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Requests forwarded upstream whose path contains `path`.
     pub fn forwarded(&self, path: &str) -> usize {
-        self.state.lock().unwrap().forwarded.iter().filter(|(k, _)| k.contains(path)).map(|(_, v)| v).sum()
+        self.state
+            .lock()
+            .unwrap()
+            .forwarded
+            .iter()
+            .filter(|(k, _)| k.contains(path))
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -95,7 +118,10 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Vec<u8>> {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let len = head
                 .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 return Ok(buf);
@@ -130,12 +156,23 @@ async fn serve(mut sock: TcpStream, upstream: &str, st: Arc<Mutex<State>>) -> st
     if req.is_empty() {
         return Ok(());
     }
-    let first = String::from_utf8_lossy(&req[..find(&req, b"\r\n").unwrap_or(req.len())]).to_string();
-    let path = first.split(' ').nth(1).unwrap_or("").split('?').next().unwrap_or("").to_owned();
+    let first =
+        String::from_utf8_lossy(&req[..find(&req, b"\r\n").unwrap_or(req.len())]).to_string();
+    let path = first
+        .split(' ')
+        .nth(1)
+        .unwrap_or("")
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let fault = {
         let mut s = st.lock().unwrap();
         *s.seen.entry(path.clone()).or_default() += 1;
-        let r = s.rules.iter_mut().find(|r| r.remaining > 0 && path.contains(&r.path));
+        let r = s
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && path.contains(&r.path));
         r.map(|r| {
             r.remaining -= 1;
             r.fault
@@ -144,7 +181,10 @@ async fn serve(mut sock: TcpStream, upstream: &str, st: Arc<Mutex<State>>) -> st
     match fault {
         Some(Fault::Status(code)) => {
             let body = format!("{{\"ok\":false,\"error\":\"injected {code}\",\"code\":{code}}}");
-            let resp = format!("HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let resp = format!(
+                "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
             sock.write_all(resp.as_bytes()).await?;
             return sock.shutdown().await;
         }
