@@ -4,9 +4,12 @@
 //! [`crate::units::UnitsError`], ...); code that spans areas (contract clients, the CLI) returns
 //! this one and converts with `?`.
 
+use crate::attest::AttestError;
 use crate::chain::ChainError;
 use crate::contracts::ContractError;
 use crate::localnet::LocalnetError;
+use crate::receipt::ReceiptError;
+use crate::seal::SealError;
 use crate::tlb::TlbError;
 use crate::units::UnitsError;
 use crate::wallet::WalletError;
@@ -32,6 +35,15 @@ pub enum Error {
     /// A contract operation failed.
     #[error(transparent)]
     Contract(#[from] ContractError),
+    /// Attestation evidence or policy check failed.
+    #[error(transparent)]
+    Attest(#[from] AttestError),
+    /// Sealing or opening a sealed message failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// A receipt is malformed or does not check.
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
 }
 
 /// Result with the sdk's [`Error`].

@@ -14,6 +14,7 @@ use cocoon_sdk::contracts::{
 use cocoon_sdk::messages::records::{
     Attestation, RootParams, RootPolicy, WorkerRecord, tee_kind, worker_status,
 };
+use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptHashes};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::{SendOptions, WalletKind};
 
@@ -107,8 +108,9 @@ async fn full_lifecycle_on_localnet() {
     let worker = WorkerClient::for_owner(&chain, root.address(), gpu.address())
         .await
         .unwrap();
+    let receipt_key = ed25519_dalek::SigningKey::from_bytes(&[0x07; 32]);
     let record = WorkerRecord {
-        receipt_key: [0x11; 32],
+        receipt_key: receipt_key.verifying_key().to_bytes(),
         encryption_key: [0x22; 32],
         price_in: 1000,
         price_out: 3000,
@@ -139,7 +141,12 @@ async fn full_lifecycle_on_localnet() {
     let rec = worker.record().await.unwrap();
     assert_eq!(
         (rec.receipt_key, rec.price_in, rec.price_out, rec.kind),
-        ([0x11; 32], 1000, 3000, tee_kind::SIMULATED)
+        (
+            receipt_key.verifying_key().to_bytes(),
+            1000,
+            3000,
+            tee_kind::SIMULATED
+        )
     );
     assert_eq!(rec.models, BTreeSet::from([1]));
     assert_eq!(worker.config().await.unwrap().unbonding_delay, UNBONDING);
@@ -209,6 +216,51 @@ async fn full_lifecycle_on_localnet() {
     let s2 = escrow.state().await.unwrap();
     assert_eq!(s2.locked, 0);
 
+    // --- settle a job: a receipt signed by the worker's key, submitted by the relayer
+    let now = chain.account(escrow.address()).await.unwrap().sync_utime as u32;
+    let input = [0x44; 32];
+    let job2 = OpenJobArgs {
+        job_id: 2,
+        deadline: now + 600,
+        input_commitment: input,
+        ..job.clone()
+    };
+    escrow.open_job(&client, job2, &opts).await.unwrap();
+    let cost = 100 * 1000 + 200 * 3000;
+    let body = ReceiptBody {
+        escrow: escrow.address().clone(),
+        job_id: 2,
+        worker: worker.address().clone(),
+        model_id: 1,
+        tokens_in: 100,
+        tokens_out: 200,
+        cost,
+        time: now,
+        hashes: ReceiptHashes {
+            weights_hash: [0x77; 32],
+            evidence_hash: [0xe5; 32],
+        },
+        commitments: ReceiptCommitments {
+            input_commitment: input,
+            output_commitment: [0x55; 32],
+        },
+    };
+    let signed = body.sign(&receipt_key).unwrap();
+    worker
+        .submit_receipts(&relayer, vec![signed.clone()], &opts)
+        .await
+        .unwrap();
+    assert_eq!(escrow.job(2).await.unwrap(), None, "job 2 settled");
+    let earned = worker.state().await.unwrap().earned;
+    assert!(earned > 0 && earned <= cost, "earned {earned}");
+    // The same receipt again: the Escrow refuses the settlement (the job is no longer open),
+    // reported as a typed failure; nothing more is paid.
+    match worker.submit_receipts(&relayer, vec![signed], &opts).await {
+        Err(ContractError::Failed { exit_code, .. }) => assert_eq!(exit_code, exit::JOB_NOT_FOUND),
+        other => panic!("expected JobNotFound, got {other:?}"),
+    }
+    assert_eq!(worker.state().await.unwrap().earned, earned);
+
     // --- withdraw: more than free is refused; 3 TON arrives at the owner
     match escrow.withdraw(&client, 1000 * NANO_PER_TON, &opts).await {
         Err(ContractError::Failed { exit_code, .. }) => {
@@ -216,6 +268,7 @@ async fn full_lifecycle_on_localnet() {
         }
         other => panic!("expected InsufficientFreeBalance, got {other:?}"),
     }
+    let s3 = escrow.state().await.unwrap();
     let before = balance(&chain, client.address()).await;
     escrow
         .withdraw(&client, 3 * NANO_PER_TON, &opts)
@@ -229,7 +282,7 @@ async fn full_lifecycle_on_localnet() {
     );
     assert!(
         escrow.state().await.unwrap().free
-            <= s2.free - 3 * NANO_PER_TON + cocoon_sdk::contracts::OP_GAS
+            <= s3.free - 3 * NANO_PER_TON + cocoon_sdk::contracts::OP_GAS
     );
 
     // --- unbond, withdraw too early (StakeLocked), wait, withdraw

@@ -30,6 +30,12 @@ use crate::wallet::WalletError;
 
 /// Value RegisterWorker carries on top of the stake (Root's and the Worker's gas, deploy fee).
 pub const REGISTER_GAS: u128 = 50_000_000;
+/// SubmitReceipts carries this plus [`SUBMIT_PER_RECEIPT`] per receipt.
+pub const SUBMIT_BASE_GAS: u128 = 10_000_000;
+/// Per-receipt value of SubmitReceipts (the Escrow's gas and the PayWorker message).
+pub const SUBMIT_PER_RECEIPT: u128 = 15_000_000;
+/// Most receipts in one SubmitReceipts.
+pub const MAX_BATCH: usize = 100;
 /// Gas attached to owner operations and other plain calls; leftovers stay with the contract (for
 /// an Escrow: on the client's free balance).
 pub const OP_GAS: u128 = 50_000_000;

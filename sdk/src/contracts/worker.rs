@@ -5,11 +5,17 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::root::{RootClient, dict_from_root};
-use super::{ContractResult, OP_GAS, Outcome, REGISTER_GAS, StackReader, TRACE_TIMEOUT, query_id};
+use super::{
+    ContractError, ContractResult, MAX_BATCH, OP_GAS, Outcome, REGISTER_GAS, SUBMIT_BASE_GAS,
+    SUBMIT_PER_RECEIPT, StackReader, TRACE_TIMEOUT, query_id,
+};
 use crate::chain::ChainApi;
 use crate::messages::records::{WorkerConfig, WorkerRecord};
 use crate::messages::root::{RegisterWorker, UpdateWorker};
-use crate::messages::worker::{TopUpStake, Unbond, WithdrawEarnings, WithdrawStake};
+use crate::messages::worker::{
+    ReportEquivocation, SubmitReceipts, TopUpStake, Unbond, WithdrawEarnings, WithdrawStake,
+};
+use crate::receipt::SignedReceipt;
 use crate::tlb::codec::SetU32;
 use crate::tlb::{Cell, TlbType, TonAddress};
 use crate::wallet::{OutMessage, SendOptions, Wallet};
@@ -230,6 +236,58 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
         self.send(
             wallet,
             "withdraw earnings",
+            &self.address,
+            OP_GAS,
+            body,
+            opts,
+        )
+        .await
+    }
+
+    /// Submits a batch of signed receipts (anyone may; the sender pays the gas, the excess
+    /// returns). Invalid receipts are skipped by the contract and logged, not fatal.
+    pub async fn submit_receipts(
+        &self,
+        wallet: &Wallet,
+        receipts: Vec<SignedReceipt>,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        if receipts.is_empty() || receipts.len() > MAX_BATCH {
+            return Err(ContractError::Invalid {
+                op: "submit receipts",
+                reason: format!("batch of {} receipts (1..={MAX_BATCH})", receipts.len()),
+            });
+        }
+        let n = receipts.len();
+        let value = SUBMIT_BASE_GAS + n as u128 * SUBMIT_PER_RECEIPT;
+        let body = SubmitReceipts {
+            query_id: query_id(),
+            count: n as u8,
+            receipts,
+        }
+        .to_cell()?;
+        self.send(wallet, "submit receipts", &self.address, value, body, opts)
+            .await
+    }
+
+    /// Reports two different receipts signed for the same job: the stake is slashed and part of
+    /// it paid to the reporter.
+    pub async fn report_equivocation(
+        &self,
+        wallet: &Wallet,
+        receipt_a: SignedReceipt,
+        receipt_b: SignedReceipt,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let body = ReportEquivocation {
+            query_id: query_id(),
+            receipt_a,
+            receipt_b,
+        }
+        .to_cell()?;
+        self.send(
+            wallet,
+            "report equivocation",
             &self.address,
             OP_GAS,
             body,

@@ -2,6 +2,7 @@
 
 use super::records::{WorkerConfig, WorkerRecord};
 use super::{ReceiptList, msg_enum, tlb_struct};
+use crate::receipt::SignedReceipt;
 use crate::tlb::codec::*;
 
 tlb_struct! {
@@ -34,7 +35,7 @@ tlb_struct! {
 }
 
 tlb_struct! {
-    /// A batch of signed receipts (cells of `SignedReceipt`), with the gas to settle them.
+    /// A batch of signed receipts, with the gas to settle them.
     ///
     /// `submit_receipts#c0c00203 query_id:uint64 count:uint8 receipts:^ReceiptLink = WorkerMsg;`
     pub struct SubmitReceipts [tag = 0xc0c00203] {
@@ -69,10 +70,10 @@ tlb_struct! {
     pub struct ReportEquivocation [tag = 0xc0c00205] {
         /// Query id.
         pub query_id: U64,
-        /// First signed receipt (cell).
-        pub receipt_a: AnyRef,
-        /// Second signed receipt (cell).
-        pub receipt_b: AnyRef,
+        /// First signed receipt.
+        pub receipt_a: Ref<SignedReceipt>,
+        /// Second signed receipt.
+        pub receipt_b: Ref<SignedReceipt>,
     }
 }
 
