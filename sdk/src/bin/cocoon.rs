@@ -4,12 +4,16 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("COCOON_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
-    cocoon_sdk::cli::run(cocoon_sdk::cli::Cli::parse()).await
+    if let Err(e) = cocoon_sdk::cli::run(cocoon_sdk::cli::Cli::parse()).await {
+        // One line with the whole cause chain; backtraces are for COCOON_LOG=debug sessions.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
