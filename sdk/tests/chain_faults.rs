@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use cocoon_sdk::chain::{ChainApi, ChainError, RetryPolicy, TonCenterClient, TonCenterConfig};
 use cocoon_sdk::units::NANO_PER_TON;
-use cocoon_sdk::wallet::{OutMessage, SendOptions, Wallet, WalletKind, generate_mnemonic};
+use cocoon_sdk::wallet::{
+    OutMessage, SendOptions, Wallet, WalletError, WalletKind, generate_mnemonic,
+};
 
 use chain_support::proxy::{Fault, FaultProxy};
 use chain_support::{funded_wallet, localnet};
@@ -153,4 +155,51 @@ async fn lost_send_responses_never_double_send() {
             .len(),
         5
     );
+}
+
+#[tokio::test]
+async fn a_message_that_never_arrives_expires_and_the_next_one_goes_through() {
+    let net = localnet().await;
+    let direct = net.client().unwrap();
+    let proxy = FaultProxy::start(net.url()).await;
+    let chain = client(&proxy.url, Duration::from_secs(1));
+    let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON).await;
+    let me = [OutMessage::transfer(w.address().clone(), 1, false)];
+
+    // Every broadcast is lost before the node.
+    proxy.inject("v3/message", Fault::Drop, 1000);
+    // With a deadline on waiting shorter than the lifetime: the fate is unknown, said so.
+    let opts = SendOptions {
+        ttl: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(200),
+        max_wait: Some(Duration::from_secs(1)),
+    };
+    assert!(matches!(
+        w.send_and_confirm(&chain, &me, &opts).await,
+        Err(WalletError::Unconfirmed { .. })
+    ));
+    // Waiting out the lifetime: Expired, with the seqno unused.
+    let opts = SendOptions {
+        ttl: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(200),
+        max_wait: None,
+    };
+    match w.send_and_confirm(&chain, &me, &opts).await {
+        Err(WalletError::Expired { seqno: 0, .. }) => {}
+        other => panic!("expected Expired, got {other:?}"),
+    }
+    assert_eq!(proxy.forwarded("v3/message"), 0);
+    assert_eq!(
+        direct.transactions(w.address(), 0, 10).await.unwrap().len(),
+        1
+    );
+
+    // The network heals: a new message (same seqno, new lifetime) executes once.
+    proxy.clear();
+    let c = w
+        .send_and_confirm(&chain, &me, &SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(c.seqno, 0);
+    assert_eq!(w.seqno(&direct).await.unwrap(), 1);
 }

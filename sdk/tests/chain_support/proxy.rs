@@ -80,6 +80,11 @@ impl FaultProxy {
         });
     }
 
+    /// Removes every pending fault.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
     /// Requests seen whose path contains `path`.
     pub fn seen(&self, path: &str) -> usize {
         self.state
