@@ -15,6 +15,7 @@
 //! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API).
 //! - [`messages`]: typed contract messages and records (`contracts/schema.tlb`).
 //! - [`receipt`]: the signed receipt cell, signing, verification and the client-side check.
+//! - [`relay`]: wire types between the relayer, workers and clients (worker sessions, client API).
 //! - [`tlb`]: TL-B conventions and field helpers shared by every wire type.
 //! - [`units`]: TON ↔ nanoTON, exact.
 //! - [`wallet`]: mnemonics, Wallet V5R1 / V4R2, `send_and_confirm` without double sends.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod localnet;
 pub mod messages;
 pub mod receipt;
+pub mod relay;
 pub mod tlb;
 pub mod units;
 pub mod wallet;

@@ -1,0 +1,72 @@
+//! API errors: every failure answers a status code and an [`ApiError`] JSON body.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cocoon_sdk::relay::client::{ApiError, ApiErrorCode};
+
+use crate::error::Error;
+
+/// An API failure: status + machine-readable code + message.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body.
+    pub body: ApiError,
+}
+
+impl ApiFailure {
+    /// A failure with the status that belongs to `code`.
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
+        let status = match code {
+            ApiErrorCode::BadRequest | ApiErrorCode::BadParameter | ApiErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
+            ApiErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiErrorCode::JobNotFound => StatusCode::NOT_FOUND,
+            ApiErrorCode::NotOpen | ApiErrorCode::AlreadySubmitted => StatusCode::CONFLICT,
+            ApiErrorCode::CommitmentMismatch | ApiErrorCode::NoCandidates => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self { status, body: ApiError { error: code, message: message.into() } }
+    }
+
+    /// The snake_case name of the code (metrics label).
+    pub fn code_name(&self) -> String {
+        serde_json::to_value(self.body.error).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+impl From<Error> for ApiFailure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::JobNotFound { job } => ApiFailure::new(ApiErrorCode::JobNotFound, format!("job {job} has not been seen opened on-chain")),
+            Error::AlreadySubmitted { job } => ApiFailure::new(ApiErrorCode::AlreadySubmitted, format!("input for job {job} was already submitted")),
+            Error::NotOpen { job, state } => ApiFailure::new(ApiErrorCode::NotOpen, format!("job {job} is {state}, not open")),
+            Error::InvalidAddress { address, detail } => {
+                ApiFailure::new(ApiErrorCode::BadParameter, format!("invalid address {address:?}: {detail}"))
+            }
+            other => {
+                tracing::error!(target: "relayer::api", error = %other, "internal error");
+                ApiFailure::new(ApiErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Unknown routes answer a JSON 404 too.
+pub async fn not_found() -> ApiFailure {
+    ApiFailure::new(ApiErrorCode::BadParameter, "no such route").with_status(StatusCode::NOT_FOUND)
+}
+
+impl ApiFailure {
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+}

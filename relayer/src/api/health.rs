@@ -1,0 +1,33 @@
+//! `/health` and `/metrics`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use cocoon_sdk::relay::PROTOCOL_VERSION;
+use cocoon_sdk::relay::client::Health;
+
+use crate::relayer::Shared;
+
+/// Liveness: 200 when the store answers, 503 otherwise.
+pub async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let store = shared.store.ping().await;
+    let body = Health {
+        status: if store { "ok" } else { "degraded" }.to_string(),
+        version: PROTOCOL_VERSION,
+        workers: u32::try_from(shared.sessions.len()).unwrap_or(u32::MAX),
+        store,
+    };
+    (if store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+}
+
+/// Prometheus text format; job counts are read from the store at scrape time.
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if let Ok(counts) = shared.store.count_by_state().await {
+        shared.metrics.set_job_counts(&counts);
+    }
+    shared.metrics.worker_sessions.set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render())
+}

@@ -1,0 +1,199 @@
+//! The relayer's boundaries implemented over the sdk's chain layer (toncenter client, wallet,
+//! contract getters): [`ChainRegistry`] reads Worker contracts, [`ChainTransactions`] feeds the
+//! watcher, [`ChainWallet`] sends the submitter's batches.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cocoon_sdk::chain::ChainApi;
+use cocoon_sdk::contracts::{RootClient, StackReader};
+use cocoon_sdk::tlb::codec::{Codec as _, SetU32};
+use cocoon_sdk::tlb::{ArcCell, Cell, CellBuilder, TonAddress};
+use cocoon_sdk::wallet::{OutMessage, Wallet};
+use futures_util::future::BoxFuture;
+
+use crate::registry::{OnChainWorker, RegistryError, WorkerRegistry, WorkerStatus};
+use crate::submitter::WalletSender;
+use crate::watcher::{InMessage, SourceError, TransactionSource, WatchedTx};
+
+/// How long Root's minimum stake is cached.
+const PARAMS_TTL: Duration = Duration::from_secs(60);
+
+/// How long a signed SubmitReceipts external stays valid.
+pub const MESSAGE_TTL: Duration = Duration::from_secs(120);
+
+fn reg_err(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError(e.to_string())
+}
+
+fn src_err(e: impl std::fmt::Display) -> SourceError {
+    SourceError(e.to_string())
+}
+
+/// Reads Worker records from their contracts under one Root.
+#[derive(Debug)]
+pub struct ChainRegistry<C> {
+    chain: Arc<C>,
+    root: TonAddress,
+    min_stake: Mutex<Option<(u128, Instant)>>,
+}
+
+impl<C: ChainApi + 'static> ChainRegistry<C> {
+    /// A registry of the Workers of `root`.
+    pub fn new(chain: Arc<C>, root: TonAddress) -> Self {
+        Self { chain, root, min_stake: Mutex::new(None) }
+    }
+
+    async fn min_stake(&self) -> Result<u128, RegistryError> {
+        if let Some((v, at)) = *self.min_stake.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < PARAMS_TTL {
+                return Ok(v);
+            }
+        }
+        let params = RootClient::at(&*self.chain, self.root.clone()).params().await.map_err(reg_err)?;
+        *self.min_stake.lock().unwrap_or_else(|e| e.into_inner()) = Some((params.min_stake, Instant::now()));
+        Ok(params.min_stake)
+    }
+
+    async fn read(&self, worker: &str) -> Result<Option<OnChainWorker>, RegistryError> {
+        let address = TonAddress::from_hex_str(worker).map_err(reg_err)?;
+        let state = match self.chain.run_get_method(&address, "get_worker_state", &[]).await {
+            Ok(r) => r,
+            // No contract, or not one that answers the Worker getters.
+            Err(cocoon_sdk::chain::ChainError::GetMethodFailed { .. }) => return Ok(None),
+            Err(e) => return Err(reg_err(e)),
+        };
+        let mut s = StackReader::new("get_worker_state", state);
+        let root = s.address("root").map_err(reg_err)?;
+        let owner = s.address("owner").map_err(reg_err)?;
+        let status: u8 = s.uint("status").map_err(reg_err)?;
+        let stake: u128 = s.uint("stake").map_err(reg_err)?;
+        // Genuine only if it sits at the address Root derives for its owner: anyone can deploy a
+        // contract that answers these getters.
+        if root != self.root {
+            return Ok(None);
+        }
+        let expected = RootClient::at(&*self.chain, self.root.clone()).worker_address(&owner).await.map_err(reg_err)?;
+        if expected != address {
+            return Ok(None);
+        }
+        let status = WorkerStatus::from_code(status).ok_or_else(|| reg_err(format!("unknown worker status {status}")))?;
+        if status == WorkerStatus::Uninitialised {
+            return Ok(None);
+        }
+        let record = self.chain.run_get_method(&address, "get_worker_record", &[]).await.map_err(reg_err)?;
+        let mut r = StackReader::new("get_worker_record", record);
+        let receipt_key = r.bits256("receipt_key").map_err(reg_err)?;
+        let encryption_key = r.bits256("encryption_key").map_err(reg_err)?;
+        let price_in: u64 = r.uint("price_in").map_err(reg_err)?;
+        let price_out: u64 = r.uint("price_out").map_err(reg_err)?;
+        let models = models_from_root(r.maybe_cell("models").map_err(reg_err)?)?;
+        let attestation_kind: u8 = r.uint("kind").map_err(reg_err)?;
+        let _measurement = r.bits256("measurement").map_err(reg_err)?;
+        let evidence_hash = r.bits256("evidence_hash").map_err(reg_err)?;
+        let expires_at: u32 = r.uint("expires_at").map_err(reg_err)?;
+        Ok(Some(OnChainWorker {
+            status,
+            stake,
+            min_stake: self.min_stake().await?,
+            receipt_key,
+            encryption_key,
+            price_in,
+            price_out,
+            models,
+            attestation_kind,
+            evidence_hash,
+            expires_at,
+        }))
+    }
+}
+
+/// A `(HashmapE 32 Empty)` given as its root cell (or null) → the model ids.
+fn models_from_root(root: Option<ArcCell>) -> Result<Vec<u32>, RegistryError> {
+    let mut b = CellBuilder::new();
+    match &root {
+        Some(c) => b.store_bit(true).and_then(|b| b.store_reference(c)).map_err(reg_err)?,
+        None => b.store_bit(false).map_err(reg_err)?,
+    };
+    let cell = b.build().map_err(reg_err)?;
+    Ok(SetU32::load(&mut cell.parser(), "models").map_err(reg_err)?.into_iter().collect())
+}
+
+impl<C: ChainApi + 'static> WorkerRegistry for ChainRegistry<C> {
+    fn lookup<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>> {
+        Box::pin(self.read(worker))
+    }
+}
+
+/// The watcher's transactions, from the chain API (forward paging).
+#[derive(Debug)]
+pub struct ChainTransactions<C> {
+    chain: Arc<C>,
+}
+
+impl<C: ChainApi + 'static> ChainTransactions<C> {
+    /// Over `chain`.
+    pub fn new(chain: Arc<C>) -> Self {
+        Self { chain }
+    }
+}
+
+impl<C: ChainApi + 'static> TransactionSource for ChainTransactions<C> {
+    fn transactions_after<'a>(&'a self, address: &'a str, after_lt: u64, limit: u32) -> BoxFuture<'a, Result<Vec<WatchedTx>, SourceError>> {
+        Box::pin(async move {
+            let address = TonAddress::from_hex_str(address).map_err(src_err)?;
+            let txs = self.chain.transactions(&address, after_lt, limit).await.map_err(src_err)?;
+            Ok(txs
+                .into_iter()
+                .map(|t| WatchedTx {
+                    lt: t.id.lt,
+                    hash: t.id.hash,
+                    now: t.now,
+                    aborted: t.aborted || t.failed(),
+                    in_msg: t.in_msg.map(|m| InMessage { source: m.source.map(|s| s.to_hex()), bounced: m.bounced, body: m.body }),
+                })
+                .collect())
+        })
+    }
+}
+
+/// The relayer's wallet over the sdk's [`Wallet`] and chain API.
+#[derive(Debug)]
+pub struct ChainWallet<C> {
+    chain: Arc<C>,
+    wallet: Wallet,
+}
+
+impl<C: ChainApi + 'static> ChainWallet<C> {
+    /// `wallet` sending through `chain`.
+    pub fn new(chain: Arc<C>, wallet: Wallet) -> Self {
+        Self { chain, wallet }
+    }
+}
+
+impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
+    fn seqno(&self) -> BoxFuture<'_, Result<u32, SourceError>> {
+        Box::pin(async move { self.wallet.seqno(&*self.chain).await.map_err(src_err) })
+    }
+
+    fn build(&self, seqno: u32, to: &str, value: u128, body: Cell) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
+        let dest = TonAddress::from_hex_str(to).map_err(src_err)?;
+        let valid_until = u32::try_from(crate::store::now_unix() + MESSAGE_TTL.as_secs() as i64).unwrap_or(u32::MAX);
+        let signed = self
+            .wallet
+            .sign_external(seqno, valid_until, &[OutMessage::call(dest, value, body)], false)
+            .map_err(src_err)?;
+        Ok((signed.boc, signed.hash_norm))
+    }
+
+    fn broadcast<'a>(&'a self, boc: &'a [u8]) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(async move { self.chain.send_boc(boc).await.map(|_| ()).map_err(src_err) })
+    }
+
+    fn landed<'a>(&'a self, msg_hash: &'a [u8; 32]) -> BoxFuture<'a, Result<Option<(u64, [u8; 32])>, SourceError>> {
+        Box::pin(async move {
+            let txs = self.chain.transactions_by_message(msg_hash).await.map_err(src_err)?;
+            Ok(txs.into_iter().find(|t| t.account == *self.wallet.address()).map(|t| (t.id.lt, t.id.hash)))
+        })
+    }
+}

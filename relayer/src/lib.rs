@@ -1,0 +1,57 @@
+//! Cocoon relayer.
+//!
+//! ```text
+//!  chain ──JobOpened──▶ watcher ──▶ store ◀── api (client: sealed input, SSE, workers)
+//!                                     │
+//!                                     ▼
+//!  workers ◀──WebSocket── sessions ◀── dispatcher ──▶ hub (per-job event streams to clients)
+//!                                     │
+//!                                     ▼
+//!                          submitter ──SubmitReceipts──▶ chain
+//! ```
+//!
+//! The relayer is untrusted for confidentiality: it only ever holds ciphertext (sealed inputs and
+//! sealed output chunks) and never logs their content.
+//!
+//! # Layout
+//! - [`relayer`]: the service ([`Relayer`]) and its shared state; takes its listener and shutdown
+//!   signal as arguments.
+//! - [`api`]: client HTTP routes (input, status, SSE stream, workers, health, metrics).
+//! - [`sessions`]: the worker WebSocket endpoint, challenge/auth, live sessions.
+//! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover.
+//! - [`hub`]: per-job event streams with replay.
+//! - [`registry`]: on-chain worker records behind [`WorkerRegistry`], and the admission rule.
+//! - [`receipt`]: checks on a worker's signed receipt.
+//! - [`submitter`]: SubmitReceipts batches through the outbox, at most once on-chain.
+//! - [`watcher`]: JobOpened notifications from the chain, authenticated, with a persisted cursor.
+//! - [`store`]: the database (SQLite or PostgreSQL through one code path), the job state machine.
+//! - [`chain`]: the registry, watcher source and wallet over the sdk chain layer.
+//! - [`cli`]: flags, environment and TOML file of `cocoon-relayer run`.
+//! - [`metrics`], [`config`], [`address`], [`error`].
+//! - [`stub`]: a worker that answers instantly with valid receipts (tests, benchmark); [`sse`]: a
+//!   small SSE reader for job streams.
+
+pub mod address;
+pub mod api;
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod dispatcher;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod receipt;
+pub mod registry;
+pub mod relayer;
+pub mod sessions;
+pub mod sse;
+pub mod store;
+pub mod stub;
+pub mod submitter;
+pub mod watcher;
+
+pub use config::RelayerConfig;
+pub use error::{Error, Result};
+pub use registry::{OnChainWorker, StaticRegistry, WorkerRegistry};
+pub use relayer::Relayer;
+pub use store::{JobRecord, JobState, OpenedJob, Store};

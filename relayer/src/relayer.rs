@@ -1,0 +1,143 @@
+//! The relayer service: shared state, the HTTP/WebSocket server, and its background tasks.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use cocoon_sdk::relay::client::StreamEvent;
+
+use crate::config::RelayerConfig;
+use crate::dispatcher::Dispatcher;
+use crate::error::Result;
+use crate::hub::{FINISHED_RETENTION, Hub};
+use crate::metrics::Metrics;
+use crate::registry::WorkerRegistry;
+use crate::sessions::Sessions;
+use crate::store::{JobState, Store, now_unix};
+
+/// How long a graceful shutdown waits for jobs being dispatched to finish.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// State shared by every part of the relayer.
+pub struct Shared {
+    /// The database.
+    pub store: Store,
+    /// Where worker records are read.
+    pub registry: Arc<dyn WorkerRegistry>,
+    /// Live worker sessions.
+    pub sessions: Sessions,
+    /// Per-job event streams.
+    pub hub: Hub,
+    /// Job dispatch.
+    pub dispatcher: Dispatcher,
+    /// Metrics (shared with the watcher and the submitter).
+    pub metrics: Arc<Metrics>,
+    /// Tunables.
+    pub config: RelayerConfig,
+    close: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Fires (changes to `true`) when sessions and streams must close.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.close.subscribe()
+    }
+}
+
+/// A relayer ready to serve.
+#[derive(Debug, Clone)]
+pub struct Relayer {
+    shared: Arc<Shared>,
+}
+
+impl Relayer {
+    /// A relayer over `store`, verifying workers with `registry`.
+    pub fn new(store: Store, registry: Arc<dyn WorkerRegistry>, config: RelayerConfig) -> Self {
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            sessions: Sessions::default(),
+            hub: Hub::new(),
+            dispatcher: Dispatcher::default(),
+            metrics: Arc::new(Metrics::new()),
+            config,
+            close: watch::channel(false).0,
+        });
+        Self { shared }
+    }
+
+    /// The shared state (tests and the benchmark look inside).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The HTTP router: client API, worker WebSocket, health and metrics.
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(self.shared.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully: stops starting
+    /// jobs, lets jobs being dispatched finish (up to [`DEFAULT_DRAIN_TIMEOUT`]), then closes
+    /// worker sessions and client streams.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let shared = self.shared.clone();
+        recover(&shared).await?;
+        let sweeper = tokio::spawn(sweep(shared.clone()));
+        let addr = listener.local_addr()?;
+        info!(target: "relayer::server", %addr, "serving");
+        let drain = {
+            let shared = shared.clone();
+            async move {
+                shutdown.await;
+                info!(target: "relayer::server", active = shared.dispatcher.active(), "shutting down: draining jobs");
+                shared.dispatcher.drain();
+                if !shared.dispatcher.wait_idle(DEFAULT_DRAIN_TIMEOUT).await {
+                    warn!(target: "relayer::server", active = shared.dispatcher.active(), "drain timed out");
+                }
+                let _ = shared.close.send(true);
+            }
+        };
+        let result = axum::serve(listener, self.router()).with_graceful_shutdown(drain).await;
+        sweeper.abort();
+        info!(target: "relayer::server", "stopped");
+        result.map_err(Into::into)
+    }
+}
+
+/// After a restart: attempts that were running are lost with their sessions; put those jobs back
+/// to waiting so the next connecting worker takes them.
+async fn recover(shared: &Shared) -> Result<()> {
+    let stale = shared.store.jobs_in_state(JobState::Dispatched, u32::MAX).await?;
+    for job in stale {
+        let _ = shared.store.transition(&job.opened.job, JobState::InputReceived, Some("relayer restarted mid-attempt")).await;
+    }
+    Ok(())
+}
+
+/// Background upkeep: expire jobs past deadline + grace, and forget old finished streams.
+async fn sweep(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.expiry_sweep);
+    loop {
+        tick.tick().await;
+        match shared.store.expire_due(now_unix(), shared.config.grace_period).await {
+            Ok(expired) => {
+                for job in expired {
+                    info!(target: "relayer::expiry", %job, "job expired unsettled");
+                    shared.hub.publish(&job, StreamEvent::Failed { reason: "deadline passed; refunded on-chain".into() });
+                }
+            }
+            Err(e) => warn!(target: "relayer::expiry", error = %e, "expiry sweep failed"),
+        }
+        shared.hub.evict_finished(FINISHED_RETENTION);
+    }
+}

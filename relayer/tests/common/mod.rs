@@ -1,0 +1,187 @@
+//! Shared test helpers: stores on every available engine, jobs, workers.
+#![allow(dead_code)]
+
+use cocoon_relayer::store::{OpenedJob, Store};
+use cocoon_sdk::relay::JobRef;
+use sha2::{Digest, Sha256};
+
+/// A store and what keeps it alive (the SQLite temp dir).
+pub struct TestStore {
+    pub name: &'static str,
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh SQLite store in a temp dir.
+pub async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("relayer.db").display());
+    TestStore { name: "sqlite", store: Store::connect(&url, 4).await.unwrap(), _dir: Some(dir) }
+}
+
+/// A fresh database on the PostgreSQL cluster named by `COCOON_TEST_PG_URL`, if set.
+pub async fn postgres() -> Option<TestStore> {
+    let Ok(base) = std::env::var("COCOON_TEST_PG_URL") else {
+        eprintln!("COCOON_TEST_PG_URL is not set: skipping the PostgreSQL run (scripts/lib/postgres.sh starts one)");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to COCOON_TEST_PG_URL");
+    let db = format!("relayer_test_{}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
+    let url = format!("{prefix}/{db}");
+    Some(TestStore { name: "postgres", store: Store::connect(&url, 4).await.unwrap(), _dir: None })
+}
+
+/// SQLite always, PostgreSQL when available.
+pub async fn stores() -> Vec<TestStore> {
+    let mut out = vec![sqlite().await];
+    out.extend(postgres().await);
+    out
+}
+
+pub fn escrow(n: u8) -> String {
+    format!("0:{}", hex::encode([n; 32]))
+}
+
+pub fn worker_addr(n: u8) -> String {
+    format!("0:{}", hex::encode([0x80 | n; 32]))
+}
+
+/// An opened job whose input commitment is sha256(`input`), deadline an hour from now.
+pub fn opened(escrow_n: u8, job_id: u64, input: &[u8]) -> OpenedJob {
+    OpenedJob {
+        job: JobRef::new(escrow(escrow_n), job_id),
+        escrow_owner: format!("0:{}", hex::encode([0x11; 32])),
+        model_id: 1,
+        max_cost: 5_000_000_000,
+        deadline: (cocoon_relayer::store::now_unix() + 3600) as u32,
+        input_commitment: Sha256::digest(input).into(),
+        route_worker: None,
+        opened_lt: job_id.wrapping_add(1000),
+    }
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_relayer::stub::StubWorker;
+use cocoon_relayer::{Relayer, RelayerConfig, StaticRegistry};
+use cocoon_sdk::relay::client::StreamEvent;
+
+/// A relayer serving on a random port over a fresh SQLite store.
+pub struct TestRelayer {
+    pub http: String,
+    pub ws: String,
+    pub relayer: Relayer,
+    pub registry: Arc<StaticRegistry>,
+    pub store: Store,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<cocoon_relayer::Result<()>>>,
+    _db: TestStore,
+}
+
+/// Fast timeouts so failover tests finish quickly.
+pub fn fast_config() -> RelayerConfig {
+    RelayerConfig {
+        first_chunk_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_millis(400),
+        heartbeat_interval: Duration::from_secs(2),
+        hello_timeout: Duration::from_secs(2),
+        max_input_bytes: 64 * 1024,
+        expiry_sweep: Duration::from_millis(200),
+        grace_period: 0,
+        ..RelayerConfig::default()
+    }
+}
+
+pub async fn start(config: RelayerConfig) -> TestRelayer {
+    let db = sqlite().await;
+    let registry = Arc::new(StaticRegistry::new());
+    let relayer = Relayer::new(db.store.clone(), registry.clone(), config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relayer.clone().serve(listener, async move {
+        let _ = rx.await;
+    }));
+    TestRelayer {
+        http: format!("http://{addr}"),
+        ws: format!("ws://{addr}"),
+        relayer,
+        registry,
+        store: db.store.clone(),
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        task: Some(task),
+        _db: db,
+    }
+}
+
+impl TestRelayer {
+    /// Registers a stub on "chain" and connects it.
+    pub async fn worker(&self, stub: &StubWorker) -> cocoon_relayer::stub::StubHandle {
+        self.registry.insert(stub.address.clone(), stub.on_chain());
+        stub.connect(&self.ws).await.unwrap()
+    }
+
+    /// Opens a job "on chain" (as the watcher would record it) for `input`.
+    pub async fn open(&self, job_id: u64, input: &[u8]) -> OpenedJob {
+        let job = opened(1, job_id, input);
+        self.store.insert_opened(&job).await.unwrap();
+        job
+    }
+
+    pub async fn submit(&self, job: &JobRef, input: &[u8], candidates: &[&str]) -> reqwest::Response {
+        let body = serde_json::json!({
+            "version": 1,
+            "sealed_input": base64_encode(input),
+            "candidates": candidates,
+        });
+        self.client.post(format!("{}/v1/jobs/{}/{}/input", self.http, job.escrow, job.job_id)).json(&body).send().await.unwrap()
+    }
+
+    /// Reads a job's SSE stream until its final event (or the timeout).
+    pub async fn stream(&self, job: &JobRef) -> Vec<StreamEvent> {
+        let mut resp = self
+            .client
+            .get(format!("{}/v1/jobs/{}/{}/stream", self.http, job.escrow, job.job_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "stream of {job}");
+        let mut parser = cocoon_relayer::sse::SseParser::default();
+        let mut events = Vec::new();
+        let read = async {
+            while let Some(bytes) = resp.chunk().await.unwrap() {
+                for ev in parser.feed(&bytes).unwrap() {
+                    let last = ev.is_final();
+                    events.push(ev);
+                    if last {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+        events
+    }
+
+    /// Stops the relayer gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(40), t).await.expect("relayer stops").unwrap().unwrap();
+        }
+    }
+}
+
+pub fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

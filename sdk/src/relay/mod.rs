@@ -1,0 +1,33 @@
+//! Wire types shared by the relayer and its two kinds of peers.
+//!
+//! ```text
+//!  client ──HTTP/JSON + SSE──▶ relayer ◀──WebSocket/JSON── worker (dials out, works behind NAT)
+//! ```
+//!
+//! - [`worker`]: the worker-session protocol. The relayer sends a [`worker::Challenge`]; the worker
+//!   answers with [`worker::Hello`] signed by its ed25519 receipt key over [`auth::auth_payload`];
+//!   then heartbeats (load, capacity), job dispatches carrying the sealed input, sealed output
+//!   chunks, and the final signed receipt.
+//! - [`client`]: the client HTTP API: submit the sealed input for (escrow, job id), the
+//!   Server-Sent-Events stream of sealed chunks and the receipt, the worker list, errors.
+//! - [`auth`]: exactly which bytes a worker signs to open a session.
+//!
+//! Everything is JSON; binary fields are base64 (standard alphabet, padded), keys and hashes are
+//! lowercase hex, addresses are raw `workchain:hex` strings, money is nanoTON integers. Every
+//! message that opens an exchange carries [`PROTOCOL_VERSION`]. The relayer only ever sees
+//! ciphertext: sealed inputs and output chunks are opaque bytes to it.
+
+pub mod auth;
+pub mod bytes;
+pub mod client;
+pub mod job;
+pub mod worker;
+
+pub use job::JobRef;
+
+/// Version of the relay protocol (worker sessions and client API). Bumped on any incompatible
+/// change; peers refuse versions they do not speak.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Path of the WebSocket endpoint workers dial.
+pub const WORKER_WS_PATH: &str = "/v1/worker";
