@@ -36,8 +36,8 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn init_logs(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logs(json: bool, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -59,11 +59,12 @@ async fn main() -> anyhow::Result<()> {
                     args.merge_file(file, sub);
                 }
             }
-            init_logs(args.log_json);
+            init_logs(args.log_json, "info");
             run(*args).await
         }
         Command::Bench(args) => {
-            init_logs(false);
+            // Per-job info logs would be part of what is measured.
+            init_logs(false, "warn");
             bench::run(args).await
         }
     }

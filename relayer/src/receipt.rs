@@ -10,12 +10,43 @@
 //!  commitments:^ReceiptCommitments`.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use tonlib_core::cell::{BagOfCells, CellParser, TonCellError};
+use tonlib_core::cell::{ArcCell, BagOfCells, CellParser, TonCellError};
 
 use cocoon_sdk::relay::JobRef;
 
 /// Domain tag of a receipt body ("rcpt").
 pub const RECEIPT_TAG: u32 = 0x7263_7074;
+
+/// Largest receipt BOC accepted (a SignedReceipt is four small cells, well under 1 KiB).
+pub const MAX_RECEIPT_BOC: usize = 4096;
+
+/// Parses a worker-supplied BOC with one root without trusting it: tonlib-core 0.26.11's parser
+/// panics or tries huge allocations on some malformed inputs (sdk/fuzz/regressions), so the
+/// header's counts are checked against the length first and any remaining panic is contained.
+pub fn untrusted_boc_root(bytes: &[u8]) -> Result<ArcCell, ReceiptRejection> {
+    let bad = |why: &str| ReceiptRejection::Malformed(why.to_string());
+    if bytes.len() > MAX_RECEIPT_BOC {
+        return Err(bad("BOC too large"));
+    }
+    if bytes.len() < 6 || bytes[..4] != [0xb5, 0xee, 0x9c, 0x72] {
+        return Err(bad("not a BOC"));
+    }
+    let size = usize::from(bytes[4] & 0x07);
+    let off_bytes = usize::from(bytes[5]);
+    if !(1..=4).contains(&size) || !(1..=8).contains(&off_bytes) || bytes.len() < 6 + 3 * size {
+        return Err(bad("bad BOC header"));
+    }
+    let read = |at: usize| bytes[at..at + size].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    let (cells, roots) = (read(6), read(6 + size));
+    // Every cell takes at least two descriptor bytes.
+    if roots != 1 || cells == 0 || cells > bytes.len() / 2 {
+        return Err(bad("bad BOC cell count"));
+    }
+    let owned = bytes.to_vec();
+    let parsed = std::panic::catch_unwind(move || BagOfCells::parse(&owned).and_then(|b| b.single_root()))
+        .map_err(|_| bad("BOC parser failed"))?;
+    Ok(parsed?)
+}
 
 /// The fields of a receipt the relayer uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +113,7 @@ pub fn check_receipt(
     worker: &str,
     max_cost: u64,
 ) -> Result<ReceiptSummary, ReceiptRejection> {
-    let root = BagOfCells::parse(boc)?.single_root()?;
+    let root = untrusted_boc_root(boc)?;
     let mut p = root.parser();
     let mut signature = [0u8; 64];
     p.load_slice(&mut signature)?;
@@ -186,5 +217,17 @@ mod tests {
         let last = flipped.len() - 8;
         flipped[last] ^= 1;
         assert!(check_receipt(&flipped, &pk, &f.job, &f.worker, 1_000).is_err());
+    }
+
+    #[test]
+    fn hostile_bocs_are_refused_without_panicking() {
+        let pk = [0u8; 32];
+        let job = fields().job;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/fuzz/regressions");
+        for name in ["tonlib_boc_huge_cell_count.boc", "tonlib_boc_ref_out_of_range.boc"] {
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            assert!(matches!(check_receipt(&bytes, &pk, &job, "0:00", 1), Err(ReceiptRejection::Malformed(_))), "{name}");
+        }
+        assert!(check_receipt(&vec![0xb5; MAX_RECEIPT_BOC + 1], &pk, &job, "0:00", 1).is_err());
     }
 }
