@@ -9,14 +9,17 @@ use sha2::{Digest, Sha256};
 pub struct TestStore {
     pub name: &'static str,
     pub store: Store,
+    /// The SQLite file (SQLite stores only).
+    pub path: Option<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
 /// A fresh SQLite store in a temp dir.
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("relayer.db").display());
-    TestStore { name: "sqlite", store: Store::connect(&url, 4).await.unwrap(), _dir: Some(dir) }
+    let path = dir.path().join("relayer.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    TestStore { name: "sqlite", store: Store::connect(&url, 4).await.unwrap(), path: Some(path), _dir: Some(dir) }
 }
 
 /// A fresh database on the PostgreSQL cluster named by `COCOON_TEST_PG_URL`, if set.
@@ -32,7 +35,7 @@ pub async fn postgres() -> Option<TestStore> {
     admin.close().await;
     let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
     let url = format!("{prefix}/{db}");
-    Some(TestStore { name: "postgres", store: Store::connect(&url, 4).await.unwrap(), _dir: None })
+    Some(TestStore { name: "postgres", store: Store::connect(&url, 4).await.unwrap(), path: None, _dir: None })
 }
 
 /// SQLite always, PostgreSQL when available.
@@ -81,7 +84,7 @@ pub struct TestRelayer {
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<cocoon_relayer::Result<()>>>,
-    _db: TestStore,
+    pub db: TestStore,
 }
 
 /// Fast timeouts so failover tests finish quickly.
@@ -117,7 +120,7 @@ pub async fn start(config: RelayerConfig) -> TestRelayer {
         client: reqwest::Client::new(),
         stop: Some(stop),
         task: Some(task),
-        _db: db,
+        db,
     }
 }
 
