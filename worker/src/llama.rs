@@ -1,0 +1,316 @@
+//! The Llama architecture (SmolLM2) on burn, loaded from GGUF, with a per-sequence KV cache and a
+//! forward pass over several sequences at once (continuous batching).
+
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::gguf::Gguf;
+
+/// Hyper-parameters read from the GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Hidden size.
+    pub d_model: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub n_kv_heads: usize,
+    /// Hidden size of the gated MLP.
+    pub ffn: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Context length the model was trained for.
+    pub context: usize,
+    /// RMSNorm epsilon.
+    pub eps: f64,
+    /// RoPE base frequency.
+    pub rope_theta: f64,
+}
+
+impl LlamaConfig {
+    /// Reads `llama.*` keys.
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
+        let arch = g.get_str("general.architecture")?;
+        if arch != "llama" {
+            return Err(Error::Metadata {
+                key: "general.architecture".into(),
+                reason: format!("{arch:?} is not supported (llama only)"),
+            });
+        }
+        let u = |k: &str| g.get_u64(&format!("llama.{k}")).map(|v| v as usize);
+        let vocab = match g.get_u64("llama.vocab_size") {
+            Ok(v) => v as usize,
+            Err(_) => g.get_str_array("tokenizer.ggml.tokens")?.len(),
+        };
+        let cfg = Self {
+            n_layers: u("block_count")?,
+            d_model: u("embedding_length")?,
+            n_heads: u("attention.head_count")?,
+            n_kv_heads: u("attention.head_count_kv")?,
+            ffn: u("feed_forward_length")?,
+            vocab,
+            context: u("context_length")?,
+            eps: g.get_f64("llama.attention.layer_norm_rms_epsilon")?,
+            rope_theta: g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0),
+        };
+        let bad = |key: &str, reason: &str| Error::Metadata { key: key.into(), reason: reason.into() };
+        if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
+            return Err(bad("llama.attention.head_count_kv", "must divide head_count"));
+        }
+        if cfg.d_model % cfg.n_heads != 0 || (cfg.d_model / cfg.n_heads) % 2 != 0 {
+            return Err(bad("llama.embedding_length", "must be an even head size times head_count"));
+        }
+        if cfg.n_layers == 0 || cfg.vocab == 0 || cfg.context == 0 {
+            return Err(bad("llama.block_count", "layers, vocabulary and context must be non-zero"));
+        }
+        Ok(cfg)
+    }
+
+    /// Size of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+}
+
+struct Layer<B: Backend> {
+    attn_norm: Tensor<B, 2>,
+    /// Q, K and V projections side by side, `[d_model, d_model + 2 * kv_dim]`.
+    wqkv: Tensor<B, 2>,
+    wo: Tensor<B, 2>,
+    ffn_norm: Tensor<B, 2>,
+    /// Gate and up projections side by side, `[d_model, 2 * ffn]`.
+    w_gate_up: Tensor<B, 2>,
+    w_down: Tensor<B, 2>,
+}
+
+/// Keys and values of one sequence, per layer, each `[kv_heads, len, head_dim]`.
+pub struct KvCache<B: Backend> {
+    layers: Vec<Option<(Tensor<B, 3>, Tensor<B, 3>)>>,
+    len: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// Positions already in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been run yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A Llama model resident on one burn device.
+pub struct Llama<B: Backend> {
+    /// Hyper-parameters.
+    pub config: LlamaConfig,
+    embed: Tensor<B, 2>,
+    /// The tied output head, transposed once at load so decoding is a plain `x @ head`.
+    head: Tensor<B, 2>,
+    out_norm: Tensor<B, 2>,
+    layers: Vec<Layer<B>>,
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+    device: B::Device,
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`.
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
+
+impl<B: Backend> Llama<B> {
+    /// Dequantises every tensor of the GGUF onto `device`.
+    pub fn load(g: &Gguf<'_>, device: &B::Device) -> Result<Self> {
+        let cfg = LlamaConfig::from_gguf(g)?;
+        let d = cfg.d_model;
+        let kvd = cfg.n_kv_heads * cfg.head_dim();
+        // Reads a weight stored `[out, in]` (GGUF dims `[in, out]`) and returns it as `[in, out]`.
+        let linear = |name: &str, inp: usize, out: usize| -> Result<Vec<f32>> {
+            let info = g.tensor(name)?;
+            if info.shape() != [out, inp] {
+                return Err(Error::ShapeMismatch { name: name.into(), expected: vec![out, inp], actual: info.shape() });
+            }
+            Ok(transpose(&g.dequantize(name)?, out, inp))
+        };
+        let vector = |name: &str, len: usize| -> Result<Tensor<B, 2>> {
+            let info = g.tensor(name)?;
+            if info.shape() != [len] {
+                return Err(Error::ShapeMismatch { name: name.into(), expected: vec![len], actual: info.shape() });
+            }
+            Ok(Tensor::from_data(TensorData::new(g.dequantize(name)?, [1, len]), device))
+        };
+        let t2 = |v: Vec<f32>, r: usize, c: usize| Tensor::<B, 2>::from_data(TensorData::new(v, [r, c]), device);
+
+        let emb_name = "token_embd.weight";
+        let info = g.tensor(emb_name)?;
+        if info.shape() != [cfg.vocab, d] {
+            return Err(Error::ShapeMismatch { name: emb_name.into(), expected: vec![cfg.vocab, d], actual: info.shape() });
+        }
+        let emb = g.dequantize(emb_name)?;
+        let head = match g.tensors.get("output.weight") {
+            Some(_) => linear("output.weight", d, cfg.vocab)?,
+            None => transpose(&emb, cfg.vocab, d),
+        };
+        let embed = t2(emb, cfg.vocab, d);
+        let head = t2(head, d, cfg.vocab);
+
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let p = |s: &str| format!("blk.{i}.{s}.weight");
+            let q = t2(linear(&p("attn_q"), d, d)?, d, d);
+            let k = t2(linear(&p("attn_k"), d, kvd)?, d, kvd);
+            let v = t2(linear(&p("attn_v"), d, kvd)?, d, kvd);
+            let gate = t2(linear(&p("ffn_gate"), d, cfg.ffn)?, d, cfg.ffn);
+            let up = t2(linear(&p("ffn_up"), d, cfg.ffn)?, d, cfg.ffn);
+            layers.push(Layer {
+                attn_norm: vector(&p("attn_norm"), d)?,
+                wqkv: Tensor::cat(vec![q, k, v], 1),
+                wo: t2(linear(&p("attn_output"), d, d)?, d, d),
+                ffn_norm: vector(&p("ffn_norm"), d)?,
+                w_gate_up: Tensor::cat(vec![gate, up], 1),
+                w_down: t2(linear(&p("ffn_down"), cfg.ffn, d)?, cfg.ffn, d),
+            });
+        }
+        let out_norm = vector("output_norm.weight", d)?;
+
+        // RoPE tables, computed in f64 so long positions keep their precision.
+        let half = cfg.head_dim() / 2;
+        let mut cos = Vec::with_capacity(cfg.context * half);
+        let mut sin = Vec::with_capacity(cfg.context * half);
+        for pos in 0..cfg.context {
+            for j in 0..half {
+                let freq = cfg.rope_theta.powf(-(2.0 * j as f64) / cfg.head_dim() as f64);
+                let a = pos as f64 * freq;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Ok(Self {
+            cos: t2(cos, cfg.context, half),
+            sin: t2(sin, cfg.context, half),
+            config: cfg,
+            embed,
+            head,
+            out_norm,
+            layers,
+            device: device.clone(),
+        })
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache { layers: (0..self.config.n_layers).map(|_| None).collect(), len: 0 }
+    }
+
+    fn rms_norm(&self, x: Tensor<B, 2>, w: &Tensor<B, 2>) -> Tensor<B, 2> {
+        let ms = x.clone().powf_scalar(2.0).mean_dim(1);
+        x * ms.add_scalar(self.config.eps).sqrt().recip() * w.clone()
+    }
+
+    /// Rotates adjacent pairs `(2j, 2j+1)` of every head: the layout llama.cpp's converter
+    /// writes Q and K in for the llama architecture.
+    fn rope(&self, x: Tensor<B, 3>, start: usize) -> Tensor<B, 3> {
+        let [h, n, hd] = x.dims();
+        let x = x.reshape([h, n, hd / 2, 2]);
+        let x0 = x.clone().narrow(3, 0, 1);
+        let x1 = x.narrow(3, 1, 1);
+        let c = self.cos.clone().narrow(0, start, n).reshape([1, n, hd / 2, 1]);
+        let s = self.sin.clone().narrow(0, start, n).reshape([1, n, hd / 2, 1]);
+        let r0 = x0.clone() * c.clone() - x1.clone() * s.clone();
+        let r1 = x0 * s + x1 * c;
+        Tensor::cat(vec![r0, r1], 3).reshape([h, n, hd])
+    }
+
+    /// Runs new tokens for several sequences in one pass and returns the logits of each
+    /// sequence's last new token, `[sequences, vocab]`.
+    ///
+    /// Each entry pairs the tokens to append with that sequence's cache; a prompt (many tokens)
+    /// and decode steps (one token) can share a pass. The matrix multiplications run once over
+    /// all rows; attention runs per sequence against its own cache. Callers check lengths
+    /// against the context ([`Engine`](crate::Engine) does).
+    pub fn forward(&self, batch: &mut [(&[u32], &mut KvCache<B>)]) -> Tensor<B, 2> {
+        let cfg = &self.config;
+        let (d, hd) = (cfg.d_model, cfg.head_dim());
+        let kvd = cfg.n_kv_heads * hd;
+        let group = cfg.n_heads / cfg.n_kv_heads;
+        let ids: Vec<i64> = batch.iter().flat_map(|(t, _)| t.iter().map(|&i| i as i64)).collect();
+        let rows = ids.len();
+        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [rows]), &self.device);
+        let mut x = self.embed.clone().select(0, ids);
+
+        for (li, layer) in self.layers.iter().enumerate() {
+            let h = self.rms_norm(x.clone(), &layer.attn_norm);
+            let qkv = h.matmul(layer.wqkv.clone());
+            let mut outs = Vec::with_capacity(batch.len());
+            let mut r0 = 0;
+            for (tokens, cache) in batch.iter_mut() {
+                let n = tokens.len();
+                let start = cache.len;
+                let part = qkv.clone().narrow(0, r0, n);
+                r0 += n;
+                let heads = |t: Tensor<B, 2>, nh: usize| t.reshape([n, nh, hd]).swap_dims(0, 1);
+                let q = self.rope(heads(part.clone().narrow(1, 0, d), cfg.n_heads), start);
+                let k = self.rope(heads(part.clone().narrow(1, d, kvd), cfg.n_kv_heads), start);
+                let v = heads(part.narrow(1, d + kvd, kvd), cfg.n_kv_heads);
+                let (k, v) = match cache.layers[li].take() {
+                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 1), Tensor::cat(vec![pv, v], 1)),
+                    None => (k, v),
+                };
+                cache.layers[li] = Some((k.clone(), v.clone()));
+                let total = start + n;
+                // Query heads of one KV group are stacked on the row axis, so each group's
+                // attention is a single matmul against its shared keys, with no K/V copies.
+                let q = q.reshape([cfg.n_kv_heads, group * n, hd]);
+                let mut scores = q.matmul(k.swap_dims(1, 2)).mul_scalar(1.0 / (hd as f64).sqrt());
+                if n > 1 {
+                    let mut mask = vec![0f32; group * n * total];
+                    for g in 0..group {
+                        for i in 0..n {
+                            let row = (g * n + i) * total;
+                            for j in (start + i + 1)..total {
+                                mask[row + j] = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                    let mask = Tensor::<B, 3>::from_data(TensorData::new(mask, [1, group * n, total]), &self.device);
+                    scores = scores + mask;
+                }
+                let attn = softmax(scores, 2).matmul(v); // [kv, group * n, hd]
+                outs.push(attn.reshape([cfg.n_heads, n, hd]).swap_dims(0, 1).reshape([n, d]));
+            }
+            let attn = if outs.len() == 1 { outs.pop().expect("one output") } else { Tensor::cat(outs, 0) };
+            x = x + attn.matmul(layer.wo.clone());
+            let h = self.rms_norm(x.clone(), &layer.ffn_norm);
+            let gu = h.matmul(layer.w_gate_up.clone());
+            let gate = gu.clone().narrow(1, 0, cfg.ffn);
+            let up = gu.narrow(1, cfg.ffn, cfg.ffn);
+            x = x + (silu(gate) * up).matmul(layer.w_down.clone());
+        }
+        for (tokens, cache) in batch.iter_mut() {
+            cache.len += tokens.len();
+        }
+        // Last row of each sequence.
+        let mut last = Vec::with_capacity(batch.len());
+        let mut end = 0i64;
+        for (tokens, _) in batch.iter() {
+            end += tokens.len() as i64;
+            last.push(end - 1);
+        }
+        let n_seq = last.len();
+        let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [n_seq]), &self.device);
+        let x = self.rms_norm(x.select(0, last), &self.out_norm);
+        x.matmul(self.head.clone())
+    }
+}

@@ -1,0 +1,216 @@
+//! `cocoon-worker`: run the inference engine from the command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use cocoon_worker::bench::{self, BenchConfig};
+use cocoon_worker::text::DEFAULT_MAX_BATCH;
+use cocoon_worker::{BackendKind, ChatMessage, GenerateRequest, ModelSource, Prompt, SamplingOptions, WeightsHash, models};
+
+#[derive(Parser, Debug)]
+#[command(name = "cocoon-worker", version, about = "Cocoon worker: inference engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate text with SmolLM2 (streams tokens to stdout, counts to stderr).
+    Generate(GenerateArgs),
+    /// Embed texts with MiniLM (prints JSON).
+    Embed(EmbedArgs),
+    /// Measure prefill / decode throughput per backend and against candle on the same GGUF.
+    Bench(BenchArgs),
+}
+
+/// Which weights to load; defaults to the pinned model in `$COCOON_MODELS_DIR`.
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Weights file (default: the pinned model in the model cache).
+    #[arg(long = "model.path", env = "COCOON_MODEL_PATH")]
+    path: Option<PathBuf>,
+    /// Expected sha256 of the weights file (required with --model.path).
+    #[arg(long = "model.sha256", requires = "path")]
+    sha256: Option<String>,
+    /// burn backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex, env = "COCOON_BACKEND")]
+    backend: BackendKind,
+}
+
+impl ModelArgs {
+    fn source(&self, pinned: fn() -> ModelSource) -> Result<ModelSource> {
+        match (&self.path, &self.sha256) {
+            (Some(path), Some(sha)) => Ok(ModelSource { path: path.clone(), sha256: WeightsHash::from_hex(sha)? }),
+            (Some(_), None) => anyhow::bail!("--model.path needs --model.sha256: the engine only loads verified weights"),
+            _ => Ok(pinned()),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// The prompt (a user message; raw text with --raw).
+    #[arg(long)]
+    prompt: String,
+    /// Continue the text as is instead of wrapping it in the chat template.
+    #[arg(long)]
+    raw: bool,
+    /// Optional system message (chat mode).
+    #[arg(long)]
+    system: Option<String>,
+    /// Maximum new tokens.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Top-p (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Text to embed (repeat for a batch).
+    #[arg(long, required = true)]
+    text: Vec<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Backends to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "flex")]
+    backends: Vec<BackendKind>,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = BenchConfig::default().prompt_tokens)]
+    prompt_tokens: usize,
+    /// New tokens per sequence.
+    #[arg(long, default_value_t = BenchConfig::default().decode_tokens)]
+    decode_tokens: usize,
+    /// Batch sizes for decode.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    batches: Vec<usize>,
+    /// Skip the candle reference.
+    #[arg(long)]
+    no_reference: bool,
+    /// SmolLM2 GGUF (default: the pinned one).
+    #[arg(long = "model.path")]
+    path: Option<PathBuf>,
+    /// Its sha256 (required with --model.path).
+    #[arg(long = "model.sha256", requires = "path")]
+    sha256: Option<String>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Generate(a) => generate(a),
+        Command::Embed(a) => embed(a),
+        Command::Bench(a) => run_bench(a),
+    }
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let source = a.model.source(models::smollm2)?;
+    let t = Instant::now();
+    let model = a.model.backend.load_text(&source, DEFAULT_MAX_BATCH).with_context(|| format!("loading {}", source.path.display()))?;
+    eprintln!("loaded {} on {} in {:.2}s (sha256 {})", source.path.display(), a.model.backend, t.elapsed().as_secs_f64(), model.weights_hash());
+    let prompt = if a.raw {
+        Prompt::Text(a.prompt)
+    } else {
+        let mut m = Vec::new();
+        if let Some(s) = a.system {
+            m.push(ChatMessage::new("system", &s));
+        }
+        m.push(ChatMessage::new("user", &a.prompt));
+        Prompt::Chat(m)
+    };
+    let req = GenerateRequest {
+        prompt,
+        max_tokens: a.max_tokens,
+        sampling: SamplingOptions { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed },
+        stop_tokens: Vec::new(),
+        ignore_eos: false,
+    };
+    let t = Instant::now();
+    let mut out = std::io::stdout().lock();
+    let g = model.generate(&req, |tok| {
+        let _ = out.write_all(tok.text.as_bytes());
+        let _ = out.flush();
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    writeln!(out)?;
+    eprintln!(
+        "prompt_tokens={} completion_tokens={} finish={:?} {:.1} tok/s",
+        g.prompt_tokens,
+        g.completion_tokens,
+        g.finish,
+        g.completion_tokens as f64 / secs
+    );
+    Ok(())
+}
+
+fn embed(a: EmbedArgs) -> Result<()> {
+    let source = a.model.source(models::minilm)?;
+    let model = a.model.backend.load_embedding(&source).with_context(|| format!("loading {}", source.path.display()))?;
+    let e = model.embed(&a.text)?;
+    let json = serde_json::json!({
+        "model_sha256": model.weights_hash().to_hex(),
+        "dimension": model.dimension(),
+        "prompt_tokens": e.prompt_tokens,
+        "embeddings": e.vectors,
+    });
+    println!("{json}");
+    Ok(())
+}
+
+fn run_bench(a: BenchArgs) -> Result<()> {
+    let source = match (a.path, a.sha256) {
+        (Some(path), Some(sha)) => ModelSource { path, sha256: WeightsHash::from_hex(&sha)? },
+        (Some(_), None) => anyhow::bail!("--model.path needs --model.sha256"),
+        _ => models::smollm2(),
+    };
+    let cfg = BenchConfig { prompt_tokens: a.prompt_tokens, decode_tokens: a.decode_tokens.max(2), batches: a.batches };
+    let max_batch = cfg.batches.iter().copied().max().unwrap_or(1);
+    let mut figures = Vec::new();
+    let mut ids = None;
+    for backend in a.backends {
+        let model = backend.load_text(&source, max_batch)?;
+        eprintln!("measuring cocoon/{backend} …");
+        figures.push(bench::bench_engine(&model, &format!("cocoon/{backend} (burn, f32)"), &cfg)?);
+        ids.get_or_insert(bench::prompt_ids(&model, cfg.prompt_tokens)?);
+    }
+    if !a.no_reference {
+        let ids = match ids {
+            Some(ids) => ids,
+            None => bench::prompt_ids(&BackendKind::Flex.load_text(&source, 1)?, cfg.prompt_tokens)?,
+        };
+        eprintln!("measuring candle reference …");
+        figures.push(bench::bench_candle(&source, &ids, &cfg)?);
+    }
+    println!(
+        "SmolLM2-135M-Instruct Q4_1, prompt {} tokens, {} new tokens per sequence, {} CPU threads available",
+        cfg.prompt_tokens,
+        cfg.decode_tokens,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    print!("{}", bench::report(&figures));
+    Ok(())
+}
