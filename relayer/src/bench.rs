@@ -272,10 +272,10 @@ async fn direct_side(args: &BenchArgs, stub: &StubWorker, opened: &[OpenedJob], 
                 ws.send(Message::Text(serde_json::to_string(&RelayMessage::Dispatch(d))?.into())).await?;
                 loop {
                     let Some(frame) = ws.next().await else { bail!("direct worker closed") };
-                    if let Message::Text(text) = frame? {
-                        if matches!(serde_json::from_str::<WorkerMessage>(&text)?, WorkerMessage::Done(_)) {
-                            break;
-                        }
+                    if let Message::Text(text) = frame?
+                        && matches!(serde_json::from_str::<WorkerMessage>(&text)?, WorkerMessage::Done(_))
+                    {
+                        break;
                     }
                 }
                 out.push(t.elapsed());

@@ -45,10 +45,10 @@ impl<C: ChainApi + 'static> ChainRegistry<C> {
     }
 
     async fn min_stake(&self) -> Result<u128, RegistryError> {
-        if let Some((v, at)) = *self.min_stake.lock().unwrap_or_else(|e| e.into_inner()) {
-            if at.elapsed() < PARAMS_TTL {
-                return Ok(v);
-            }
+        if let Some((v, at)) = *self.min_stake.lock().unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < PARAMS_TTL
+        {
+            return Ok(v);
         }
         let params = RootClient::at(&*self.chain, self.root.clone()).params().await.map_err(reg_err)?;
         *self.min_stake.lock().unwrap_or_else(|e| e.into_inner()) = Some((params.min_stake, Instant::now()));

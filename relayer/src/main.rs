@@ -84,10 +84,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(m) => Some(Wallet::from_mnemonic(m, WalletKind::V5r1).context("relayer wallet")?),
         None => None,
     };
-    if let Some(w) = &wallet {
-        if config.relayer_id == cocoon_relayer::config::DEFAULT_RELAYER_ID {
-            config.relayer_id = w.address().to_hex();
-        }
+    if let Some(w) = &wallet
+        && config.relayer_id == cocoon_relayer::config::DEFAULT_RELAYER_ID
+    {
+        config.relayer_id = w.address().to_hex();
     }
     let registry: Arc<dyn WorkerRegistry> = match (&chain, &args.chain.root, &args.registry.workers) {
         (_, _, Some(path)) => {

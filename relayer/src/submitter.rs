@@ -37,6 +37,9 @@ pub const DEFAULT_CONFIRM_GRACE: i64 = 60;
 /// can never land: then the batch is given up even if the seqno did not move.
 pub const DEFAULT_MESSAGE_EXPIRY: i64 = 180;
 
+/// Where a message landed: the wallet transaction's (lt, hash), if it did.
+pub type Landed = Option<(u64, [u8; 32])>;
+
 /// The relayer's wallet, as the submitter needs it (implemented over the sdk's wallet and chain
 /// client).
 pub trait WalletSender: Send + Sync + 'static {
@@ -48,7 +51,7 @@ pub trait WalletSender: Send + Sync + 'static {
     /// Broadcasts a signed external message.
     fn broadcast<'a>(&'a self, boc: &'a [u8]) -> BoxFuture<'a, std::result::Result<(), SourceError>>;
     /// The wallet transaction (lt, hash) that processed the external message with this hash.
-    fn landed<'a>(&'a self, msg_hash: &'a [u8; 32]) -> BoxFuture<'a, std::result::Result<Option<(u64, [u8; 32])>, SourceError>>;
+    fn landed<'a>(&'a self, msg_hash: &'a [u8; 32]) -> BoxFuture<'a, std::result::Result<Landed, SourceError>>;
 }
 
 /// The value a SubmitReceipts of `count` receipts must carry.

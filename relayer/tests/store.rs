@@ -22,9 +22,9 @@ async fn job_lifecycle_to_settled() {
         let r = s.job(&job.job).await.unwrap().unwrap();
         assert_eq!((r.state, &r.opened), (JobState::Opened, &job), "{}", t.name);
 
-        let r = s.submit_input(&job.job, &input(&[w.clone()])).await.unwrap();
+        let r = s.submit_input(&job.job, &input(std::slice::from_ref(&w))).await.unwrap();
         assert_eq!(r.state, JobState::InputReceived);
-        assert_eq!(s.sealed_input(&job.job).await.unwrap().unwrap(), input(&[w.clone()]));
+        assert_eq!(s.sealed_input(&job.job).await.unwrap().unwrap(), input(std::slice::from_ref(&w)));
 
         s.mark_dispatched(&job.job, &w, 1).await.unwrap();
         let r = s.job(&job.job).await.unwrap().unwrap();
@@ -37,11 +37,11 @@ async fn job_lifecycle_to_settled() {
         assert_eq!(s.job(&job.job).await.unwrap().unwrap().state, JobState::Answered);
         assert_eq!(s.workers_with_unbatched_receipts().await.unwrap(), vec![w.clone()]);
 
-        let (entry, taken) = s.create_batch(&w, &[job.job.clone()]).await.unwrap();
+        let (entry, taken) = s.create_batch(&w, std::slice::from_ref(&job.job)).await.unwrap();
         assert_eq!((entry.status, taken.len()), (OutboxStatus::Pending, 1));
         assert_eq!(s.job(&job.job).await.unwrap().unwrap().state, JobState::ReceiptQueued);
         assert!(s.unbatched_receipts(&w, 10).await.unwrap().is_empty(), "{}: batched once", t.name);
-        let (_, again) = s.create_batch(&w, &[job.job.clone()]).await.unwrap();
+        let (_, again) = s.create_batch(&w, std::slice::from_ref(&job.job)).await.unwrap();
         assert!(again.is_empty(), "{}: a receipt joins one batch only", t.name);
 
         s.mark_sent(entry.id, 42, b"ext", &[7; 32]).await.unwrap();
@@ -182,7 +182,7 @@ async fn failed_batch_releases_receipts_for_a_new_one() {
         for id in 1..=3 {
             let j = opened(2, id, b"q");
             s.insert_opened(&j).await.unwrap();
-            s.submit_input(&j.job, &input(&[w.clone()])).await.unwrap();
+            s.submit_input(&j.job, &input(std::slice::from_ref(&w))).await.unwrap();
             s.mark_dispatched(&j.job, &w, 1).await.unwrap();
             s.record_receipt(&j.job, &w, &[id as u8], id).await.unwrap();
             jobs.push(j.job);

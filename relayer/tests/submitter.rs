@@ -242,8 +242,7 @@ async fn a_batch_whose_seqno_was_taken_is_rebatched() {
     for j in &jobs {
         assert_eq!(t.store.job(j).await.unwrap().unwrap().state, JobState::Settled);
     }
-    let chain = wal.0.lock().unwrap();
-    assert!(settled_counts(&chain).values().all(|c| *c == 1));
+    assert!(settled_counts(&wal.0.lock().unwrap()).values().all(|c| *c == 1));
     assert_eq!(t.store.outbox_in_status(OutboxStatus::Failed).await.unwrap().len(), 1);
 }
 
