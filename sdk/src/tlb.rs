@@ -64,6 +64,9 @@ pub enum TlbError {
     /// A bag of cells that does not hold exactly one root.
     #[error("bag of cells has {0} roots, expected 1")]
     RootCount(usize),
+    /// Bytes that cannot be a well-formed bag of cells (checked before tonlib-core parses them).
+    #[error("malformed bag of cells: {0}")]
+    MalformedBoc(&'static str),
     /// Cell-level failure from tonlib-core: underflow, overflow, malformed BOC.
     #[error("cell: {0}")]
     Cell(#[from] TonCellError),
@@ -111,13 +114,46 @@ pub trait TlbType: Sized {
 }
 
 /// Parses a bag of cells that must hold exactly one root.
+///
+/// The bytes may come from anyone (a worker, a relayer, a chain API), and tonlib-core 0.26.11's
+/// parser panics on a reference past the last cell and trusts the header's cell count for its
+/// allocation (inputs in `sdk/fuzz/regressions/`). So the header is checked against the length
+/// first, and a panic left in the parser is turned into [`TlbError::MalformedBoc`].
 pub fn boc_root(bytes: &[u8]) -> TlbResult<ArcCell> {
-    let boc = BagOfCells::parse(bytes)?;
+    check_boc_header(bytes)?;
+    let parsed = std::panic::catch_unwind(|| BagOfCells::parse(bytes))
+        .map_err(|_| TlbError::MalformedBoc("cell graph out of range"))?;
+    let boc = parsed?;
     let n = boc.num_roots();
     if n != 1 {
         return Err(TlbError::RootCount(n));
     }
     Ok(boc.single_root()?)
+}
+
+/// Magic prefix of `serialized_boc#b5ee9c72`, the only form the sdk reads and writes.
+const BOC_MAGIC: [u8; 4] = [0xb5, 0xee, 0x9c, 0x72];
+
+/// Refuses a header whose counts the remaining bytes cannot possibly hold.
+fn check_boc_header(bytes: &[u8]) -> TlbResult<()> {
+    if bytes.len() < 6 || bytes[..4] != BOC_MAGIC {
+        return Err(TlbError::MalformedBoc("not a bag of cells (magic b5ee9c72)"));
+    }
+    let size = usize::from(bytes[4] & 0x07);
+    let off_bytes = usize::from(bytes[5]);
+    if !(1..=4).contains(&size) || !(1..=8).contains(&off_bytes) || bytes.len() < 6 + 3 * size {
+        return Err(TlbError::MalformedBoc("bad header sizes"));
+    }
+    let read = |at: usize| bytes[at..at + size].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    let (cells, roots) = (read(6), read(6 + size));
+    // Every cell takes at least its two descriptor bytes.
+    if cells == 0 || cells > bytes.len() / 2 {
+        return Err(TlbError::MalformedBoc("cell count exceeds the data"));
+    }
+    if roots == 0 || roots > cells {
+        return Err(TlbError::MalformedBoc("root count out of range"));
+    }
+    Ok(())
 }
 
 /// Serialises one cell as a bag of cells with CRC32C.
@@ -913,6 +949,20 @@ mod tests {
     }
 
     #[test]
+    fn hostile_bocs_are_refused_without_panicking() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        for name in ["tonlib_boc_huge_cell_count.boc", "tonlib_boc_ref_out_of_range.boc"] {
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            let err = boc_root(&bytes).unwrap_err();
+            assert!(matches!(err, TlbError::MalformedBoc(_)), "{name}: {err}");
+        }
+        assert!(matches!(boc_root(&[0xb5, 0xee]), Err(TlbError::MalformedBoc(_))));
+        // A well-formed BOC still parses.
+        let v = sample();
+        assert_eq!(Sample::from_boc(&v.to_boc().unwrap()).unwrap(), v);
+    }
+
+    #[test]
     fn multi_root_boc_is_rejected() {
         let boc = BagOfCells::new(&[
             Arc::new(Cell::default()),
@@ -926,7 +976,7 @@ mod tests {
         ));
         assert!(matches!(
             Sample::from_boc(b"garbage"),
-            Err(TlbError::Cell(_))
+            Err(TlbError::MalformedBoc(_))
         ));
     }
 }
