@@ -114,7 +114,20 @@ pub fn bench_candle(source: &ModelSource, ids: &[u32], cfg: &BenchConfig) -> Res
     let mut decode_tok_s = Vec::new();
     for &b in &cfg.batches {
         model.clear_kv_cache();
-        let logits = model.forward(&prompt(b)?, 0).map_err(c)?;
+        // quantized_llama cannot take a multi-row prompt for batch > 1 (its last-position slice
+        // is not contiguous for the output matmul), so batched prompts go in one position at a
+        // time; only the decode steps after them are timed.
+        let logits = if b == 1 {
+            model.forward(&prompt(1)?, 0).map_err(c)?
+        } else {
+            let all = prompt(b)?;
+            let mut last = None;
+            for pos in 0..ids.len() {
+                let col = all.narrow(1, pos, 1).map_err(c)?.contiguous().map_err(c)?;
+                last = Some(model.forward(&col, pos).map_err(c)?);
+            }
+            last.ok_or_else(|| Error::InvalidOptions("empty bench prompt".into()))?
+        };
         let mut next = logits.argmax(1).map_err(c)?.to_dtype(candle_core::DType::U32).map_err(c)?;
         let t = Instant::now();
         for step in 1..cfg.decode_tokens {
