@@ -9,44 +9,12 @@
 //!  tokens_in:uint32 tokens_out:uint32 cost:Coins time:uint32 hashes:^ReceiptHashes
 //!  commitments:^ReceiptCommitments`.
 
-use ed25519_dalek::{Signature, VerifyingKey};
-use tonlib_core::cell::{ArcCell, BagOfCells, CellParser, TonCellError};
-
+use cocoon_sdk::receipt::{ReceiptError, SignedReceipt};
 use cocoon_sdk::relay::JobRef;
-
-/// Domain tag of a receipt body ("rcpt").
-pub const RECEIPT_TAG: u32 = 0x7263_7074;
+use cocoon_sdk::tlb::{TlbError, TlbType as _};
 
 /// Largest receipt BOC accepted (a SignedReceipt is four small cells, well under 1 KiB).
 pub const MAX_RECEIPT_BOC: usize = 4096;
-
-/// Parses a worker-supplied BOC with one root without trusting it: tonlib-core 0.26.11's parser
-/// panics or tries huge allocations on some malformed inputs (sdk/fuzz/regressions), so the
-/// header's counts are checked against the length first and any remaining panic is contained.
-pub fn untrusted_boc_root(bytes: &[u8]) -> Result<ArcCell, ReceiptRejection> {
-    let bad = |why: &str| ReceiptRejection::Malformed(why.to_string());
-    if bytes.len() > MAX_RECEIPT_BOC {
-        return Err(bad("BOC too large"));
-    }
-    if bytes.len() < 6 || bytes[..4] != [0xb5, 0xee, 0x9c, 0x72] {
-        return Err(bad("not a BOC"));
-    }
-    let size = usize::from(bytes[4] & 0x07);
-    let off_bytes = usize::from(bytes[5]);
-    if !(1..=4).contains(&size) || !(1..=8).contains(&off_bytes) || bytes.len() < 6 + 3 * size {
-        return Err(bad("bad BOC header"));
-    }
-    let read = |at: usize| bytes[at..at + size].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    let (cells, roots) = (read(6), read(6 + size));
-    // Every cell takes at least two descriptor bytes.
-    if roots != 1 || cells == 0 || cells > bytes.len() / 2 {
-        return Err(bad("bad BOC cell count"));
-    }
-    let owned = bytes.to_vec();
-    let parsed = std::panic::catch_unwind(move || BagOfCells::parse(&owned).and_then(|b| b.single_root()))
-        .map_err(|_| bad("BOC parser failed"))?;
-    Ok(parsed?)
-}
 
 /// The fields of a receipt the relayer uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +66,12 @@ pub enum ReceiptRejection {
     },
 }
 
-impl From<TonCellError> for ReceiptRejection {
-    fn from(e: TonCellError) -> Self {
-        ReceiptRejection::Malformed(e.to_string())
+impl From<TlbError> for ReceiptRejection {
+    fn from(e: TlbError) -> Self {
+        match e {
+            TlbError::WrongTag { found, .. } => ReceiptRejection::WrongTag(found as u32),
+            other => ReceiptRejection::Malformed(other.to_string()),
+        }
     }
 }
 
@@ -113,33 +84,19 @@ pub fn check_receipt(
     worker: &str,
     max_cost: u64,
 ) -> Result<ReceiptSummary, ReceiptRejection> {
-    let root = untrusted_boc_root(boc)?;
-    let mut p = root.parser();
-    let mut signature = [0u8; 64];
-    p.load_slice(&mut signature)?;
-    let body = p.next_reference()?;
-    p.ensure_empty()?;
-
-    let mut b = body.parser();
-    let tag = b.load_u32(32)?;
-    if tag != RECEIPT_TAG {
-        return Err(ReceiptRejection::WrongTag(tag));
+    if boc.len() > MAX_RECEIPT_BOC {
+        return Err(ReceiptRejection::Malformed("BOC too large".into()));
     }
-    let escrow = b.load_address()?.to_hex();
-    let job_id = b.load_u64(64)?;
-    let receipt_worker = b.load_address()?.to_hex();
-    let model_id = b.load_u32(32)?;
-    let tokens_in = b.load_u32(32)?;
-    let tokens_out = b.load_u32(32)?;
-    let cost = load_coins(&mut b)?;
-    let time = b.load_u32(32)?;
-    b.next_reference()?;
-    b.next_reference()?;
-    b.ensure_empty()?;
-
-    let body_hash: [u8; 32] = body.cell_hash().into();
-    let key = VerifyingKey::from_bytes(receipt_key).map_err(|_| ReceiptRejection::BadSignature)?;
-    key.verify_strict(&body_hash, &Signature::from_bytes(&signature)).map_err(|_| ReceiptRejection::BadSignature)?;
+    // The sdk's BOC reader refuses hostile headers before tonlib-core sees them.
+    let receipt = SignedReceipt::from_boc(boc)?;
+    receipt.verify_signature(receipt_key).map_err(|e| match e {
+        ReceiptError::Tlb(t) => ReceiptRejection::from(t),
+        _ => ReceiptRejection::BadSignature,
+    })?;
+    let b = &receipt.body;
+    let (escrow, job_id, receipt_worker) = (b.escrow.to_hex(), b.job_id, b.worker.to_hex());
+    let (model_id, tokens_in, tokens_out, cost, time) = (b.model_id, b.tokens_in, b.tokens_out, b.cost, b.time);
+    let body_hash = b.signing_hash().map_err(|e| ReceiptRejection::Malformed(e.to_string()))?;
 
     if escrow != job.escrow || job_id != job.job_id {
         return Err(ReceiptRejection::WrongJob { expected: job.to_string(), found: format!("{escrow}/{job_id}") });
@@ -151,16 +108,6 @@ pub fn check_receipt(
         return Err(ReceiptRejection::CostTooHigh { cost, max_cost });
     }
     Ok(ReceiptSummary { model_id, tokens_in, tokens_out, cost, time, body_hash })
-}
-
-/// `Coins` (VarUInteger 16): a 4-bit byte length, then that many bytes big-endian.
-fn load_coins(p: &mut CellParser<'_>) -> Result<u128, ReceiptRejection> {
-    let len = usize::from(p.load_u8(4)?);
-    let mut v: u128 = 0;
-    for _ in 0..len {
-        v = (v << 8) | u128::from(p.load_u8(8)?);
-    }
-    Ok(v)
 }
 
 #[cfg(test)]

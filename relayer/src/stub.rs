@@ -12,15 +12,15 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tonlib_core::TonAddress;
-use tonlib_core::cell::{BagOfCells, CellBuilder, TonCellError};
 
+use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptError, ReceiptHashes};
 use cocoon_sdk::relay::auth::auth_payload;
+use cocoon_sdk::tlb::{TlbError, TlbType as _};
 use cocoon_sdk::relay::worker::{
     Chunk, Dispatch, Done, Heartbeat, Hello, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
 use cocoon_sdk::relay::{JobRef, PROTOCOL_VERSION, WORKER_WS_PATH};
 
-use crate::receipt::RECEIPT_TAG;
 use crate::registry::{OnChainWorker, WorkerStatus};
 
 /// How a stub worker behaves when a job arrives.
@@ -262,29 +262,22 @@ pub struct ReceiptFields {
     pub output_commitment: [u8; 32],
 }
 
-/// Builds and signs a SignedReceipt cell and returns its BOC.
-pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, TonCellError> {
-    let escrow = TonAddress::from_hex_str(&f.job.escrow).map_err(|e| TonCellError::InternalError(e.to_string()))?;
-    let worker = TonAddress::from_hex_str(&f.worker).map_err(|e| TonCellError::InternalError(e.to_string()))?;
-    let hashes = CellBuilder::new().store_slice(&f.weights_hash)?.store_slice(&f.evidence_hash)?.build()?;
-    let commitments = CellBuilder::new().store_slice(&f.input_commitment)?.store_slice(&f.output_commitment)?.build()?;
-    let cost_bytes: Vec<u8> = f.cost.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
-    let mut b = CellBuilder::new();
-    b.store_u32(32, RECEIPT_TAG)?
-        .store_address(&escrow)?
-        .store_u64(64, f.job.job_id)?
-        .store_address(&worker)?
-        .store_u32(32, f.model_id)?
-        .store_u32(32, f.tokens_in)?
-        .store_u32(32, f.tokens_out)?
-        .store_u8(4, cost_bytes.len() as u8)?
-        .store_slice(&cost_bytes)?
-        .store_u32(32, f.time)?
-        .store_child(hashes)?
-        .store_child(commitments)?;
-    let body = b.build()?;
-    let hash: [u8; 32] = body.cell_hash().into();
-    let signature = key.sign(&hash).to_bytes();
-    let root = CellBuilder::new().store_slice(&signature)?.store_child(body)?.build()?;
-    BagOfCells::from_root(root).serialize(true)
+/// Builds and signs a SignedReceipt cell with the sdk and returns its BOC.
+pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, ReceiptError> {
+    let address = |a: &str| {
+        TonAddress::from_hex_str(a).map_err(|e| TlbError::InvalidValue { field: "ReceiptFields.address", reason: e.to_string() })
+    };
+    let body = ReceiptBody {
+        escrow: address(&f.job.escrow)?,
+        job_id: f.job.job_id,
+        worker: address(&f.worker)?,
+        model_id: f.model_id,
+        tokens_in: f.tokens_in,
+        tokens_out: f.tokens_out,
+        cost: f.cost,
+        time: f.time,
+        hashes: ReceiptHashes { weights_hash: f.weights_hash, evidence_hash: f.evidence_hash },
+        commitments: ReceiptCommitments { input_commitment: f.input_commitment, output_commitment: f.output_commitment },
+    };
+    Ok(body.sign(key)?.to_boc()?)
 }

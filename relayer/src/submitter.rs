@@ -12,7 +12,9 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tonlib_core::cell::{ArcCell, BagOfCells, Cell, CellBuilder, TonCellError};
+use cocoon_sdk::messages::worker::SubmitReceipts;
+use cocoon_sdk::receipt::SignedReceipt;
+use cocoon_sdk::tlb::{Cell, TlbError, TlbType as _};
 use tracing::{info, warn};
 
 use crate::error::Result;
@@ -20,14 +22,12 @@ use crate::metrics::Metrics;
 use crate::store::{OutboxStatus, Store, now_unix};
 use crate::watcher::SourceError;
 
+pub use cocoon_sdk::contracts::{SUBMIT_BASE_GAS, SUBMIT_PER_RECEIPT};
+
 /// Opcode of `submit_receipts` (contracts/schema.tlb).
 pub const SUBMIT_RECEIPTS_OP: u32 = 0xc0c0_0203;
-/// Value a SubmitReceipts needs besides the per-receipt part (contracts/constants.tolk).
-pub const SUBMIT_BASE_GAS: u128 = 10_000_000;
-/// Value a SubmitReceipts needs per receipt (contracts/constants.tolk).
-pub const SUBMIT_PER_RECEIPT: u128 = 15_000_000;
 /// Largest batch the Worker contract reads.
-pub const MAX_BATCH: u32 = 100;
+pub const MAX_BATCH: u32 = cocoon_sdk::contracts::MAX_BATCH as u32;
 /// Default batch size.
 pub const DEFAULT_BATCH: u32 = 16;
 /// Seconds a sent message may stay unfound after the wallet moved past its seqno before the
@@ -59,28 +59,17 @@ pub fn submit_value(count: u32) -> u128 {
     SUBMIT_BASE_GAS + u128::from(count) * SUBMIT_PER_RECEIPT
 }
 
-/// `submit_receipts#c0c00203 query_id:uint64 count:uint8 receipts:^ReceiptLink`, with
-/// `receipt_link$_ receipt:^SignedReceipt next:(Maybe ^ReceiptLink)`; each receipt is a
-/// SignedReceipt BOC.
-pub fn submit_receipts_body(query_id: u64, receipts: &[Vec<u8>]) -> std::result::Result<Cell, TonCellError> {
+/// The `submit_receipts` body for a batch of SignedReceipt BOCs (built with the sdk's typed
+/// message, so the layout is the one the golden vectors pin).
+pub fn submit_receipts_body(query_id: u64, receipts: &[Vec<u8>]) -> std::result::Result<Cell, TlbError> {
     if receipts.is_empty() || receipts.len() > MAX_BATCH as usize {
-        return Err(TonCellError::InternalError(format!("batch of {} receipts", receipts.len())));
+        return Err(TlbError::InvalidValue {
+            field: "SubmitReceipts.count",
+            reason: format!("batch of {} receipts (1..={MAX_BATCH})", receipts.len()),
+        });
     }
-    let mut next: Option<ArcCell> = None;
-    for boc in receipts.iter().rev() {
-        let receipt = BagOfCells::parse(boc)?.single_root()?;
-        let mut link = CellBuilder::new();
-        link.store_reference(&receipt)?;
-        link.store_ref_cell_optional(next.as_ref())?;
-        next = Some(Arc::new(link.build()?));
-    }
-    let first = next.ok_or_else(|| TonCellError::InternalError("empty batch".into()))?;
-    CellBuilder::new()
-        .store_u32(32, SUBMIT_RECEIPTS_OP)?
-        .store_u64(64, query_id)?
-        .store_u8(8, receipts.len() as u8)?
-        .store_reference(&first)?
-        .build()
+    let receipts = receipts.iter().map(|boc| SignedReceipt::from_boc(boc)).collect::<std::result::Result<Vec<_>, _>>()?;
+    SubmitReceipts { query_id, count: receipts.len() as u8, receipts }.to_cell()
 }
 
 /// What one [`Submitter::tick`] did.
