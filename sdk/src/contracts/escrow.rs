@@ -5,8 +5,7 @@ use serde::Serialize;
 use super::root::RootClient;
 use super::worker::hex32;
 use super::{
-    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT,
-    query_id,
+    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, call, query_id,
 };
 use crate::chain::{AccountStatus, ChainApi, StackEntry};
 use crate::messages::escrow::{Close, Deposit, ExpireJob, OpenJob, Withdraw};
@@ -129,16 +128,14 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         body: Cell,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
-        let c = wallet
-            .send_and_confirm(
-                self.chain,
-                &[OutMessage::call(dest.clone(), value, body)],
-                opts,
-            )
-            .await?;
-        Outcome::of(self.chain, op, c, TRACE_TIMEOUT)
-            .await?
-            .ensure_success()
+        call(
+            self.chain,
+            wallet,
+            op,
+            OutMessage::call(dest.clone(), value, body),
+            opts,
+        )
+        .await
     }
 
     /// Deposits `amount`: through Root's `CreateEscrow` while the Escrow is not deployed (which

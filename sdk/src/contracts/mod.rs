@@ -23,10 +23,10 @@ pub use worker::{WorkerClient, WorkerRecordView, WorkerState};
 
 use std::time::Duration;
 
-use crate::chain::ChainError;
+use crate::chain::{ChainApi, ChainError};
 use crate::messages::records::{EscrowData, WorkerData};
 use crate::tlb::{TlbError, TlbType, TonAddress};
-use crate::wallet::WalletError;
+use crate::wallet::{OutMessage, SendOptions, Wallet, WalletError};
 
 /// Value RegisterWorker carries on top of the stake (Root's and the Worker's gas, deploy fee).
 pub const REGISTER_GAS: u128 = 50_000_000;
@@ -126,6 +126,21 @@ pub fn query_id() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Sends one message from `wallet` and waits for the whole trace it causes: a refusal anywhere in
+/// it is an error naming `op`. Every client operation goes through here.
+async fn call<C: ChainApi>(
+    chain: &C,
+    wallet: &Wallet,
+    op: &'static str,
+    msg: OutMessage,
+    opts: &SendOptions,
+) -> ContractResult<Outcome> {
+    let c = wallet.send_and_confirm(chain, &[msg], opts).await?;
+    Outcome::of(chain, op, c, TRACE_TIMEOUT)
+        .await?
+        .ensure_success()
 }
 
 #[cfg(test)]

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{
-    Contract, ContractResult, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT, code, query_id,
-};
+use super::{Contract, ContractResult, OP_GAS, Outcome, StackReader, call, code, query_id};
 use crate::chain::{ChainApi, StackEntry};
 use crate::messages::records::{RootCodes, RootData, RootParams, RootPolicy};
 use crate::messages::root::*;
@@ -110,10 +108,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
             body: None,
             state_init: Some((root_code, data_cell)),
         };
-        let c = wallet.send_and_confirm(chain, &[msg], opts).await?;
-        let outcome = Outcome::of(chain, "deploy root", c, TRACE_TIMEOUT)
-            .await?
-            .ensure_success()?;
+        let outcome = call(chain, wallet, "deploy root", msg, opts).await?;
         Ok((Self::at(chain, address), outcome))
     }
 
@@ -219,16 +214,14 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
         body: Cell,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
-        let c = wallet
-            .send_and_confirm(
-                self.chain,
-                &[OutMessage::call(self.address.clone(), OP_GAS, body)],
-                opts,
-            )
-            .await?;
-        Outcome::of(self.chain, op, c, TRACE_TIMEOUT)
-            .await?
-            .ensure_success()
+        call(
+            self.chain,
+            wallet,
+            op,
+            OutMessage::call(self.address.clone(), OP_GAS, body),
+            opts,
+        )
+        .await
     }
 
     /// Owner: `SetParams`.

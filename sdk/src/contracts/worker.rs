@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::root::{RootClient, dict_from_root};
 use super::{
     ContractError, ContractResult, MAX_BATCH, OP_GAS, Outcome, REGISTER_GAS, SUBMIT_BASE_GAS,
-    SUBMIT_PER_RECEIPT, StackReader, TRACE_TIMEOUT, query_id,
+    SUBMIT_PER_RECEIPT, StackReader, call, query_id,
 };
 use crate::chain::ChainApi;
 use crate::messages::records::{WorkerConfig, WorkerRecord};
@@ -109,16 +109,14 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
         body: Cell,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
-        let c = wallet
-            .send_and_confirm(
-                self.chain,
-                &[OutMessage::call(dest.clone(), value, body)],
-                opts,
-            )
-            .await?;
-        Outcome::of(self.chain, op, c, TRACE_TIMEOUT)
-            .await?
-            .ensure_success()
+        call(
+            self.chain,
+            wallet,
+            op,
+            OutMessage::call(dest.clone(), value, body),
+            opts,
+        )
+        .await
     }
 
     /// Registers the wallet's Worker through Root with `stake` (value = stake + register gas).
