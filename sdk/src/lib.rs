@@ -21,7 +21,6 @@
 //! - [`wallet`]: mnemonics, Wallet V5R1 / V4R2, `send_and_confirm` without double sends.
 
 pub mod attest;
-pub mod seal;
 pub mod chain;
 pub mod cli;
 pub mod contracts;
@@ -30,6 +29,7 @@ pub mod localnet;
 pub mod messages;
 pub mod receipt;
 pub mod relay;
+pub mod seal;
 pub mod tlb;
 pub mod units;
 pub mod wallet;

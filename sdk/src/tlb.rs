@@ -137,14 +137,20 @@ const BOC_MAGIC: [u8; 4] = [0xb5, 0xee, 0x9c, 0x72];
 /// Refuses a header whose counts the remaining bytes cannot possibly hold.
 fn check_boc_header(bytes: &[u8]) -> TlbResult<()> {
     if bytes.len() < 6 || bytes[..4] != BOC_MAGIC {
-        return Err(TlbError::MalformedBoc("not a bag of cells (magic b5ee9c72)"));
+        return Err(TlbError::MalformedBoc(
+            "not a bag of cells (magic b5ee9c72)",
+        ));
     }
     let size = usize::from(bytes[4] & 0x07);
     let off_bytes = usize::from(bytes[5]);
     if !(1..=4).contains(&size) || !(1..=8).contains(&off_bytes) || bytes.len() < 6 + 3 * size {
         return Err(TlbError::MalformedBoc("bad header sizes"));
     }
-    let read = |at: usize| bytes[at..at + size].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    let read = |at: usize| {
+        bytes[at..at + size]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+    };
     let (cells, roots) = (read(6), read(6 + size));
     // Every cell takes at least its two descriptor bytes.
     if cells == 0 || cells > bytes.len() / 2 {
@@ -951,12 +957,18 @@ mod tests {
     #[test]
     fn hostile_bocs_are_refused_without_panicking() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-        for name in ["tonlib_boc_huge_cell_count.boc", "tonlib_boc_ref_out_of_range.boc"] {
+        for name in [
+            "tonlib_boc_huge_cell_count.boc",
+            "tonlib_boc_ref_out_of_range.boc",
+        ] {
             let bytes = std::fs::read(dir.join(name)).unwrap();
             let err = boc_root(&bytes).unwrap_err();
             assert!(matches!(err, TlbError::MalformedBoc(_)), "{name}: {err}");
         }
-        assert!(matches!(boc_root(&[0xb5, 0xee]), Err(TlbError::MalformedBoc(_))));
+        assert!(matches!(
+            boc_root(&[0xb5, 0xee]),
+            Err(TlbError::MalformedBoc(_))
+        ));
         // A well-formed BOC still parses.
         let v = sample();
         assert_eq!(Sample::from_boc(&v.to_boc().unwrap()).unwrap(), v);

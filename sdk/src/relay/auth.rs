@@ -26,7 +26,9 @@ pub fn auth_payload(
     worker_address: &str,
     receipt_key: &[u8; 32],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(AUTH_DOMAIN.len() + 2 + 32 + 4 + relayer_id.len() + worker_address.len() + 32);
+    let mut out = Vec::with_capacity(
+        AUTH_DOMAIN.len() + 2 + 32 + 4 + relayer_id.len() + worker_address.len() + 32,
+    );
     out.extend_from_slice(AUTH_DOMAIN);
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(nonce);

@@ -16,7 +16,9 @@ pub mod base64 {
     /// Parses a base64 string; anything else is a serde error naming the problem.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        STANDARD.decode(s).map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+        STANDARD
+            .decode(s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
     }
 }
 

@@ -126,7 +126,10 @@ impl StreamEvent {
 
     /// Whether no event follows this one.
     pub fn is_final(&self) -> bool {
-        matches!(self, StreamEvent::Receipt { .. } | StreamEvent::Failed { .. })
+        matches!(
+            self,
+            StreamEvent::Receipt { .. } | StreamEvent::Failed { .. }
+        )
     }
 }
 
@@ -229,19 +232,42 @@ mod tests {
         let ok = r#"{"version":1,"sealed_input":"AAEC","candidates":["0:00"]}"#;
         let v: SubmitInput = serde_json::from_str(ok).unwrap();
         assert_eq!(v.sealed_input, vec![0, 1, 2]);
-        assert!(serde_json::from_str::<SubmitInput>(r#"{"version":1,"sealed_input":"AAEC","x":1}"#).is_err());
-        assert!(serde_json::from_str::<SubmitInput>(r#"{"version":1,"sealed_input":"!!"}"#).is_err());
+        assert!(
+            serde_json::from_str::<SubmitInput>(r#"{"version":1,"sealed_input":"AAEC","x":1}"#)
+                .is_err()
+        );
+        assert!(
+            serde_json::from_str::<SubmitInput>(r#"{"version":1,"sealed_input":"!!"}"#).is_err()
+        );
         assert!(serde_json::from_str::<SubmitInput>(r#"{"version":1}"#).is_err());
     }
 
     #[test]
     fn stream_events_roundtrip_with_their_names() {
         let events = [
-            StreamEvent::Status { state: "input_received".into(), reason: None },
-            StreamEvent::Dispatched { worker: "0:01".into(), attempt: 1 },
-            StreamEvent::Chunk { attempt: 1, seq: 0, data: vec![1] },
-            StreamEvent::Receipt { worker: "0:01".into(), attempt: 1, chunks: 1, receipt: vec![2], cost: 3 },
-            StreamEvent::Failed { reason: "no worker".into() },
+            StreamEvent::Status {
+                state: "input_received".into(),
+                reason: None,
+            },
+            StreamEvent::Dispatched {
+                worker: "0:01".into(),
+                attempt: 1,
+            },
+            StreamEvent::Chunk {
+                attempt: 1,
+                seq: 0,
+                data: vec![1],
+            },
+            StreamEvent::Receipt {
+                worker: "0:01".into(),
+                attempt: 1,
+                chunks: 1,
+                receipt: vec![2],
+                cost: 3,
+            },
+            StreamEvent::Failed {
+                reason: "no worker".into(),
+            },
         ];
         for e in events {
             let s = serde_json::to_string(&e).unwrap();
@@ -252,7 +278,13 @@ mod tests {
 
     #[test]
     fn error_codes_are_snake_case() {
-        let e = ApiError { error: ApiErrorCode::CommitmentMismatch, message: "m".into() };
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"error":"commitment_mismatch","message":"m"}"#);
+        let e = ApiError {
+            error: ApiErrorCode::CommitmentMismatch,
+            message: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"error":"commitment_mismatch","message":"m"}"#
+        );
     }
 }

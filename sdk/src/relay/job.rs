@@ -15,7 +15,10 @@ pub struct JobRef {
 impl JobRef {
     /// A job reference from its parts.
     pub fn new(escrow: impl Into<String>, job_id: u64) -> Self {
-        Self { escrow: escrow.into(), job_id }
+        Self {
+            escrow: escrow.into(),
+            job_id,
+        }
     }
 }
 

@@ -242,7 +242,9 @@ mod tests {
         JobRef::new("0:".to_string() + &"ab".repeat(32), u64::MAX)
     }
 
-    fn roundtrip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(v: T) -> String {
+    fn roundtrip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(
+        v: T,
+    ) -> String {
         let s = serde_json::to_string(&v).unwrap();
         let back: T = serde_json::from_str(&s).unwrap();
         assert_eq!(back, v);
@@ -251,9 +253,19 @@ mod tests {
 
     #[test]
     fn relay_messages_roundtrip_and_are_tagged() {
-        let s = roundtrip(RelayMessage::Challenge(Challenge { version: 1, nonce: [1; 32], relayer_id: "r".into() }));
-        assert!(s.starts_with(r#"{"type":"challenge","version":1,"nonce":"0101"#), "{s}");
-        roundtrip(RelayMessage::Welcome(Welcome { session_id: 3, heartbeat_interval_ms: 500 }));
+        let s = roundtrip(RelayMessage::Challenge(Challenge {
+            version: 1,
+            nonce: [1; 32],
+            relayer_id: "r".into(),
+        }));
+        assert!(
+            s.starts_with(r#"{"type":"challenge","version":1,"nonce":"0101"#),
+            "{s}"
+        );
+        roundtrip(RelayMessage::Welcome(Welcome {
+            session_id: 3,
+            heartbeat_interval_ms: 500,
+        }));
         roundtrip(RelayMessage::Dispatch(Dispatch {
             job: job(),
             attempt: 2,
@@ -263,8 +275,15 @@ mod tests {
             input_commitment: [5; 32],
             sealed_input: vec![0, 255, 3],
         }));
-        roundtrip(RelayMessage::Cancel(Cancel { job: job(), attempt: 1, reason: "timeout".into() }));
-        let s = roundtrip(RelayMessage::Error(SessionError { code: SessionErrorCode::BadSignature, message: "x".into() }));
+        roundtrip(RelayMessage::Cancel(Cancel {
+            job: job(),
+            attempt: 1,
+            reason: "timeout".into(),
+        }));
+        let s = roundtrip(RelayMessage::Error(SessionError {
+            code: SessionErrorCode::BadSignature,
+            message: "x".into(),
+        }));
         assert!(s.contains(r#""code":"bad_signature""#), "{s}");
     }
 
@@ -280,18 +299,38 @@ mod tests {
             evidence: b"evidence".to_vec(),
             signature: [4; 64],
         }));
-        roundtrip(WorkerMessage::Heartbeat(Heartbeat { load: 1, capacity: 4 }));
-        let s = roundtrip(WorkerMessage::Chunk(Chunk { job: job(), attempt: 1, seq: 0, data: vec![1, 2, 3] }));
+        roundtrip(WorkerMessage::Heartbeat(Heartbeat {
+            load: 1,
+            capacity: 4,
+        }));
+        let s = roundtrip(WorkerMessage::Chunk(Chunk {
+            job: job(),
+            attempt: 1,
+            seq: 0,
+            data: vec![1, 2, 3],
+        }));
         assert!(s.contains(r#""data":"AQID""#), "{s}");
-        assert!(s.contains(&u64::MAX.to_string()), "job ids keep all 64 bits: {s}");
-        roundtrip(WorkerMessage::Done(Done { job: job(), attempt: 1, chunks: 1, receipt: vec![9; 10], cost: 5 }));
+        assert!(
+            s.contains(&u64::MAX.to_string()),
+            "job ids keep all 64 bits: {s}"
+        );
+        roundtrip(WorkerMessage::Done(Done {
+            job: job(),
+            attempt: 1,
+            chunks: 1,
+            receipt: vec![9; 10],
+            cost: 5,
+        }));
         let s = roundtrip(WorkerMessage::JobFailed(JobFailed {
             job: job(),
             attempt: 1,
             code: JobFailure::CannotDecrypt,
             message: "no".into(),
         }));
-        assert!(s.contains(r#""type":"job_failed""#) && s.contains(r#""code":"cannot_decrypt""#), "{s}");
+        assert!(
+            s.contains(r#""type":"job_failed""#) && s.contains(r#""code":"cannot_decrypt""#),
+            "{s}"
+        );
     }
 
     #[test]
