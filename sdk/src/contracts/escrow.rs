@@ -5,7 +5,8 @@ use serde::Serialize;
 use super::root::RootClient;
 use super::worker::hex32;
 use super::{
-    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, call, query_id,
+    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, call, get_method,
+    query_id,
 };
 use crate::chain::{AccountStatus, ChainApi, StackEntry};
 use crate::messages::escrow::{Close, Deposit, ExpireJob, OpenJob, Withdraw};
@@ -280,12 +281,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     }
 
     async fn get(&self, method: &'static str, args: &[StackEntry]) -> ContractResult<StackReader> {
-        Ok(StackReader::new(
-            method,
-            self.chain
-                .run_get_method(&self.address, method, args)
-                .await?,
-        ))
+        get_method(self.chain, &self.address, method, args).await
     }
 
     /// `get_escrow_state`.

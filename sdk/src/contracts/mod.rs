@@ -23,7 +23,7 @@ pub use worker::{WorkerClient, WorkerRecordView, WorkerState};
 
 use std::time::Duration;
 
-use crate::chain::{ChainApi, ChainError};
+use crate::chain::{ChainApi, ChainError, StackEntry};
 use crate::messages::records::{EscrowData, WorkerData};
 use crate::tlb::{TlbError, TlbType, TonAddress};
 use crate::wallet::{OutMessage, SendOptions, Wallet, WalletError};
@@ -126,6 +126,19 @@ pub fn query_id() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Runs a get method of `address` and wraps its stack in a reader that names `method` in errors.
+async fn get_method<C: ChainApi>(
+    chain: &C,
+    address: &TonAddress,
+    method: &'static str,
+    args: &[StackEntry],
+) -> ContractResult<StackReader> {
+    Ok(StackReader::new(
+        method,
+        chain.run_get_method(address, method, args).await?,
+    ))
 }
 
 /// Sends one message from `wallet` and waits for the whole trace it causes: a refusal anywhere in

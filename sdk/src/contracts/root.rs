@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Contract, ContractResult, OP_GAS, Outcome, StackReader, call, code, query_id};
+use super::{
+    Contract, ContractResult, OP_GAS, Outcome, StackReader, call, code, get_method, query_id,
+};
 use crate::chain::{ChainApi, StackEntry};
 use crate::messages::records::{RootCodes, RootData, RootParams, RootPolicy};
 use crate::messages::root::*;
@@ -113,12 +115,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     }
 
     async fn get(&self, method: &'static str, args: &[StackEntry]) -> ContractResult<StackReader> {
-        Ok(StackReader::new(
-            method,
-            self.chain
-                .run_get_method(&self.address, method, args)
-                .await?,
-        ))
+        get_method(self.chain, &self.address, method, args).await
     }
 
     /// `get_owner`.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::root::{RootClient, dict_from_root};
 use super::{
     ContractError, ContractResult, MAX_BATCH, OP_GAS, Outcome, REGISTER_GAS, SUBMIT_BASE_GAS,
-    SUBMIT_PER_RECEIPT, StackReader, call, query_id,
+    SUBMIT_PER_RECEIPT, StackReader, call, get_method, query_id,
 };
 use crate::chain::ChainApi;
 use crate::messages::records::{WorkerConfig, WorkerRecord};
@@ -295,12 +295,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     }
 
     async fn get(&self, method: &'static str) -> ContractResult<StackReader> {
-        Ok(StackReader::new(
-            method,
-            self.chain
-                .run_get_method(&self.address, method, &[])
-                .await?,
-        ))
+        get_method(self.chain, &self.address, method, &[]).await
     }
 
     /// `get_worker_state`.
