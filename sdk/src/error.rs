@@ -7,6 +7,7 @@
 use crate::attest::AttestError;
 use crate::chain::ChainError;
 use crate::contracts::ContractError;
+use crate::job::JobError;
 use crate::localnet::LocalnetError;
 use crate::receipt::ReceiptError;
 use crate::seal::SealError;
@@ -44,6 +45,9 @@ pub enum Error {
     /// A receipt is malformed or does not check.
     #[error(transparent)]
     Receipt(#[from] ReceiptError),
+    /// A job request or output payload is malformed or out of range.
+    #[error(transparent)]
+    Job(#[from] JobError),
 }
 
 /// Result with the sdk's [`Error`].

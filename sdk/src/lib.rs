@@ -12,6 +12,7 @@
 //! - [`cli`]: the `cocoon` command line (used by `src/bin/cocoon.rs`).
 //! - [`contracts`]: Root / Worker / Escrow clients, typed getters, child address derivation.
 //! - [`error`]: the top-level [`Error`], wrapping each area's error enum.
+//! - [`job`]: the sealed payloads (job request, output chunks) and the network's models.
 //! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API).
 //! - [`messages`]: typed contract messages and records (`contracts/schema.tlb`).
 //! - [`receipt`]: the signed receipt cell, signing, verification and the client-side check.
@@ -25,6 +26,7 @@ pub mod chain;
 pub mod cli;
 pub mod contracts;
 pub mod error;
+pub mod job;
 pub mod localnet;
 pub mod messages;
 pub mod receipt;
