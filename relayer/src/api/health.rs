@@ -19,6 +19,7 @@ pub async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         version: PROTOCOL_VERSION,
         workers: u32::try_from(shared.sessions.len()).unwrap_or(u32::MAX),
         store,
+        relayer_id: shared.config.relayer_id.clone(),
     };
     (if store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }

@@ -186,6 +186,10 @@ pub struct Health {
     pub workers: u32,
     /// The database answered.
     pub store: bool,
+    /// The relayer's identity: its wallet address (raw `workchain:hex`) when it runs against a
+    /// chain. Clients name this address as the relayer of the jobs they open.
+    #[serde(default)]
+    pub relayer_id: String,
 }
 
 /// The body of every error answer.
