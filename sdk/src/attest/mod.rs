@@ -18,7 +18,9 @@ mod snp;
 mod tdx;
 mod verify;
 
-pub use binding::{WORKER_BINDING_DOMAIN, WorkerBinding};
+pub use binding::{
+    ATTESTATION_NONCE_DOMAIN, WORKER_BINDING_DOMAIN, WorkerBinding, attestation_nonce,
+};
 pub use error::{AttestError, Result};
 pub use evidence::{Evidence, EvidenceKind, SNP_REPORT_LEN};
 pub use policy::{
