@@ -4,10 +4,9 @@
 //! workchain:i8 ‖ address hash[32] ‖ chain_nonce[32] ‖ gpu_evidence_sha256[32])`
 //!
 //! The GPU field is 32 zero bytes while no GPU evidence is collected; it is already part of the
-//! preimage so adding GPU attestation later does not change the layout. The chain nonce is
-//! [`attestation_nonce`] (Root's address and the attestation expiry recorded in the Worker
-//! contract): clients recompute it from the chain alone, and since neither SNP nor TDX reports
-//! carry a time, the recorded expiry bounds how long one piece of evidence is trusted.
+//! preimage so adding GPU attestation later does not change the layout. The chain nonce (a recent
+//! masterchain block hash or Root's epoch seed) gives freshness, since neither SNP nor TDX reports
+//! carry a time.
 
 use sha2::{Digest, Sha512};
 use tonlib_core::TonAddress;
@@ -20,18 +19,23 @@ pub const WORKER_BINDING_DOMAIN: &[u8] = b"cocoon/worker-binding/v1\0";
 /// Domain tag of [`attestation_nonce`].
 pub const ATTESTATION_NONCE_DOMAIN: &[u8] = b"cocoon/attestation-nonce/v1\0";
 
-/// The chain nonce a worker binds into the evidence it registers, and that every client
-/// recomputes from the chain alone: `SHA-256(domain ‖ workchain:i32be ‖ Root address hash ‖
-/// attestation expires_at:u32be)`. It ties the evidence to one network and to the expiry recorded
-/// in the Worker contract, so evidence must be produced again (and re-registered) for every new
-/// attestation period; nothing outside the chain is needed to check the binding.
-pub fn attestation_nonce(root: &TonAddress, expires_at: u32) -> [u8; 32] {
-    let mut h = sha2::Sha256::new();
+/// The chain nonce a worker binds into its evidence, and that a client recomputes from the chain:
+/// `sha256("cocoon/attestation-nonce/v1\0" ‖ root workchain:i8 ‖ root hash[32] ‖ expires_at:u32be)`,
+/// where `expires_at` is the attestation expiry recorded in the Worker contract.
+///
+/// Reports carry no time, so the evidence commits to the expiry it is registered with: a report
+/// cannot be re-registered under a later expiry, nor under another network's Root. Clients
+/// recompute it from Root's address and the Worker record, with nothing fetched from the worker.
+pub fn attestation_nonce(root: &TonAddress, expires_at: u32) -> Result<[u8; 32]> {
+    use sha2::Sha256;
+    let workchain = i8::try_from(root.workchain)
+        .map_err(|_| AttestError::WorkchainOutOfRange(root.workchain))?;
+    let mut h = Sha256::new();
     h.update(ATTESTATION_NONCE_DOMAIN);
-    h.update(root.workchain.to_be_bytes());
+    h.update(workchain.to_be_bytes());
     h.update(root.hash_part.as_slice());
     h.update(expires_at.to_be_bytes());
-    h.finalize().into()
+    Ok(h.finalize().into())
 }
 
 /// What a worker's TEE report must bind: its keys, its Worker contract and a chain nonce.
@@ -86,13 +90,18 @@ mod tests {
 
     #[test]
     fn attestation_nonce_depends_on_root_and_expiry() {
-        let root = TonAddress::new(0, [1u8; 32].into());
-        let other = TonAddress::new(0, [2u8; 32].into());
-        let masterchain = TonAddress::new(-1, [1u8; 32].into());
-        let n = attestation_nonce(&root, 1_800_000_000);
-        assert_eq!(n, attestation_nonce(&root, 1_800_000_000));
-        assert_ne!(n, attestation_nonce(&root, 1_800_000_001));
-        assert_ne!(n, attestation_nonce(&other, 1_800_000_000));
-        assert_ne!(n, attestation_nonce(&masterchain, 1_800_000_000));
+        let root = TonAddress::new(0, [7; 32].into());
+        let n = attestation_nonce(&root, 1_800_000_000).unwrap();
+        assert_eq!(n, attestation_nonce(&root, 1_800_000_000).unwrap());
+        assert_ne!(n, attestation_nonce(&root, 1_800_000_001).unwrap());
+        assert_ne!(
+            n,
+            attestation_nonce(&TonAddress::new(0, [8; 32].into()), 1_800_000_000).unwrap()
+        );
+        assert_ne!(
+            n,
+            attestation_nonce(&TonAddress::new(-1, [7; 32].into()), 1_800_000_000).unwrap()
+        );
+        assert!(attestation_nonce(&TonAddress::new(300, [7; 32].into()), 1).is_err());
     }
 }
