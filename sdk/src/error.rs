@@ -6,6 +6,7 @@
 
 use crate::attest::AttestError;
 use crate::chain::ChainError;
+use crate::client::ClientError;
 use crate::contracts::ContractError;
 use crate::job::JobError;
 use crate::localnet::LocalnetError;
@@ -48,6 +49,9 @@ pub enum Error {
     /// A job request or output payload is malformed or out of range.
     #[error(transparent)]
     Job(#[from] JobError),
+    /// A client API operation (worker choice, job, receipt, settlement) failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// Result with the sdk's [`Error`].

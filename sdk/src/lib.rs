@@ -10,6 +10,8 @@
 //! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
 //! - [`chain`]: the [`chain::ChainApi`] trait and its toncenter v2/v3 client.
 //! - [`cli`]: the `cocoon` command line (used by `src/bin/cocoon.rs`).
+//! - [`client`]: the client API: connect, deposit, verified workers, open a job, follow its
+//!   stream, check its receipt and its settlement.
 //! - [`contracts`]: Root / Worker / Escrow clients, typed getters, child address derivation.
 //! - [`error`]: the top-level [`Error`], wrapping each area's error enum.
 //! - [`job`]: the sealed payloads (job request, output chunks) and the network's models.
@@ -24,6 +26,7 @@
 pub mod attest;
 pub mod chain;
 pub mod cli;
+pub mod client;
 pub mod contracts;
 pub mod error;
 pub mod job;
