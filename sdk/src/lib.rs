@@ -14,6 +14,7 @@
 //!   stream, check its receipt and its settlement.
 //! - [`contracts`]: Root / Worker / Escrow clients, typed getters, child address derivation.
 //! - [`error`]: the top-level [`Error`], wrapping each area's error enum.
+//! - [`gateway`]: the OpenAI-compatible HTTP gateway (`cocoon gateway`).
 //! - [`job`]: the sealed payloads (job request, output chunks) and the network's models.
 //! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API).
 //! - [`messages`]: typed contract messages and records (`contracts/schema.tlb`).
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod client;
 pub mod contracts;
 pub mod error;
+pub mod gateway;
 pub mod job;
 pub mod localnet;
 pub mod messages;
