@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 
 /// Parses a TON address in any standard form and returns its raw form.
 pub fn normalize(address: &str) -> Result<String> {
-    let parsed = TonAddress::from_str(address)
-        .map_err(|e| Error::InvalidAddress { address: address.chars().take(100).collect(), detail: e.to_string() })?;
+    let parsed = TonAddress::from_str(address).map_err(|e| Error::InvalidAddress {
+        address: address.chars().take(100).collect(),
+        detail: e.to_string(),
+    })?;
     Ok(parsed.to_hex())
 }
 
@@ -30,7 +32,10 @@ mod tests {
     #[test]
     fn garbage_is_a_typed_error() {
         for bad in ["", "0:zz", "hello", "0:abcd", "x:00"] {
-            assert!(matches!(normalize(bad), Err(Error::InvalidAddress { .. })), "{bad}");
+            assert!(
+                matches!(normalize(bad), Err(Error::InvalidAddress { .. })),
+                "{bad}"
+            );
         }
     }
 }

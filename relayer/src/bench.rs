@@ -72,7 +72,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--jobs, --concurrency and --workers must be positive");
     }
     let dir = tempfile::tempdir()?;
-    let url = args.store_url.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()));
+    let url = args.store_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        )
+    });
     let store = Store::connect(&url, 8).await?;
     let registry = Arc::new(StaticRegistry::new());
     let stubs: Vec<StubWorker> = (0..args.workers)
@@ -95,12 +100,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }));
     let mut handles = Vec::new();
     for s in &stubs {
-        handles.push(s.connect(&format!("ws://{addr}")).await.context("stub worker connect")?);
+        handles.push(
+            s.connect(&format!("ws://{addr}"))
+                .await
+                .context("stub worker connect")?,
+        );
     }
 
     // Jobs are opened "on-chain" up front, in one transaction, as the watcher records them.
     let escrow = format!("0:{}", hex::encode([0xe5; 32]));
-    let inputs: Vec<Vec<u8>> = (0..args.jobs).map(|i| sealed_input(i, args.input_bytes)).collect();
+    let inputs: Vec<Vec<u8>> = (0..args.jobs)
+        .map(|i| sealed_input(i, args.input_bytes))
+        .collect();
     let deadline = u32::try_from(now_unix() + 3600).unwrap_or(u32::MAX);
     let opened: Vec<OpenedJob> = inputs
         .iter()
@@ -116,11 +127,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             opened_lt: i as u64 + 1,
         })
         .collect();
-    store.apply_transaction(&escrow, Cursor { lt: args.jobs as u64, hash: [0; 32] }, &opened).await?;
+    store
+        .apply_transaction(
+            &escrow,
+            Cursor {
+                lt: args.jobs as u64,
+                hash: [0; 32],
+            },
+            &opened,
+        )
+        .await?;
     let candidates: Vec<String> = stubs.iter().map(|s| s.address.clone()).collect();
 
     let direct = direct_side(&args, &stubs[0], &opened, &inputs).await?;
-    let relayed = relayer_side(&args, &format!("http://{addr}"), &opened, &inputs, &candidates).await?;
+    let relayed = relayer_side(
+        &args,
+        &format!("http://{addr}"),
+        &opened,
+        &inputs,
+        &candidates,
+    )
+    .await?;
 
     let _ = stop.send(());
     let _ = server.await;
@@ -138,7 +165,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.chunks,
         url.split(':').next().unwrap_or("?")
     );
-    for (name, s) in [("direct  (client -> stub worker, WebSocket)", &direct), ("relayer (HTTP input + SSE, store, dispatch)", &relayed)] {
+    for (name, s) in [
+        ("direct  (client -> stub worker, WebSocket)", &direct),
+        ("relayer (HTTP input + SSE, store, dispatch)", &relayed),
+    ] {
         println!(
             "  {name}: {:>9.0} jobs/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
             s.throughput(),
@@ -183,7 +213,10 @@ where
     for t in tasks {
         latencies.extend(t.await??);
     }
-    Ok(Side { elapsed: start.elapsed(), latencies })
+    Ok(Side {
+        elapsed: start.elapsed(),
+        latencies,
+    })
 }
 
 async fn relayer_side(
@@ -193,13 +226,21 @@ async fn relayer_side(
     inputs: &[Vec<u8>],
     candidates: &[String],
 ) -> anyhow::Result<Side> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .build()?;
     let opened = Arc::new(opened.to_vec());
     let inputs = Arc::new(inputs.to_vec());
     let candidates = Arc::new(candidates.to_vec());
     let http = http.to_string();
     lanes(args.concurrency, opened.len(), move |_, mine| {
-        let (client, opened, inputs, candidates, http) = (client.clone(), opened.clone(), inputs.clone(), candidates.clone(), http.clone());
+        let (client, opened, inputs, candidates, http) = (
+            client.clone(),
+            opened.clone(),
+            inputs.clone(),
+            candidates.clone(),
+            http.clone(),
+        );
         async move {
             let mut out = Vec::with_capacity(mine.len());
             for i in mine {
@@ -210,15 +251,34 @@ async fn relayer_side(
                     "sealed_input": base64_encode(&inputs[i]),
                     "candidates": &*candidates,
                 });
-                let resp = client.post(format!("{http}/v1/jobs/{}/{}/input", job.escrow, job.job_id)).json(&body).send().await?;
+                let resp = client
+                    .post(format!(
+                        "{http}/v1/jobs/{}/{}/input",
+                        job.escrow, job.job_id
+                    ))
+                    .json(&body)
+                    .send()
+                    .await?;
                 if resp.status().as_u16() != 202 {
-                    bail!("input for {job} refused: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+                    bail!(
+                        "input for {job} refused: {} {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    );
                 }
-                let mut stream = client.get(format!("{http}/v1/jobs/{}/{}/stream", job.escrow, job.job_id)).send().await?;
+                let mut stream = client
+                    .get(format!(
+                        "{http}/v1/jobs/{}/{}/stream",
+                        job.escrow, job.job_id
+                    ))
+                    .send()
+                    .await?;
                 let mut parser = SseParser::default();
                 let mut done = false;
                 while !done {
-                    let Some(bytes) = stream.chunk().await? else { bail!("stream of {job} ended early") };
+                    let Some(bytes) = stream.chunk().await? else {
+                        bail!("stream of {job} ended early")
+                    };
                     for ev in parser.feed(&bytes)? {
                         match ev {
                             StreamEvent::Receipt { .. } => done = true,
@@ -235,7 +295,12 @@ async fn relayer_side(
     .await
 }
 
-async fn direct_side(args: &BenchArgs, stub: &StubWorker, opened: &[OpenedJob], inputs: &[Vec<u8>]) -> anyhow::Result<Side> {
+async fn direct_side(
+    args: &BenchArgs,
+    stub: &StubWorker,
+    opened: &[OpenedJob],
+    inputs: &[Vec<u8>],
+) -> anyhow::Result<Side> {
     // The stub's answers served straight over a WebSocket: what a client would see talking to
     // the worker itself.
     let stub = Arc::new(stub.clone());
@@ -255,7 +320,8 @@ async fn direct_side(args: &BenchArgs, stub: &StubWorker, opened: &[OpenedJob], 
     let side = lanes(args.concurrency, opened.len(), move |_, mine| {
         let (opened, inputs) = (opened.clone(), inputs.clone());
         async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/direct")).await?;
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async(format!("ws://{addr}/direct")).await?;
             let mut out = Vec::with_capacity(mine.len());
             for i in mine {
                 let o = &opened[i];
@@ -269,11 +335,19 @@ async fn direct_side(args: &BenchArgs, stub: &StubWorker, opened: &[OpenedJob], 
                     input_commitment: o.input_commitment,
                     sealed_input: inputs[i].clone(),
                 };
-                ws.send(Message::Text(serde_json::to_string(&RelayMessage::Dispatch(d))?.into())).await?;
+                ws.send(Message::Text(
+                    serde_json::to_string(&RelayMessage::Dispatch(d))?.into(),
+                ))
+                .await?;
                 loop {
-                    let Some(frame) = ws.next().await else { bail!("direct worker closed") };
+                    let Some(frame) = ws.next().await else {
+                        bail!("direct worker closed")
+                    };
                     if let Message::Text(text) = frame?
-                        && matches!(serde_json::from_str::<WorkerMessage>(&text)?, WorkerMessage::Done(_))
+                        && matches!(
+                            serde_json::from_str::<WorkerMessage>(&text)?,
+                            WorkerMessage::Done(_)
+                        )
                     {
                         break;
                     }
@@ -290,10 +364,16 @@ async fn direct_side(args: &BenchArgs, stub: &StubWorker, opened: &[OpenedJob], 
 
 async fn direct_worker(stub: Arc<StubWorker>, mut socket: WebSocket) {
     while let Some(Ok(frame)) = socket.recv().await {
-        let AxMessage::Text(text) = frame else { continue };
-        let Ok(RelayMessage::Dispatch(d)) = serde_json::from_str::<RelayMessage>(&text) else { continue };
+        let AxMessage::Text(text) = frame else {
+            continue;
+        };
+        let Ok(RelayMessage::Dispatch(d)) = serde_json::from_str::<RelayMessage>(&text) else {
+            continue;
+        };
         for reply in stub.answer(&d) {
-            let Ok(text) = serde_json::to_string(&reply) else { return };
+            let Ok(text) = serde_json::to_string(&reply) else {
+                return;
+            };
             if socket.send(AxMessage::Text(text.into())).await.is_err() {
                 return;
             }

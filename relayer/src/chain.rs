@@ -41,7 +41,11 @@ pub struct ChainRegistry<C> {
 impl<C: ChainApi + 'static> ChainRegistry<C> {
     /// A registry of the Workers of `root`.
     pub fn new(chain: Arc<C>, root: TonAddress) -> Self {
-        Self { chain, root, min_stake: Mutex::new(None) }
+        Self {
+            chain,
+            root,
+            min_stake: Mutex::new(None),
+        }
     }
 
     async fn min_stake(&self) -> Result<u128, RegistryError> {
@@ -50,14 +54,22 @@ impl<C: ChainApi + 'static> ChainRegistry<C> {
         {
             return Ok(v);
         }
-        let params = RootClient::at(&*self.chain, self.root.clone()).params().await.map_err(reg_err)?;
-        *self.min_stake.lock().unwrap_or_else(|e| e.into_inner()) = Some((params.min_stake, Instant::now()));
+        let params = RootClient::at(&*self.chain, self.root.clone())
+            .params()
+            .await
+            .map_err(reg_err)?;
+        *self.min_stake.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((params.min_stake, Instant::now()));
         Ok(params.min_stake)
     }
 
     async fn read(&self, worker: &str) -> Result<Option<OnChainWorker>, RegistryError> {
         let address = TonAddress::from_hex_str(worker).map_err(reg_err)?;
-        let state = match self.chain.run_get_method(&address, "get_worker_state", &[]).await {
+        let state = match self
+            .chain
+            .run_get_method(&address, "get_worker_state", &[])
+            .await
+        {
             Ok(r) => r,
             // No contract, or not one that answers the Worker getters.
             Err(cocoon_sdk::chain::ChainError::GetMethodFailed { .. }) => return Ok(None),
@@ -73,15 +85,23 @@ impl<C: ChainApi + 'static> ChainRegistry<C> {
         if root != self.root {
             return Ok(None);
         }
-        let expected = RootClient::at(&*self.chain, self.root.clone()).worker_address(&owner).await.map_err(reg_err)?;
+        let expected = RootClient::at(&*self.chain, self.root.clone())
+            .worker_address(&owner)
+            .await
+            .map_err(reg_err)?;
         if expected != address {
             return Ok(None);
         }
-        let status = WorkerStatus::from_code(status).ok_or_else(|| reg_err(format!("unknown worker status {status}")))?;
+        let status = WorkerStatus::from_code(status)
+            .ok_or_else(|| reg_err(format!("unknown worker status {status}")))?;
         if status == WorkerStatus::Uninitialised {
             return Ok(None);
         }
-        let record = self.chain.run_get_method(&address, "get_worker_record", &[]).await.map_err(reg_err)?;
+        let record = self
+            .chain
+            .run_get_method(&address, "get_worker_record", &[])
+            .await
+            .map_err(reg_err)?;
         let mut r = StackReader::new("get_worker_record", record);
         let receipt_key = r.bits256("receipt_key").map_err(reg_err)?;
         let encryption_key = r.bits256("encryption_key").map_err(reg_err)?;
@@ -112,15 +132,24 @@ impl<C: ChainApi + 'static> ChainRegistry<C> {
 fn models_from_root(root: Option<ArcCell>) -> Result<Vec<u32>, RegistryError> {
     let mut b = CellBuilder::new();
     match &root {
-        Some(c) => b.store_bit(true).and_then(|b| b.store_reference(c)).map_err(reg_err)?,
+        Some(c) => b
+            .store_bit(true)
+            .and_then(|b| b.store_reference(c))
+            .map_err(reg_err)?,
         None => b.store_bit(false).map_err(reg_err)?,
     };
     let cell = b.build().map_err(reg_err)?;
-    Ok(SetU32::load(&mut cell.parser(), "models").map_err(reg_err)?.into_iter().collect())
+    Ok(SetU32::load(&mut cell.parser(), "models")
+        .map_err(reg_err)?
+        .into_iter()
+        .collect())
 }
 
 impl<C: ChainApi + 'static> WorkerRegistry for ChainRegistry<C> {
-    fn lookup<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>> {
+    fn lookup<'a>(
+        &'a self,
+        worker: &'a str,
+    ) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>> {
         Box::pin(self.read(worker))
     }
 }
@@ -139,10 +168,19 @@ impl<C: ChainApi + 'static> ChainTransactions<C> {
 }
 
 impl<C: ChainApi + 'static> TransactionSource for ChainTransactions<C> {
-    fn transactions_after<'a>(&'a self, address: &'a str, after_lt: u64, limit: u32) -> BoxFuture<'a, Result<Vec<WatchedTx>, SourceError>> {
+    fn transactions_after<'a>(
+        &'a self,
+        address: &'a str,
+        after_lt: u64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<WatchedTx>, SourceError>> {
         Box::pin(async move {
             let address = TonAddress::from_hex_str(address).map_err(src_err)?;
-            let txs = self.chain.transactions(&address, after_lt, limit).await.map_err(src_err)?;
+            let txs = self
+                .chain
+                .transactions(&address, after_lt, limit)
+                .await
+                .map_err(src_err)?;
             Ok(txs
                 .into_iter()
                 .map(|t| WatchedTx {
@@ -150,7 +188,11 @@ impl<C: ChainApi + 'static> TransactionSource for ChainTransactions<C> {
                     hash: t.id.hash,
                     now: t.now,
                     aborted: t.aborted || t.failed(),
-                    in_msg: t.in_msg.map(|m| InMessage { source: m.source.map(|s| s.to_hex()), bounced: m.bounced, body: m.body }),
+                    in_msg: t.in_msg.map(|m| InMessage {
+                        source: m.source.map(|s| s.to_hex()),
+                        bounced: m.bounced,
+                        body: m.body,
+                    }),
                 })
                 .collect())
         })
@@ -176,12 +218,24 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
         Box::pin(async move { self.wallet.seqno(&*self.chain).await.map_err(src_err) })
     }
 
-    fn build(&self, seqno: u32, to: &str, value: u128, body: Cell) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
+    fn build(
+        &self,
+        seqno: u32,
+        to: &str,
+        value: u128,
+        body: Cell,
+    ) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
         let dest = TonAddress::from_hex_str(to).map_err(src_err)?;
-        let valid_until = u32::try_from(crate::store::now_unix() + MESSAGE_TTL.as_secs() as i64).unwrap_or(u32::MAX);
+        let valid_until = u32::try_from(crate::store::now_unix() + MESSAGE_TTL.as_secs() as i64)
+            .unwrap_or(u32::MAX);
         let signed = self
             .wallet
-            .sign_external(seqno, valid_until, &[OutMessage::call(dest, value, body)], false)
+            .sign_external(
+                seqno,
+                valid_until,
+                &[OutMessage::call(dest, value, body)],
+                false,
+            )
             .map_err(src_err)?;
         Ok((signed.boc, signed.hash_norm))
     }
@@ -190,10 +244,20 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
         Box::pin(async move { self.chain.send_boc(boc).await.map(|_| ()).map_err(src_err) })
     }
 
-    fn landed<'a>(&'a self, msg_hash: &'a [u8; 32]) -> BoxFuture<'a, Result<Option<(u64, [u8; 32])>, SourceError>> {
+    fn landed<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, Result<Option<(u64, [u8; 32])>, SourceError>> {
         Box::pin(async move {
-            let txs = self.chain.transactions_by_message(msg_hash).await.map_err(src_err)?;
-            Ok(txs.into_iter().find(|t| t.account == *self.wallet.address()).map(|t| (t.id.lt, t.id.hash)))
+            let txs = self
+                .chain
+                .transactions_by_message(msg_hash)
+                .await
+                .map_err(src_err)?;
+            Ok(txs
+                .into_iter()
+                .find(|t| t.account == *self.wallet.address())
+                .map(|t| (t.id.lt, t.id.hash)))
         })
     }
 }

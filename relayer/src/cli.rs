@@ -89,7 +89,11 @@ pub struct RelayerArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RegistryArgs {
     /// TOML file of Worker records (`[[worker]]` tables) the relayer trusts as the chain's view.
-    #[arg(id = "registry.workers", long = "registry.workers", env = "COCOON_RELAYER_WORKERS")]
+    #[arg(
+        id = "registry.workers",
+        long = "registry.workers",
+        env = "COCOON_RELAYER_WORKERS"
+    )]
     pub workers: Option<PathBuf>,
 }
 
@@ -98,20 +102,39 @@ pub struct RegistryArgs {
 pub struct ChainArgs {
     /// toncenter API base URL (localnet, testnet or mainnet). With `--chain.root` the relayer
     /// verifies workers against their Worker contracts and watches its wallet for JobOpened.
-    #[arg(id = "chain.api-url", long = "chain.api-url", env = "COCOON_RELAYER_API_URL")]
+    #[arg(
+        id = "chain.api-url",
+        long = "chain.api-url",
+        env = "COCOON_RELAYER_API_URL"
+    )]
     pub api_url: Option<String>,
     /// toncenter API key.
-    #[arg(id = "chain.api-key", long = "chain.api-key", env = "COCOON_RELAYER_API_KEY", hide_env_values = true)]
+    #[arg(
+        id = "chain.api-key",
+        long = "chain.api-key",
+        env = "COCOON_RELAYER_API_KEY",
+        hide_env_values = true
+    )]
     pub api_key: Option<String>,
     /// The network's Root contract.
     #[arg(id = "chain.root", long = "chain.root", env = "COCOON_RELAYER_ROOT")]
     pub root: Option<String>,
     /// Seconds between chain polls (watcher and submitter).
-    #[arg(id = "chain.poll", long = "chain.poll", env = "COCOON_RELAYER_CHAIN_POLL", default_value_t = 2)]
+    #[arg(
+        id = "chain.poll",
+        long = "chain.poll",
+        env = "COCOON_RELAYER_CHAIN_POLL",
+        default_value_t = 2
+    )]
     pub poll_s: u64,
     /// The relayer wallet's mnemonic (Wallet V5R1): JobOpened arrives at its address, and it
     /// pays for SubmitReceipts.
-    #[arg(id = "wallet.mnemonic", long = "wallet.mnemonic", env = "COCOON_RELAYER_MNEMONIC", hide_env_values = true)]
+    #[arg(
+        id = "wallet.mnemonic",
+        long = "wallet.mnemonic",
+        env = "COCOON_RELAYER_MNEMONIC",
+        hide_env_values = true
+    )]
     pub mnemonic: Option<String>,
 }
 
@@ -180,7 +203,12 @@ impl FileConfig {
 impl RunArgs {
     /// Fills every argument that neither a flag nor the environment set from `file`.
     pub fn merge_file(&mut self, file: FileConfig, matches: &ArgMatches) {
-        let unset = |id: &str| matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
+        let unset = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                None | Some(ValueSource::DefaultValue)
+            )
+        };
         macro_rules! take {
             ($section:expr, $field:ident => $target:expr, $id:literal) => {
                 if let Some(v) = $section.as_ref().and_then(|s| s.$field.clone()) {
@@ -218,7 +246,9 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> (RunArgs, ArgMatches) {
-        let m = Wrap::command().try_get_matches_from(std::iter::once("x").chain(args.iter().copied())).unwrap();
+        let m = Wrap::command()
+            .try_get_matches_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap();
         (Wrap::from_arg_matches(&m).unwrap().run, m)
     }
 
@@ -231,8 +261,22 @@ mod tests {
         let c = a.relayer.to_config();
         let d = RelayerConfig::default();
         assert_eq!(
-            (c.relayer_id, c.max_input_bytes, c.first_chunk_timeout, c.idle_timeout, c.heartbeat_interval, c.grace_period),
-            (d.relayer_id, d.max_input_bytes, d.first_chunk_timeout, d.idle_timeout, d.heartbeat_interval, d.grace_period)
+            (
+                c.relayer_id,
+                c.max_input_bytes,
+                c.first_chunk_timeout,
+                c.idle_timeout,
+                c.heartbeat_interval,
+                c.grace_period
+            ),
+            (
+                d.relayer_id,
+                d.max_input_bytes,
+                d.first_chunk_timeout,
+                d.idle_timeout,
+                d.heartbeat_interval,
+                d.grace_period
+            )
         );
     }
 

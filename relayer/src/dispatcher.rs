@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::StreamEvent;
-use cocoon_sdk::relay::worker::{Cancel, Chunk, Dispatch, Done, JobFailed, RelayMessage, WorkerMessage};
+use cocoon_sdk::relay::worker::{
+    Cancel, Chunk, Dispatch, Done, JobFailed, RelayMessage, WorkerMessage,
+};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
@@ -65,7 +67,12 @@ impl Dispatcher {
         if self.draining.load(Ordering::SeqCst) {
             return;
         }
-        if !self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.clone()) {
+        if !self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.clone())
+        {
             return;
         }
         self.active.fetch_add(1, Ordering::SeqCst);
@@ -76,7 +83,10 @@ impl Dispatcher {
                 warn!(target: "relayer::dispatch", %job, error = %e, "dispatch stopped on an error");
             }
             let d = &shared.dispatcher;
-            d.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&job);
+            d.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&job);
             if d.active.fetch_sub(1, Ordering::SeqCst) == 1 {
                 d.idle.notify_waiters();
             }
@@ -90,16 +100,24 @@ impl Dispatcher {
         }
         let shared = shared.clone();
         tokio::spawn(async move {
-            let waiting = shared.store.jobs_in_state(JobState::InputReceived, WAITING_SCAN_LIMIT).await;
+            let waiting = shared
+                .store
+                .jobs_in_state(JobState::InputReceived, WAITING_SCAN_LIMIT)
+                .await;
             shared.dispatcher.scanning.store(false, Ordering::SeqCst);
             match waiting {
                 Ok(jobs) => {
                     let now = now_unix();
-                    for j in jobs.into_iter().filter(|j| i64::from(j.opened.deadline) > now) {
+                    for j in jobs
+                        .into_iter()
+                        .filter(|j| i64::from(j.opened.deadline) > now)
+                    {
                         shared.dispatcher.start(&shared, j.opened.job);
                     }
                 }
-                Err(e) => warn!(target: "relayer::dispatch", error = %e, "could not list waiting jobs"),
+                Err(e) => {
+                    warn!(target: "relayer::dispatch", error = %e, "could not list waiting jobs")
+                }
             }
         });
     }
@@ -117,7 +135,9 @@ impl Dispatcher {
             Some(r) if r.session_id == session.id && r.attempt == attempt => {
                 let _ = r.tx.send(event);
             }
-            _ => debug!(target: "relayer::dispatch", %job, attempt, worker = %session.worker, "answer for no current attempt dropped"),
+            _ => {
+                debug!(target: "relayer::dispatch", %job, attempt, worker = %session.worker, "answer for no current attempt dropped")
+            }
         }
     }
 
@@ -153,20 +173,43 @@ impl Dispatcher {
         }
     }
 
-    fn route(&self, job: &JobRef, session_id: u64, attempt: u32) -> mpsc::UnboundedReceiver<AttemptEvent> {
+    fn route(
+        &self,
+        job: &JobRef,
+        session_id: u64,
+        attempt: u32,
+    ) -> mpsc::UnboundedReceiver<AttemptEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(job.clone(), Route { session_id, attempt, tx });
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                job.clone(),
+                Route {
+                    session_id,
+                    attempt,
+                    tx,
+                },
+            );
         rx
     }
 
     fn unroute(&self, job: &JobRef) {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(job);
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job);
     }
 }
 
 /// Orders the connected candidates for a job: only healthy sessions with free capacity that serve
 /// the model; then least loaded, cheapest (input + output price), and the client's order.
-pub fn rank_candidates(shared: &Shared, record: &JobRecord, input: &SealedInput, skip: &HashSet<String>) -> Vec<Arc<Session>> {
+pub fn rank_candidates(
+    shared: &Shared,
+    record: &JobRecord,
+    input: &SealedInput,
+    skip: &HashSet<String>,
+) -> Vec<Arc<Session>> {
     let candidates: Vec<String> = match &record.opened.route_worker {
         Some(w) => vec![w.clone()],
         None => input.candidates.clone(),
@@ -177,7 +220,11 @@ pub fn rank_candidates(shared: &Shared, record: &JobRecord, input: &SealedInput,
         .enumerate()
         .filter(|(_, w)| !skip.contains(*w))
         .filter_map(|(i, w)| shared.sessions.get(w).map(|s| (i, s)))
-        .filter(|(_, s)| s.models.contains(&record.opened.model_id) && s.healthy(timeout) && s.load() < s.capacity())
+        .filter(|(_, s)| {
+            s.models.contains(&record.opened.model_id)
+                && s.healthy(timeout)
+                && s.load() < s.capacity()
+        })
         .collect();
     ranked.sort_by_key(|(i, s)| {
         // Load as a fraction of capacity, in thousandths, so bigger workers take more.
@@ -189,11 +236,15 @@ pub fn rank_candidates(shared: &Shared, record: &JobRecord, input: &SealedInput,
 }
 
 async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
-    let Some(record) = shared.store.job(job).await? else { return Ok(()) };
+    let Some(record) = shared.store.job(job).await? else {
+        return Ok(());
+    };
     if !matches!(record.state, JobState::InputReceived | JobState::Dispatched) {
         return Ok(());
     }
-    let Some(input) = shared.store.sealed_input(job).await? else { return Ok(()) };
+    let Some(input) = shared.store.sealed_input(job).await? else {
+        return Ok(());
+    };
     let mut tried = HashSet::new();
     let mut attempt = record.attempts;
     let mut failed_over = false;
@@ -202,10 +253,19 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
             // The expiry sweep closes the books on it.
             return Ok(());
         }
-        let Some(session) = rank_candidates(shared, &record, &input, &tried).into_iter().next() else { break };
+        let Some(session) = rank_candidates(shared, &record, &input, &tried)
+            .into_iter()
+            .next()
+        else {
+            break;
+        };
         tried.insert(session.worker.clone());
         attempt += 1;
-        match shared.store.mark_dispatched(job, &session.worker, attempt).await {
+        match shared
+            .store
+            .mark_dispatched(job, &session.worker, attempt)
+            .await
+        {
             Ok(()) => {}
             Err(Error::InvalidTransition { .. }) => return Ok(()),
             Err(e) => return Err(e),
@@ -213,7 +273,13 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
         shared.metrics.dispatch_attempts.inc();
         let rx = shared.dispatcher.route(job, session.id, attempt);
         session.assign();
-        shared.hub.publish(job, StreamEvent::Dispatched { worker: session.worker.clone(), attempt });
+        shared.hub.publish(
+            job,
+            StreamEvent::Dispatched {
+                worker: session.worker.clone(),
+                attempt,
+            },
+        );
         info!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, input_bytes = input.ciphertext.len(), "dispatched");
         let dispatch = Dispatch {
             job: job.clone(),
@@ -242,13 +308,27 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
     }
     // Nobody could take it now. A worker that connects (or frees capacity) before the deadline
     // picks it up; otherwise it expires on-chain and the client is refunded.
-    match shared.store.transition(job, JobState::InputReceived, Some(WAITING_REASON)).await {
-        Ok(_) | Err(Error::InvalidTransition { from: JobState::InputReceived, .. }) => {}
+    match shared
+        .store
+        .transition(job, JobState::InputReceived, Some(WAITING_REASON))
+        .await
+    {
+        Ok(_)
+        | Err(Error::InvalidTransition {
+            from: JobState::InputReceived,
+            ..
+        }) => {}
         Err(Error::InvalidTransition { .. }) => return Ok(()),
         Err(e) => return Err(e),
     }
     if failed_over || record.state == JobState::InputReceived && record.reason.is_none() {
-        shared.hub.publish(job, StreamEvent::Status { state: JobState::InputReceived.to_string(), reason: Some(WAITING_REASON.into()) });
+        shared.hub.publish(
+            job,
+            StreamEvent::Status {
+                state: JobState::InputReceived.to_string(),
+                reason: Some(WAITING_REASON.into()),
+            },
+        );
     }
     Ok(())
 }
@@ -264,11 +344,21 @@ async fn follow(
     let started = Instant::now();
     let mut chunks: u32 = 0;
     loop {
-        let budget = if chunks == 0 { shared.config.first_chunk_timeout } else { shared.config.idle_timeout };
-        let to_deadline = Duration::from_secs(u64::try_from(i64::from(record.opened.deadline) - now_unix()).unwrap_or(0));
+        let budget = if chunks == 0 {
+            shared.config.first_chunk_timeout
+        } else {
+            shared.config.idle_timeout
+        };
+        let to_deadline = Duration::from_secs(
+            u64::try_from(i64::from(record.opened.deadline) - now_unix()).unwrap_or(0),
+        );
         let event = match tokio::time::timeout(budget.min(to_deadline), rx.recv()).await {
             Err(_) => {
-                session.send(RelayMessage::Cancel(Cancel { job: job.clone(), attempt, reason: "timeout".into() }));
+                session.send(RelayMessage::Cancel(Cancel {
+                    job: job.clone(),
+                    attempt,
+                    reason: "timeout".into(),
+                }));
                 return Ok(Outcome::Failover("timeout".into()));
             }
             Ok(None) => return Ok(Outcome::Failover("route dropped".into())),
@@ -277,26 +367,56 @@ async fn follow(
         match event {
             AttemptEvent::Chunk(c) => {
                 chunks = chunks.saturating_add(1);
-                shared.hub.publish(job, StreamEvent::Chunk { attempt, seq: c.seq, data: c.data });
+                shared.hub.publish(
+                    job,
+                    StreamEvent::Chunk {
+                        attempt,
+                        seq: c.seq,
+                        data: c.data,
+                    },
+                );
             }
-            AttemptEvent::Failed(f) => return Ok(Outcome::Failover(format!("worker refused ({:?})", f.code))),
-            AttemptEvent::Disconnected => return Ok(Outcome::Failover("worker disconnected".into())),
+            AttemptEvent::Failed(f) => {
+                return Ok(Outcome::Failover(format!("worker refused ({:?})", f.code)));
+            }
+            AttemptEvent::Disconnected => {
+                return Ok(Outcome::Failover("worker disconnected".into()));
+            }
             AttemptEvent::Done(d) => {
-                let summary = match check_receipt(&d.receipt, &session.chain.receipt_key, job, &session.worker, record.opened.max_cost) {
+                let summary = match check_receipt(
+                    &d.receipt,
+                    &session.chain.receipt_key,
+                    job,
+                    &session.worker,
+                    record.opened.max_cost,
+                ) {
                     Ok(s) => s,
                     Err(why) => return Ok(Outcome::Failover(format!("receipt refused: {why}"))),
                 };
                 // cost <= max_cost < 2^64 was just checked.
                 let cost = u64::try_from(summary.cost).unwrap_or(u64::MAX);
-                match shared.store.record_receipt(job, &session.worker, &d.receipt, cost).await {
+                match shared
+                    .store
+                    .record_receipt(job, &session.worker, &d.receipt, cost)
+                    .await
+                {
                     Ok(()) => {}
                     Err(Error::InvalidTransition { .. }) => return Ok(Outcome::Gone),
                     Err(e) => return Err(e),
                 }
-                shared.metrics.dispatch_latency.observe(started.elapsed().as_secs_f64());
+                shared
+                    .metrics
+                    .dispatch_latency
+                    .observe(started.elapsed().as_secs_f64());
                 shared.hub.publish(
                     job,
-                    StreamEvent::Receipt { worker: session.worker.clone(), attempt, chunks: d.chunks, receipt: d.receipt, cost },
+                    StreamEvent::Receipt {
+                        worker: session.worker.clone(),
+                        attempt,
+                        chunks: d.chunks,
+                        receipt: d.receipt,
+                        cost,
+                    },
                 );
                 info!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, chunks, cost, "answered");
                 return Ok(Outcome::Answered);

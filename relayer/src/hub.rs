@@ -63,8 +63,15 @@ impl Hub {
     pub fn subscribe(&self, job: &JobRef) -> Option<Subscription> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let ch = jobs.get(job)?;
-        let live = if ch.finished_at.is_some() { None } else { Some(ch.tx.subscribe()) };
-        Some(Subscription { history: ch.history.clone(), live })
+        let live = if ch.finished_at.is_some() {
+            None
+        } else {
+            Some(ch.tx.subscribe())
+        };
+        Some(Subscription {
+            history: ch.history.clone(),
+            live,
+        })
     }
 
     /// Subscribes, creating an empty stream when none exists (a client waiting for a job that has
@@ -76,8 +83,15 @@ impl Hub {
             tx: broadcast::channel(BROADCAST_CAPACITY).0,
             finished_at: None,
         });
-        let live = if ch.finished_at.is_some() { None } else { Some(ch.tx.subscribe()) };
-        Subscription { history: ch.history.clone(), live }
+        let live = if ch.finished_at.is_some() {
+            None
+        } else {
+            Some(ch.tx.subscribe())
+        };
+        Subscription {
+            history: ch.history.clone(),
+            live,
+        }
     }
 
     /// Drops streams finished longer than `retention` ago; returns how many.
@@ -90,7 +104,10 @@ impl Hub {
 
     /// Drops a job's stream (expired jobs).
     pub fn remove(&self, job: &JobRef) {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(job);
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job);
     }
 }
 
@@ -102,7 +119,11 @@ mod tests {
     use super::*;
 
     fn chunk(seq: u32) -> StreamEvent {
-        StreamEvent::Chunk { attempt: 1, seq, data: vec![seq as u8] }
+        StreamEvent::Chunk {
+            attempt: 1,
+            seq,
+            data: vec![seq as u8],
+        }
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
-use cocoon_relayer::cli::{FileConfig, RunArgs};
 use cocoon_relayer::chain::{ChainRegistry, ChainTransactions, ChainWallet};
+use cocoon_relayer::cli::{FileConfig, RunArgs};
 use cocoon_relayer::submitter::Submitter;
 use cocoon_relayer::watcher::{EscrowAddressCheck, Watcher};
 use cocoon_relayer::{Relayer, StaticRegistry, Store, WorkerRegistry};
@@ -38,7 +38,9 @@ enum Command {
 
 fn init_logs(json: bool, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -53,8 +55,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(mut args) => {
             if let Some(path) = &args.config {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                let file = FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let file = FileConfig::parse(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?;
                 if let Some(sub) = matches.subcommand_matches("run") {
                     args.merge_file(file, sub);
                 }
@@ -71,11 +75,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.store.url, args.store.max_connections).await.context("opening the store")?;
+    let store = Store::connect(&args.store.url, args.store.max_connections)
+        .await
+        .context("opening the store")?;
     let mut config = args.relayer.to_config();
     let chain = match &args.chain.api_url {
         Some(url) => {
-            let cfg = TonCenterConfig { api_key: args.chain.api_key.clone(), ..TonCenterConfig::new(url.clone()) };
+            let cfg = TonCenterConfig {
+                api_key: args.chain.api_key.clone(),
+                ..TonCenterConfig::new(url.clone())
+            };
             Some(Arc::new(TonCenterClient::new(cfg).context("chain client")?))
         }
         None => None,
@@ -89,13 +98,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     {
         config.relayer_id = w.address().to_hex();
     }
-    let registry: Arc<dyn WorkerRegistry> = match (&chain, &args.chain.root, &args.registry.workers) {
+    let registry: Arc<dyn WorkerRegistry> = match (&chain, &args.chain.root, &args.registry.workers)
+    {
         (_, _, Some(path)) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Arc::new(StaticRegistry::from_toml(&text)?)
         }
         (Some(chain), Some(root), None) => {
-            let root = TonAddress::from_str(root).map_err(|e| anyhow::anyhow!("--chain.root: {e}"))?;
+            let root =
+                TonAddress::from_str(root).map_err(|e| anyhow::anyhow!("--chain.root: {e}"))?;
             Arc::new(ChainRegistry::new(chain.clone(), root))
         }
         _ => {
@@ -109,9 +121,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let (Some(chain), Some(wallet)) = (&chain, wallet) {
         let period = Duration::from_secs(args.chain.poll_s.max(1));
         let address = wallet.address().to_hex();
-        let root = args.chain.root.as_deref().context("--chain.root is needed to authenticate Escrows")?;
+        let root = args
+            .chain
+            .root
+            .as_deref()
+            .context("--chain.root is needed to authenticate Escrows")?;
         let root = TonAddress::from_str(root).map_err(|e| anyhow::anyhow!("--chain.root: {e}"))?;
-        let (_, escrow_code) = RootClient::at(&**chain, root.clone()).codes().await.context("reading Root's codes")?;
+        let (_, escrow_code) = RootClient::at(&**chain, root.clone())
+            .codes()
+            .await
+            .context("reading Root's codes")?;
         let watcher = Watcher::new(
             store.clone(),
             Arc::new(ChainTransactions::new(chain.clone())),
@@ -143,7 +162,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         })));
         tracing::info!(target: "relayer::main", %address, "watching the chain and submitting receipts");
     }
-    let listener = tokio::net::TcpListener::bind(args.api.listen).await.with_context(|| format!("binding {}", args.api.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.api.listen)
+        .await
+        .with_context(|| format!("binding {}", args.api.listen))?;
     relayer.serve(listener, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     for task in background {

@@ -48,21 +48,53 @@ impl Metrics {
         let jobs = Family::<Labels, Gauge>::default();
         registry.register("jobs", "Jobs by state", jobs.clone());
         let worker_sessions = Gauge::default();
-        registry.register("worker_sessions", "Authenticated worker sessions", worker_sessions.clone());
+        registry.register(
+            "worker_sessions",
+            "Authenticated worker sessions",
+            worker_sessions.clone(),
+        );
         let dispatch_latency = Histogram::new(exponential_buckets(0.000_25, 2.0, 20));
-        registry.register("dispatch_latency_seconds", "Dispatch to receipt", dispatch_latency.clone());
+        registry.register(
+            "dispatch_latency_seconds",
+            "Dispatch to receipt",
+            dispatch_latency.clone(),
+        );
         let dispatch_attempts = Counter::default();
-        registry.register("dispatch_attempts", "Dispatch attempts", dispatch_attempts.clone());
+        registry.register(
+            "dispatch_attempts",
+            "Dispatch attempts",
+            dispatch_attempts.clone(),
+        );
         let failovers = Counter::default();
-        registry.register("failovers", "Attempts abandoned for the next candidate", failovers.clone());
+        registry.register(
+            "failovers",
+            "Attempts abandoned for the next candidate",
+            failovers.clone(),
+        );
         let rejected_inputs = Family::<Labels, Counter>::default();
-        registry.register("rejected_inputs", "Inputs refused by the API", rejected_inputs.clone());
+        registry.register(
+            "rejected_inputs",
+            "Inputs refused by the API",
+            rejected_inputs.clone(),
+        );
         let rejected_sessions = Family::<Labels, Counter>::default();
-        registry.register("rejected_sessions", "Worker sessions refused", rejected_sessions.clone());
+        registry.register(
+            "rejected_sessions",
+            "Worker sessions refused",
+            rejected_sessions.clone(),
+        );
         let chain_lag = Gauge::default();
-        registry.register("chain_lag_seconds", "Age of the newest processed transaction", chain_lag.clone());
+        registry.register(
+            "chain_lag_seconds",
+            "Age of the newest processed transaction",
+            chain_lag.clone(),
+        );
         let submit_failures = Counter::default();
-        registry.register("submit_failures", "Failed receipt submissions", submit_failures.clone());
+        registry.register(
+            "submit_failures",
+            "Failed receipt submissions",
+            submit_failures.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -80,18 +112,24 @@ impl Metrics {
     /// Sets the per-state job gauges.
     pub fn set_job_counts(&self, counts: &[(JobState, u64)]) {
         for (state, n) in counts {
-            self.jobs.get_or_create(&label("state", state.as_str())).set(i64::try_from(*n).unwrap_or(i64::MAX));
+            self.jobs
+                .get_or_create(&label("state", state.as_str()))
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
     }
 
     /// Counts a refused input.
     pub fn reject_input(&self, code: &str) {
-        self.rejected_inputs.get_or_create(&label("code", code)).inc();
+        self.rejected_inputs
+            .get_or_create(&label("code", code))
+            .inc();
     }
 
     /// Counts a refused session.
     pub fn reject_session(&self, reason: &str) {
-        self.rejected_sessions.get_or_create(&label("reason", reason)).inc();
+        self.rejected_sessions
+            .get_or_create(&label("reason", reason))
+            .inc();
     }
 
     /// Text exposition format.
@@ -118,8 +156,17 @@ mod tests {
         m.reject_input("too_large");
         m.dispatch_latency.observe(0.001);
         let text = m.render();
-        assert!(text.contains(r#"cocoon_relayer_jobs{state="settled"} 3"#), "{text}");
-        assert!(text.contains(r#"cocoon_relayer_rejected_inputs_total{code="too_large"} 1"#), "{text}");
-        assert!(text.contains("cocoon_relayer_dispatch_latency_seconds_count 1"), "{text}");
+        assert!(
+            text.contains(r#"cocoon_relayer_jobs{state="settled"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cocoon_relayer_rejected_inputs_total{code="too_large"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("cocoon_relayer_dispatch_latency_seconds_count 1"),
+            "{text}"
+        );
     }
 }

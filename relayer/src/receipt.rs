@@ -95,11 +95,17 @@ pub fn check_receipt(
     })?;
     let b = &receipt.body;
     let (escrow, job_id, receipt_worker) = (b.escrow.to_hex(), b.job_id, b.worker.to_hex());
-    let (model_id, tokens_in, tokens_out, cost, time) = (b.model_id, b.tokens_in, b.tokens_out, b.cost, b.time);
-    let body_hash = b.signing_hash().map_err(|e| ReceiptRejection::Malformed(e.to_string()))?;
+    let (model_id, tokens_in, tokens_out, cost, time) =
+        (b.model_id, b.tokens_in, b.tokens_out, b.cost, b.time);
+    let body_hash = b
+        .signing_hash()
+        .map_err(|e| ReceiptRejection::Malformed(e.to_string()))?;
 
     if escrow != job.escrow || job_id != job.job_id {
-        return Err(ReceiptRejection::WrongJob { expected: job.to_string(), found: format!("{escrow}/{job_id}") });
+        return Err(ReceiptRejection::WrongJob {
+            expected: job.to_string(),
+            found: format!("{escrow}/{job_id}"),
+        });
     }
     if receipt_worker != worker {
         return Err(ReceiptRejection::WrongWorker(receipt_worker));
@@ -107,7 +113,14 @@ pub fn check_receipt(
     if cost > u128::from(max_cost) {
         return Err(ReceiptRejection::CostTooHigh { cost, max_cost });
     }
-    Ok(ReceiptSummary { model_id, tokens_in, tokens_out, cost, time, body_hash })
+    Ok(ReceiptSummary {
+        model_id,
+        tokens_in,
+        tokens_out,
+        cost,
+        time,
+        body_hash,
+    })
 }
 
 #[cfg(test)]
@@ -138,8 +151,18 @@ mod tests {
         let key = SigningKey::from_bytes(&[9; 32]);
         let f = fields();
         let boc = signed_receipt(&key, &f).unwrap();
-        let s = check_receipt(&boc, &key.verifying_key().to_bytes(), &f.job, &f.worker, 1_000).unwrap();
-        assert_eq!((s.model_id, s.tokens_in, s.tokens_out, s.cost, s.time), (3, 10, 20, 1_000, 1_700_000_000));
+        let s = check_receipt(
+            &boc,
+            &key.verifying_key().to_bytes(),
+            &f.job,
+            &f.worker,
+            1_000,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.model_id, s.tokens_in, s.tokens_out, s.cost, s.time),
+            (3, 10, 20, 1_000, 1_700_000_000)
+        );
     }
 
     #[test]
@@ -149,17 +172,35 @@ mod tests {
         let f = fields();
         let boc = signed_receipt(&key, &f).unwrap();
         let other = SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes();
-        assert_eq!(check_receipt(&boc, &other, &f.job, &f.worker, 1_000), Err(ReceiptRejection::BadSignature));
+        assert_eq!(
+            check_receipt(&boc, &other, &f.job, &f.worker, 1_000),
+            Err(ReceiptRejection::BadSignature)
+        );
         assert!(matches!(
-            check_receipt(&boc, &pk, &JobRef::new(f.job.escrow.clone(), 1), &f.worker, 1_000),
+            check_receipt(
+                &boc,
+                &pk,
+                &JobRef::new(f.job.escrow.clone(), 1),
+                &f.worker,
+                1_000
+            ),
             Err(ReceiptRejection::WrongJob { .. })
         ));
-        assert!(matches!(check_receipt(&boc, &pk, &f.job, &f.job.escrow, 1_000), Err(ReceiptRejection::WrongWorker(_))));
+        assert!(matches!(
+            check_receipt(&boc, &pk, &f.job, &f.job.escrow, 1_000),
+            Err(ReceiptRejection::WrongWorker(_))
+        ));
         assert_eq!(
             check_receipt(&boc, &pk, &f.job, &f.worker, 999),
-            Err(ReceiptRejection::CostTooHigh { cost: 1_000, max_cost: 999 })
+            Err(ReceiptRejection::CostTooHigh {
+                cost: 1_000,
+                max_cost: 999
+            })
         );
-        assert!(matches!(check_receipt(b"not a boc", &pk, &f.job, &f.worker, 1_000), Err(ReceiptRejection::Malformed(_))));
+        assert!(matches!(
+            check_receipt(b"not a boc", &pk, &f.job, &f.worker, 1_000),
+            Err(ReceiptRejection::Malformed(_))
+        ));
         let mut flipped = boc.clone();
         let last = flipped.len() - 8;
         flipped[last] ^= 1;
@@ -171,9 +212,18 @@ mod tests {
         let pk = [0u8; 32];
         let job = fields().job;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/fuzz/regressions");
-        for name in ["tonlib_boc_huge_cell_count.boc", "tonlib_boc_ref_out_of_range.boc"] {
+        for name in [
+            "tonlib_boc_huge_cell_count.boc",
+            "tonlib_boc_ref_out_of_range.boc",
+        ] {
             let bytes = std::fs::read(dir.join(name)).unwrap();
-            assert!(matches!(check_receipt(&bytes, &pk, &job, "0:00", 1), Err(ReceiptRejection::Malformed(_))), "{name}");
+            assert!(
+                matches!(
+                    check_receipt(&bytes, &pk, &job, "0:00", 1),
+                    Err(ReceiptRejection::Malformed(_))
+                ),
+                "{name}"
+            );
         }
         assert!(check_receipt(&vec![0xb5; MAX_RECEIPT_BOC + 1], &pk, &job, "0:00", 1).is_err());
     }

@@ -77,7 +77,10 @@ pub struct RegistryError(pub String);
 /// Reads Worker records. `Ok(None)`: no such (initialised) Worker contract.
 pub trait WorkerRegistry: Send + Sync + 'static {
     /// The record of the Worker contract at `worker` (raw address).
-    fn lookup<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>>;
+    fn lookup<'a>(
+        &'a self,
+        worker: &'a str,
+    ) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>>;
 }
 
 /// Records held in memory (tests, benchmark, a relayer pinned to known workers).
@@ -94,18 +97,32 @@ impl StaticRegistry {
 
     /// Adds or replaces a record.
     pub fn insert(&self, worker: impl Into<String>, record: OnChainWorker) {
-        self.workers.write().unwrap_or_else(|e| e.into_inner()).insert(worker.into(), record);
+        self.workers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(worker.into(), record);
     }
 
     /// Removes a record.
     pub fn remove(&self, worker: &str) {
-        self.workers.write().unwrap_or_else(|e| e.into_inner()).remove(worker);
+        self.workers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(worker);
     }
 }
 
 impl WorkerRegistry for StaticRegistry {
-    fn lookup<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>> {
-        let found = self.workers.read().unwrap_or_else(|e| e.into_inner()).get(worker).cloned();
+    fn lookup<'a>(
+        &'a self,
+        worker: &'a str,
+    ) -> BoxFuture<'a, Result<Option<OnChainWorker>, RegistryError>> {
+        let found = self
+            .workers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(worker)
+            .cloned();
         Box::pin(async move { Ok(found) })
     }
 }
@@ -157,7 +174,10 @@ pub fn check_worker(hello: &Hello, chain: &OnChainWorker, now: u32) -> Result<()
         other => return Err(Rejection::NotActive(other)),
     }
     if chain.stake < chain.min_stake {
-        return Err(Rejection::StakeTooLow { stake: chain.stake, min_stake: chain.min_stake });
+        return Err(Rejection::StakeTooLow {
+            stake: chain.stake,
+            min_stake: chain.min_stake,
+        });
     }
     if chain.expires_at <= now {
         return Err(Rejection::AttestationExpired(chain.expires_at));
@@ -222,17 +242,105 @@ mod tests {
     fn every_violation_is_rejected() {
         let (h, c) = pair();
         let cases: Vec<(Hello, OnChainWorker, u32, Rejection)> = vec![
-            (h.clone(), OnChainWorker { status: WorkerStatus::Unbonding, ..c.clone() }, 1, Rejection::NotActive(WorkerStatus::Unbonding)),
-            (h.clone(), OnChainWorker { status: WorkerStatus::Slashed, ..c.clone() }, 1, Rejection::NotActive(WorkerStatus::Slashed)),
-            (h.clone(), OnChainWorker { status: WorkerStatus::Uninitialised, ..c.clone() }, 1, Rejection::NotFound),
-            (h.clone(), OnChainWorker { stake: 99, ..c.clone() }, 1, Rejection::StakeTooLow { stake: 99, min_stake: 100 }),
-            (h.clone(), c.clone(), 1000, Rejection::AttestationExpired(1000)),
-            (Hello { receipt_key: [9; 32], ..h.clone() }, c.clone(), 1, Rejection::ReceiptKeyMismatch),
-            (Hello { encryption_key: [9; 32], ..h.clone() }, c.clone(), 1, Rejection::EncryptionKeyMismatch),
-            (Hello { evidence: b"other".to_vec(), ..h.clone() }, c.clone(), 1, Rejection::EvidenceMismatch),
-            (Hello { models: vec![7, 9], ..h.clone() }, c.clone(), 1, Rejection::UnregisteredModel(9)),
-            (Hello { capacity: 0, ..h.clone() }, c.clone(), 1, Rejection::NothingToServe),
-            (Hello { models: vec![], ..h.clone() }, c.clone(), 1, Rejection::NothingToServe),
+            (
+                h.clone(),
+                OnChainWorker {
+                    status: WorkerStatus::Unbonding,
+                    ..c.clone()
+                },
+                1,
+                Rejection::NotActive(WorkerStatus::Unbonding),
+            ),
+            (
+                h.clone(),
+                OnChainWorker {
+                    status: WorkerStatus::Slashed,
+                    ..c.clone()
+                },
+                1,
+                Rejection::NotActive(WorkerStatus::Slashed),
+            ),
+            (
+                h.clone(),
+                OnChainWorker {
+                    status: WorkerStatus::Uninitialised,
+                    ..c.clone()
+                },
+                1,
+                Rejection::NotFound,
+            ),
+            (
+                h.clone(),
+                OnChainWorker {
+                    stake: 99,
+                    ..c.clone()
+                },
+                1,
+                Rejection::StakeTooLow {
+                    stake: 99,
+                    min_stake: 100,
+                },
+            ),
+            (
+                h.clone(),
+                c.clone(),
+                1000,
+                Rejection::AttestationExpired(1000),
+            ),
+            (
+                Hello {
+                    receipt_key: [9; 32],
+                    ..h.clone()
+                },
+                c.clone(),
+                1,
+                Rejection::ReceiptKeyMismatch,
+            ),
+            (
+                Hello {
+                    encryption_key: [9; 32],
+                    ..h.clone()
+                },
+                c.clone(),
+                1,
+                Rejection::EncryptionKeyMismatch,
+            ),
+            (
+                Hello {
+                    evidence: b"other".to_vec(),
+                    ..h.clone()
+                },
+                c.clone(),
+                1,
+                Rejection::EvidenceMismatch,
+            ),
+            (
+                Hello {
+                    models: vec![7, 9],
+                    ..h.clone()
+                },
+                c.clone(),
+                1,
+                Rejection::UnregisteredModel(9),
+            ),
+            (
+                Hello {
+                    capacity: 0,
+                    ..h.clone()
+                },
+                c.clone(),
+                1,
+                Rejection::NothingToServe,
+            ),
+            (
+                Hello {
+                    models: vec![],
+                    ..h.clone()
+                },
+                c.clone(),
+                1,
+                Rejection::NothingToServe,
+            ),
         ];
         for (h, c, now, want) in cases {
             assert_eq!(check_worker(&h, &c, now), Err(want.clone()), "{want}");
@@ -284,18 +392,22 @@ struct RegistryFile {
 
 fn hex32(field: &str, s: &str) -> Result<[u8; 32], RegistryError> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|e| RegistryError(format!("{field}: expected 64 hex digits: {e}")))?;
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|e| RegistryError(format!("{field}: expected 64 hex digits: {e}")))?;
     Ok(out)
 }
 
 impl StaticRegistry {
     /// Reads records from TOML (`[[worker]]` tables). Addresses are normalised to raw form.
     pub fn from_toml(text: &str) -> Result<Self, RegistryError> {
-        let file: RegistryFile = toml::from_str(text).map_err(|e| RegistryError(format!("registry file: {e}")))?;
+        let file: RegistryFile =
+            toml::from_str(text).map_err(|e| RegistryError(format!("registry file: {e}")))?;
         let reg = StaticRegistry::new();
         for w in file.worker {
-            let address = crate::address::normalize(&w.address).map_err(|e| RegistryError(e.to_string()))?;
-            let status = WorkerStatus::from_code(w.status).ok_or_else(|| RegistryError(format!("{address}: status {} unknown", w.status)))?;
+            let address =
+                crate::address::normalize(&w.address).map_err(|e| RegistryError(e.to_string()))?;
+            let status = WorkerStatus::from_code(w.status)
+                .ok_or_else(|| RegistryError(format!("{address}: status {} unknown", w.status)))?;
             reg.insert(
                 address,
                 OnChainWorker {

@@ -43,7 +43,9 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +91,11 @@ impl Relayer {
     /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully: stops starting
     /// jobs, lets jobs being dispatched finish (up to [`DEFAULT_DRAIN_TIMEOUT`]), then closes
     /// worker sessions and client streams.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let shared = self.shared.clone();
         recover(&shared).await?;
         let sweeper = tokio::spawn(sweep(shared.clone()));
@@ -107,7 +113,9 @@ impl Relayer {
                 let _ = shared.close.send(true);
             }
         };
-        let result = axum::serve(listener, self.router()).with_graceful_shutdown(drain).await;
+        let result = axum::serve(listener, self.router())
+            .with_graceful_shutdown(drain)
+            .await;
         sweeper.abort();
         info!(target: "relayer::server", "stopped");
         result.map_err(Into::into)
@@ -117,9 +125,19 @@ impl Relayer {
 /// After a restart: attempts that were running are lost with their sessions; put those jobs back
 /// to waiting so the next connecting worker takes them.
 async fn recover(shared: &Shared) -> Result<()> {
-    let stale = shared.store.jobs_in_state(JobState::Dispatched, u32::MAX).await?;
+    let stale = shared
+        .store
+        .jobs_in_state(JobState::Dispatched, u32::MAX)
+        .await?;
     for job in stale {
-        let _ = shared.store.transition(&job.opened.job, JobState::InputReceived, Some("relayer restarted mid-attempt")).await;
+        let _ = shared
+            .store
+            .transition(
+                &job.opened.job,
+                JobState::InputReceived,
+                Some("relayer restarted mid-attempt"),
+            )
+            .await;
     }
     Ok(())
 }
@@ -129,11 +147,20 @@ async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.expiry_sweep);
     loop {
         tick.tick().await;
-        match shared.store.expire_due(now_unix(), shared.config.grace_period).await {
+        match shared
+            .store
+            .expire_due(now_unix(), shared.config.grace_period)
+            .await
+        {
             Ok(expired) => {
                 for job in expired {
                     info!(target: "relayer::expiry", %job, "job expired unsettled");
-                    shared.hub.publish(&job, StreamEvent::Failed { reason: "deadline passed; refunded on-chain".into() });
+                    shared.hub.publish(
+                        &job,
+                        StreamEvent::Failed {
+                            reason: "deadline passed; refunded on-chain".into(),
+                        },
+                    );
                 }
             }
             Err(e) => warn!(target: "relayer::expiry", error = %e, "expiry sweep failed"),

@@ -55,7 +55,9 @@ impl Session {
 
     /// Jobs running (the larger of what the worker reports and what the relayer assigned).
     pub fn load(&self) -> u32 {
-        self.load.load(Ordering::Relaxed).max(self.assigned.load(Ordering::Relaxed))
+        self.load
+            .load(Ordering::Relaxed)
+            .max(self.assigned.load(Ordering::Relaxed))
     }
 
     /// Jobs it can run at once.
@@ -65,7 +67,11 @@ impl Session {
 
     /// Heartbeats on time.
     pub fn healthy(&self, timeout: Duration) -> bool {
-        self.last_seen.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < timeout
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+            < timeout
     }
 
     /// Counts a job assigned by this relayer (released with [`Session::release`]).
@@ -75,7 +81,11 @@ impl Session {
 
     /// Releases an assigned job.
     pub fn release(&self) {
-        let _ = self.assigned.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+        let _ = self
+            .assigned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
     }
 
     fn touch(&self) {
@@ -112,17 +122,29 @@ pub struct Sessions {
 impl Sessions {
     /// The session of a worker.
     pub fn get(&self, worker: &str) -> Option<Arc<Session>> {
-        self.by_worker.read().unwrap_or_else(|e| e.into_inner()).get(worker).cloned()
+        self.by_worker
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(worker)
+            .cloned()
     }
 
     /// Every live session.
     pub fn all(&self) -> Vec<Arc<Session>> {
-        self.by_worker.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.by_worker
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.by_worker.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.by_worker
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Whether there is none.
@@ -131,7 +153,10 @@ impl Sessions {
     }
 
     fn insert(&self, session: Arc<Session>) -> Option<Arc<Session>> {
-        self.by_worker.write().unwrap_or_else(|e| e.into_inner()).insert(session.worker.clone(), session)
+        self.by_worker
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.worker.clone(), session)
     }
 
     fn remove(&self, session: &Session) -> bool {
@@ -148,7 +173,9 @@ impl Sessions {
 /// `GET /v1/worker`: upgrades to the worker-session protocol.
 pub async fn ws_handler(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
     let limit = shared.config.max_body_bytes() * 2;
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| run_session(shared, socket))
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| run_session(shared, socket))
 }
 
 async fn send_frame(socket: &mut WebSocket, msg: &RelayMessage) -> bool {
@@ -167,12 +194,24 @@ async fn refuse(shared: &Shared, socket: &mut WebSocket, code: SessionErrorCode,
 
 /// Verifies the signature of a hello against the challenge it answers.
 pub fn verify_hello(hello: &Hello, nonce: &[u8; 32], relayer_id: &str) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(&hello.receipt_key) else { return false };
-    let payload = auth_payload(hello.version, nonce, relayer_id, &hello.worker, &hello.receipt_key);
-    key.verify_strict(&payload, &Signature::from_bytes(&hello.signature)).is_ok()
+    let Ok(key) = VerifyingKey::from_bytes(&hello.receipt_key) else {
+        return false;
+    };
+    let payload = auth_payload(
+        hello.version,
+        nonce,
+        relayer_id,
+        &hello.worker,
+        &hello.receipt_key,
+    );
+    key.verify_strict(&payload, &Signature::from_bytes(&hello.signature))
+        .is_ok()
 }
 
-async fn read_hello(socket: &mut WebSocket, timeout: Duration) -> Result<Hello, (SessionErrorCode, String)> {
+async fn read_hello(
+    socket: &mut WebSocket,
+    timeout: Duration,
+) -> Result<Hello, (SessionErrorCode, String)> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.recv())
@@ -187,7 +226,9 @@ async fn read_hello(socket: &mut WebSocket, timeout: Duration) -> Result<Hello, 
                 };
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(_)) => return Err((SessionErrorCode::Malformed, "expected a text frame".into())),
+            Some(Ok(_)) => {
+                return Err((SessionErrorCode::Malformed, "expected a text frame".into()));
+            }
             Some(Err(e)) => return Err((SessionErrorCode::Malformed, e.to_string())),
             None => return Err((SessionErrorCode::Malformed, "closed before hello".into())),
         }
@@ -196,7 +237,11 @@ async fn read_hello(socket: &mut WebSocket, timeout: Duration) -> Result<Hello, 
 
 async fn run_session(shared: Arc<Shared>, mut socket: WebSocket) {
     let nonce: [u8; 32] = rand::random();
-    let challenge = Challenge { version: PROTOCOL_VERSION, nonce, relayer_id: shared.config.relayer_id.clone() };
+    let challenge = Challenge {
+        version: PROTOCOL_VERSION,
+        nonce,
+        relayer_id: shared.config.relayer_id.clone(),
+    };
     if !send_frame(&mut socket, &RelayMessage::Challenge(challenge)).await {
         return;
     }
@@ -205,27 +250,70 @@ async fn run_session(shared: Arc<Shared>, mut socket: WebSocket) {
         Err((code, msg)) => return refuse(&shared, &mut socket, code, msg).await,
     };
     if hello.version != PROTOCOL_VERSION {
-        let msg = format!("relayer speaks version {PROTOCOL_VERSION}, worker {}", hello.version);
-        return refuse(&shared, &mut socket, SessionErrorCode::UnsupportedVersion, msg).await;
+        let msg = format!(
+            "relayer speaks version {PROTOCOL_VERSION}, worker {}",
+            hello.version
+        );
+        return refuse(
+            &shared,
+            &mut socket,
+            SessionErrorCode::UnsupportedVersion,
+            msg,
+        )
+        .await;
     }
     let worker = match crate::address::normalize(&hello.worker) {
         Ok(w) => w,
-        Err(e) => return refuse(&shared, &mut socket, SessionErrorCode::Malformed, e.to_string()).await,
+        Err(e) => {
+            return refuse(
+                &shared,
+                &mut socket,
+                SessionErrorCode::Malformed,
+                e.to_string(),
+            )
+            .await;
+        }
     };
     // The signature covers the address exactly as the worker sent it.
     if !verify_hello(&hello, &nonce, &shared.config.relayer_id) {
-        return refuse(&shared, &mut socket, SessionErrorCode::BadSignature, "signature does not verify".into()).await;
+        return refuse(
+            &shared,
+            &mut socket,
+            SessionErrorCode::BadSignature,
+            "signature does not verify".into(),
+        )
+        .await;
     }
     let chain = match shared.registry.lookup(&worker).await {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return refuse(&shared, &mut socket, SessionErrorCode::NotRegistered, "no Worker contract".into()).await;
+            return refuse(
+                &shared,
+                &mut socket,
+                SessionErrorCode::NotRegistered,
+                "no Worker contract".into(),
+            )
+            .await;
         }
-        Err(e) => return refuse(&shared, &mut socket, SessionErrorCode::ChainUnavailable, e.to_string()).await,
+        Err(e) => {
+            return refuse(
+                &shared,
+                &mut socket,
+                SessionErrorCode::ChainUnavailable,
+                e.to_string(),
+            )
+            .await;
+        }
     };
     let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
     if let Err(why) = check_worker(&hello, &chain, now) {
-        return refuse(&shared, &mut socket, SessionErrorCode::NotRegistered, why.to_string()).await;
+        return refuse(
+            &shared,
+            &mut socket,
+            SessionErrorCode::NotRegistered,
+            why.to_string(),
+        )
+        .await;
     }
     let row = WorkerRow {
         address: worker.clone(),
@@ -258,7 +346,8 @@ async fn run_session(shared: Arc<Shared>, mut socket: WebSocket) {
     });
     let welcome = Welcome {
         session_id: session.id,
-        heartbeat_interval_ms: u64::try_from(shared.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX),
+        heartbeat_interval_ms: u64::try_from(shared.config.heartbeat_interval.as_millis())
+            .unwrap_or(u64::MAX),
     };
     if !send_frame(&mut socket, &RelayMessage::Welcome(welcome)).await {
         return;
@@ -270,7 +359,10 @@ async fn run_session(shared: Arc<Shared>, mut socket: WebSocket) {
         }));
         shared.dispatcher.session_closed(&old);
     }
-    shared.metrics.worker_sessions.set(shared.sessions.len() as i64);
+    shared
+        .metrics
+        .worker_sessions
+        .set(shared.sessions.len() as i64);
     info!(target: "relayer::sessions", %worker, session = session.id, models = ?session.models, capacity = hello.capacity, "worker session open");
     shared.dispatcher.worker_available(&shared);
 
@@ -278,7 +370,9 @@ async fn run_session(shared: Arc<Shared>, mut socket: WebSocket) {
     let writer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             let fatal = matches!(msg, RelayMessage::Error(_));
-            let Ok(text) = serde_json::to_string(&msg) else { continue };
+            let Ok(text) = serde_json::to_string(&msg) else {
+                continue;
+            };
             if sink.send(Message::Text(text.into())).await.is_err() || fatal {
                 break;
             }
@@ -345,13 +439,19 @@ async fn run_session(shared: Arc<Shared>, mut socket: WebSocket) {
     if shared.sessions.remove(&session) {
         shared.dispatcher.session_closed(&session);
     }
-    shared.metrics.worker_sessions.set(shared.sessions.len() as i64);
+    shared
+        .metrics
+        .worker_sessions
+        .set(shared.sessions.len() as i64);
     info!(target: "relayer::sessions", worker = %session.worker, session = session.id, "worker session closed");
     // Give the writer a moment to flush a final error frame; other holders of the session (an
     // attempt being failed over) must not keep the socket open.
     drop(session);
     let mut writer = writer;
-    if tokio::time::timeout(Duration::from_millis(500), &mut writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_millis(500), &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
 }

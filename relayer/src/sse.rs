@@ -24,18 +24,23 @@ pub enum SseError {
 impl SseParser {
     /// Appends received bytes and returns the events completed by them.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, SseError> {
-        self.buf.push_str(std::str::from_utf8(bytes).map_err(|_| SseError::NotUtf8)?);
+        self.buf
+            .push_str(std::str::from_utf8(bytes).map_err(|_| SseError::NotUtf8)?);
         let mut out = Vec::new();
         while let Some(end) = self.buf.find("\n\n") {
             let block: String = self.buf.drain(..end + 2).collect();
             let data: Vec<&str> = block
                 .lines()
-                .filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d)))
+                .filter_map(|l| {
+                    l.strip_prefix("data:")
+                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                })
                 .collect();
             if data.is_empty() {
                 continue;
             }
-            let ev: StreamEvent = serde_json::from_str(&data.join("\n")).map_err(|e| SseError::BadEvent(e.to_string()))?;
+            let ev: StreamEvent = serde_json::from_str(&data.join("\n"))
+                .map_err(|e| SseError::BadEvent(e.to_string()))?;
             out.push(ev);
         }
         Ok(out)
@@ -49,9 +54,21 @@ mod tests {
     #[test]
     fn parses_split_events_and_skips_comments() {
         let mut p = SseParser::default();
-        assert!(p.feed(b": keep-alive\n\nevent: status\ndata: {\"type\":\"sta").unwrap().is_empty());
-        let evs = p.feed(b"tus\",\"state\":\"x\",\"reason\":null}\n\n").unwrap();
-        assert_eq!(evs, vec![StreamEvent::Status { state: "x".into(), reason: None }]);
+        assert!(
+            p.feed(b": keep-alive\n\nevent: status\ndata: {\"type\":\"sta")
+                .unwrap()
+                .is_empty()
+        );
+        let evs = p
+            .feed(b"tus\",\"state\":\"x\",\"reason\":null}\n\n")
+            .unwrap();
+        assert_eq!(
+            evs,
+            vec![StreamEvent::Status {
+                state: "x".into(),
+                reason: None
+            }]
+        );
         assert!(p.feed(b"data: nope\n\n").is_err());
     }
 }

@@ -15,11 +15,11 @@ use tonlib_core::TonAddress;
 
 use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptError, ReceiptHashes};
 use cocoon_sdk::relay::auth::auth_payload;
-use cocoon_sdk::tlb::{TlbError, TlbType as _};
 use cocoon_sdk::relay::worker::{
     Chunk, Dispatch, Done, Heartbeat, Hello, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
 use cocoon_sdk::relay::{JobRef, PROTOCOL_VERSION, WORKER_WS_PATH};
+use cocoon_sdk::tlb::{TlbError, TlbType as _};
 
 use crate::registry::{OnChainWorker, WorkerStatus};
 
@@ -64,12 +64,20 @@ pub struct StubWorker {
 impl StubWorker {
     /// A stub with keys derived from `seed`, serving `models`.
     pub fn new(seed: u8, models: Vec<u32>) -> Self {
-        let signing_key = SigningKey::from_bytes(&Sha256::digest([b"stub-worker-key".as_slice(), &[seed]].concat()).into());
-        let address = format!("0:{}", hex::encode(Sha256::digest([b"stub-worker-addr".as_slice(), &[seed]].concat())));
+        let signing_key = SigningKey::from_bytes(
+            &Sha256::digest([b"stub-worker-key".as_slice(), &[seed]].concat()).into(),
+        );
+        let address = format!(
+            "0:{}",
+            hex::encode(Sha256::digest(
+                [b"stub-worker-addr".as_slice(), &[seed]].concat()
+            ))
+        );
         Self {
             signing_key,
             address,
-            encryption_key: Sha256::digest([b"stub-worker-x25519".as_slice(), &[seed]].concat()).into(),
+            encryption_key: Sha256::digest([b"stub-worker-x25519".as_slice(), &[seed]].concat())
+                .into(),
             evidence: format!("simulated evidence of stub worker {seed}").into_bytes(),
             models,
             capacity: 64,
@@ -100,13 +108,21 @@ impl StubWorker {
     /// connection ends. Returns once the relayer welcomed the session.
     pub async fn connect(&self, base: &str) -> Result<StubHandle, StubError> {
         let url = format!("{base}{WORKER_WS_PATH}");
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| StubError(e.to_string()))?;
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .map_err(|e| StubError(e.to_string()))?;
         let challenge = match next_message(&mut ws).await? {
             RelayMessage::Challenge(c) => c,
             other => return Err(StubError(format!("expected a challenge, got {other:?}"))),
         };
         let receipt_key = self.signing_key.verifying_key().to_bytes();
-        let payload = auth_payload(PROTOCOL_VERSION, &challenge.nonce, &challenge.relayer_id, &self.address, &receipt_key);
+        let payload = auth_payload(
+            PROTOCOL_VERSION,
+            &challenge.nonce,
+            &challenge.relayer_id,
+            &self.address,
+            &receipt_key,
+        );
         let hello = Hello {
             version: PROTOCOL_VERSION,
             worker: self.address.clone(),
@@ -120,7 +136,9 @@ impl StubWorker {
         send(&mut ws, &WorkerMessage::Hello(hello)).await?;
         match next_message(&mut ws).await? {
             RelayMessage::Welcome(_) => {}
-            RelayMessage::Error(e) => return Err(StubError(format!("refused: {:?}: {}", e.code, e.message))),
+            RelayMessage::Error(e) => {
+                return Err(StubError(format!("refused: {:?}: {}", e.code, e.message)));
+            }
             other => return Err(StubError(format!("expected welcome, got {other:?}"))),
         }
         let jobs = Arc::new(AtomicU32::new(0));
@@ -132,7 +150,9 @@ impl StubWorker {
 
     async fn serve(self, mut ws: Ws, jobs: Arc<AtomicU32>) {
         while let Ok(msg) = next_message(&mut ws).await {
-            let RelayMessage::Dispatch(d) = msg else { continue };
+            let RelayMessage::Dispatch(d) = msg else {
+                continue;
+            };
             jobs.fetch_add(1, Ordering::SeqCst);
             let replies = match self.mode {
                 StubMode::Silent => continue,
@@ -159,16 +179,29 @@ impl StubWorker {
 
     fn chunk(&self, d: &Dispatch, seq: u32) -> Chunk {
         // Opaque bytes standing in for sealed output: the relayer must pass them through as is.
-        let data = Sha256::digest([d.sealed_input.as_slice(), &seq.to_be_bytes()].concat()).to_vec();
-        Chunk { job: d.job.clone(), attempt: d.attempt, seq, data }
+        let data =
+            Sha256::digest([d.sealed_input.as_slice(), &seq.to_be_bytes()].concat()).to_vec();
+        Chunk {
+            job: d.job.clone(),
+            attempt: d.attempt,
+            seq,
+            data,
+        }
     }
 
     /// The messages a well-behaved worker sends for `d`.
     pub fn answer(&self, d: &Dispatch) -> Vec<WorkerMessage> {
-        let mut out: Vec<WorkerMessage> = (0..self.chunks).map(|i| WorkerMessage::Chunk(self.chunk(d, i))).collect();
+        let mut out: Vec<WorkerMessage> = (0..self.chunks)
+            .map(|i| WorkerMessage::Chunk(self.chunk(d, i)))
+            .collect();
         let (tokens_in, tokens_out) = (16u32, 8 * self.chunks);
-        let cost = (u64::from(tokens_in) * self.prices.0 + u64::from(tokens_out) * self.prices.1).min(d.max_cost);
-        let key = if self.mode == StubMode::BadReceipt { SigningKey::from_bytes(&[7; 32]) } else { self.signing_key.clone() };
+        let cost = (u64::from(tokens_in) * self.prices.0 + u64::from(tokens_out) * self.prices.1)
+            .min(d.max_cost);
+        let key = if self.mode == StubMode::BadReceipt {
+            SigningKey::from_bytes(&[7; 32])
+        } else {
+            self.signing_key.clone()
+        };
         let fields = ReceiptFields {
             job: d.job.clone(),
             worker: self.address.clone(),
@@ -183,7 +216,13 @@ impl StubWorker {
             output_commitment: [0x22; 32],
         };
         let receipt = signed_receipt(&key, &fields).unwrap_or_default();
-        out.push(WorkerMessage::Done(Done { job: d.job.clone(), attempt: d.attempt, chunks: self.chunks, receipt, cost }));
+        out.push(WorkerMessage::Done(Done {
+            job: d.job.clone(),
+            attempt: d.attempt,
+            chunks: self.chunks,
+            receipt,
+            cost,
+        }));
         out
     }
 
@@ -217,12 +256,15 @@ impl StubHandle {
 #[error("stub worker: {0}")]
 pub struct StubError(pub String);
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_message(ws: &mut Ws) -> Result<RelayMessage, StubError> {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).map_err(|e| StubError(e.to_string())),
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(&t).map_err(|e| StubError(e.to_string()));
+            }
             Some(Ok(Message::Close(_))) | None => return Err(StubError("closed".into())),
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(StubError(e.to_string())),
@@ -232,7 +274,9 @@ async fn next_message(ws: &mut Ws) -> Result<RelayMessage, StubError> {
 
 async fn send(ws: &mut Ws, msg: &WorkerMessage) -> Result<(), StubError> {
     let text = serde_json::to_string(msg).map_err(|e| StubError(e.to_string()))?;
-    ws.send(Message::Text(text.into())).await.map_err(|e| StubError(e.to_string()))
+    ws.send(Message::Text(text.into()))
+        .await
+        .map_err(|e| StubError(e.to_string()))
 }
 
 /// The fields of a receipt body (contracts/schema.tlb `receipt_body`).
@@ -265,7 +309,10 @@ pub struct ReceiptFields {
 /// Builds and signs a SignedReceipt cell with the sdk and returns its BOC.
 pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, ReceiptError> {
     let address = |a: &str| {
-        TonAddress::from_hex_str(a).map_err(|e| TlbError::InvalidValue { field: "ReceiptFields.address", reason: e.to_string() })
+        TonAddress::from_hex_str(a).map_err(|e| TlbError::InvalidValue {
+            field: "ReceiptFields.address",
+            reason: e.to_string(),
+        })
     };
     let body = ReceiptBody {
         escrow: address(&f.job.escrow)?,
@@ -276,8 +323,14 @@ pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, Re
         tokens_out: f.tokens_out,
         cost: f.cost,
         time: f.time,
-        hashes: ReceiptHashes { weights_hash: f.weights_hash, evidence_hash: f.evidence_hash },
-        commitments: ReceiptCommitments { input_commitment: f.input_commitment, output_commitment: f.output_commitment },
+        hashes: ReceiptHashes {
+            weights_hash: f.weights_hash,
+            evidence_hash: f.evidence_hash,
+        },
+        commitments: ReceiptCommitments {
+            input_commitment: f.input_commitment,
+            output_commitment: f.output_commitment,
+        },
     };
     Ok(body.sign(key)?.to_boc()?)
 }

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use cocoon_sdk::messages::worker::SubmitReceipts;
 use cocoon_sdk::receipt::SignedReceipt;
 use cocoon_sdk::tlb::{Cell, TlbError, TlbType as _};
+use futures_util::future::BoxFuture;
 use tracing::{info, warn};
 
 use crate::error::Result;
@@ -47,11 +47,23 @@ pub trait WalletSender: Send + Sync + 'static {
     fn seqno(&self) -> BoxFuture<'_, std::result::Result<u32, SourceError>>;
     /// Signs (does not send) an external message with `seqno` carrying one internal message of
     /// `value` nanoTON and `body` to `to`. Returns the BOC and the message hash to look it up by.
-    fn build(&self, seqno: u32, to: &str, value: u128, body: Cell) -> std::result::Result<(Vec<u8>, [u8; 32]), SourceError>;
+    fn build(
+        &self,
+        seqno: u32,
+        to: &str,
+        value: u128,
+        body: Cell,
+    ) -> std::result::Result<(Vec<u8>, [u8; 32]), SourceError>;
     /// Broadcasts a signed external message.
-    fn broadcast<'a>(&'a self, boc: &'a [u8]) -> BoxFuture<'a, std::result::Result<(), SourceError>>;
+    fn broadcast<'a>(
+        &'a self,
+        boc: &'a [u8],
+    ) -> BoxFuture<'a, std::result::Result<(), SourceError>>;
     /// The wallet transaction (lt, hash) that processed the external message with this hash.
-    fn landed<'a>(&'a self, msg_hash: &'a [u8; 32]) -> BoxFuture<'a, std::result::Result<Landed, SourceError>>;
+    fn landed<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, std::result::Result<Landed, SourceError>>;
 }
 
 /// The value a SubmitReceipts of `count` receipts must carry.
@@ -61,15 +73,26 @@ pub fn submit_value(count: u32) -> u128 {
 
 /// The `submit_receipts` body for a batch of SignedReceipt BOCs (built with the sdk's typed
 /// message, so the layout is the one the golden vectors pin).
-pub fn submit_receipts_body(query_id: u64, receipts: &[Vec<u8>]) -> std::result::Result<Cell, TlbError> {
+pub fn submit_receipts_body(
+    query_id: u64,
+    receipts: &[Vec<u8>],
+) -> std::result::Result<Cell, TlbError> {
     if receipts.is_empty() || receipts.len() > MAX_BATCH as usize {
         return Err(TlbError::InvalidValue {
             field: "SubmitReceipts.count",
             reason: format!("batch of {} receipts (1..={MAX_BATCH})", receipts.len()),
         });
     }
-    let receipts = receipts.iter().map(|boc| SignedReceipt::from_boc(boc)).collect::<std::result::Result<Vec<_>, _>>()?;
-    SubmitReceipts { query_id, count: receipts.len() as u8, receipts }.to_cell()
+    let receipts = receipts
+        .iter()
+        .map(|boc| SignedReceipt::from_boc(boc))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    SubmitReceipts {
+        query_id,
+        count: receipts.len() as u8,
+        receipts,
+    }
+    .to_cell()
 }
 
 /// What one [`Submitter::tick`] did.
@@ -97,7 +120,9 @@ pub struct Submitter {
 
 impl std::fmt::Debug for Submitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Submitter").field("batch", &self.batch).finish_non_exhaustive()
+        f.debug_struct("Submitter")
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
     }
 }
 
@@ -142,7 +167,12 @@ impl Submitter {
         let mut report = TickReport::default();
         let in_flight = self.store.outbox_in_status(OutboxStatus::Sent).await?;
         for entry in &in_flight {
-            let hash: [u8; 32] = entry.msg_hash.clone().unwrap_or_default().try_into().unwrap_or([0; 32]);
+            let hash: [u8; 32] = entry
+                .msg_hash
+                .clone()
+                .unwrap_or_default()
+                .try_into()
+                .unwrap_or([0; 32]);
             match self.wallet.landed(&hash).await {
                 Ok(Some((lt, tx_hash))) => {
                     self.store.mark_confirmed(entry.id, lt, &tx_hash).await?;
@@ -160,11 +190,18 @@ impl Submitter {
             let seqno = self.wallet.seqno().await.map_err(chain_err)?;
             let sent_with = entry.seqno.unwrap_or(0);
             if seqno > sent_with && now_unix() - entry.updated_at >= self.confirm_grace {
-                self.store.mark_failed(entry.id, &format!("seqno {sent_with} consumed without this message")).await?;
+                self.store
+                    .mark_failed(
+                        entry.id,
+                        &format!("seqno {sent_with} consumed without this message"),
+                    )
+                    .await?;
                 warn!(target: "relayer::submitter", id = entry.id, sent_with, seqno, "batch never landed; receipts released");
                 report.failed += 1;
             } else if seqno == sent_with && now_unix() - entry.updated_at >= self.message_expiry {
-                self.store.mark_failed(entry.id, "expired before it landed").await?;
+                self.store
+                    .mark_failed(entry.id, "expired before it landed")
+                    .await?;
                 warn!(target: "relayer::submitter", id = entry.id, sent_with, "batch expired unsent; receipts released");
                 report.failed += 1;
             } else if seqno == sent_with {
@@ -174,13 +211,20 @@ impl Submitter {
                         Ok(()) => report.broadcast += 1,
                         Err(e) => {
                             self.metrics.submit_failures.inc();
-                            self.store.note_outbox_error(entry.id, &e.to_string()).await?;
+                            self.store
+                                .note_outbox_error(entry.id, &e.to_string())
+                                .await?;
                         }
                     }
                 }
             }
         }
-        if !self.store.outbox_in_status(OutboxStatus::Sent).await?.is_empty() {
+        if !self
+            .store
+            .outbox_in_status(OutboxStatus::Sent)
+            .await?
+            .is_empty()
+        {
             return Ok(report);
         }
 
@@ -195,7 +239,13 @@ impl Submitter {
             }
         }
 
-        let Some(entry) = self.store.outbox_in_status(OutboxStatus::Pending).await?.into_iter().next() else {
+        let Some(entry) = self
+            .store
+            .outbox_in_status(OutboxStatus::Pending)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Ok(report);
         };
         let receipts = self.store.batch_receipts(entry.id).await?;
@@ -203,14 +253,19 @@ impl Submitter {
         let body = match submit_receipts_body(u64::try_from(entry.id).unwrap_or(0), &bocs) {
             Ok(b) => b,
             Err(e) => {
-                self.store.mark_failed(entry.id, &format!("cannot build the message: {e}")).await?;
+                self.store
+                    .mark_failed(entry.id, &format!("cannot build the message: {e}"))
+                    .await?;
                 report.failed += 1;
                 return Ok(report);
             }
         };
         let seqno = self.wallet.seqno().await.map_err(chain_err)?;
         let count = u32::try_from(bocs.len()).unwrap_or(MAX_BATCH);
-        let (boc, hash) = self.wallet.build(seqno, &entry.worker, submit_value(count), body).map_err(chain_err)?;
+        let (boc, hash) = self
+            .wallet
+            .build(seqno, &entry.worker, submit_value(count), body)
+            .map_err(chain_err)?;
         // Recorded before it leaves: a crash after this re-broadcasts these exact bytes.
         self.store.mark_sent(entry.id, seqno, &boc, &hash).await?;
         match self.wallet.broadcast(&boc).await {
@@ -221,7 +276,9 @@ impl Submitter {
             Err(e) => {
                 self.metrics.submit_failures.inc();
                 warn!(target: "relayer::submitter", id = entry.id, error = %e, "broadcast failed; will retry");
-                self.store.note_outbox_error(entry.id, &e.to_string()).await?;
+                self.store
+                    .note_outbox_error(entry.id, &e.to_string())
+                    .await?;
             }
         }
         Ok(report)

@@ -93,7 +93,10 @@ pub struct EscrowAddressCheck {
 
 impl EscrowAddressCheck {
     /// The address the Escrow of `owner` has.
-    pub fn escrow_address(&self, owner: &TonAddress) -> std::result::Result<TonAddress, TonCellError> {
+    pub fn escrow_address(
+        &self,
+        owner: &TonAddress,
+    ) -> std::result::Result<TonAddress, TonCellError> {
         let data = CellBuilder::new()
             .store_address(&self.root)?
             .store_address(owner)?
@@ -107,8 +110,12 @@ impl EscrowAddressCheck {
 
 impl EscrowCheck for EscrowAddressCheck {
     fn is_genuine(&self, escrow: &str, owner: &str) -> bool {
-        let Ok(owner) = TonAddress::from_hex_str(owner) else { return false };
-        self.escrow_address(&owner).map(|a| a.to_hex() == escrow).unwrap_or(false)
+        let Ok(owner) = TonAddress::from_hex_str(owner) else {
+            return false;
+        };
+        self.escrow_address(&owner)
+            .map(|a| a.to_hex() == escrow)
+            .unwrap_or(false)
     }
 }
 
@@ -142,7 +149,9 @@ pub fn decode_job_opened(body: &Cell) -> std::result::Result<JobOpenedMsg, TonCe
     let mut p = body.parser();
     let op = p.load_u32(32)?;
     if op != JOB_OPENED_OP {
-        return Err(TonCellError::InternalError(format!("opcode {op:#010x} is not job_opened")));
+        return Err(TonCellError::InternalError(format!(
+            "opcode {op:#010x} is not job_opened"
+        )));
     }
     let query_id = p.load_u64(64)?;
     let escrow_owner = p.load_address()?.to_hex();
@@ -162,8 +171,22 @@ pub fn decode_job_opened(body: &Cell) -> std::result::Result<JobOpenedMsg, TonCe
     let relayer = r.load_address()?.to_hex();
     let worker = r.load_address()?;
     r.ensure_empty()?;
-    let worker = if worker == TonAddress::NULL { None } else { Some(worker.to_hex()) };
-    Ok(JobOpenedMsg { query_id, escrow_owner, job_id, model_id, max_cost, deadline, input_commitment, relayer, worker })
+    let worker = if worker == TonAddress::NULL {
+        None
+    } else {
+        Some(worker.to_hex())
+    };
+    Ok(JobOpenedMsg {
+        query_id,
+        escrow_owner,
+        job_id,
+        model_id,
+        max_cost,
+        deadline,
+        input_commitment,
+        relayer,
+        worker,
+    })
 }
 
 /// Follows one address.
@@ -178,14 +201,28 @@ pub struct Watcher {
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("Watcher")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
 impl Watcher {
     /// A watcher of `address` (the relayer's, raw form).
-    pub fn new(store: Store, source: Arc<dyn TransactionSource>, escrows: Arc<dyn EscrowCheck>, address: String) -> Self {
-        Self { store, source, escrows, address, metrics: None, page: DEFAULT_PAGE }
+    pub fn new(
+        store: Store,
+        source: Arc<dyn TransactionSource>,
+        escrows: Arc<dyn EscrowCheck>,
+        address: String,
+    ) -> Self {
+        Self {
+            store,
+            source,
+            escrows,
+            address,
+            metrics: None,
+            page: DEFAULT_PAGE,
+        }
     }
 
     /// Reports chain lag into `metrics`.
@@ -204,7 +241,12 @@ impl Watcher {
     pub async fn poll_once(&self) -> Result<Vec<JobRef>> {
         let mut new_jobs = Vec::new();
         loop {
-            let after = self.store.cursor(&self.address).await?.map(|c| c.lt).unwrap_or(0);
+            let after = self
+                .store
+                .cursor(&self.address)
+                .await?
+                .map(|c| c.lt)
+                .unwrap_or(0);
             let txs = self
                 .source
                 .transactions_after(&self.address, after, self.page)
@@ -213,13 +255,23 @@ impl Watcher {
             let full_page = txs.len() as u32 >= self.page;
             for tx in txs.into_iter().filter(|t| t.lt > after) {
                 let jobs = self.jobs_in(&tx);
-                let cursor = Cursor { lt: tx.lt, hash: tx.hash };
-                let fresh = self.store.apply_transaction(&self.address, cursor, &jobs).await?;
+                let cursor = Cursor {
+                    lt: tx.lt,
+                    hash: tx.hash,
+                };
+                let fresh = self
+                    .store
+                    .apply_transaction(&self.address, cursor, &jobs)
+                    .await?;
                 if fresh > 0 {
                     new_jobs.extend(jobs.into_iter().map(|j| j.job));
                 }
                 if let Some(m) = &self.metrics {
-                    m.chain_lag.set(now_unix().saturating_sub(i64::try_from(tx.now).unwrap_or(i64::MAX)).max(0));
+                    m.chain_lag.set(
+                        now_unix()
+                            .saturating_sub(i64::try_from(tx.now).unwrap_or(i64::MAX))
+                            .max(0),
+                    );
                 }
             }
             if !full_page {
@@ -229,9 +281,15 @@ impl Watcher {
     }
 
     fn jobs_in(&self, tx: &WatchedTx) -> Vec<OpenedJob> {
-        let Some(msg) = tx.in_msg.as_ref().filter(|_| !tx.aborted) else { return vec![] };
-        let (Some(source), Some(body), false) = (&msg.source, &msg.body, msg.bounced) else { return vec![] };
-        let Ok(n) = decode_job_opened(body) else { return vec![] };
+        let Some(msg) = tx.in_msg.as_ref().filter(|_| !tx.aborted) else {
+            return vec![];
+        };
+        let (Some(source), Some(body), false) = (&msg.source, &msg.body, msg.bounced) else {
+            return vec![];
+        };
+        let Ok(n) = decode_job_opened(body) else {
+            return vec![];
+        };
         if n.relayer != self.address {
             debug!(target: "relayer::watcher", lt = tx.lt, "job_opened for another relayer ignored");
             return vec![];
@@ -240,7 +298,9 @@ impl Watcher {
             warn!(target: "relayer::watcher", lt = tx.lt, %source, "job_opened from a contract that is not a genuine Escrow ignored");
             return vec![];
         }
-        let Ok(max_cost) = u64::try_from(n.max_cost) else { return vec![] };
+        let Ok(max_cost) = u64::try_from(n.max_cost) else {
+            return vec![];
+        };
         info!(target: "relayer::watcher", lt = tx.lt, escrow = %source, job_id = n.job_id, model = n.model_id, "job opened");
         vec![OpenedJob {
             job: JobRef::new(source.clone(), n.job_id),

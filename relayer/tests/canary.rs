@@ -33,14 +33,21 @@ fn leaks(haystack: &[u8]) -> bool {
     let forms = [
         CANARY.to_vec(),
         hex::encode(CANARY).into_bytes(),
-        base64::engine::general_purpose::STANDARD.encode(CANARY).into_bytes(),
+        base64::engine::general_purpose::STANDARD
+            .encode(CANARY)
+            .into_bytes(),
     ];
-    forms.iter().any(|f| haystack.windows(f.len()).any(|w| w == f.as_slice()))
+    forms
+        .iter()
+        .any(|f| haystack.windows(f.len()).any(|w| w == f.as_slice()))
 }
 
 #[tokio::test]
 async fn a_sealed_canary_prompt_never_appears_in_plaintext() {
-    assert!(leaks(&[b"xx".as_slice(), CANARY, b"yy"].concat()), "the detector finds a plaintext canary");
+    assert!(
+        leaks(&[b"xx".as_slice(), CANARY, b"yy"].concat()),
+        "the detector finds a plaintext canary"
+    );
     let logs = Capture::default();
     let sink = logs.clone();
     tracing_subscriber::fmt()
@@ -56,7 +63,11 @@ async fn a_sealed_canary_prompt_never_appears_in_plaintext() {
     let _h = r.worker(&stub).await;
 
     let mut job = opened(1, 1, b"");
-    let ctx = JobContext { escrow: TonAddress::from_hex_str(&job.job.escrow).unwrap(), job_id: 1, model_id: job.model_id };
+    let ctx = JobContext {
+        escrow: TonAddress::from_hex_str(&job.job.escrow).unwrap(),
+        job_id: 1,
+        model_id: job.model_id,
+    };
     let sealed = seal_input(CANARY, &[keys.public_key()], &ctx).unwrap();
     assert!(!leaks(&sealed.sealed));
     job.input_commitment = sealed.input_commitment;
@@ -66,12 +77,34 @@ async fn a_sealed_canary_prompt_never_appears_in_plaintext() {
     assert_eq!(resp.status(), 202);
     assert!(!leaks(&resp.bytes().await.unwrap()));
     let events = r.stream(&job.job).await;
-    assert!(matches!(events.last(), Some(StreamEvent::Receipt { .. })), "{events:?}");
-    assert!(!leaks(serde_json::to_string(&events).unwrap().as_bytes()), "SSE traffic");
-    let status = r.client.get(format!("{}/v1/jobs/{}/1", r.http, job.job.escrow)).send().await.unwrap().bytes().await.unwrap();
+    assert!(
+        matches!(events.last(), Some(StreamEvent::Receipt { .. })),
+        "{events:?}"
+    );
+    assert!(
+        !leaks(serde_json::to_string(&events).unwrap().as_bytes()),
+        "SSE traffic"
+    );
+    let status = r
+        .client
+        .get(format!("{}/v1/jobs/{}/1", r.http, job.job.escrow))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(!leaks(&status));
     // What the relayer sent the worker is exactly the sealed bytes.
-    assert_eq!(r.store.sealed_input(&job.job).await.unwrap().unwrap().ciphertext, sealed.sealed);
+    assert_eq!(
+        r.store
+            .sealed_input(&job.job)
+            .await
+            .unwrap()
+            .unwrap()
+            .ciphertext,
+        sealed.sealed
+    );
 
     let path = r.db.path.clone().unwrap();
     r.store.close().await;

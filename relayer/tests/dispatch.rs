@@ -31,12 +31,27 @@ async fn fails_over_from(mode: StubMode) {
     let _g = r.worker(&good).await;
     let input = b"sealed".to_vec();
     let job = r.open(1, &input).await;
-    assert_eq!(r.submit(&job.job, &input, &[&bad.address, &good.address]).await.status(), 202);
+    assert_eq!(
+        r.submit(&job.job, &input, &[&bad.address, &good.address])
+            .await
+            .status(),
+        202
+    );
     let events = r.stream(&job.job).await;
-    assert_eq!(dispatched(&events), vec![(bad.address.clone(), 1), (good.address.clone(), 2)], "{mode:?}: {events:?}");
-    assert!(matches!(events.last(), Some(StreamEvent::Receipt { worker, attempt: 2, .. }) if *worker == good.address), "{mode:?}: {events:?}");
+    assert_eq!(
+        dispatched(&events),
+        vec![(bad.address.clone(), 1), (good.address.clone(), 2)],
+        "{mode:?}: {events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(StreamEvent::Receipt { worker, attempt: 2, .. }) if *worker == good.address),
+        "{mode:?}: {events:?}"
+    );
     let rec = r.store.job(&job.job).await.unwrap().unwrap();
-    assert_eq!((rec.state, rec.attempts, rec.worker.as_deref()), (JobState::Answered, 2, Some(good.address.as_str())));
+    assert_eq!(
+        (rec.state, rec.attempts, rec.worker.as_deref()),
+        (JobState::Answered, 2, Some(good.address.as_str()))
+    );
 }
 
 #[tokio::test]
@@ -73,14 +88,29 @@ async fn with_no_candidate_left_the_job_waits_then_expires() {
     job.job.job_id = 2;
     job.deadline = (cocoon_relayer::store::now_unix() + 2) as u32;
     r.store.insert_opened(&job).await.unwrap();
-    assert_eq!(r.submit(&job.job, &input, &[&silent.address]).await.status(), 202);
+    assert_eq!(
+        r.submit(&job.job, &input, &[&silent.address])
+            .await
+            .status(),
+        202
+    );
     let events = r.stream(&job.job).await;
-    assert_eq!(dispatched(&events), vec![(silent.address.clone(), 1)], "{events:?}");
-    assert!(
-        events.contains(&StreamEvent::Status { state: "input_received".into(), reason: Some(WAITING_REASON.into()) }),
+    assert_eq!(
+        dispatched(&events),
+        vec![(silent.address.clone(), 1)],
         "{events:?}"
     );
-    assert!(matches!(events.last(), Some(StreamEvent::Failed { .. })), "{events:?}");
+    assert!(
+        events.contains(&StreamEvent::Status {
+            state: "input_received".into(),
+            reason: Some(WAITING_REASON.into())
+        }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(StreamEvent::Failed { .. })),
+        "{events:?}"
+    );
     let rec = r.store.job(&job.job).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Expired);
 }
@@ -91,12 +121,21 @@ async fn a_waiting_job_goes_to_a_worker_that_connects_later() {
     let late = StubWorker::new(5, vec![1]);
     let input = b"sealed".to_vec();
     let job = r.open(1, &input).await;
-    assert_eq!(r.submit(&job.job, &input, &[&late.address]).await.status(), 202);
+    assert_eq!(
+        r.submit(&job.job, &input, &[&late.address]).await.status(),
+        202
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(r.store.job(&job.job).await.unwrap().unwrap().state, JobState::InputReceived);
+    assert_eq!(
+        r.store.job(&job.job).await.unwrap().unwrap().state,
+        JobState::InputReceived
+    );
     let _h = r.worker(&late).await;
     let events = r.stream(&job.job).await;
-    assert!(matches!(events.last(), Some(StreamEvent::Receipt { .. })), "{events:?}");
+    assert!(
+        matches!(events.last(), Some(StreamEvent::Receipt { .. })),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -110,9 +149,16 @@ async fn the_job_route_overrides_the_client_candidates() {
     let mut job = common::opened(1, 1, &input);
     job.route_worker = Some(named.address.clone());
     r.store.insert_opened(&job).await.unwrap();
-    assert_eq!(r.submit(&job.job, &input, &[&other.address]).await.status(), 202);
+    assert_eq!(
+        r.submit(&job.job, &input, &[&other.address]).await.status(),
+        202
+    );
     let events = r.stream(&job.job).await;
-    assert_eq!(dispatched(&events), vec![(named.address.clone(), 1)], "{events:?}");
+    assert_eq!(
+        dispatched(&events),
+        vec![(named.address.clone(), 1)],
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -125,9 +171,18 @@ async fn cheaper_and_less_loaded_workers_are_preferred() {
     let _b = r.worker(&cheap).await;
     let input = b"sealed".to_vec();
     let job = r.open(1, &input).await;
-    assert_eq!(r.submit(&job.job, &input, &[&pricey.address, &cheap.address]).await.status(), 202);
+    assert_eq!(
+        r.submit(&job.job, &input, &[&pricey.address, &cheap.address])
+            .await
+            .status(),
+        202
+    );
     let events = r.stream(&job.job).await;
-    assert_eq!(dispatched(&events), vec![(cheap.address.clone(), 1)], "{events:?}");
+    assert_eq!(
+        dispatched(&events),
+        vec![(cheap.address.clone(), 1)],
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -147,7 +202,10 @@ async fn many_concurrent_jobs_all_answer() {
                 let job = r.open(id, &input).await;
                 assert_eq!(r.submit(&job.job, &input, &[&a, &b]).await.status(), 202);
                 let events = r.stream(&job.job).await;
-                assert!(matches!(events.last(), Some(StreamEvent::Receipt { .. })), "{id}: {events:?}");
+                assert!(
+                    matches!(events.last(), Some(StreamEvent::Receipt { .. })),
+                    "{id}: {events:?}"
+                );
             })
         })
         .collect();
@@ -166,9 +224,15 @@ async fn graceful_shutdown_finishes_and_restart_requeues() {
     let _h = r.worker(&stub).await;
     let input = b"sealed".to_vec();
     let job = r.open(1, &input).await;
-    assert_eq!(r.submit(&job.job, &input, &[&stub.address]).await.status(), 202);
+    assert_eq!(
+        r.submit(&job.job, &input, &[&stub.address]).await.status(),
+        202
+    );
     let events = r.stream(&job.job).await;
     assert!(matches!(events.last(), Some(StreamEvent::Receipt { .. })));
     r.stop().await;
-    assert_eq!(r.store.job(&job.job).await.unwrap().unwrap().state, JobState::Answered);
+    assert_eq!(
+        r.store.job(&job.job).await.unwrap().unwrap().state,
+        JobState::Answered
+    );
 }

@@ -8,7 +8,10 @@ use cocoon_sdk::relay::JobRef;
 use common::{opened, stores, worker_addr};
 
 fn input(candidates: &[String]) -> SealedInput {
-    SealedInput { ciphertext: vec![0xc1, 0xc2, 0xc3], candidates: candidates.to_vec() }
+    SealedInput {
+        ciphertext: vec![0xc1, 0xc2, 0xc3],
+        candidates: candidates.to_vec(),
+    }
 }
 
 #[tokio::test]
@@ -18,46 +21,110 @@ async fn job_lifecycle_to_settled() {
         let w = worker_addr(1);
         let job = opened(1, 7, &[0xc1, 0xc2, 0xc3]);
         assert!(s.insert_opened(&job).await.unwrap(), "{}", t.name);
-        assert!(!s.insert_opened(&job).await.unwrap(), "{}: replay inserts nothing", t.name);
+        assert!(
+            !s.insert_opened(&job).await.unwrap(),
+            "{}: replay inserts nothing",
+            t.name
+        );
         let r = s.job(&job.job).await.unwrap().unwrap();
         assert_eq!((r.state, &r.opened), (JobState::Opened, &job), "{}", t.name);
 
-        let r = s.submit_input(&job.job, &input(std::slice::from_ref(&w))).await.unwrap();
+        let r = s
+            .submit_input(&job.job, &input(std::slice::from_ref(&w)))
+            .await
+            .unwrap();
         assert_eq!(r.state, JobState::InputReceived);
-        assert_eq!(s.sealed_input(&job.job).await.unwrap().unwrap(), input(std::slice::from_ref(&w)));
+        assert_eq!(
+            s.sealed_input(&job.job).await.unwrap().unwrap(),
+            input(std::slice::from_ref(&w))
+        );
 
         s.mark_dispatched(&job.job, &w, 1).await.unwrap();
         let r = s.job(&job.job).await.unwrap().unwrap();
-        assert_eq!((r.state, r.worker.as_deref(), r.attempts), (JobState::Dispatched, Some(w.as_str()), 1));
+        assert_eq!(
+            (r.state, r.worker.as_deref(), r.attempts),
+            (JobState::Dispatched, Some(w.as_str()), 1)
+        );
 
         // A receipt from a worker the job was not dispatched to is refused.
-        let err = s.record_receipt(&job.job, &worker_addr(2), b"boc", 10).await.unwrap_err();
-        assert!(matches!(err, Error::InvalidTransition { from: JobState::Dispatched, .. }), "{}: {err}", t.name);
+        let err = s
+            .record_receipt(&job.job, &worker_addr(2), b"boc", 10)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidTransition {
+                    from: JobState::Dispatched,
+                    ..
+                }
+            ),
+            "{}: {err}",
+            t.name
+        );
         s.record_receipt(&job.job, &w, b"boc", 10).await.unwrap();
-        assert_eq!(s.job(&job.job).await.unwrap().unwrap().state, JobState::Answered);
-        assert_eq!(s.workers_with_unbatched_receipts().await.unwrap(), vec![w.clone()]);
+        assert_eq!(
+            s.job(&job.job).await.unwrap().unwrap().state,
+            JobState::Answered
+        );
+        assert_eq!(
+            s.workers_with_unbatched_receipts().await.unwrap(),
+            vec![w.clone()]
+        );
 
-        let (entry, taken) = s.create_batch(&w, std::slice::from_ref(&job.job)).await.unwrap();
+        let (entry, taken) = s
+            .create_batch(&w, std::slice::from_ref(&job.job))
+            .await
+            .unwrap();
         assert_eq!((entry.status, taken.len()), (OutboxStatus::Pending, 1));
-        assert_eq!(s.job(&job.job).await.unwrap().unwrap().state, JobState::ReceiptQueued);
-        assert!(s.unbatched_receipts(&w, 10).await.unwrap().is_empty(), "{}: batched once", t.name);
-        let (_, again) = s.create_batch(&w, std::slice::from_ref(&job.job)).await.unwrap();
-        assert!(again.is_empty(), "{}: a receipt joins one batch only", t.name);
+        assert_eq!(
+            s.job(&job.job).await.unwrap().unwrap().state,
+            JobState::ReceiptQueued
+        );
+        assert!(
+            s.unbatched_receipts(&w, 10).await.unwrap().is_empty(),
+            "{}: batched once",
+            t.name
+        );
+        let (_, again) = s
+            .create_batch(&w, std::slice::from_ref(&job.job))
+            .await
+            .unwrap();
+        assert!(
+            again.is_empty(),
+            "{}: a receipt joins one batch only",
+            t.name
+        );
 
         s.mark_sent(entry.id, 42, b"ext", &[7; 32]).await.unwrap();
         let e = s.outbox_entry(entry.id).await.unwrap().unwrap();
-        assert_eq!((e.status, e.seqno, e.attempts), (OutboxStatus::Sent, Some(42), 1));
+        assert_eq!(
+            (e.status, e.seqno, e.attempts),
+            (OutboxStatus::Sent, Some(42), 1)
+        );
         assert_eq!(s.batch_receipts(entry.id).await.unwrap().len(), 1);
         s.mark_confirmed(entry.id, 99, &[8; 32]).await.unwrap();
         let r = s.job(&job.job).await.unwrap().unwrap();
         assert_eq!(r.state, JobState::Settled, "{}", t.name);
         // Confirmed is final: it can be neither re-sent nor failed.
-        assert!(matches!(s.mark_sent(entry.id, 43, b"x", &[0; 32]).await, Err(Error::OutboxClosed { .. })));
-        assert!(matches!(s.mark_failed(entry.id, "x").await, Err(Error::OutboxClosed { .. })));
-        assert!(matches!(s.mark_confirmed(entry.id, 1, &[0; 32]).await, Err(Error::OutboxClosed { .. })));
+        assert!(matches!(
+            s.mark_sent(entry.id, 43, b"x", &[0; 32]).await,
+            Err(Error::OutboxClosed { .. })
+        ));
+        assert!(matches!(
+            s.mark_failed(entry.id, "x").await,
+            Err(Error::OutboxClosed { .. })
+        ));
+        assert!(matches!(
+            s.mark_confirmed(entry.id, 1, &[0; 32]).await,
+            Err(Error::OutboxClosed { .. })
+        ));
 
         let counts = s.count_by_state().await.unwrap();
-        assert!(counts.contains(&(JobState::Settled, 1)) && counts.contains(&(JobState::Opened, 0)), "{counts:?}");
+        assert!(
+            counts.contains(&(JobState::Settled, 1)) && counts.contains(&(JobState::Opened, 0)),
+            "{counts:?}"
+        );
     }
 }
 
@@ -66,21 +133,53 @@ async fn submit_input_errors_store_nothing() {
     for t in stores().await {
         let s = &t.store;
         let unknown = JobRef::new(common::escrow(9), 1);
-        assert!(matches!(s.submit_input(&unknown, &input(&[])).await, Err(Error::JobNotFound { .. })), "{}", t.name);
+        assert!(
+            matches!(
+                s.submit_input(&unknown, &input(&[])).await,
+                Err(Error::JobNotFound { .. })
+            ),
+            "{}",
+            t.name
+        );
         assert!(s.sealed_input(&unknown).await.unwrap().is_none());
 
         let job = opened(1, 1, b"x");
         s.insert_opened(&job).await.unwrap();
         s.submit_input(&job.job, &input(&[])).await.unwrap();
-        let second = SealedInput { ciphertext: vec![9], candidates: vec![] };
-        assert!(matches!(s.submit_input(&job.job, &second).await, Err(Error::AlreadySubmitted { .. })), "{}", t.name);
-        assert_eq!(s.sealed_input(&job.job).await.unwrap().unwrap().ciphertext, vec![0xc1, 0xc2, 0xc3]);
+        let second = SealedInput {
+            ciphertext: vec![9],
+            candidates: vec![],
+        };
+        assert!(
+            matches!(
+                s.submit_input(&job.job, &second).await,
+                Err(Error::AlreadySubmitted { .. })
+            ),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            s.sealed_input(&job.job).await.unwrap().unwrap().ciphertext,
+            vec![0xc1, 0xc2, 0xc3]
+        );
 
         let expired = opened(1, 2, b"y");
         s.insert_opened(&expired).await.unwrap();
-        s.transition(&expired.job, JobState::Expired, Some("test")).await.unwrap();
+        s.transition(&expired.job, JobState::Expired, Some("test"))
+            .await
+            .unwrap();
         let err = s.submit_input(&expired.job, &input(&[])).await.unwrap_err();
-        assert!(matches!(err, Error::NotOpen { state: JobState::Expired, .. }), "{}: {err}", t.name);
+        assert!(
+            matches!(
+                err,
+                Error::NotOpen {
+                    state: JobState::Expired,
+                    ..
+                }
+            ),
+            "{}: {err}",
+            t.name
+        );
         assert!(s.sealed_input(&expired.job).await.unwrap().is_none());
     }
 }
@@ -95,7 +194,16 @@ async fn concurrent_submissions_have_one_winner() {
             .map(|i| {
                 let s = s.clone();
                 let j = job.job.clone();
-                tokio::spawn(async move { s.submit_input(&j, &SealedInput { ciphertext: vec![i], candidates: vec![] }).await })
+                tokio::spawn(async move {
+                    s.submit_input(
+                        &j,
+                        &SealedInput {
+                            ciphertext: vec![i],
+                            candidates: vec![],
+                        },
+                    )
+                    .await
+                })
             })
             .collect();
         let mut ok = 0;
@@ -118,19 +226,53 @@ async fn state_machine_refuses_illegal_moves() {
         let s = &t.store;
         let job = opened(1, 3, b"x");
         s.insert_opened(&job).await.unwrap();
-        for to in [JobState::Opened, JobState::Dispatched, JobState::Answered, JobState::ReceiptQueued] {
+        for to in [
+            JobState::Opened,
+            JobState::Dispatched,
+            JobState::Answered,
+            JobState::ReceiptQueued,
+        ] {
             let err = s.transition(&job.job, to, None).await.unwrap_err();
-            assert!(matches!(err, Error::InvalidTransition { from: JobState::Opened, .. }), "{}: {to}: {err}", t.name);
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidTransition {
+                        from: JobState::Opened,
+                        ..
+                    }
+                ),
+                "{}: {to}: {err}",
+                t.name
+            );
         }
-        assert!(matches!(s.mark_dispatched(&job.job, "w", 1).await, Err(Error::InvalidTransition { .. })));
-        s.transition(&job.job, JobState::Failed, Some("no worker serves the model")).await.unwrap();
+        assert!(matches!(
+            s.mark_dispatched(&job.job, "w", 1).await,
+            Err(Error::InvalidTransition { .. })
+        ));
+        s.transition(
+            &job.job,
+            JobState::Failed,
+            Some("no worker serves the model"),
+        )
+        .await
+        .unwrap();
         let r = s.job(&job.job).await.unwrap().unwrap();
-        assert_eq!((r.state, r.reason.as_deref()), (JobState::Failed, Some("no worker serves the model")));
+        assert_eq!(
+            (r.state, r.reason.as_deref()),
+            (JobState::Failed, Some("no worker serves the model"))
+        );
         for to in JobState::ALL {
-            assert!(s.transition(&job.job, to, None).await.is_err(), "{}: failed is final ({to})", t.name);
+            assert!(
+                s.transition(&job.job, to, None).await.is_err(),
+                "{}: failed is final ({to})",
+                t.name
+            );
         }
         let missing = JobRef::new(common::escrow(8), 8);
-        assert!(matches!(s.transition(&missing, JobState::Failed, None).await, Err(Error::JobNotFound { .. })));
+        assert!(matches!(
+            s.transition(&missing, JobState::Failed, None).await,
+            Err(Error::JobNotFound { .. })
+        ));
     }
 }
 
@@ -139,11 +281,18 @@ fn state_machine_table() {
     use JobState::*;
     assert!(Opened.can_move_to(InputReceived) && InputReceived.can_move_to(Dispatched));
     assert!(Dispatched.can_move_to(Dispatched) && Dispatched.can_move_to(InputReceived));
-    assert!(Dispatched.can_move_to(Answered) && Answered.can_move_to(ReceiptQueued) && ReceiptQueued.can_move_to(Settled));
+    assert!(
+        Dispatched.can_move_to(Answered)
+            && Answered.can_move_to(ReceiptQueued)
+            && ReceiptQueued.can_move_to(Settled)
+    );
     assert!(!Opened.can_move_to(Answered) && !Answered.can_move_to(Dispatched));
     for fin in [Settled, Expired, Failed] {
         assert!(fin.is_final());
-        assert!(JobState::ALL.iter().all(|to| !fin.can_move_to(*to)), "{fin} is final");
+        assert!(
+            JobState::ALL.iter().all(|to| !fin.can_move_to(*to)),
+            "{fin} is final"
+        );
     }
     for st in JobState::ALL {
         assert_eq!(JobState::parse(st.as_str()), Some(st));
@@ -163,13 +312,34 @@ async fn expiry_marks_only_unfinished_jobs_past_deadline() {
         for j in [&late, &fresh, &settled] {
             s.insert_opened(j).await.unwrap();
         }
-        s.transition(&settled.job, JobState::Settled, None).await.unwrap();
+        s.transition(&settled.job, JobState::Settled, None)
+            .await
+            .unwrap();
         // Inside the grace period nothing expires.
-        assert!(s.expire_due(now_unix(), 200).await.unwrap().is_empty(), "{}", t.name);
-        assert_eq!(s.expire_due(now_unix(), 50).await.unwrap(), vec![late.job.clone()], "{}", t.name);
-        assert_eq!(s.job(&late.job).await.unwrap().unwrap().state, JobState::Expired);
-        assert_eq!(s.job(&settled.job).await.unwrap().unwrap().state, JobState::Settled);
-        assert!(s.expire_due(now_unix(), 50).await.unwrap().is_empty(), "{}: idempotent", t.name);
+        assert!(
+            s.expire_due(now_unix(), 200).await.unwrap().is_empty(),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            s.expire_due(now_unix(), 50).await.unwrap(),
+            vec![late.job.clone()],
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            s.job(&late.job).await.unwrap().unwrap().state,
+            JobState::Expired
+        );
+        assert_eq!(
+            s.job(&settled.job).await.unwrap().unwrap().state,
+            JobState::Settled
+        );
+        assert!(
+            s.expire_due(now_unix(), 50).await.unwrap().is_empty(),
+            "{}: idempotent",
+            t.name
+        );
     }
 }
 
@@ -182,7 +352,9 @@ async fn failed_batch_releases_receipts_for_a_new_one() {
         for id in 1..=3 {
             let j = opened(2, id, b"q");
             s.insert_opened(&j).await.unwrap();
-            s.submit_input(&j.job, &input(std::slice::from_ref(&w))).await.unwrap();
+            s.submit_input(&j.job, &input(std::slice::from_ref(&w)))
+                .await
+                .unwrap();
             s.mark_dispatched(&j.job, &w, 1).await.unwrap();
             s.record_receipt(&j.job, &w, &[id as u8], id).await.unwrap();
             jobs.push(j.job);
@@ -190,8 +362,16 @@ async fn failed_batch_releases_receipts_for_a_new_one() {
         let (entry, taken) = s.create_batch(&w, &jobs).await.unwrap();
         assert_eq!(taken, jobs);
         s.mark_failed(entry.id, "seqno consumed").await.unwrap();
-        assert_eq!(s.outbox_entry(entry.id).await.unwrap().unwrap().status, OutboxStatus::Failed);
-        assert_eq!(s.unbatched_receipts(&w, 10).await.unwrap().len(), 3, "{}", t.name);
+        assert_eq!(
+            s.outbox_entry(entry.id).await.unwrap().unwrap().status,
+            OutboxStatus::Failed
+        );
+        assert_eq!(
+            s.unbatched_receipts(&w, 10).await.unwrap().len(),
+            3,
+            "{}",
+            t.name
+        );
         assert!(jobs.iter().all(|_| true));
         for j in &jobs {
             assert_eq!(s.job(j).await.unwrap().unwrap().state, JobState::Answered);
@@ -199,7 +379,13 @@ async fn failed_batch_releases_receipts_for_a_new_one() {
         let (entry2, taken2) = s.create_batch(&w, &jobs).await.unwrap();
         assert_eq!(taken2.len(), 3);
         assert_ne!(entry.id, entry2.id);
-        assert_eq!(s.outbox_in_status(OutboxStatus::Pending).await.unwrap().len(), 1);
+        assert_eq!(
+            s.outbox_in_status(OutboxStatus::Pending)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
 
@@ -211,15 +397,41 @@ async fn watcher_cursor_is_atomic_with_the_jobs_and_idempotent() {
         assert_eq!(s.cursor(&addr).await.unwrap(), None);
         let a = opened(4, 1, b"a");
         let b = opened(4, u64::MAX, b"b");
-        let c1 = Cursor { lt: 10, hash: [1; 32] };
-        assert_eq!(s.apply_transaction(&addr, c1, &[a.clone(), b.clone()]).await.unwrap(), 2);
+        let c1 = Cursor {
+            lt: 10,
+            hash: [1; 32],
+        };
+        assert_eq!(
+            s.apply_transaction(&addr, c1, &[a.clone(), b.clone()])
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(s.cursor(&addr).await.unwrap(), Some(c1));
         // Replaying the same transaction after a crash inserts nothing.
-        assert_eq!(s.apply_transaction(&addr, c1, &[a.clone(), b.clone()]).await.unwrap(), 0);
-        let c2 = Cursor { lt: u64::MAX - 1, hash: [2; 32] };
+        assert_eq!(
+            s.apply_transaction(&addr, c1, &[a.clone(), b.clone()])
+                .await
+                .unwrap(),
+            0
+        );
+        let c2 = Cursor {
+            lt: u64::MAX - 1,
+            hash: [2; 32],
+        };
         assert_eq!(s.apply_transaction(&addr, c2, &[]).await.unwrap(), 0);
-        assert_eq!(s.cursor(&addr).await.unwrap(), Some(c2), "{}: full u64 range", t.name);
-        assert_eq!(s.job(&b.job).await.unwrap().unwrap().opened, b, "{}: u64::MAX job id", t.name);
+        assert_eq!(
+            s.cursor(&addr).await.unwrap(),
+            Some(c2),
+            "{}: full u64 range",
+            t.name
+        );
+        assert_eq!(
+            s.job(&b.job).await.unwrap().unwrap().opened,
+            b,
+            "{}: u64::MAX job id",
+            t.name
+        );
     }
 }
 
@@ -231,17 +443,34 @@ async fn sqlite_state_survives_a_restart() {
     {
         let s = Store::connect(&url, 2).await.unwrap();
         s.insert_opened(&job).await.unwrap();
-        s.apply_transaction("0:00", Cursor { lt: 5, hash: [5; 32] }, &[]).await.unwrap();
+        s.apply_transaction(
+            "0:00",
+            Cursor {
+                lt: 5,
+                hash: [5; 32],
+            },
+            &[],
+        )
+        .await
+        .unwrap();
         s.close().await;
     }
     let s = Store::connect(&url, 2).await.unwrap();
-    assert_eq!(s.job(&job.job).await.unwrap().unwrap().state, JobState::Opened);
+    assert_eq!(
+        s.job(&job.job).await.unwrap().unwrap().state,
+        JobState::Opened
+    );
     assert_eq!(s.cursor("0:00").await.unwrap().unwrap().lt, 5);
 }
 
 #[tokio::test]
 async fn bad_store_urls_are_typed_errors() {
-    assert!(matches!(Store::connect("mysql://x/y", 1).await, Err(Error::UnsupportedStore { .. })));
-    let err = Store::connect("sqlite:///nonexistent-dir/x/y.db", 1).await.unwrap_err();
+    assert!(matches!(
+        Store::connect("mysql://x/y", 1).await,
+        Err(Error::UnsupportedStore { .. })
+    ));
+    let err = Store::connect("sqlite:///nonexistent-dir/x/y.db", 1)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Store(_)), "{err}");
 }

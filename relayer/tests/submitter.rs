@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use cocoon_relayer::metrics::Metrics;
 use cocoon_relayer::store::{JobState, OutboxStatus, SealedInput, Store};
 use cocoon_relayer::stub::{ReceiptFields, signed_receipt};
-use cocoon_relayer::submitter::{SUBMIT_RECEIPTS_OP, Submitter, WalletSender, submit_receipts_body, submit_value};
+use cocoon_relayer::submitter::{
+    SUBMIT_RECEIPTS_OP, Submitter, WalletSender, submit_receipts_body, submit_value,
+};
 use cocoon_relayer::watcher::SourceError;
 use cocoon_sdk::relay::JobRef;
 use ed25519_dalek::SigningKey;
@@ -37,7 +39,13 @@ impl WalletSender for Wallet {
         let s = self.0.lock().unwrap().seqno;
         Box::pin(async move { Ok(s) })
     }
-    fn build(&self, seqno: u32, to: &str, value: u128, body: Cell) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
+    fn build(
+        &self,
+        seqno: u32,
+        to: &str,
+        value: u128,
+        body: Cell,
+    ) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
         // Stand-in for a signed external: seqno, destination, value, body.
         let body = BagOfCells::from_root(body).serialize(false).unwrap();
         let mut msg = seqno.to_be_bytes().to_vec();
@@ -69,8 +77,17 @@ impl WalletSender for Wallet {
         };
         Box::pin(async move { out })
     }
-    fn landed<'a>(&'a self, msg_hash: &'a [u8; 32]) -> BoxFuture<'a, Result<Option<(u64, [u8; 32])>, SourceError>> {
-        let found = self.0.lock().unwrap().landed.get(msg_hash).map(|(lt, _)| (*lt, [1; 32]));
+    fn landed<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, Result<Option<(u64, [u8; 32])>, SourceError>> {
+        let found = self
+            .0
+            .lock()
+            .unwrap()
+            .landed
+            .get(msg_hash)
+            .map(|(lt, _)| (*lt, [1; 32]));
         Box::pin(async move { Ok(found) })
     }
 }
@@ -105,7 +122,16 @@ async fn answered_jobs(store: &Store, worker: &str, n: u64) -> Vec<JobRef> {
     for id in 1..=n {
         let j = common::opened(1, id, b"in");
         store.insert_opened(&j).await.unwrap();
-        store.submit_input(&j.job, &SealedInput { ciphertext: b"in".to_vec(), candidates: vec![worker.into()] }).await.unwrap();
+        store
+            .submit_input(
+                &j.job,
+                &SealedInput {
+                    ciphertext: b"in".to_vec(),
+                    candidates: vec![worker.into()],
+                },
+            )
+            .await
+            .unwrap();
         store.mark_dispatched(&j.job, worker, 1).await.unwrap();
         let f = ReceiptFields {
             job: j.job.clone(),
@@ -120,14 +146,21 @@ async fn answered_jobs(store: &Store, worker: &str, n: u64) -> Vec<JobRef> {
             input_commitment: j.input_commitment,
             output_commitment: [0; 32],
         };
-        store.record_receipt(&j.job, worker, &signed_receipt(&key, &f).unwrap(), 3).await.unwrap();
+        store
+            .record_receipt(&j.job, worker, &signed_receipt(&key, &f).unwrap(), 3)
+            .await
+            .unwrap();
         jobs.push(j.job);
     }
     jobs
 }
 
 fn wallet(deliver: bool, fail: u32) -> Arc<Wallet> {
-    Arc::new(Wallet(Mutex::new(Chain { deliver, fail_broadcasts: fail, ..Chain::default() })))
+    Arc::new(Wallet(Mutex::new(Chain {
+        deliver,
+        fail_broadcasts: fail,
+        ..Chain::default()
+    })))
 }
 
 #[test]
@@ -149,7 +182,14 @@ fn body_layout_and_value() {
     let r = signed_receipt(&key, &f).unwrap();
     let body = submit_receipts_body(9, &[r.clone(), r.clone()]).unwrap();
     let mut p = body.parser();
-    assert_eq!((p.load_u32(32).unwrap(), p.load_u64(64).unwrap(), p.load_u8(8).unwrap()), (SUBMIT_RECEIPTS_OP, 9, 2));
+    assert_eq!(
+        (
+            p.load_u32(32).unwrap(),
+            p.load_u64(64).unwrap(),
+            p.load_u8(8).unwrap()
+        ),
+        (SUBMIT_RECEIPTS_OP, 9, 2)
+    );
     assert!(submit_receipts_body(1, &[]).is_err());
     assert!(submit_receipts_body(1, &vec![r; 101]).is_err());
     assert_eq!(submit_value(2), 10_000_000 + 2 * 15_000_000);
@@ -161,20 +201,33 @@ async fn receipts_are_batched_sent_confirmed_and_never_resent() {
         let w = common::worker_addr(1);
         let jobs = answered_jobs(&t.store, &w, 5).await;
         let wal = wallet(true, 0);
-        let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new())).with_batch(3);
+        let sub =
+            Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new())).with_batch(3);
         let r1 = sub.tick().await.unwrap();
         assert_eq!((r1.batched, r1.broadcast), (1, 1), "{}", t.name);
-        assert_eq!(t.store.job(&jobs[0]).await.unwrap().unwrap().state, JobState::ReceiptQueued);
+        assert_eq!(
+            t.store.job(&jobs[0]).await.unwrap().unwrap().state,
+            JobState::ReceiptQueued
+        );
         for _ in 0..5 {
             sub.tick().await.unwrap();
         }
         for j in &jobs {
-            assert_eq!(t.store.job(j).await.unwrap().unwrap().state, JobState::Settled, "{}: {j}", t.name);
+            assert_eq!(
+                t.store.job(j).await.unwrap().unwrap().state,
+                JobState::Settled,
+                "{}: {j}",
+                t.name
+            );
         }
         let chain = wal.0.lock().unwrap();
         let counts = settled_counts(&chain);
         assert_eq!(counts.len(), 5, "{}", t.name);
-        assert!(counts.values().all(|c| *c == 1), "{}: each receipt once: {counts:?}", t.name);
+        assert!(
+            counts.values().all(|c| *c == 1),
+            "{}: each receipt once: {counts:?}",
+            t.name
+        );
         assert_eq!(chain.landed.len(), 2, "two batches (3 + 2)");
     }
 }
@@ -190,15 +243,28 @@ async fn failed_broadcasts_are_retried_with_the_same_bytes() {
     sub.tick().await.unwrap();
     let sent = t.store.outbox_in_status(OutboxStatus::Sent).await.unwrap();
     assert_eq!(sent.len(), 1);
-    assert!(sent[0].last_error.as_deref().unwrap_or_default().contains("502"));
+    assert!(
+        sent[0]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("502")
+    );
     for _ in 0..4 {
         sub.tick().await.unwrap();
     }
-    assert_eq!(t.store.job(&jobs[1]).await.unwrap().unwrap().state, JobState::Settled);
+    assert_eq!(
+        t.store.job(&jobs[1]).await.unwrap().unwrap().state,
+        JobState::Settled
+    );
     let chain = wal.0.lock().unwrap();
     assert_eq!(chain.landed.len(), 1);
     assert!(settled_counts(&chain).values().all(|c| *c == 1));
-    assert!(metrics.render().contains("cocoon_relayer_submit_failures_total 2"));
+    assert!(
+        metrics
+            .render()
+            .contains("cocoon_relayer_submit_failures_total 2")
+    );
 }
 
 #[tokio::test]
@@ -208,15 +274,28 @@ async fn a_crash_between_recording_and_broadcasting_sends_once() {
     let jobs = answered_jobs(&t.store, &w, 1).await;
     // The first process records the message, then "dies" before it reaches the node.
     let lost = wallet(false, 0);
-    Submitter::new(t.store.clone(), lost, Arc::new(Metrics::new())).tick().await.unwrap();
-    assert_eq!(t.store.outbox_in_status(OutboxStatus::Sent).await.unwrap().len(), 1);
+    Submitter::new(t.store.clone(), lost, Arc::new(Metrics::new()))
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store
+            .outbox_in_status(OutboxStatus::Sent)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // The restarted process re-broadcasts those bytes; they land once.
     let wal = wallet(true, 0);
     let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new()));
     for _ in 0..3 {
         sub.tick().await.unwrap();
     }
-    assert_eq!(t.store.job(&jobs[0]).await.unwrap().unwrap().state, JobState::Settled);
+    assert_eq!(
+        t.store.job(&jobs[0]).await.unwrap().unwrap().state,
+        JobState::Settled
+    );
     assert_eq!(wal.0.lock().unwrap().landed.len(), 1);
 }
 
@@ -226,7 +305,8 @@ async fn a_batch_whose_seqno_was_taken_is_rebatched() {
     let w = common::worker_addr(1);
     let jobs = answered_jobs(&t.store, &w, 2).await;
     let wal = wallet(false, 0);
-    let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new())).with_confirm_grace(0);
+    let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new()))
+        .with_confirm_grace(0);
     sub.tick().await.unwrap();
     // Something else used the wallet's seqno: this message can never land.
     {
@@ -240,10 +320,24 @@ async fn a_batch_whose_seqno_was_taken_is_rebatched() {
         sub.tick().await.unwrap();
     }
     for j in &jobs {
-        assert_eq!(t.store.job(j).await.unwrap().unwrap().state, JobState::Settled);
+        assert_eq!(
+            t.store.job(j).await.unwrap().unwrap().state,
+            JobState::Settled
+        );
     }
-    assert!(settled_counts(&wal.0.lock().unwrap()).values().all(|c| *c == 1));
-    assert_eq!(t.store.outbox_in_status(OutboxStatus::Failed).await.unwrap().len(), 1);
+    assert!(
+        settled_counts(&wal.0.lock().unwrap())
+            .values()
+            .all(|c| *c == 1)
+    );
+    assert_eq!(
+        t.store
+            .outbox_in_status(OutboxStatus::Failed)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -252,7 +346,8 @@ async fn an_expired_message_is_given_up_and_its_receipts_resent_once() {
     let w = common::worker_addr(1);
     let jobs = answered_jobs(&t.store, &w, 1).await;
     let wal = wallet(false, 0);
-    let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new())).with_message_expiry(0);
+    let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new()))
+        .with_message_expiry(0);
     sub.tick().await.unwrap();
     // The node dropped it and it expired: the seqno never moved.
     let r = sub.tick().await.unwrap();
@@ -261,6 +356,9 @@ async fn an_expired_message_is_given_up_and_its_receipts_resent_once() {
     for _ in 0..3 {
         sub.tick().await.unwrap();
     }
-    assert_eq!(t.store.job(&jobs[0]).await.unwrap().unwrap().state, JobState::Settled);
+    assert_eq!(
+        t.store.job(&jobs[0]).await.unwrap().unwrap().state,
+        JobState::Settled
+    );
     assert_eq!(wal.0.lock().unwrap().landed.len(), 1);
 }

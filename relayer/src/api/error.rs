@@ -20,31 +20,54 @@ impl ApiFailure {
     /// A failure with the status that belongs to `code`.
     pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         let status = match code {
-            ApiErrorCode::BadRequest | ApiErrorCode::BadParameter | ApiErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
+            ApiErrorCode::BadRequest
+            | ApiErrorCode::BadParameter
+            | ApiErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
             ApiErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiErrorCode::JobNotFound => StatusCode::NOT_FOUND,
             ApiErrorCode::NotOpen | ApiErrorCode::AlreadySubmitted => StatusCode::CONFLICT,
-            ApiErrorCode::CommitmentMismatch | ApiErrorCode::NoCandidates => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiErrorCode::CommitmentMismatch | ApiErrorCode::NoCandidates => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self { status, body: ApiError { error: code, message: message.into() } }
+        Self {
+            status,
+            body: ApiError {
+                error: code,
+                message: message.into(),
+            },
+        }
     }
 
     /// The snake_case name of the code (metrics label).
     pub fn code_name(&self) -> String {
-        serde_json::to_value(self.body.error).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        serde_json::to_value(self.body.error)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 }
 
 impl From<Error> for ApiFailure {
     fn from(e: Error) -> Self {
         match e {
-            Error::JobNotFound { job } => ApiFailure::new(ApiErrorCode::JobNotFound, format!("job {job} has not been seen opened on-chain")),
-            Error::AlreadySubmitted { job } => ApiFailure::new(ApiErrorCode::AlreadySubmitted, format!("input for job {job} was already submitted")),
-            Error::NotOpen { job, state } => ApiFailure::new(ApiErrorCode::NotOpen, format!("job {job} is {state}, not open")),
-            Error::InvalidAddress { address, detail } => {
-                ApiFailure::new(ApiErrorCode::BadParameter, format!("invalid address {address:?}: {detail}"))
-            }
+            Error::JobNotFound { job } => ApiFailure::new(
+                ApiErrorCode::JobNotFound,
+                format!("job {job} has not been seen opened on-chain"),
+            ),
+            Error::AlreadySubmitted { job } => ApiFailure::new(
+                ApiErrorCode::AlreadySubmitted,
+                format!("input for job {job} was already submitted"),
+            ),
+            Error::NotOpen { job, state } => ApiFailure::new(
+                ApiErrorCode::NotOpen,
+                format!("job {job} is {state}, not open"),
+            ),
+            Error::InvalidAddress { address, detail } => ApiFailure::new(
+                ApiErrorCode::BadParameter,
+                format!("invalid address {address:?}: {detail}"),
+            ),
             other => {
                 tracing::error!(target: "relayer::api", error = %other, "internal error");
                 ApiFailure::new(ApiErrorCode::Internal, "internal error")

@@ -21,7 +21,14 @@ pub async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         store,
         relayer_id: shared.config.relayer_id.clone(),
     };
-    (if store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    (
+        if store {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
 }
 
 /// Prometheus text format; job counts are read from the store at scrape time.
@@ -29,6 +36,15 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     if let Ok(counts) = shared.store.count_by_state().await {
         shared.metrics.set_job_counts(&counts);
     }
-    shared.metrics.worker_sessions.set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render())
+    shared
+        .metrics
+        .worker_sessions
+        .set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
 }

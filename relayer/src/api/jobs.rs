@@ -19,9 +19,12 @@ use crate::store::{JobState, SealedInput};
 /// Parses the `{escrow}/{job_id}` path parameters.
 pub(super) fn job_ref(escrow: &str, job_id: &str) -> Result<JobRef, ApiFailure> {
     let escrow = crate::address::normalize(escrow)?;
-    let job_id = job_id
-        .parse::<u64>()
-        .map_err(|_| ApiFailure::new(ApiErrorCode::BadParameter, format!("job id {:?} is not a u64", truncate(job_id))))?;
+    let job_id = job_id.parse::<u64>().map_err(|_| {
+        ApiFailure::new(
+            ApiErrorCode::BadParameter,
+            format!("job id {:?} is not a u64", truncate(job_id)),
+        )
+    })?;
     Ok(JobRef::new(escrow, job_id))
 }
 
@@ -51,34 +54,62 @@ async fn accept(
     let job = job_ref(escrow, job_id)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiFailure::new(ApiErrorCode::TooLarge, format!("body larger than {} bytes", shared.config.max_body_bytes()))
+            ApiFailure::new(
+                ApiErrorCode::TooLarge,
+                format!("body larger than {} bytes", shared.config.max_body_bytes()),
+            )
         } else {
             ApiFailure::new(ApiErrorCode::BadRequest, e.body_text())
         }
     })?;
-    let req: SubmitInput = serde_json::from_slice(&body)
-        .map_err(|e| ApiFailure::new(ApiErrorCode::BadRequest, format!("body is not a SubmitInput: {e}")))?;
+    let req: SubmitInput = serde_json::from_slice(&body).map_err(|e| {
+        ApiFailure::new(
+            ApiErrorCode::BadRequest,
+            format!("body is not a SubmitInput: {e}"),
+        )
+    })?;
     if req.version != PROTOCOL_VERSION {
         return Err(ApiFailure::new(
             ApiErrorCode::UnsupportedVersion,
-            format!("relayer speaks version {PROTOCOL_VERSION}, client {}", req.version),
+            format!(
+                "relayer speaks version {PROTOCOL_VERSION}, client {}",
+                req.version
+            ),
         ));
     }
     if req.sealed_input.is_empty() {
-        return Err(ApiFailure::new(ApiErrorCode::BadRequest, "sealed_input is empty"));
+        return Err(ApiFailure::new(
+            ApiErrorCode::BadRequest,
+            "sealed_input is empty",
+        ));
     }
     if req.sealed_input.len() > shared.config.max_input_bytes {
         return Err(ApiFailure::new(
             ApiErrorCode::TooLarge,
-            format!("sealed input of {} bytes exceeds {}", req.sealed_input.len(), shared.config.max_input_bytes),
+            format!(
+                "sealed input of {} bytes exceeds {}",
+                req.sealed_input.len(),
+                shared.config.max_input_bytes
+            ),
         ));
     }
-    let record = shared.store.job(&job).await?.ok_or_else(|| crate::Error::JobNotFound { job: job.to_string() })?;
+    let record = shared
+        .store
+        .job(&job)
+        .await?
+        .ok_or_else(|| crate::Error::JobNotFound {
+            job: job.to_string(),
+        })?;
     if record.state != JobState::Opened {
         return Err(if shared.store.sealed_input(&job).await?.is_some() {
-            crate::Error::AlreadySubmitted { job: job.to_string() }
+            crate::Error::AlreadySubmitted {
+                job: job.to_string(),
+            }
         } else {
-            crate::Error::NotOpen { job: job.to_string(), state: record.state }
+            crate::Error::NotOpen {
+                job: job.to_string(),
+                state: record.state,
+            }
         }
         .into());
     }
@@ -89,16 +120,39 @@ async fn accept(
             "sha256 of sealed_input differs from the job's on-chain input commitment",
         ));
     }
-    let candidates = req.candidates.iter().map(|c| crate::address::normalize(c)).collect::<Result<Vec<_>, _>>()?;
+    let candidates = req
+        .candidates
+        .iter()
+        .map(|c| crate::address::normalize(c))
+        .collect::<Result<Vec<_>, _>>()?;
     if record.opened.route_worker.is_none() && candidates.is_empty() {
-        return Err(ApiFailure::new(ApiErrorCode::NoCandidates, "name the workers the input is sealed to"));
+        return Err(ApiFailure::new(
+            ApiErrorCode::NoCandidates,
+            "name the workers the input is sealed to",
+        ));
     }
     let bytes = req.sealed_input.len();
-    let stored = shared.store.submit_input(&job, &SealedInput { ciphertext: req.sealed_input, candidates }).await?;
+    let stored = shared
+        .store
+        .submit_input(
+            &job,
+            &SealedInput {
+                ciphertext: req.sealed_input,
+                candidates,
+            },
+        )
+        .await?;
     info!(target: "relayer::api", %job, bytes, "sealed input accepted");
     shared.dispatcher.start(shared, job.clone());
     let stream = format!("/v1/jobs/{}/{}/stream", job.escrow, job.job_id);
-    Ok((StatusCode::ACCEPTED, Json(SubmitAccepted { job, state: stored.state.to_string(), stream })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SubmitAccepted {
+            job,
+            state: stored.state.to_string(),
+            stream,
+        }),
+    ))
 }
 
 /// Where a job stands and why.
@@ -107,7 +161,13 @@ pub async fn status(
     Path((escrow, job_id)): Path<(String, String)>,
 ) -> Result<Json<JobStatus>, ApiFailure> {
     let job = job_ref(&escrow, &job_id)?;
-    let r = shared.store.job(&job).await?.ok_or_else(|| crate::Error::JobNotFound { job: job.to_string() })?;
+    let r = shared
+        .store
+        .job(&job)
+        .await?
+        .ok_or_else(|| crate::Error::JobNotFound {
+            job: job.to_string(),
+        })?;
     Ok(Json(JobStatus {
         job,
         state: r.state.to_string(),

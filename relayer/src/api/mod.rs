@@ -22,7 +22,10 @@ use crate::relayer::Shared;
 pub fn router(shared: Arc<Shared>) -> Router {
     let body_limit = shared.config.max_body_bytes();
     Router::new()
-        .route("/v1/jobs/{escrow}/{job_id}/input", post(jobs::submit_input).layer(DefaultBodyLimit::max(body_limit)))
+        .route(
+            "/v1/jobs/{escrow}/{job_id}/input",
+            post(jobs::submit_input).layer(DefaultBodyLimit::max(body_limit)),
+        )
         .route("/v1/jobs/{escrow}/{job_id}", get(jobs::status))
         .route("/v1/jobs/{escrow}/{job_id}/stream", get(stream::stream))
         .route("/v1/workers", get(workers::list))

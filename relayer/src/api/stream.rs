@@ -24,11 +24,19 @@ pub async fn stream(
     Path((escrow, job_id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiFailure> {
     let job = job_ref(&escrow, &job_id)?;
-    let record = shared.store.job(&job).await?.ok_or_else(|| crate::Error::JobNotFound { job: job.to_string() })?;
+    let record = shared
+        .store
+        .job(&job)
+        .await?
+        .ok_or_else(|| crate::Error::JobNotFound {
+            job: job.to_string(),
+        })?;
     let sub = match shared.hub.subscribe(&job) {
         Some(sub) => sub,
         // Finished before this process saw it stream (restart, eviction): rebuild the end.
-        None if record.state.is_final() || matches!(record.state, JobState::Answered | JobState::ReceiptQueued) => {
+        None if record.state.is_final()
+            || matches!(record.state, JobState::Answered | JobState::ReceiptQueued) =>
+        {
             let mut history = Vec::new();
             if let Some(r) = shared.store.receipt(&job).await? {
                 history.push(StreamEvent::Receipt {
@@ -39,9 +47,14 @@ pub async fn stream(
                     cost: r.cost,
                 });
             } else {
-                history.push(StreamEvent::Failed { reason: record.reason.unwrap_or_else(|| record.state.to_string()) });
+                history.push(StreamEvent::Failed {
+                    reason: record.reason.unwrap_or_else(|| record.state.to_string()),
+                });
             }
-            Subscription { history, live: None }
+            Subscription {
+                history,
+                live: None,
+            }
         }
         None => shared.hub.subscribe_or_create(&job),
     };
@@ -51,10 +64,17 @@ pub async fn stream(
 }
 
 fn event(ev: &StreamEvent) -> Event {
-    Event::default().event(ev.name()).data(serde_json::to_string(ev).unwrap_or_default())
+    Event::default()
+        .event(ev.name())
+        .data(serde_json::to_string(ev).unwrap_or_default())
 }
 
-async fn forward(shared: Arc<Shared>, job: JobRef, sub: Subscription, tx: mpsc::Sender<Result<Event, Infallible>>) {
+async fn forward(
+    shared: Arc<Shared>,
+    job: JobRef,
+    sub: Subscription,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+) {
     let mut sent = 0usize;
     for ev in &sub.history {
         if tx.send(Ok(event(ev))).await.is_err() || ev.is_final() {

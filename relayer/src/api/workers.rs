@@ -17,10 +17,17 @@ pub struct WorkersQuery {
 }
 
 /// Lists workers serving the model (all when no model is given), best first.
-pub async fn list(State(shared): State<Arc<Shared>>, Query(q): Query<WorkersQuery>) -> Result<Json<WorkerList>, ApiFailure> {
+pub async fn list(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<WorkersQuery>,
+) -> Result<Json<WorkerList>, ApiFailure> {
     let model = q
         .model
-        .map(|m| m.parse::<u32>().map_err(|_| ApiFailure::new(ApiErrorCode::BadParameter, "model must be a u32 model id")))
+        .map(|m| {
+            m.parse::<u32>().map_err(|_| {
+                ApiFailure::new(ApiErrorCode::BadParameter, "model must be a u32 model id")
+            })
+        })
         .transpose()?;
     let timeout = shared.config.session_timeout();
     let mut workers: Vec<_> = shared
@@ -32,7 +39,12 @@ pub async fn list(State(shared): State<Arc<Shared>>, Query(q): Query<WorkersQuer
         .collect();
     workers.sort_by_key(|w| {
         let load = u64::from(w.load) * 1000 / u64::from(w.capacity.max(1));
-        (!w.healthy, load, u128::from(w.price_in) + u128::from(w.price_out), w.worker.clone())
+        (
+            !w.healthy,
+            load,
+            u128::from(w.price_in) + u128::from(w.price_out),
+            w.worker.clone(),
+        )
     });
     Ok(Json(WorkerList { workers }))
 }

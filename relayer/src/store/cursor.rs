@@ -22,18 +22,28 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(Cursor { lt: from_db(row.try_get("lt")?), hash: hash32("watcher_cursor", "hash", row.try_get("hash")?)? }))
+        Ok(Some(Cursor {
+            lt: from_db(row.try_get("lt")?),
+            hash: hash32("watcher_cursor", "hash", row.try_get("hash")?)?,
+        }))
     }
 
     /// Records the jobs found in one transaction and advances the cursor past it, atomically:
     /// after a crash the transaction is either fully processed or not at all, and replaying it
     /// inserts nothing twice. Returns how many jobs were new.
-    pub async fn apply_transaction(&self, address: &str, cursor: Cursor, jobs: &[OpenedJob]) -> Result<usize> {
+    pub async fn apply_transaction(
+        &self,
+        address: &str,
+        cursor: Cursor,
+        jobs: &[OpenedJob],
+    ) -> Result<usize> {
         let mut tx = self.pool().begin().await?;
         let now = super::now_unix();
         let mut new = 0;
         for job in jobs {
-            let done = super::jobs::bind_opened(sqlx::query(super::jobs::INSERT_OPENED), job, now).execute(&mut *tx).await?;
+            let done = super::jobs::bind_opened(sqlx::query(super::jobs::INSERT_OPENED), job, now)
+                .execute(&mut *tx)
+                .await?;
             new += done.rows_affected() as usize;
         }
         sqlx::query(

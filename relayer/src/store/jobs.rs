@@ -70,7 +70,10 @@ impl JobState {
 
     /// No transition leaves a final state.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Settled | JobState::Expired | JobState::Failed)
+        matches!(
+            self,
+            JobState::Settled | JobState::Expired | JobState::Failed
+        )
     }
 
     /// States from which `self` may be entered.
@@ -85,7 +88,9 @@ impl JobState {
             Answered => &[Dispatched],
             ReceiptQueued => &[Answered],
             // A settlement may be seen on-chain at any point (the worker may post it itself).
-            Settled | Expired | Failed => &[Opened, InputReceived, Dispatched, Answered, ReceiptQueued],
+            Settled | Expired | Failed => {
+                &[Opened, InputReceived, Dispatched, Answered, ReceiptQueued]
+            }
         }
     }
 
@@ -184,11 +189,16 @@ fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
     let max_cost: String = row.try_get("max_cost")?;
     Ok(JobRecord {
         opened: OpenedJob {
-            job: JobRef::new(row.try_get::<String, _>("escrow")?, from_db(row.try_get("job_id")?)),
+            job: JobRef::new(
+                row.try_get::<String, _>("escrow")?,
+                from_db(row.try_get("job_id")?),
+            ),
             escrow_owner: row.try_get("escrow_owner")?,
-            model_id: u32::try_from(model_id).map_err(|_| corrupt("jobs", "model_id", model_id.to_string()))?,
+            model_id: u32::try_from(model_id)
+                .map_err(|_| corrupt("jobs", "model_id", model_id.to_string()))?,
             max_cost: money("jobs", "max_cost", &max_cost)?,
-            deadline: u32::try_from(deadline).map_err(|_| corrupt("jobs", "deadline", deadline.to_string()))?,
+            deadline: u32::try_from(deadline)
+                .map_err(|_| corrupt("jobs", "deadline", deadline.to_string()))?,
             input_commitment: hash32("jobs", "input_commitment", row.try_get("input_commitment")?)?,
             route_worker: row.try_get("route_worker")?,
             opened_lt: from_db(row.try_get("opened_lt")?),
@@ -196,7 +206,8 @@ fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
         state: JobState::parse(&state).ok_or_else(|| corrupt("jobs", "state", state.clone()))?,
         reason: row.try_get("reason")?,
         worker: row.try_get("worker")?,
-        attempts: u32::try_from(attempts).map_err(|_| corrupt("jobs", "attempts", attempts.to_string()))?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| corrupt("jobs", "attempts", attempts.to_string()))?,
         updated_at: row.try_get("updated_at")?,
     })
 }
@@ -205,17 +216,21 @@ impl Store {
     /// Records a job seen on-chain. Idempotent: returns `false` when it was already known (a
     /// replayed transaction never resets a job).
     pub async fn insert_opened(&self, job: &OpenedJob) -> Result<bool> {
-        let done = bind_opened(sqlx::query(INSERT_OPENED), job, now_unix()).execute(self.pool()).await?;
+        let done = bind_opened(sqlx::query(INSERT_OPENED), job, now_unix())
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// The job, if the relayer has seen it.
     pub async fn job(&self, job: &JobRef) -> Result<Option<JobRecord>> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE escrow = $1 AND job_id = $2"))
-            .bind(&job.escrow)
-            .bind(to_db(job.job_id))
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE escrow = $1 AND job_id = $2"
+        ))
+        .bind(&job.escrow)
+        .bind(to_db(job.job_id))
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
@@ -233,12 +248,15 @@ impl Store {
 
     /// How many jobs are in each state (states with none are listed with 0).
     pub async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetch_all(self.pool()).await?;
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
         let mut out: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
         for row in rows {
             let state: String = row.try_get("state")?;
             let n: i64 = row.try_get("n")?;
-            let st = JobState::parse(&state).ok_or_else(|| corrupt("jobs", "state", state.clone()))?;
+            let st =
+                JobState::parse(&state).ok_or_else(|| corrupt("jobs", "state", state.clone()))?;
             if let Some(slot) = out.iter_mut().find(|(s, _)| *s == st) {
                 slot.1 = n.max(0) as u64;
             }
@@ -248,11 +266,22 @@ impl Store {
 
     /// Moves a job to `to` if the state machine allows it from its current state; `reason`
     /// replaces the stored one when given.
-    pub async fn transition(&self, job: &JobRef, to: JobState, reason: Option<&str>) -> Result<JobRecord> {
+    pub async fn transition(
+        &self,
+        job: &JobRef,
+        to: JobState,
+        reason: Option<&str>,
+    ) -> Result<JobRecord> {
         let from = to.allowed_from();
         if from.is_empty() {
-            let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound { job: job.to_string() })?;
-            return Err(Error::InvalidTransition { job: job.to_string(), from: record.state, to });
+            let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound {
+                job: job.to_string(),
+            })?;
+            return Err(Error::InvalidTransition {
+                job: job.to_string(),
+                from: record.state,
+                to,
+            });
         }
         let in_list: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 6)).collect();
         let sql = format!(
@@ -270,11 +299,17 @@ impl Store {
             q = q.bind(st.as_str());
         }
         let done = q.execute(self.pool()).await?;
-        let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound { job: job.to_string() })?;
+        let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound {
+            job: job.to_string(),
+        })?;
         if done.rows_affected() == 1 {
             Ok(record)
         } else {
-            Err(Error::InvalidTransition { job: job.to_string(), from: record.state, to })
+            Err(Error::InvalidTransition {
+                job: job.to_string(),
+                from: record.state,
+                to,
+            })
         }
     }
 
@@ -298,8 +333,14 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound { job: job.to_string() })?;
-        Err(Error::InvalidTransition { job: job.to_string(), from: record.state, to: JobState::Dispatched })
+        let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound {
+            job: job.to_string(),
+        })?;
+        Err(Error::InvalidTransition {
+            job: job.to_string(),
+            from: record.state,
+            to: JobState::Dispatched,
+        })
     }
 
     /// Stores the client's sealed input and moves the job from opened to input_received, in one
@@ -322,9 +363,16 @@ impl Store {
             tx.rollback().await?;
             let has_input = self.sealed_input(job).await?.is_some();
             return match self.job(job).await? {
-                None => Err(Error::JobNotFound { job: job.to_string() }),
-                Some(_) if has_input => Err(Error::AlreadySubmitted { job: job.to_string() }),
-                Some(r) => Err(Error::NotOpen { job: job.to_string(), state: r.state }),
+                None => Err(Error::JobNotFound {
+                    job: job.to_string(),
+                }),
+                Some(_) if has_input => Err(Error::AlreadySubmitted {
+                    job: job.to_string(),
+                }),
+                Some(r) => Err(Error::NotOpen {
+                    job: job.to_string(),
+                    state: r.state,
+                }),
             };
         }
         let candidates = serde_json::to_string(&input.candidates).unwrap_or_else(|_| "[]".into());
@@ -341,19 +389,25 @@ impl Store {
         .await?;
         if inserted.rows_affected() != 1 {
             tx.rollback().await?;
-            return Err(Error::AlreadySubmitted { job: job.to_string() });
+            return Err(Error::AlreadySubmitted {
+                job: job.to_string(),
+            });
         }
         tx.commit().await?;
-        self.job(job).await?.ok_or_else(|| Error::JobNotFound { job: job.to_string() })
+        self.job(job).await?.ok_or_else(|| Error::JobNotFound {
+            job: job.to_string(),
+        })
     }
 
     /// The sealed input of a job, if submitted.
     pub async fn sealed_input(&self, job: &JobRef) -> Result<Option<SealedInput>> {
-        let row = sqlx::query("SELECT ciphertext, candidates FROM sealed_inputs WHERE escrow = $1 AND job_id = $2")
-            .bind(&job.escrow)
-            .bind(to_db(job.job_id))
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT ciphertext, candidates FROM sealed_inputs WHERE escrow = $1 AND job_id = $2",
+        )
+        .bind(&job.escrow)
+        .bind(to_db(job.job_id))
+        .fetch_optional(self.pool())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let candidates: String = row.try_get("candidates")?;
         Ok(Some(SealedInput {
@@ -378,8 +432,14 @@ impl Store {
         .await?;
         let mut expired = Vec::with_capacity(rows.len());
         for row in rows {
-            let job = JobRef::new(row.try_get::<String, _>("escrow")?, from_db(row.try_get("job_id")?));
-            match self.transition(&job, JobState::Expired, Some("deadline passed unsettled")).await {
+            let job = JobRef::new(
+                row.try_get::<String, _>("escrow")?,
+                from_db(row.try_get("job_id")?),
+            );
+            match self
+                .transition(&job, JobState::Expired, Some("deadline passed unsettled"))
+                .await
+            {
                 Ok(_) => expired.push(job),
                 // Settled or finished meanwhile (another instance, the submitter): nothing to do.
                 Err(Error::InvalidTransition { .. }) => {}

@@ -19,10 +19,10 @@ use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
+use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::AnyPool;
 
 pub use cursor::Cursor;
 pub use jobs::{JobRecord, JobState, OpenedJob, SealedInput};
@@ -57,14 +57,24 @@ impl Engine {
         } else {
             // Never echo a URL that may hold a password beyond its scheme.
             let scheme = url.split(':').next().unwrap_or_default().to_string();
-            Err(Error::UnsupportedStore { url: format!("{scheme}:…") })
+            Err(Error::UnsupportedStore {
+                url: format!("{scheme}:…"),
+            })
         }
     }
 
     fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
         match self {
-            Engine::Sqlite => &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))],
-            Engine::Postgres => &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))],
+            Engine::Sqlite => &[(
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            )],
+            Engine::Postgres => &[(
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            )],
         }
     }
 }
@@ -80,7 +90,13 @@ impl MigrationSource<'static> for Embedded {
             .migrations()
             .iter()
             .map(|(version, name, sql)| {
-                Migration::new(*version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
             })
             .collect();
         Box::pin(async move { Ok(migrations) })
@@ -99,10 +115,15 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         let engine = Engine::from_url(url)?;
         install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(max_connections.max(1)).connect(url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect(url)
+            .await?;
         if engine == Engine::Sqlite {
             // WAL lets the API read while the dispatcher writes; it persists in the file.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         let migrator = Migrator::new(Embedded(engine)).await?;
         migrator.run(&pool).await?;
@@ -143,19 +164,28 @@ pub fn from_db(v: i64) -> u64 {
 
 /// Unix time now, seconds.
 pub fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn corrupt(table: &'static str, column: &'static str, detail: impl Into<String>) -> Error {
-    Error::CorruptRow { table, column, detail: detail.into() }
+    Error::CorruptRow {
+        table,
+        column,
+        detail: detail.into(),
+    }
 }
 
 fn hash32(table: &'static str, column: &'static str, v: Vec<u8>) -> Result<[u8; 32]> {
-    v.try_into().map_err(|v: Vec<u8>| corrupt(table, column, format!("{} bytes, want 32", v.len())))
+    v.try_into()
+        .map_err(|v: Vec<u8>| corrupt(table, column, format!("{} bytes, want 32", v.len())))
 }
 
 fn money(table: &'static str, column: &'static str, v: &str) -> Result<u64> {
-    v.parse().map_err(|_| corrupt(table, column, format!("{v:?} is not nanoTON")))
+    v.parse()
+        .map_err(|_| corrupt(table, column, format!("{v:?} is not nanoTON")))
 }
 
 #[cfg(test)]
@@ -172,8 +202,13 @@ mod tests {
     #[test]
     fn engines_by_url() {
         assert_eq!(Engine::from_url("sqlite://x.db").unwrap(), Engine::Sqlite);
-        assert_eq!(Engine::from_url("postgres://u:p@h/db").unwrap(), Engine::Postgres);
-        let err = Engine::from_url("mysql://u:secret@h/db").unwrap_err().to_string();
+        assert_eq!(
+            Engine::from_url("postgres://u:p@h/db").unwrap(),
+            Engine::Postgres
+        );
+        let err = Engine::from_url("mysql://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mysql") && !err.contains("secret"), "{err}");
     }
 }

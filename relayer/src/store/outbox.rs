@@ -36,9 +36,14 @@ impl OutboxStatus {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [OutboxStatus::Pending, OutboxStatus::Sent, OutboxStatus::Confirmed, OutboxStatus::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            OutboxStatus::Pending,
+            OutboxStatus::Sent,
+            OutboxStatus::Confirmed,
+            OutboxStatus::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -75,8 +80,11 @@ fn entry_from_row(row: &AnyRow) -> Result<OutboxEntry> {
     Ok(OutboxEntry {
         id: row.try_get("id")?,
         worker: row.try_get("worker")?,
-        status: OutboxStatus::parse(&status).ok_or_else(|| corrupt("outbox", "status", status.clone()))?,
-        seqno: seqno.map(|s| u32::try_from(s).map_err(|_| corrupt("outbox", "seqno", s.to_string()))).transpose()?,
+        status: OutboxStatus::parse(&status)
+            .ok_or_else(|| corrupt("outbox", "status", status.clone()))?,
+        seqno: seqno
+            .map(|s| u32::try_from(s).map_err(|_| corrupt("outbox", "seqno", s.to_string())))
+            .transpose()?,
         message: row.try_get("message")?,
         msg_hash: row.try_get("msg_hash")?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -90,7 +98,11 @@ impl Store {
     /// Creates a pending batch of `jobs` (answered, with unbatched receipts of `worker`) and moves
     /// those jobs to receipt_queued, in one transaction. Jobs whose receipt is already batched or
     /// that are no longer answered are left out; returns the entry and the jobs it holds.
-    pub async fn create_batch(&self, worker: &str, jobs: &[JobRef]) -> Result<(OutboxEntry, Vec<JobRef>)> {
+    pub async fn create_batch(
+        &self,
+        worker: &str,
+        jobs: &[JobRef],
+    ) -> Result<(OutboxEntry, Vec<JobRef>)> {
         let mut tx = self.pool().begin().await?;
         let now = now_unix();
         let row = sqlx::query(
@@ -127,13 +139,19 @@ impl Store {
             taken.push(job.clone());
         }
         tx.commit().await?;
-        let entry = self.outbox_entry(id).await?.ok_or_else(|| corrupt("outbox", "id", format!("{id} vanished")))?;
+        let entry = self
+            .outbox_entry(id)
+            .await?
+            .ok_or_else(|| corrupt("outbox", "id", format!("{id} vanished")))?;
         Ok((entry, taken))
     }
 
     /// One outbox entry.
     pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
-        let row = sqlx::query("SELECT * FROM outbox WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT * FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(entry_from_row).transpose()
     }
 
@@ -154,7 +172,10 @@ impl Store {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let job = JobRef::new(row.try_get::<String, _>("escrow")?, from_db(row.try_get("job_id")?));
+            let job = JobRef::new(
+                row.try_get::<String, _>("escrow")?,
+                from_db(row.try_get("job_id")?),
+            );
             if let Some(r) = self.receipt(&job).await? {
                 out.push(r);
             }
@@ -163,7 +184,13 @@ impl Store {
     }
 
     /// Records that the batch was sent (or re-sent) as `message` with wallet `seqno`.
-    pub async fn mark_sent(&self, id: i64, seqno: u32, message: &[u8], msg_hash: &[u8]) -> Result<()> {
+    pub async fn mark_sent(
+        &self,
+        id: i64,
+        seqno: u32,
+        message: &[u8],
+        msg_hash: &[u8],
+    ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE outbox SET status = $1, seqno = $2, message = $3, msg_hash = $4, attempts = attempts + 1, \
              updated_at = $5 WHERE id = $6 AND status IN ($7, $8)",
@@ -260,7 +287,10 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE receipts SET outbox_id = NULL WHERE outbox_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE receipts SET outbox_id = NULL WHERE outbox_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -25,7 +25,10 @@ pub struct StoredReceipt {
 fn receipt_from_row(row: &AnyRow) -> Result<StoredReceipt> {
     let cost: String = row.try_get("cost")?;
     Ok(StoredReceipt {
-        job: JobRef::new(row.try_get::<String, _>("escrow")?, from_db(row.try_get("job_id")?)),
+        job: JobRef::new(
+            row.try_get::<String, _>("escrow")?,
+            from_db(row.try_get("job_id")?),
+        ),
         worker: row.try_get("worker")?,
         receipt: row.try_get("receipt")?,
         cost: money("receipts", "cost", &cost)?,
@@ -37,7 +40,13 @@ impl Store {
     /// Stores the receipt of a dispatched job and moves it dispatched → answered, atomically: a
     /// job is never answered without its receipt on disk. `worker` must be the worker the job
     /// was dispatched to.
-    pub async fn record_receipt(&self, job: &JobRef, worker: &str, receipt: &[u8], cost: u64) -> Result<()> {
+    pub async fn record_receipt(
+        &self,
+        job: &JobRef,
+        worker: &str,
+        receipt: &[u8],
+        cost: u64,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let now = now_unix();
         let moved = sqlx::query(
@@ -53,8 +62,14 @@ impl Store {
         .await?;
         if moved.rows_affected() != 1 {
             tx.rollback().await?;
-            let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound { job: job.to_string() })?;
-            return Err(Error::InvalidTransition { job: job.to_string(), from: record.state, to: JobState::Answered });
+            let record = self.job(job).await?.ok_or_else(|| Error::JobNotFound {
+                job: job.to_string(),
+            })?;
+            return Err(Error::InvalidTransition {
+                job: job.to_string(),
+                from: record.state,
+                to: JobState::Answered,
+            });
         }
         sqlx::query(
             "INSERT INTO receipts (escrow, job_id, worker, receipt, cost, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -95,9 +110,13 @@ impl Store {
 
     /// Workers that have receipts waiting for a batch.
     pub async fn workers_with_unbatched_receipts(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT worker FROM receipts WHERE outbox_id IS NULL ORDER BY worker")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|r| r.try_get::<String, _>("worker").map_err(Error::from)).collect()
+        let rows = sqlx::query(
+            "SELECT DISTINCT worker FROM receipts WHERE outbox_id IS NULL ORDER BY worker",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("worker").map_err(Error::from))
+            .collect()
     }
 }

@@ -41,12 +41,15 @@ fn worker_from_row(row: &AnyRow) -> Result<WorkerRow> {
         address: row.try_get("address")?,
         receipt_key: hash32("workers", "receipt_key", row.try_get("receipt_key")?)?,
         encryption_key: hash32("workers", "encryption_key", row.try_get("encryption_key")?)?,
-        models: serde_json::from_str(&models).map_err(|e| corrupt("workers", "models", e.to_string()))?,
+        models: serde_json::from_str(&models)
+            .map_err(|e| corrupt("workers", "models", e.to_string()))?,
         price_in: money("workers", "price_in", &price_in)?,
         price_out: money("workers", "price_out", &price_out)?,
         evidence_hash: hash32("workers", "evidence_hash", row.try_get("evidence_hash")?)?,
-        attestation_kind: u8::try_from(kind).map_err(|_| corrupt("workers", "attestation_kind", kind.to_string()))?,
-        expires_at: u32::try_from(expires_at).map_err(|_| corrupt("workers", "expires_at", expires_at.to_string()))?,
+        attestation_kind: u8::try_from(kind)
+            .map_err(|_| corrupt("workers", "attestation_kind", kind.to_string()))?,
+        expires_at: u32::try_from(expires_at)
+            .map_err(|_| corrupt("workers", "expires_at", expires_at.to_string()))?,
         last_seen: row.try_get("last_seen")?,
     })
 }
@@ -81,13 +84,18 @@ impl Store {
 
     /// A worker by address.
     pub async fn worker(&self, address: &str) -> Result<Option<WorkerRow>> {
-        let row = sqlx::query("SELECT * FROM workers WHERE address = $1").bind(address).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT * FROM workers WHERE address = $1")
+            .bind(address)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(worker_from_row).transpose()
     }
 
     /// Every worker ever verified, by address.
     pub async fn workers(&self) -> Result<Vec<WorkerRow>> {
-        let rows = sqlx::query("SELECT * FROM workers ORDER BY address").fetch_all(self.pool()).await?;
+        let rows = sqlx::query("SELECT * FROM workers ORDER BY address")
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(worker_from_row).collect()
     }
 }

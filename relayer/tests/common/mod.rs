@@ -19,23 +19,40 @@ pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relayer.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    TestStore { name: "sqlite", store: Store::connect(&url, 4).await.unwrap(), path: Some(path), _dir: Some(dir) }
+    TestStore {
+        name: "sqlite",
+        store: Store::connect(&url, 4).await.unwrap(),
+        path: Some(path),
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh database on the PostgreSQL cluster named by `COCOON_TEST_PG_URL`, if set.
 pub async fn postgres() -> Option<TestStore> {
     let Ok(base) = std::env::var("COCOON_TEST_PG_URL") else {
-        eprintln!("COCOON_TEST_PG_URL is not set: skipping the PostgreSQL run (scripts/lib/postgres.sh starts one)");
+        eprintln!(
+            "COCOON_TEST_PG_URL is not set: skipping the PostgreSQL run (scripts/lib/postgres.sh starts one)"
+        );
         return None;
     };
     sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to COCOON_TEST_PG_URL");
+    let admin = sqlx::AnyPool::connect(&base)
+        .await
+        .expect("connect to COCOON_TEST_PG_URL");
     let db = format!("relayer_test_{}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     admin.close().await;
     let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
     let url = format!("{prefix}/{db}");
-    Some(TestStore { name: "postgres", store: Store::connect(&url, 4).await.unwrap(), path: None, _dir: None })
+    Some(TestStore {
+        name: "postgres",
+        store: Store::connect(&url, 4).await.unwrap(),
+        path: None,
+        _dir: None,
+    })
 }
 
 /// SQLite always, PostgreSQL when available.
@@ -138,20 +155,36 @@ impl TestRelayer {
         job
     }
 
-    pub async fn submit(&self, job: &JobRef, input: &[u8], candidates: &[&str]) -> reqwest::Response {
+    pub async fn submit(
+        &self,
+        job: &JobRef,
+        input: &[u8],
+        candidates: &[&str],
+    ) -> reqwest::Response {
         let body = serde_json::json!({
             "version": 1,
             "sealed_input": base64_encode(input),
             "candidates": candidates,
         });
-        self.client.post(format!("{}/v1/jobs/{}/{}/input", self.http, job.escrow, job.job_id)).json(&body).send().await.unwrap()
+        self.client
+            .post(format!(
+                "{}/v1/jobs/{}/{}/input",
+                self.http, job.escrow, job.job_id
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Reads a job's SSE stream until its final event (or the timeout).
     pub async fn stream(&self, job: &JobRef) -> Vec<StreamEvent> {
         let mut resp = self
             .client
-            .get(format!("{}/v1/jobs/{}/{}/stream", self.http, job.escrow, job.job_id))
+            .get(format!(
+                "{}/v1/jobs/{}/{}/stream",
+                self.http, job.escrow, job.job_id
+            ))
             .send()
             .await
             .unwrap();
@@ -179,7 +212,11 @@ impl TestRelayer {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(40), t).await.expect("relayer stops").unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(40), t)
+                .await
+                .expect("relayer stops")
+                .unwrap()
+                .unwrap();
         }
     }
 }
