@@ -75,6 +75,14 @@ pub enum Error {
     /// The worker registry (chain) could not be read.
     #[error("worker registry unavailable: {0}")]
     RegistryUnavailable(String),
+    /// A chain request the service needs to start (or a chain client) failed.
+    #[error("chain: {what}: {detail}")]
+    Chain {
+        /// What was being done.
+        what: &'static str,
+        /// The chain layer's message.
+        detail: String,
+    },
     /// Binding or serving a network socket failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

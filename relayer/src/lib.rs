@@ -14,7 +14,9 @@
 //! sealed output chunks) and never logs their content.
 //!
 //! # Layout
-//! - [`relayer`]: the service ([`Relayer`]) and its shared state; takes its listener and shutdown
+//! - [`service`]: the whole relayer in-process ([`service::spawn`] → [`service::RelayerHandle`]):
+//!   store, server, watcher and submitter; `cocoon-relayer run` wraps it.
+//! - [`relayer`]: the server ([`Relayer`]) and its shared state; takes its listener and shutdown
 //!   signal as arguments.
 //! - [`api`]: client HTTP routes (input, status, SSE stream, workers, health, metrics).
 //! - [`sessions`]: the worker WebSocket endpoint, challenge/auth, live sessions.
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod receipt;
 pub mod registry;
 pub mod relayer;
+pub mod service;
 pub mod sessions;
 pub mod sse;
 pub mod store;
@@ -54,4 +57,5 @@ pub use config::RelayerConfig;
 pub use error::{Error, Result};
 pub use registry::{OnChainWorker, StaticRegistry, WorkerRegistry};
 pub use relayer::Relayer;
+pub use service::{ChainConfig, RelayerHandle, ServiceConfig};
 pub use store::{JobRecord, JobState, OpenedJob, Store};

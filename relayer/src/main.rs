@@ -8,13 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
-use cocoon_relayer::chain::{ChainRegistry, ChainTransactions, ChainWallet};
 use cocoon_relayer::cli::{FileConfig, RunArgs};
-use cocoon_relayer::submitter::Submitter;
-use cocoon_relayer::watcher::{EscrowAddressCheck, Watcher};
-use cocoon_relayer::{Relayer, StaticRegistry, Store, WorkerRegistry};
-use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
-use cocoon_sdk::contracts::RootClient;
+use cocoon_relayer::{ChainConfig, ServiceConfig, StaticRegistry};
+use cocoon_sdk::chain::TonCenterConfig;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::{Wallet, WalletKind};
 use tracing_subscriber::EnvFilter;
@@ -75,118 +71,41 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.store.url, args.store.max_connections)
-        .await
-        .context("opening the store")?;
-    let mut config = args.relayer.to_config();
-    let chain = match &args.chain.api_url {
-        Some(url) => {
-            let cfg = TonCenterConfig {
-                api_key: args.chain.api_key.clone(),
-                ..TonCenterConfig::new(url.clone())
-            };
-            Some(Arc::new(TonCenterClient::new(cfg).context("chain client")?))
-        }
-        None => None,
-    };
-    let wallet = match &args.chain.mnemonic {
-        Some(m) => Some(Wallet::from_mnemonic(m, WalletKind::V5r1).context("relayer wallet")?),
-        None => None,
-    };
-    if let Some(w) = &wallet
-        && config.relayer_id == cocoon_relayer::config::DEFAULT_RELAYER_ID
-    {
-        config.relayer_id = w.address().to_hex();
+    let mut config = ServiceConfig::new(args.api.listen, args.store.url.clone());
+    config.store_max_connections = args.store.max_connections;
+    config.relayer = args.relayer.to_config();
+    if let Some(path) = &args.registry.workers {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        config.registry = Some(Arc::new(StaticRegistry::from_toml(&text)?));
     }
-    let registry: Arc<dyn WorkerRegistry> = match (&chain, &args.chain.root, &args.registry.workers)
-    {
-        (_, _, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Arc::new(StaticRegistry::from_toml(&text)?)
-        }
-        (Some(chain), Some(root), None) => {
-            let root =
-                TonAddress::from_str(root).map_err(|e| anyhow::anyhow!("--chain.root: {e}"))?;
-            Arc::new(ChainRegistry::new(chain.clone(), root))
-        }
-        _ => {
-            tracing::warn!(target: "relayer::main", "neither --registry.workers nor --chain.api-url with --chain.root: no worker can be verified");
-            Arc::new(StaticRegistry::new())
-        }
-    };
-    let relayer = Relayer::new(store.clone(), registry, config);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut background = Vec::new();
-    if let (Some(chain), Some(wallet)) = (&chain, wallet) {
-        let period = Duration::from_secs(args.chain.poll_s.max(1));
-        let address = wallet.address().to_hex();
-        let root = args
-            .chain
-            .root
-            .as_deref()
-            .context("--chain.root is needed to authenticate Escrows")?;
+    if let Some(url) = &args.chain.api_url {
+        let root = args.chain.root.as_deref().context(
+            "--chain.api-url needs --chain.root (Workers and Escrows are authenticated under it)",
+        )?;
         let root = TonAddress::from_str(root).map_err(|e| anyhow::anyhow!("--chain.root: {e}"))?;
-        let (_, escrow_code) = RootClient::at(&**chain, root.clone())
-            .codes()
-            .await
-            .context("reading Root's codes")?;
-        let watcher = Watcher::new(
-            store.clone(),
-            Arc::new(ChainTransactions::new(chain.clone())),
-            Arc::new(EscrowAddressCheck { root, escrow_code }),
-            address.clone(),
-        )
-        .with_metrics(relayer.shared().metrics.clone());
-        let watcher = Arc::new(watcher);
-        background.push(tokio::spawn(every(period, stop_rx.clone(), move || {
-            let w = watcher.clone();
-            async move {
-                if let Err(e) = w.poll_once().await {
-                    tracing::warn!(target: "relayer::watcher", error = %e, "poll failed");
-                }
-            }
-        })));
-        let submitter = Arc::new(Submitter::new(
-            store.clone(),
-            Arc::new(ChainWallet::new(chain.clone(), wallet)),
-            relayer.shared().metrics.clone(),
-        ));
-        background.push(tokio::spawn(every(period, stop_rx.clone(), move || {
-            let s = submitter.clone();
-            async move {
-                if let Err(e) = s.tick().await {
-                    tracing::warn!(target: "relayer::submitter", error = %e, "submit round failed");
-                }
-            }
-        })));
-        tracing::info!(target: "relayer::main", %address, "watching the chain and submitting receipts");
+        let mnemonic = args
+            .chain
+            .mnemonic
+            .as_deref()
+            .context("--chain.api-url needs --wallet.mnemonic (or COCOON_RELAYER_MNEMONIC)")?;
+        let wallet = Wallet::from_mnemonic(mnemonic, WalletKind::V5r1).context("relayer wallet")?;
+        let chain = TonCenterConfig {
+            api_key: args.chain.api_key.clone(),
+            ..TonCenterConfig::new(url.clone())
+        };
+        config.chain = Some(ChainConfig {
+            poll: Duration::from_secs(args.chain.poll_s.max(1)),
+            ..ChainConfig::new(chain, root, wallet)
+        });
     }
-    let listener = tokio::net::TcpListener::bind(args.api.listen)
+    let handle = cocoon_relayer::service::spawn(config)
         .await
-        .with_context(|| format!("binding {}", args.api.listen))?;
-    relayer.serve(listener, shutdown_signal()).await?;
-    let _ = stop_tx.send(true);
-    for task in background {
-        let _ = task.await;
-    }
-    store.close().await;
+        .context("starting the relayer")?;
+    tracing::info!(target: "relayer::main", url = %handle.url(), wallet = ?handle.address().map(|a| a.to_hex()), "relayer up");
+    shutdown_signal().await;
+    handle.shutdown().await?;
     Ok(())
-}
-
-/// Runs `f` every `period` until `stop` fires; a round in progress finishes first.
-async fn every<F, Fut>(period: Duration, mut stop: tokio::sync::watch::Receiver<bool>, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => f().await,
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
