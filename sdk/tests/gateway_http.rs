@@ -61,7 +61,7 @@ fn summary(
     finish: FinishReason,
 ) -> Box<JobSummary> {
     Box::new(JobSummary {
-        job: "0:1111111111111111111111111111111111111111111111111111111111111111:5".into(),
+        job: "0:1111111111111111111111111111111111111111111111111111111111111111/5".into(),
         finish_reason: finish,
         prompt_tokens,
         completion_tokens,
@@ -83,6 +83,8 @@ impl Backend for Scripted {
             .map(|m| ModelInfo {
                 spec: *m,
                 attested_workers: m.id,
+                available: 1,
+                attestation_kinds: vec![EvidenceKind::Simulated],
                 min_price_in: Some(1_000),
                 min_price_out: Some(3_000),
             })
@@ -161,7 +163,7 @@ impl Backend for Scripted {
     }
 
     async fn settlement(&self, job: &str) -> Result<Option<SettlementInfo>, GatewayError> {
-        Ok(job.ends_with(":5").then(|| SettlementInfo {
+        Ok(job.ends_with("/5").then(|| SettlementInfo {
             tx_hash: "ef".repeat(32),
             lt: 77,
             cost: 13_000,
@@ -421,6 +423,7 @@ async fn models_list_and_lookup() {
         .collect();
     assert_eq!(ids, vec!["smollm2-135m-instruct", "all-minilm-l6-v2"]);
     assert_eq!(v["data"][1]["cocoon"]["attested_workers"], 2);
+    assert_eq!(v["data"][1]["cocoon"]["attestation_kinds"], json!(["simulated"]));
     assert_eq!(v["data"][0]["cocoon"]["min_price_out_nano"], "3000");
     let res = s
         .http
@@ -445,7 +448,7 @@ async fn settlement_lookup() {
     let s = start(GatewayConfig::default()).await;
     let v: Value = s
         .http
-        .get(format!("{}/v1/cocoon/jobs/0:11:5", s.url))
+        .get(format!("{}/v1/cocoon/jobs/0:11/5", s.url))
         .send()
         .await
         .unwrap()
@@ -457,7 +460,7 @@ async fn settlement_lookup() {
     assert_eq!(v["settlement"]["lt"], "77");
     let v: Value = s
         .http
-        .get(format!("{}/v1/cocoon/jobs/0:11:6", s.url))
+        .get(format!("{}/v1/cocoon/jobs/0:11/6", s.url))
         .send()
         .await
         .unwrap()

@@ -2,6 +2,7 @@
 //! operations. `src/bin/cocoon.rs` only parses [`Cli`] and calls [`run`].
 
 pub mod args;
+pub mod gateway;
 mod output;
 mod wallet_file;
 
@@ -87,6 +88,8 @@ pub enum Command {
     /// Root: inspect and govern.
     #[command(subcommand)]
     Root(RootCmd),
+    /// OpenAI-compatible gateway (chat, completions, embeddings) over the wallet's Escrow.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// Parameters of a new Root.
@@ -400,6 +403,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Escrow(c) => escrow_cmd(&ctx, c).await,
         Command::Worker(c) => worker_cmd(&ctx, c).await,
         Command::Root(c) => root_cmd(&ctx, c).await,
+        Command::Gateway(a) => gateway::run(&ctx, a).await,
     }
 }
 

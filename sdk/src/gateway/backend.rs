@@ -17,8 +17,12 @@ use crate::job::{FinishReason, JobRequest, ModelSpec};
 pub struct ModelInfo {
     /// The model.
     pub spec: ModelSpec,
-    /// Workers serving it whose attestation passed the gateway's policy.
+    /// Workers serving it whose attestation verified.
     pub attested_workers: u32,
+    /// Of those, the ones with free capacity now.
+    pub available: u32,
+    /// Their attestation kinds.
+    pub attestation_kinds: Vec<EvidenceKind>,
     /// Lowest price per input token among them, nanoTON.
     pub min_price_in: Option<u128>,
     /// Lowest price per output token among them, nanoTON.
@@ -47,7 +51,7 @@ pub enum JobEvent {
 /// The verified outcome of a job: what the receipt bills and where to find it on-chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSummary {
-    /// The job, `escrow:id`.
+    /// The job, `escrow/id` (as [`crate::relay::JobRef`] prints it).
     pub job: String,
     /// Why generation stopped (text jobs).
     pub finish_reason: FinishReason,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::attest::EvidenceKind;
+use crate::tlb::TonAddress;
 
 /// Default listen address of `cocoon gateway`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -56,8 +57,8 @@ pub struct JobPolicy {
     pub max_price_in: Option<u128>,
     /// Highest accepted price per output token, nanoTON.
     pub max_price_out: Option<u128>,
-    /// Worker addresses tried first, in order, when they qualify.
-    pub preferred_workers: Vec<String>,
+    /// Workers tried first, in order, when they qualify.
+    pub preferred_workers: Vec<TonAddress>,
     /// Cap on the maximum cost locked per job, nanoTON (default: what the worker's prices and
     /// `max_tokens` need).
     pub max_cost: Option<u128>,

@@ -13,11 +13,12 @@
 //! - [`openai`]: request parsing and mapping to [`crate::job::JobRequest`], response shapes with
 //!   the `cocoon` fields.
 //! - [`sse`]: the streaming framing.
-//! - [`backend`]: the [`Backend`] trait the routes call.
+//! - [`backend`]: the [`Backend`] trait the routes call; [`client_backend`]: it over the SDK client.
 //! - [`middleware`]: API key and CORS.
 //! - [`config`]: limits and job policy; [`error`]: [`GatewayError`] in the OpenAI error format.
 
 pub mod backend;
+pub mod client_backend;
 pub mod config;
 pub mod error;
 pub mod middleware;
@@ -27,6 +28,7 @@ pub mod server;
 pub mod sse;
 
 pub use backend::{Backend, JobEvent, JobEvents, JobSummary, ModelInfo, SettlementInfo};
+pub use client_backend::ClientBackend;
 pub use config::{GatewayConfig, JobPolicy};
 pub use error::{GatewayError, Result};
 pub use routes::ATTESTATION_HEADER;

@@ -25,7 +25,7 @@ use super::routes::{Shared, embeddings, jobs, models, text};
 /// | `POST /v1/completions` | raw completion, JSON or SSE |
 /// | `POST /v1/embeddings` | embeddings (`float` or `base64`) |
 /// | `GET /v1/models`, `GET /v1/models/{model}` | models, attested workers, prices |
-/// | `GET /v1/cocoon/jobs/{job}` | on-chain settlement of a job |
+/// | `GET /v1/cocoon/jobs/{escrow}/{id}` | on-chain settlement of a job |
 /// | `GET /health` | liveness (no key needed) |
 pub fn router<B: Backend>(backend: B, config: GatewayConfig) -> Router {
     let key = Arc::new(ApiKey::new(config.api_key.as_deref()));
@@ -38,7 +38,7 @@ pub fn router<B: Backend>(backend: B, config: GatewayConfig) -> Router {
         .route("/v1/embeddings", post(embeddings::embeddings::<B>))
         .route("/v1/models", get(models::list::<B>))
         .route("/v1/models/{model}", get(models::get::<B>))
-        .route("/v1/cocoon/jobs/{job}", get(jobs::settlement::<B>))
+        .route("/v1/cocoon/jobs/{*job}", get(jobs::settlement::<B>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(key, require_key))

@@ -19,6 +19,7 @@ pub const DONE: &str = "[DONE]";
 pub struct TextFramer {
     meta: ResponseMeta,
     include_usage: bool,
+    dispatched: bool,
     sent_first: bool,
     finished: bool,
 }
@@ -29,6 +30,7 @@ impl TextFramer {
         Self {
             meta,
             include_usage,
+            dispatched: false,
             sent_first: false,
             finished: false,
         }
@@ -45,7 +47,18 @@ impl TextFramer {
             return Vec::new();
         }
         match event {
-            Ok(JobEvent::Dispatched { .. }) => Vec::new(),
+            // A second dispatch is a failover: the new worker starts the answer over, and text
+            // already sent cannot be taken back, so the stream ends with an error instead.
+            Ok(JobEvent::Dispatched { .. }) if self.dispatched && self.sent_first => {
+                self.fail(GatewayError::Upstream {
+                    code: "worker_failed",
+                    message: "the worker failed mid-answer and the job moved to another worker; retry the request".into(),
+                })
+            }
+            Ok(JobEvent::Dispatched { .. }) => {
+                self.dispatched = true;
+                Vec::new()
+            }
             Ok(JobEvent::Delta(text)) if text.is_empty() => Vec::new(),
             Ok(JobEvent::Delta(text)) => {
                 let first = !std::mem::replace(&mut self.sent_first, true);
@@ -190,5 +203,22 @@ mod tests {
             json(&f.push(Ok(JobEvent::Embeddings(vec![])))[0])["error"]["code"],
             "bad_response"
         );
+    }
+
+    #[test]
+    fn failover_before_any_text_is_invisible_after_text_is_an_error() {
+        let dispatched = || {
+            Ok(JobEvent::Dispatched {
+                worker: "0:bb".into(),
+                attestation_kind: EvidenceKind::Simulated,
+            })
+        };
+        let mut f = framer(false);
+        assert!(f.push(dispatched()).is_empty());
+        assert!(f.push(dispatched()).is_empty());
+        assert_eq!(f.push(Ok(JobEvent::Delta("a".into()))).len(), 1);
+        let out = f.push(dispatched());
+        assert_eq!(json(&out[0])["error"]["code"], "worker_failed");
+        assert!(f.finished());
     }
 }

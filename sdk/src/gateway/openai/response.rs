@@ -14,7 +14,7 @@ use crate::job::FinishReason;
 /// The `cocoon` object of a response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CocoonFields {
-    /// The job, `escrow:id`.
+    /// The job, `escrow/id`.
     pub job: String,
     /// Cost billed by the receipt, nanoTON (decimal string).
     pub cost_nano: String,
@@ -248,6 +248,8 @@ pub fn model(m: &ModelInfo) -> Value {
             "weights_sha256": m.spec.weights_sha256,
             "registry_hash": hex::encode(m.spec.registry_hash()),
             "attested_workers": m.attested_workers,
+            "available_workers": m.available,
+            "attestation_kinds": m.attestation_kinds.iter().map(|k| kind_name(*k)).collect::<Vec<_>>(),
             "min_price_in_nano": m.min_price_in.map(|p| p.to_string()),
             "min_price_out_nano": m.min_price_out.map(|p| p.to_string()),
         },

@@ -43,7 +43,7 @@ async fn run<B: Backend>(
     let mut vectors = None;
     let summary = loop {
         match next_event(&mut events, deadline, s.config.request_timeout).await {
-            Some(Ok(JobEvent::Dispatched { .. })) => {}
+            Some(Ok(JobEvent::Dispatched { .. })) => vectors = None,
             Some(Ok(JobEvent::Embeddings(v))) => vectors = Some(v),
             Some(Ok(JobEvent::Done(summary))) => break summary,
             Some(Ok(JobEvent::Delta(_))) => {

@@ -1,4 +1,4 @@
-//! `GET /v1/cocoon/jobs/{job}`: the on-chain settlement of a job this gateway ran (receipts are
+//! `GET /v1/cocoon/jobs/{escrow}/{id}`: the on-chain settlement of a job this gateway ran (receipts are
 //! settled by the relayer in batches, usually after the answer was delivered).
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::gateway::backend::Backend;
 use crate::gateway::error::Result;
 use crate::gateway::openai::response::SettlementJson;
 
-/// `GET /v1/cocoon/jobs/{job}` → `{"job", "settled", "settlement"}`.
+/// `GET /v1/cocoon/jobs/{escrow}/{id}` → `{"job", "settled", "settlement"}`.
 pub async fn settlement<B: Backend>(
     State(s): State<Arc<Shared<B>>>,
     Path(job): Path<String>,

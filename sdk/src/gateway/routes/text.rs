@@ -93,7 +93,8 @@ async fn respond<B: Backend>(
     let mut text = String::new();
     let summary: Box<JobSummary> = loop {
         match next_event(&mut events, deadline, s.config.request_timeout).await {
-            Some(Ok(JobEvent::Dispatched { .. })) => {}
+            // A later dispatch is a failover: the new worker answers from the start.
+            Some(Ok(JobEvent::Dispatched { .. })) => text.clear(),
             Some(Ok(JobEvent::Delta(t))) => text.push_str(&t),
             Some(Ok(JobEvent::Done(summary))) => break summary,
             Some(Ok(JobEvent::Embeddings(_))) => {
