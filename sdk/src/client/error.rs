@@ -122,3 +122,56 @@ impl ClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_name_each_variant_and_wrap_into_the_sdk_error() {
+        let job = JobRef::new("0:00", 1);
+        let all = [
+            ClientError::UnknownModel("x".into()),
+            ClientError::NoWorker {
+                model: "m".into(),
+                reason: "r".into(),
+            },
+            ClientError::AttestationRejected {
+                worker: "w".into(),
+                reason: "r".into(),
+            },
+            ClientError::InsufficientBalance { needed: 2, free: 1 },
+            ClientError::RelayerUnreachable("down".into()),
+            ClientError::Relayer {
+                status: 404,
+                code: "job_not_found".into(),
+                message: "m".into(),
+            },
+            ClientError::JobExpired { job: job.clone() },
+            ClientError::JobFailed {
+                job,
+                reason: "r".into(),
+            },
+            ClientError::Timeout("t".into()),
+            ClientError::BadResponse("b".into()),
+            ClientError::ReceiptInvalid(ReceiptError::SignatureInvalid),
+            ClientError::InvalidRequest(JobError::Invalid("i".into())),
+            ClientError::Seal(SealError::StreamTruncated),
+        ];
+        let codes: std::collections::BTreeSet<_> = all.iter().map(ClientError::code).collect();
+        assert_eq!(codes.len(), all.len());
+        let e = ClientError::InsufficientBalance {
+            needed: 2_000,
+            free: 1_000,
+        };
+        assert_eq!(
+            e.to_string(),
+            "escrow balance too low: the job needs 2000 nanoTON, 1000 nanoTON free"
+        );
+        let top: crate::Error = e.into();
+        assert!(matches!(
+            top,
+            crate::Error::Client(ClientError::InsufficientBalance { .. })
+        ));
+    }
+}

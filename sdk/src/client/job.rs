@@ -681,3 +681,119 @@ impl JobStream {
         Ok(self.client.escrow_address().clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::attest::{Tcb, Verified};
+
+    fn worker(n: u8, kind: EvidenceKind, price_in: u128, load: u32) -> VerifiedWorker {
+        VerifiedWorker {
+            address: TonAddress::new(0, [n; 32].into()),
+            owner: TonAddress::new(0, [n + 100; 32].into()),
+            receipt_key: [n; 32],
+            encryption_key: [n; 32],
+            price_in,
+            price_out: 1,
+            models: BTreeSet::from([1]),
+            stake: 1,
+            evidence_hash: [n; 32],
+            expires_at: u32::MAX,
+            attestation: Verified {
+                kind,
+                measurement: [0; 48],
+                tcb: Tcb::Simulated,
+                report_data: [0; 64],
+                evidence_hash: [n; 32],
+            },
+            load,
+            capacity: 2,
+            healthy: true,
+        }
+    }
+
+    fn addrs(ws: &[VerifiedWorker]) -> Vec<u8> {
+        ws.iter()
+            .map(|w| w.address.hash_part.as_slice()[0])
+            .collect()
+    }
+
+    fn pool() -> Vec<VerifiedWorker> {
+        vec![
+            worker(1, EvidenceKind::Simulated, 10, 0),
+            worker(2, EvidenceKind::SevSnp, 20, 1),
+            worker(3, EvidenceKind::Tdx, 30, 2),
+            worker(4, EvidenceKind::Tdx, 40, 0),
+        ]
+    }
+
+    #[test]
+    fn preferred_first_then_relayer_order_busy_left_out_k_kept() {
+        let opts = JobOptions {
+            preferred_workers: vec![worker(4, EvidenceKind::Tdx, 0, 0).address],
+            ..JobOptions::default()
+        };
+        let got = select_candidates("m", pool(), &opts, 3).unwrap();
+        assert_eq!(addrs(&got), vec![4, 1, 2]);
+        assert_eq!(
+            addrs(&select_candidates("m", pool(), &opts, 1).unwrap()),
+            vec![4]
+        );
+        // k is clamped to 1..=MAX_RECIPIENTS.
+        assert_eq!(select_candidates("m", pool(), &opts, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn limits_filter_and_name_the_condition() {
+        let hw = JobOptions {
+            min_attestation: Some(EvidenceKind::SevSnp),
+            ..JobOptions::default()
+        };
+        assert_eq!(
+            addrs(&select_candidates("m", pool(), &hw, 8).unwrap()),
+            vec![2, 4]
+        );
+        let cheap = JobOptions {
+            max_price_in: Some(20),
+            ..JobOptions::default()
+        };
+        assert_eq!(
+            addrs(&select_candidates("m", pool(), &cheap, 8).unwrap()),
+            vec![1, 2]
+        );
+        let reason = |opts: &JobOptions, ws: Vec<VerifiedWorker>| match select_candidates(
+            "m", ws, opts, 3,
+        ) {
+            Err(ClientError::NoWorker { model, reason }) => {
+                assert_eq!(model, "m");
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(reason(&JobOptions::default(), vec![]).contains("no attested worker"));
+        let too_cheap = JobOptions {
+            max_price_in: Some(5),
+            ..JobOptions::default()
+        };
+        assert!(reason(&too_cheap, pool()).contains("price limits"));
+        let only_sim = vec![worker(1, EvidenceKind::Simulated, 10, 0)];
+        assert!(reason(&hw, only_sim).contains("minimum attestation"));
+        let busy = vec![worker(3, EvidenceKind::Tdx, 30, 2)];
+        assert!(reason(&JobOptions::default(), busy).contains("busy"));
+        let pinned = JobOptions {
+            worker: Some(worker(9, EvidenceKind::Tdx, 0, 0).address),
+            ..JobOptions::default()
+        };
+        assert!(reason(&pinned, pool()).contains("pinned"));
+        let pinned_ok = JobOptions {
+            worker: Some(worker(2, EvidenceKind::Tdx, 0, 0).address),
+            ..JobOptions::default()
+        };
+        assert_eq!(
+            addrs(&select_candidates("m", pool(), &pinned_ok, 3).unwrap()),
+            vec![2]
+        );
+    }
+}

@@ -54,7 +54,6 @@ impl RelayerApi {
     /// `GET /health`.
     pub async fn health(&self) -> Result<Health> {
         let r = self.get("/health").await?;
-        // 503 still carries a Health body (a degraded store): report it as such.
         json(r, "health").await
     }
 
@@ -182,7 +181,9 @@ pub(crate) fn api_error_from(status: StatusCode, text: &str) -> ClientError {
 async fn json<T: serde::de::DeserializeOwned>(r: reqwest::Response, what: &str) -> Result<T> {
     let status = r.status();
     let text = r.text().await.map_err(unreachable)?;
-    if !status.is_success() && !(what == "health" && status == StatusCode::SERVICE_UNAVAILABLE) {
+    // A degraded relayer answers /health with 503 and still a Health body.
+    let degraded_health = what == "health" && status == StatusCode::SERVICE_UNAVAILABLE;
+    if !(status.is_success() || degraded_health) {
         return Err(api_error_from(status, &text));
     }
     serde_json::from_str(&text).map_err(|e| {

@@ -1,0 +1,692 @@
+//! Helpers of the client tests: a localnet with a Root that allows Simulated workers, workers
+//! registered with real keys and Simulated evidence bound to them, and an in-test relayer that
+//! answers the client API (health, worker list, input, event stream) and plays the worker's part
+//! of a job — opening the sealed input, sealing the answer, signing the receipt — so every path
+//! of the client can be driven, including the ones a real relayer and worker never take.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cocoon_sdk::attest::{Evidence, WorkerBinding, attestation_nonce, measurement_id};
+use cocoon_sdk::chain::{ChainApi, TonCenterClient, TonCenterConfig};
+use cocoon_sdk::client::{Client, ClientConfig, PolicyMode};
+use cocoon_sdk::contracts::{RootClient, WorkerClient};
+use cocoon_sdk::job::{JobOutput, JobRequest, ModelSpec, Task};
+use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
+use cocoon_sdk::messages::records::{Attestation, RootParams, RootPolicy, WorkerRecord, tee_kind};
+use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptHashes};
+use cocoon_sdk::relay::client::{
+    ApiError, ApiErrorCode, Health, StreamEvent, SubmitAccepted, SubmitInput, WorkerInfo,
+    WorkerList,
+};
+use cocoon_sdk::relay::{JobRef, PROTOCOL_VERSION};
+use cocoon_sdk::seal::{EncryptionKeyPair, JobContext, open_input};
+use cocoon_sdk::tlb::{TlbType, TonAddress};
+use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::{SendOptions, Wallet, WalletKind, generate_mnemonic};
+use ed25519_dalek::SigningKey;
+use serde::Deserialize;
+
+/// Grace period of the test Root (seconds).
+pub const GRACE: u32 = 30;
+/// Minimum stake of the test Root.
+pub const MIN_STAKE: u128 = 10 * NANO_PER_TON;
+/// How long a test worker's attestation lasts.
+pub const ATTESTATION_TTL: u32 = 24 * 3600;
+
+/// A localnet with a deployed Root.
+pub struct Net {
+    /// The running localnet (stopped on drop).
+    pub net: Localnet,
+    /// A chain client for it.
+    pub chain: TonCenterClient,
+    /// Root.
+    pub root: TonAddress,
+    /// Root's owner (governance).
+    pub owner: Wallet,
+}
+
+/// A new wallet holding `nano` nanoTON.
+pub async fn funded_wallet(net: &Localnet, nano: u128) -> Wallet {
+    let w = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
+    net.fund(w.address(), nano).await.unwrap();
+    w
+}
+
+/// Starts localnet and deploys a Root that allows every TEE kind (Simulated included), with the
+/// zero measurement of Simulated evidence allow-listed and `models` registered.
+pub async fn network(models: &[ModelSpec]) -> Net {
+    let net = Localnet::start(LocalnetConfig::default())
+        .await
+        .expect("localnet starts (did `npm ci` run?)");
+    let chain = net.client().unwrap();
+    let owner = funded_wallet(&net, 100 * NANO_PER_TON).await;
+    let params = RootParams {
+        min_stake: MIN_STAKE,
+        unbonding_delay: 100,
+        grace_period: GRACE,
+        relayer_fee_cap_bps: 1000,
+        protocol_fee_bps: 100,
+        reporter_reward_bps: 2000,
+        treasury: owner.address().clone(),
+    };
+    let policy = RootPolicy {
+        allowed_kinds: 0b111,
+        measurements: BTreeSet::from([measurement_id(&[0; 48])]),
+    };
+    let registry: BTreeMap<u32, [u8; 32]> =
+        models.iter().map(|m| (m.id, m.registry_hash())).collect();
+    let data = RootClient::<TonCenterClient>::initial_data(
+        owner.address().clone(),
+        params,
+        policy,
+        registry,
+    )
+    .unwrap();
+    let (root, _) = RootClient::deploy(
+        &chain,
+        &owner,
+        &data,
+        NANO_PER_TON / 10,
+        &SendOptions::default(),
+    )
+    .await
+    .unwrap();
+    let root = root.address().clone();
+    Net {
+        net,
+        chain,
+        root,
+        owner,
+    }
+}
+
+impl Net {
+    /// The chain's time now.
+    pub async fn now(&self) -> u32 {
+        self.chain.account(&self.root).await.unwrap().sync_utime as u32
+    }
+
+    /// A client config for this network and `relayer_url`, accepting Simulated workers.
+    pub fn config(&self, relayer_url: &str) -> ClientConfig {
+        let mut c = ClientConfig::new(
+            TonCenterConfig::new(self.net.url()),
+            self.root.clone(),
+            relayer_url,
+        );
+        c.policy = PolicyMode::Development;
+        c
+    }
+
+    /// A funded wallet connected as a client to `relayer`.
+    pub async fn client(&self, relayer: &FakeRelayer) -> Client {
+        let wallet = funded_wallet(&self.net, 50 * NANO_PER_TON).await;
+        Client::connect(self.config(&relayer.url), wallet)
+            .await
+            .unwrap()
+    }
+}
+
+/// A registered worker: its owner, Worker contract, keys and Simulated evidence.
+#[derive(Clone)]
+pub struct TestWorker {
+    /// Owner wallet.
+    pub owner: Wallet,
+    /// Worker contract.
+    pub address: TonAddress,
+    /// Receipt key.
+    pub signing: SigningKey,
+    /// Encryption key pair.
+    pub enc: EncryptionKeyPair,
+    /// The evidence it registered (its hash is on-chain).
+    pub evidence: Evidence,
+    /// Prices.
+    pub price_in: u128,
+    /// Prices.
+    pub price_out: u128,
+    /// Models registered.
+    pub models: Vec<u32>,
+}
+
+/// Registers a worker (keys from `seed`) serving `models` at these prices, with Simulated evidence
+/// bound to its keys, its Worker address and the attestation nonce.
+pub async fn register_worker(
+    net: &Net,
+    seed: u8,
+    models: &[u32],
+    price_in: u128,
+    price_out: u128,
+) -> TestWorker {
+    let owner = funded_wallet(&net.net, 20 * NANO_PER_TON).await;
+    let worker = WorkerClient::for_owner(&net.chain, &net.root, owner.address())
+        .await
+        .unwrap();
+    let signing = SigningKey::from_bytes(&[seed; 32]);
+    let enc = EncryptionKeyPair::from_seed(&[seed; 32]);
+    let expires_at = net.now().await + ATTESTATION_TTL;
+    let binding = WorkerBinding {
+        receipt_key: signing.verifying_key().to_bytes(),
+        encryption_key: enc.public_key(),
+        worker: worker.address().clone(),
+        chain_nonce: attestation_nonce(&net.root, expires_at).unwrap(),
+        gpu_evidence_hash: None,
+    };
+    let evidence = Evidence::simulated(binding.report_data().unwrap(), "client-test");
+    let record = WorkerRecord {
+        receipt_key: binding.receipt_key,
+        encryption_key: binding.encryption_key,
+        price_in,
+        price_out,
+        models: models.iter().copied().collect(),
+        attestation: Attestation {
+            kind: tee_kind::SIMULATED,
+            measurement: measurement_id(&[0; 48]),
+            evidence_hash: evidence.hash(),
+            expires_at,
+        },
+    };
+    worker
+        .register(&owner, MIN_STAKE, record, &SendOptions::default())
+        .await
+        .unwrap();
+    TestWorker {
+        owner,
+        address: worker.address().clone(),
+        signing,
+        enc,
+        evidence,
+        price_in,
+        price_out,
+        models: models.to_vec(),
+    }
+}
+
+impl TestWorker {
+    /// How a relayer lists it.
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            worker: self.address.to_hex(),
+            receipt_key: self.signing.verifying_key().to_bytes(),
+            encryption_key: self.enc.public_key(),
+            models: self.models.clone(),
+            price_in: self.price_in as u64,
+            price_out: self.price_out as u64,
+            evidence: self.evidence.encode(),
+            evidence_hash: self.evidence.hash(),
+            attestation_kind: 0,
+            attestation_expires_at: 0,
+            load: 0,
+            capacity: 4,
+            healthy: true,
+        }
+    }
+}
+
+/// How the in-test relayer answers the next job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Script {
+    /// The first candidate answers correctly.
+    Answer,
+    /// The first candidate streams one chunk and vanishes; the second answers (attempt 2), and a
+    /// late chunk of attempt 1 arrives in between.
+    Failover,
+    /// A chunk is altered in transit.
+    TamperChunk,
+    /// The final chunk is dropped; the receipt follows.
+    Truncate,
+    /// The receipt is signed by another key.
+    ForgedReceipt,
+    /// The receipt charges more than the tokens at the registered prices.
+    Overcharge,
+    /// The relayer reports that no worker could answer.
+    Fail,
+    /// The stream stays open and says nothing.
+    Hang,
+}
+
+struct Secrets {
+    worker: TestWorker,
+}
+
+struct Shared {
+    relayer_id: String,
+    workers: Mutex<Vec<WorkerInfo>>,
+    secrets: Mutex<HashMap<String, Secrets>>,
+    script: Mutex<Script>,
+    not_found: AtomicU32,
+    streams: Mutex<HashMap<JobRef, (Vec<StreamEvent>, bool)>>,
+    submitted: Mutex<Vec<SubmitInput>>,
+}
+
+/// The in-test relayer (see the module doc).
+pub struct FakeRelayer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its identity (a wallet address nobody controls in the test).
+    pub id: TonAddress,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeRelayer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeRelayer {
+    /// Starts on a free port, listing no workers.
+    pub async fn start() -> Self {
+        let id = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1)
+            .unwrap()
+            .address()
+            .clone();
+        let shared = Arc::new(Shared {
+            relayer_id: id.to_hex(),
+            workers: Mutex::new(Vec::new()),
+            secrets: Mutex::new(HashMap::new()),
+            script: Mutex::new(Script::Answer),
+            not_found: AtomicU32::new(0),
+            streams: Mutex::new(HashMap::new()),
+            submitted: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .route("/health", get(health))
+            .route("/v1/workers", get(workers))
+            .route("/v1/jobs/{escrow}/{job_id}/input", post(input))
+            .route("/v1/jobs/{escrow}/{job_id}/stream", get(stream))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            id,
+            shared,
+            task,
+        }
+    }
+
+    /// Lists `info` for a worker whose keys it holds (to answer as it).
+    pub fn list(&self, worker: &TestWorker, info: WorkerInfo) {
+        self.shared.secrets.lock().unwrap().insert(
+            worker.address.to_hex(),
+            Secrets {
+                worker: worker.clone(),
+            },
+        );
+        self.shared.workers.lock().unwrap().push(info);
+    }
+
+    /// Lists nothing any more.
+    pub fn clear(&self) {
+        self.shared.workers.lock().unwrap().clear();
+    }
+
+    /// How the next jobs are answered.
+    pub fn script(&self, s: Script) {
+        *self.shared.script.lock().unwrap() = s;
+    }
+
+    /// Answers the next `n` submissions with `404 job_not_found` (a watcher that lags).
+    pub fn not_found_first(&self, n: u32) {
+        self.shared.not_found.store(n, Ordering::SeqCst);
+    }
+
+    /// Inputs submitted so far.
+    pub fn submitted(&self) -> Vec<SubmitInput> {
+        self.shared.submitted.lock().unwrap().clone()
+    }
+}
+
+async fn health(State(s): State<Arc<Shared>>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: PROTOCOL_VERSION,
+        workers: s.workers.lock().unwrap().len() as u32,
+        store: true,
+        relayer_id: s.relayer_id.clone(),
+    })
+}
+
+#[derive(Deserialize)]
+struct WorkersQuery {
+    model: Option<u32>,
+}
+
+async fn workers(State(s): State<Arc<Shared>>, Query(q): Query<WorkersQuery>) -> Json<WorkerList> {
+    let workers = s
+        .workers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| q.model.is_none_or(|m| w.models.contains(&m)))
+        .cloned()
+        .collect();
+    Json(WorkerList { workers })
+}
+
+fn api_error(status: StatusCode, error: ApiErrorCode, message: &str) -> Response {
+    (
+        status,
+        Json(ApiError {
+            error,
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn input(
+    State(s): State<Arc<Shared>>,
+    Path((escrow, job_id)): Path<(String, u64)>,
+    Json(req): Json<SubmitInput>,
+) -> Response {
+    if s.not_found
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::JobNotFound,
+            "not seen yet",
+        );
+    }
+    let job = JobRef::new(escrow, job_id);
+    s.submitted.lock().unwrap().push(req.clone());
+    let script = s.script.lock().unwrap().clone();
+    let events = {
+        let secrets = s.secrets.lock().unwrap();
+        let workers: Vec<&TestWorker> = req
+            .candidates
+            .iter()
+            .filter_map(|c| secrets.get(c).map(|s| &s.worker))
+            .collect();
+        match play(&job, &req.sealed_input, &workers, &script) {
+            Ok(e) => e,
+            Err(msg) => {
+                return api_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ApiErrorCode::BadRequest,
+                    &msg,
+                );
+            }
+        }
+    };
+    s.streams
+        .lock()
+        .unwrap()
+        .insert(job.clone(), (events, script == Script::Hang));
+    let stream = format!("/v1/jobs/{}/{}/stream", job.escrow, job.job_id);
+    (
+        StatusCode::ACCEPTED,
+        Json(SubmitAccepted {
+            job,
+            state: "input_received".into(),
+            stream,
+        }),
+    )
+        .into_response()
+}
+
+async fn stream(
+    State(s): State<Arc<Shared>>,
+    Path((escrow, job_id)): Path<(String, u64)>,
+) -> Response {
+    let job = JobRef::new(escrow, job_id);
+    let Some((events, hang)) = s.streams.lock().unwrap().get(&job).cloned() else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::JobNotFound,
+            "no such job",
+        );
+    };
+    // Mixed line endings and comments, cut into small pieces: the client's parser must cope.
+    let mut text = String::from(": hello\n\n");
+    for (i, ev) in events.iter().enumerate() {
+        let data = serde_json::to_string(ev).unwrap();
+        if i % 2 == 0 {
+            text.push_str(&format!("event: {}\ndata: {data}\n\n", ev.name()));
+        } else {
+            text.push_str(&format!(
+                "event: {}\r\ndata: {data}\r\n\r\n: keep-alive\r\n\r\n",
+                ev.name()
+            ));
+        }
+    }
+    let pieces: Vec<Result<Bytes, Infallible>> = text
+        .into_bytes()
+        .chunks(97)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    use tokio_stream::StreamExt as _;
+    let body = tokio_stream::iter(pieces);
+    let body = if hang {
+        Body::from_stream(body.chain(tokio_stream::pending()))
+    } else {
+        Body::from_stream(body)
+    };
+    ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+}
+
+/// What a worker answers: the chunks of the answer (opened, decoded, answered, sealed) and its
+/// receipt, for this attempt.
+struct Answer {
+    chunks: Vec<Vec<u8>>,
+    receipt: Vec<u8>,
+    cost: u64,
+}
+
+fn answer(
+    job: &JobRef,
+    sealed: &[u8],
+    w: &TestWorker,
+    key: &SigningKey,
+    overcharge: bool,
+) -> Result<Answer, String> {
+    let escrow = TonAddress::from_hex_str(&job.escrow).map_err(|e| e.to_string())?;
+    // The relayer knows the job's model from the chain; this stand-in tries the worker's models.
+    let (model_id, opened) = w
+        .models
+        .iter()
+        .find_map(|&m| {
+            let cx = JobContext {
+                escrow: escrow.clone(),
+                job_id: job.job_id,
+                model_id: m,
+            };
+            open_input(sealed, &w.enc, &cx).ok().map(|o| (m, o))
+        })
+        .ok_or("cannot_decrypt")?;
+    let mut sealer = opened.response;
+    let request = JobRequest::decode(&opened.plaintext).map_err(|e| e.to_string())?;
+    let mut outputs = Vec::new();
+    let (tokens_in, tokens_out) = match &request.task {
+        Task::Chat { messages, .. } => {
+            let last = &messages.last().unwrap().content;
+            let words: Vec<String> = format!("echo: {last}")
+                .split(' ')
+                .map(|w| format!("{w} "))
+                .collect();
+            for w in &words {
+                outputs.push(JobOutput::Delta { text: w.clone() });
+            }
+            (opened.plaintext.len() as u32 / 4, words.len() as u32)
+        }
+        Task::Completion { prompt, .. } => {
+            outputs.push(JobOutput::Delta {
+                text: format!("{prompt}!"),
+            });
+            (prompt.len() as u32, 1)
+        }
+        Task::Embeddings { input } => {
+            outputs.push(JobOutput::Embeddings {
+                vectors: input
+                    .iter()
+                    .map(|t| vec![t.len() as f32, 1.0, -0.5])
+                    .collect(),
+            });
+            (input.iter().map(|t| t.len() as u32 + 2).sum(), 0)
+        }
+    };
+    outputs.push(JobOutput::Done {
+        finish_reason: cocoon_sdk::job::FinishReason::Stop,
+        prompt_tokens: tokens_in,
+        completion_tokens: tokens_out,
+    });
+    let n = outputs.len();
+    let mut chunks = Vec::new();
+    for (i, o) in outputs.iter().enumerate() {
+        chunks.push(
+            sealer
+                .seal_chunk(&o.encode(), i + 1 == n)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let model = ModelSpec::by_id(model_id).unwrap();
+    let mut cost = u128::from(tokens_in) * w.price_in + u128::from(tokens_out) * w.price_out;
+    if overcharge {
+        cost += 1;
+    }
+    let body = ReceiptBody {
+        escrow,
+        job_id: job.job_id,
+        worker: w.address.clone(),
+        model_id,
+        tokens_in,
+        tokens_out,
+        cost,
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32,
+        hashes: ReceiptHashes {
+            weights_hash: model.weights_hash(),
+            evidence_hash: w.evidence.hash(),
+        },
+        commitments: ReceiptCommitments {
+            input_commitment: opened.input_commitment,
+            output_commitment: sealer.output_commitment().map_err(|e| e.to_string())?,
+        },
+    };
+    let receipt = body
+        .sign(key)
+        .map_err(|e| e.to_string())?
+        .to_boc()
+        .map_err(|e| e.to_string())?;
+    Ok(Answer {
+        chunks,
+        receipt,
+        cost: cost as u64,
+    })
+}
+
+fn play(
+    job: &JobRef,
+    sealed: &[u8],
+    workers: &[&TestWorker],
+    script: &Script,
+) -> Result<Vec<StreamEvent>, String> {
+    let first = *workers.first().ok_or("no known candidate")?;
+    let mut ev = vec![StreamEvent::Status {
+        state: "input_received".into(),
+        reason: None,
+    }];
+    let dispatched = |w: &TestWorker, attempt| StreamEvent::Dispatched {
+        worker: w.address.to_hex(),
+        attempt,
+    };
+    let chunk = |attempt, seq: usize, data: &[u8]| StreamEvent::Chunk {
+        attempt,
+        seq: seq as u32,
+        data: data.to_vec(),
+    };
+    let receipt = |w: &TestWorker, attempt, a: &Answer, chunks: usize| StreamEvent::Receipt {
+        worker: w.address.to_hex(),
+        attempt,
+        chunks: chunks as u32,
+        receipt: a.receipt.clone(),
+        cost: a.cost,
+    };
+    let full = |ev: &mut Vec<StreamEvent>, w: &TestWorker, attempt, a: &Answer| {
+        ev.push(dispatched(w, attempt));
+        for (i, c) in a.chunks.iter().enumerate() {
+            ev.push(chunk(attempt, i, c));
+        }
+        ev.push(receipt(w, attempt, a, a.chunks.len()));
+    };
+    match script {
+        Script::Answer => full(
+            &mut ev,
+            first,
+            1,
+            &answer(job, sealed, first, &first.signing, false)?,
+        ),
+        Script::Failover => {
+            let second = *workers.get(1).ok_or("failover needs two candidates")?;
+            let a1 = answer(job, sealed, first, &first.signing, false)?;
+            let a2 = answer(job, sealed, second, &second.signing, false)?;
+            ev.push(dispatched(first, 1));
+            ev.push(chunk(1, 0, &a1.chunks[0]));
+            ev.push(dispatched(second, 2));
+            ev.push(chunk(2, 0, &a2.chunks[0]));
+            // A late chunk of the abandoned attempt.
+            ev.push(chunk(1, 1, &a1.chunks[1]));
+            for (i, c) in a2.chunks.iter().enumerate().skip(1) {
+                ev.push(chunk(2, i, c));
+            }
+            ev.push(receipt(second, 2, &a2, a2.chunks.len()));
+        }
+        Script::TamperChunk => {
+            let mut a = answer(job, sealed, first, &first.signing, false)?;
+            let last = a.chunks[0].len() - 1;
+            a.chunks[0][last] ^= 1;
+            full(&mut ev, first, 1, &a);
+        }
+        Script::Truncate => {
+            let mut a = answer(job, sealed, first, &first.signing, false)?;
+            a.chunks.pop();
+            full(&mut ev, first, 1, &a);
+        }
+        Script::ForgedReceipt => {
+            let other = SigningKey::from_bytes(&[0xee; 32]);
+            full(
+                &mut ev,
+                first,
+                1,
+                &answer(job, sealed, first, &other, false)?,
+            );
+        }
+        Script::Overcharge => full(
+            &mut ev,
+            first,
+            1,
+            &answer(job, sealed, first, &first.signing, true)?,
+        ),
+        Script::Fail => {
+            ev.push(dispatched(first, 1));
+            ev.push(StreamEvent::Failed {
+                reason: "every candidate failed".into(),
+            });
+        }
+        Script::Hang => ev.push(dispatched(first, 1)),
+    }
+    Ok(ev)
+}
+
+/// Waits a little for something the chain does asynchronously.
+pub async fn settle_time() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
