@@ -2,6 +2,7 @@
 //! operations. `src/bin/cocoon.rs` only parses [`Cli`] and calls [`run`].
 
 pub mod args;
+pub mod client;
 pub mod gateway;
 mod output;
 mod wallet_file;
@@ -90,6 +91,16 @@ pub enum Command {
     Root(RootCmd),
     /// OpenAI-compatible gateway (chat, completions, embeddings) over the wallet's Escrow.
     Gateway(gateway::GatewayArgs),
+    /// Chat with (or complete a prompt on) a model: attested workers, sealed input, verified
+    /// receipt.
+    Chat(client::ChatArgs),
+    /// Embed texts with an embedding model.
+    Embed(client::EmbedArgs),
+    /// Models on the network with their verified workers and lowest prices.
+    Models(client::ModelsArgs),
+    /// Jobs: verify a receipt and its settlement.
+    #[command(subcommand)]
+    Job(client::JobCmd),
 }
 
 /// Parameters of a new Root.
@@ -404,6 +415,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(c) => worker_cmd(&ctx, c).await,
         Command::Root(c) => root_cmd(&ctx, c).await,
         Command::Gateway(a) => gateway::run(&ctx, a).await,
+        Command::Chat(a) => client::chat(&ctx, a).await,
+        Command::Embed(a) => client::embed(&ctx, a).await,
+        Command::Models(a) => client::models(&ctx, a).await,
+        Command::Job(c) => client::job_cmd(&ctx, c).await,
     }
 }
 

@@ -7,11 +7,12 @@ use tracing::{debug, info};
 use super::Client;
 use super::error::{ClientError, Result};
 use super::job::JobResult;
+use super::workers::read_worker;
 use crate::chain::ChainApi;
 use crate::contracts::EscrowClient;
 use crate::messages::escrow::Settle;
 use crate::messages::notify::LogSettled;
-use crate::receipt::ReceiptError;
+use crate::receipt::{ReceiptError, SignedReceipt, check_cost};
 use crate::relay::JobRef;
 use crate::tlb::{TlbType, TonAddress};
 
@@ -49,6 +50,15 @@ mod hex32 {
     }
 }
 
+/// What a settlement must match: the job and the receipt the client holds.
+#[derive(Debug, Clone)]
+struct Expected {
+    job: JobRef,
+    worker: TonAddress,
+    cost: u128,
+    receipt_hash: [u8; 32],
+}
+
 impl Client {
     /// Waits up to [`SETTLEMENT_TIMEOUT`] for the settlement of `result`'s job and checks it.
     pub async fn verify_settlement(&self, result: &JobResult) -> Result<Settlement> {
@@ -56,16 +66,63 @@ impl Client {
             .await
     }
 
-    /// [`Client::verify_settlement`] with its own timeout.
+    /// [`Client::verify_settlement`] with its own timeout (zero: one look).
     pub async fn verify_settlement_within(
         &self,
         result: &JobResult,
         timeout: Duration,
     ) -> Result<Settlement> {
+        let expected = Expected {
+            job: result.job.clone(),
+            worker: result.worker.clone(),
+            cost: result.cost,
+            receipt_hash: result.receipt_hash,
+        };
+        self.wait_settlement(&expected, result.open_lt, timeout)
+            .await
+    }
+
+    /// Checks a receipt kept from an earlier job (e.g. saved by `cocoon chat --json`): it is for
+    /// this client's Escrow, signed by the receipt key its Worker contract holds now, and its
+    /// cost is the tokens at the Worker's prices; then finds and checks its settlement, waiting up
+    /// to `timeout`.
+    pub async fn verify_receipt_settlement(
+        &self,
+        receipt: &SignedReceipt,
+        timeout: Duration,
+    ) -> Result<Settlement> {
+        let b = &receipt.body;
+        if b.escrow != *self.escrow_address() {
+            return Err(ClientError::ReceiptInvalid(ReceiptError::FieldMismatch {
+                field: "escrow",
+                expected: self.escrow_address().to_hex(),
+                actual: b.escrow.to_hex(),
+            }));
+        }
+        let worker = read_worker(self.chain(), &b.worker).await?.ok_or_else(|| {
+            ClientError::BadResponse(format!("no Worker contract at {}", b.worker))
+        })?;
+        receipt.verify_signature(&worker.record.receipt_key)?;
+        check_cost(receipt, worker.record.price_in, worker.record.price_out)?;
+        let expected = Expected {
+            job: JobRef::new(b.escrow.to_hex(), b.job_id),
+            worker: b.worker.clone(),
+            cost: b.cost,
+            receipt_hash: b.signing_hash()?,
+        };
+        self.wait_settlement(&expected, 0, timeout).await
+    }
+
+    async fn wait_settlement(
+        &self,
+        expected: &Expected,
+        after_lt: u64,
+        timeout: Duration,
+    ) -> Result<Settlement> {
         let until = tokio::time::Instant::now() + timeout;
-        let mut after_lt = result.open_lt;
+        let mut after_lt = after_lt;
         loop {
-            let (found, last) = self.find_settlement(result, after_lt).await?;
+            let (found, last) = self.find_settlement(expected, after_lt).await?;
             if let Some(s) = found {
                 return Ok(s);
             }
@@ -73,7 +130,7 @@ impl Client {
             if tokio::time::Instant::now() + POLL > until {
                 return Err(ClientError::Timeout(format!(
                     "no settlement of job {} on-chain within {} s",
-                    result.job,
+                    expected.job,
                     timeout.as_secs()
                 )));
             }
@@ -85,14 +142,14 @@ impl Client {
     /// if there is one, and the logical time read up to.
     async fn find_settlement(
         &self,
-        result: &JobResult,
+        expected: &Expected,
         mut after_lt: u64,
     ) -> Result<(Option<Settlement>, u64)> {
         let escrow = self.escrow_address().clone();
-        if result.job.escrow != escrow.to_hex() {
+        if expected.job.escrow != escrow.to_hex() {
             return Err(ClientError::BadResponse(format!(
                 "job {} is not on this client's Escrow",
-                result.job
+                expected.job
             )));
         }
         loop {
@@ -108,15 +165,15 @@ impl Client {
                 let Ok(settle) = Settle::from_cell(body) else {
                     continue;
                 };
-                if settle.job_id != result.job.job_id {
+                if settle.job_id != expected.job.job_id {
                     continue;
                 }
                 if !tx.succeeded() {
                     // A refused settlement (late, wrong worker, ...) settles nothing: keep looking.
-                    debug!(target: "sdk::client", job = %result.job, lt = tx.id.lt, exit_code = ?tx.exit_code, "refused settlement attempt");
+                    debug!(target: "sdk::client", job = %expected.job, lt = tx.id.lt, exit_code = ?tx.exit_code, "refused settlement attempt");
                     continue;
                 }
-                let settlement = check(result, &tx, msg.source.as_ref(), &settle)?;
+                let settlement = check(expected, &tx, msg.source.as_ref(), &settle)?;
                 // The job must be gone from the Escrow: settled once, never again.
                 let client = EscrowClient::for_owner(
                     self.chain(),
@@ -124,13 +181,13 @@ impl Client {
                     self.wallet_address(),
                 )
                 .await?;
-                if client.job(result.job.job_id).await?.is_some() {
+                if client.job(expected.job.job_id).await?.is_some() {
                     return Err(ClientError::BadResponse(format!(
                         "job {} is still open after its settlement transaction",
-                        result.job
+                        expected.job
                     )));
                 }
-                info!(target: "sdk::client", job = %result.job, lt = settlement.lt, cost = %settlement.cost, "settlement verified");
+                info!(target: "sdk::client", job = %expected.job, lt = settlement.lt, cost = %settlement.cost, "settlement verified");
                 return Ok((Some(settlement), after_lt));
             }
             if n < PAGE as usize {
@@ -143,7 +200,7 @@ impl Client {
 /// The settlement in `tx` must pay the receipt the client verified: same worker, cost and
 /// receipt hash (in the settle message and in the Escrow's log).
 fn check(
-    result: &JobResult,
+    result: &Expected,
     tx: &crate::chain::Transaction,
     source: Option<&TonAddress>,
     settle: &Settle,
