@@ -309,7 +309,7 @@ impl Client {
         submitted?;
         let events = self.inner.relayer.stream(&job).await?;
         Ok(JobStream {
-            client: self.clone(),
+            escrow: self.inner.escrow.clone(),
             job,
             model: spec,
             seal,
@@ -350,7 +350,7 @@ struct Attempt {
 /// A job in flight: its events as they arrive, ending with [`JobEvent::Done`] or an error.
 #[derive(Debug)]
 pub struct JobStream {
-    client: Client,
+    escrow: TonAddress,
     job: JobRef,
     model: ModelSpec,
     seal: ClientSeal,
@@ -614,7 +614,7 @@ impl JobStream {
         check_receipt(
             &receipt,
             &ReceiptExpectation {
-                escrow: self.seal_escrow()?,
+                escrow: self.escrow.clone(),
                 job_id: self.job.job_id,
                 worker: served.address.clone(),
                 model_id: self.model.id,
@@ -675,10 +675,6 @@ impl JobStream {
             output_commitment,
             receipt,
         })
-    }
-
-    fn seal_escrow(&self) -> Result<TonAddress> {
-        Ok(self.client.escrow_address().clone())
     }
 }
 

@@ -406,35 +406,36 @@ impl Client {
             now,
             model,
         };
+        // Every listed worker is read at once: the chain round trips dominate.
+        let reads = listed.iter().map(|info| async move {
+            let address =
+                TonAddress::from_str(&info.worker).map_err(|e| format!("not an address: {e}"))?;
+            match read_worker(&self.inner.chain, &address).await {
+                Ok(Some(w)) => Ok(Ok((address, w))),
+                Ok(None) => Err("no initialised Worker contract there".to_owned()),
+                Err(e) => Ok(Err(e)),
+            }
+        });
+        let reads = futures_util::future::join_all(reads).await;
         let mut out = Screened::default();
-        for info in listed {
-            let reject = |reason: String| RejectedWorker {
-                worker: info.worker.clone(),
-                reason,
+        for (info, read) in listed.iter().zip(reads) {
+            let checked = match read {
+                Ok(Ok((address, onchain))) => check_worker(info, &address, &onchain, &cx),
+                // A chain failure is not the worker's fault: report it, do not reject.
+                Ok(Err(e)) => return Err(e),
+                Err(reason) => Err(reason),
             };
-            let address = match TonAddress::from_str(&info.worker) {
-                Ok(a) => a,
-                Err(e) => {
-                    out.rejected.push(reject(format!("not an address: {e}")));
-                    continue;
-                }
-            };
-            let onchain = match read_worker(&self.inner.chain, &address).await? {
-                Some(w) => w,
-                None => {
-                    out.rejected
-                        .push(reject("no initialised Worker contract there".into()));
-                    continue;
-                }
-            };
-            match check_worker(&info, &address, &onchain, &cx) {
+            match checked {
                 Ok(w) => {
                     debug!(target: "sdk::client", worker = %w.address, kind = %w.kind(), "worker verified");
                     out.verified.push(w);
                 }
                 Err(reason) => {
                     tracing::warn!(target: "sdk::client", worker = %info.worker, %reason, "worker refused");
-                    out.rejected.push(reject(reason));
+                    out.rejected.push(RejectedWorker {
+                        worker: info.worker.clone(),
+                        reason,
+                    });
                 }
             }
         }
