@@ -70,6 +70,7 @@ fn summary(
         worker: "0:2222222222222222222222222222222222222222222222222222222222222222".into(),
         attestation_kind: kind,
         receipt_hash: "ab".repeat(32),
+        receipt_boc: vec![0xb5, 0xee],
         open_tx: Some("cd".repeat(32)),
         open_time: Duration::from_millis(20),
         settlement: None,
@@ -273,6 +274,7 @@ async fn chat_completion_has_openai_shape_usage_and_cocoon_fields() {
     assert_eq!(v["cocoon"]["cost_nano"], "19000");
     assert_eq!(v["cocoon"]["attestation_kind"], "simulated");
     assert_eq!(v["cocoon"]["receipt_hash"], "ab".repeat(32));
+    assert_eq!(v["cocoon"]["receipt"], "te4=");
     // The backend got the mapped job and the configured policy.
     let (model, job, policy) = s.backend.last_opened();
     assert_eq!(model, 1);
@@ -423,7 +425,10 @@ async fn models_list_and_lookup() {
         .collect();
     assert_eq!(ids, vec!["smollm2-135m-instruct", "all-minilm-l6-v2"]);
     assert_eq!(v["data"][1]["cocoon"]["attested_workers"], 2);
-    assert_eq!(v["data"][1]["cocoon"]["attestation_kinds"], json!(["simulated"]));
+    assert_eq!(
+        v["data"][1]["cocoon"]["attestation_kinds"],
+        json!(["simulated"])
+    );
     assert_eq!(v["data"][0]["cocoon"]["min_price_out_nano"], "3000");
     let res = s
         .http

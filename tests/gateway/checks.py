@@ -1,5 +1,6 @@
 """Assertions shared by the gateway tests: the `cocoon` fields and `usage` of a response."""
 
+import base64
 import re
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -17,6 +18,7 @@ def check_cocoon(fields, expected_attestation=None):
     max_cost = int(fields["max_cost_nano"])
     assert 0 < cost <= max_cost, fields
     assert HEX64.match(fields["receipt_hash"]), fields
+    assert base64.b64decode(fields["receipt"]), fields
     assert re.match(r"^-?\d+:[0-9a-f]{64}$", fields["worker"]), fields
     assert fields["attestation_kind"] in ("simulated", "sev_snp", "tdx"), fields
     if fields["attestation_kind"] == "simulated":

@@ -69,6 +69,8 @@ pub struct JobSummary {
     pub attestation_kind: EvidenceKind,
     /// Hash of the signed receipt cell, hex.
     pub receipt_hash: String,
+    /// The signed receipt (BOC), for the caller to keep as proof of the answer.
+    pub receipt_boc: Vec<u8>,
     /// Hash of the transaction that opened the job, hex, when known.
     pub open_tx: Option<String>,
     /// Time spent opening the job on-chain (reported apart from inference time).

@@ -14,6 +14,7 @@ use crate::client::{
     Client, ClientError, JobEvent as ClientEvent, JobOptions, JobResult, JobStream,
 };
 use crate::job::{JobRequest, ModelSpec};
+use crate::tlb::TlbType as _;
 
 /// Finished jobs remembered for settlement lookups (their text and vectors are not kept).
 pub const RECENT_JOBS: usize = 4096;
@@ -81,10 +82,12 @@ impl From<ClientError> for GatewayError {
                 message: e.to_string(),
                 param: None,
             },
-            e @ (ClientError::Chain(_)
-            | ClientError::Contract(_)
-            | ClientError::Seal(_)
-            | ClientError::Wallet(_)) => {
+            // A worker's key or sealed answer that does not work is the worker's failure.
+            e @ ClientError::Seal(_) => GatewayError::Upstream {
+                code: "bad_response",
+                message: e.to_string(),
+            },
+            e @ (ClientError::Chain(_) | ClientError::Contract(_) | ClientError::Wallet(_)) => {
                 tracing::error!(target: "gateway::client", error = %e, "client failure");
                 GatewayError::Internal(e.to_string())
             }
@@ -114,6 +117,8 @@ fn summary(r: &JobResult, open_time: Duration) -> JobSummary {
         worker: r.worker.to_hex(),
         attestation_kind: r.attestation_kind,
         receipt_hash: hex::encode(r.receipt_hash),
+        // A receipt that checked was parsed from a BOC, so it serialises again.
+        receipt_boc: r.receipt.to_boc().unwrap_or_default(),
         open_tx: Some(hex::encode(r.open_tx)),
         open_time,
         settlement: None,

@@ -142,6 +142,7 @@ mod tests {
             worker: "0:bb".into(),
             attestation_kind: EvidenceKind::Simulated,
             receipt_hash: "00".repeat(32),
+            receipt_boc: Vec::new(),
             open_tx: Some("11".repeat(32)),
             open_time: Duration::ZERO,
             settlement: None,

@@ -28,6 +28,9 @@ pub struct CocoonFields {
     pub attestation: String,
     /// Hash of the signed receipt, hex.
     pub receipt_hash: String,
+    /// The signed receipt, BOC in base64: with the answer it proves what was asked, answered
+    /// and billed (the output commitment opens only with the job's secret).
+    pub receipt: String,
     /// Transaction that opened the job, hex.
     pub open_tx: Option<String>,
     /// Time spent opening the job on-chain, milliseconds.
@@ -79,6 +82,7 @@ impl From<&JobSummary> for CocoonFields {
             attestation_kind: kind_name(s.attestation_kind),
             attestation: s.attestation_kind.to_string(),
             receipt_hash: s.receipt_hash.clone(),
+            receipt: base64::engine::general_purpose::STANDARD.encode(&s.receipt_boc),
             open_tx: s.open_tx.clone(),
             open_ms: u64::try_from(s.open_time.as_millis()).unwrap_or(u64::MAX),
             settlement: s.settlement.as_ref().map(SettlementJson::from),
@@ -273,6 +277,7 @@ mod tests {
             worker: "0:cd".into(),
             attestation_kind: EvidenceKind::Simulated,
             receipt_hash: "ee".repeat(32),
+            receipt_boc: vec![1, 2, 3],
             open_tx: None,
             open_time: Duration::from_millis(1500),
             settlement: None,
