@@ -212,6 +212,13 @@ async fn jobs_stream_verify_settle_and_refuse_cheats() {
         Some(b.address.clone())
     );
 
+    // --- the stream connection drops mid-event: the client reads it again, skipping the replay
+    relayer.script(Script::DropOnce);
+    let r = run(&client, JobOptions::default()).await.unwrap();
+    assert_eq!(r.text, "echo: hello there ");
+    assert_eq!(r.worker, a.address);
+    assert_eq!(relayer.stream_connections(&r.job), 2);
+
     // --- cheats and failures
     relayer.script(Script::TamperChunk);
     match run(&client, JobOptions::default()).await {

@@ -1,16 +1,16 @@
 //! Opening a job and following it: candidates, max cost, sealing, OpenJob, the sealed input to
 //! the relayer, then the event stream opened chunk by chunk and the receipt checked.
 
-use std::collections::VecDeque;
 use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
+use sha2::Digest as _;
 use tracing::{debug, info, warn};
 
 use super::Client;
 use super::cost::{max_cost, token_bound};
 use super::error::{ClientError, Result};
-use super::relayer::EventStream;
+use super::relayer::{EventStream, RelayerApi};
 use super::workers::VerifiedWorker;
 use crate::attest::EvidenceKind;
 use crate::chain::ChainApi;
@@ -21,6 +21,11 @@ use crate::relay::JobRef;
 use crate::relay::client::StreamEvent;
 use crate::seal::{ClientSeal, JobContext, MAX_RECIPIENTS, ResponseOpener, seal_input};
 use crate::tlb::{TlbType, TonAddress};
+
+/// Times a dropped job stream is opened again before the job is given up.
+pub const MAX_RECONNECTS: u32 = 5;
+/// First pause before reopening a dropped stream (doubled each time).
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
 /// Per-job choices; every field is optional and `Default` leaves each to the client's config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -322,7 +327,10 @@ impl Client {
             events,
             attempt: None,
             finished: false,
-            queued: VecDeque::new(),
+            relayer: self.inner.relayer.clone(),
+            seen: Vec::new(),
+            replayed: 0,
+            reconnects: 0,
         })
     }
 }
@@ -363,7 +371,12 @@ pub struct JobStream {
     events: EventStream,
     attempt: Option<Attempt>,
     finished: bool,
-    queued: VecDeque<JobEvent>,
+    relayer: RelayerApi,
+    /// sha256 of every event handled, in order (to skip them when a reconnected stream replays).
+    seen: Vec<[u8; 32]>,
+    /// How many events of the current connection matched `seen`.
+    replayed: usize,
+    reconnects: u32,
 }
 
 impl JobStream {
@@ -389,9 +402,6 @@ impl JobStream {
 
     /// The next event; `None` after [`JobEvent::Done`] or an error.
     pub async fn next(&mut self) -> Option<Result<JobEvent>> {
-        if let Some(ev) = self.queued.pop_front() {
-            return Some(Ok(ev));
-        }
         if self.finished {
             return None;
         }
@@ -403,7 +413,16 @@ impl JobStream {
                 }),
             };
             let step = match got {
-                Ok(Some(ev)) => self.handle(ev),
+                Ok(Some(ev)) => self.replayed_or_handle(ev),
+                // The connection ended before the job did: read the stream again.
+                Ok(None) | Err(ClientError::RelayerUnreachable(_))
+                    if self.reconnects < MAX_RECONNECTS =>
+                {
+                    match self.reconnect().await {
+                        Ok(()) => continue,
+                        Err(e) => Err(e),
+                    }
+                }
                 Ok(None) => Err(ClientError::BadResponse(
                     "the relayer closed the job's stream before its receipt".into(),
                 )),
@@ -424,6 +443,50 @@ impl JobStream {
                 }
             }
         }
+    }
+
+    /// Opens the job's stream again after a dropped connection, with backoff. The relayer
+    /// replays a job's events from the start, so the events already handled are skipped.
+    async fn reconnect(&mut self) -> Result<()> {
+        loop {
+            self.reconnects += 1;
+            let pause = RECONNECT_PAUSE * 2u32.pow(self.reconnects.min(6) - 1);
+            warn!(target: "sdk::client", job = %self.job, attempt = self.reconnects, "job stream dropped; reconnecting");
+            tokio::time::sleep_until((tokio::time::Instant::now() + pause).min(self.deadline_at))
+                .await;
+            if tokio::time::Instant::now() >= self.deadline_at {
+                return Err(ClientError::JobExpired {
+                    job: self.job.clone(),
+                });
+            }
+            match self.relayer.stream(&self.job).await {
+                Ok(events) => {
+                    self.events = events;
+                    self.replayed = 0;
+                    return Ok(());
+                }
+                Err(ClientError::RelayerUnreachable(_)) if self.reconnects < MAX_RECONNECTS => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Skips an event this stream already handled (a replay after reconnecting); handles any
+    /// other. A replay that diverges from what was seen is handled as new from there on.
+    fn replayed_or_handle(&mut self, ev: StreamEvent) -> Result<Option<JobEvent>> {
+        let digest: [u8; 32] =
+            sha2::Sha256::digest(serde_json::to_vec(&ev).unwrap_or_default()).into();
+        if self.replayed < self.seen.len() {
+            if self.seen[self.replayed] == digest {
+                self.replayed += 1;
+                return Ok(None);
+            }
+            debug!(target: "sdk::client", job = %self.job, at = self.replayed, "the replayed stream diverges from what was seen");
+            self.seen.truncate(self.replayed);
+        }
+        self.seen.push(digest);
+        self.replayed = self.seen.len();
+        self.handle(ev)
     }
 
     /// Reads the rest of the stream and returns the checked result.

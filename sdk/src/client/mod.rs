@@ -38,7 +38,9 @@ mod workers;
 
 pub use cost::{TokenBound, cost_of, max_cost, token_bound};
 pub use error::{ClientError, Result};
-pub use job::{JobEvent, JobOptions, JobResult, JobStream, Usage, select_candidates};
+pub use job::{
+    JobEvent, JobOptions, JobResult, JobStream, MAX_RECONNECTS, Usage, select_candidates,
+};
 pub use relayer::{EventStream, RelayerApi};
 pub use settlement::{SETTLEMENT_TIMEOUT, Settlement};
 pub use workers::{

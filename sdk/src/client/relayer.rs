@@ -223,7 +223,8 @@ impl EventStream {
                 None => {
                     self.ended = true;
                     if self.parser.has_partial() {
-                        return Err(ClientError::BadResponse(
+                        // A connection that dropped, not a relayer that lied.
+                        return Err(ClientError::RelayerUnreachable(
                             "event stream cut in the middle of an event".into(),
                         ));
                     }

@@ -252,6 +252,9 @@ pub enum Script {
     Fail,
     /// The stream stays open and says nothing.
     Hang,
+    /// The first stream connection of each job drops in the middle of an event; the next one
+    /// replays the job's events from the start, as the relayer does.
+    DropOnce,
 }
 
 struct Secrets {
@@ -264,7 +267,8 @@ struct Shared {
     secrets: Mutex<HashMap<String, Secrets>>,
     script: Mutex<Script>,
     not_found: AtomicU32,
-    streams: Mutex<HashMap<JobRef, (Vec<StreamEvent>, bool)>>,
+    streams: Mutex<HashMap<JobRef, (Vec<StreamEvent>, Script)>>,
+    connections: Mutex<HashMap<JobRef, u32>>,
     submitted: Mutex<Vec<SubmitInput>>,
 }
 
@@ -298,6 +302,7 @@ impl FakeRelayer {
             script: Mutex::new(Script::Answer),
             not_found: AtomicU32::new(0),
             streams: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
             submitted: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
@@ -343,6 +348,17 @@ impl FakeRelayer {
     /// Answers the next `n` submissions with `404 job_not_found` (a watcher that lags).
     pub fn not_found_first(&self, n: u32) {
         self.shared.not_found.store(n, Ordering::SeqCst);
+    }
+
+    /// How many times the stream of `job` was opened.
+    pub fn stream_connections(&self, job: &JobRef) -> u32 {
+        self.shared
+            .connections
+            .lock()
+            .unwrap()
+            .get(job)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Inputs submitted so far.
@@ -428,7 +444,7 @@ async fn input(
     s.streams
         .lock()
         .unwrap()
-        .insert(job.clone(), (events, script == Script::Hang));
+        .insert(job.clone(), (events, script));
     let stream = format!("/v1/jobs/{}/{}/stream", job.escrow, job.job_id);
     (
         StatusCode::ACCEPTED,
@@ -446,7 +462,13 @@ async fn stream(
     Path((escrow, job_id)): Path<(String, u64)>,
 ) -> Response {
     let job = JobRef::new(escrow, job_id);
-    let Some((events, hang)) = s.streams.lock().unwrap().get(&job).cloned() else {
+    let connection = {
+        let mut c = s.connections.lock().unwrap();
+        let n = c.entry(job.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    let Some((events, script)) = s.streams.lock().unwrap().get(&job).cloned() else {
         return api_error(
             StatusCode::NOT_FOUND,
             ApiErrorCode::JobNotFound,
@@ -466,6 +488,11 @@ async fn stream(
             ));
         }
     }
+    if script == Script::DropOnce && connection == 1 {
+        // Cut inside the third event's data line.
+        let third = text.match_indices("event:").nth(2).map(|(i, _)| i).unwrap();
+        text.truncate(third + 20);
+    }
     let pieces: Vec<Result<Bytes, Infallible>> = text
         .into_bytes()
         .chunks(97)
@@ -473,7 +500,7 @@ async fn stream(
         .collect();
     use tokio_stream::StreamExt as _;
     let body = tokio_stream::iter(pieces);
-    let body = if hang {
+    let body = if script == Script::Hang {
         Body::from_stream(body.chain(tokio_stream::pending()))
     } else {
         Body::from_stream(body)
@@ -628,7 +655,7 @@ fn play(
         ev.push(receipt(w, attempt, a, a.chunks.len()));
     };
     match script {
-        Script::Answer => full(
+        Script::Answer | Script::DropOnce => full(
             &mut ev,
             first,
             1,
