@@ -139,7 +139,9 @@ async fn connect_funds_workers_and_refusals() {
         other => panic!("expected a contract refusal, got {other:?}"),
     }
 
-    // --- a max cost above the free balance: refused before sending
+    // --- a max cost above the free balance: refused before sending (read the balance after the
+    // refused withdrawal: its transaction paid the Escrow's storage fee)
+    let b2 = client.balance().await.unwrap();
     let last = net
         .chain
         .account(client.escrow_address())
