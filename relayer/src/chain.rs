@@ -5,15 +5,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cocoon_sdk::chain::ChainApi;
+use cocoon_sdk::chain::{ChainApi, Transaction};
 use cocoon_sdk::contracts::{RootClient, StackReader};
+use cocoon_sdk::messages::escrow::Settle;
+use cocoon_sdk::messages::notify::LogReceiptSkipped;
+use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::codec::{Codec as _, SetU32};
-use cocoon_sdk::tlb::{ArcCell, Cell, CellBuilder, TonAddress};
+use cocoon_sdk::tlb::{ArcCell, Cell, CellBuilder, TlbType as _, TonAddress};
 use cocoon_sdk::wallet::{OutMessage, Wallet};
 use futures_util::future::BoxFuture;
 
 use crate::registry::{OnChainWorker, RegistryError, WorkerRegistry, WorkerStatus};
-use crate::submitter::WalletSender;
+use crate::submitter::{BatchOutcome, WalletSender};
 use crate::watcher::{InMessage, SourceError, TransactionSource, WatchedTx};
 
 /// How long Root's minimum stake is cached.
@@ -234,7 +237,9 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
                 seqno,
                 valid_until,
                 &[OutMessage::call(dest, value, body)],
-                false,
+                // Seqno 0: the wallet may not be deployed yet (a fresh relayer); the state init
+                // deploys it, and is ignored by an active one.
+                seqno == 0,
             )
             .map_err(src_err)?;
         Ok((signed.boc, signed.hash_norm))
@@ -242,6 +247,13 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
 
     fn broadcast<'a>(&'a self, boc: &'a [u8]) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move { self.chain.send_boc(boc).await.map(|_| ()).map_err(src_err) })
+    }
+
+    fn outcome<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, Result<Option<BatchOutcome>, SourceError>> {
+        Box::pin(batch_outcome(&*self.chain, self.wallet.address(), msg_hash))
     }
 
     fn landed<'a>(
@@ -260,4 +272,83 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
                 .map(|t| (t.id.lt, t.id.hash)))
         })
     }
+}
+
+/// The transaction of `account` that processed the message with this hash, if visible yet.
+async fn tx_of<C: ChainApi>(
+    chain: &C,
+    account: &TonAddress,
+    msg_hash: &[u8; 32],
+) -> Result<Option<Transaction>, SourceError> {
+    let txs = chain
+        .transactions_by_message(msg_hash)
+        .await
+        .map_err(src_err)?;
+    Ok(txs.into_iter().find(|t| t.account == *account))
+}
+
+fn exit_code(t: &Transaction) -> i32 {
+    t.exit_code
+        .filter(|c| *c != 0)
+        .or(t.action_result_code)
+        .unwrap_or(-1)
+}
+
+/// Follows a landed SubmitReceipts: wallet transaction → the Worker's transaction → one Settle per
+/// accepted receipt → each Escrow's transaction. `None` while any of them is not visible yet.
+pub async fn batch_outcome<C: ChainApi>(
+    chain: &C,
+    wallet: &TonAddress,
+    msg_hash: &[u8; 32],
+) -> Result<Option<BatchOutcome>, SourceError> {
+    let Some(wallet_tx) = tx_of(chain, wallet, msg_hash).await? else {
+        return Ok(None);
+    };
+    let Some(out) = wallet_tx.out_msgs.iter().find(|m| m.destination.is_some()) else {
+        return Ok(Some(BatchOutcome {
+            refused: Some(("wallet", exit_code(&wallet_tx))),
+            ..BatchOutcome::default()
+        }));
+    };
+    let worker = out.destination.clone().unwrap_or(TonAddress::NULL);
+    let Some(worker_tx) = tx_of(chain, &worker, &out.hash).await? else {
+        return Ok(None);
+    };
+    if worker_tx.failed() {
+        return Ok(Some(BatchOutcome {
+            refused: Some(("Worker contract", exit_code(&worker_tx))),
+            ..BatchOutcome::default()
+        }));
+    }
+    let mut outcome = BatchOutcome::default();
+    for m in &worker_tx.out_msgs {
+        let Some(body) = &m.body else { continue };
+        match (&m.destination, m.opcode) {
+            (Some(escrow), Some(Settle::OP)) => {
+                let Ok(settle) = Settle::from_cell(body) else {
+                    continue;
+                };
+                let Some(escrow_tx) = tx_of(chain, escrow, &m.hash).await? else {
+                    return Ok(None);
+                };
+                let verdict = if escrow_tx.succeeded() {
+                    Ok(escrow_tx.id.lt)
+                } else {
+                    Err(exit_code(&escrow_tx))
+                };
+                outcome
+                    .settlements
+                    .push((JobRef::new(escrow.to_hex(), settle.job_id), verdict));
+            }
+            (None, Some(LogReceiptSkipped::OP)) => {
+                if let Ok(log) = LogReceiptSkipped::from_cell(body) {
+                    outcome
+                        .skipped
+                        .push((u32::from(log.index), i32::from(log.error)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(outcome))
 }

@@ -8,11 +8,17 @@
 //! only when the wallet's seqno moved past it without it landing (after a grace period for
 //! indexer lag) is the batch given up and its receipts batched again. Confirmed receipts are
 //! never sent again.
+//!
+//! A landed batch is not yet a settlement: the Worker contract checks each receipt and forwards a
+//! settlement to the client's Escrow, which may still refuse it (late, already settled, wrong
+//! worker...). So after confirmation the submitter follows the batch's message chain and marks
+//! each job settled only when its Escrow accepted, and failed — with the exit code — otherwise.
 
 use std::sync::Arc;
 
 use cocoon_sdk::messages::worker::SubmitReceipts;
 use cocoon_sdk::receipt::SignedReceipt;
+use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::{Cell, TlbError, TlbType as _};
 use futures_util::future::BoxFuture;
 use tracing::{info, warn};
@@ -64,6 +70,25 @@ pub trait WalletSender: Send + Sync + 'static {
         &'a self,
         msg_hash: &'a [u8; 32],
     ) -> BoxFuture<'a, std::result::Result<Landed, SourceError>>;
+    /// What the landed message with this hash caused (the Worker's transaction and the Escrows'
+    /// transactions it led to); `None` while some of them are not visible yet.
+    fn outcome<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, std::result::Result<Option<BatchOutcome>, SourceError>>;
+}
+
+/// What the chain did with one landed SubmitReceipts message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The whole batch was refused before any settlement went out: who refused (`"wallet"`,
+    /// `"worker"`) and the exit code.
+    pub refused: Option<(&'static str, i32)>,
+    /// Settlements the Worker contract forwarded: the job and the Escrow's verdict, `Ok(lt of
+    /// the Escrow transaction)` when it accepted, `Err(exit code)` when it refused.
+    pub settlements: Vec<(JobRef, std::result::Result<u64, i32>)>,
+    /// Receipts the Worker contract skipped: (index in the batch, error code).
+    pub skipped: Vec<(u32, i32)>,
 }
 
 /// The value a SubmitReceipts of `count` receipts must carry.
@@ -95,6 +120,51 @@ pub fn submit_receipts_body(
     .to_cell()
 }
 
+/// Confirmed batches followed per round.
+const VERDICT_BATCHES_PER_TICK: u32 = 16;
+
+fn exit_text(code: i32) -> String {
+    match cocoon_sdk::contracts::error_name(code) {
+        Some(name) => format!("exit code {code} ({name})"),
+        None => format!("exit code {code}"),
+    }
+}
+
+/// The verdict on the `index`-th receipt of a batch, for `job`: accepted, and why.
+pub fn verdict(outcome: &BatchOutcome, job: &JobRef, index: usize) -> (bool, String) {
+    if let Some((who, code)) = outcome.refused {
+        return (
+            false,
+            format!(
+                "the {who} refused the SubmitReceipts batch: {}",
+                exit_text(code)
+            ),
+        );
+    }
+    if let Some((_, v)) = outcome.settlements.iter().find(|(j, _)| j == job) {
+        return match v {
+            Ok(lt) => (true, format!("settled: the Escrow accepted it at lt {lt}")),
+            Err(code) => (
+                false,
+                format!("the Escrow refused the settlement: {}", exit_text(*code)),
+            ),
+        };
+    }
+    if let Some((_, code)) = outcome.skipped.iter().find(|(i, _)| *i as usize == index) {
+        return (
+            false,
+            format!(
+                "the Worker contract skipped the receipt: {}",
+                exit_text(*code)
+            ),
+        );
+    }
+    (
+        false,
+        "the Worker contract forwarded no settlement for the receipt".into(),
+    )
+}
+
 /// What one [`Submitter::tick`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
@@ -106,6 +176,10 @@ pub struct TickReport {
     pub confirmed: usize,
     /// Batches given up (receipts released for a new batch).
     pub failed: usize,
+    /// Jobs whose settlement an Escrow accepted.
+    pub settled: usize,
+    /// Jobs whose settlement was refused on-chain (now failed).
+    pub refused: usize,
 }
 
 /// Drives the outbox.
@@ -159,6 +233,45 @@ impl Submitter {
     pub fn with_message_expiry(mut self, seconds: i64) -> Self {
         self.message_expiry = seconds.max(0);
         self
+    }
+
+    /// Reads the Escrows' verdicts on confirmed batches whose jobs are still submitted.
+    async fn read_verdicts(&self, report: &mut TickReport) -> Result<()> {
+        for entry in self
+            .store
+            .batches_awaiting_verdict(VERDICT_BATCHES_PER_TICK)
+            .await?
+        {
+            let hash: [u8; 32] = entry
+                .msg_hash
+                .clone()
+                .unwrap_or_default()
+                .try_into()
+                .unwrap_or([0; 32]);
+            let outcome = match self.wallet.outcome(&hash).await {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(target: "relayer::submitter", id = entry.id, error = %e, "could not follow the batch");
+                    return Ok(());
+                }
+            };
+            let receipts = self.store.batch_receipts(entry.id).await?;
+            for (index, r) in receipts.iter().enumerate() {
+                let (accepted, reason) = verdict(&outcome, &r.job, index);
+                if self.store.settle(&r.job, accepted, &reason).await? {
+                    if accepted {
+                        report.settled += 1;
+                        info!(target: "relayer::submitter", job = %r.job, id = entry.id, "settled");
+                    } else {
+                        report.refused += 1;
+                        self.metrics.submit_failures.inc();
+                        warn!(target: "relayer::submitter", job = %r.job, id = entry.id, %reason, "settlement refused");
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One round: confirm or recover the message in flight, batch new receipts, send the next
@@ -219,6 +332,7 @@ impl Submitter {
                 }
             }
         }
+        self.read_verdicts(&mut report).await?;
         if !self
             .store
             .outbox_in_status(OutboxStatus::Sent)

@@ -15,7 +15,9 @@ use tonlib_core::TonAddress;
 use tonlib_core::cell::{ArcCell, Cell, CellBuilder, TonCellError};
 use tracing::{debug, info, warn};
 
+use cocoon_sdk::messages::notify::JobOpened;
 use cocoon_sdk::relay::JobRef;
+use cocoon_sdk::tlb::{TlbError, TlbType as _};
 
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -50,7 +52,9 @@ pub struct WatchedTx {
     pub hash: [u8; 32],
     /// Unix time of the block.
     pub now: u64,
-    /// Whether the transaction aborted (then nothing it received counts).
+    /// Whether the relayer's transaction aborted. It does not matter for a `job_opened`: the
+    /// Escrow sent it from a committed transaction, so the job exists whatever the relayer's
+    /// account did with it (an undeployed relayer wallet aborts every incoming message).
     pub aborted: bool,
     /// Incoming message.
     pub in_msg: Option<InMessage>,
@@ -134,6 +138,8 @@ pub struct JobOpenedMsg {
     pub max_cost: u128,
     /// Deadline.
     pub deadline: u32,
+    /// Share of the cost paid to the relayer, basis points.
+    pub relayer_fee_bps: u16,
     /// sha256 of the sealed input.
     pub input_commitment: [u8; 32],
     /// Relayer named in the route (raw).
@@ -143,49 +149,22 @@ pub struct JobOpenedMsg {
 }
 
 /// Decodes `job_opened#c0c00401 query_id:uint64 escrow_owner:MsgAddressInt job_id:uint64
-/// model_id:uint32 max_cost:Coins deadline:uint32 input_commitment:bits256 route:^JobRoute`,
-/// rejecting another opcode and trailing data.
-pub fn decode_job_opened(body: &Cell) -> std::result::Result<JobOpenedMsg, TonCellError> {
-    let mut p = body.parser();
-    let op = p.load_u32(32)?;
-    if op != JOB_OPENED_OP {
-        return Err(TonCellError::InternalError(format!(
-            "opcode {op:#010x} is not job_opened"
-        )));
-    }
-    let query_id = p.load_u64(64)?;
-    let escrow_owner = p.load_address()?.to_hex();
-    let job_id = p.load_u64(64)?;
-    let model_id = p.load_u32(32)?;
-    let len = usize::from(p.load_u8(4)?);
-    let mut max_cost: u128 = 0;
-    for _ in 0..len {
-        max_cost = (max_cost << 8) | u128::from(p.load_u8(8)?);
-    }
-    let deadline = p.load_u32(32)?;
-    let mut input_commitment = [0u8; 32];
-    p.load_slice(&mut input_commitment)?;
-    let route = p.next_reference()?;
-    p.ensure_empty()?;
-    let mut r = route.parser();
-    let relayer = r.load_address()?.to_hex();
-    let worker = r.load_address()?;
-    r.ensure_empty()?;
-    let worker = if worker == TonAddress::NULL {
-        None
-    } else {
-        Some(worker.to_hex())
-    };
+/// model_id:uint32 max_cost:Coins deadline:uint32 relayer_fee_bps:uint16 input_commitment:bits256
+/// route:^JobRoute` with the sdk's typed message (the layout the contracts and golden vectors
+/// pin), rejecting another opcode and trailing data.
+pub fn decode_job_opened(body: &Cell) -> std::result::Result<JobOpenedMsg, TlbError> {
+    let m = JobOpened::from_cell(body)?;
     Ok(JobOpenedMsg {
-        query_id,
-        escrow_owner,
-        job_id,
-        model_id,
-        max_cost,
-        deadline,
-        input_commitment,
-        relayer,
-        worker,
+        query_id: m.query_id,
+        escrow_owner: m.escrow_owner.to_hex(),
+        job_id: m.job_id,
+        model_id: m.model_id,
+        max_cost: m.max_cost,
+        deadline: m.deadline,
+        relayer_fee_bps: m.relayer_fee_bps,
+        input_commitment: m.input_commitment,
+        relayer: m.route.relayer.to_hex(),
+        worker: m.route.worker.map(|w| w.to_hex()),
     })
 }
 
@@ -281,7 +260,7 @@ impl Watcher {
     }
 
     fn jobs_in(&self, tx: &WatchedTx) -> Vec<OpenedJob> {
-        let Some(msg) = tx.in_msg.as_ref().filter(|_| !tx.aborted) else {
+        let Some(msg) = tx.in_msg.as_ref() else {
             return vec![];
         };
         let (Some(source), Some(body), false) = (&msg.source, &msg.body, msg.bounced) else {

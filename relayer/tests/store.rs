@@ -105,7 +105,43 @@ async fn job_lifecycle_to_settled() {
         assert_eq!(s.batch_receipts(entry.id).await.unwrap().len(), 1);
         s.mark_confirmed(entry.id, 99, &[8; 32]).await.unwrap();
         let r = s.job(&job.job).await.unwrap().unwrap();
-        assert_eq!(r.state, JobState::Settled, "{}", t.name);
+        assert_eq!(
+            r.state,
+            JobState::Submitted,
+            "{}: landed, not yet settled",
+            t.name
+        );
+        let waiting = s.batches_awaiting_verdict(10).await.unwrap();
+        assert_eq!(
+            waiting.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![entry.id],
+            "{}",
+            t.name
+        );
+        // A submitted job is never expired over: the Escrow's verdict decides it.
+        assert!(
+            s.expire_due(i64::MAX, 0).await.unwrap().is_empty(),
+            "{}",
+            t.name
+        );
+        assert!(s.settle(&job.job, true, "accepted at lt 5").await.unwrap());
+        assert!(
+            !s.settle(&job.job, false, "again").await.unwrap(),
+            "{}: decided once",
+            t.name
+        );
+        let r = s.job(&job.job).await.unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.reason.as_deref()),
+            (JobState::Settled, Some("accepted at lt 5")),
+            "{}",
+            t.name
+        );
+        assert!(
+            s.batches_awaiting_verdict(10).await.unwrap().is_empty(),
+            "{}",
+            t.name
+        );
         // Confirmed is final: it can be neither re-sent nor failed.
         assert!(matches!(
             s.mark_sent(entry.id, 43, b"x", &[0; 32]).await,
@@ -284,7 +320,13 @@ fn state_machine_table() {
     assert!(
         Dispatched.can_move_to(Answered)
             && Answered.can_move_to(ReceiptQueued)
-            && ReceiptQueued.can_move_to(Settled)
+            && ReceiptQueued.can_move_to(Submitted)
+            && Submitted.can_move_to(Settled)
+            && Submitted.can_move_to(Failed)
+    );
+    assert!(
+        !Submitted.can_move_to(Expired),
+        "the Escrow's verdict decides a submitted job"
     );
     assert!(!Opened.can_move_to(Answered) && !Answered.can_move_to(Dispatched));
     for fin in [Settled, Expired, Failed] {

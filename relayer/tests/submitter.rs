@@ -11,7 +11,7 @@ use cocoon_relayer::metrics::Metrics;
 use cocoon_relayer::store::{JobState, OutboxStatus, SealedInput, Store};
 use cocoon_relayer::stub::{ReceiptFields, signed_receipt};
 use cocoon_relayer::submitter::{
-    SUBMIT_RECEIPTS_OP, Submitter, WalletSender, submit_receipts_body, submit_value,
+    BatchOutcome, SUBMIT_RECEIPTS_OP, Submitter, WalletSender, submit_receipts_body, submit_value,
 };
 use cocoon_relayer::watcher::SourceError;
 use cocoon_sdk::relay::JobRef;
@@ -30,7 +30,12 @@ struct Chain {
     /// Apply broadcasts (false: they vanish, as if the node dropped them).
     deliver: bool,
     broadcasts: u32,
+    /// Job ids whose settlement the "Escrow" refuses.
+    refuse: Vec<u64>,
 }
+
+/// `JobNotFound`, the Escrow's answer to a settlement of a job no longer open.
+const ESCROW_JOB_NOT_FOUND: i32 = cocoon_sdk::contracts::exit::JOB_NOT_FOUND;
 
 struct Wallet(Mutex<Chain>);
 
@@ -77,6 +82,28 @@ impl WalletSender for Wallet {
         };
         Box::pin(async move { out })
     }
+    fn outcome<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, Result<Option<BatchOutcome>, SourceError>> {
+        // Every Escrow accepts, except for the jobs listed in `refuse`.
+        let c = self.0.lock().unwrap();
+        let found = c.landed.get(msg_hash).map(|(lt, body)| BatchOutcome {
+            settlements: body_jobs(body)
+                .into_iter()
+                .map(|j| {
+                    let v = if c.refuse.contains(&j.job_id) {
+                        Err(ESCROW_JOB_NOT_FOUND)
+                    } else {
+                        Ok(lt + 1)
+                    };
+                    (j, v)
+                })
+                .collect(),
+            ..BatchOutcome::default()
+        });
+        Box::pin(async move { Ok(found) })
+    }
     fn landed<'a>(
         &'a self,
         msg_hash: &'a [u8; 32],
@@ -90,6 +117,27 @@ impl WalletSender for Wallet {
             .map(|(lt, _)| (*lt, [1; 32]));
         Box::pin(async move { Ok(found) })
     }
+}
+
+/// The jobs of a SubmitReceipts body, in batch order.
+fn body_jobs(body: &Cell) -> Vec<JobRef> {
+    let mut out = Vec::new();
+    let mut p = body.parser();
+    p.load_u32(32).unwrap();
+    p.load_u64(64).unwrap();
+    let count = p.load_u8(8).unwrap();
+    let mut link = p.next_reference().unwrap();
+    for i in 0..count {
+        let receipt = link.reference(0).unwrap().clone();
+        let mut b = receipt.reference(0).unwrap().parser();
+        b.load_u32(32).unwrap();
+        let escrow = b.load_address().unwrap().to_hex();
+        out.push(JobRef::new(escrow, b.load_u64(64).unwrap()));
+        if i + 1 < count {
+            link = link.reference(1).unwrap().clone();
+        }
+    }
+    out
 }
 
 /// Counts receipts per job across every applied SubmitReceipts.
@@ -361,4 +409,83 @@ async fn an_expired_message_is_given_up_and_its_receipts_resent_once() {
         JobState::Settled
     );
     assert_eq!(wal.0.lock().unwrap().landed.len(), 1);
+}
+
+#[tokio::test]
+async fn a_landed_batch_settles_only_what_the_escrow_accepted() {
+    for t in common::stores().await {
+        let w = common::worker_addr(1);
+        let jobs = answered_jobs(&t.store, &w, 3).await;
+        let wal = wallet(true, 0);
+        wal.0.lock().unwrap().refuse = vec![jobs[1].job_id];
+        let sub = Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new()));
+        let mut settled = 0;
+        let mut refused = 0;
+        for _ in 0..3 {
+            let r = sub.tick().await.unwrap();
+            settled += r.settled;
+            refused += r.refused;
+        }
+        assert_eq!((settled, refused), (2, 1), "{}", t.name);
+        let states: Vec<_> = futures_util::future::join_all(jobs.iter().map(|j| t.store.job(j)))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            states.iter().map(|r| r.state).collect::<Vec<_>>(),
+            vec![JobState::Settled, JobState::Failed, JobState::Settled],
+            "{}",
+            t.name
+        );
+        let why = states[1].reason.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("Escrow refused") && why.contains("306") && why.contains("JobNotFound"),
+            "{why}"
+        );
+        // Decided jobs are not followed again, and the refused receipt is never re-sent.
+        assert!(
+            t.store
+                .batches_awaiting_verdict(10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        sub.tick().await.unwrap();
+        assert_eq!(wal.0.lock().unwrap().landed.len(), 1, "{}", t.name);
+    }
+}
+
+#[test]
+fn verdicts_name_who_refused_and_why() {
+    use cocoon_relayer::submitter::verdict;
+    let job = JobRef::new(common::escrow(1), 4);
+    let worker_refused = BatchOutcome {
+        refused: Some(("Worker contract", 203)),
+        ..BatchOutcome::default()
+    };
+    let (ok, why) = verdict(&worker_refused, &job, 0);
+    assert!(
+        !ok && why.contains("Worker contract") && why.contains("203"),
+        "{why}"
+    );
+    let skipped = BatchOutcome {
+        skipped: vec![(1, 77)],
+        ..BatchOutcome::default()
+    };
+    let (ok, why) = verdict(&skipped, &job, 1);
+    assert!(
+        !ok && why.contains("skipped") && why.contains("77"),
+        "{why}"
+    );
+    let (ok, why) = verdict(&skipped, &job, 0);
+    assert!(!ok && why.contains("no settlement"), "{why}");
+    let accepted = BatchOutcome {
+        settlements: vec![(job.clone(), Ok(55))],
+        ..BatchOutcome::default()
+    };
+    assert_eq!(
+        verdict(&accepted, &job, 0),
+        (true, "settled: the Escrow accepted it at lt 55".into())
+    );
 }

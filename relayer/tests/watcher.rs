@@ -92,6 +92,8 @@ fn job_opened(
             .unwrap()
             .store_u32(32, 2_000_000_000)
             .unwrap()
+            .store_u16(16, 500)
+            .unwrap()
             .store_slice(&[9; 32])
             .unwrap()
             .store_child(route)
@@ -121,8 +123,14 @@ fn job_opened_decodes_and_rejects_other_bodies() {
     let body = job_opened(&owner, 5, &addr(3), Some(&addr(4)));
     let m = decode_job_opened(&body).unwrap();
     assert_eq!(
-        (m.job_id, m.model_id, m.max_cost, m.deadline),
-        (5, 1, 256, 2_000_000_000)
+        (
+            m.job_id,
+            m.model_id,
+            m.max_cost,
+            m.deadline,
+            m.relayer_fee_bps
+        ),
+        (5, 1, 256, 2_000_000_000, 500)
     );
     assert_eq!(
         (m.escrow_owner, m.relayer, m.worker),
@@ -188,14 +196,15 @@ async fn watcher_records_genuine_jobs_once_and_catches_up() {
     let ids: Vec<u64> = new.iter().map(|j| j.job_id).collect();
     assert_eq!(
         ids,
-        vec![1, 7],
-        "only genuine, unbounced, committed notifications to this relayer"
+        vec![1, 5, 7],
+        "only genuine, unbounced notifications to this relayer (an aborted relayer transaction, \
+         e.g. at an undeployed wallet, still announces a job the Escrow committed)"
     );
     assert_eq!(
         t.store.cursor(&relayer.to_hex()).await.unwrap().unwrap().lt,
         7
     );
-    let j7 = t.store.job(&new[1]).await.unwrap().unwrap();
+    let j7 = t.store.job(&new[2]).await.unwrap().unwrap();
     assert_eq!(
         (j7.state, j7.opened.route_worker.clone(), j7.opened.max_cost),
         (JobState::Opened, Some(addr(4).to_hex()), 256)

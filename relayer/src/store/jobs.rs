@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 /// Where a job stands.
 ///
 /// ```text
-/// opened → input_received → dispatched → answered → receipt_queued → settled
-///                 ↑              │
+/// opened → input_received → dispatched → answered → receipt_queued → submitted → settled
+///                 ↑              │                                        └─────→ failed (Escrow refused)
 ///                 └── requeue ───┘            (any non-final state) → expired | failed
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +28,9 @@ pub enum JobState {
     Answered,
     /// The receipt waits in the outbox for a SubmitReceipts batch.
     ReceiptQueued,
-    /// Settled on-chain.
+    /// Its SubmitReceipts landed on-chain; waiting for the Escrow's verdict on the settlement.
+    Submitted,
+    /// The Escrow accepted the settlement on-chain.
     Settled,
     /// The deadline passed unsettled; the client is refunded on-chain.
     Expired,
@@ -38,12 +40,13 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in flow order.
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Opened,
         JobState::InputReceived,
         JobState::Dispatched,
         JobState::Answered,
         JobState::ReceiptQueued,
+        JobState::Submitted,
         JobState::Settled,
         JobState::Expired,
         JobState::Failed,
@@ -57,6 +60,7 @@ impl JobState {
             JobState::Dispatched => "dispatched",
             JobState::Answered => "answered",
             JobState::ReceiptQueued => "receipt_queued",
+            JobState::Submitted => "submitted",
             JobState::Settled => "settled",
             JobState::Expired => "expired",
             JobState::Failed => "failed",
@@ -87,10 +91,20 @@ impl JobState {
             Dispatched => &[InputReceived, Dispatched],
             Answered => &[Dispatched],
             ReceiptQueued => &[Answered],
+            Submitted => &[ReceiptQueued],
             // A settlement may be seen on-chain at any point (the worker may post it itself).
-            Settled | Expired | Failed => {
-                &[Opened, InputReceived, Dispatched, Answered, ReceiptQueued]
-            }
+            Settled | Failed => &[
+                Opened,
+                InputReceived,
+                Dispatched,
+                Answered,
+                ReceiptQueued,
+                Submitted,
+            ],
+            // A submitted job waits for the Escrow's verdict (the Escrow accepts a settlement
+            // only before deadline + grace, so the verdict exists by then): never expired
+            // over it.
+            Expired => &[Opened, InputReceived, Dispatched, Answered, ReceiptQueued],
         }
     }
 
@@ -422,9 +436,10 @@ impl Store {
     pub async fn expire_due(&self, now: i64, grace: u32) -> Result<Vec<JobRef>> {
         let cutoff = now - i64::from(grace);
         let rows = sqlx::query(
-            "SELECT escrow, job_id FROM jobs WHERE deadline < $1 AND state NOT IN ($2, $3, $4)",
+            "SELECT escrow, job_id FROM jobs WHERE deadline < $1 AND state NOT IN ($2, $3, $4, $5)",
         )
         .bind(cutoff)
+        .bind(JobState::Submitted.as_str())
         .bind(JobState::Settled.as_str())
         .bind(JobState::Expired.as_str())
         .bind(JobState::Failed.as_str())

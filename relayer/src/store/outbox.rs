@@ -223,8 +223,9 @@ impl Store {
         open_entry(id, done.rows_affected())
     }
 
-    /// Records that the batch landed in transaction (`tx_lt`, `tx_hash`): final, and its jobs are
-    /// settled from the relayer's point of view.
+    /// Records that the batch landed in transaction (`tx_lt`, `tx_hash`): final (its receipts are
+    /// never sent again), and its jobs become submitted until the Escrows' verdicts are read
+    /// ([`Store::settle`]).
     pub async fn mark_confirmed(&self, id: i64, tx_lt: u64, tx_hash: &[u8; 32]) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let now = now_unix();
@@ -248,8 +249,8 @@ impl Store {
             "UPDATE jobs SET state = $1, reason = $2, updated_at = $3 WHERE state = $4 AND EXISTS \
              (SELECT 1 FROM receipts r WHERE r.outbox_id = $5 AND r.escrow = jobs.escrow AND r.job_id = jobs.job_id)",
         )
-        .bind(JobState::Settled.as_str())
-        .bind(format!("receipt submitted in outbox {id}"))
+        .bind(JobState::Submitted.as_str())
+        .bind(format!("receipt submitted in outbox {id}; waiting for the Escrow"))
         .bind(now)
         .bind(JobState::ReceiptQueued.as_str())
         .bind(id)
@@ -293,6 +294,47 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Confirmed batches that still have submitted jobs (the Escrows' verdicts not read yet),
+    /// oldest first.
+    pub async fn batches_awaiting_verdict(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox o WHERE o.status = $1 AND EXISTS (SELECT 1 FROM receipts r JOIN jobs j \
+             ON j.escrow = r.escrow AND j.job_id = r.job_id WHERE r.outbox_id = o.id AND j.state = $2) \
+             ORDER BY o.id LIMIT $3",
+        )
+        .bind(OutboxStatus::Confirmed.as_str())
+        .bind(JobState::Submitted.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Records the Escrow's verdict on a submitted job: accepted → settled, refused → failed
+    /// with `reason`. A job that is not submitted (already decided, by another instance) is left
+    /// as it is; returns whether this call moved it.
+    pub async fn settle(&self, job: &JobRef, accepted: bool, reason: &str) -> Result<bool> {
+        let to = if accepted {
+            JobState::Settled
+        } else {
+            JobState::Failed
+        };
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, reason = $2, updated_at = $3 WHERE escrow = $4 AND job_id = $5 AND state = $6",
+        )
+        .bind(to.as_str())
+        .bind(reason.to_string())
+        .bind(now_unix())
+        .bind(&job.escrow)
+        .bind(to_db(job.job_id))
+        .bind(JobState::Submitted.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 
