@@ -30,6 +30,25 @@ enum Command {
     Run(Box<RunArgs>),
     /// Dispatch throughput and added latency against a direct call, with stub workers.
     Bench(bench::BenchArgs),
+    /// Reconciliation: every job in the store with its state and why (settled, expired, failed...).
+    Jobs(JobsArgs),
+}
+
+/// `cocoon-relayer jobs`
+#[derive(Debug, clap::Args)]
+struct JobsArgs {
+    /// The relayer's database.
+    #[command(flatten)]
+    store: cocoon_relayer::cli::StoreArgs,
+    /// Only jobs in this state (`opened`, ..., `settled`, `expired`, `failed`).
+    #[arg(long)]
+    state: Option<String>,
+    /// Most jobs listed.
+    #[arg(long, default_value_t = 100_000)]
+    limit: u32,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn init_logs(json: bool, default: &str) {
@@ -61,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
             }
             init_logs(args.log_json, "info");
             run(*args).await
+        }
+        Command::Jobs(args) => {
+            init_logs(false, "warn");
+            jobs(args).await
         }
         Command::Bench(args) => {
             // Per-job info logs would be part of what is measured.
@@ -105,6 +128,49 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(target: "relayer::main", url = %handle.url(), wallet = ?handle.address().map(|a| a.to_hex()), "relayer up");
     shutdown_signal().await;
     handle.shutdown().await?;
+    Ok(())
+}
+
+async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    let state = match args.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            cocoon_relayer::JobState::parse(s)
+                .with_context(|| format!("--state: unknown state {s:?}"))?,
+        ),
+    };
+    let store = cocoon_relayer::Store::connect(&args.store.url, 1)
+        .await
+        .context("opening the store")?;
+    let jobs = store.list_jobs(state, args.limit).await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for r in &jobs {
+        *counts.entry(r.state.as_str()).or_insert(0u64) += 1;
+        if args.json {
+            let line = serde_json::json!({
+                "escrow": r.opened.job.escrow,
+                "job_id": r.opened.job.job_id,
+                "state": r.state.as_str(),
+                "reason": r.reason,
+                "worker": r.worker,
+                "attempts": r.attempts,
+                "deadline": r.opened.deadline,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{}\t{}\t{}",
+                r.opened.job,
+                r.state,
+                r.reason.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if !args.json {
+        let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        eprintln!("{} jobs: {}", jobs.len(), summary.join(", "));
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -369,3 +369,38 @@ async fn read_routes_answer_json() {
         404
     );
 }
+
+#[tokio::test]
+async fn job_list_filters_by_state_and_refuses_unknown_states() {
+    let r = start(fast_config()).await;
+    let a = r.open(1, b"a").await;
+    let b = r.open(2, b"b").await;
+    r.store
+        .transition(&b.job, JobState::Failed, Some("given up"))
+        .await
+        .unwrap();
+    let get = |q: &'static str| {
+        let url = format!("{}/v1/jobs{q}", r.http);
+        let c = r.client.clone();
+        async move { c.get(url).send().await.unwrap() }
+    };
+    let all: cocoon_relayer::api::JobList = get("").await.json().await.unwrap();
+    assert_eq!(
+        all.jobs
+            .iter()
+            .map(|j| (j.job.clone(), j.state.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(a.job.clone(), "opened"), (b.job.clone(), "failed")]
+    );
+    let failed: cocoon_relayer::api::JobList = get("?state=failed").await.json().await.unwrap();
+    assert_eq!(failed.jobs.len(), 1);
+    assert_eq!(failed.jobs[0].reason.as_deref(), Some("given up"));
+    let one: cocoon_relayer::api::JobList = get("?limit=1").await.json().await.unwrap();
+    assert_eq!(one.jobs.len(), 1);
+    for q in ["?state=bogus", "?limit=x"] {
+        let resp = get(q).await;
+        assert_eq!(resp.status(), 400, "{q}");
+        let e: ApiError = resp.json().await.unwrap();
+        assert_eq!(e.error, ApiErrorCode::BadParameter, "{q}");
+    }
+}

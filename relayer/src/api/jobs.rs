@@ -177,3 +177,54 @@ pub async fn status(
         deadline: r.opened.deadline,
     }))
 }
+
+/// Most jobs one `GET /v1/jobs` returns.
+pub const MAX_LIST: u32 = 1000;
+
+/// `GET /v1/jobs` query: `state` (one state name) and `limit` (1..=[`MAX_LIST`]).
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/jobs` answer: the relayer's books, each job with its state and why.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct JobList {
+    /// Jobs, oldest first.
+    pub jobs: Vec<JobStatus>,
+}
+
+/// Lists jobs for reconciliation: every job ends settled, expired or failed, with why.
+pub async fn list(
+    State(shared): State<Arc<Shared>>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobList>, ApiFailure> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiFailure::new(ApiErrorCode::BadParameter, e.body_text()))?;
+    let state = match q.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiFailure::new(
+                ApiErrorCode::BadParameter,
+                format!("unknown state {:?}", truncate(s)),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
+    let jobs = shared
+        .store
+        .list_jobs(state, limit)
+        .await?
+        .into_iter()
+        .map(|r| JobStatus {
+            job: r.opened.job,
+            state: r.state.to_string(),
+            reason: r.reason,
+            worker: r.worker,
+            attempts: r.attempts,
+            deadline: r.opened.deadline,
+        })
+        .collect();
+    Ok(Json(JobList { jobs }))
+}

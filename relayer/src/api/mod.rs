@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use cocoon_sdk::relay::WORKER_WS_PATH;
 
 pub use error::ApiFailure;
+pub use jobs::{JobList, MAX_LIST};
 
 use crate::relayer::Shared;
 
@@ -26,6 +27,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/v1/jobs/{escrow}/{job_id}/input",
             post(jobs::submit_input).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{escrow}/{job_id}", get(jobs::status))
         .route("/v1/jobs/{escrow}/{job_id}/stream", get(stream::stream))
         .route("/v1/workers", get(workers::list))

@@ -260,6 +260,31 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// Every job (or every job in `state`), oldest opened first, at most `limit`: the relayer's
+    /// books for reconciliation.
+    pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRecord>> {
+        let rows = match state {
+            Some(st) => {
+                sqlx::query(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 ORDER BY created_at, escrow, job_id LIMIT $2"
+                ))
+                .bind(st.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at, escrow, job_id LIMIT $1"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(job_from_row).collect()
+    }
+
     /// How many jobs are in each state (states with none are listed with 0).
     pub async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
