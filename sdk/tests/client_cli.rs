@@ -147,6 +147,21 @@ async fn chat_embed_models_and_verify_from_the_command_line() {
     let (ok, _, err) = cocoon(&url, &wallet, &forged_argv).await;
     assert!(!ok && err.contains("signature"), "{err}");
 
+    // --- job status: answered by the relayer, settled (no longer open) on-chain; unknown job
+    let args = with(&["job", "status", "--job", "2"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let st = ok_json(&url, &wallet, &args).await;
+    assert_eq!(st["relayer"]["state"], "answered");
+    assert_eq!(st["open_on_chain"], false);
+    let args = with(&["job", "status", "--job", "1"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let st = ok_json(&url, &wallet, &args).await;
+    assert_eq!(st["open_on_chain"], true, "job 1 was never settled");
+    let args = with(&["job", "status", "--job", "99"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let st = ok_json(&url, &wallet, &args).await;
+    assert_eq!(st["relayer"], Value::Null);
+
     // --- typed failures
     let args = [with(&["chat", "--model", "gpt-4"]), vec!["hi".into()]].concat();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -19,11 +19,13 @@ use super::{Ctx, RootArg, addr};
 use crate::attest::EvidenceKind;
 use crate::chain::Network;
 use crate::client::{
-    Client, ClientConfig, DEFAULT_CANDIDATES, DEFAULT_DEADLINE, JobEvent, JobOptions, JobResult,
-    PolicyMode, SETTLEMENT_TIMEOUT, Settlement,
+    Client, ClientConfig, ClientError, DEFAULT_CANDIDATES, DEFAULT_DEADLINE, JobEvent, JobOptions,
+    JobResult, PolicyMode, SETTLEMENT_TIMEOUT, Settlement,
 };
+use crate::contracts::EscrowClient;
 use crate::job::{ChatMessage, FinishReason, GenerationParams, JobRequest, request};
 use crate::receipt::SignedReceipt;
+use crate::relay::JobRef;
 use crate::tlb::{TlbType, TonAddress};
 use crate::units::{Ton, format_ton};
 
@@ -221,6 +223,15 @@ pub struct ModelsArgs {
 /// `cocoon job …`
 #[derive(Debug, clap::Subcommand)]
 pub enum JobCmd {
+    /// Where a job of this wallet's Escrow stands: the relayer's state and reason, and whether
+    /// it is still open on-chain (funds locked until settled or expired).
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Job id on the wallet's Escrow.
+        #[arg(long = "job")]
+        job_id: u64,
+    },
     /// Check a receipt kept from an earlier job (`receipt_boc` of `chat --json`): signed by its
     /// worker's on-chain key, priced at its on-chain prices, settled on-chain for this wallet's
     /// Escrow with the same cost and receipt hash.
@@ -471,6 +482,57 @@ pub(super) async fn models(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
 
 pub(super) async fn job_cmd(ctx: &Ctx, c: JobCmd) -> anyhow::Result<()> {
     match c {
+        JobCmd::Status { client, job_id } => {
+            let client = client.connect(ctx).await?;
+            let job = JobRef::new(client.escrow_address().to_hex(), job_id);
+            let relayer = match client.job_status(&job).await {
+                Ok(s) => Some(s),
+                Err(ClientError::Relayer { status: 404, .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let escrow = EscrowClient::for_owner(
+                client.chain(),
+                &client.config().root,
+                client.wallet_address(),
+            )
+            .await?;
+            let onchain = escrow.job(job_id).await?;
+            let relayer_line = match &relayer {
+                Some(s) => format!(
+                    "relayer: {}{} (attempts {}{})",
+                    s.state,
+                    s.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
+                    s.attempts,
+                    s.worker
+                        .as_ref()
+                        .map(|w| format!(", worker {w}"))
+                        .unwrap_or_default()
+                ),
+                None => "relayer: does not know this job".to_owned(),
+            };
+            let chain_line = match &onchain {
+                Some(j) => format!(
+                    "on-chain: open, {} TON locked until the deadline {} (+ grace)",
+                    format_ton(j.max_cost),
+                    j.deadline
+                ),
+                None => "on-chain: not open (settled, expired, or never opened)".to_owned(),
+            };
+            ctx.out.emit(
+                format!("job {job_id}\n  {relayer_line}\n  {chain_line}"),
+                json!({
+                    "job": { "escrow": job.escrow, "job_id": job_id },
+                    "relayer": relayer,
+                    "open_on_chain": onchain.is_some(),
+                    "max_cost_nano": onchain.as_ref().map(|j| j.max_cost.to_string()),
+                    "deadline": onchain.as_ref().map(|j| j.deadline),
+                }),
+            );
+            Ok(())
+        }
         JobCmd::Verify {
             client,
             receipt,

@@ -337,6 +337,12 @@ impl Client {
             .await?)
     }
 
+    /// Where the relayer says a job stands (`opened`, `input_received`, `dispatched`,
+    /// `answered`, `receipt_queued`, `settled`, `expired`, `failed`) and why.
+    pub async fn job_status(&self, job: &JobRef) -> Result<crate::relay::client::JobStatus> {
+        self.inner.relayer.job_status(job).await
+    }
+
     /// Every model of Root's registry with the verified workers serving it and their lowest
     /// prices.
     pub async fn models(&self) -> Result<Vec<ModelOffer>> {

@@ -10,7 +10,7 @@ use tracing::debug;
 use super::error::{ClientError, Result};
 use super::sse::{SseEvent, SseParser};
 use crate::relay::client::{
-    ApiError, Health, StreamEvent, SubmitAccepted, SubmitInput, WorkerList,
+    ApiError, Health, JobStatus, StreamEvent, SubmitAccepted, SubmitInput, WorkerList,
 };
 use crate::relay::{JobRef, PROTOCOL_VERSION};
 
@@ -106,6 +106,14 @@ impl RelayerApi {
                 other => return other,
             }
         }
+    }
+
+    /// `GET /v1/jobs/{escrow}/{job_id}`: where the relayer says a job stands.
+    pub async fn job_status(&self, job: &JobRef) -> Result<JobStatus> {
+        let r = self
+            .get(&format!("/v1/jobs/{}/{}", job.escrow, job.job_id))
+            .await?;
+        json(r, "job status").await
     }
 
     /// `GET /v1/jobs/{escrow}/{job_id}/stream`: the open event stream.

@@ -26,8 +26,8 @@ use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
 use cocoon_sdk::messages::records::{Attestation, RootParams, RootPolicy, WorkerRecord, tee_kind};
 use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptHashes};
 use cocoon_sdk::relay::client::{
-    ApiError, ApiErrorCode, Health, StreamEvent, SubmitAccepted, SubmitInput, WorkerInfo,
-    WorkerList,
+    ApiError, ApiErrorCode, Health, JobStatus, StreamEvent, SubmitAccepted, SubmitInput,
+    WorkerInfo, WorkerList,
 };
 use cocoon_sdk::relay::{JobRef, PROTOCOL_VERSION};
 use cocoon_sdk::seal::{EncryptionKeyPair, JobContext, open_input};
@@ -310,6 +310,7 @@ impl FakeRelayer {
             .route("/v1/workers", get(workers))
             .route("/v1/jobs/{escrow}/{job_id}/input", post(input))
             .route("/v1/jobs/{escrow}/{job_id}/stream", get(stream))
+            .route("/v1/jobs/{escrow}/{job_id}", get(status))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -506,6 +507,37 @@ async fn stream(
         Body::from_stream(body)
     };
     ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+}
+
+async fn status(
+    State(s): State<Arc<Shared>>,
+    Path((escrow, job_id)): Path<(String, u64)>,
+) -> Response {
+    let job = JobRef::new(escrow, job_id);
+    let Some((events, _)) = s.streams.lock().unwrap().get(&job).cloned() else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::JobNotFound,
+            "no such job",
+        );
+    };
+    let state = match events.last() {
+        Some(StreamEvent::Receipt { .. }) => "answered",
+        Some(StreamEvent::Failed { .. }) => "failed",
+        _ => "dispatched",
+    };
+    Json(JobStatus {
+        job,
+        state: state.into(),
+        reason: None,
+        worker: events.iter().find_map(|e| match e {
+            StreamEvent::Dispatched { worker, .. } => Some(worker.clone()),
+            _ => None,
+        }),
+        attempts: 1,
+        deadline: 0,
+    })
+    .into_response()
 }
 
 /// What a worker answers: the chunks of the answer (opened, decoded, answered, sealed) and its
