@@ -266,3 +266,135 @@ fn check(
         receipt_hash: settle.receipt_hash,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::chain::{Message, Transaction, TxId};
+
+    fn addr(n: u8) -> TonAddress {
+        TonAddress::new(0, [n; 32].into())
+    }
+
+    fn expected() -> Expected {
+        Expected {
+            job: JobRef::new(addr(1).to_hex(), 7),
+            worker: addr(2),
+            cost: 1_000,
+            receipt_hash: [9; 32],
+        }
+    }
+
+    fn settle() -> Settle {
+        Settle {
+            query_id: 1,
+            worker_owner: addr(3),
+            job_id: 7,
+            model_id: 1,
+            cost: 1_000,
+            input_commitment: [4; 32],
+            receipt_hash: [9; 32],
+        }
+    }
+
+    fn tx(log: Option<LogSettled>) -> Transaction {
+        let out_msgs = log
+            .into_iter()
+            .map(|l| Message {
+                hash: [0; 32],
+                hash_norm: None,
+                source: Some(addr(1)),
+                destination: None,
+                value: None,
+                bounced: false,
+                opcode: Some(LogSettled::OP),
+                body: Some(Arc::new(l.to_cell().unwrap())),
+            })
+            .collect();
+        Transaction {
+            account: addr(1),
+            id: TxId {
+                lt: 42,
+                hash: [5; 32],
+            },
+            now: 100,
+            in_msg: None,
+            out_msgs,
+            exit_code: Some(0),
+            action_result_code: Some(0),
+            aborted: false,
+            total_fees: 0,
+        }
+    }
+
+    fn log(job_id: u64, cost: u128) -> LogSettled {
+        LogSettled {
+            job_id,
+            cost,
+            receipt_hash: [9; 32],
+        }
+    }
+
+    fn field(r: Result<Settlement>) -> String {
+        match r {
+            Err(ClientError::ReceiptInvalid(ReceiptError::FieldMismatch { field, .. })) => {
+                field.to_owned()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_settlement_of_the_receipt_passes() {
+        let s = check(
+            &expected(),
+            &tx(Some(log(7, 1_000))),
+            Some(&addr(2)),
+            &settle(),
+        )
+        .unwrap();
+        assert_eq!((s.lt, s.cost, s.tx_hash), (42, 1_000, [5; 32]));
+    }
+
+    #[test]
+    fn another_worker_cost_receipt_or_log_is_refused() {
+        let e = expected();
+        let good = tx(Some(log(7, 1_000)));
+        assert_eq!(
+            field(check(&e, &good, Some(&addr(8)), &settle())),
+            "settled by"
+        );
+        assert_eq!(field(check(&e, &good, None, &settle())), "settled by");
+        let cheaper = Settle {
+            cost: 999,
+            ..settle()
+        };
+        assert_eq!(
+            field(check(&e, &good, Some(&addr(2)), &cheaper)),
+            "settled cost"
+        );
+        let other = Settle {
+            receipt_hash: [8; 32],
+            ..settle()
+        };
+        assert_eq!(
+            field(check(&e, &good, Some(&addr(2)), &other)),
+            "settled receipt hash"
+        );
+        assert_eq!(
+            field(check(
+                &e,
+                &tx(Some(log(6, 1_000))),
+                Some(&addr(2)),
+                &settle()
+            )),
+            "settlement log"
+        );
+        assert!(matches!(
+            check(&e, &tx(None), Some(&addr(2)), &settle()),
+            Err(ClientError::BadResponse(_))
+        ));
+    }
+}
