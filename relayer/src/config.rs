@@ -66,6 +66,12 @@ impl RelayerConfig {
         self.max_input_bytes / 3 * 4 + 4 + 64 * 1024
     }
 
+    /// How long a dispatch attempt holds its job without news (renewed on every chunk): after
+    /// it, another relayer instance (or this one, restarted) may take the job over.
+    pub fn dispatch_lease(&self) -> Duration {
+        self.first_chunk_timeout + self.idle_timeout + Duration::from_secs(5)
+    }
+
     /// Silence after which a worker session is dropped.
     pub fn session_timeout(&self) -> Duration {
         self.heartbeat_interval * MISSED_HEARTBEATS

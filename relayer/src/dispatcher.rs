@@ -239,7 +239,9 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
     let Some(record) = shared.store.job(job).await? else {
         return Ok(());
     };
-    if !matches!(record.state, JobState::InputReceived | JobState::Dispatched) {
+    // A dispatched job is held by an attempt (here or at another relayer instance on the same
+    // database) until its lease runs out; only waiting jobs are claimed.
+    if record.state != JobState::InputReceived {
         return Ok(());
     }
     let Some(input) = shared.store.sealed_input(job).await? else {
@@ -260,15 +262,20 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
             break;
         };
         tried.insert(session.worker.clone());
+        let from = if attempt == record.attempts {
+            JobState::InputReceived
+        } else {
+            JobState::Dispatched
+        };
         attempt += 1;
-        match shared
+        let lease = lease_until(shared);
+        if !shared
             .store
-            .mark_dispatched(job, &session.worker, attempt)
-            .await
+            .claim_dispatch(job, &session.worker, attempt, from, lease)
+            .await?
         {
-            Ok(()) => {}
-            Err(Error::InvalidTransition { .. }) => return Ok(()),
-            Err(e) => return Err(e),
+            debug!(target: "relayer::dispatch", %job, attempt, "claimed elsewhere (another instance or attempt)");
+            return Ok(());
         }
         shared.metrics.dispatch_attempts.inc();
         let rx = shared.dispatcher.route(job, session.id, attempt);
@@ -333,6 +340,12 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
     Ok(())
 }
 
+/// The lease an attempt starting (or streaming) now holds its job with.
+fn lease_until(shared: &Shared) -> i64 {
+    now_unix()
+        .saturating_add(i64::try_from(shared.config.dispatch_lease().as_secs()).unwrap_or(i64::MAX))
+}
+
 async fn follow(
     shared: &Arc<Shared>,
     job: &JobRef,
@@ -343,6 +356,7 @@ async fn follow(
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
     let mut chunks: u32 = 0;
+    let mut renewed = Instant::now();
     loop {
         let budget = if chunks == 0 {
             shared.config.first_chunk_timeout
@@ -367,6 +381,17 @@ async fn follow(
         match event {
             AttemptEvent::Chunk(c) => {
                 chunks = chunks.saturating_add(1);
+                // A long answer keeps its claim; at most one lease write per second.
+                if renewed.elapsed() >= Duration::from_secs(1) {
+                    renewed = Instant::now();
+                    if !shared
+                        .store
+                        .renew_lease(job, attempt, lease_until(shared))
+                        .await?
+                    {
+                        return Ok(Outcome::Gone);
+                    }
+                }
                 shared.hub.publish(
                     job,
                     StreamEvent::Chunk {

@@ -17,7 +17,7 @@ use crate::hub::{FINISHED_RETENTION, Hub};
 use crate::metrics::Metrics;
 use crate::registry::WorkerRegistry;
 use crate::sessions::Sessions;
-use crate::store::{JobState, Store, now_unix};
+use crate::store::{Store, now_unix};
 
 /// How long a graceful shutdown waits for jobs being dispatched to finish.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,24 +122,24 @@ impl Relayer {
     }
 }
 
-/// After a restart: attempts that were running are lost with their sessions; put those jobs back
-/// to waiting so the next connecting worker takes them.
+/// After a restart: attempts whose lease ran out are lost with their sessions; put those jobs
+/// back to waiting so the next connecting worker takes them. (Attempts still within their lease
+/// may belong to another instance on the same database; the sweep picks them up once it ends.)
 async fn recover(shared: &Shared) -> Result<()> {
-    let stale = shared
+    requeue_orphans(shared).await.map(|_| ())
+}
+
+/// Attempts whose lease ran out belong to a relayer instance that stopped mid-attempt (this one
+/// before a restart, or another on the same database): their jobs wait for the next worker.
+async fn requeue_orphans(shared: &Shared) -> Result<usize> {
+    let jobs = shared
         .store
-        .jobs_in_state(JobState::Dispatched, u32::MAX)
+        .requeue_expired_leases(now_unix(), "relayer stopped mid-attempt")
         .await?;
-    for job in stale {
-        let _ = shared
-            .store
-            .transition(
-                &job.opened.job,
-                JobState::InputReceived,
-                Some("relayer restarted mid-attempt"),
-            )
-            .await;
+    for job in &jobs {
+        info!(target: "relayer::dispatch", %job, "orphaned attempt requeued");
     }
-    Ok(())
+    Ok(jobs.len())
 }
 
 /// Background upkeep: expire jobs past deadline + grace, and forget old finished streams.
@@ -164,6 +164,11 @@ async fn sweep(shared: Arc<Shared>) {
                 }
             }
             Err(e) => warn!(target: "relayer::expiry", error = %e, "expiry sweep failed"),
+        }
+        match requeue_orphans(&shared).await {
+            Ok(0) => {}
+            Ok(_) => shared.dispatcher.worker_available(&shared),
+            Err(e) => warn!(target: "relayer::dispatch", error = %e, "orphan sweep failed"),
         }
         shared.hub.evict_finished(FINISHED_RETENTION);
     }

@@ -120,6 +120,15 @@ pub fn submit_receipts_body(
     .to_cell()
 }
 
+/// Another relayer instance on the same database closed the entry first (confirmed or gave it
+/// up): nothing left to do here.
+fn closed_elsewhere(r: Result<()>) -> Result<()> {
+    match r {
+        Err(crate::Error::OutboxClosed { .. }) => Ok(()),
+        other => other,
+    }
+}
+
 /// Confirmed batches followed per round.
 const VERDICT_BATCHES_PER_TICK: u32 = 16;
 
@@ -288,7 +297,7 @@ impl Submitter {
                 .unwrap_or([0; 32]);
             match self.wallet.landed(&hash).await {
                 Ok(Some((lt, tx_hash))) => {
-                    self.store.mark_confirmed(entry.id, lt, &tx_hash).await?;
+                    closed_elsewhere(self.store.mark_confirmed(entry.id, lt, &tx_hash).await)?;
                     info!(target: "relayer::submitter", id = entry.id, worker = %entry.worker, lt, "batch confirmed");
                     report.confirmed += 1;
                     continue;
@@ -303,18 +312,22 @@ impl Submitter {
             let seqno = self.wallet.seqno().await.map_err(chain_err)?;
             let sent_with = entry.seqno.unwrap_or(0);
             if seqno > sent_with && now_unix() - entry.updated_at >= self.confirm_grace {
-                self.store
-                    .mark_failed(
-                        entry.id,
-                        &format!("seqno {sent_with} consumed without this message"),
-                    )
-                    .await?;
+                closed_elsewhere(
+                    self.store
+                        .mark_failed(
+                            entry.id,
+                            &format!("seqno {sent_with} consumed without this message"),
+                        )
+                        .await,
+                )?;
                 warn!(target: "relayer::submitter", id = entry.id, sent_with, seqno, "batch never landed; receipts released");
                 report.failed += 1;
             } else if seqno == sent_with && now_unix() - entry.updated_at >= self.message_expiry {
-                self.store
-                    .mark_failed(entry.id, "expired before it landed")
-                    .await?;
+                closed_elsewhere(
+                    self.store
+                        .mark_failed(entry.id, "expired before it landed")
+                        .await,
+                )?;
                 warn!(target: "relayer::submitter", id = entry.id, sent_with, "batch expired unsent; receipts released");
                 report.failed += 1;
             } else if seqno == sent_with {
@@ -324,9 +337,9 @@ impl Submitter {
                         Ok(()) => report.broadcast += 1,
                         Err(e) => {
                             self.metrics.submit_failures.inc();
-                            self.store
-                                .note_outbox_error(entry.id, &e.to_string())
-                                .await?;
+                            closed_elsewhere(
+                                self.store.note_outbox_error(entry.id, &e.to_string()).await,
+                            )?;
                         }
                     }
                 }
@@ -381,7 +394,12 @@ impl Submitter {
             .build(seqno, &entry.worker, submit_value(count), body)
             .map_err(chain_err)?;
         // Recorded before it leaves: a crash after this re-broadcasts these exact bytes.
-        self.store.mark_sent(entry.id, seqno, &boc, &hash).await?;
+        match self.store.mark_sent(entry.id, seqno, &boc, &hash).await {
+            Ok(()) => {}
+            // Another instance on the same database claimed this batch first.
+            Err(crate::Error::OutboxClosed { .. }) => return Ok(report),
+            Err(e) => return Err(e),
+        }
         match self.wallet.broadcast(&boc).await {
             Ok(()) => {
                 info!(target: "relayer::submitter", id = entry.id, worker = %entry.worker, receipts = count, seqno, "batch sent");

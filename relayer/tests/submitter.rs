@@ -489,3 +489,38 @@ fn verdicts_name_who_refused_and_why() {
         (true, "settled: the Escrow accepted it at lt 55".into())
     );
 }
+
+#[tokio::test]
+async fn two_submitters_on_one_database_never_send_a_receipt_twice() {
+    for t in common::stores().await {
+        let w = common::worker_addr(1);
+        let jobs = answered_jobs(&t.store, &w, 12).await;
+        // One wallet and chain, two instances with their own connection pools.
+        let wal = wallet(true, 0);
+        let other = Store::connect(&t.url, 4).await.unwrap();
+        let a =
+            Submitter::new(t.store.clone(), wal.clone(), Arc::new(Metrics::new())).with_batch(3);
+        let b = Submitter::new(other.clone(), wal.clone(), Arc::new(Metrics::new())).with_batch(3);
+        for _ in 0..20 {
+            let (x, y) = tokio::join!(a.tick(), b.tick());
+            x.unwrap();
+            y.unwrap();
+        }
+        for j in &jobs {
+            assert_eq!(
+                t.store.job(j).await.unwrap().unwrap().state,
+                JobState::Settled,
+                "{}: {j}",
+                t.name
+            );
+        }
+        let counts = settled_counts(&wal.0.lock().unwrap());
+        assert_eq!(counts.len(), 12, "{}", t.name);
+        assert!(
+            counts.values().all(|c| *c == 1),
+            "{}: each receipt once: {counts:?}",
+            t.name
+        );
+        other.close().await;
+    }
+}

@@ -382,6 +382,87 @@ impl Store {
         })
     }
 
+    /// Claims `job` for dispatch attempt `attempt` to `worker`: a row-level compare-and-set that
+    /// succeeds only if the job is still in `from` (input_received for a first attempt,
+    /// dispatched for this dispatcher's failover) with `attempt - 1` attempts. Two relayer
+    /// instances racing for one job cannot both win. The attempt holds the job until
+    /// `lease_until` (renewed while it streams); returns whether the claim was won.
+    pub async fn claim_dispatch(
+        &self,
+        job: &JobRef,
+        worker: &str,
+        attempt: u32,
+        from: JobState,
+        lease_until: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, worker = $2, attempts = $3, reason = NULL, updated_at = $4, lease_until = $5 \
+             WHERE escrow = $6 AND job_id = $7 AND state = $8 AND attempts = $9",
+        )
+        .bind(JobState::Dispatched.as_str())
+        .bind(worker)
+        .bind(i64::from(attempt))
+        .bind(now_unix())
+        .bind(lease_until)
+        .bind(&job.escrow)
+        .bind(to_db(job.job_id))
+        .bind(from.as_str())
+        .bind(i64::from(attempt.saturating_sub(1)))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the lease of attempt `attempt` (only while that attempt still holds the job).
+    pub async fn renew_lease(&self, job: &JobRef, attempt: u32, lease_until: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE escrow = $2 AND job_id = $3 AND state = $4 AND attempts = $5",
+        )
+        .bind(lease_until)
+        .bind(&job.escrow)
+        .bind(to_db(job.job_id))
+        .bind(JobState::Dispatched.as_str())
+        .bind(i64::from(attempt))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts back to waiting every dispatched job whose lease ran out before `now` (its relayer
+    /// instance stopped mid-attempt) and returns them.
+    pub async fn requeue_expired_leases(&self, now: i64, reason: &str) -> Result<Vec<JobRef>> {
+        let rows =
+            sqlx::query("SELECT escrow, job_id FROM jobs WHERE state = $1 AND lease_until < $2")
+                .bind(JobState::Dispatched.as_str())
+                .bind(now)
+                .fetch_all(self.pool())
+                .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let job = JobRef::new(
+                row.try_get::<String, _>("escrow")?,
+                from_db(row.try_get("job_id")?),
+            );
+            let done = sqlx::query(
+                "UPDATE jobs SET state = $1, reason = $2, updated_at = $3 \
+                 WHERE escrow = $4 AND job_id = $5 AND state = $6 AND lease_until < $7",
+            )
+            .bind(JobState::InputReceived.as_str())
+            .bind(reason.to_string())
+            .bind(now_unix())
+            .bind(&job.escrow)
+            .bind(to_db(job.job_id))
+            .bind(JobState::Dispatched.as_str())
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
     /// Stores the client's sealed input and moves the job from opened to input_received, in one
     /// transaction. Fails with [`Error::JobNotFound`], [`Error::AlreadySubmitted`] or
     /// [`Error::NotOpen`] and then stores nothing.

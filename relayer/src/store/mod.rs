@@ -65,16 +65,30 @@ impl Engine {
 
     fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
         match self {
-            Engine::Sqlite => &[(
-                1,
-                "init",
-                include_str!("../../migrations/sqlite/0001_init.sql"),
-            )],
-            Engine::Postgres => &[(
-                1,
-                "init",
-                include_str!("../../migrations/postgres/0001_init.sql"),
-            )],
+            Engine::Sqlite => &[
+                (
+                    1,
+                    "init",
+                    include_str!("../../migrations/sqlite/0001_init.sql"),
+                ),
+                (
+                    2,
+                    "dispatch_lease",
+                    include_str!("../../migrations/sqlite/0002_dispatch_lease.sql"),
+                ),
+            ],
+            Engine::Postgres => &[
+                (
+                    1,
+                    "init",
+                    include_str!("../../migrations/postgres/0001_init.sql"),
+                ),
+                (
+                    2,
+                    "dispatch_lease",
+                    include_str!("../../migrations/postgres/0002_dispatch_lease.sql"),
+                ),
+            ],
         }
     }
 }

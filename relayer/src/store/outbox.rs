@@ -183,7 +183,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Records that the batch was sent (or re-sent) as `message` with wallet `seqno`.
+    /// Claims a pending batch for sending as `message` with wallet `seqno`: a row-level
+    /// compare-and-set from pending, so of two relayer instances that signed the same batch only
+    /// one records (and then broadcasts) it; the other gets [`Error::OutboxClosed`]. A sent
+    /// message is only ever re-broadcast byte for byte, never re-signed.
     pub async fn mark_sent(
         &self,
         id: i64,
@@ -193,7 +196,7 @@ impl Store {
     ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE outbox SET status = $1, seqno = $2, message = $3, msg_hash = $4, attempts = attempts + 1, \
-             updated_at = $5 WHERE id = $6 AND status IN ($7, $8)",
+             updated_at = $5 WHERE id = $6 AND status = $7",
         )
         .bind(OutboxStatus::Sent.as_str())
         .bind(i64::from(seqno))
@@ -202,7 +205,6 @@ impl Store {
         .bind(now_unix())
         .bind(id)
         .bind(OutboxStatus::Pending.as_str())
-        .bind(OutboxStatus::Sent.as_str())
         .execute(self.pool())
         .await?;
         open_entry(id, done.rows_affected())

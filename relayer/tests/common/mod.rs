@@ -11,6 +11,8 @@ pub struct TestStore {
     pub store: Store,
     /// The SQLite file (SQLite stores only).
     pub path: Option<std::path::PathBuf>,
+    /// The store URL (a second instance connects to the same database with it).
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -23,6 +25,7 @@ pub async fn sqlite() -> TestStore {
         name: "sqlite",
         store: Store::connect(&url, 4).await.unwrap(),
         path: Some(path),
+        url,
         _dir: Some(dir),
     }
 }
@@ -51,6 +54,7 @@ pub async fn postgres() -> Option<TestStore> {
         name: "postgres",
         store: Store::connect(&url, 4).await.unwrap(),
         path: None,
+        url,
         _dir: None,
     })
 }
