@@ -219,6 +219,15 @@ async fn jobs_stream_verify_settle_and_refuse_cheats() {
     assert_eq!(r.worker, a.address);
     assert_eq!(relayer.stream_connections(&r.job), 2);
 
+    // --- the relayer took the input but its answer was lost: the client submits again, and the
+    // relayer's `already_submitted` confirms the first submission
+    relayer.script(Script::Answer);
+    relayer.lose_answers(1);
+    let before = relayer.submitted().len();
+    let r = run(&client, JobOptions::default()).await.unwrap();
+    assert_eq!(r.text, "echo: hello there ");
+    assert_eq!(relayer.submitted().len(), before + 1, "stored once");
+
     // --- cheats and failures
     relayer.script(Script::TamperChunk);
     match run(&client, JobOptions::default()).await {

@@ -85,26 +85,53 @@ impl RelayerApi {
         let until = tokio::time::Instant::now() + wait;
         let mut pause = SUBMIT_RETRY_START;
         let mut attempts = 0u32;
+        // Set once a request may have reached the relayer without its answer reaching us: a
+        // later `already_submitted` then means our own earlier submission was taken.
+        let mut maybe_delivered = false;
         loop {
             attempts += 1;
-            let r = self
+            let sent = self
                 .http
                 .post(&url)
                 .timeout(REQUEST_TIMEOUT)
                 .json(&body)
                 .send()
-                .await
-                .map_err(unreachable)?;
-            match json::<SubmitAccepted>(r, "submit input").await {
+                .await;
+            let answer = match sent {
+                Ok(r) => json::<SubmitAccepted>(r, "submit input").await,
+                Err(e) => Err(unreachable(e)),
+            };
+            let retry = tokio::time::Instant::now() + pause < until;
+            match answer {
                 Err(ClientError::Relayer {
                     status: 404, code, ..
-                }) if code == "job_not_found" && tokio::time::Instant::now() + pause < until => {
+                }) if code == "job_not_found" && retry => {
                     debug!(target: "sdk::client", %job, attempts, "relayer has not seen the job yet; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(SUBMIT_RETRY_MAX);
+                }
+                // Lost on the way or failed behind a proxy: try again. The same sealed input
+                // twice is harmless, the relayer stores it once.
+                Err(
+                    e @ (ClientError::RelayerUnreachable(_)
+                    | ClientError::Relayer {
+                        status: 502..=504, ..
+                    }),
+                ) if retry => {
+                    debug!(target: "sdk::client", %job, attempts, error = %e, "submission failed; retrying");
+                    maybe_delivered = true;
+                }
+                Err(ClientError::Relayer {
+                    status: 409, code, ..
+                }) if code == "already_submitted" && maybe_delivered => {
+                    return Ok(SubmitAccepted {
+                        job: job.clone(),
+                        state: "input_received".into(),
+                        stream: format!("/v1/jobs/{}/{}/stream", job.escrow, job.job_id),
+                    });
                 }
                 other => return other,
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(SUBMIT_RETRY_MAX);
         }
     }
 

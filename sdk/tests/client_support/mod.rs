@@ -267,6 +267,7 @@ struct Shared {
     secrets: Mutex<HashMap<String, Secrets>>,
     script: Mutex<Script>,
     not_found: AtomicU32,
+    lose_answers: AtomicU32,
     streams: Mutex<HashMap<JobRef, (Vec<StreamEvent>, Script)>>,
     connections: Mutex<HashMap<JobRef, u32>>,
     submitted: Mutex<Vec<SubmitInput>>,
@@ -301,6 +302,7 @@ impl FakeRelayer {
             secrets: Mutex::new(HashMap::new()),
             script: Mutex::new(Script::Answer),
             not_found: AtomicU32::new(0),
+            lose_answers: AtomicU32::new(0),
             streams: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             submitted: Mutex::new(Vec::new()),
@@ -360,6 +362,12 @@ impl FakeRelayer {
             .get(job)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Takes the next `n` submissions but answers each with `503` (as a proxy whose upstream
+    /// answer was lost would); a repeated submission then meets `409 already_submitted`.
+    pub fn lose_answers(&self, n: u32) {
+        self.shared.lose_answers.store(n, Ordering::SeqCst);
     }
 
     /// Inputs submitted so far.
@@ -422,6 +430,13 @@ async fn input(
         );
     }
     let job = JobRef::new(escrow, job_id);
+    if s.streams.lock().unwrap().contains_key(&job) {
+        return api_error(
+            StatusCode::CONFLICT,
+            ApiErrorCode::AlreadySubmitted,
+            "input already submitted",
+        );
+    }
     s.submitted.lock().unwrap().push(req.clone());
     let script = s.script.lock().unwrap().clone();
     let events = {
@@ -446,6 +461,16 @@ async fn input(
         .lock()
         .unwrap()
         .insert(job.clone(), (events, script));
+    if s.lose_answers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiErrorCode::Internal,
+            "upstream answer lost",
+        );
+    }
     let stream = format!("/v1/jobs/{}/{}/stream", job.escrow, job.job_id);
     (
         StatusCode::ACCEPTED,
