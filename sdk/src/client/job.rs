@@ -261,6 +261,13 @@ impl Client {
             candidates.iter().map(|w| (w.price_in, w.price_out)),
             free,
         )?;
+        if account.status != crate::chain::AccountStatus::Active {
+            // No Escrow yet (even a zero max cost cannot be opened on nothing).
+            return Err(ClientError::InsufficientBalance {
+                needed: max_cost,
+                free: 0,
+            });
+        }
         let job_id = (last_job_id + 1).max(*next_id);
         let ctx = JobContext {
             escrow: self.inner.escrow.clone(),
