@@ -4,6 +4,8 @@
 
 mod client_support;
 
+use std::time::Duration;
+
 use cocoon_sdk::attest::{Evidence, EvidenceKind};
 use cocoon_sdk::chain::ChainApi;
 use cocoon_sdk::client::{Client, ClientError, JobOptions, PolicyMode};
@@ -79,6 +81,13 @@ async fn connect_funds_workers_and_refusals() {
         .open_job(SMOLLM2_135M.name, chat("hi"), JobOptions::default())
         .await;
     assert!(no_worker_reason(r).contains("no attested worker"));
+    match client
+        .wait_for_workers(&SMOLLM2_135M, Duration::from_secs(1))
+        .await
+    {
+        Err(ClientError::NoWorker { .. }) => {}
+        other => panic!("expected NoWorker, got {other:?}"),
+    }
 
     // --- one honest worker; no deposit yet: refused before anything is sent
     let a = register_worker(&net, 1, &[1], 1_000, 3_000).await;
@@ -177,6 +186,11 @@ async fn connect_funds_workers_and_refusals() {
     assert!(relayer.submitted().is_empty());
 
     // --- the verified worker, with on-chain prices
+    let ws = client
+        .wait_for_workers(&SMOLLM2_135M, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(ws.len(), 1);
     let ws = client.workers(&SMOLLM2_135M).await.unwrap();
     assert_eq!(ws.len(), 1);
     assert_eq!(ws[0].address, a.address);

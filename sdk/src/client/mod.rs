@@ -73,6 +73,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 pub const DEFAULT_RELAYER_FEE_BPS: u16 = 100;
 /// How long Root's parameters, policy and models are reused before they are read again.
 pub const ROOT_TTL: Duration = Duration::from_secs(30);
+/// Poll interval of [`Client::wait_for_workers`].
+const WAIT_POLL: Duration = Duration::from_millis(500);
 /// How long the client keeps submitting an input the relayer does not know yet.
 pub const DEFAULT_SUBMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -385,6 +387,36 @@ impl Client {
     pub async fn workers(&self, model: &ModelSpec) -> Result<Vec<VerifiedWorker>> {
         let root = self.root_view(false).await?;
         self.screen_model(&root, model.id).await?.into_verified()
+    }
+
+    /// Waits up to `timeout` until at least one verified worker serves `model` (a worker node
+    /// that just started needs a moment to register and connect to the relayer). On timeout,
+    /// the last refusal: [`ClientError::AttestationRejected`] when listed workers failed the
+    /// checks, else [`ClientError::NoWorker`].
+    pub async fn wait_for_workers(
+        &self,
+        model: &ModelSpec,
+        timeout: Duration,
+    ) -> Result<Vec<VerifiedWorker>> {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.workers(model).await {
+                Ok(ws) if !ws.is_empty() => return Ok(ws),
+                Ok(_) => ClientError::NoWorker {
+                    model: model.name.to_owned(),
+                    reason: "no attested worker serves it".into(),
+                },
+                Err(
+                    e @ (ClientError::AttestationRejected { .. }
+                    | ClientError::RelayerUnreachable(_)),
+                ) => e,
+                Err(e) => return Err(e),
+            };
+            if tokio::time::Instant::now() + WAIT_POLL > until {
+                return Err(last);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
     }
 
     /// Lists and checks the relayer's workers for one model.
