@@ -1,7 +1,8 @@
 //! The gateway over the real SDK client (`ClientBackend`): real contracts on localnet, real
 //! sealing, OpenJob, receipt checks and settlement, with the client tests' in-test relayer
 //! playing the relayer and the worker (so failures a real worker never produces can be driven).
-//! The same gateway with a real relayer and worker node: tests/e2e/tests/gateway_openai.rs.
+//! With a real relayer and worker node, the end-to-end crate drives the Python suite in
+//! tests/gateway against the same gateway.
 
 mod client_support;
 

@@ -1,7 +1,7 @@
 //! The gateway's HTTP layer over a scripted in-test backend: the real router and server on a
 //! loopback port, real HTTP requests. Checks the OpenAI response shapes, the SSE framing byte for
 //! byte, the error mapping to status codes, the API key, CORS, size and time limits. (The same
-//! routes over the real SDK client and a real worker: tests/e2e/tests/gateway_openai.rs.)
+//! routes over the real SDK client on localnet: gateway_client.rs.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

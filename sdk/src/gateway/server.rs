@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -69,6 +70,13 @@ pub async fn serve<B: Backend>(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(target: "gateway::http", %addr, key = config.api_key.is_some(), cors = ?config.cors_origins, "gateway listening");
+    // Without TCP_NODELAY the first small SSE write waits on the peer's delayed ACK (~40 ms of
+    // time to first token on loopback, measured by examples/gateway_overhead.rs).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(target: "gateway::http", error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(backend, config))
         .with_graceful_shutdown(shutdown)
         .await
