@@ -21,7 +21,16 @@ python_venv_ensure() {
   py="$COCOON_VENV/bin/python"
   if [ ! -x "$py" ]; then
     command -v python3 >/dev/null 2>&1 || { echo "python.sh: python3 is required" >&2; return 1; }
-    python3 -m venv "$COCOON_VENV" || { echo "python.sh: python3 -m venv failed (install python3-venv)" >&2; return 1; }
+    # Debian's python3 needs python3-venv for `-m venv`; scripts/test can install it (ensure_apt).
+    if ! python3 -m venv "$COCOON_VENV" 2>/dev/null; then
+      rm -rf "$COCOON_VENV"
+      if declare -F ensure_apt >/dev/null && ensure_apt python3-venv; then
+        python3 -m venv "$COCOON_VENV" || { echo "python.sh: python3 -m venv failed" >&2; return 1; }
+      else
+        echo "python.sh: python3 -m venv failed (install python3-venv)" >&2
+        return 1
+      fi
+    fi
   fi
   if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
     "$py" -m pip install --quiet --disable-pip-version-check -r "$req" \
