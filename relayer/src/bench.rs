@@ -314,14 +314,22 @@ async fn direct_side(
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // The baseline gets TCP_NODELAY like the relayer, so the comparison is of the work done.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let opened = Arc::new(opened.to_vec());
     let inputs = Arc::new(inputs.to_vec());
     let side = lanes(args.concurrency, opened.len(), move |_, mine| {
         let (opened, inputs) = (opened.clone(), inputs.clone());
         async move {
-            let (mut ws, _) =
-                tokio_tungstenite::connect_async(format!("ws://{addr}/direct")).await?;
+            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+                format!("ws://{addr}/direct"),
+                None,
+                true,
+            )
+            .await?;
             let mut out = Vec::with_capacity(mine.len());
             for i in mine {
                 let o = &opened[i];

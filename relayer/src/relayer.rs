@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -113,6 +114,11 @@ impl Relayer {
                 let _ = shared.close.send(true);
             }
         };
+        // Chunks and SSE events are small writes answered at once: without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs add ~40 ms to each exchange.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(drain)
             .await;

@@ -108,7 +108,8 @@ impl StubWorker {
     /// connection ends. Returns once the relayer welcomed the session.
     pub async fn connect(&self, base: &str) -> Result<StubHandle, StubError> {
         let url = format!("{base}{WORKER_WS_PATH}");
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        // Nagle off, as a real worker should: its chunks are small writes.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, None, true)
             .await
             .map_err(|e| StubError(e.to_string()))?;
         let challenge = match next_message(&mut ws).await? {
