@@ -21,6 +21,7 @@
 //! - [`backend`]: picking `flex` or `wgpu` at run time.
 //! - [`models`]: the pinned models and the model cache location.
 //! - [`bench`]: throughput measurements against a reference implementation (candle).
+//! - [`node`]: the worker node: registration, the relayer session, jobs, receipts.
 //!
 //! # Example
 //! ```no_run
@@ -42,6 +43,7 @@ pub mod hash;
 pub mod llama;
 pub mod minilm;
 pub mod models;
+pub mod node;
 pub mod sampling;
 pub mod text;
 pub mod tokenizer;

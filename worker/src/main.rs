@@ -6,12 +6,22 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use cocoon_sdk::units::Ton;
 use cocoon_worker::bench::{self, BenchConfig};
+use cocoon_worker::node::cli::NodeArgs;
+use cocoon_worker::node::{self, Node, RegisterOutcome};
 use cocoon_worker::text::DEFAULT_MAX_BATCH;
-use cocoon_worker::{BackendKind, ChatMessage, GenerateRequest, ModelSource, Prompt, SamplingOptions, WeightsHash, models};
+use cocoon_worker::{
+    BackendKind, ChatMessage, GenerateRequest, ModelSource, Prompt, SamplingOptions, WeightsHash,
+    models,
+};
 
 #[derive(Parser, Debug)]
-#[command(name = "cocoon-worker", version, about = "Cocoon worker: inference engine")]
+#[command(
+    name = "cocoon-worker",
+    version,
+    about = "Cocoon worker: the worker node and its inference engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,12 +29,31 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve jobs from a relayer: check the on-chain record, load the models, connect.
+    Run(RunArgs),
+    /// Register the worker on-chain (stake + record), or update the record; idempotent.
+    Register(RegisterArgs),
     /// Generate text with SmolLM2 (streams tokens to stdout, counts to stderr).
     Generate(GenerateArgs),
     /// Embed texts with MiniLM (prints JSON).
     Embed(EmbedArgs),
     /// Measure prefill / decode throughput per backend and against candle on the same GGUF.
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Register first when the wallet has no Worker yet (or update a record that differs).
+    #[arg(long)]
+    register: bool,
+}
+
+#[derive(Args, Debug)]
+struct RegisterArgs {
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// Which weights to load; defaults to the pinned model in `$COCOON_MODELS_DIR`.
@@ -44,8 +73,13 @@ struct ModelArgs {
 impl ModelArgs {
     fn source(&self, pinned: fn() -> ModelSource) -> Result<ModelSource> {
         match (&self.path, &self.sha256) {
-            (Some(path), Some(sha)) => Ok(ModelSource { path: path.clone(), sha256: WeightsHash::from_hex(sha)? }),
-            (Some(_), None) => anyhow::bail!("--model.path needs --model.sha256: the engine only loads verified weights"),
+            (Some(path), Some(sha)) => Ok(ModelSource {
+                path: path.clone(),
+                sha256: WeightsHash::from_hex(sha)?,
+            }),
+            (Some(_), None) => anyhow::bail!(
+                "--model.path needs --model.sha256: the engine only loads verified weights"
+            ),
             _ => Ok(pinned()),
         }
     }
@@ -115,23 +149,101 @@ struct BenchArgs {
     sha256: Option<String>,
 }
 
+fn init_logs(json: bool, default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Run(a) => init_logs(a.node.log_json, "info"),
+        Command::Register(a) => init_logs(a.node.log_json, "info"),
+        _ => init_logs(false, "warn"),
+    }
+    match cli.command {
+        Command::Run(a) => tokio_main(run(a)),
+        Command::Register(a) => tokio_main(register(a)),
         Command::Generate(a) => generate(a),
         Command::Embed(a) => embed(a),
         Command::Bench(a) => run_bench(a),
     }
 }
 
+fn tokio_main(fut: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
+
+async fn register(a: RegisterArgs) -> Result<()> {
+    let cfg = a.node.config()?;
+    print_outcome(&node::register(&cfg).await?);
+    Ok(())
+}
+
+fn print_outcome(o: &RegisterOutcome) {
+    match o {
+        RegisterOutcome::Registered { worker, stake } => {
+            println!(
+                "registered worker {} with a stake of {}",
+                worker.to_hex(),
+                Ton(*stake)
+            )
+        }
+        RegisterOutcome::Updated { worker, changes } => {
+            println!("updated worker {}:", worker.to_hex());
+            for c in changes {
+                println!("  {c}");
+            }
+        }
+        RegisterOutcome::Unchanged { worker } => println!(
+            "worker {} is already registered as configured",
+            worker.to_hex()
+        ),
+    }
+}
+
+async fn run(a: RunArgs) -> Result<()> {
+    let cfg = a.node.config()?;
+    if a.register {
+        print_outcome(&node::register(&cfg).await?);
+    }
+    let handle = Node::start(cfg).await.context("starting the worker node")?;
+    eprintln!(
+        "worker {} serving; Ctrl-C stops it gracefully",
+        handle.address().to_hex()
+    );
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping: finishing jobs in flight …");
+    handle.shutdown().await;
+    Ok(())
+}
+
 fn generate(a: GenerateArgs) -> Result<()> {
     let source = a.model.source(models::smollm2)?;
     let t = Instant::now();
-    let model = a.model.backend.load_text(&source, DEFAULT_MAX_BATCH).with_context(|| format!("loading {}", source.path.display()))?;
-    eprintln!("loaded {} on {} in {:.2}s (sha256 {})", source.path.display(), a.model.backend, t.elapsed().as_secs_f64(), model.weights_hash());
+    let model = a
+        .model
+        .backend
+        .load_text(&source, DEFAULT_MAX_BATCH)
+        .with_context(|| format!("loading {}", source.path.display()))?;
+    eprintln!(
+        "loaded {} on {} in {:.2}s (sha256 {})",
+        source.path.display(),
+        a.model.backend,
+        t.elapsed().as_secs_f64(),
+        model.weights_hash()
+    );
     let prompt = if a.raw {
         Prompt::Text(a.prompt)
     } else {
@@ -145,7 +257,12 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let req = GenerateRequest {
         prompt,
         max_tokens: a.max_tokens,
-        sampling: SamplingOptions { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed },
+        sampling: SamplingOptions {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            seed: a.seed,
+        },
         stop_tokens: Vec::new(),
         ignore_eos: false,
     };
@@ -169,7 +286,11 @@ fn generate(a: GenerateArgs) -> Result<()> {
 
 fn embed(a: EmbedArgs) -> Result<()> {
     let source = a.model.source(models::minilm)?;
-    let model = a.model.backend.load_embedding(&source).with_context(|| format!("loading {}", source.path.display()))?;
+    let model = a
+        .model
+        .backend
+        .load_embedding(&source)
+        .with_context(|| format!("loading {}", source.path.display()))?;
     let e = model.embed(&a.text)?;
     let json = serde_json::json!({
         "model_sha256": model.weights_hash().to_hex(),
@@ -183,24 +304,37 @@ fn embed(a: EmbedArgs) -> Result<()> {
 
 fn run_bench(a: BenchArgs) -> Result<()> {
     let source = match (a.path, a.sha256) {
-        (Some(path), Some(sha)) => ModelSource { path, sha256: WeightsHash::from_hex(&sha)? },
+        (Some(path), Some(sha)) => ModelSource {
+            path,
+            sha256: WeightsHash::from_hex(&sha)?,
+        },
         (Some(_), None) => anyhow::bail!("--model.path needs --model.sha256"),
         _ => models::smollm2(),
     };
-    let cfg = BenchConfig { prompt_tokens: a.prompt_tokens, decode_tokens: a.decode_tokens.max(2), batches: a.batches };
+    let cfg = BenchConfig {
+        prompt_tokens: a.prompt_tokens,
+        decode_tokens: a.decode_tokens.max(2),
+        batches: a.batches,
+    };
     let max_batch = cfg.batches.iter().copied().max().unwrap_or(1);
     let mut figures = Vec::new();
     let mut ids = None;
     for backend in a.backends {
         let model = backend.load_text(&source, max_batch)?;
         eprintln!("measuring cocoon/{backend} …");
-        figures.push(bench::bench_engine(&model, &format!("cocoon/{backend} (burn, f32)"), &cfg)?);
+        figures.push(bench::bench_engine(
+            &model,
+            &format!("cocoon/{backend} (burn, f32)"),
+            &cfg,
+        )?);
         ids.get_or_insert(bench::prompt_ids(&model, cfg.prompt_tokens)?);
     }
     if !a.no_reference {
         let ids = match ids {
             Some(ids) => ids,
-            None => bench::prompt_ids(&BackendKind::Flex.load_text(&source, 1)?, cfg.prompt_tokens)?,
+            None => {
+                bench::prompt_ids(&BackendKind::Flex.load_text(&source, 1)?, cfg.prompt_tokens)?
+            }
         };
         eprintln!("measuring candle reference …");
         figures.push(bench::bench_candle(&source, &ids, &cfg)?);
@@ -209,7 +343,9 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         "SmolLM2-135M-Instruct Q4_1, prompt {} tokens, {} new tokens per sequence, {} CPU threads available",
         cfg.prompt_tokens,
         cfg.decode_tokens,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     print!("{}", bench::report(&figures));
     Ok(())

@@ -2,6 +2,7 @@
 //! of every request in flight (continuous batching) and streams tokens back to the callers.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -218,6 +219,17 @@ impl TextModel {
     /// the token counts. Blocks the calling thread; other callers' requests decode in the same
     /// batched steps meanwhile.
     pub fn generate(&self, req: &GenerateRequest, mut on_token: impl FnMut(&TokenEvent)) -> Result<Generation> {
+        self.generate_until(req, |t| {
+            on_token(t);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// Like [`generate`](Self::generate), but `on_token` may end the generation early (a stop
+    /// string, a cancelled job): on `Break` the sequence leaves the batch at once and the result
+    /// holds what was produced so far, with [`FinishReason::Stop`]. Every token produced,
+    /// including the one the callback broke on, is counted in `completion_tokens`.
+    pub fn generate_until(&self, req: &GenerateRequest, mut on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>) -> Result<Generation> {
         req.sampling.validate()?;
         if req.max_tokens == 0 {
             return Err(Error::InvalidOptions("max_tokens must be at least 1".into()));
@@ -248,7 +260,12 @@ impl TextModel {
                             piece
                         }
                     };
-                    on_token(&TokenEvent { id, text });
+                    if on_token(&TokenEvent { id, text }).is_break() {
+                        // Dropping `rx` makes the scheduler's next send fail, which drops the
+                        // sequence from the batch.
+                        let text = self.decode_text(&tokens, &stops)?;
+                        return Ok(Generation { text, completion_tokens: tokens.len(), tokens, prompt_tokens, finish: FinishReason::Stop });
+                    }
                 }
                 Event::Done(finish) => {
                     let text = self.decode_text(&tokens, &stops)?;

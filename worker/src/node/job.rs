@@ -1,0 +1,377 @@
+//! One dispatched job: check the commitment, open the sealed input, run the model on a blocking
+//! thread, stream sealed output chunks, then sign, record and send the receipt.
+//!
+//! ```text
+//! Dispatch ─▶ sha256(sealed) = commitment? ─▶ open_input(enc key, job) ─▶ JobRequest
+//!   ─▶ budget (max cost) ─▶ model ─▶ Delta… (sealed) ─▶ Done (sealed, final) ─▶ receipt ─▶ ledger ─▶ Done
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cocoon_sdk::job::{FinishReason, JobOutput, JobRequest, Task};
+use cocoon_sdk::receipt::{
+    ReceiptBody, ReceiptCommitments, ReceiptHashes, SignedReceipt, expected_cost,
+};
+use cocoon_sdk::relay::worker::{Chunk, Dispatch, Done, JobFailed, JobFailure, WorkerMessage};
+use cocoon_sdk::seal::{JobContext, ResponseSealer, input_commitment, open_input};
+use cocoon_sdk::tlb::{TlbType as _, TonAddress};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+
+use super::NodeContext;
+use super::models::ModelHandle;
+use super::pricing::{input_only_cost, output_budget};
+use super::stop::StopFilter;
+use crate::text::FinishReason as EngineFinish;
+use crate::{ChatMessage, GenerateRequest, Prompt, SamplingOptions, TextModel};
+
+/// Tokens batched into one sealed `Delta` chunk (fewer, larger chunks cost less to seal and
+/// relay; a handful keeps the stream live).
+pub const TOKENS_PER_CHUNK: usize = 4;
+
+/// Why a job got no receipt.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Refused or failed: the relayer is told why.
+    Failed(JobFailure, String),
+    /// The relayer cancelled the attempt: nothing more is sent.
+    Cancelled,
+}
+
+fn fail(code: JobFailure, message: impl Into<String>) -> Outcome {
+    Outcome::Failed(code, message.into())
+}
+
+fn internal(message: impl Into<String>) -> Outcome {
+    fail(JobFailure::Internal, message)
+}
+
+/// Serves one dispatch to the end, sending every message through `out`. Returns the signed
+/// receipt when one was sent.
+pub(crate) async fn serve(
+    ctx: Arc<NodeContext>,
+    d: Dispatch,
+    out: UnboundedSender<WorkerMessage>,
+    cancel: Arc<AtomicBool>,
+) -> Option<SignedReceipt> {
+    let started = std::time::Instant::now();
+    match answer(&ctx, &d, &out, &cancel).await {
+        Ok(receipt) => {
+            info!(target: "worker::node::job", job = %d.job, attempt = d.attempt, model = d.model_id, tokens_in = receipt.body.tokens_in, tokens_out = receipt.body.tokens_out, cost = receipt.body.cost, ms = started.elapsed().as_millis() as u64, "job done");
+            Some(receipt)
+        }
+        Err(Outcome::Cancelled) => {
+            info!(target: "worker::node::job", job = %d.job, attempt = d.attempt, "job cancelled by the relayer");
+            None
+        }
+        Err(Outcome::Failed(code, message)) => {
+            warn!(target: "worker::node::job", job = %d.job, attempt = d.attempt, ?code, %message, "job refused");
+            let _ = out.send(WorkerMessage::JobFailed(JobFailed {
+                job: d.job.clone(),
+                attempt: d.attempt,
+                code,
+                message,
+            }));
+            None
+        }
+    }
+}
+
+/// Seals output messages into numbered chunks of one attempt.
+struct Stream<'a> {
+    d: &'a Dispatch,
+    out: &'a UnboundedSender<WorkerMessage>,
+    sealer: ResponseSealer,
+    seq: u32,
+}
+
+impl Stream<'_> {
+    fn send(&mut self, msg: &JobOutput, is_final: bool) -> Result<(), Outcome> {
+        let data = self
+            .sealer
+            .seal_chunk(&msg.encode(), is_final)
+            .map_err(|e| internal(format!("sealing a chunk failed: {e}")))?;
+        self.out
+            .send(WorkerMessage::Chunk(Chunk {
+                job: self.d.job.clone(),
+                attempt: self.d.attempt,
+                seq: self.seq,
+                data,
+            }))
+            .map_err(|_| internal("the relayer connection closed"))?;
+        self.seq += 1;
+        Ok(())
+    }
+}
+
+/// What the model did, in billing terms.
+struct Usage {
+    tokens_in: u32,
+    tokens_out: u32,
+    finish: FinishReason,
+}
+
+async fn answer(
+    ctx: &NodeContext,
+    d: &Dispatch,
+    out: &UnboundedSender<WorkerMessage>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<SignedReceipt, Outcome> {
+    let Some((spec, model)) = ctx.models.get(&d.model_id) else {
+        return Err(fail(
+            JobFailure::UnknownModel,
+            format!("model {} is not served here", d.model_id),
+        ));
+    };
+    // Security rule: work only on the input the client committed to on-chain.
+    if input_commitment(&d.sealed_input) != d.input_commitment {
+        return Err(fail(
+            JobFailure::BadCommitment,
+            "sha256 of the sealed input differs from the input commitment",
+        ));
+    }
+    // Security rule: one receipt per job, ever (checked again, atomically, when recording).
+    if ctx.ledger.contains(&d.job) {
+        return Err(internal("a receipt for this job was already signed"));
+    }
+    let escrow = TonAddress::from_hex_str(&d.job.escrow)
+        .map_err(|e| internal(format!("escrow address {:?}: {e}", d.job.escrow)))?;
+    let job_ctx = JobContext {
+        escrow: escrow.clone(),
+        job_id: d.job.job_id,
+        model_id: d.model_id,
+    };
+    let opened = open_input(&d.sealed_input, ctx.keys.encryption(), &job_ctx)
+        .map_err(|e| fail(JobFailure::CannotDecrypt, e.to_string()))?;
+    let request = JobRequest::decode(&opened.plaintext)
+        .and_then(|r| r.validate().map(|()| r))
+        .map_err(|e| internal(format!("invalid job request: {e}")))?;
+    if request.model_kind() != spec.kind {
+        return Err(internal(format!(
+            "a {:?} request for the {:?} model {}",
+            request.model_kind(),
+            spec.kind,
+            spec.name
+        )));
+    }
+    let mut stream = Stream {
+        d,
+        out,
+        sealer: opened.response,
+        seq: 0,
+    };
+    let max_cost = u128::from(d.max_cost);
+    let usage = match (request.task, model) {
+        (Task::Chat { messages, params }, ModelHandle::Text(m)) => {
+            let messages = messages
+                .into_iter()
+                .map(|m| ChatMessage::new(&m.role, &m.content))
+                .collect();
+            generate(
+                ctx,
+                m,
+                Prompt::Chat(messages),
+                params,
+                max_cost,
+                &mut stream,
+                cancel,
+            )
+            .await?
+        }
+        (Task::Completion { prompt, params }, ModelHandle::Text(m)) => {
+            generate(
+                ctx,
+                m,
+                Prompt::Text(prompt),
+                params,
+                max_cost,
+                &mut stream,
+                cancel,
+            )
+            .await?
+        }
+        (Task::Embeddings { input }, ModelHandle::Embedding(m)) => {
+            let tokens_in = input
+                .iter()
+                .map(|t| m.tokenize(t).map(|ids| ids.len()))
+                .sum::<crate::Result<usize>>()
+                .map_err(|e| internal(format!("cannot tokenize: {e}")))?;
+            let tokens_in = u32::try_from(tokens_in).map_err(|_| internal("input too long"))?;
+            input_only_cost(tokens_in, ctx.price_in, max_cost)
+                .map_err(|e| internal(e.to_string()))?;
+            let model = m.clone();
+            let e = tokio::task::spawn_blocking(move || model.embed(&input))
+                .await
+                .map_err(|e| internal(format!("embedding task: {e}")))?
+                .map_err(|e| internal(format!("embedding failed: {e}")))?;
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Outcome::Cancelled);
+            }
+            stream.send(&JobOutput::Embeddings { vectors: e.vectors }, false)?;
+            Usage {
+                tokens_in: u32::try_from(e.prompt_tokens)
+                    .map_err(|_| internal("input too long"))?,
+                tokens_out: 0,
+                finish: FinishReason::Stop,
+            }
+        }
+        _ => return Err(internal("request kind does not match the model")),
+    };
+    if cancel.load(Ordering::SeqCst) {
+        return Err(Outcome::Cancelled);
+    }
+    let cost = expected_cost(
+        usage.tokens_in,
+        usage.tokens_out,
+        ctx.price_in,
+        ctx.price_out,
+    )
+    .map_err(|e| internal(e.to_string()))?;
+    if cost > max_cost {
+        return Err(internal(format!("cost {cost} above max cost {max_cost}")));
+    }
+    stream.send(
+        &JobOutput::Done {
+            finish_reason: usage.finish,
+            prompt_tokens: usage.tokens_in,
+            completion_tokens: usage.tokens_out,
+        },
+        true,
+    )?;
+    let output_commitment = stream
+        .sealer
+        .output_commitment()
+        .map_err(|e| internal(e.to_string()))?;
+    let body = ReceiptBody {
+        escrow,
+        job_id: d.job.job_id,
+        worker: ctx.address.clone(),
+        model_id: d.model_id,
+        tokens_in: usage.tokens_in,
+        tokens_out: usage.tokens_out,
+        cost,
+        time: unix_now(),
+        hashes: ReceiptHashes {
+            weights_hash: model.weights_hash().0,
+            evidence_hash: ctx.evidence.hash,
+        },
+        commitments: ReceiptCommitments {
+            input_commitment: d.input_commitment,
+            output_commitment,
+        },
+    };
+    let receipt = body
+        .sign(ctx.keys.signing_key())
+        .map_err(|e| internal(format!("signing: {e}")))?;
+    let boc = receipt
+        .to_boc()
+        .map_err(|e| internal(format!("receipt encoding: {e}")))?;
+    // Recorded durably before it leaves the process; a concurrent duplicate loses here.
+    ctx.ledger
+        .record(&d.job, &boc)
+        .map_err(|e| internal(e.to_string()))?;
+    out.send(WorkerMessage::Done(Done {
+        job: d.job.clone(),
+        attempt: d.attempt,
+        chunks: stream.seq,
+        receipt: boc,
+        cost: u64::try_from(cost).map_err(|_| internal("cost exceeds u64"))?,
+    }))
+    .map_err(|_| internal("the relayer connection closed before the receipt was sent"))?;
+    Ok(receipt)
+}
+
+async fn generate(
+    ctx: &NodeContext,
+    model: &Arc<TextModel>,
+    prompt: Prompt,
+    params: cocoon_sdk::job::GenerationParams,
+    max_cost: u128,
+    stream: &mut Stream<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Usage, Outcome> {
+    let ids = model
+        .tokenize(&prompt)
+        .map_err(|e| internal(format!("cannot tokenize the prompt: {e}")))?;
+    let tokens_in = u32::try_from(ids.len()).map_err(|_| internal("prompt too long"))?;
+    let budget = output_budget(
+        tokens_in,
+        params.max_tokens,
+        ctx.price_in,
+        ctx.price_out,
+        max_cost,
+    )
+    .map_err(|e| internal(e.to_string()))?;
+    let req = GenerateRequest {
+        prompt: Prompt::Tokens(ids),
+        max_tokens: budget as usize,
+        sampling: SamplingOptions {
+            temperature: params.temperature,
+            top_k: 0,
+            top_p: params.top_p,
+            seed: params.seed.unwrap_or_else(rand::random),
+        },
+        stop_tokens: Vec::new(),
+        ignore_eos: false,
+    };
+    debug!(target: "worker::node::job", job = %stream.d.job, tokens_in, budget, "generating");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let model = model.clone();
+    let cancel_flag = cancel.clone();
+    let stops = params.stop.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut filter = StopFilter::new(&stops);
+        let mut pending = String::new();
+        let mut tokens = 0usize;
+        let result = model.generate_until(&req, |t| {
+            if cancel_flag.load(Ordering::SeqCst) {
+                return std::ops::ControlFlow::Break(());
+            }
+            pending.push_str(&filter.push(&t.text));
+            tokens += 1;
+            if filter.stopped() {
+                return std::ops::ControlFlow::Break(());
+            }
+            if tokens % TOKENS_PER_CHUNK == 0 && !pending.is_empty() {
+                let _ = tx.send(std::mem::take(&mut pending));
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        pending.push_str(&filter.finish());
+        if !pending.is_empty() {
+            let _ = tx.send(pending);
+        }
+        (result, filter.stopped())
+    });
+    while let Some(text) = rx.recv().await {
+        if let Err(e) = stream.send(&JobOutput::Delta { text }, false) {
+            // Nobody will read the rest: free the batch slot.
+            cancel.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    }
+    let (result, hit_stop) = task
+        .await
+        .map_err(|e| internal(format!("generation task: {e}")))?;
+    if cancel.load(Ordering::SeqCst) {
+        return Err(Outcome::Cancelled);
+    }
+    let g = result.map_err(|e| internal(format!("generation failed: {e}")))?;
+    let finish = match (hit_stop, g.finish) {
+        (true, _) | (false, EngineFinish::Stop) => FinishReason::Stop,
+        (false, EngineFinish::Length) => FinishReason::Length,
+    };
+    Ok(Usage {
+        tokens_in,
+        tokens_out: u32::try_from(g.completion_tokens).map_err(|_| internal("output too long"))?,
+        finish,
+    })
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}

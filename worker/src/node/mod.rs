@@ -1,0 +1,350 @@
+//! The worker node: joins the inference engine to the network.
+//!
+//! ```text
+//! start:  Root model registry ─▶ weights approved? ─▶ own Worker record matches (keys, prices,
+//!         models, evidence, expiry)? ─▶ load models ─▶ dial the relayer (reconnect with backoff)
+//! job:    Dispatch ─▶ commitment ─▶ open sealed input ─▶ model (blocking threads, batched)
+//!         ─▶ sealed Delta chunks ─▶ sealed Done ─▶ receipt (ledger first) ─▶ Done
+//!         ─▶ (self_submit) SubmitReceipts to its Worker contract, in batches
+//! ```
+//!
+//! # Layout
+//! - [`keys`]: receipt and encryption keys, their file; where the ledger and evidence live.
+//! - [`onchain`]: the Worker record, `register`, the start-up check of the record.
+//! - [`models`]: served models, loading, the registry-hash rule.
+//! - [`session`]: the relayer WebSocket session.
+//! - [`job`]: one dispatched job end to end.
+//! - [`stop`], [`pricing`]: stop strings; output tokens within the max cost.
+//! - [`ledger`]: receipts signed, one per job, durable.
+//! - [`submit`]: self-submission of receipts.
+//! - [`cli`]: the `run` / `register` flags.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo(wallet: cocoon_sdk::wallet::Wallet, root: cocoon_sdk::tlb::TonAddress) -> Result<(), cocoon_worker::node::NodeError> {
+//! use std::sync::Arc;
+//! use cocoon_sdk::attest::SimulatedProvider;
+//! use cocoon_sdk::chain::TonCenterConfig;
+//! use cocoon_sdk::job::models::SMOLLM2_135M;
+//! use cocoon_worker::BackendKind;
+//! use cocoon_worker::node::{Node, NodeConfig, NodeKeys, ServedModel, register};
+//!
+//! let cfg = NodeConfig {
+//!     chain: TonCenterConfig::new("http://127.0.0.1:8081"),
+//!     root,
+//!     relayer_url: "ws://127.0.0.1:8080".into(),
+//!     wallet,
+//!     keys: NodeKeys::load_or_create("worker-keys.json".as_ref())?,
+//!     models: vec![ServedModel::load(SMOLLM2_135M, BackendKind::Wgpu)],
+//!     attestation: Arc::new(SimulatedProvider { label: "dev".into() }),
+//!     price_in: 1_000,
+//!     price_out: 3_000,
+//!     stake: 10_000_000_000,
+//!     capacity: 8,
+//!     self_submit: false,
+//! };
+//! register(&cfg).await?;
+//! let node = Node::start(cfg).await?;
+//! node.wait_connected(std::time::Duration::from_secs(10)).await;
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod error;
+pub mod job;
+pub mod keys;
+pub mod ledger;
+pub mod models;
+pub mod onchain;
+pub mod pricing;
+pub mod session;
+pub mod stop;
+pub mod submit;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cocoon_sdk::attest::{AttestationProvider, EvidenceKind};
+use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
+use cocoon_sdk::contracts::RootClient;
+use cocoon_sdk::job::ModelSpec;
+use cocoon_sdk::receipt::SignedReceipt;
+use cocoon_sdk::relay::JobRef;
+use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::wallet::Wallet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use error::{NodeError, Result};
+pub use keys::NodeKeys;
+pub use ledger::ReceiptLedger;
+pub use models::{ModelHandle, ModelOrigin, ServedModel};
+pub use onchain::{DEFAULT_ATTESTATION_TTL, NodeEvidence, RegisterOutcome, register};
+
+/// Default jobs run at once.
+pub const DEFAULT_CAPACITY: u32 = 8;
+
+/// Everything a worker node needs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The toncenter-compatible API (localnet, testnet, mainnet).
+    pub chain: TonCenterConfig,
+    /// The network's Root contract.
+    pub root: TonAddress,
+    /// The relayer: `ws(s)://host:port` (the worker path is appended) or `http(s)://` (converted).
+    pub relayer_url: String,
+    /// The worker owner's wallet: pays the stake, owns the Worker, posts receipts it submits itself.
+    pub wallet: Wallet,
+    /// Receipt and encryption keys.
+    pub keys: NodeKeys,
+    /// Models served and where their weights come from.
+    pub models: Vec<ServedModel>,
+    /// The TEE evidence provider ([`cocoon_sdk::attest::SimulatedProvider`] on localnet only).
+    pub attestation: Arc<dyn AttestationProvider>,
+    /// nanoTON per input token.
+    pub price_in: u128,
+    /// nanoTON per output token.
+    pub price_out: u128,
+    /// Stake sent by [`register`], nanoTON.
+    pub stake: u128,
+    /// Jobs run at once; dispatches beyond it are refused as busy.
+    pub capacity: u32,
+    /// Post its own receipts on-chain instead of relying on the relayer.
+    pub self_submit: bool,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("chain", &self.chain.base_url)
+            .field("root", &self.root.to_hex())
+            .field("relayer_url", &self.relayer_url)
+            .field("wallet", &self.wallet.address().to_hex())
+            .field("keys", &self.keys)
+            .field("models", &self.models)
+            .field("attestation", &self.attestation.kind())
+            .field("price_in", &self.price_in)
+            .field("price_out", &self.price_out)
+            .field("stake", &self.stake)
+            .field("capacity", &self.capacity)
+            .field("self_submit", &self.self_submit)
+            .finish()
+    }
+}
+
+impl NodeConfig {
+    /// Checks what can be checked without the chain.
+    pub fn validate(&self) -> Result<()> {
+        if self.models.is_empty() {
+            return Err(NodeError::Config("no models to serve".into()));
+        }
+        let mut ids: Vec<u32> = self.models.iter().map(|m| m.spec.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(NodeError::Config("a model is listed twice".into()));
+        }
+        if self.capacity == 0 {
+            return Err(NodeError::Config("capacity must be at least 1".into()));
+        }
+        session::worker_ws_url(&self.relayer_url)?;
+        Ok(())
+    }
+}
+
+/// What every part of a running node shares.
+pub(crate) struct NodeContext {
+    pub(crate) keys: NodeKeys,
+    pub(crate) address: TonAddress,
+    pub(crate) address_hex: String,
+    pub(crate) evidence: NodeEvidence,
+    pub(crate) models: BTreeMap<u32, (ModelSpec, ModelHandle)>,
+    pub(crate) price_in: u128,
+    pub(crate) price_out: u128,
+    pub(crate) capacity: u32,
+    pub(crate) ledger: ReceiptLedger,
+    load: AtomicU32,
+    pub(crate) jobs_served: AtomicU64,
+    pub(crate) cancels: Mutex<HashMap<(JobRef, u32), Arc<AtomicBool>>>,
+    pub(crate) connected: watch::Sender<bool>,
+    receipts: Mutex<Option<mpsc::UnboundedSender<SignedReceipt>>>,
+}
+
+impl NodeContext {
+    pub(crate) fn load(&self) -> u32 {
+        self.load.load(Ordering::SeqCst)
+    }
+
+    /// Takes a job slot if one is free.
+    pub(crate) fn try_acquire(&self) -> bool {
+        self.load
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
+                (l < self.capacity).then_some(l + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release(&self) {
+        let _ = self
+            .load
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1));
+    }
+
+    pub(crate) fn queue_receipt(&self, r: SignedReceipt) {
+        if let Some(tx) = self
+            .receipts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(r);
+        }
+    }
+}
+
+/// The worker node.
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Checks the models against Root's registry and its own Worker record against this
+    /// configuration, loads the models, and starts serving the relayer in the background.
+    pub async fn start(cfg: NodeConfig) -> Result<NodeHandle> {
+        cfg.validate()?;
+        let chain = TonCenterClient::new(cfg.chain.clone())?;
+        let registry = RootClient::at(&chain, cfg.root.clone()).models().await?;
+        for m in &cfg.models {
+            models::check_registered(&m.spec, &registry)?;
+        }
+        let verified = onchain::verify_own_record(&chain, &cfg).await?;
+        let kind = cfg.attestation.kind();
+        if kind == EvidenceKind::Simulated {
+            warn!(target: "worker::node", worker = %verified.address.to_hex(), "UNATTESTED (SIMULATED TEE): no hardware protects prompts on this worker; development networks only");
+        }
+        let mut loaded = BTreeMap::new();
+        for m in cfg.models.iter().cloned() {
+            let spec = m.spec;
+            let handle = tokio::task::spawn_blocking(move || m.open())
+                .await
+                .map_err(|e| NodeError::Config(format!("model loading task failed: {e}")))??;
+            loaded.insert(spec.id, (spec, handle));
+        }
+        let ledger = match cfg.keys.ledger_path() {
+            Some(p) => ReceiptLedger::open(p)?,
+            None => ReceiptLedger::in_memory(),
+        };
+        let (receipts_tx, submitter) = if cfg.self_submit {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let handle = submit::spawn(chain.clone(), cfg.root.clone(), cfg.wallet.clone(), rx);
+            (Some(tx), Some(handle))
+        } else {
+            (None, None)
+        };
+        let (connected_tx, connected_rx) = watch::channel(false);
+        let ctx = Arc::new(NodeContext {
+            keys: cfg.keys.clone(),
+            address_hex: verified.address.to_hex(),
+            address: verified.address,
+            evidence: verified.evidence,
+            models: loaded,
+            price_in: verified.record.price_in,
+            price_out: verified.record.price_out,
+            capacity: cfg.capacity,
+            ledger,
+            load: AtomicU32::new(0),
+            jobs_served: AtomicU64::new(0),
+            cancels: Mutex::new(HashMap::new()),
+            connected: connected_tx,
+            receipts: Mutex::new(receipts_tx),
+        });
+        let url = session::worker_ws_url(&cfg.relayer_url)?;
+        info!(target: "worker::node", worker = %ctx.address_hex, relayer = %url, models = ?ctx.models.keys().collect::<Vec<_>>(), attestation = %kind, price_in = ctx.price_in, price_out = ctx.price_out, capacity = ctx.capacity, self_submit = cfg.self_submit, "worker node started");
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let session = tokio::spawn(session::run(ctx.clone(), url, shutdown_rx));
+        Ok(NodeHandle {
+            ctx,
+            shutdown: shutdown_tx,
+            session,
+            submitter,
+            connected: connected_rx,
+        })
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    ctx: Arc<NodeContext>,
+    shutdown: watch::Sender<bool>,
+    session: JoinHandle<()>,
+    submitter: Option<JoinHandle<()>>,
+    connected: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("address", &self.ctx.address_hex)
+            .field("load", &self.ctx.load())
+            .field("jobs_served", &self.jobs_served())
+            .finish()
+    }
+}
+
+impl NodeHandle {
+    /// The node's Worker contract.
+    pub fn address(&self) -> &TonAddress {
+        &self.ctx.address
+    }
+
+    /// Jobs answered with a receipt since start.
+    pub fn jobs_served(&self) -> u64 {
+        self.ctx.jobs_served.load(Ordering::SeqCst)
+    }
+
+    /// Jobs running now.
+    pub fn load(&self) -> u32 {
+        self.ctx.load()
+    }
+
+    /// The evidence the node serves (its hash is the on-chain evidence hash).
+    pub fn evidence(&self) -> &NodeEvidence {
+        &self.ctx.evidence
+    }
+
+    /// Receipts signed so far, all runs of this key file included.
+    pub fn receipts_signed(&self) -> usize {
+        self.ctx.ledger.len()
+    }
+
+    /// Whether a relayer session is up now.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Waits until a relayer session is up; false if it is not within `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.connected.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops gracefully: refuses new jobs, finishes the jobs in flight and sends their results,
+    /// closes the session, then submits the receipts still queued (with `self_submit`).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.session.await;
+        self.ctx
+            .receipts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(s) = self.submitter {
+            let _ = s.await;
+        }
+        info!(target: "worker::node", worker = %self.ctx.address_hex, jobs = self.ctx.jobs_served.load(Ordering::SeqCst), "worker node stopped");
+    }
+}

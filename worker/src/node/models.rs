@@ -1,0 +1,206 @@
+//! Which models a node serves, on which backend, and the check that Root approved their weights.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cocoon_sdk::job::{ModelKind, ModelSpec};
+use tracing::info;
+
+use super::error::{NodeError, Result};
+use crate::text::DEFAULT_MAX_BATCH;
+use crate::{BackendKind, EmbeddingModel, ModelSource, TextModel, WeightsHash, models};
+
+/// A loaded model, shared by every job that uses it.
+#[derive(Clone)]
+pub enum ModelHandle {
+    /// A text-generation model.
+    Text(Arc<TextModel>),
+    /// A sentence-embedding model.
+    Embedding(Arc<EmbeddingModel>),
+}
+
+impl ModelHandle {
+    /// sha256 of the weights file the model was loaded from.
+    pub fn weights_hash(&self) -> WeightsHash {
+        match self {
+            Self::Text(m) => m.weights_hash(),
+            Self::Embedding(m) => m.weights_hash(),
+        }
+    }
+
+    fn kind(&self) -> ModelKind {
+        match self {
+            Self::Text(_) => ModelKind::Text,
+            Self::Embedding(_) => ModelKind::Embedding,
+        }
+    }
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}({})", self.kind(), self.weights_hash())
+    }
+}
+
+/// Where a served model comes from.
+#[derive(Debug, Clone)]
+pub enum ModelOrigin {
+    /// Load the pinned weights file from the model cache (`$COCOON_MODELS_DIR`) on a backend.
+    Load(BackendKind),
+    /// Load a weights file at another path (its sha256 must still be the spec's).
+    LoadFrom(BackendKind, std::path::PathBuf),
+    /// Already loaded by the caller (tests, the demo: one model shared by several nodes).
+    Loaded(ModelHandle),
+}
+
+/// One model the node serves.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// The network's description of the model (id, name, weights sha256).
+    pub spec: ModelSpec,
+    /// Where its weights come from.
+    pub origin: ModelOrigin,
+    /// Sequences decoded together (text models).
+    pub max_batch: usize,
+}
+
+impl ServedModel {
+    /// Serve `spec`, loading its pinned weights on `backend`.
+    pub fn load(spec: ModelSpec, backend: BackendKind) -> Self {
+        Self {
+            spec,
+            origin: ModelOrigin::Load(backend),
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+
+    /// Serve `spec` with a model the caller already loaded.
+    pub fn loaded(spec: ModelSpec, model: ModelHandle) -> Self {
+        Self {
+            spec,
+            origin: ModelOrigin::Loaded(model),
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+
+    /// Serve a text model already loaded.
+    pub fn text(spec: ModelSpec, model: Arc<TextModel>) -> Self {
+        Self::loaded(spec, ModelHandle::Text(model))
+    }
+
+    /// Serve an embedding model already loaded.
+    pub fn embedding(spec: ModelSpec, model: Arc<EmbeddingModel>) -> Self {
+        Self::loaded(spec, ModelHandle::Embedding(model))
+    }
+
+    /// Loads the weights (blocking: call it off the async runtime) and checks their sha256 and
+    /// kind against the spec.
+    pub fn open(&self) -> Result<ModelHandle> {
+        let model_err = |source| NodeError::Model {
+            model: self.spec.name.to_owned(),
+            source,
+        };
+        let handle = match &self.origin {
+            ModelOrigin::Loaded(h) => h.clone(),
+            ModelOrigin::Load(backend) | ModelOrigin::LoadFrom(backend, _) => {
+                let source = match &self.origin {
+                    ModelOrigin::LoadFrom(_, path) => ModelSource {
+                        path: path.clone(),
+                        sha256: spec_hash(&self.spec),
+                    },
+                    _ => pinned_source(&self.spec)?,
+                };
+                info!(target: "worker::node", model = self.spec.name, %backend, path = %source.path.display(), "loading model");
+                match self.spec.kind {
+                    ModelKind::Text => ModelHandle::Text(Arc::new(
+                        backend
+                            .load_text(&source, self.max_batch)
+                            .map_err(model_err)?,
+                    )),
+                    ModelKind::Embedding => ModelHandle::Embedding(Arc::new(
+                        backend.load_embedding(&source).map_err(model_err)?,
+                    )),
+                }
+            }
+        };
+        if handle.kind() != self.spec.kind {
+            return Err(NodeError::Config(format!(
+                "model {} is a {:?} model but a {:?} model was given",
+                self.spec.name,
+                self.spec.kind,
+                handle.kind()
+            )));
+        }
+        if handle.weights_hash() != spec_hash(&self.spec) {
+            return Err(NodeError::ModelRegistry {
+                model: self.spec.name.to_owned(),
+                id: self.spec.id,
+                reason: format!(
+                    "loaded weights have sha256 {}, the network's model has {}",
+                    handle.weights_hash(),
+                    self.spec.weights_sha256
+                ),
+            });
+        }
+        Ok(handle)
+    }
+}
+
+fn spec_hash(spec: &ModelSpec) -> WeightsHash {
+    WeightsHash(spec.weights_hash())
+}
+
+/// The pinned file of a known model in the model cache.
+fn pinned_source(spec: &ModelSpec) -> Result<ModelSource> {
+    let source = match spec.kind {
+        ModelKind::Text => models::smollm2(),
+        ModelKind::Embedding => models::minilm(),
+    };
+    if source.sha256 != spec_hash(spec) {
+        return Err(NodeError::Config(format!(
+            "no pinned weights file for model {} (give its path)",
+            spec.name
+        )));
+    }
+    Ok(source)
+}
+
+/// Security rule: serve a model only if Root's registry lists its id with exactly
+/// `sha256("name@revision:weights-sha256")` of the weights this node loaded.
+pub fn check_registered(spec: &ModelSpec, registry: &BTreeMap<u32, [u8; 32]>) -> Result<()> {
+    let reject = |reason: String| NodeError::ModelRegistry {
+        model: spec.name.to_owned(),
+        id: spec.id,
+        reason,
+    };
+    match registry.get(&spec.id) {
+        None => Err(reject("Root's model registry does not list this id".into())),
+        Some(h) if *h != spec.registry_hash() => Err(reject(format!(
+            "Root's registry hash is {}, these weights give {}",
+            hex::encode(h),
+            hex::encode(spec.registry_hash())
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
+
+    use super::*;
+
+    #[test]
+    fn registry_check_names_the_problem() {
+        let mut reg = BTreeMap::new();
+        assert!(matches!(
+            check_registered(&SMOLLM2_135M, &reg),
+            Err(NodeError::ModelRegistry { id: 1, .. })
+        ));
+        reg.insert(1, ALL_MINILM_L6_V2.registry_hash());
+        let e = check_registered(&SMOLLM2_135M, &reg).unwrap_err();
+        assert!(e.to_string().contains("registry hash"), "{e}");
+        reg.insert(1, SMOLLM2_135M.registry_hash());
+        check_registered(&SMOLLM2_135M, &reg).unwrap();
+    }
+}

@@ -1,0 +1,430 @@
+//! The node's Worker contract: the record it should hold, registration through Root, and the
+//! check at start-up that the chain describes exactly this node.
+//!
+//! The attestation binds the node's keys, its Worker address and a chain nonce
+//! ([`cocoon_sdk::attest::attestation_nonce`] of Root and the attestation expiry), so a client
+//! that reads Root and the Worker record can recompute REPORT_DATA without asking the worker.
+
+use std::collections::BTreeSet;
+
+use cocoon_sdk::attest::{
+    Evidence, EvidenceKind, Policy, WorkerBinding, attestation_nonce, verify_worker,
+};
+use cocoon_sdk::chain::{AccountStatus, ChainApi, TonCenterClient};
+use cocoon_sdk::contracts::{RootClient, RootPolicyView, WorkerClient, WorkerRecordView};
+use cocoon_sdk::messages::records::{Attestation, RootPolicy, WorkerRecord, worker_status};
+use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::wallet::SendOptions;
+use tracing::{info, warn};
+
+use super::NodeConfig;
+use super::error::{NodeError, Result};
+use super::models::check_registered;
+
+/// Lifetime of a fresh attestation, seconds: the node re-attests (`register`) before it ends.
+pub const DEFAULT_ATTESTATION_TTL: u32 = 7 * 24 * 3600;
+/// `register` renews an attestation that expires within this many seconds.
+pub const RENEW_BEFORE: u32 = 24 * 3600;
+
+/// What `register` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// A new Worker was deployed through Root with the stake.
+    Registered {
+        /// The Worker address.
+        worker: TonAddress,
+        /// Stake sent, nanoTON.
+        stake: u128,
+    },
+    /// The existing Worker was updated (new keys, models, prices or attestation).
+    Updated {
+        /// The Worker address.
+        worker: TonAddress,
+        /// What changed, one line per field.
+        changes: Vec<String>,
+    },
+    /// The record already describes this node: nothing was sent.
+    Unchanged {
+        /// The Worker address.
+        worker: TonAddress,
+    },
+}
+
+impl RegisterOutcome {
+    /// The Worker address.
+    pub fn worker(&self) -> &TonAddress {
+        match self {
+            Self::Registered { worker, .. }
+            | Self::Updated { worker, .. }
+            | Self::Unchanged { worker } => worker,
+        }
+    }
+}
+
+/// Evidence bound to this node, and what a Worker record says about it.
+#[derive(Debug, Clone)]
+pub struct NodeEvidence {
+    /// The evidence.
+    pub evidence: Evidence,
+    /// Its canonical encoding (what the relayer hands to clients).
+    pub bytes: Vec<u8>,
+    /// sha256 of `bytes`.
+    pub hash: [u8; 32],
+    /// Measurement id recorded on-chain.
+    pub measurement: [u8; 32],
+    /// The expiry it is bound to.
+    pub expires_at: u32,
+}
+
+/// The chain time (Root's last sync time), so a localnet whose clock moved is respected.
+pub(crate) async fn chain_now<C: ChainApi>(chain: &C, root: &TonAddress) -> Result<u32> {
+    Ok(u32::try_from(chain.account(root).await?.sync_utime).unwrap_or(u32::MAX))
+}
+
+fn policy_for(kind: EvidenceKind, view: &RootPolicyView) -> Policy {
+    let root = RootPolicy {
+        allowed_kinds: view.allowed_kinds,
+        measurements: view.measurements.clone(),
+    };
+    if kind == EvidenceKind::Simulated {
+        Policy::development_from_root(&root)
+    } else {
+        Policy::from_root(&root)
+    }
+}
+
+fn binding(cfg: &NodeConfig, worker: &TonAddress, expires_at: u32) -> Result<WorkerBinding> {
+    Ok(WorkerBinding {
+        receipt_key: cfg.keys.receipt_key(),
+        encryption_key: cfg.keys.encryption_key(),
+        worker: worker.clone(),
+        chain_nonce: attestation_nonce(&cfg.root, expires_at)?,
+        gpu_evidence_hash: None,
+    })
+}
+
+/// Checks evidence the way a client will (vendor chain, Root's policy, binding) and describes it.
+fn describe(
+    cfg: &NodeConfig,
+    worker: &TonAddress,
+    evidence: Evidence,
+    expires_at: u32,
+    policy: &RootPolicyView,
+) -> Result<NodeEvidence> {
+    let b = binding(cfg, worker, expires_at)?;
+    let verified = verify_worker(&evidence, &policy_for(evidence.kind(), policy), &b)?;
+    let bytes = evidence.encode();
+    Ok(NodeEvidence {
+        hash: verified.evidence_hash,
+        measurement: verified.measurement_id(),
+        evidence,
+        bytes,
+        expires_at,
+    })
+}
+
+/// Fresh evidence from the provider, bound to `expires_at`.
+pub(crate) async fn attest(
+    cfg: &NodeConfig,
+    worker: &TonAddress,
+    expires_at: u32,
+    policy: &RootPolicyView,
+) -> Result<NodeEvidence> {
+    let report_data = binding(cfg, worker, expires_at)?.report_data()?;
+    let provider = cfg.attestation.clone();
+    if provider.kind() == EvidenceKind::Simulated {
+        warn!(target: "worker::node", "UNATTESTED (SIMULATED TEE): this worker runs outside any TEE; only development Roots accept it");
+    }
+    let evidence = tokio::task::spawn_blocking(move || provider.attest(&report_data))
+        .await
+        .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))??;
+    describe(cfg, worker, evidence, expires_at, policy)
+}
+
+/// The evidence whose hash the record holds: the stored copy, or a fresh one when the provider
+/// reproduces it (simulated evidence is deterministic; real reports are not, hence the file).
+async fn evidence_for(
+    cfg: &NodeConfig,
+    worker: &TonAddress,
+    record: &WorkerRecordView,
+    policy: &RootPolicyView,
+) -> std::result::Result<NodeEvidence, String> {
+    if let Some(path) = cfg.keys.evidence_path()
+        && let Ok(bytes) = std::fs::read(&path)
+    {
+        match Evidence::decode(&bytes)
+            .map_err(NodeError::from)
+            .and_then(|e| describe(cfg, worker, e, record.expires_at, policy))
+        {
+            Ok(ev) if ev.hash == record.evidence_hash => return Ok(ev),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(target: "worker::node", path = %path.display(), error = %e, "stored evidence unusable")
+            }
+        }
+    }
+    let fresh = attest(cfg, worker, record.expires_at, policy)
+        .await
+        .map_err(|e| format!("cannot obtain evidence: {e}"))?;
+    if fresh.hash == record.evidence_hash {
+        save_evidence(cfg, &fresh);
+        Ok(fresh)
+    } else {
+        Err(format!(
+            "evidence_hash: chain has {}, this node's evidence hashes to {} (re-attest with `cocoon-worker register`)",
+            hex::encode(record.evidence_hash),
+            hex::encode(fresh.hash)
+        ))
+    }
+}
+
+fn save_evidence(cfg: &NodeConfig, ev: &NodeEvidence) {
+    if let Some(path) = cfg.keys.evidence_path()
+        && let Err(e) = super::keys::write_private(&path, &ev.bytes)
+    {
+        warn!(target: "worker::node", path = %path.display(), error = %e, "cannot store the evidence");
+    }
+}
+
+/// Fields of `record` that differ from this node (keys, prices, models). With `exact_models` the
+/// record must list exactly the served models; otherwise it must include them.
+fn differences(cfg: &NodeConfig, record: &WorkerRecordView, exact_models: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if record.receipt_key != cfg.keys.receipt_key() {
+        out.push(format!(
+            "receipt_key: chain has {}, node has {}",
+            hex::encode(record.receipt_key),
+            hex::encode(cfg.keys.receipt_key())
+        ));
+    }
+    if record.encryption_key != cfg.keys.encryption_key() {
+        out.push(format!(
+            "encryption_key: chain has {}, node has {}",
+            hex::encode(record.encryption_key),
+            hex::encode(cfg.keys.encryption_key())
+        ));
+    }
+    if record.price_in != cfg.price_in {
+        out.push(format!(
+            "price_in: chain has {}, node has {}",
+            record.price_in, cfg.price_in
+        ));
+    }
+    if record.price_out != cfg.price_out {
+        out.push(format!(
+            "price_out: chain has {}, node has {}",
+            record.price_out, cfg.price_out
+        ));
+    }
+    let served = served_ids(cfg);
+    let models_differ = if exact_models {
+        record.models != served
+    } else {
+        !served.is_subset(&record.models)
+    };
+    if models_differ {
+        out.push(format!(
+            "models: chain has {:?}, node serves {:?}",
+            record.models, served
+        ));
+    }
+    out
+}
+
+fn served_ids(cfg: &NodeConfig) -> BTreeSet<u32> {
+    cfg.models.iter().map(|m| m.spec.id).collect()
+}
+
+fn status_name(status: u8) -> &'static str {
+    match status {
+        worker_status::UNINITIALIZED => "uninitialized",
+        worker_status::ACTIVE => "active",
+        worker_status::UNBONDING => "unbonding",
+        worker_status::SLASHED => "slashed",
+        worker_status::EXITED => "exited",
+        _ => "unknown",
+    }
+}
+
+/// What `Node::start` learns from the chain about its own Worker.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedWorker {
+    pub address: TonAddress,
+    pub record: WorkerRecordView,
+    pub evidence: NodeEvidence,
+}
+
+/// The Worker of this node's wallet under `cfg.root`.
+pub(crate) async fn worker_address(
+    chain: &TonCenterClient,
+    cfg: &NodeConfig,
+) -> Result<TonAddress> {
+    Ok(RootClient::at(chain, cfg.root.clone())
+        .worker_address(cfg.wallet.address())
+        .await?)
+}
+
+/// Security rule: the node serves only when its Worker record is active and describes exactly
+/// its keys, prices, models and evidence, with an unexpired attestation. Every difference is
+/// reported at once.
+pub(crate) async fn verify_own_record(
+    chain: &TonCenterClient,
+    cfg: &NodeConfig,
+) -> Result<VerifiedWorker> {
+    let address = worker_address(chain, cfg).await?;
+    let not_registered = || NodeError::NotRegistered {
+        address: address.to_hex(),
+    };
+    if chain.account(&address).await?.status != AccountStatus::Active {
+        return Err(not_registered());
+    }
+    let worker = WorkerClient::for_owner(chain, &cfg.root, cfg.wallet.address()).await?;
+    let state = worker.state().await?;
+    if matches!(
+        state.status,
+        worker_status::UNINITIALIZED | worker_status::EXITED
+    ) {
+        return Err(not_registered());
+    }
+    let record = worker.record().await?;
+    let mut diffs = Vec::new();
+    if state.status != worker_status::ACTIVE {
+        diffs.push(format!("status: {}, not active", status_name(state.status)));
+    }
+    diffs.extend(differences(cfg, &record, false));
+    let now = chain_now(chain, &cfg.root).await?;
+    if record.expires_at <= now {
+        diffs.push(format!(
+            "attestation expired at {} (chain time {now}): re-attest with `cocoon-worker register`",
+            record.expires_at
+        ));
+    }
+    let kind = cfg.attestation.kind();
+    if record.kind != kind.code() {
+        diffs.push(format!(
+            "attestation kind: chain has {}, this node's TEE is {kind}",
+            record.kind
+        ));
+    }
+    let policy = RootClient::at(chain, cfg.root.clone()).policy().await?;
+    let evidence = if diffs.is_empty() {
+        match evidence_for(cfg, &address, &record, &policy).await {
+            Ok(ev) => Some(ev),
+            Err(e) => {
+                diffs.push(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match evidence {
+        Some(evidence) if diffs.is_empty() => Ok(VerifiedWorker {
+            address,
+            record,
+            evidence,
+        }),
+        _ => Err(NodeError::RecordMismatch {
+            address: address.to_hex(),
+            differences: diffs,
+        }),
+    }
+}
+
+/// Registers this node's Worker through Root (with `cfg.stake`), or updates it when the record
+/// differs or its attestation is about to expire; sends nothing when it already matches.
+pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
+    cfg.validate()?;
+    let chain = TonCenterClient::new(cfg.chain.clone())?;
+    let root = RootClient::at(&chain, cfg.root.clone());
+    let registry = root.models().await?;
+    for m in &cfg.models {
+        check_registered(&m.spec, &registry)?;
+    }
+    let policy = root.policy().await?;
+    let kind = cfg.attestation.kind();
+    if policy.allowed_kinds & (1 << kind.code()) == 0 {
+        return Err(NodeError::Config(format!(
+            "Root does not accept {kind} attestation (allowed kinds mask {:#05b})",
+            policy.allowed_kinds
+        )));
+    }
+    let worker = WorkerClient::for_owner(&chain, &cfg.root, cfg.wallet.address()).await?;
+    let address = worker.address().clone();
+    let now = chain_now(&chain, &cfg.root).await?;
+    let deployed = chain.account(&address).await?.status == AccountStatus::Active;
+    let status = if deployed {
+        worker.state().await?.status
+    } else {
+        worker_status::UNINITIALIZED
+    };
+    let opts = SendOptions::default();
+    let fresh_record = |ev: &NodeEvidence| WorkerRecord {
+        receipt_key: cfg.keys.receipt_key(),
+        encryption_key: cfg.keys.encryption_key(),
+        price_in: cfg.price_in,
+        price_out: cfg.price_out,
+        models: served_ids(cfg),
+        attestation: Attestation {
+            kind: kind.code(),
+            measurement: ev.measurement,
+            evidence_hash: ev.hash,
+            expires_at: ev.expires_at,
+        },
+    };
+    let expires_at = now.saturating_add(DEFAULT_ATTESTATION_TTL);
+    match status {
+        worker_status::UNINITIALIZED | worker_status::EXITED => {
+            let ev = attest(cfg, &address, expires_at, &policy).await?;
+            save_evidence(cfg, &ev);
+            info!(target: "worker::node", worker = %address.to_hex(), stake = cfg.stake, evidence_hash = %hex::encode(ev.hash), "registering worker");
+            worker
+                .register(&cfg.wallet, cfg.stake, fresh_record(&ev), &opts)
+                .await?;
+            Ok(RegisterOutcome::Registered {
+                worker: address,
+                stake: cfg.stake,
+            })
+        }
+        worker_status::ACTIVE => {
+            let record = worker.record().await?;
+            let mut changes = differences(cfg, &record, true);
+            if record.kind != kind.code() {
+                changes.push(format!(
+                    "attestation kind: chain has {}, node has {kind}",
+                    record.kind
+                ));
+            }
+            if record.expires_at <= now.saturating_add(RENEW_BEFORE) {
+                changes.push(format!(
+                    "attestation expires at {} (chain time {now}): renewing",
+                    record.expires_at
+                ));
+            }
+            if changes.is_empty()
+                && let Err(e) = evidence_for(cfg, &address, &record, &policy).await
+            {
+                changes.push(e);
+            }
+            if changes.is_empty() {
+                info!(target: "worker::node", worker = %address.to_hex(), "worker record already matches");
+                return Ok(RegisterOutcome::Unchanged { worker: address });
+            }
+            let ev = attest(cfg, &address, expires_at, &policy).await?;
+            save_evidence(cfg, &ev);
+            info!(target: "worker::node", worker = %address.to_hex(), changes = ?changes, "updating worker record");
+            worker.update(&cfg.wallet, fresh_record(&ev), &opts).await?;
+            Ok(RegisterOutcome::Updated {
+                worker: address,
+                changes,
+            })
+        }
+        other => Err(NodeError::RecordMismatch {
+            address: address.to_hex(),
+            differences: vec![format!(
+                "status: {}: this Worker cannot serve again",
+                status_name(other)
+            )],
+        }),
+    }
+}

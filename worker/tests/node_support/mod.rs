@@ -1,0 +1,393 @@
+//! Helpers of the node tests: a localnet with Root deployed, a registered worker configuration,
+//! an in-process relayer, and a client that opens, seals and follows jobs by hand.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_relayer::RelayerConfig;
+use cocoon_relayer::chain::ChainRegistry;
+use cocoon_relayer::registry::WorkerRegistry;
+use cocoon_relayer::service::{RelayerHandle, ServiceConfig};
+use cocoon_relayer::store::OpenedJob;
+use cocoon_sdk::attest::{SimulatedProvider, measurement_id};
+use cocoon_sdk::chain::{ChainApi, TonCenterClient, TonCenterConfig};
+use cocoon_sdk::contracts::{EscrowClient, OpenJobArgs, RootClient, WorkerClient};
+use cocoon_sdk::job::{JobOutput, JobRequest, ModelSpec};
+use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
+use cocoon_sdk::messages::records::{RootParams, RootPolicy};
+use cocoon_sdk::receipt::{ReceiptExpectation, SignedReceipt};
+use cocoon_sdk::relay::JobRef;
+use cocoon_sdk::relay::client::StreamEvent;
+use cocoon_sdk::seal::{ClientSeal, JobContext, seal_input};
+use cocoon_sdk::tlb::{TlbType as _, TonAddress};
+use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::{SendOptions, Wallet, WalletKind, generate_mnemonic};
+use cocoon_worker::node::{NodeConfig, NodeKeys, ServedModel};
+use cocoon_worker::{ModelSource, models};
+
+pub const PRICE_IN: u128 = 1;
+pub const PRICE_OUT: u128 = 1_000;
+
+/// The pinned source when its file is in the cache; otherwise prints why the test is skipped.
+pub fn model_or_skip(source: ModelSource, test: &str) -> Option<ModelSource> {
+    if source.path.is_file() {
+        Some(source)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: {} is missing; run scripts/fetch-models (set COCOON_MODELS_DIR for another cache)",
+            source.path.display()
+        );
+        None
+    }
+}
+
+pub fn smollm2_or_skip(test: &str) -> bool {
+    model_or_skip(models::smollm2(), test).is_some()
+}
+
+/// A localnet with a Root whose registry holds `models` and that allows every TEE kind and the
+/// simulated measurement.
+pub struct Net {
+    pub net: Localnet,
+    pub chain: TonCenterClient,
+    pub governor: Wallet,
+    pub root: TonAddress,
+}
+
+pub async fn funded(net: &Localnet, nano: u128) -> Wallet {
+    let w = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
+    net.fund(w.address(), nano).await.unwrap();
+    w
+}
+
+pub async fn network(models: BTreeMap<u32, [u8; 32]>) -> Net {
+    let net = Localnet::start(LocalnetConfig::default())
+        .await
+        .expect("localnet starts (did `npm ci` run?)");
+    let chain = net.client().unwrap();
+    let governor = funded(&net, 100 * NANO_PER_TON).await;
+    let params = RootParams {
+        min_stake: 10 * NANO_PER_TON,
+        unbonding_delay: 100,
+        grace_period: 60,
+        relayer_fee_cap_bps: 1000,
+        protocol_fee_bps: 100,
+        reporter_reward_bps: 2000,
+        treasury: governor.address().clone(),
+    };
+    let policy = RootPolicy {
+        allowed_kinds: 0b111,
+        measurements: BTreeSet::from([measurement_id(&[0; 48])]),
+    };
+    let data = RootClient::<TonCenterClient>::initial_data(
+        governor.address().clone(),
+        params,
+        policy,
+        models,
+    )
+    .unwrap();
+    let (root, _) = RootClient::deploy(
+        &chain,
+        &governor,
+        &data,
+        NANO_PER_TON / 10,
+        &SendOptions::default(),
+    )
+    .await
+    .unwrap();
+    let root = root.address().clone();
+    Net {
+        net,
+        chain,
+        governor,
+        root,
+    }
+}
+
+impl Net {
+    /// A node configuration for a fresh funded owner wallet, keys in `dir`.
+    pub async fn node_config(&self, dir: &std::path::Path, models: Vec<ServedModel>) -> NodeConfig {
+        let wallet = funded(&self.net, 50 * NANO_PER_TON).await;
+        NodeConfig {
+            chain: TonCenterConfig::new(self.net.url()),
+            root: self.root.clone(),
+            relayer_url: "ws://127.0.0.1:9".into(),
+            wallet,
+            keys: NodeKeys::load_or_create(&dir.join("worker-keys.json")).unwrap(),
+            models,
+            attestation: Arc::new(SimulatedProvider {
+                label: "node-test".into(),
+            }),
+            price_in: PRICE_IN,
+            price_out: PRICE_OUT,
+            stake: 10 * NANO_PER_TON,
+            capacity: 4,
+            self_submit: false,
+        }
+    }
+
+    /// A relayer on port 0 that verifies workers against their Worker contracts but does not
+    /// watch the chain (tests announce jobs to its store themselves).
+    pub async fn relayer(&self, dir: &std::path::Path) -> RelayerHandle {
+        let registry: Arc<dyn WorkerRegistry> = Arc::new(ChainRegistry::new(
+            Arc::new(self.chain.clone()),
+            self.root.clone(),
+        ));
+        cocoon_relayer::service::spawn(ServiceConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store_url: format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("relayer-{}.db", rand::random::<u32>()))
+                    .display()
+            ),
+            store_max_connections: 4,
+            relayer: RelayerConfig {
+                first_chunk_timeout: Duration::from_secs(120),
+                idle_timeout: Duration::from_secs(120),
+                ..RelayerConfig::default()
+            },
+            chain: None,
+            registry: Some(registry),
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn now(&self) -> u32 {
+        self.chain.account(&self.root).await.unwrap().sync_utime as u32
+    }
+}
+
+/// A client with an Escrow holding a deposit.
+pub struct Client {
+    pub wallet: Wallet,
+    pub escrow: TonAddress,
+    pub next_id: u64,
+}
+
+impl Client {
+    pub async fn new(net: &Net, deposit: u128) -> Self {
+        let wallet = funded(&net.net, deposit + 5 * NANO_PER_TON).await;
+        let escrow = EscrowClient::for_owner(&net.chain, &net.root, wallet.address())
+            .await
+            .unwrap();
+        escrow
+            .deposit(&wallet, deposit, &SendOptions::default())
+            .await
+            .unwrap();
+        Self {
+            escrow: escrow.address().clone(),
+            wallet,
+            next_id: 1,
+        }
+    }
+}
+
+/// A job sealed by hand.
+pub struct SealedJob {
+    pub job: JobRef,
+    pub model: ModelSpec,
+    pub seal: ClientSeal,
+    pub max_cost: u128,
+}
+
+pub fn seal(
+    client: &mut Client,
+    model: ModelSpec,
+    request: &JobRequest,
+    recipients: &[[u8; 32]],
+    max_cost: u128,
+) -> SealedJob {
+    let job_id = client.next_id;
+    client.next_id += 1;
+    let ctx = JobContext {
+        escrow: client.escrow.clone(),
+        job_id,
+        model_id: model.id,
+    };
+    let seal = seal_input(&request.encode().unwrap(), recipients, &ctx).unwrap();
+    SealedJob {
+        job: JobRef::new(client.escrow.to_hex(), job_id),
+        model,
+        seal,
+        max_cost,
+    }
+}
+
+/// Opens the job on the client's Escrow (so a receipt can settle it).
+pub async fn open_on_chain(net: &Net, client: &Client, job: &SealedJob, relayer: &TonAddress) {
+    let escrow = EscrowClient::for_owner(&net.chain, &net.root, client.wallet.address())
+        .await
+        .unwrap();
+    escrow
+        .open_job(
+            &client.wallet,
+            OpenJobArgs {
+                job_id: job.job.job_id,
+                model_id: job.model.id,
+                max_cost: job.max_cost,
+                deadline: net.now().await + 600,
+                relayer_fee_bps: 0,
+                input_commitment: job.seal.input_commitment,
+                relayer: relayer.clone(),
+                worker: None,
+            },
+            &SendOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Tells the relayer about the job (what its chain watcher does) and hands it the sealed input.
+pub async fn submit(
+    relayer: &RelayerHandle,
+    client: &Client,
+    job: &SealedJob,
+    sealed: &[u8],
+    candidates: &[&TonAddress],
+) {
+    relayer
+        .store()
+        .insert_opened(&OpenedJob {
+            job: job.job.clone(),
+            escrow_owner: client.wallet.address().to_hex(),
+            model_id: job.model.id,
+            max_cost: u64::try_from(job.max_cost).unwrap(),
+            deadline: (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 600) as u32,
+            input_commitment: cocoon_sdk::seal::input_commitment(sealed),
+            route_worker: None,
+            opened_lt: job.job.job_id,
+        })
+        .await
+        .unwrap();
+    let body = serde_json::json!({
+        "version": 1,
+        "sealed_input": base64(sealed),
+        "candidates": candidates.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
+    });
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/jobs/{}/{}/input",
+            relayer.url(),
+            job.job.escrow,
+            job.job.job_id
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+}
+
+fn base64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Reads the job's event stream until its final event or `timeout`.
+pub async fn stream(relayer: &RelayerHandle, job: &JobRef, timeout: Duration) -> Vec<StreamEvent> {
+    let mut resp = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/jobs/{}/{}/stream",
+            relayer.url(),
+            job.escrow,
+            job.job_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut parser = cocoon_relayer::sse::SseParser::default();
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(bytes) = resp.chunk().await.unwrap() {
+            for ev in parser.feed(&bytes).unwrap() {
+                let last = ev.is_final();
+                events.push(ev);
+                if last {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+    events
+}
+
+/// What a client gets out of a successful stream.
+#[derive(Debug)]
+pub struct Answer {
+    pub outputs: Vec<JobOutput>,
+    pub text: String,
+    pub receipt: SignedReceipt,
+    pub output_commitment: [u8; 32],
+}
+
+/// Opens the chunks of the stream with the client's keys and returns the outputs and receipt.
+pub fn open_answer(job: &SealedJob, worker_key: &[u8; 32], events: &[StreamEvent]) -> Answer {
+    let mut opener = job.seal.response_opener(worker_key).unwrap();
+    let mut outputs = Vec::new();
+    let mut receipt = None;
+    for ev in events {
+        match ev {
+            StreamEvent::Chunk { data, .. } => {
+                let plain = opener
+                    .open_chunk(data)
+                    .expect("chunk opens with the client's keys");
+                outputs.push(JobOutput::decode(&plain).unwrap());
+            }
+            StreamEvent::Receipt { receipt: boc, .. } => {
+                receipt = Some(SignedReceipt::from_boc(boc).unwrap());
+            }
+            _ => {}
+        }
+    }
+    let text = outputs
+        .iter()
+        .filter_map(|o| match o {
+            JobOutput::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    Answer {
+        outputs,
+        text,
+        receipt: receipt.unwrap_or_else(|| panic!("no receipt in {events:?}")),
+        output_commitment: opener.finish().expect("stream complete"),
+    }
+}
+
+/// The expectation a client builds from the Worker record on-chain.
+pub async fn expectation(
+    net: &Net,
+    job: &SealedJob,
+    worker: &TonAddress,
+    owner: &TonAddress,
+    output_commitment: [u8; 32],
+) -> ReceiptExpectation {
+    let record = WorkerClient::for_owner(&net.chain, &net.root, owner)
+        .await
+        .unwrap()
+        .record()
+        .await
+        .unwrap();
+    ReceiptExpectation {
+        escrow: TonAddress::from_hex_str(&job.job.escrow).unwrap(),
+        job_id: job.job.job_id,
+        worker: worker.clone(),
+        model_id: job.model.id,
+        receipt_key: record.receipt_key,
+        evidence_hash: record.evidence_hash,
+        price_in: record.price_in,
+        price_out: record.price_out,
+        input_commitment: job.seal.input_commitment,
+        output_commitment,
+        weights_hash: Some(job.model.weights_hash()),
+    }
+}
