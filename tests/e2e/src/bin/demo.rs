@@ -1,0 +1,176 @@
+//! `cocoon-demo`: a whole Cocoon network on this machine, then a real chat job and a real
+//! embeddings job through the SDK, with the receipts, the settlements and the balances.
+//! `scripts/demo` builds and runs it; everything it starts stops on exit or Ctrl-C.
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use cocoon_e2e::{Devnet, DevnetOptions, WorkerSetup, init_logs};
+use cocoon_sdk::client::{Client, JobEvent, JobOptions, JobResult};
+use cocoon_sdk::contracts::WorkerClient;
+use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
+use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
+use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::units::{NANO_PER_TON, format_ton};
+use cocoon_worker::BackendKind;
+
+/// Runs the demo.
+#[derive(Debug, Parser)]
+#[command(name = "cocoon-demo", about = "Cocoon on a local network: a chat job and an embeddings job, end to end")]
+struct Args {
+    /// Inference backend of the worker: wgpu (the GPU code path; Mesa lavapipe without a GPU) or flex (CPU).
+    #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "flex"])]
+    backend: String,
+    /// The question for the chat job.
+    #[arg(long, default_value = "What is the capital of France? Answer in one sentence.")]
+    prompt: String,
+    /// Most tokens of the answer.
+    #[arg(long, default_value_t = 48)]
+    max_tokens: u32,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, default_value = "warn")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(&args.log);
+    let backend = if args.backend == "flex" { BackendKind::Flex } else { BackendKind::Wgpu };
+    say("starting a local network: localnet (the real contracts in the TVM emulator), Root, relayer, one worker");
+    let started = Instant::now();
+    let options = DevnetOptions { workers: vec![WorkerSetup { backend, ..WorkerSetup::default() }], ..DevnetOptions::default() };
+    let net = Devnet::start(options).await.context("starting the local network")?;
+    println!("   localnet      {}", net.api_url());
+    println!("   Root          {}", net.root());
+    println!("   relayer       {}  (wallet {})", net.relayer_url, net.relayer_wallet.address());
+    for w in &net.workers {
+        println!("   worker        {}  models {}, {}  backend {:?}", w.address, SMOLLM2_135M.name, ALL_MINILM_L6_V2.name, backend);
+    }
+    println!("   attestation   UNATTESTED (SIMULATED TEE): no TEE on this machine; sealing, receipts and payments work as in production");
+    println!("   ready in {:.1} s", started.elapsed().as_secs_f64());
+
+    let outcome = tokio::select! {
+        r = run(&net, &args) => r,
+        _ = tokio::signal::ctrl_c() => { say("interrupted"); Ok(()) }
+    };
+    say("stopping everything the demo started");
+    net.stop().await;
+    outcome
+}
+
+async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
+    let wallet = net.funded_wallet(50 * NANO_PER_TON).await?;
+    let client = Client::connect(net.client_config(), wallet).await.context("connecting the SDK client")?;
+    let worker = net.workers[0].owner.address().clone();
+    let before = Balances::read(net, &client, &worker).await?;
+
+    say("the app deposits 5 TON into its escrow");
+    client.deposit(5 * NANO_PER_TON).await?;
+    let after_deposit = Balances::read(net, &client, &worker).await?;
+    after_deposit.print("after the deposit");
+
+    say(&format!("chat job on {}: {:?}", SMOLLM2_135M.name, args.prompt));
+    let params = GenerationParams { max_tokens: args.max_tokens, temperature: 0.0, ..GenerationParams::default() };
+    let request = JobRequest::chat(vec![ChatMessage::new("user", args.prompt.clone())], params);
+    let mut stream = client.open_job(SMOLLM2_135M.name, request, JobOptions::default()).await?;
+    println!("   job {} opened on-chain in {:.1} s; answer:", stream.job(), stream.open_timing().as_secs_f64());
+    print!("   > ");
+    let chat = loop {
+        match stream.next().await {
+            Some(Ok(JobEvent::Delta(text))) => {
+                print!("{text}");
+                std::io::stdout().flush()?;
+            }
+            Some(Ok(JobEvent::Done(result))) => break *result,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e).context("chat job"),
+            None => anyhow::bail!("the job stream ended without a result"),
+        }
+    };
+    println!();
+    print_result(&chat);
+
+    say(&format!("embeddings job on {}", ALL_MINILM_L6_V2.name));
+    let texts = vec!["The cat sits on the mat.".to_string(), "A cat is sitting on a rug.".to_string(), "Stock markets fell sharply today.".to_string()];
+    let embed = client.open_job(ALL_MINILM_L6_V2.name, JobRequest::embeddings(texts.clone()), JobOptions::default()).await?.finish().await?;
+    let vectors = embed.embeddings.clone().context("an embeddings job returns vectors")?;
+    println!("   {} vectors of dimension {}", vectors.len(), vectors.first().map_or(0, Vec::len));
+    for (i, t) in texts.iter().enumerate().skip(1) {
+        println!("   cosine({:?}, {:?}) = {:.3}", texts[0], t, cosine(&vectors[0], &vectors[i]));
+    }
+    print_result(&embed);
+
+    say("waiting for the relayer to post the receipts on-chain, then finding the settlements");
+    for (what, r) in [("chat", &chat), ("embeddings", &embed)] {
+        let s = client.verify_settlement(r).await.with_context(|| format!("settlement of the {what} job"))?;
+        println!("   {what:<10} settled in transaction {} (lt {}), cost {} TON, paid to {}", hex::encode(s.tx_hash), s.lt, format_ton(s.cost), s.worker);
+    }
+    let after = Balances::read(net, &client, &worker).await?;
+    before.print("before");
+    after.print("after");
+    let spent = chat.cost + embed.cost;
+    println!("   the two jobs cost {} TON in total; the escrow's free balance fell by exactly that", format_ton(spent));
+    anyhow::ensure!(
+        after_deposit.escrow_free - after.escrow_free == spent,
+        "escrow free balance fell by {} nanoTON, receipts say {spent}",
+        after_deposit.escrow_free - after.escrow_free
+    );
+    Ok(())
+}
+
+fn print_result(r: &JobResult) {
+    println!("   usage         {} prompt + {} completion tokens ({:?})", r.usage.prompt_tokens, r.usage.completion_tokens, r.finish_reason);
+    println!("   cost          {} TON (max {} TON locked)", format_ton(r.cost), format_ton(r.max_cost));
+    println!("   worker        {}  attestation {}", r.worker, r.attestation_kind);
+    println!("   receipt       hash {}  signature by the worker's registered key: valid", hex::encode(r.receipt_hash));
+    println!("                 input commitment {}", hex::encode(r.receipt.body.commitments.input_commitment));
+    println!("                 output commitment {} (matches the answer received)", hex::encode(r.receipt.body.commitments.output_commitment));
+    println!("                 weights {}", hex::encode(r.receipt.body.hashes.weights_hash));
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn say(what: &str) {
+    println!("\n\x1b[1m==> {what}\x1b[0m");
+}
+
+struct Balances {
+    app_wallet: u128,
+    escrow_free: u128,
+    escrow_locked: u128,
+    worker_earned: u128,
+    relayer_wallet: u128,
+}
+
+impl Balances {
+    async fn read(net: &Devnet, client: &Client, worker_owner: &TonAddress) -> anyhow::Result<Self> {
+        let escrow = client.balance().await?;
+        let w = WorkerClient::for_owner(&net.chain.chain, net.root(), worker_owner).await?.state().await?;
+        Ok(Self {
+            app_wallet: net.chain.balance(client.wallet_address()).await?,
+            escrow_free: escrow.free,
+            escrow_locked: escrow.locked,
+            worker_earned: w.earned,
+            relayer_wallet: net.chain.balance(net.relayer_wallet.address()).await?,
+        })
+    }
+
+    fn print(&self, when: &str) {
+        println!(
+            "   balances {when:<18} app wallet {} | escrow free {} locked {} | worker earned {} | relayer wallet {} (TON)",
+            format_ton(self.app_wallet),
+            format_ton(self.escrow_free),
+            format_ton(self.escrow_locked),
+            format_ton(self.worker_earned),
+            format_ton(self.relayer_wallet)
+        );
+    }
+}

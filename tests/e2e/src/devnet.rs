@@ -1,0 +1,232 @@
+//! The off-chain half of a local network: a relayer and worker nodes over a [`LocalChain`], and
+//! funded app clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use cocoon_relayer::service::{ChainConfig, RelayerHandle, ServiceConfig, spawn};
+use cocoon_sdk::job::ModelSpec;
+use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
+use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::Wallet;
+use cocoon_worker::BackendKind;
+use tempfile::TempDir;
+
+use crate::chain::{LocalChain, RootSetup};
+use crate::workers::{self, RunningWorker};
+
+/// Environment variable that picks the worker backend of a devnet (`wgpu` or `flex`).
+pub const BACKEND_ENV: &str = "COCOON_E2E_BACKEND";
+
+/// One worker node of a devnet.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    /// Models it serves.
+    pub models: Vec<&'static ModelSpec>,
+    /// Inference backend.
+    pub backend: BackendKind,
+    /// nanoTON per input token.
+    pub price_in: u128,
+    /// nanoTON per output token.
+    pub price_out: u128,
+    /// Jobs at once.
+    pub capacity: u32,
+    /// Stake, nanoTON.
+    pub stake: u128,
+}
+
+impl Default for WorkerSetup {
+    fn default() -> Self {
+        Self {
+            models: vec![&SMOLLM2_135M, &ALL_MINILM_L6_V2],
+            backend: default_backend(),
+            price_in: 1_000,
+            price_out: 4_000,
+            capacity: 8,
+            stake: 20 * NANO_PER_TON,
+        }
+    }
+}
+
+/// `$COCOON_E2E_BACKEND` (`flex` or `wgpu`), else wgpu: the same code path as on a GPU, run by
+/// Mesa lavapipe on CPU-only machines.
+pub fn default_backend() -> BackendKind {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Ok("flex") => BackendKind::Flex,
+        _ => BackendKind::Wgpu,
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// Root parameters.
+    pub root: RootSetup,
+    /// Worker nodes.
+    pub workers: Vec<WorkerSetup>,
+    /// The relayer's store; default a SQLite file in the devnet's temporary directory.
+    pub store_url: Option<String>,
+    /// Where the relayer listens (port 0: any free port).
+    pub relayer_listen: SocketAddr,
+    /// Time between two chain polls of the relayer.
+    pub relayer_poll: Duration,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        Self {
+            root: RootSetup::default(),
+            workers: vec![WorkerSetup::default()],
+            store_url: None,
+            relayer_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            relayer_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A running local network.
+pub struct Devnet {
+    /// Localnet and Root.
+    pub chain: LocalChain,
+    /// The relayer (`None` after [`Devnet::stop_relayer`]).
+    pub relayer: Option<RelayerHandle>,
+    /// The relayer's wallet.
+    pub relayer_wallet: Wallet,
+    /// Its base URL (stays valid across a restart on the same port).
+    pub relayer_url: String,
+    /// The worker nodes.
+    pub workers: Vec<RunningWorker>,
+    /// Relayer store, worker keys.
+    pub dir: TempDir,
+    options: DevnetOptions,
+}
+
+impl std::fmt::Debug for Devnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devnet")
+            .field("api", &self.chain.localnet.url())
+            .field("root", &self.chain.root.to_hex())
+            .field("relayer", &self.relayer_url)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl Devnet {
+    /// Starts localnet, Root, the relayer and the workers; returns when every worker has an
+    /// authenticated session with the relayer.
+    pub async fn start(options: DevnetOptions) -> anyhow::Result<Self> {
+        let chain = LocalChain::start(&options.root).await?;
+        let dir = tempfile::tempdir()?;
+        let relayer_wallet = chain.funded_wallet(100 * NANO_PER_TON).await?;
+        let relayer = spawn_relayer(&chain, &relayer_wallet, &options, &dir, options.relayer_listen).await?;
+        let relayer_url = relayer.url();
+        let mut net = Self { chain, relayer: Some(relayer), relayer_wallet, relayer_url, workers: Vec::new(), dir, options };
+        for setup in net.options.workers.clone() {
+            net.add_worker(&setup).await?;
+        }
+        Ok(net)
+    }
+
+    /// Registers and starts one more worker node; returns its index in [`Self::workers`].
+    pub async fn add_worker(&mut self, setup: &WorkerSetup) -> anyhow::Result<usize> {
+        let index = self.workers.len();
+        let w = workers::start(&self.chain, &self.relayer_url, setup, self.dir.path(), index).await?;
+        self.workers.push(w);
+        self.wait_for_workers(self.live_workers()).await?;
+        Ok(index)
+    }
+
+    fn live_workers(&self) -> usize {
+        self.workers.iter().filter(|w| w.is_running()).count()
+    }
+
+    /// Waits until the relayer reports `n` authenticated worker sessions.
+    pub async fn wait_for_workers(&self, n: usize) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let health: Option<cocoon_sdk::relay::client::Health> =
+                match http.get(format!("{}/health", self.relayer_url)).send().await {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+            if health.as_ref().is_some_and(|h| h.workers as usize >= n) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("the relayer has {:?} worker sessions after 120 s, expected {n}", health.map(|h| h.workers));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The Root contract.
+    pub fn root(&self) -> &TonAddress {
+        &self.chain.root
+    }
+
+    /// The localnet API base URL.
+    pub fn api_url(&self) -> &str {
+        self.chain.localnet.url()
+    }
+
+    /// A new app wallet holding `nano` nanoTON.
+    pub async fn funded_wallet(&self, nano: u128) -> anyhow::Result<Wallet> {
+        self.chain.funded_wallet(nano).await
+    }
+
+    /// Stops the relayer gracefully (its store stays; [`Self::start_relayer`] brings it back).
+    pub async fn stop_relayer(&mut self) -> anyhow::Result<()> {
+        if let Some(r) = self.relayer.take() {
+            r.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the relayer again on the same address and store.
+    pub async fn start_relayer(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.relayer.is_none(), "the relayer is running");
+        let listen: SocketAddr = self.relayer_url.trim_start_matches("http://").parse()?;
+        let r = spawn_relayer(&self.chain, &self.relayer_wallet, &self.options, &self.dir, listen).await?;
+        self.relayer = Some(r);
+        Ok(())
+    }
+
+    /// Stops worker `i` abruptly-but-cleanly (its session closes; jobs in flight are lost).
+    pub async fn stop_worker(&mut self, i: usize) {
+        self.workers[i].stop().await;
+    }
+
+    /// Stops everything it started, workers first.
+    pub async fn stop(mut self) {
+        for w in &mut self.workers {
+            w.stop().await;
+        }
+        if let Err(e) = self.stop_relayer().await {
+            tracing::warn!(target: "e2e::devnet", error = %e, "relayer shutdown");
+        }
+        self.chain.localnet.stop().await;
+    }
+}
+
+async fn spawn_relayer(
+    chain: &LocalChain,
+    wallet: &Wallet,
+    options: &DevnetOptions,
+    dir: &TempDir,
+    listen: SocketAddr,
+) -> anyhow::Result<RelayerHandle> {
+    let store_url = options
+        .store_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("relayer.sqlite").display()));
+    let mut cfg = ServiceConfig::new(listen, store_url);
+    cfg.relayer.grace_period = options.root.grace_period;
+    cfg.chain = Some(ChainConfig { poll: options.relayer_poll, ..ChainConfig::new(chain.api(), chain.root.clone(), wallet.clone()) });
+    let handle = spawn(cfg).await.context("starting the relayer")?;
+    tracing::info!(target: "e2e::devnet", url = %handle.url(), wallet = %wallet.address(), "relayer up");
+    Ok(handle)
+}
