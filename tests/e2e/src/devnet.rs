@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cocoon_relayer::service::{ChainConfig, RelayerHandle, ServiceConfig, spawn};
+use cocoon_sdk::client::{ClientConfig, PolicyMode};
 use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 use cocoon_sdk::tlb::TonAddress;
@@ -163,6 +164,24 @@ impl Devnet {
         }
     }
 
+    /// An SDK client configuration for this network: development policy (the workers run with
+    /// Simulated evidence), this relayer.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(self.chain.api(), self.chain.root.clone(), self.relayer_url.clone());
+        c.policy = PolicyMode::Development;
+        c
+    }
+
+    /// The relayer's socket address (for proxies in front of it).
+    pub fn relayer_addr(&self) -> SocketAddr {
+        self.relayer_url.trim_start_matches("http://").parse().expect("the relayer URL is http://IP:PORT")
+    }
+
+    /// The Root parameters the network was started with.
+    pub fn root_setup(&self) -> &RootSetup {
+        &self.options.root
+    }
+
     /// The Root contract.
     pub fn root(&self) -> &TonAddress {
         &self.chain.root
@@ -189,8 +208,7 @@ impl Devnet {
     /// Starts the relayer again on the same address and store.
     pub async fn start_relayer(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.relayer.is_none(), "the relayer is running");
-        let listen: SocketAddr = self.relayer_url.trim_start_matches("http://").parse()?;
-        let r = spawn_relayer(&self.chain, &self.relayer_wallet, &self.options, &self.dir, listen).await?;
+        let r = spawn_relayer(&self.chain, &self.relayer_wallet, &self.options, &self.dir, self.relayer_addr()).await?;
         self.relayer = Some(r);
         Ok(())
     }

@@ -12,12 +12,17 @@
 //! # Layout
 //! - [`chain`]: localnet, the governor wallet, Root deployment and model registration.
 //! - [`devnet`]: the relayer and the worker nodes on top, and clients for apps.
+//! - [`proxy`]: a recording, cuttable TCP proxy (what an observer of a link sees; a worker that
+//!   vanishes from the network).
 
 pub mod chain;
 pub mod devnet;
+pub mod proxy;
+mod workers;
 
 pub use chain::{LocalChain, RootSetup};
 pub use devnet::{Devnet, DevnetOptions, WorkerSetup};
+pub use workers::RunningWorker;
 
 /// Logs to stderr for binaries and tests: `RUST_LOG` when set, else `default`.
 pub fn init_logs(default: &str) {

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         ("COCOON_ROOT", net.root().to_string()),
         ("COCOON_RELAYER_URL", net.relayer_url.clone()),
         ("COCOON_WALLET", wallet_file.display().to_string()),
+        ("COCOON_MNEMONIC", mnemonic.clone()),
         ("COCOON_APP_ADDRESS", app.address().to_string()),
     ];
     if args.json {
