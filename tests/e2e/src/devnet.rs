@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cocoon_relayer::service::{ChainConfig, RelayerHandle, ServiceConfig, spawn};
 use cocoon_sdk::client::{ClientConfig, PolicyMode};
+use cocoon_sdk::contracts::WorkerClient;
 use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 use cocoon_sdk::tlb::TonAddress;
@@ -180,6 +181,12 @@ impl Devnet {
     /// The Root parameters the network was started with.
     pub fn root_setup(&self) -> &RootSetup {
         &self.options.root
+    }
+
+    /// nanoTON worker `i` has earned so far (its Worker contract's `earned`).
+    pub async fn worker_earned(&self, i: usize) -> anyhow::Result<u128> {
+        let owner = self.workers[i].owner.address();
+        Ok(WorkerClient::for_owner(&self.chain.chain, &self.chain.root, owner).await?.state().await?.earned)
     }
 
     /// The Root contract.

@@ -1,7 +1,7 @@
 //! The whole system, end to end on one machine: many concurrent jobs (chat and embeddings) from
 //! two apps through the SDK, a relayer and a worker node running the real models; every answer
 //! opens, every receipt checks, every job settles on-chain exactly as its receipt says, and the
-//! escrow accounting is exact to the nanoTON.
+//! split of every cost (worker share, relayer fee, protocol fee) is exact to the nanoTON.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +35,8 @@ async fn concurrent_jobs_settle_exactly_as_their_receipts_say() {
         app.deposit(3 * NANO_PER_TON).await.unwrap();
         apps.push(app);
     }
-    let free_before: Vec<u128> = free_balances(&apps).await;
+    let fees_before = fees_due(&apps).await;
+    let earned_before = net.worker_earned(0).await.unwrap();
 
     // Every job of both apps at once: the relayer and the worker interleave them (the worker
     // batches the generations), and each app's job ids stay strictly increasing on its Escrow.
@@ -82,20 +83,27 @@ async fn concurrent_jobs_settle_exactly_as_their_receipts_say() {
         assert_eq!(s.worker, worker);
     }
 
-    // Exact accounting: each escrow's free balance fell by exactly the sum of its receipts.
-    let free_after = free_balances(&apps).await;
+    // Exact accounting: the Worker earned each cost minus the relayer's and the protocol's
+    // shares (floored basis points), and each Escrow owes the treasury exactly its protocol fees.
+    let relayer_bps = u128::from(apps[0].config().relayer_fee_bps);
+    let protocol_bps = u128::from(net.root_setup().protocol_fee_bps);
+    let protocol_fee = |cost: u128| cost * protocol_bps / 10_000;
+    let share = |cost: u128| cost - cost * relayer_bps / 10_000 - protocol_fee(cost);
+    let earned = net.worker_earned(0).await.unwrap() - earned_before;
+    assert_eq!(earned, results.iter().map(|(_, r)| share(r.cost)).sum::<u128>());
+    let fees_after = fees_due(&apps).await;
     for a in 0..apps.len() {
-        let spent: u128 = results.iter().filter(|(x, _)| *x == a).map(|(_, r)| r.cost).sum();
-        assert_eq!(free_before[a] - free_after[a], spent, "app {a}");
+        let fees: u128 = results.iter().filter(|(x, _)| *x == a).map(|(_, r)| protocol_fee(r.cost)).sum();
+        assert_eq!(fees_after[a] - fees_before[a], fees, "app {a}");
         assert_eq!(apps[a].balance().await.unwrap().locked, 0, "app {a} has jobs still locked");
     }
     net.stop().await;
 }
 
-async fn free_balances(apps: &[Client]) -> Vec<u128> {
+async fn fees_due(apps: &[Client]) -> Vec<u128> {
     let mut out = Vec::new();
     for a in apps {
-        out.push(a.balance().await.unwrap().free);
+        out.push(a.balance().await.unwrap().fees_due);
     }
     out
 }

@@ -111,13 +111,19 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     let after = Balances::read(net, &client, &worker).await?;
     before.print("before");
     after.print("after");
-    let spent = chat.cost + embed.cost;
-    println!("   the two jobs cost {} TON in total; the escrow's free balance fell by exactly that", format_ton(spent));
-    anyhow::ensure!(
-        after_deposit.escrow_free - after.escrow_free == spent,
-        "escrow free balance fell by {} nanoTON, receipts say {spent}",
-        after_deposit.escrow_free - after.escrow_free
+    // Each cost splits exactly: the worker's share, the relayer's fee and the protocol's fee.
+    let relayer_bps = u128::from(client.config().relayer_fee_bps);
+    let protocol_bps = u128::from(net.root_setup().protocol_fee_bps);
+    let share = |c: u128| c - c * relayer_bps / 10_000 - c * protocol_bps / 10_000;
+    let earned = after.worker_earned - before.worker_earned;
+    println!(
+        "   the jobs cost {} TON; the worker earned exactly its share, {} TON ({} bps to the relayer, {} bps to the protocol)",
+        format_ton(chat.cost + embed.cost),
+        format_ton(earned),
+        relayer_bps,
+        protocol_bps
     );
+    anyhow::ensure!(earned == share(chat.cost) + share(embed.cost), "the worker earned {earned} nanoTON, the receipts say otherwise");
     Ok(())
 }
 
