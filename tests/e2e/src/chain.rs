@@ -63,7 +63,9 @@ impl LocalChain {
             .context("starting localnet (did `npm ci` run in the repository root?)")?;
         let chain = localnet.client()?;
         let governor = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1)?;
-        localnet.fund(governor.address(), 1_000 * NANO_PER_TON).await?;
+        localnet
+            .fund(governor.address(), 1_000 * NANO_PER_TON)
+            .await?;
         let params = RootParams {
             min_stake: setup.min_stake,
             unbonding_delay: setup.unbonding_delay,
@@ -74,18 +76,33 @@ impl LocalChain {
             treasury: governor.address().clone(),
         };
         let policy = RootPolicy {
-            allowed_kinds: (1 << tee_kind::SIMULATED) | (1 << tee_kind::SEV_SNP) | (1 << tee_kind::TDX),
+            allowed_kinds: (1 << tee_kind::SIMULATED)
+                | (1 << tee_kind::SEV_SNP)
+                | (1 << tee_kind::TDX),
             measurements: BTreeSet::from([measurement_id(&[0u8; 48])]),
         };
-        let models: BTreeMap<u32, [u8; 32]> = KNOWN_MODELS.iter().map(|m| (m.id, m.registry_hash())).collect();
-        let data = RootClient::<TonCenterClient>::initial_data(governor.address().clone(), params, policy, models)?;
+        let models: BTreeMap<u32, [u8; 32]> = KNOWN_MODELS
+            .iter()
+            .map(|m| (m.id, m.registry_hash()))
+            .collect();
+        let data = RootClient::<TonCenterClient>::initial_data(
+            governor.address().clone(),
+            params,
+            policy,
+            models,
+        )?;
         let opts = SendOptions::default();
         let (root, _) = RootClient::deploy(&chain, &governor, &data, NANO_PER_TON, &opts)
             .await
             .context("deploying Root")?;
         let root = root.address().clone();
         tracing::info!(target: "e2e::chain", url = %localnet.url(), root = %root, "localnet up, Root deployed");
-        Ok(Self { localnet, chain, root, governor })
+        Ok(Self {
+            localnet,
+            chain,
+            root,
+            governor,
+        })
     }
 
     /// The API configuration of this localnet (for services that build their own client).

@@ -52,12 +52,13 @@ impl Default for WorkerSetup {
     }
 }
 
-/// `$COCOON_E2E_BACKEND` (`flex` or `wgpu`), else wgpu: the same code path as on a GPU, run by
-/// Mesa lavapipe on CPU-only machines.
+/// `$COCOON_E2E_BACKEND` (`flex` or `wgpu`), else flex. The wgpu code path is what a GPU runs;
+/// on CPU-only machines Mesa lavapipe runs it correctly but minutes per job, so the end-to-end
+/// tests default to flex and the worker's own tests cover wgpu (`worker/tests/node_wgpu.rs`).
 pub fn default_backend() -> BackendKind {
     match std::env::var(BACKEND_ENV).as_deref() {
-        Ok("flex") => BackendKind::Flex,
-        _ => BackendKind::Wgpu,
+        Ok("wgpu") => BackendKind::Wgpu,
+        _ => BackendKind::Flex,
     }
 }
 
@@ -123,9 +124,24 @@ impl Devnet {
         let chain = LocalChain::start(&options.root).await?;
         let dir = tempfile::tempdir()?;
         let relayer_wallet = chain.funded_wallet(100 * NANO_PER_TON).await?;
-        let relayer = spawn_relayer(&chain, &relayer_wallet, &options, &dir, options.relayer_listen).await?;
+        let relayer = spawn_relayer(
+            &chain,
+            &relayer_wallet,
+            &options,
+            &dir,
+            options.relayer_listen,
+        )
+        .await?;
         let relayer_url = relayer.url();
-        let mut net = Self { chain, relayer: Some(relayer), relayer_wallet, relayer_url, workers: Vec::new(), dir, options };
+        let mut net = Self {
+            chain,
+            relayer: Some(relayer),
+            relayer_wallet,
+            relayer_url,
+            workers: Vec::new(),
+            dir,
+            options,
+        };
         for setup in net.options.workers.clone() {
             net.add_worker(&setup).await?;
         }
@@ -135,7 +151,14 @@ impl Devnet {
     /// Registers and starts one more worker node; returns its index in [`Self::workers`].
     pub async fn add_worker(&mut self, setup: &WorkerSetup) -> anyhow::Result<usize> {
         let index = self.workers.len();
-        let w = workers::start(&self.chain, &self.relayer_url, setup, self.dir.path(), index).await?;
+        let w = workers::start(
+            &self.chain,
+            &self.relayer_url,
+            setup,
+            self.dir.path(),
+            index,
+        )
+        .await?;
         self.workers.push(w);
         self.wait_for_workers(self.live_workers()).await?;
         Ok(index)
@@ -150,16 +173,22 @@ impl Devnet {
         let http = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let health: Option<cocoon_sdk::relay::client::Health> =
-                match http.get(format!("{}/health", self.relayer_url)).send().await {
-                    Ok(r) => r.json().await.ok(),
-                    Err(_) => None,
-                };
+            let health: Option<cocoon_sdk::relay::client::Health> = match http
+                .get(format!("{}/health", self.relayer_url))
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.ok(),
+                Err(_) => None,
+            };
             if health.as_ref().is_some_and(|h| h.workers as usize >= n) {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!("the relayer has {:?} worker sessions after 120 s, expected {n}", health.map(|h| h.workers));
+                anyhow::bail!(
+                    "the relayer has {:?} worker sessions after 120 s, expected {n}",
+                    health.map(|h| h.workers)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -168,14 +197,21 @@ impl Devnet {
     /// An SDK client configuration for this network: development policy (the workers run with
     /// Simulated evidence), this relayer.
     pub fn client_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new(self.chain.api(), self.chain.root.clone(), self.relayer_url.clone());
+        let mut c = ClientConfig::new(
+            self.chain.api(),
+            self.chain.root.clone(),
+            self.relayer_url.clone(),
+        );
         c.policy = PolicyMode::Development;
         c
     }
 
     /// The relayer's socket address (for proxies in front of it).
     pub fn relayer_addr(&self) -> SocketAddr {
-        self.relayer_url.trim_start_matches("http://").parse().expect("the relayer URL is http://IP:PORT")
+        self.relayer_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the relayer URL is http://IP:PORT")
     }
 
     /// The Root parameters the network was started with.
@@ -186,7 +222,13 @@ impl Devnet {
     /// nanoTON worker `i` has earned so far (its Worker contract's `earned`).
     pub async fn worker_earned(&self, i: usize) -> anyhow::Result<u128> {
         let owner = self.workers[i].owner.address();
-        Ok(WorkerClient::for_owner(&self.chain.chain, &self.chain.root, owner).await?.state().await?.earned)
+        Ok(
+            WorkerClient::for_owner(&self.chain.chain, &self.chain.root, owner)
+                .await?
+                .state()
+                .await?
+                .earned,
+        )
     }
 
     /// The Root contract.
@@ -215,7 +257,14 @@ impl Devnet {
     /// Starts the relayer again on the same address and store.
     pub async fn start_relayer(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.relayer.is_none(), "the relayer is running");
-        let r = spawn_relayer(&self.chain, &self.relayer_wallet, &self.options, &self.dir, self.relayer_addr()).await?;
+        let r = spawn_relayer(
+            &self.chain,
+            &self.relayer_wallet,
+            &self.options,
+            &self.dir,
+            self.relayer_addr(),
+        )
+        .await?;
         self.relayer = Some(r);
         Ok(())
     }
@@ -244,13 +293,18 @@ async fn spawn_relayer(
     dir: &TempDir,
     listen: SocketAddr,
 ) -> anyhow::Result<RelayerHandle> {
-    let store_url = options
-        .store_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("relayer.sqlite").display()));
+    let store_url = options.store_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("relayer.sqlite").display()
+        )
+    });
     let mut cfg = ServiceConfig::new(listen, store_url);
     cfg.relayer.grace_period = options.root.grace_period;
-    cfg.chain = Some(ChainConfig { poll: options.relayer_poll, ..ChainConfig::new(chain.api(), chain.root.clone(), wallet.clone()) });
+    cfg.chain = Some(ChainConfig {
+        poll: options.relayer_poll,
+        ..ChainConfig::new(chain.api(), chain.root.clone(), wallet.clone())
+    });
     let handle = spawn(cfg).await.context("starting the relayer")?;
     tracing::info!(target: "e2e::devnet", url = %handle.url(), wallet = %wallet.address(), "relayer up");
     Ok(handle)

@@ -89,7 +89,10 @@ async fn copy(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        record.lock().expect("proxy record lock").extend_from_slice(&buf[..n]);
+        record
+            .lock()
+            .expect("proxy record lock")
+            .extend_from_slice(&buf[..n]);
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }

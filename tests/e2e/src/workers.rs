@@ -33,7 +33,10 @@ pub struct RunningWorker {
 
 impl std::fmt::Debug for RunningWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningWorker").field("address", &self.address.to_hex()).field("running", &self.node.is_some()).finish()
+        f.debug_struct("RunningWorker")
+            .field("address", &self.address.to_hex())
+            .field("running", &self.node.is_some())
+            .finish()
     }
 }
 
@@ -65,7 +68,10 @@ pub(crate) async fn start(
     index: usize,
 ) -> anyhow::Result<RunningWorker> {
     let owner = chain.funded_wallet(setup.stake + 10 * NANO_PER_TON).await?;
-    let upstream = relayer_url.trim_start_matches("http://").parse().context("relayer URL")?;
+    let upstream = relayer_url
+        .trim_start_matches("http://")
+        .parse()
+        .context("relayer URL")?;
     let proxy = TcpProxy::start(upstream).await?;
     let keys = NodeKeys::load_or_create(&dir.join(format!("worker-{index}-keys.json")))?;
     let mut served = Vec::new();
@@ -79,18 +85,29 @@ pub(crate) async fn start(
         wallet: owner.clone(),
         keys,
         models: served,
-        attestation: Arc::new(SimulatedProvider { label: format!("cocoon-devnet worker {index}") }),
+        attestation: Arc::new(SimulatedProvider {
+            label: format!("cocoon-devnet worker {index}"),
+        }),
         price_in: setup.price_in,
         price_out: setup.price_out,
         stake: setup.stake,
         capacity: setup.capacity,
         self_submit: false,
     };
-    register(&config).await.context("registering the worker on-chain")?;
-    let node = Node::start(config).await.context("starting the worker node")?;
+    register(&config)
+        .await
+        .context("registering the worker on-chain")?;
+    let node = Node::start(config)
+        .await
+        .context("starting the worker node")?;
     let address = node.address().clone();
     tracing::info!(target: "e2e::workers", %address, backend = ?setup.backend, "worker node up (UNATTESTED: simulated TEE)");
-    Ok(RunningWorker { owner, address, proxy, node: Some(node) })
+    Ok(RunningWorker {
+        owner,
+        address,
+        proxy,
+        node: Some(node),
+    })
 }
 
 type Loaded = (Option<Arc<TextModel>>, Option<Arc<EmbeddingModel>>);
@@ -100,19 +117,34 @@ type Loaded = (Option<Arc<TextModel>>, Option<Arc<EmbeddingModel>>);
 async fn shared_model(spec: &ModelSpec, backend: BackendKind) -> anyhow::Result<ServedModel> {
     static CACHE: OnceLock<Mutex<HashMap<(u32, bool), Loaded>>> = OnceLock::new();
     let key = (spec.id, matches!(backend, BackendKind::Wgpu));
-    let cached = CACHE.get_or_init(Default::default).lock().expect("model cache").get(&key).cloned();
+    let cached = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("model cache")
+        .get(&key)
+        .cloned();
     let (text, embedding) = match cached {
         Some(l) => l,
         None => {
             let spec2 = *spec;
             let loaded: Loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<Loaded> {
                 Ok(match spec2.kind {
-                    ModelKind::Text => (Some(Arc::new(backend.load_text(&models::smollm2(), 8)?)), None),
-                    ModelKind::Embedding => (None, Some(Arc::new(backend.load_embedding(&models::minilm())?))),
+                    ModelKind::Text => (
+                        Some(Arc::new(backend.load_text(&models::smollm2(), 8)?)),
+                        None,
+                    ),
+                    ModelKind::Embedding => (
+                        None,
+                        Some(Arc::new(backend.load_embedding(&models::minilm())?)),
+                    ),
                 })
             })
             .await??;
-            CACHE.get_or_init(Default::default).lock().expect("model cache").insert(key, loaded.clone());
+            CACHE
+                .get_or_init(Default::default)
+                .lock()
+                .expect("model cache")
+                .insert(key, loaded.clone());
             loaded
         }
     };

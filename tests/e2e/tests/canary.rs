@@ -28,7 +28,9 @@ impl Write for Captured {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -36,7 +38,9 @@ async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
     let logs = Captured::default();
     let sink = logs.clone();
     tracing_subscriber::fmt()
-        .with_env_filter("debug,wgpu_core=warn,wgpu_hal=warn,naga=warn,cubecl=warn,burn=warn,hyper=info,h2=info")
+        .with_env_filter(
+            "debug,wgpu_core=warn,wgpu_hal=warn,naga=warn,cubecl=warn,burn=warn,hyper=info,h2=info",
+        )
         .with_writer(move || sink.clone())
         .with_ansi(false)
         .init();
@@ -46,36 +50,76 @@ async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
     let client_link = TcpProxy::start(net.relayer_addr()).await.unwrap();
     let mut config = net.client_config();
     config.relayer_url = format!("http://{}", client_link.addr());
-    let app = Client::connect(config, net.funded_wallet(20 * NANO_PER_TON).await.unwrap()).await.unwrap();
+    let app = Client::connect(config, net.funded_wallet(20 * NANO_PER_TON).await.unwrap())
+        .await
+        .unwrap();
     app.deposit(2 * NANO_PER_TON).await.unwrap();
 
     let chat = JobRequest::chat(
-        vec![ChatMessage::new("user", format!("Repeat exactly: {CANARY}"))],
-        GenerationParams { max_tokens: 24, temperature: 0.0, ..GenerationParams::default() },
+        vec![ChatMessage::new(
+            "user",
+            format!("Repeat exactly: {CANARY}"),
+        )],
+        GenerationParams {
+            max_tokens: 24,
+            temperature: 0.0,
+            ..GenerationParams::default()
+        },
     );
     let plaintext = chat.encode().unwrap();
-    assert!(contains(&plaintext, CANARY), "the scanner finds the canary where it is");
-    let r = app.open_job(SMOLLM2_135M.name, chat, JobOptions::default()).await.unwrap().finish().await.unwrap();
+    assert!(
+        contains(&plaintext, CANARY),
+        "the scanner finds the canary where it is"
+    );
+    let r = app
+        .open_job(SMOLLM2_135M.name, chat, JobOptions::default())
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     assert!(r.usage.completion_tokens > 0);
     let e = JobRequest::embeddings(vec![format!("{CANARY} in an embedding")]);
-    let r2 = app.open_job(ALL_MINILM_L6_V2.name, e, JobOptions::default()).await.unwrap().finish().await.unwrap();
+    let r2 = app
+        .open_job(ALL_MINILM_L6_V2.name, e, JobOptions::default())
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     app.verify_settlement(&r).await.unwrap();
     app.verify_settlement(&r2).await.unwrap();
 
     let worker_link = net.workers[0].proxy.recorded();
     let client_bytes = client_link.recorded();
-    assert!(client_bytes.len() > plaintext.len() && worker_link.len() > plaintext.len(), "the links carried the jobs");
-    assert!(!contains(&client_bytes, CANARY), "canary on the client↔relayer link");
-    assert!(!contains(&worker_link, CANARY), "canary on the worker↔relayer link");
+    assert!(
+        client_bytes.len() > plaintext.len() && worker_link.len() > plaintext.len(),
+        "the links carried the jobs"
+    );
+    assert!(
+        !contains(&client_bytes, CANARY),
+        "canary on the client↔relayer link"
+    );
+    assert!(
+        !contains(&worker_link, CANARY),
+        "canary on the worker↔relayer link"
+    );
     let job_id = r.job.job_id.to_string();
     let logs = logs.0.lock().unwrap().clone();
-    assert!(contains(&logs, &job_id) || contains(&logs, &r.job.escrow), "logs were captured");
+    assert!(
+        contains(&logs, &job_id) || contains(&logs, &r.job.escrow),
+        "logs were captured"
+    );
     assert!(!contains(&logs, CANARY), "canary in a log line");
     net.stop_relayer().await.unwrap();
     let mut db = Vec::new();
     for entry in std::fs::read_dir(net.dir.path()).unwrap() {
         let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("relayer.sqlite") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("relayer.sqlite")
+        {
             db.extend(std::fs::read(&p).unwrap());
         }
     }

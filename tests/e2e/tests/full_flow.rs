@@ -20,7 +20,11 @@ type Job<'a> = Pin<Box<dyn Future<Output = Result<(usize, JobResult), ClientErro
 fn chat(i: usize) -> JobRequest {
     JobRequest::chat(
         vec![ChatMessage::new("user", format!("Name a colour. ({i})"))],
-        GenerationParams { max_tokens: 6, temperature: 0.0, ..GenerationParams::default() },
+        GenerationParams {
+            max_tokens: 6,
+            temperature: 0.0,
+            ..GenerationParams::default()
+        },
     )
 }
 
@@ -44,13 +48,21 @@ async fn concurrent_jobs_settle_exactly_as_their_receipts_say() {
     for (a, app) in apps.iter().enumerate() {
         for i in 0..CHAT_JOBS {
             tasks.push(Box::pin(async move {
-                let r = app.open_job(SMOLLM2_135M.name, chat(a * 10 + i), JobOptions::default()).await?.finish().await?;
+                let r = app
+                    .open_job(SMOLLM2_135M.name, chat(a * 10 + i), JobOptions::default())
+                    .await?
+                    .finish()
+                    .await?;
                 Ok((a, r))
             }));
         }
         tasks.push(Box::pin(async move {
             let req = JobRequest::embeddings(vec!["hello world".into(), "goodbye moon".into()]);
-            let r = app.open_job(ALL_MINILM_L6_V2.name, req, JobOptions::default()).await?.finish().await?;
+            let r = app
+                .open_job(ALL_MINILM_L6_V2.name, req, JobOptions::default())
+                .await?
+                .finish()
+                .await?;
             Ok((a, r))
         }));
     }
@@ -75,11 +87,18 @@ async fn concurrent_jobs_settle_exactly_as_their_receipts_say() {
         assert_eq!(body.cost, r.cost);
         assert_eq!(body.tokens_in, r.usage.prompt_tokens);
         assert_eq!(body.tokens_out, r.usage.completion_tokens);
-        assert_eq!(r.cost, u128::from(body.tokens_in) * 1_000 + u128::from(body.tokens_out) * 4_000);
+        assert_eq!(
+            r.cost,
+            u128::from(body.tokens_in) * 1_000 + u128::from(body.tokens_out) * 4_000
+        );
         assert!(r.cost <= r.max_cost);
         // What the chain recorded: the settlement of this very receipt.
         let s = apps[*a].verify_settlement(r).await.unwrap();
-        assert_eq!(s.cost, r.cost, "job {} settled for another amount than its receipt", r.job);
+        assert_eq!(
+            s.cost, r.cost,
+            "job {} settled for another amount than its receipt",
+            r.job
+        );
         assert_eq!(s.worker, worker);
     }
 
@@ -90,12 +109,23 @@ async fn concurrent_jobs_settle_exactly_as_their_receipts_say() {
     let protocol_fee = |cost: u128| cost * protocol_bps / 10_000;
     let share = |cost: u128| cost - cost * relayer_bps / 10_000 - protocol_fee(cost);
     let earned = net.worker_earned(0).await.unwrap() - earned_before;
-    assert_eq!(earned, results.iter().map(|(_, r)| share(r.cost)).sum::<u128>());
+    assert_eq!(
+        earned,
+        results.iter().map(|(_, r)| share(r.cost)).sum::<u128>()
+    );
     let fees_after = fees_due(&apps).await;
     for a in 0..apps.len() {
-        let fees: u128 = results.iter().filter(|(x, _)| *x == a).map(|(_, r)| protocol_fee(r.cost)).sum();
+        let fees: u128 = results
+            .iter()
+            .filter(|(x, _)| *x == a)
+            .map(|(_, r)| protocol_fee(r.cost))
+            .sum();
         assert_eq!(fees_after[a] - fees_before[a], fees, "app {a}");
-        assert_eq!(apps[a].balance().await.unwrap().locked, 0, "app {a} has jobs still locked");
+        assert_eq!(
+            apps[a].balance().await.unwrap().locked,
+            0,
+            "app {a} has jobs still locked"
+        );
     }
     net.stop().await;
 }

@@ -18,19 +18,25 @@ use cocoon_worker::BackendKind;
 
 /// Runs the demo.
 #[derive(Debug, Parser)]
-#[command(name = "cocoon-demo", about = "Cocoon on a local network: a chat job and an embeddings job, end to end")]
+#[command(
+    name = "cocoon-demo",
+    about = "Cocoon on a local network: a chat job and an embeddings job, end to end"
+)]
 struct Args {
-    /// Inference backend of the worker: wgpu (the GPU code path; Mesa lavapipe without a GPU) or flex (CPU).
-    #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "flex"])]
+    /// Inference backend of the worker: flex (CPU) or wgpu (the GPU code path; on a machine without a GPU Mesa lavapipe runs it, minutes per answer).
+    #[arg(long, default_value = "flex", value_parser = ["wgpu", "flex"])]
     backend: String,
     /// The question for the chat job.
-    #[arg(long, default_value = "What is the capital of France? Answer in one sentence.")]
+    #[arg(
+        long,
+        default_value = "What is the capital of France? Answer in one sentence."
+    )]
     prompt: String,
     /// Most tokens of the answer.
     #[arg(long, default_value_t = 48)]
     max_tokens: u32,
     /// Log filter (RUST_LOG syntax).
-    #[arg(long, default_value = "warn")]
+    #[arg(long, default_value = "error")]
     log: String,
 }
 
@@ -38,18 +44,41 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args.log);
-    let backend = if args.backend == "flex" { BackendKind::Flex } else { BackendKind::Wgpu };
-    say("starting a local network: localnet (the real contracts in the TVM emulator), Root, relayer, one worker");
+    let backend = if args.backend == "flex" {
+        BackendKind::Flex
+    } else {
+        BackendKind::Wgpu
+    };
+    say(
+        "starting a local network: localnet (the real contracts in the TVM emulator), Root, relayer, one worker",
+    );
     let started = Instant::now();
-    let options = DevnetOptions { workers: vec![WorkerSetup { backend, ..WorkerSetup::default() }], ..DevnetOptions::default() };
-    let net = Devnet::start(options).await.context("starting the local network")?;
+    let options = DevnetOptions {
+        workers: vec![WorkerSetup {
+            backend,
+            ..WorkerSetup::default()
+        }],
+        ..DevnetOptions::default()
+    };
+    let net = Devnet::start(options)
+        .await
+        .context("starting the local network")?;
     println!("   localnet      {}", net.api_url());
     println!("   Root          {}", net.root());
-    println!("   relayer       {}  (wallet {})", net.relayer_url, net.relayer_wallet.address());
+    println!(
+        "   relayer       {}  (wallet {})",
+        net.relayer_url,
+        net.relayer_wallet.address()
+    );
     for w in &net.workers {
-        println!("   worker        {}  models {}, {}  backend {:?}", w.address, SMOLLM2_135M.name, ALL_MINILM_L6_V2.name, backend);
+        println!(
+            "   worker        {}  models {}, {}  backend {:?}",
+            w.address, SMOLLM2_135M.name, ALL_MINILM_L6_V2.name, backend
+        );
     }
-    println!("   attestation   UNATTESTED (SIMULATED TEE): no TEE on this machine; sealing, receipts and payments work as in production");
+    println!(
+        "   attestation   UNATTESTED (SIMULATED TEE): no TEE on this machine; sealing, receipts and payments work as in production"
+    );
     println!("   ready in {:.1} s", started.elapsed().as_secs_f64());
 
     let outcome = tokio::select! {
@@ -63,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     let wallet = net.funded_wallet(50 * NANO_PER_TON).await?;
-    let client = Client::connect(net.client_config(), wallet).await.context("connecting the SDK client")?;
+    let client = Client::connect(net.client_config(), wallet)
+        .await
+        .context("connecting the SDK client")?;
     let worker = net.workers[0].owner.address().clone();
     let before = Balances::read(net, &client, &worker).await?;
 
@@ -72,11 +103,24 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     let after_deposit = Balances::read(net, &client, &worker).await?;
     after_deposit.print("after the deposit");
 
-    say(&format!("chat job on {}: {:?}", SMOLLM2_135M.name, args.prompt));
-    let params = GenerationParams { max_tokens: args.max_tokens, temperature: 0.0, ..GenerationParams::default() };
+    say(&format!(
+        "chat job on {}: {:?}",
+        SMOLLM2_135M.name, args.prompt
+    ));
+    let params = GenerationParams {
+        max_tokens: args.max_tokens,
+        temperature: 0.0,
+        ..GenerationParams::default()
+    };
     let request = JobRequest::chat(vec![ChatMessage::new("user", args.prompt.clone())], params);
-    let mut stream = client.open_job(SMOLLM2_135M.name, request, JobOptions::default()).await?;
-    println!("   job {} opened on-chain in {:.1} s; answer:", stream.job(), stream.open_timing().as_secs_f64());
+    let mut stream = client
+        .open_job(SMOLLM2_135M.name, request, JobOptions::default())
+        .await?;
+    println!(
+        "   job {} opened on-chain in {:.1} s; answer:",
+        stream.job(),
+        stream.open_timing().as_secs_f64()
+    );
     print!("   > ");
     let chat = loop {
         match stream.next().await {
@@ -94,19 +138,52 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     print_result(&chat);
 
     say(&format!("embeddings job on {}", ALL_MINILM_L6_V2.name));
-    let texts = vec!["The cat sits on the mat.".to_string(), "A cat is sitting on a rug.".to_string(), "Stock markets fell sharply today.".to_string()];
-    let embed = client.open_job(ALL_MINILM_L6_V2.name, JobRequest::embeddings(texts.clone()), JobOptions::default()).await?.finish().await?;
-    let vectors = embed.embeddings.clone().context("an embeddings job returns vectors")?;
-    println!("   {} vectors of dimension {}", vectors.len(), vectors.first().map_or(0, Vec::len));
+    let texts = vec![
+        "The cat sits on the mat.".to_string(),
+        "A cat is sitting on a rug.".to_string(),
+        "Stock markets fell sharply today.".to_string(),
+    ];
+    let embed = client
+        .open_job(
+            ALL_MINILM_L6_V2.name,
+            JobRequest::embeddings(texts.clone()),
+            JobOptions::default(),
+        )
+        .await?
+        .finish()
+        .await?;
+    let vectors = embed
+        .embeddings
+        .clone()
+        .context("an embeddings job returns vectors")?;
+    println!(
+        "   {} vectors of dimension {}",
+        vectors.len(),
+        vectors.first().map_or(0, Vec::len)
+    );
     for (i, t) in texts.iter().enumerate().skip(1) {
-        println!("   cosine({:?}, {:?}) = {:.3}", texts[0], t, cosine(&vectors[0], &vectors[i]));
+        println!(
+            "   cosine({:?}, {:?}) = {:.3}",
+            texts[0],
+            t,
+            cosine(&vectors[0], &vectors[i])
+        );
     }
     print_result(&embed);
 
     say("waiting for the relayer to post the receipts on-chain, then finding the settlements");
     for (what, r) in [("chat", &chat), ("embeddings", &embed)] {
-        let s = client.verify_settlement(r).await.with_context(|| format!("settlement of the {what} job"))?;
-        println!("   {what:<10} settled in transaction {} (lt {}), cost {} TON, paid to {}", hex::encode(s.tx_hash), s.lt, format_ton(s.cost), s.worker);
+        let s = client
+            .verify_settlement(r)
+            .await
+            .with_context(|| format!("settlement of the {what} job"))?;
+        println!(
+            "   {what:<10} settled in transaction {} (lt {}), cost {} TON, paid to {}",
+            hex::encode(s.tx_hash),
+            s.lt,
+            format_ton(s.cost),
+            s.worker
+        );
     }
     let after = Balances::read(net, &client, &worker).await?;
     before.print("before");
@@ -123,18 +200,43 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
         relayer_bps,
         protocol_bps
     );
-    anyhow::ensure!(earned == share(chat.cost) + share(embed.cost), "the worker earned {earned} nanoTON, the receipts say otherwise");
+    anyhow::ensure!(
+        earned == share(chat.cost) + share(embed.cost),
+        "the worker earned {earned} nanoTON, the receipts say otherwise"
+    );
     Ok(())
 }
 
 fn print_result(r: &JobResult) {
-    println!("   usage         {} prompt + {} completion tokens ({:?})", r.usage.prompt_tokens, r.usage.completion_tokens, r.finish_reason);
-    println!("   cost          {} TON (max {} TON locked)", format_ton(r.cost), format_ton(r.max_cost));
-    println!("   worker        {}  attestation {}", r.worker, r.attestation_kind);
-    println!("   receipt       hash {}  signature by the worker's registered key: valid", hex::encode(r.receipt_hash));
-    println!("                 input commitment {}", hex::encode(r.receipt.body.commitments.input_commitment));
-    println!("                 output commitment {} (matches the answer received)", hex::encode(r.receipt.body.commitments.output_commitment));
-    println!("                 weights {}", hex::encode(r.receipt.body.hashes.weights_hash));
+    println!(
+        "   usage         {} prompt + {} completion tokens ({:?})",
+        r.usage.prompt_tokens, r.usage.completion_tokens, r.finish_reason
+    );
+    println!(
+        "   cost          {} TON (max {} TON locked)",
+        format_ton(r.cost),
+        format_ton(r.max_cost)
+    );
+    println!(
+        "   worker        {}  attestation {}",
+        r.worker, r.attestation_kind
+    );
+    println!(
+        "   receipt       hash {}  signature by the worker's registered key: valid",
+        hex::encode(r.receipt_hash)
+    );
+    println!(
+        "                 input commitment {}",
+        hex::encode(r.receipt.body.commitments.input_commitment)
+    );
+    println!(
+        "                 output commitment {} (matches the answer received)",
+        hex::encode(r.receipt.body.commitments.output_commitment)
+    );
+    println!(
+        "                 weights {}",
+        hex::encode(r.receipt.body.hashes.weights_hash)
+    );
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -157,9 +259,16 @@ struct Balances {
 }
 
 impl Balances {
-    async fn read(net: &Devnet, client: &Client, worker_owner: &TonAddress) -> anyhow::Result<Self> {
+    async fn read(
+        net: &Devnet,
+        client: &Client,
+        worker_owner: &TonAddress,
+    ) -> anyhow::Result<Self> {
         let escrow = client.balance().await?;
-        let w = WorkerClient::for_owner(&net.chain.chain, net.root(), worker_owner).await?.state().await?;
+        let w = WorkerClient::for_owner(&net.chain.chain, net.root(), worker_owner)
+            .await?
+            .state()
+            .await?;
         Ok(Self {
             app_wallet: net.chain.balance(client.wallet_address()).await?,
             escrow_free: escrow.free,

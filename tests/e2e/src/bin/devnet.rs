@@ -8,13 +8,16 @@ use cocoon_worker::BackendKind;
 
 /// Runs a local network.
 #[derive(Debug, Parser)]
-#[command(name = "cocoon-devnet", about = "A local Cocoon network: localnet, Root, relayer, workers; Ctrl-C stops it")]
+#[command(
+    name = "cocoon-devnet",
+    about = "A local Cocoon network: localnet, Root, relayer, workers; Ctrl-C stops it"
+)]
 struct Args {
     /// Worker nodes to start.
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Inference backend: wgpu or flex.
-    #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "flex"])]
+    #[arg(long, default_value = "flex", value_parser = ["wgpu", "flex"])]
     backend: String,
     /// Funds of the app wallet it creates and prints, TON.
     #[arg(long, default_value_t = 100)]
@@ -31,13 +34,30 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args.log);
-    let backend = if args.backend == "flex" { BackendKind::Flex } else { BackendKind::Wgpu };
-    let setup = WorkerSetup { backend, ..WorkerSetup::default() };
-    let net = Devnet::start(DevnetOptions { workers: vec![setup; args.workers], ..DevnetOptions::default() }).await?;
-    let (mnemonic, app) = net.chain.funded_mnemonic(u128::from(args.app_funds) * NANO_PER_TON).await?;
+    let backend = if args.backend == "flex" {
+        BackendKind::Flex
+    } else {
+        BackendKind::Wgpu
+    };
+    let setup = WorkerSetup {
+        backend,
+        ..WorkerSetup::default()
+    };
+    let net = Devnet::start(DevnetOptions {
+        workers: vec![setup; args.workers],
+        ..DevnetOptions::default()
+    })
+    .await?;
+    let (mnemonic, app) = net
+        .chain
+        .funded_mnemonic(u128::from(args.app_funds) * NANO_PER_TON)
+        .await?;
     // The wallet file format of the `cocoon` CLI, so `cocoon` and `cocoon gateway` use this wallet.
     let wallet_file = net.dir.path().join("app-wallet.json");
-    std::fs::write(&wallet_file, serde_json::json!({ "version": "v5r1", "mnemonic": mnemonic }).to_string())?;
+    std::fs::write(
+        &wallet_file,
+        serde_json::json!({ "version": "v5r1", "mnemonic": mnemonic }).to_string(),
+    )?;
     let vars = [
         ("COCOON_API_URL", net.api_url().to_string()),
         ("COCOON_ROOT", net.root().to_string()),
@@ -47,7 +67,10 @@ async fn main() -> anyhow::Result<()> {
         ("COCOON_APP_ADDRESS", app.address().to_string()),
     ];
     if args.json {
-        let map: serde_json::Map<String, serde_json::Value> = vars.iter().map(|(k, v)| (k.to_string(), v.clone().into())).collect();
+        let map: serde_json::Map<String, serde_json::Value> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone().into()))
+            .collect();
         println!("{}", serde_json::Value::Object(map));
     } else {
         for (k, v) in &vars {
