@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use cocoon_sdk::attest::SimulatedProvider;
-use cocoon_sdk::job::{ModelKind, ModelSpec};
+use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::Wallet;
-use cocoon_worker::node::{Node, NodeConfig, NodeHandle, NodeKeys, ServedModel, register};
-use cocoon_worker::{BackendKind, EmbeddingModel, TextModel, models};
+use cocoon_worker::BackendKind;
+use cocoon_worker::node::{
+    ModelHandle, Node, NodeConfig, NodeHandle, NodeKeys, ServedModel, register,
+};
 
 use crate::chain::LocalChain;
 use crate::devnet::WorkerSetup;
@@ -110,47 +112,29 @@ pub(crate) async fn start(
     })
 }
 
-type Loaded = (Option<Arc<TextModel>>, Option<Arc<EmbeddingModel>>);
-
 /// The model files are loaded once per process and backend: a devnet with several workers (and
 /// a test binary with several devnets) shares them, as one GPU host would.
 async fn shared_model(spec: &ModelSpec, backend: BackendKind) -> anyhow::Result<ServedModel> {
-    static CACHE: OnceLock<Mutex<HashMap<(u32, bool), Loaded>>> = OnceLock::new();
-    let key = (spec.id, matches!(backend, BackendKind::Wgpu));
+    static CACHE: OnceLock<Mutex<HashMap<(u32, BackendKind), ModelHandle>>> = OnceLock::new();
+    let key = (spec.id, backend);
     let cached = CACHE
         .get_or_init(Default::default)
         .lock()
         .expect("model cache")
         .get(&key)
         .cloned();
-    let (text, embedding) = match cached {
-        Some(l) => l,
+    let handle = match cached {
+        Some(h) => h,
         None => {
-            let spec2 = *spec;
-            let loaded: Loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<Loaded> {
-                Ok(match spec2.kind {
-                    ModelKind::Text => (
-                        Some(Arc::new(backend.load_text(&models::smollm2(), 8)?)),
-                        None,
-                    ),
-                    ModelKind::Embedding => (
-                        None,
-                        Some(Arc::new(backend.load_embedding(&models::minilm())?)),
-                    ),
-                })
-            })
-            .await??;
+            let to_load = ServedModel::load(*spec, backend);
+            let h = tokio::task::spawn_blocking(move || to_load.open()).await??;
             CACHE
                 .get_or_init(Default::default)
                 .lock()
                 .expect("model cache")
-                .insert(key, loaded.clone());
-            loaded
+                .insert(key, h.clone());
+            h
         }
     };
-    Ok(match (text, embedding) {
-        (Some(t), _) => ServedModel::text(*spec, t),
-        (_, Some(e)) => ServedModel::embedding(*spec, e),
-        _ => anyhow::bail!("model {} was not loaded", spec.name),
-    })
+    Ok(ServedModel::loaded(*spec, handle))
 }

@@ -24,8 +24,8 @@ use cocoon_worker::BackendKind;
 )]
 struct Args {
     /// Inference backend of the worker: flex (CPU) or wgpu (the GPU code path; on a machine without a GPU Mesa lavapipe runs it, minutes per answer).
-    #[arg(long, default_value = "flex", value_parser = ["wgpu", "flex"])]
-    backend: String,
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    backend: BackendKind,
     /// The question for the chat job.
     #[arg(
         long,
@@ -44,11 +44,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args.log);
-    let backend = if args.backend == "flex" {
-        BackendKind::Flex
-    } else {
-        BackendKind::Wgpu
-    };
+    let backend = args.backend;
     say(
         "starting a local network: localnet (the real contracts in the TVM emulator), Root, relayer, one worker",
     );

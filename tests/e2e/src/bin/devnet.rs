@@ -17,8 +17,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Inference backend: wgpu or flex.
-    #[arg(long, default_value = "flex", value_parser = ["wgpu", "flex"])]
-    backend: String,
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    backend: BackendKind,
     /// Funds of the app wallet it creates and prints, TON.
     #[arg(long, default_value_t = 100)]
     app_funds: u32,
@@ -34,11 +34,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args.log);
-    let backend = if args.backend == "flex" {
-        BackendKind::Flex
-    } else {
-        BackendKind::Wgpu
-    };
+    let backend = args.backend;
     let setup = WorkerSetup {
         backend,
         ..WorkerSetup::default()
