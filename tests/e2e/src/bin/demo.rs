@@ -113,9 +113,9 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
         .open_job(SMOLLM2_135M.name, request, JobOptions::default())
         .await?;
     println!(
-        "   job {} opened on-chain in {:.1} s; answer:",
+        "   job {} opened on-chain in {} ms; answer:",
         stream.job(),
-        stream.open_timing().as_secs_f64()
+        stream.open_timing().as_millis()
     );
     print!("   > ");
     let chat = loop {
