@@ -29,7 +29,30 @@ export function compiledJson(c: Compiled): string {
     return JSON.stringify({ codeBoc64: c.codeBoc64, codeHashHex: c.codeHashHex }, null, 2) + '\n';
 }
 
+// Protocol v2 (contracts/v2/*.tolk → contracts/v2/compiled/<name>.json, same format), written by
+// `scripts/contracts/compile-v2`; tests/v2/compiled.spec.ts checks them. v1 output is unchanged.
+export const COMPILED_DIR_V2 = path.join(REPO, 'contracts', 'v2', 'compiled');
+
+export async function compileContractV2(name: ContractName): Promise<Compiled> {
+    const result = await runTolkCompiler({
+        entrypointFileName: `contracts/v2/${name}.tolk`,
+        fsReadCallback: (p) => fs.readFileSync(path.join(REPO, p), 'utf-8'),
+    });
+    if (result.status !== 'ok') throw new Error(`v2 ${name}: ${result.message}`);
+    return { codeBoc64: result.codeBoc64, codeHashHex: result.codeHashHex };
+}
+
+async function mainV2() {
+    fs.mkdirSync(COMPILED_DIR_V2, { recursive: true });
+    for (const name of CONTRACTS) {
+        const c = await compileContractV2(name);
+        fs.writeFileSync(path.join(COMPILED_DIR_V2, `${name}.json`), compiledJson(c));
+        console.log(`v2 ${name}: ${c.codeHashHex}`);
+    }
+}
+
 async function main() {
+    if (process.argv.includes('--v2')) return mainV2();
     fs.mkdirSync(COMPILED_DIR, { recursive: true });
     for (const name of CONTRACTS) {
         const c = await compileContract(name);
