@@ -1,0 +1,46 @@
+// Finding 1: "a job that names no worker can be settled by any registered Worker". In v2 every
+// channel names its Worker at open (the Escrow computes its address); a rogue Worker that signs a
+// receipt for the channel, with the client's voucher it intercepted, is refused; the honest
+// worker is then paid in full.
+import '@ton/test-utils';
+import { Err, Op } from '../../wrappers/v2/constants';
+import { GAS, PARAMS, RELAYER_BPS, Session, channelRef, keys, registerWorker, valueOf } from './helpers/fixture';
+import { baseline } from './helpers/baseline';
+
+describe('Finding 1: only the chosen worker can be paid', () => {
+    it('a rogue Worker settling the channel is refused with NotChannelWorker; the honest one is paid exactly', async () => {
+        const { env, worker, escrow, channelId, session } = await baseline();
+        const rogueOwner = await env.blockchain.treasury('rogue');
+        const rk = keys(66);
+        const rogue = (await registerWorker(env, rogueOwner, rk)).worker;
+        const ref = channelRef(env.root.address, escrow.address, channelId);
+
+        // The honest session: the client signed a voucher for 3 requests.
+        const honest = session();
+        for (let i = 0; i < 3; i++) honest.request();
+
+        // The rogue signs a receipt at the maximum the channel holds, and pairs it with the voucher
+        // it intercepted (or one over its own receipt: the client never signed that).
+        const fake = new Session(ref, rogue.address, rk);
+        fake.request({ tokens_in: 0, tokens_out: 333_333 });
+        const stolen = await rogue.send(rogueOwner.getSender(), GAS, 'submit_settlement', { receipt: fake.lastReceipt, voucher: honest.lastVoucher });
+        expect(stolen.transactions).toHaveTransaction({ from: rogue.address, to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
+        const own = await rogue.send(rogueOwner.getSender(), GAS, 'submit_settlement', fake.settlement());
+        expect(own.transactions).toHaveTransaction({ from: rogue.address, to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
+        // Nor can anyone post a settle straight to the Escrow.
+        const direct = await escrow.send(rogueOwner.getSender(), GAS, 'settle', {
+            worker_owner: rogueOwner.address, channel_id: channelId, seq: 3, tokens_in: 0, tokens_out: 0, cost: 0n,
+            acc: honest.acc, voucher: honest.lastVoucher,
+        });
+        expect(direct.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
+        expect((await escrow.getChannel(channelId)).settled).toBe(0n);
+
+        // The honest settlement then goes through, for the full amount.
+        const r = await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', honest.settlement());
+        expect(r.transactions).toHaveTransaction({ from: worker.address, to: escrow.address, success: true });
+        const relayerFee = (honest.cumulative * BigInt(RELAYER_BPS)) / 10000n;
+        expect(valueOf(r, escrow.address, env.relayer.address, Op.relayerFee)).toBe(relayerFee);
+        expect((await escrow.getChannel(channelId)).settled).toBe(honest.cumulative);
+        expect((await escrow.getState()).fees_due).toBe((honest.cumulative * BigInt(PARAMS.protocol_fee_bps)) / 10000n);
+    });
+});

@@ -1,0 +1,54 @@
+import '@ton/test-utils';
+import { SendMessageResult } from '@ton/sandbox';
+import { toNano } from '@ton/core';
+import { Session, channelRef, createEscrow, keys, openChannel, registerWorker, setupRoot, GAS, NOW, PARAMS, workerRecord, signReceipt, receiptBody, ZERO } from './helpers/fixture';
+import { deepenChannels, deepenKeys } from './helpers/worst';
+
+function gas(r: SendMessageResult) {
+    return r.transactions.map((t) => { const d: any = t.description; return `${d.computePhase?.gasUsed}/${d.computePhase?.exitCode}/${d.actionPhase?.resultCode}`; }).join(' ');
+}
+it('measures', async () => {
+    const env = await setupRoot();
+    const k = keys(1);
+    const reg = await registerWorker(env, env.workerOwner, k);
+    console.log('register', gas(reg.result));
+    const worker = reg.worker;
+    const ce = await createEscrow(env, env.client, toNano('50'));
+    console.log('create escrow', gas(ce.result));
+    const escrow = ce.escrow;
+    const { channelId, result: o1 } = await openChannel(env, escrow);
+    console.log('open first', gas(o1));
+    await deepenChannels(env, escrow.address, channelId, 15);
+    const o2 = await openChannel(env, escrow);
+    console.log('open 16th', gas(o2.result));
+    const s = new Session(channelRef(env.root.address, escrow.address, channelId), worker.address, k);
+    s.request();
+    console.log('settle', gas(await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', s.settlement())));
+    s.request();
+    console.log('settle2', gas(await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', s.settlement())));
+    console.log('settle bounce', gas(await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', s.settlement())));
+    console.log('top up', gas(await escrow.send(env.client.getSender(), GAS, 'top_up', { channel_id: channelId, amount: 5n })));
+    console.log('request close', gas(await escrow.send(env.client.getSender(), GAS, 'request_close', { channel_id: channelId })));
+    env.blockchain.now = NOW + 24 * 3600 + 3600 + 1;
+    console.log('close', gas(await escrow.send(env.stranger.getSender(), GAS, 'close_channel', { channel_id: channelId })));
+    console.log('withdraw', gas(await escrow.send(env.client.getSender(), GAS, 'withdraw', { amount: 5n })));
+    console.log('collect', gas(await escrow.send(env.client.getSender(), GAS, 'collect_fees', {})));
+    console.log('update', gas(await worker.send(env.workerOwner.getSender(), GAS, 'update_record', { record: workerRecord(keys(2)) })));
+    await deepenKeys(env, worker.address, k.publicKey);
+    console.log('update full', gas(await worker.send(env.workerOwner.getSender(), GAS, 'update_record', { record: workerRecord(k) })));
+    console.log('top up stake', gas(await worker.send(env.workerOwner.getSender(), toNano('1') + GAS, 'top_up_stake', { amount: toNano('1') })));
+    const ref = channelRef(env.root.address, escrow.address, 5n);
+    const a = signReceipt(receiptBody(ref, worker.address, 1, ZERO), k), b = signReceipt(receiptBody(ref, worker.address, 1, ZERO, { tokens_out: 1 }), k);
+    console.log('unbond', gas(await worker.send(env.workerOwner.getSender(), GAS, 'unbond', {})));
+    console.log('slash', gas(await worker.send(env.stranger.getSender(), GAS, 'report_equivocation', { key_a: k.publicKey, receipt_a: a, key_b: k.publicKey, receipt_b: b })));
+    const q = await env.root.send(env.rootOwner.getSender(), GAS, 'set_params', { params: { ...PARAMS, treasury: env.treasury.address } });
+    console.log('queue', gas(q));
+    await env.root.send(env.rootOwner.getSender(), GAS, 'set_codes', { worker_code: env.codes.escrow, escrow_code: env.codes.escrow });
+    env.blockchain.now! += PARAMS.governance_delay;
+    console.log('apply', gas(await env.root.send(env.stranger.getSender(), GAS, 'apply_change', { change_id: 0 })));
+    console.log('apply codes', gas(await env.root.send(env.stranger.getSender(), GAS, 'apply_change', { change_id: 1 })));
+    await env.root.send(env.rootOwner.getSender(), GAS, 'transfer_ownership', { new_owner: env.stranger.address });
+    console.log('cancel', gas(await env.root.send(env.rootOwner.getSender(), GAS, 'cancel_change', { change_id: 2 })));
+    const w2 = await registerWorker(env, env.stranger, k);
+    console.log('register', gas(w2.result));
+});
