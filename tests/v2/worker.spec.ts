@@ -118,6 +118,20 @@ describe('Worker v2', () => {
         expect(old.transactions).toHaveTransaction({ from: env.root.address, to: worker.address, success: true });
     });
 
+    it('re-registering after exit with a new key while the history is full is refunded (its receipts would be unslashable)', async () => {
+        const { deepenKeys } = await import('./helpers/worst');
+        await worker.send(env.workerOwner.getSender(), GAS, 'unbond');
+        env.blockchain.now = NOW + PARAMS.unbonding_delay;
+        await worker.send(env.workerOwner.getSender(), GAS, 'withdraw_stake');
+        await deepenKeys(env, worker.address, k.publicKey);
+        const fresh = await registerWorker(env, env.workerOwner, keys(77));
+        expect(fresh.result.transactions).toHaveTransaction({ from: worker.address, to: env.workerOwner.address, op: Op.payout });
+        expect((await worker.getState()).status).toBe(WorkerStatus.Exited);
+        const old = await registerWorker(env, env.workerOwner, k);
+        expect(old.result.transactions).toHaveTransaction({ to: worker.address, success: true });
+        expect((await worker.getState()).status).toBe(WorkerStatus.Active);
+    });
+
     it('top up stake: owner only, active only, amount kept exactly and the rest returned', async () => {
         const fee = (await worker.getFees()).stake_op;
         const low = await worker.send(env.workerOwner.getSender(), toNano('1') + fee - 1n, 'top_up_stake', { amount: toNano('1') });
