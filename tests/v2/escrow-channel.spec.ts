@@ -213,6 +213,23 @@ describe('Escrow v2: channels', () => {
         expect(close.transactions).toHaveTransaction({ to: escrow.address, success: true });
     });
 
+    it('request close keeps the grace period fixed at open, even after the escrow config is refreshed', async () => {
+        const { channelId } = await openChannel(env, escrow, { expires_at: NOW + 20 * 24 * 3600 });
+        await env.root.send(env.rootOwner.getSender(), GAS, 'set_params', { params: { ...PARAMS, grace_period: 1, treasury: env.treasury.address } });
+        env.blockchain.now = NOW + PARAMS.governance_delay;
+        await env.root.send(env.stranger.getSender(), GAS, 'apply_change', { change_id: 0 });
+        await createEscrow(env, env.client, toNano('0.1'));
+        expect((await escrow.getConfig()).grace_period).toBe(1);
+        // The worker still gets the full grace of the channel's terms.
+        await escrow.send(env.client.getSender(), GAS, 'request_close', { channel_id: channelId });
+        expect((await escrow.getChannel(channelId)).settle_until).toBe(env.blockchain.now + PARAMS.grace_period);
+        // A new channel gets the new grace.
+        const fresh = await openChannel(env, escrow, { expires_at: env.blockchain.now + 100 });
+        expect((await escrow.getChannel(fresh.channelId)).settle_until).toBe(env.blockchain.now + 101);
+        await escrow.send(env.client.getSender(), GAS, 'request_close', { channel_id: fresh.channelId });
+        expect((await escrow.getChannel(fresh.channelId)).settle_until).toBe(env.blockchain.now + 1);
+    });
+
     it('withdraw: owner only, fee-checked, the free balance drops by exactly the amount', async () => {
         const fee = (await escrow.getFees()).withdraw;
         const stranger = await escrow.send(env.stranger.getSender(), GAS, 'withdraw', { amount: 1n });
