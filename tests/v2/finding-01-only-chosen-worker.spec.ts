@@ -4,7 +4,9 @@
 // worker is then paid in full.
 import '@ton/test-utils';
 import { Err, Op } from '../../wrappers/v2/constants';
-import { GAS, PARAMS, RELAYER_BPS, Session, channelRef, keys, registerWorker, valueOf } from './helpers/fixture';
+import { toNano } from '@ton/core';
+import { Root } from '../../wrappers/v2/Root';
+import { GAS, PARAMS, RELAYER_BPS, Session, channelRef, keys, registerWorker, rootData, valueOf } from './helpers/fixture';
 import { baseline } from './helpers/baseline';
 
 describe('Finding 1: only the chosen worker can be paid', () => {
@@ -42,5 +44,31 @@ describe('Finding 1: only the chosen worker can be paid', () => {
         expect(valueOf(r, escrow.address, env.relayer.address, Op.relayerFee)).toBe(relayerFee);
         expect((await escrow.getChannel(channelId)).settled).toBe(honest.cumulative);
         expect((await escrow.getState()).fees_due).toBe((honest.cumulative * BigInt(PARAMS.protocol_fee_bps)) / 10000n);
+    });
+
+    it('a real Worker of another Root (same code, attacker-owned Root) is refused too', async () => {
+        const { env, k, worker, escrow, channelId, session } = await baseline();
+        // The attacker deploys its own Root with the same codes and registers the worker owner's
+        // twin there: same owner, same code, other Root, so another address.
+        const attackerOwner = await env.blockchain.treasury('attacker-root-owner');
+        const fakeRoot = env.blockchain.openContract(Root.createFromConfig(
+            { ...rootData({ codes: env.codes, rootOwner: attackerOwner, treasury: attackerOwner }), owner: attackerOwner.address },
+            env.codes.root,
+        ));
+        await fakeRoot.sendDeploy(attackerOwner.getSender(), toNano('1'));
+        const twin = (await registerWorker({ ...env, root: fakeRoot }, env.workerOwner, k)).worker;
+        expect(twin.address.equals(worker.address)).toBe(false);
+        const s = session();
+        s.request();
+        // A receipt for the channel (naming the real Root) is refused by the twin: WrongRoot...
+        const real = new Session(channelRef(env.root.address, escrow.address, channelId), twin.address, k);
+        real.request();
+        const r1 = await twin.send(env.workerOwner.getSender(), GAS, 'submit_settlement', { receipt: real.lastReceipt, voucher: s.lastVoucher });
+        expect(r1.transactions).toHaveTransaction({ to: twin.address, success: false, exitCode: Err.WrongRoot });
+        // ...and a receipt naming the fake Root reaches the Escrow only to be refused.
+        const fake = new Session(channelRef(fakeRoot.address, escrow.address, channelId), twin.address, k);
+        fake.request();
+        const r = await twin.send(env.workerOwner.getSender(), GAS, 'submit_settlement', { receipt: fake.lastReceipt, voucher: s.lastVoucher });
+        expect(r.transactions).toHaveTransaction({ from: twin.address, to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
     });
 });

@@ -93,6 +93,16 @@ describe('Worker v2', () => {
         expect(await worker.getBalance()).toBeLessThan(PARAMS.min_stake + toNano('0.01'));
     });
 
+    it('update_record to a Worker that was never deployed bounces straight back; Root sees nothing', async () => {
+        const nobody = await env.root.getWorkerAddress(env.stranger.address);
+        const r = await env.stranger.send({
+            to: nobody, value: GAS, bounce: true,
+            body: (await import('../../wrappers/v2/schema')).encode('update_record', { query_id: 0n, record: workerRecord(k) }),
+        });
+        expect(r.transactions).toHaveTransaction({ from: nobody, to: env.stranger.address, inMessageBounced: true });
+        expect(r.transactions).not.toHaveTransaction({ to: env.root.address });
+    });
+
     it('Root takes update_worker only from a genuine Worker', async () => {
         const r = await env.root.send(env.stranger.getSender(), GAS, 'update_worker', {
             owner: env.stranger.address, worker_code_hash: env.codes.worker.hash(), record: workerRecord(k),
