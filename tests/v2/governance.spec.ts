@@ -99,7 +99,10 @@ describe('Root v2 governance', () => {
         expect((await env.root.getOwner()).pending_owner!.equals(env.stranger.address)).toBe(true);
         const wrong = await env.root.send(env.client.getSender(), GAS, 'accept_ownership');
         expect(wrong.transactions).toHaveTransaction({ to: env.root.address, success: false, exitCode: Err.NotPendingOwner });
-        await env.root.send(env.stranger.getSender(), GAS, 'accept_ownership');
+        const fee = (await env.root.getFees()).governance;
+        const low = await env.root.send(env.stranger.getSender(), fee - 1n, 'accept_ownership');
+        expect(low.transactions).toHaveTransaction({ to: env.root.address, success: false, exitCode: Err.NotEnoughValue });
+        await env.root.send(env.stranger.getSender(), fee, 'accept_ownership');
         const o = await env.root.getOwner();
         expect(o.owner.equals(env.stranger.address)).toBe(true);
         expect(o.pending_owner).toBeNull();
