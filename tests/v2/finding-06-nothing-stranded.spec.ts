@@ -5,7 +5,7 @@
 import '@ton/test-utils';
 import { toNano } from '@ton/core';
 import { Op } from '../../wrappers/v2/constants';
-import { GAS, NOW, PARAMS, storageFee, valueOf, workerRecord } from './helpers/fixture';
+import { GAS, NOW, keys, PARAMS, storageFee, valueOf, workerRecord } from './helpers/fixture';
 import { baseline } from './helpers/baseline';
 
 const balance = async (env: any, a: any) => (await env.blockchain.getContract(a)).balance as bigint;
@@ -53,7 +53,7 @@ describe('Finding 6: nothing stranded', () => {
         expect(u.transactions).toHaveTransaction({ from: worker.address, to: env.workerOwner.address, op: Op.excesses });
         expect(await worker.getBalance()).toBe(w1 - storageFee(u, worker.address));
         const w2 = await worker.getBalance();
-        const up = await worker.send(env.workerOwner.getSender(), toNano('3'), 'update_record', { record: workerRecord((await import('./helpers/fixture')).keys(1)) });
+        const up = await worker.send(env.workerOwner.getSender(), toNano('3'), 'update_record', { record: workerRecord(keys(1)) });
         expect(up.transactions).toHaveTransaction({ from: worker.address, to: env.workerOwner.address, op: Op.excesses });
         expect(await worker.getBalance()).toBe(w2 - storageFee(up, worker.address));
     });
@@ -63,7 +63,7 @@ describe('Finding 6: nothing stranded', () => {
         const root0 = await balance(env, env.root.address);
         const w0 = await worker.getBalance();
         const r = await worker.send(env.workerOwner.getSender(), toNano('2'), 'update_record', {
-            record: workerRecord((await import('./helpers/fixture')).keys(1), {}, { expires_at: NOW }),
+            record: workerRecord(keys(1), {}, { expires_at: NOW }),
         });
         expect(r.transactions).toHaveTransaction({ to: env.root.address, success: false });
         expect(await balance(env, env.root.address)).toBe(root0 - storageFee(r, env.root.address));

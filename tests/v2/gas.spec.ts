@@ -106,14 +106,13 @@ describe('Gas v2', () => {
             const s = new Session(channelRef(root.address, escrowAddr, id), workerAddr, k);
             s.advance(n);
             const settle = await m(`settle (voucher)${label}`, () => workerWallet.send(workerAddr, settleValue, encode('submit_settlement', { ...q, ...s.settlement() })));
-            const request = await m(`request close${label}`, () => clientWallet.send(escrowAddr, ef.request_close, encode('request_close', { ...q, channel_id: id })));
+            await m(`request close${label}`, () => clientWallet.send(escrowAddr, ef.request_close, encode('request_close', { ...q, channel_id: id })));
             blockchain.now = (blockchain.now ?? NOW) + PARAMS.grace_period + 1;
             const close = await m(`close${label}`, () => clientWallet.send(escrowAddr, ef.close_channel, encode('close_channel', { ...q, channel_id: id })));
             expect((await escrow.getChannel(id)).found).toBe(false);
             // Opening, settling once and closing is all a channel ever costs on-chain (the close
             // request is optional: after expiry + grace anyone may close).
             perRequest.push({ n, settle: settle / BigInt(n), lifecycle: (open + settle + close) / BigInt(n) });
-            void request;
         }
         const id = nextId++;
         blockchain.now = (blockchain.now ?? NOW) + 1;

@@ -54,8 +54,7 @@ describe('v2 schema mirrors', () => {
         expect(tolk('ESCROW_STORAGE_RESERVE')).toBe(C.ESCROW_STORAGE_RESERVE);
         expect(tolk('MAX_OPEN_CHANNELS')).toBe(BigInt(C.MAX_OPEN_CHANNELS));
         expect(tolk('MAX_RECEIPT_KEYS')).toBe(BigInt(C.MAX_RECEIPT_KEYS));
-        for (const [name, v] of Object.entries(C.PayoutReason).filter(([, v]) => typeof v === 'number')) {
-            void name;
+        for (const v of Object.values(C.PayoutReason).filter((v) => typeof v === 'number')) {
             expect(src).toMatch(new RegExp(`const PAYOUT_[A-Z_]+ = ${v}\\b`));
         }
     });

@@ -10,7 +10,7 @@ import { Worker } from '../../wrappers/v2/Worker';
 import { decode } from '../../wrappers/v2/schema';
 import {
     Env, GAS, PARAMS, Session, ZERO, channelRef, createEscrow, keys, logs, openChannel, receiptBody, registerWorker,
-    setupRoot, signReceipt, valueOf,
+    setupRoot, signReceipt, valueOf, workerRecord,
 } from './helpers/fixture';
 
 describe('Slashing v2', () => {
@@ -69,7 +69,7 @@ describe('Slashing v2', () => {
         expect(u.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.WorkerSlashed });
         const w = await worker.send(env.workerOwner.getSender(), GAS, 'withdraw_stake');
         expect(w.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.WorkerSlashed });
-        const up = await worker.send(env.workerOwner.getSender(), GAS, 'update_record', { record: (await import('./helpers/fixture')).workerRecord(k) });
+        const up = await worker.send(env.workerOwner.getSender(), GAS, 'update_record', { record: workerRecord(k) });
         expect(up.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.WorkerSlashed });
         const again = await report(signReceipt(body(), k), signReceipt(body({ tokens_out: 202 }), k));
         expect(again.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.WorkerSlashed });

@@ -3,11 +3,12 @@
 // operation returns what its value did not spend.
 import '@ton/test-utils';
 import { BlockchainSnapshot, SandboxContract } from '@ton/sandbox';
-import { Address, toNano } from '@ton/core';
+import { beginCell, toNano } from '@ton/core';
 import { Err, MAX_RECEIPT_KEYS, Op, PayoutReason, WorkerStatus } from '../../wrappers/v2/constants';
 import { Worker } from '../../wrappers/v2/Worker';
-import { decode } from '../../wrappers/v2/schema';
-import { Env, GAS, MEASUREMENT, NOW, PARAMS, keys, registerWorker, setupRoot, valueOf, workerRecord } from './helpers/fixture';
+import { decode, encode } from '../../wrappers/v2/schema';
+import { deepenKeys } from './helpers/worst';
+import { Env, GAS, NOW, PARAMS, keys, registerWorker, setupRoot, valueOf, workerRecord } from './helpers/fixture';
 
 describe('Worker v2', () => {
     let env: Env;
@@ -97,7 +98,7 @@ describe('Worker v2', () => {
         const nobody = await env.root.getWorkerAddress(env.stranger.address);
         const r = await env.stranger.send({
             to: nobody, value: GAS, bounce: true,
-            body: (await import('../../wrappers/v2/schema')).encode('update_record', { query_id: 0n, record: workerRecord(k) }),
+            body: encode('update_record', { query_id: 0n, record: workerRecord(k) }),
         });
         expect(r.transactions).toHaveTransaction({ from: nobody, to: env.stranger.address, inMessageBounced: true });
         expect(r.transactions).not.toHaveTransaction({ to: env.root.address });
@@ -129,7 +130,6 @@ describe('Worker v2', () => {
     });
 
     it('re-registering after exit with a new key while the history is full is refunded (its receipts would be unslashable)', async () => {
-        const { deepenKeys } = await import('./helpers/worst');
         await worker.send(env.workerOwner.getSender(), GAS, 'unbond');
         env.blockchain.now = NOW + PARAMS.unbonding_delay;
         await worker.send(env.workerOwner.getSender(), GAS, 'withdraw_stake');
@@ -179,10 +179,7 @@ describe('Worker v2', () => {
     });
 
     it('unknown ops are refused; an empty body is a top-up of the balance', async () => {
-        const { beginCell } = await import('@ton/core');
         const r = await env.stranger.send({ to: worker.address, value: GAS, body: beginCell().storeUint(1, 32).endCell() });
         expect(r.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.UnknownOp });
-        void Address;
-        void MEASUREMENT;
     });
 });

@@ -2,7 +2,7 @@
 // a sample is derived from the type's field list (fixed addresses, hashes and numbers), signed
 // types carry real ed25519 signatures by fixed keys, and types with optional parts get a second
 // case with them absent.
-import { Address, Cell, beginCell } from '@ton/core';
+import { Address, beginCell } from '@ton/core';
 import { keyPairFromSeed, sign } from '@ton/crypto';
 import { FieldKind, Fields, TYPES, encode, typeDef } from '../../../wrappers/v2/schema';
 
@@ -90,5 +90,3 @@ export const CASES: { [type: string]: Fields[] } = Object.fromEntries(
         return [t.name, cases];
     }),
 );
-
-export type { Cell };

@@ -1,8 +1,8 @@
 // Worst-case shapes for gas measurement: an Escrow holding MAX_OPEN_CHANNELS channels whose ids
 // put a given channel at the deepest leaf a client can make, and a Worker whose key history puts
 // its key at the deepest leaf an owner can make. Written straight into the accounts' data.
-import { SandboxContract, createShardAccount } from '@ton/sandbox';
-import { Address, Cell } from '@ton/core';
+import { createShardAccount } from '@ton/sandbox';
+import { Address } from '@ton/core';
 import { MAX_OPEN_CHANNELS, MAX_RECEIPT_KEYS } from '../../../wrappers/v2/constants';
 import { decode, encode } from '../../../wrappers/v2/schema';
 import { Env } from './fixture';
@@ -45,5 +45,3 @@ export async function deepenKeys(env: Env, worker: Address, key: Buffer, count =
         d.key_count = d.receipt_keys.length;
     });
 }
-
-export type { SandboxContract, Cell };
