@@ -1,6 +1,6 @@
 // The main flows under a network config whose gas and forwarding prices (params 20, 21, 24, 25)
 // are 4x the bundled ones: every fee the contracts ask for is computed from the live config, so
-// open, top up, settle, close, slash and withdraw still succeed when they pay what the getters
+// open, top up, settle, close, slash, withdraw and the stake exit still succeed when they pay what the getters
 // say, and one nanoTON less is still refused up front.
 import '@ton/test-utils';
 import { Blockchain } from '@ton/sandbox';
@@ -90,5 +90,19 @@ describe('Main flows at 4x gas and forwarding prices', () => {
         const sl = await slash(wf.slash);
         expect(sl.transactions).toHaveTransaction({ from: worker.address, to: env.treasury.address, op: Op.payout });
         expect((await worker.getState()).status).toBe(WorkerStatus.Slashed);
+    });
+
+    it('unbond and withdraw the stake: fee - 1 refused, fee accepted', async () => {
+        const owner = await env.blockchain.treasury('staker-4x');
+        const k = keys(3);
+        const worker = (await registerWorker(env, owner, k, PARAMS.min_stake, workerRecord(k), PARAMS.min_stake + toNano('1'))).worker;
+        const fee = (await worker.getFees()).stake_op;
+        expect((await worker.send(owner.getSender(), fee - 1n, 'unbond')).transactions).toHaveTransaction({ to: worker.address, exitCode: Err.NotEnoughValue });
+        expect((await worker.send(owner.getSender(), fee, 'unbond')).transactions).toHaveTransaction({ to: worker.address, success: true });
+        env.blockchain.now = (env.blockchain.now ?? NOW) + PARAMS.unbonding_delay;
+        expect((await worker.send(owner.getSender(), fee - 1n, 'withdraw_stake')).transactions).toHaveTransaction({ to: worker.address, exitCode: Err.NotEnoughValue });
+        const w = await worker.send(owner.getSender(), fee, 'withdraw_stake');
+        expect(w.transactions).toHaveTransaction({ from: worker.address, to: owner.address, op: Op.payout, success: true });
+        expect((await worker.getState()).status).toBe(WorkerStatus.Exited);
     });
 });
