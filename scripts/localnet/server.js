@@ -4,9 +4,24 @@
 // moved forward, and state snapshots. Plain Node (no TypeScript) so it starts in about a second.
 //
 // Usage: node scripts/localnet/server.js [--port N] [--host H] [--state FILE] [--exit-on-stdin-close]
+//          [--block-interval MS] [--index-lag MS] [--rate-limit RPS] [--rate-limit-keyed RPS]
 //   --port 0 picks a free port. The first stdout line is `COCOON_LOCALNET_URL=http://host:port`.
 //   --state FILE loads the chain from FILE if it exists and saves it there after every change, so a
 //   local network survives a restart.
+//
+// Timing (default: instant, every send executed inside its HTTP call). With a block interval the
+// network behaves like the real one (mainnet: a block every ~0.4 s):
+//   --block-interval MS ($COCOON_LOCALNET_BLOCK_MS): sends are checked against the current state at
+//     broadcast (a wallet refusing the message answers 500 at once, as a liteserver does), queued,
+//     and executed together at the next block boundary; their transactions and effects appear only
+//     then. Two messages with the same wallet seqno are both accepted at broadcast and one of them
+//     is dropped at execution, as on the real network.
+//   --index-lag MS ($COCOON_LOCALNET_INDEX_LAG_MS): the v3 indexer sees a block's transactions only
+//     this long after the block (v2 reads, like liteservers, see them at once).
+//   --rate-limit RPS ($COCOON_LOCALNET_RATE_LIMIT) and --rate-limit-keyed RPS
+//     ($COCOON_LOCALNET_RATE_LIMIT_KEYED): toncenter's per-second limits for requests without and
+//     with an API key (X-API-Key header or api_key parameter); over the limit the API answers 429
+//     as toncenter does. 0 = unlimited. The /localnet/ development routes are never limited.
 'use strict';
 
 const http = require('node:http');
@@ -18,27 +33,55 @@ const {
   storeStateInit,
 } = require('@ton/core');
 
-function parseArgs(argv) {
-  const out = { port: 0, host: '127.0.0.1', state: null, exitOnStdinClose: false };
+const USAGE = 'usage: server.js [--port N] [--host H] [--state FILE] [--exit-on-stdin-close] '
+  + '[--block-interval MS] [--index-lag MS] [--rate-limit RPS] [--rate-limit-keyed RPS]';
+
+// Flags win over the environment; the environment over the defaults (instant, unlimited).
+function parseArgs(argv, env = process.env) {
+  const out = {
+    port: 0,
+    host: '127.0.0.1',
+    state: null,
+    exitOnStdinClose: false,
+    blockMs: env.COCOON_LOCALNET_BLOCK_MS ?? '0',
+    indexLagMs: env.COCOON_LOCALNET_INDEX_LAG_MS ?? '0',
+    rateLimit: env.COCOON_LOCALNET_RATE_LIMIT ?? '0',
+    rateLimitKeyed: env.COCOON_LOCALNET_RATE_LIMIT_KEYED ?? '0',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--port') out.port = Number(argv[++i]);
     else if (a === '--host') out.host = argv[++i];
     else if (a === '--state') out.state = argv[++i];
     else if (a === '--exit-on-stdin-close') out.exitOnStdinClose = true;
+    else if (a === '--block-interval') out.blockMs = argv[++i];
+    else if (a === '--index-lag') out.indexLagMs = argv[++i];
+    else if (a === '--rate-limit') out.rateLimit = argv[++i];
+    else if (a === '--rate-limit-keyed') out.rateLimitKeyed = argv[++i];
     else if (a === '--help' || a === '-h') {
-      console.log('usage: server.js [--port N] [--host H] [--state FILE] [--exit-on-stdin-close]');
+      console.log(USAGE);
       process.exit(0);
     } else {
-      console.error(`unknown argument ${a}`);
-      process.exit(2);
+      fail(`unknown argument ${a}\n${USAGE}`);
     }
   }
-  if (!Number.isInteger(out.port) || out.port < 0 || out.port > 65535) {
-    console.error('--port must be 0..65535');
-    process.exit(2);
+  if (!Number.isInteger(out.port) || out.port < 0 || out.port > 65535) fail('--port must be 0..65535');
+  for (const [key, flag, max] of [
+    ['blockMs', '--block-interval', 60000],
+    ['indexLagMs', '--index-lag', 600000],
+    ['rateLimit', '--rate-limit', 100000],
+    ['rateLimitKeyed', '--rate-limit-keyed', 100000],
+  ]) {
+    const v = String(out[key]).trim();
+    if (!/^\d+$/.test(v) || Number(v) > max) fail(`${flag} must be an integer 0..${max}, got ${JSON.stringify(out[key])}`);
+    out[key] = Number(v);
   }
   return out;
+}
+
+function fail(message) {
+  console.error(`localnet: ${message}`);
+  process.exit(2);
 }
 
 class HttpError extends Error {
@@ -53,18 +96,25 @@ const FAUCET_SEED = 'cocoon-localnet-faucet';
 const FAUCET_BALANCE = 10n ** 18n; // 1e9 TON
 
 class Localnet {
-  constructor(blockchain, statePath) {
+  constructor(blockchain, statePath, timing = {}) {
     this.bc = blockchain;
     this.statePath = statePath;
-    this.seqno = 1; // a "block" is a counter bumped on every send
+    // Instant mode: a "block" is a counter bumped on every send. Block mode: bumped per block.
+    this.seqno = 1;
     this.timeOffset = 0; // seconds added to the wall clock (POST /localnet/time)
-    this.txs = []; // { address: string (raw), tx: Transaction }, in execution order
+    // { address: string (raw), tx: Transaction, indexedAt: ms since epoch }, in execution order
+    this.txs = [];
     this.lock = Promise.resolve();
+    this.blockMs = timing.blockMs || 0;
+    this.indexLagMs = timing.indexLagMs || 0;
+    // Block mode: what waits for the next block boundary, in broadcast order.
+    this.pending = [];
+    this.blockTimer = null;
   }
 
-  static async create(statePath) {
+  static async create(statePath, timing = {}) {
     const bc = await Blockchain.create();
-    const net = new Localnet(bc, statePath);
+    const net = new Localnet(bc, statePath, timing);
     if (statePath && fs.existsSync(statePath)) {
       const saved = JSON.parse(fs.readFileSync(statePath, 'utf8'));
       await bc.loadFrom(snapshotFromSerializable(saved.chain));
@@ -73,9 +123,15 @@ class Localnet {
       net.txs = saved.txs.map((t) => ({
         address: t.address,
         tx: loadTransaction(Cell.fromBase64(t.boc).beginParse()),
+        indexedAt: 0,
       }));
     }
     net.faucet = await bc.treasury(FAUCET_SEED, { balance: FAUCET_BALANCE, resetBalanceIfZero: true });
+    if (net.blockMs > 0) {
+      net.blockTimer = setInterval(() => {
+        net.produceBlock().catch((e) => console.error(`localnet: block ${net.seqno}: ${e.stack || e}`));
+      }, net.blockMs);
+    }
     return net;
   }
 
@@ -108,13 +164,19 @@ class Localnet {
     fs.renameSync(tmp, this.statePath);
   }
 
-  record(result) {
+  // Keeps a trace's account transactions; the v3 indexer sees them `indexLagMs` later.
+  keep(result) {
+    const indexedAt = Date.now() + this.indexLagMs;
     for (const tx of result.transactions) {
       const info = tx.inMessage ? tx.inMessage.info : null;
       const dest = info && info.dest && Address.isAddress(info.dest) ? info.dest : null;
       if (!dest) continue; // tick-tock or unaddressed: not an account transaction we serve
-      this.txs.push({ address: dest.toRawString(), tx });
+      this.txs.push({ address: dest.toRawString(), tx, indexedAt });
     }
+  }
+
+  record(result) {
+    this.keep(result);
     this.seqno += 1;
     this.save();
   }
@@ -133,34 +195,117 @@ class Localnet {
       throw new HttpError(400, `boc is not a message: ${e.message}`);
     }
     if (msg.info.type !== 'external-in') throw new HttpError(400, 'only external-in messages can be sent');
+    if (this.blockMs > 0) {
+      await this.checkExternal(msg);
+      this.pending.push({ kind: 'external', msg });
+      return { cell, msg };
+    }
     await this.exclusive(async () => {
       this.bc.now = this.now();
       let result;
       try {
         result = await this.bc.sendMessage(msg);
       } catch (e) {
-        // toncenter answers a rejected external with HTTP 500 and this wording.
-        throw new HttpError(500, `LITE_SERVER_UNKNOWN: cannot apply external message to current state : External message was not accepted\n${e.message}`);
+        throw rejectedExternal(e);
       }
       this.record(result);
     });
     return { cell, msg };
   }
 
+  // What a liteserver does at broadcast: run the external's first transaction on the current state
+  // and refuse it if the account does not accept it; the state itself is left as it was (the
+  // message is executed for real only in the next block, against the state of that moment).
+  async checkExternal(msg) {
+    await this.exclusive(async () => {
+      const before = this.bc.snapshot();
+      try {
+        this.bc.now = this.now();
+        // A queue of its own: the first transaction's outgoing messages must not stay queued for
+        // the next real send.
+        const steps = await this.bc.sendMessageIter(msg, { allowParallel: true });
+        await steps.next();
+      } catch (e) {
+        throw rejectedExternal(e);
+      } finally {
+        await this.bc.loadFrom(before);
+      }
+    });
+  }
+
+  // Block mode: executes everything broadcast since the last block, in order, at one chain time.
+  // A message the state no longer accepts (its seqno was taken by an earlier one, it expired) is
+  // dropped without a trace, as on the real network.
+  async produceBlock() {
+    await this.exclusive(async () => {
+      // Blocks come whether or not anything was sent, as on the real chain.
+      this.seqno += 1;
+      const batch = this.pending.splice(0);
+      if (batch.length === 0) return;
+      this.bc.now = this.now();
+      for (const item of batch) {
+        try {
+          const result = item.kind === 'external'
+            ? await this.bc.sendMessage(item.msg)
+            : await this.faucet.send({ to: item.address, value: item.amount, bounce: false });
+          this.keep(result);
+          if (item.done) item.done(result);
+        } catch (e) {
+          if (item.kind === 'external') {
+            const h = normalizedHash(item.msg).toString('hex');
+            console.error(`localnet: block ${this.seqno + 1}: dropped external ${h}: ${firstLine(e.message)}`);
+          } else {
+            item.failed(e);
+          }
+        }
+      }
+      this.save();
+    });
+  }
+
   async fund(address, amount) {
+    const txOf = (result) => {
+      const tx = result.transactions.find((t) => t.inMessage && t.inMessage.info.dest && t.inMessage.info.dest.equals && t.inMessage.info.dest.equals(address));
+      return tx ? txId(tx) : null;
+    };
+    if (this.blockMs > 0) {
+      // The faucet's transfer waits for the next block like any other send.
+      return new Promise((resolve, reject) => {
+        this.pending.push({ kind: 'faucet', address, amount, done: (r) => resolve(txOf(r)), failed: reject });
+      });
+    }
     return this.exclusive(async () => {
       this.bc.now = this.now();
       const result = await this.faucet.send({ to: address, value: amount, bounce: false });
       this.record(result);
-      const tx = result.transactions.find((t) => t.inMessage && t.inMessage.info.dest && t.inMessage.info.dest.equals && t.inMessage.info.dest.equals(address));
-      return tx ? txId(tx) : null;
+      return txOf(result);
     });
   }
 
-  transactionsOf(address) {
+  // `from` is what the reader sees: every block's transactions (v2, liteservers) by default.
+  transactionsOf(address, from = this.txs) {
     const raw = address.toRawString();
-    return this.txs.filter((t) => t.address === raw).map((t) => t.tx);
+    return from.filter((t) => t.address === raw).map((t) => t.tx);
   }
+
+  // What the v3 indexer has seen so far (it lags the blocks by `indexLagMs`).
+  indexed() {
+    const now = Date.now();
+    return this.txs.filter((t) => t.indexedAt <= now);
+  }
+
+  stop() {
+    if (this.blockTimer) clearInterval(this.blockTimer);
+  }
+}
+
+// toncenter answers a rejected external with HTTP 500 and this wording.
+function rejectedExternal(e) {
+  return new HttpError(500, `LITE_SERVER_UNKNOWN: cannot apply external message to current state : External message was not accepted\n${e.message}`);
+}
+
+function firstLine(s) {
+  return String(s).split('\n')[0];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,11 +586,13 @@ async function v3(net, route, params) {
       const addr = parseAddress(params.account);
       const startLt = intParam(params, 'start_lt', 0n);
       const endLt = intParam(params, 'end_lt', null);
-      const limit = Math.min(Number(intParam(params, 'limit', 10n)), 1000);
+      const limit = Number(intParam(params, 'limit', 10n));
+      // toncenter's v3 refuses pages above 1000 rather than shortening them.
+      if (limit > 1000) throw new HttpError(422, 'limit: ensure this value is less than or equal to 1000');
       const offset = Number(intParam(params, 'offset', 0n));
       const sort = params.sort || 'desc';
       if (sort !== 'asc' && sort !== 'desc') throw new HttpError(400, 'sort must be asc or desc');
-      let txs = net.transactionsOf(addr).filter((t) => t.lt >= startLt && (endLt === null || t.lt <= endLt));
+      let txs = net.transactionsOf(addr, net.indexed()).filter((t) => t.lt >= startLt && (endLt === null || t.lt <= endLt));
       if (sort === 'desc') txs = txs.slice().reverse();
       return { transactions: txs.slice(offset, offset + limit).map((t) => txV3(t, addr)) };
     }
@@ -454,7 +601,7 @@ async function v3(net, route, params) {
       const raw = String(params.msg_hash || '');
       const hex = /^[0-9a-fA-F]{64}$/.test(raw) ? raw.toLowerCase() : Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('hex');
       const found = [];
-      for (const { address, tx } of net.txs) {
+      for (const { address, tx } of net.indexed()) {
         const m = tx.inMessage;
         if (!m) continue;
         const h = beginCell().store(storeMessage(m)).endCell().hash().toString('hex');
@@ -520,9 +667,41 @@ function reply(res, status, obj) {
   res.end(body);
 }
 
+// toncenter's limits: a number of requests per second per API key, and for all keyless callers
+// together. A token bucket holding one second's worth, refilled continuously.
+class RateLimiter {
+  constructor(anonRps, keyedRps) {
+    this.anonRps = anonRps;
+    this.keyedRps = keyedRps;
+    this.buckets = new Map();
+  }
+
+  // Whether a request with this key (or none) may pass now.
+  take(key) {
+    const rps = key ? this.keyedRps : this.anonRps;
+    if (!rps) return true;
+    const id = key ? `key:${key}` : 'anonymous';
+    const now = Date.now();
+    const b = this.buckets.get(id) || { tokens: rps, at: now };
+    b.tokens = Math.min(rps, b.tokens + ((now - b.at) / 1000) * rps);
+    b.at = now;
+    this.buckets.set(id, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}
+
 async function handle(net, req, res) {
   const url = new URL(req.url, 'http://localnet');
   let params = Object.fromEntries(url.searchParams.entries());
+  if (url.pathname.startsWith('/api/') && net.limiter) {
+    const key = req.headers['x-api-key'] || url.searchParams.get('api_key') || '';
+    if (!net.limiter.take(key)) {
+      // toncenter's wording and shape for both API versions.
+      return reply(res, 429, { ok: false, error: 'Ratelimit exceed', code: 429 });
+    }
+  }
   if (req.method === 'POST') {
     const text = await readBody(req);
     if (text) {
@@ -559,7 +738,8 @@ async function handle(net, req, res) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const net = await Localnet.create(args.state);
+  const net = await Localnet.create(args.state, { blockMs: args.blockMs, indexLagMs: args.indexLagMs });
+  if (args.rateLimit || args.rateLimitKeyed) net.limiter = new RateLimiter(args.rateLimit, args.rateLimitKeyed);
   const server = http.createServer((req, res) => {
     handle(net, req, res).catch((e) => {
       const status = e instanceof HttpError ? e.status : 500;
@@ -574,8 +754,11 @@ async function main() {
     const { port } = server.address();
     process.stdout.write(`COCOON_LOCALNET_URL=http://${args.host}:${port}\n`);
     process.stdout.write(`faucet ${net.faucet.address.toString()}\n`);
+    if (args.blockMs) process.stdout.write(`blocks every ${args.blockMs} ms, v3 index lag ${args.indexLagMs} ms\n`);
+    if (net.limiter) process.stdout.write(`rate limit ${args.rateLimit} rps without a key, ${args.rateLimitKeyed} rps with one\n`);
   });
   const stop = () => {
+    net.stop();
     try {
       net.save();
     } finally {
