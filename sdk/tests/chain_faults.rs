@@ -25,6 +25,7 @@ fn client(url: &str, timeout: Duration) -> TonCenterClient {
             base_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(200),
         },
+        rate_limit: Default::default(),
     })
     .unwrap()
 }
@@ -174,6 +175,7 @@ async fn a_message_that_never_arrives_expires_and_the_next_one_goes_through() {
         ttl: Duration::from_secs(60),
         poll_interval: Duration::from_millis(200),
         max_wait: Some(Duration::from_secs(1)),
+        ..Default::default()
     };
     assert!(matches!(
         w.send_and_confirm(&chain, &me, &opts).await,
@@ -184,6 +186,7 @@ async fn a_message_that_never_arrives_expires_and_the_next_one_goes_through() {
         ttl: Duration::from_secs(1),
         poll_interval: Duration::from_millis(200),
         max_wait: None,
+        ..Default::default()
     };
     match w.send_and_confirm(&chain, &me, &opts).await {
         Err(WalletError::Expired { seqno: 0, .. }) => {}

@@ -3,10 +3,13 @@
 //! The same client talks to localnet, testnet and mainnet; only the base URL and the API key
 //! change ([`Network`]). Every call says which endpoint failed and why ([`ChainError`]);
 //! transient failures (429, 5xx, dropped connections, timeouts) are retried with backoff
-//! ([`RetryPolicy`]) except where a retry could change what happens on chain.
+//! ([`RetryPolicy`], or the server's `Retry-After` when longer) except where a retry could change
+//! what happens on chain, and every call first takes a slot of the client's request budget
+//! ([`RateLimit`]: toncenter's free-plan limits on toncenter, none on localnet).
 
 mod error;
 pub mod network;
+pub mod rate_limit;
 pub mod retry;
 mod stack;
 pub mod toncenter;
@@ -16,6 +19,7 @@ use std::future::Future;
 
 pub use error::{ChainError, ChainResult};
 pub use network::Network;
+pub use rate_limit::{RateLimit, RateLimiter};
 pub use retry::RetryPolicy;
 pub use stack::StackEntry;
 pub use toncenter::{TonCenterClient, TonCenterConfig};

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use super::error::{ChainError, ChainResult};
+use super::rate_limit::{RateLimit, RateLimiter};
 use super::retry::RetryPolicy;
 use super::stack::StackEntry;
 use super::types::{
@@ -18,11 +19,15 @@ use super::types::{
 };
 use super::{ChainApi, Network};
 use crate::tlb::{self, TonAddress};
+use crate::wallet::normalized_hash;
 
 /// Default timeout of one HTTP request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Header toncenter reads the API key from.
 pub const API_KEY_HEADER: &str = "X-API-Key";
+/// Longest `Retry-After` the client honours; a server asking for more gets a normal backoff and,
+/// when the retries run out, a clear error instead of a caller stuck for minutes.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Where and how to reach toncenter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +40,8 @@ pub struct TonCenterConfig {
     pub timeout: Duration,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// The client's own request budget (toncenter's free-plan limits on toncenter by default).
+    pub rate_limit: RateLimit,
 }
 
 impl TonCenterConfig {
@@ -45,6 +52,7 @@ impl TonCenterConfig {
             api_key: None,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
+            rate_limit: RateLimit::Auto,
         }
     }
 
@@ -60,12 +68,13 @@ pub struct TonCenterClient {
     http: reqwest::Client,
     base: String,
     cfg: TonCenterConfig,
+    budget: RateLimiter,
 }
 
 impl TonCenterClient {
     /// Builds a client; fails if the URL is not http(s).
     pub fn new(cfg: TonCenterConfig) -> ChainResult<Self> {
-        let base = cfg.base_url.trim_end_matches('/').to_owned();
+        let base = normalize_base_url(&cfg.base_url);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ChainError::InvalidUrl {
                 url: cfg.base_url.clone(),
@@ -79,7 +88,14 @@ impl TonCenterClient {
                 url: cfg.base_url.clone(),
                 reason: e.to_string(),
             })?;
-        Ok(Self { http, base, cfg })
+        let rps = cfg.rate_limit.resolve(&base, cfg.api_key.is_some());
+        let budget = RateLimiter::shared(&base, cfg.api_key.as_deref(), rps);
+        Ok(Self {
+            http,
+            base,
+            cfg,
+            budget,
+        })
     }
 
     /// The base URL in use.
@@ -97,22 +113,28 @@ impl TonCenterClient {
         let max = self.cfg.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
+            self.budget.acquire().await;
             match self.once(call, method.clone(), query, body).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() && attempt < max => {
-                    let delay = self.cfg.retry.delay(attempt);
+                Err(Failure(e, retry_after)) if e.is_transient() && attempt < max => {
+                    // The server's own hint wins over the backoff when it asks for longer.
+                    let delay = self
+                        .cfg
+                        .retry
+                        .delay(attempt)
+                        .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
                     warn!(target: "sdk::chain", call, attempt, ?delay, error = %e, "transient failure, retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
-                Err(e) if e.is_transient() && attempt > 1 => {
+                Err(Failure(e, _)) if e.is_transient() && attempt > 1 => {
                     return Err(ChainError::RetriesExhausted {
                         call,
                         attempts: attempt,
                         last: Box::new(e),
                     });
                 }
-                Err(e) => return Err(e),
+                Err(Failure(e, _)) => return Err(e),
             }
         }
     }
@@ -123,7 +145,7 @@ impl TonCenterClient {
         method: Method,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> ChainResult<Value> {
+    ) -> Result<Value, Failure> {
         let url = format!("{}/api/{call}", self.base);
         let mut req = self.http.request(method, &url).query(query);
         if let Some(key) = &self.cfg.api_key {
@@ -135,6 +157,7 @@ impl TonCenterClient {
         debug!(target: "sdk::chain", call, "request");
         let resp = req.send().await.map_err(|e| self.transport(call, e))?;
         let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| self.transport(call, e))?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
         let message = json
@@ -151,18 +174,24 @@ impl TonCenterClient {
                 call,
                 exit_code: exit_code_in(&message),
                 message,
-            });
+            }
+            .into());
         }
         if !(200..300).contains(&status) {
-            return Err(ChainError::Http {
-                call,
-                status,
-                message,
-            });
+            return Err(Failure(
+                ChainError::Http {
+                    call,
+                    status,
+                    message,
+                },
+                retry_after,
+            ));
         }
-        let json = json.ok_or_else(|| ChainError::Decode {
-            call,
-            reason: format!("not JSON: {}", text.chars().take(200).collect::<String>()),
+        let json = json.ok_or_else(|| {
+            decode_err(
+                call,
+                format!("not JSON: {}", text.chars().take(200).collect::<String>()),
+            )
         })?;
         if call.starts_with("v2/") {
             if json.get("ok").and_then(Value::as_bool) != Some(true) {
@@ -170,29 +199,61 @@ impl TonCenterClient {
                     call,
                     status,
                     message,
-                });
+                }
+                .into());
             }
             return json
                 .get("result")
                 .cloned()
-                .ok_or_else(|| ChainError::Decode {
-                    call,
-                    reason: "no result".into(),
-                });
+                .ok_or_else(|| decode_err(call, "no result").into());
         }
         Ok(json)
     }
 
-    fn transport(&self, call: &'static str, e: reqwest::Error) -> ChainError {
-        if e.is_timeout() {
+    fn transport(&self, call: &'static str, e: reqwest::Error) -> Failure {
+        Failure::from(if e.is_timeout() {
             ChainError::Timeout {
                 call,
                 after: self.cfg.timeout,
             }
         } else {
             ChainError::Transport { call, source: e }
-        }
+        })
     }
+}
+
+/// A failed attempt, with the server's `Retry-After` when it sent one.
+struct Failure(ChainError, Option<Duration>);
+
+impl From<ChainError> for Failure {
+    fn from(e: ChainError) -> Self {
+        Failure(e, None)
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by toncenter and is ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The base URL without a trailing slash or API path: `https://toncenter.com/api/v2/` and
+/// `https://toncenter.com/api/v3` both mean `https://toncenter.com` (the client adds the path).
+pub fn normalize_base_url(url: &str) -> String {
+    let mut base = url.trim().trim_end_matches('/');
+    for suffix in ["/jsonRPC", "/api/v2", "/api/v3", "/api"] {
+        base = base
+            .strip_suffix(suffix)
+            .unwrap_or(base)
+            .trim_end_matches('/');
+    }
+    base.to_owned()
 }
 
 fn is_rejected_external(msg: &str) -> bool {
@@ -430,20 +491,24 @@ impl ChainApi for TonCenterClient {
 
     async fn send_boc(&self, boc: &[u8]) -> ChainResult<SentMessage> {
         const CALL: &str = "v3/message";
+        // The hashes are ours to compute: endpoints that do not return `message_hash_norm` (older
+        // toncenter-compatible servers) must not turn a broadcast that happened into an error.
+        let root =
+            tlb::boc_root(boc).map_err(|e| decode_err(CALL, format!("the sent BOC: {e}")))?;
+        let hash: [u8; 32] = root.cell_hash().into();
+        let hash_norm =
+            normalized_hash(&root).map_err(|e| decode_err(CALL, format!("the sent BOC: {e}")))?;
         // Re-sending the identical signed external is harmless: the wallet's seqno lets at most
         // one copy execute. So transient failures are retried like any other call.
         let body = json!({ "boc": STANDARD.encode(boc) });
         let r = self.call(CALL, Method::POST, &[], Some(&body)).await?;
-        let h = |k: &str| {
-            r.get(k)
-                .and_then(Value::as_str)
-                .and_then(parse_hash)
-                .ok_or_else(|| decode_err(CALL, format!("no {k}")))
-        };
-        Ok(SentMessage {
-            hash: h("message_hash")?,
-            hash_norm: h("message_hash_norm")?,
-        })
+        for (k, ours) in [("message_hash", hash), ("message_hash_norm", hash_norm)] {
+            let theirs = r.get(k).and_then(Value::as_str).and_then(parse_hash);
+            if theirs.is_some_and(|t| t != ours) {
+                warn!(target: "sdk::chain", field = k, ours = %hex::encode(ours), "the node reports another hash for the sent message");
+            }
+        }
+        Ok(SentMessage { hash, hash_norm })
     }
 
     async fn transactions(
@@ -495,6 +560,24 @@ mod tests {
         assert_eq!(parse_hash(&STANDARD.encode(h)), Some(h));
         assert_eq!(parse_hash(&URL_SAFE.encode(h)), Some(h));
         assert_eq!(parse_hash("short"), None);
+    }
+
+    #[test]
+    fn api_paths_in_the_base_url_are_dropped() {
+        for url in [
+            "https://toncenter.com",
+            "https://toncenter.com/",
+            "https://toncenter.com/api/v2",
+            "https://toncenter.com/api/v2/",
+            "https://toncenter.com/api/v3",
+            "https://toncenter.com/api/v2/jsonRPC",
+            " https://toncenter.com/api ",
+        ] {
+            assert_eq!(normalize_base_url(url), "https://toncenter.com", "{url}");
+        }
+        let c =
+            TonCenterClient::new(TonCenterConfig::new("http://127.0.0.1:8081/api/v2/")).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8081");
     }
 
     #[test]

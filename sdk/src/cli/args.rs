@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::chain::{Network, RetryPolicy, TonCenterConfig, retry, toncenter};
+use crate::chain::{Network, RateLimit, RetryPolicy, TonCenterConfig, retry, toncenter};
 use crate::wallet::{self, SendOptions, WalletKind};
 
 /// Environment variable with the toncenter API key.
@@ -39,6 +39,10 @@ pub struct ChainArgs {
     /// Attempts per request (transient failures are retried with backoff).
     #[arg(long = "chain.attempts", global = true, default_value_t = retry::DEFAULT_MAX_ATTEMPTS)]
     pub attempts: u32,
+    /// Requests per second to the API: auto (toncenter's free-plan limits on toncenter, none
+    /// elsewhere), unlimited, or a number (a paid plan).
+    #[arg(long = "chain.rate-limit", global = true, default_value_t = RateLimit::Auto, env = "COCOON_CHAIN_RATE_LIMIT")]
+    pub rate_limit: RateLimit,
 }
 
 impl Default for ChainArgs {
@@ -49,6 +53,7 @@ impl Default for ChainArgs {
             api_key: None,
             timeout_secs: toncenter::DEFAULT_TIMEOUT.as_secs(),
             attempts: retry::DEFAULT_MAX_ATTEMPTS,
+            rate_limit: RateLimit::Auto,
         }
     }
 }
@@ -67,6 +72,7 @@ impl ChainArgs {
                 max_attempts: self.attempts,
                 ..RetryPolicy::default()
             },
+            rate_limit: self.rate_limit,
         }
     }
 }
