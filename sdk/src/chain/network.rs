@@ -9,6 +9,10 @@ pub const LOCALNET_DEFAULT_URL: &str = "http://127.0.0.1:8081";
 pub const TESTNET_URL: &str = "https://testnet.toncenter.com";
 /// toncenter, mainnet.
 pub const MAINNET_URL: &str = "https://toncenter.com";
+/// Global id of TON mainnet (config param 19).
+pub const MAINNET_GLOBAL_ID: i32 = -239;
+/// Global id of TON testnet (config param 19).
+pub const TESTNET_GLOBAL_ID: i32 = -3;
 
 /// A TON network the sdk can talk to.
 #[derive(
@@ -46,6 +50,16 @@ impl Network {
     /// Whether addresses print in testnet form (localnet counts as a test network).
     pub fn is_test(self) -> bool {
         !matches!(self, Network::Mainnet)
+    }
+
+    /// The network's global id (config param 19), which Wallet V5R1 mixes into its wallet id so
+    /// that one key has different wallets, and signatures that do not replay, on each network.
+    /// Localnet runs the sandbox's bundled mainnet config, so it has mainnet's id.
+    pub fn global_id(self) -> i32 {
+        match self {
+            Network::Localnet | Network::Mainnet => MAINNET_GLOBAL_ID,
+            Network::Testnet => TESTNET_GLOBAL_ID,
+        }
     }
 }
 

@@ -10,10 +10,21 @@
 //! signs a new message for the same intent while the old one may still land: it waits until the
 //! transaction is found by its normalised hash, or until `valid_until` has passed on chain with
 //! the seqno unchanged (then the message can no longer execute: [`WalletError::Expired`]).
+//!
+//! # Two senders on one wallet
+//!
+//! Within one process, sends from one wallet take turns (a lock per wallet address), so they
+//! never sign the same seqno. Two processes can: the network accepts both messages at broadcast,
+//! runs one and drops the other. The loser sees the seqno move past its own while its message is
+//! nowhere to be found; once the indexer has had [`SendOptions::index_grace`] to show it, it ends
+//! with [`WalletError::Superseded`] — never waits forever. Every wait is bounded: by the
+//! message's lifetime, the index grace, and `max_wait` when set.
 
 mod message;
 mod mnemonic;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonlib_core::wallet::mnemonic::KeyPair;
@@ -24,7 +35,7 @@ use tracing::{debug, info, warn};
 pub use message::{OutMessage, contract_address, normalized_hash};
 pub use mnemonic::{WORDS as MNEMONIC_WORDS, generate as generate_mnemonic};
 
-use crate::chain::{AccountStatus, ChainApi, ChainError, StackEntry, Transaction};
+use crate::chain::{AccountStatus, ChainApi, ChainError, Network, StackEntry, Transaction};
 use crate::tlb::{self, ArcCell, Cell, TlbError, TonAddress};
 
 /// Default lifetime of a signed external (`valid_until = now + ttl`).
@@ -34,6 +45,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Slack after `valid_until` before an unconfirmed message is declared expired, covering a node
 /// whose index lags the chain.
 pub const EXPIRY_SLACK: Duration = Duration::from_secs(5);
+/// Default time the indexer gets to show a message whose seqno has been used before the message
+/// is declared superseded (toncenter's v3 index trails the chain by seconds, rarely more).
+pub const DEFAULT_INDEX_GRACE: Duration = Duration::from_secs(30);
 
 /// Errors of wallet operations.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +92,19 @@ pub enum WalletError {
         seqno: u32,
         /// Its `valid_until`.
         valid_until: u32,
+    },
+    /// The wallet's seqno moved past this message's, yet no transaction of it appeared within the
+    /// index grace: another sender (a second process on the same wallet) used the seqno, and this
+    /// message can never execute. Safe to sign again with the current seqno.
+    #[error(
+        "message with seqno {seqno} was superseded: the wallet is at seqno {current} and the message \
+         never executed (is another process sending from this wallet?)"
+    )]
+    Superseded {
+        /// Seqno of the message.
+        seqno: u32,
+        /// The wallet's seqno when the sender gave up on it.
+        current: u32,
     },
     /// Gave up waiting although the message may still land (only with a `max_wait` shorter than
     /// the message lifetime). Do not re-send before checking the seqno.
@@ -131,8 +158,11 @@ pub struct SendOptions {
     /// Poll interval while waiting.
     pub poll_interval: Duration,
     /// Stop waiting after this long even if the message might still land (`None`: wait until it
-    /// lands or expires, which always terminates).
+    /// lands, expires or is superseded, which always terminates).
     pub max_wait: Option<Duration>,
+    /// How long the indexer may trail the wallet's seqno before a message whose seqno was used
+    /// by another is declared [`WalletError::Superseded`].
+    pub index_grace: Duration,
 }
 
 impl Default for SendOptions {
@@ -141,6 +171,7 @@ impl Default for SendOptions {
             ttl: DEFAULT_TTL,
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_wait: None,
+            index_grace: DEFAULT_INDEX_GRACE,
         }
     }
 }
@@ -171,24 +202,70 @@ pub struct Confirmation {
     pub hash_norm: [u8; 32],
 }
 
-/// A wallet: keys + contract version + address.
+/// A wallet: keys + contract version + network + address.
 #[derive(Debug, Clone)]
 pub struct Wallet {
     inner: TonWallet,
     kind: WalletKind,
+    network: Network,
+}
+
+/// Wallet V5R1's wallet id: the network's global id XOR the client context (bit 31 set, then the
+/// workchain as int8, the wallet version 0 and the subwallet number, 15 bits). Mainnet, workchain 0,
+/// subwallet 0 gives 2147483409 (0x7FFFFF11), the id every wallet app uses there.
+pub fn v5r1_wallet_id(global_id: i32, workchain: i8, subwallet: u16) -> i32 {
+    let context = (1u32 << 31) | (u32::from(workchain as u8) << 23) | u32::from(subwallet & 0x7fff);
+    global_id ^ context as i32
 }
 
 impl Wallet {
-    /// Opens the wallet of a 24-word mnemonic.
+    /// Opens the wallet of a 24-word mnemonic on localnet or mainnet (they share a global id).
     pub fn from_mnemonic(phrase: &str, kind: WalletKind) -> WalletResult<Self> {
-        Self::from_key_pair(mnemonic::key_pair(phrase)?, kind)
+        Self::from_mnemonic_on(phrase, kind, Network::Mainnet)
     }
 
-    /// Opens the wallet of a key pair.
+    /// Opens the wallet of a 24-word mnemonic on `network`: a V5R1 wallet has another address on
+    /// testnet than on mainnet, so a message signed for one never executes on the other.
+    pub fn from_mnemonic_on(
+        phrase: &str,
+        kind: WalletKind,
+        network: Network,
+    ) -> WalletResult<Self> {
+        Self::from_key_pair_on(mnemonic::key_pair(phrase)?, kind, network)
+    }
+
+    /// Opens the wallet of a key pair on localnet or mainnet.
     pub fn from_key_pair(key_pair: KeyPair, kind: WalletKind) -> WalletResult<Self> {
-        let inner = TonWallet::new(kind.version(), key_pair)
-            .map_err(|e| WalletError::Build(e.to_string()))?;
-        Ok(Self { inner, kind })
+        Self::from_key_pair_on(key_pair, kind, Network::Mainnet)
+    }
+
+    /// Opens the wallet of a key pair on `network`.
+    pub fn from_key_pair_on(
+        key_pair: KeyPair,
+        kind: WalletKind,
+        network: Network,
+    ) -> WalletResult<Self> {
+        let inner = match kind {
+            WalletKind::V5r1 => TonWallet::new_with_params(
+                kind.version(),
+                key_pair,
+                0,
+                v5r1_wallet_id(network.global_id(), 0, 0),
+            ),
+            // V4R2's wallet id carries no network.
+            WalletKind::V4r2 => TonWallet::new(kind.version(), key_pair),
+        }
+        .map_err(|e| WalletError::Build(e.to_string()))?;
+        Ok(Self {
+            inner,
+            kind,
+            network,
+        })
+    }
+
+    /// The network this wallet signs for.
+    pub fn network(&self) -> Network {
+        self.network
     }
 
     /// Contract address.
@@ -264,6 +341,9 @@ impl Wallet {
         msgs: &[OutMessage],
         opts: &SendOptions,
     ) -> WalletResult<Confirmation> {
+        // One send at a time per wallet in this process: two would sign the same seqno.
+        let turn = send_lock(self.address());
+        let _turn = turn.lock().await;
         let st = chain.account(self.address()).await?;
         let needed: u128 = msgs.iter().map(|m| m.value).sum();
         if st.balance < needed {
@@ -326,6 +406,8 @@ impl Wallet {
             }
             Err(e) => return Err(e.into()),
         }
+        // When the wallet's seqno was first seen past this message's.
+        let mut used_since: Option<tokio::time::Instant> = None;
         loop {
             match self.find(chain, signed).await {
                 Ok(Some(c)) => return Ok(c),
@@ -346,8 +428,27 @@ impl Wallet {
                 });
             }
             if let Ok(st) = chain.account(self.address()).await {
+                // Our seqno is used (by us, or by another sender): from now on the message can
+                // only be one the index has not shown yet.
+                if st.status == AccountStatus::Active {
+                    let current = self.seqno(chain).await?;
+                    if current > signed.seqno {
+                        let since = *used_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() >= opts.index_grace {
+                            if let Some(c) = self.find(chain, signed).await? {
+                                return Ok(c);
+                            }
+                            return Err(WalletError::Superseded {
+                                seqno: signed.seqno,
+                                current,
+                            });
+                        }
+                    }
+                }
                 let chain_now = unix_now().max(st.sync_utime);
-                if chain_now > u64::from(signed.valid_until) + EXPIRY_SLACK.as_secs() {
+                if used_since.is_none()
+                    && chain_now > u64::from(signed.valid_until) + EXPIRY_SLACK.as_secs()
+                {
                     // Past its lifetime the message can no longer execute; one last look decides.
                     if let Some(c) = self.find(chain, signed).await? {
                         return Ok(c);
@@ -381,6 +482,19 @@ impl Wallet {
     }
 }
 
+/// The lock that makes sends from one wallet take turns within this process.
+fn send_lock(address: &TonAddress) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<TonAddress, Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(address.clone())
+        .or_default()
+        .clone()
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -410,6 +524,42 @@ mod tests {
             w5.address(),
             &TonAddress::from_str("UQDv2YSmlrlLH3hLNOVxC8FcQf4F9eGNs4vb2zKma4txo6i3").unwrap()
         );
+    }
+
+    #[test]
+    fn v5r1_wallet_ids_follow_the_network() {
+        // The reference values of the wallet-contract-v5 schema (wallet_id = global_id ^ context).
+        assert_eq!(v5r1_wallet_id(-239, 0, 0), 2147483409);
+        assert_eq!(v5r1_wallet_id(-239, -1, 0), 8388369);
+        assert_eq!(v5r1_wallet_id(-3, 0, 0), 2147483645);
+        assert_eq!(
+            v5r1_wallet_id(-239, 0, 0),
+            tonlib_core::wallet::versioned::DEFAULT_WALLET_ID_V5R1
+        );
+    }
+
+    #[test]
+    fn one_mnemonic_has_another_v5r1_address_on_testnet() {
+        let main = Wallet::from_mnemonic_on(V5, WalletKind::V5r1, Network::Mainnet).unwrap();
+        let test = Wallet::from_mnemonic_on(V5, WalletKind::V5r1, Network::Testnet).unwrap();
+        let local = Wallet::from_mnemonic_on(V5, WalletKind::V5r1, Network::Localnet).unwrap();
+        assert_eq!(main.address(), local.address());
+        // The address @ton/ton's WalletContractV5R1 gives for networkGlobalId -3.
+        assert_eq!(
+            test.address(),
+            &TonAddress::from_str("0QA_6fh0aRAkD7n1MNfAUx8TvyCUw2iTQfzVM-0isMze2anN").unwrap()
+        );
+        assert_ne!(main.address(), test.address());
+        // A transfer signed for testnet is not one the mainnet wallet would accept.
+        let m = [OutMessage::transfer(main.address().clone(), 1, false)];
+        let a = main.sign_external(1, 1000, &m, false).unwrap();
+        let b = test.sign_external(1, 1000, &m, false).unwrap();
+        assert_ne!(a.hash_norm, b.hash_norm);
+        assert_eq!(test.network(), Network::Testnet);
+        // V4R2 carries no network id.
+        let v4m = Wallet::from_mnemonic_on(V4, WalletKind::V4r2, Network::Mainnet).unwrap();
+        let v4t = Wallet::from_mnemonic_on(V4, WalletKind::V4r2, Network::Testnet).unwrap();
+        assert_eq!(v4m.address(), v4t.address());
     }
 
     #[test]
