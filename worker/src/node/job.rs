@@ -26,9 +26,40 @@ use super::stop::StopFilter;
 use crate::text::FinishReason as EngineFinish;
 use crate::{ChatMessage, GenerateRequest, Prompt, SamplingOptions, TextModel};
 
-/// Tokens batched into one sealed `Delta` chunk (fewer, larger chunks cost less to seal and
-/// relay; a handful keeps the stream live).
+/// Tokens batched into one sealed `Delta` chunk after the first (fewer, larger chunks cost less to
+/// seal and relay; a handful keeps the stream live). The first text goes out alone, at once: time
+/// to first token is what a user feels.
 pub const TOKENS_PER_CHUNK: usize = 4;
+
+/// Groups generated text into `Delta` chunks: the first text as soon as there is any, then one
+/// chunk per [`TOKENS_PER_CHUNK`] tokens.
+#[derive(Debug, Default)]
+pub(crate) struct Chunker {
+    pending: String,
+    tokens: usize,
+    sent_first: bool,
+}
+
+impl Chunker {
+    /// Adds one token's (stop-filtered, possibly empty) text; returns a chunk when one is due.
+    pub(crate) fn push(&mut self, text: &str) -> Option<String> {
+        self.pending.push_str(text);
+        self.tokens += 1;
+        let due = !self.sent_first || self.tokens % TOKENS_PER_CHUNK == 0;
+        if due && !self.pending.is_empty() {
+            self.sent_first = true;
+            self.tokens = 0;
+            return Some(std::mem::take(&mut self.pending));
+        }
+        None
+    }
+
+    /// What is left at the end (plus the stop filter's held-back text).
+    pub(crate) fn finish(mut self, tail: &str) -> Option<String> {
+        self.pending.push_str(tail);
+        (!self.pending.is_empty()).then_some(self.pending)
+    }
+}
 
 /// Why a job got no receipt.
 #[derive(Debug)]
@@ -322,25 +353,25 @@ async fn generate(
     let stops = params.stop.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut filter = StopFilter::new(&stops);
-        let mut pending = String::new();
-        let mut tokens = 0usize;
+        let mut chunks = Chunker::default();
+        let mut held = String::new();
         let result = model.generate_until(&req, |t| {
             if cancel_flag.load(Ordering::SeqCst) {
                 return std::ops::ControlFlow::Break(());
             }
-            pending.push_str(&filter.push(&t.text));
-            tokens += 1;
+            let text = filter.push(&t.text);
             if filter.stopped() {
+                held.push_str(&text);
                 return std::ops::ControlFlow::Break(());
             }
-            if tokens % TOKENS_PER_CHUNK == 0 && !pending.is_empty() {
-                let _ = tx.send(std::mem::take(&mut pending));
+            if let Some(chunk) = chunks.push(&text) {
+                let _ = tx.send(chunk);
             }
             std::ops::ControlFlow::Continue(())
         });
-        pending.push_str(&filter.finish());
-        if !pending.is_empty() {
-            let _ = tx.send(pending);
+        held.push_str(&filter.finish());
+        if let Some(rest) = chunks.finish(&held) {
+            let _ = tx.send(rest);
         }
         (result, filter.stopped())
     });
@@ -374,4 +405,24 @@ fn unix_now() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_text_goes_out_alone_then_chunks_of_four_tokens() {
+        let mut c = Chunker::default();
+        // A token whose text the stop filter holds back sends nothing yet.
+        assert_eq!(c.push(""), None);
+        assert_eq!(c.push("The").as_deref(), Some("The"));
+        assert_eq!(c.push(" capital"), None);
+        assert_eq!(c.push(" of"), None);
+        assert_eq!(c.push(" France"), None);
+        assert_eq!(c.push(" is").as_deref(), Some(" capital of France is"));
+        assert_eq!(c.push(" Paris"), None);
+        assert_eq!(c.finish(".").as_deref(), Some(" Paris."));
+        assert_eq!(Chunker::default().finish(""), None);
+    }
 }
