@@ -78,7 +78,8 @@ export function receiptChainFile(): string {
             cumulative: cumulative.toString(),
         });
     }
-    const vbody = { channel, cumulative, last_seq: 3, acc };
+    // The chain's last voucher is the client's final one (cooperative close).
+    const vbody = { channel, cumulative, last_seq: 3, acc, final: 1 };
     const voucher = { signature: sign(encode('voucher_body', vbody).hash(), vk.secretKey), body: vbody };
     return JSON.stringify({
         receipt_key_seed: RECEIPT_KEY_SEED.toString('hex'),

@@ -89,6 +89,14 @@ describe('v2 fee constants', () => {
             sizes.FWD_SETTLE = msgSize(r, worker.address, Op.settle);
             sizes.FWD_LOG = { bits: 0, cells: 0 };
         }
+        // A final voucher (the settlement deletes the channel) on the same deepest leaf; undone after.
+        const beforeFinal = env.blockchain.snapshot();
+        s.request();
+        const fin = await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', s.finalSettlement());
+        note('GAS_SETTLE_WORKER', gasOn(fin, worker.address)[0]);
+        note('GAS_SETTLE_ESCROW', gasOn(fin, escrow.address)[0]);
+        expect((await escrow.getChannel(channelId)).found).toBe(false);
+        await env.blockchain.loadFrom(beforeFinal);
         const t = await escrow.send(env.client.getSender(), GAS, 'top_up', { channel_id: channelId, amount: 5n });
         note('GAS_TOP_UP', gasOn(t, escrow.address)[0]);
         const rc = await escrow.send(env.client.getSender(), GAS, 'request_close', { channel_id: channelId });

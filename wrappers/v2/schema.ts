@@ -77,7 +77,7 @@ export const TYPES: TypeDef[] = [
     {
         name: 'voucher_body',
         tag: VOUCHER_TAG,
-        fields: [['channel', ref('channel_ref')], ['cumulative', coins], ['last_seq', u(32)], ['acc', bits(256)]],
+        fields: [['channel', ref('channel_ref')], ['cumulative', coins], ['last_seq', u(32)], ['acc', bits(256)], ['final', u(1)]],
     },
     { name: 'signed_voucher', fields: [['signature', bits(512)], ['body', ref('voucher_body')]] },
 
@@ -255,6 +255,11 @@ export const TYPES: TypeDef[] = [
         name: 'log_channel_closed',
         tag: 0xc0c02503,
         fields: [['channel_id', u(64)], ['settled', coins], ['released', coins]],
+    },
+    {
+        name: 'log_channel_final_settled',
+        tag: 0xc0c02508,
+        fields: [['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)], ['released', coins]],
     },
     { name: 'log_slashed', tag: 0xc0c02504, fields: [['reporter', addr], ['reward', coins], ['to_treasury', coins]] },
     {

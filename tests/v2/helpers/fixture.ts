@@ -222,8 +222,9 @@ export function signReceipt(body: Fields, k: KeyPair): Fields {
     return { signature: sign(encode('receipt_body', body).hash(), k.secretKey), body };
 }
 
-export function voucherBody(ref: Fields, cumulative: bigint, lastSeq: number, acc: Buffer): Fields {
-    return { channel: ref, cumulative, last_seq: lastSeq, acc };
+/** `final` 1: the client's cooperative close (the settlement also closes the channel). */
+export function voucherBody(ref: Fields, cumulative: bigint, lastSeq: number, acc: Buffer, final = 0): Fields {
+    return { channel: ref, cumulative, last_seq: lastSeq, acc, final };
 }
 
 export function signVoucher(body: Fields, k: KeyPair = voucherKey): Fields {
@@ -279,6 +280,12 @@ export class Session {
 
     settlement(): Fields {
         return { receipt: this.lastReceipt!, voucher: this.lastVoucher! };
+    }
+
+    /** The last receipt with the client's final voucher over it (a cooperative close). */
+    finalSettlement(): Fields {
+        const v = this.lastVoucher!.body as Fields;
+        return { receipt: this.lastReceipt!, voucher: signVoucher({ ...v, final: 1 }, this.clientKey) };
     }
 }
 

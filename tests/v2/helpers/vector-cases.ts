@@ -27,7 +27,7 @@ const NAMED: Fields = {
     key_a: receiptKey.publicKey, key_b: receiptKey.publicKey, min_stake: 10_000_000_000n, unbonding_delay: 604800,
     grace_period: 3600, max_channel_lifetime: 2_592_000, governance_delay: 172_800, relayer_fee_cap_bps: 1000,
     protocol_fee_bps: 100, reporter_reward_bps: 2000, relayer_fee_bps: 500, allowed_kinds: 6, kind: 1,
-    query_id: 42n, status: 1, reason: 10,
+    query_id: 42n, status: 1, reason: 10, final: 1,
 };
 
 function sample(kind: FieldKind, name: string, n: number): any {
