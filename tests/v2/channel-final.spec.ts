@@ -137,10 +137,10 @@ describe('Final voucher: the settlement closes the channel', () => {
         const { receipt } = s.request();
         const acc = nextAcc(ZERO, receipt.body);
         const cases: [any, number][] = [
-            [channelRef(env.root.address, escrow.address, channelId + 1n), Err.WrongChannel],
-            [channelRef(env.stranger.address, escrow.address, channelId), Err.WrongChannel],
-            [channelRef(env.root.address, env.stranger.address, channelId), Err.WrongChannel],
-            [channelRef(env.root.address, escrow.address, channelId, -3), Err.WrongNetwork],
+            [channelRef(env.root.address, escrow.address, channelId + 1n), Err.BadVoucherSignature],
+            [channelRef(env.stranger.address, escrow.address, channelId), Err.BadVoucherSignature],
+            [channelRef(env.root.address, env.stranger.address, channelId), Err.BadVoucherSignature],
+            [channelRef(env.root.address, escrow.address, channelId, -3), Err.BadVoucherSignature],
         ];
         for (const [ref, code] of cases) {
             const voucher = signVoucher(voucherBody(ref, 1000n, 1, acc, 1));

@@ -126,6 +126,10 @@ describe('Channel settlement', () => {
         expect((await escrow.getState()).locked).toBe(0n);
     });
 
+    // The Escrow rebuilds the voucher body from the channel it holds (this network, Root, Escrow,
+    // channel id), the receipt's seq and accumulator, and the cumulative and final flag sent: a
+    // voucher signed for anything else fails the signature check (these were WrongChannel,
+    // WrongNetwork, WrongSeq and WrongAccumulator while the voucher body travelled whole).
     it('voucher checks: signature by the channel key, channel, seq, accumulator', async () => {
         const s = session();
         const { receipt } = s.request();
@@ -133,12 +137,12 @@ describe('Channel settlement', () => {
         const ref = channelRef(env.root.address, escrow.address, channelId);
         const cases: [any, number][] = [
             [signVoucher(voucherBody(ref, 1000n, 1, acc), keyPairFromSeed(Buffer.alloc(32, 9))), Err.BadVoucherSignature],
-            [signVoucher(voucherBody(channelRef(env.root.address, escrow.address, channelId + 1n), 1000n, 1, acc)), Err.WrongChannel],
-            [signVoucher(voucherBody(channelRef(env.stranger.address, escrow.address, channelId), 1000n, 1, acc)), Err.WrongChannel],
-            [signVoucher(voucherBody(channelRef(env.root.address, env.stranger.address, channelId), 1000n, 1, acc)), Err.WrongChannel],
-            [signVoucher(voucherBody(channelRef(env.root.address, escrow.address, channelId, -3), 1000n, 1, acc)), Err.WrongNetwork],
-            [signVoucher(voucherBody(ref, 1000n, 2, acc)), Err.WrongSeq],
-            [signVoucher(voucherBody(ref, 1000n, 1, ZERO)), Err.WrongAccumulator],
+            [signVoucher(voucherBody(channelRef(env.root.address, escrow.address, channelId + 1n), 1000n, 1, acc)), Err.BadVoucherSignature],
+            [signVoucher(voucherBody(channelRef(env.stranger.address, escrow.address, channelId), 1000n, 1, acc)), Err.BadVoucherSignature],
+            [signVoucher(voucherBody(channelRef(env.root.address, env.stranger.address, channelId), 1000n, 1, acc)), Err.BadVoucherSignature],
+            [signVoucher(voucherBody(channelRef(env.root.address, escrow.address, channelId, -3), 1000n, 1, acc)), Err.BadVoucherSignature],
+            [signVoucher(voucherBody(ref, 1000n, 2, acc)), Err.BadVoucherSignature],
+            [signVoucher(voucherBody(ref, 1000n, 1, ZERO)), Err.BadVoucherSignature],
         ];
         for (const [voucher, code] of cases) {
             const r = await submit({ receipt, voucher });
@@ -203,8 +207,8 @@ describe('Channel settlement', () => {
         const s = session();
         const { receipt, voucher } = s.request();
         const r = await escrow.send(env.stranger.getSender(), GAS, 'settle', {
-            worker_owner: env.stranger.address, channel_id: channelId, seq: 1, tokens_in: 100, tokens_out: 200,
-            cost: receipt.body.cost, acc: s.acc, voucher,
+            channel_id: channelId, seq: 1, tokens_in: 100, tokens_out: 200, cost: receipt.body.cost,
+            cumulative: voucher.body.cumulative, final: 0, proof: { acc: s.acc, voucher_signature: voucher.signature },
         });
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
     });

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { Blockchain, SendMessageResult } from '@ton/sandbox';
 import { Address, fromNano, toNano } from '@ton/core';
 import { Escrow } from '../../wrappers/v2/Escrow';
-import { Worker } from '../../wrappers/v2/Worker';
+import { Worker, submitSettlementFields } from '../../wrappers/v2/Worker';
 import { Fields, encode } from '../../wrappers/v2/schema';
 import { ZERO, Env, NOW, PARAMS, PRICE_IN, PRICE_OUT, Session, channelRef, keys, receiptBody, setupRoot, signReceipt, voucherKey, workerRecord } from './helpers/fixture';
 import { TestWallet } from '../helpers/wallet';
@@ -106,7 +106,7 @@ describe('Gas v2', () => {
             await m('open channel', () => clientWallet.send(escrowAddr, ef.open_channel, encode('open_channel', openFields(toNano('1')))));
             const s = new Session(channelRef(root.address, escrowAddr, id), workerAddr, k);
             s.advance(1);
-            await m('settle (voucher)', () => workerWallet.send(workerAddr, settleValue, encode('submit_settlement', { ...q, ...s.settlement() })));
+            await m('settle (voucher)', () => workerWallet.send(workerAddr, settleValue, encode('submit_settlement', submitSettlementFields({ ...q, ...s.settlement() }))));
             await m('request close', () => clientWallet.send(escrowAddr, ef.request_close, encode('request_close', { ...q, channel_id: id })));
             blockchain.now = (blockchain.now ?? NOW) + PARAMS.grace_period + 1;
             await m('close', () => clientWallet.send(escrowAddr, ef.close_channel, encode('close_channel', { ...q, channel_id: id })));
@@ -121,7 +121,7 @@ describe('Gas v2', () => {
             const open = await m(`open channel${label}`, () => clientWallet.send(escrowAddr, ef.open_channel, encode('open_channel', openFields(amount))));
             const s = new Session(channelRef(root.address, escrowAddr, id), workerAddr, k);
             s.advance(n);
-            const settle = await m(`final settle, closes${label}`, () => workerWallet.send(workerAddr, settleValue, encode('submit_settlement', { ...q, ...s.finalSettlement() })));
+            const settle = await m(`final settle, closes${label}`, () => workerWallet.send(workerAddr, settleValue, encode('submit_settlement', submitSettlementFields({ ...q, ...s.finalSettlement() }))));
             expect((await escrow.getChannel(id)).found).toBe(false);
             perRequest.push({ n, settle: settle / BigInt(n), lifecycle: (open + settle) / BigInt(n) });
         }

@@ -46,6 +46,7 @@ export class Escrow implements Contract {
             relayer_fee_bps: r.readNumber(),
             protocol_fee_bps: r.readNumber(),
             voucher_key: r.readBigNumber(),
+            worker_owner: readAddressOpt(r),
         };
     }
 

@@ -2,6 +2,17 @@ import { Address, Contract, ContractProvider, Sender, Dictionary } from '@ton/co
 import { Fields } from './schema';
 import { sendMsg } from './common';
 
+/**
+ * The submit_settlement fields for a receipt and the client's signed voucher over it: the voucher
+ * travels as its signature, cumulative amount and final flag (its channel, last seq and accumulator
+ * are the receipt's, and the Escrow rebuilds the body). Fields already in that form pass through.
+ */
+export function submitSettlementFields(fields: Fields): Fields {
+    if (!fields.voucher) return fields;
+    const { voucher, ...rest } = fields;
+    return { ...rest, voucher_signature: voucher.signature, cumulative: voucher.body.cumulative, final: voucher.body.final ?? 0 };
+}
+
 /** Worker v2: stake, keys (with their history), record; settlement forwarding; slashing. */
 export class Worker implements Contract {
     constructor(readonly address: Address) {}
@@ -10,9 +21,12 @@ export class Worker implements Contract {
         return new Worker(address);
     }
 
-    /** Sends any Worker message by its TL-B name (submit_settlement, update_record, …). */
+    /**
+     * Sends any Worker message by its TL-B name (submit_settlement, update_record, …);
+     * submit_settlement also takes { receipt, voucher } (see submitSettlementFields).
+     */
     async send(provider: ContractProvider, via: Sender, value: bigint, type: string, fields: Fields = {}) {
-        await sendMsg(provider, via, value, type, fields);
+        await sendMsg(provider, via, value, type, type === 'submit_settlement' ? submitSettlementFields(fields) : fields);
     }
 
     async getState(provider: ContractProvider) {

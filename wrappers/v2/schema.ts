@@ -131,9 +131,10 @@ export const TYPES: TypeDef[] = [
         fields: [
             ['amount', coins], ['settled', coins], ['last_seq', u(32)], ['expires_at', u(32)],
             ['close_requested_at', u(32)], ['settle_until', u(32)], ['price_in', coins], ['price_out', coins],
-            ['terms', ref('channel_terms')],
+            ['worker_owner', addr], ['terms', ref('channel_terms')],
         ],
     },
+    { name: 'settle_proof', fields: [['acc', bits(256)], ['voucher_signature', bits(512)]] },
     { name: 'channel_route', fields: [['relayer', addr], ['relayer_fee_bps', u(16)]] },
 
     // contract data
@@ -191,7 +192,7 @@ export const TYPES: TypeDef[] = [
     {
         name: 'submit_settlement',
         tag: 0xc0c02203,
-        fields: [qid, ['receipt', ref('signed_receipt')], ['voucher', ref('signed_voucher')]],
+        fields: [qid, ['receipt', ref('signed_receipt')], ['voucher_signature', bits(512)], ['cumulative', coins], ['final', u(1)]],
     },
     {
         name: 'report_equivocation',
@@ -221,8 +222,8 @@ export const TYPES: TypeDef[] = [
         name: 'settle',
         tag: 0xc0c02304,
         fields: [
-            qid, ['worker_owner', addr], ['channel_id', u(64)], ['seq', u(32)], ['tokens_in', u(32)],
-            ['tokens_out', u(32)], ['cost', coins], ['acc', bits(256)], ['voucher', ref('signed_voucher')],
+            qid, ['channel_id', u(64)], ['seq', u(32)], ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins],
+            ['cumulative', coins], ['final', u(1)], ['proof', ref('settle_proof')],
         ],
     },
     { name: 'top_up', tag: 0xc0c02305, fields: [qid, ['channel_id', u(64)], ['amount', coins]] },
