@@ -207,8 +207,8 @@ describe('Channel settlement', () => {
         const s = session();
         const { receipt, voucher } = s.request();
         const r = await escrow.send(env.stranger.getSender(), GAS, 'settle', {
-            channel_id: channelId, seq: 1, tokens_in: 100, tokens_out: 200, cost: receipt.body.cost,
-            cumulative: voucher.body.cumulative, final: 0, proof: { acc: s.acc, voucher_signature: voucher.signature },
+            channel_id: channelId, seq: 1, cumulative: voucher.body.cumulative, final: 0,
+            proof: { acc: s.acc, voucher_signature: voucher.signature, tokens_in: 100, tokens_out: 200, cost: receipt.body.cost },
         });
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
     });

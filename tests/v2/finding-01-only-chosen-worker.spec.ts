@@ -31,8 +31,8 @@ describe('Finding 1: only the chosen worker can be paid', () => {
         expect(own.transactions).toHaveTransaction({ from: rogue.address, to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
         // Nor can anyone post a settle straight to the Escrow.
         const direct = await escrow.send(rogueOwner.getSender(), GAS, 'settle', {
-            channel_id: channelId, seq: 3, tokens_in: 0, tokens_out: 0, cost: 0n,
-            cumulative: honest.cumulative, final: 0, proof: { acc: honest.acc, voucher_signature: honest.lastVoucher!.signature },
+            channel_id: channelId, seq: 3, cumulative: honest.cumulative, final: 0,
+            proof: { acc: honest.acc, voucher_signature: honest.lastVoucher!.signature, tokens_in: 0, tokens_out: 0, cost: 0n },
         });
         expect(direct.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.NotChannelWorker });
         expect((await escrow.getChannel(channelId)).settled).toBe(0n);

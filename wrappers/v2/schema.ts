@@ -134,7 +134,10 @@ export const TYPES: TypeDef[] = [
             ['worker_owner', addr], ['terms', ref('channel_terms')],
         ],
     },
-    { name: 'settle_proof', fields: [['acc', bits(256)], ['voucher_signature', bits(512)]] },
+    {
+        name: 'settle_proof',
+        fields: [['acc', bits(256)], ['voucher_signature', bits(512)], ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins]],
+    },
     { name: 'channel_route', fields: [['relayer', addr], ['relayer_fee_bps', u(16)]] },
 
     // contract data
@@ -222,8 +225,7 @@ export const TYPES: TypeDef[] = [
         name: 'settle',
         tag: 0xc0c02304,
         fields: [
-            qid, ['channel_id', u(64)], ['seq', u(32)], ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins],
-            ['cumulative', coins], ['final', u(1)], ['proof', ref('settle_proof')],
+            qid, ['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['final', u(1)], ['proof', ref('settle_proof')],
         ],
     },
     { name: 'top_up', tag: 0xc0c02305, fields: [qid, ['channel_id', u(64)], ['amount', coins]] },
