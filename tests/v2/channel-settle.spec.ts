@@ -13,7 +13,7 @@ import { decode } from '../../wrappers/v2/schema';
 import {
     CHANNEL_AMOUNT, Env, GAS, MODEL_B, NOW, PARAMS, PRICE_IN, PRICE_OUT, RELAYER_BPS, Session, ZERO, channelRef,
     createEscrow, keys, logs, nextAcc, openChannel, receiptBody, registerWorker, setupRoot, signReceipt, signVoucher,
-    valueOf, voucherBody, voucherKey,
+    storageFee, valueOf, voucherBody, voucherKey,
 } from './helpers/fixture';
 
 describe('Channel settlement', () => {
@@ -49,18 +49,20 @@ describe('Channel settlement', () => {
         const relayerFee = (delta * BigInt(RELAYER_BPS)) / 10000n;
         const protocolFee = (delta * BigInt(PARAMS.protocol_fee_bps)) / 10000n;
         const share = delta - relayerFee - protocolFee;
-        expect(valueOf(r, escrow.address, env.relayer.address, Op.relayerFee)).toBe(relayerFee);
+        // The relayer fee accrues on the channel, still locked: one message less per settlement.
+        expect(r.transactions).not.toHaveTransaction({ from: escrow.address, to: env.relayer.address });
         const paid = valueOf(r, escrow.address, env.workerOwner.address, Op.payout);
         expect(paid).toBeGreaterThan(share);
         expect(paid).toBeLessThan(share + GAS);
         const st = await escrow.getState();
-        expect(st.locked).toBe(CHANNEL_AMOUNT - delta);
+        expect(st.locked).toBe(CHANNEL_AMOUNT - delta + relayerFee);
         expect(st.fees_due).toBe(protocolFee);
         // The client's free balance does not move: only the locked amount paid.
         expect(st.free).toBe(free0);
         const ch = await escrow.getChannel(channelId);
         expect(ch.settled).toBe(delta);
         expect(ch.last_seq).toBe(3);
+        expect(ch.relayer_due).toBe(relayerFee);
         expect(logs(r, 'log_channel_settled')).toEqual([{ channel_id: channelId, seq: 3, cumulative: delta, acc: s.acc }]);
         // Nothing stays on the Worker: its balance is what it was.
         const payout = r.transactions.find((t) => t.inMessage?.info.dest?.toString() === env.workerOwner.address.toString() && t.inMessage.info.src?.toString() === escrow.address.toString())!;
@@ -76,9 +78,30 @@ describe('Channel settlement', () => {
         s.request();
         const r = await submit(s.settlement());
         const delta = s.cumulative - first;
-        expect(valueOf(r, escrow.address, env.relayer.address, Op.relayerFee)).toBe((delta * BigInt(RELAYER_BPS)) / 10000n);
+        const due = (first * BigInt(RELAYER_BPS)) / 10000n + (delta * BigInt(RELAYER_BPS)) / 10000n;
+        expect(r.transactions).not.toHaveTransaction({ from: escrow.address, to: env.relayer.address });
         expect((await escrow.getChannel(channelId)).settled).toBe(s.cumulative);
-        expect((await escrow.getState()).locked).toBe(CHANNEL_AMOUNT - s.cumulative);
+        expect((await escrow.getChannel(channelId)).relayer_due).toBe(due);
+        expect((await escrow.getState()).locked).toBe(CHANNEL_AMOUNT - s.cumulative + due);
+    });
+
+    it('the relayer fees accrued are paid in one message by close_channel; the closer pays its forwarding', async () => {
+        const s = session();
+        s.request();
+        await submit(s.settlement());
+        s.request();
+        await submit(s.settlement());
+        const due = (await escrow.getChannel(channelId)).relayer_due;
+        expect(due).toBeGreaterThan(0n);
+        const st0 = await escrow.getState();
+        env.blockchain.now = NOW + 24 * 3600 + PARAMS.grace_period + 1;
+        const c = await escrow.send(env.stranger.getSender(), GAS, 'close_channel', { channel_id: channelId });
+        expect(valueOf(c, escrow.address, env.relayer.address, Op.relayerFee)).toBe(due);
+        const st = await escrow.getState();
+        expect(st.locked).toBe(0n);
+        // The client's free balance grows by exactly what the channel did not spend (less the
+        // storage fee of the day that passed).
+        expect(st.free).toBe(st0.free + CHANNEL_AMOUNT - s.cumulative - storageFee(c, escrow.address));
     });
 
     it('the accumulator logged is sha256(prev_acc ‖ receipt hash), chained from 0', async () => {
@@ -123,7 +146,8 @@ describe('Channel settlement', () => {
         await escrow.send(env.client.getSender(), GAS, 'top_up', { channel_id: channelId, amount: 1n });
         const ok = await submit({ receipt, voucher: v });
         expect(ok.transactions).toHaveTransaction({ to: escrow.address, success: true });
-        expect((await escrow.getState()).locked).toBe(0n);
+        // All of it settled: only the accrued relayer fee stays locked until the channel ends.
+        expect((await escrow.getState()).locked).toBe((await escrow.getChannel(channelId)).relayer_due);
     });
 
     // The Escrow rebuilds the voucher body from the channel it holds (this network, Root, Escrow,

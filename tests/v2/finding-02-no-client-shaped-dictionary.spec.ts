@@ -31,7 +31,7 @@ describe('Finding 2: no client-shaped dictionary on the settlement path', () => 
         const r = await worker.send(env.relayer.getSender(), fee, 'submit_settlement', s.settlement());
         expect(r.transactions).toHaveTransaction({ from: worker.address, to: escrow.address, success: true });
         expect(r.transactions).toHaveTransaction({ from: escrow.address, to: env.workerOwner.address, op: Op.payout, success: true });
-        expect(valueOf(r, escrow.address, env.relayer.address, Op.relayerFee)).toBe((s.cumulative * 500n) / 10000n);
+        expect((await escrow.getChannel(channelId)).relayer_due).toBe((s.cumulative * 500n) / 10000n);
         // One nanoTON less is refused by the Worker before any work: the submitter loses only gas.
         s.request();
         const low = await worker.send(env.relayer.getSender(), fee - 1n, 'submit_settlement', s.settlement());

@@ -37,6 +37,6 @@ describe('Finding 8: prices are fixed at open', () => {
         const ok = await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', fair.settlement());
         expect(ok.transactions).toHaveTransaction({ to: escrow.address, success: true });
         expect((await escrow.getChannel(channelId)).settled).toBe(100n * PRICE_IN + 200n * PRICE_OUT);
-        expect(valueOf(ok, escrow.address, env.relayer.address, Op.relayerFee)).toBe(((100n * PRICE_IN + 200n * PRICE_OUT) * 500n) / 10000n);
+        expect((await escrow.getChannel(channelId)).relayer_due).toBe(((100n * PRICE_IN + 200n * PRICE_OUT) * 500n) / 10000n);
     });
 });

@@ -47,6 +47,7 @@ export class Escrow implements Contract {
             protocol_fee_bps: r.readNumber(),
             voucher_key: r.readBigNumber(),
             worker_owner: readAddressOpt(r),
+            relayer_due: r.readBigNumber(),
         };
     }
 

@@ -129,7 +129,7 @@ export const TYPES: TypeDef[] = [
     {
         name: 'channel',
         fields: [
-            ['amount', coins], ['settled', coins], ['last_seq', u(32)], ['expires_at', u(32)],
+            ['amount', coins], ['settled', coins], ['relayer_due', coins], ['last_seq', u(32)], ['expires_at', u(32)],
             ['close_requested_at', u(32)], ['settle_until', u(32)], ['price_in', coins], ['price_out', coins],
             ['worker_owner', addr], ['terms', ref('channel_terms')],
         ],
