@@ -9,6 +9,8 @@
 //! - [`attest`]: TEE evidence (SEV-SNP, TDX, Simulated), verification policy, key binding, providers.
 //! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
 //! - [`chain`]: the [`chain::ChainApi`] trait and its toncenter v2/v3 client.
+//! - [`channel`]: protocol v2 payment channels: the per-request receipt, the client's voucher, the
+//!   receipt accumulator and inclusion proofs (`contracts/v2/schema.tlb`).
 //! - [`cli`]: the `cocoon` command line (used by `src/bin/cocoon.rs`).
 //! - [`client`]: the client API: connect, deposit, verified workers, open a job, follow its
 //!   stream, check its receipt and its settlement.
@@ -26,6 +28,7 @@
 
 pub mod attest;
 pub mod chain;
+pub mod channel;
 pub mod cli;
 pub mod client;
 pub mod contracts;

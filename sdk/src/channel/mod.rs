@@ -1,0 +1,26 @@
+//! Payment channels (protocol v2, `contracts/v2/schema.tlb`): the cells a worker and a client sign
+//! for every request of a channel, and the receipt accumulator that ties them together.
+//!
+//! ```text
+//! worker: ChannelReceipt { channel, seq, cost at the channel's prices, prev_acc, … }.sign(receipt key)
+//! client: checks it, acc = Accumulator::after(prev_acc, receipt hash),
+//!         Voucher { channel, cumulative, last_seq = seq, acc }.sign(voucher key)
+//! chain:  the Worker checks the receipt, the Escrow the voucher, and logs (channel, seq, cumulative, acc)
+//! anyone: proves a receipt of the channel against a logged accumulator (InclusionProof)
+//! ```
+//!
+//! Both signed payloads name the channel with the very same [`ChannelRef`] cell: the network's
+//! global id, the Root, the Escrow and the channel id, so neither replays on another network,
+//! Root, Escrow or channel.
+
+mod accumulator;
+mod error;
+mod receipt;
+mod refs;
+mod voucher;
+
+pub use accumulator::{ACC_ZERO, Accumulator, InclusionProof, chain_step};
+pub use error::{ChannelError, Result};
+pub use receipt::{CHANNEL_RECEIPT_TAG, ChannelReceipt, SignedChannelReceipt};
+pub use refs::ChannelRef;
+pub use voucher::{SignedVoucher, VOUCHER_TAG, Voucher};
