@@ -98,6 +98,10 @@ fn voucher(f: &Value) -> Voucher {
         cumulative: num(&f["cumulative"]),
         last_seq: u32::try_from(num(&f["last_seq"])).unwrap(),
         acc: hex32(&f["acc"]),
+        is_final: match &f["final"] {
+            Value::Bool(b) => *b,
+            other => other.as_u64().unwrap() != 0,
+        },
     }
 }
 
@@ -216,6 +220,14 @@ fn the_receipt_chain_walks_to_the_signed_voucher_and_proves_inclusion() {
         .unwrap();
     assert!(matches!(
         signed.verify_signature(&worker_key.verifying_key().to_bytes()),
+        Err(ChannelError::BadSignature { what: "voucher" })
+    ));
+    // The final flag is signed: flipping it (turning a plain voucher into one that closes the
+    // channel, or back) breaks the signature.
+    let mut flipped = signed.clone();
+    flipped.body.is_final = !flipped.body.is_final;
+    assert!(matches!(
+        flipped.verify_signature(&client_key.verifying_key().to_bytes()),
         Err(ChannelError::BadSignature { what: "voucher" })
     ));
 

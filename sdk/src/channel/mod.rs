@@ -4,7 +4,7 @@
 //! ```text
 //! worker: ChannelReceipt { channel, seq, cost at the channel's prices, prev_acc, … }.sign(receipt key)
 //! client: checks it, acc = Accumulator::after(prev_acc, receipt hash),
-//!         Voucher { channel, cumulative, last_seq = seq, acc }.sign(voucher key)
+//!         Voucher { channel, cumulative, last_seq = seq, acc, is_final }.sign(voucher key)
 //! chain:  the Worker checks the receipt, the Escrow the voucher, and logs (channel, seq, cumulative, acc)
 //! anyone: proves a receipt of the channel against a logged accumulator (InclusionProof)
 //! ```

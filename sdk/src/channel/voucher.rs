@@ -13,7 +13,7 @@ use crate::tlb::{
 pub const VOUCHER_TAG: u32 = 0x7663_6872;
 
 /// `voucher_body#76636872 channel:^ChannelRef cumulative:Coins last_seq:uint32 acc:bits256
-///     = VoucherBody;`
+///     final:Bool = VoucherBody;`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voucher {
     /// The channel.
@@ -25,6 +25,9 @@ pub struct Voucher {
     pub last_seq: u32,
     /// The accumulator after that receipt.
     pub acc: [u8; 32],
+    /// A final voucher lets the settlement that carries it close the channel at once (the rest
+    /// of the amount returns to the client's free balance), with no close request and no grace.
+    pub is_final: bool,
 }
 
 /// `signed_voucher$_ signature:bits512 body:^VoucherBody = SignedVoucher;`
@@ -70,6 +73,7 @@ impl TlbType for Voucher {
         store_coins(b, self.cumulative, "Voucher.cumulative")?;
         b.store_u32(32, self.last_seq)?;
         store_bits256(b, &self.acc)?;
+        b.store_bit(self.is_final)?;
         Ok(())
     }
 
@@ -80,6 +84,7 @@ impl TlbType for Voucher {
             cumulative: load_coins(p)?,
             last_seq: p.load_u32(32)?,
             acc: load_bits256(p)?,
+            is_final: p.load_bit()?,
         })
     }
 }
