@@ -11,17 +11,8 @@ pub const TESTNET_URL: &str = "https://testnet.toncenter.com";
 pub const MAINNET_URL: &str = "https://toncenter.com";
 
 /// A TON network the sdk can talk to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// The local emulator network (`cocoon localnet`).
