@@ -1,7 +1,7 @@
 //! A stub worker: dials the relayer's WebSocket like a real worker, authenticates with a real
 //! ed25519 receipt key, and answers every dispatch at once with opaque chunks and a genuinely
-//! signed receipt. It stands in for the inference engine in tests and in `cocoon-relayer bench`;
-//! its modes misbehave on purpose to exercise failover.
+//! signed receipt. It stands in for the inference engine in tests and in the relayer's benchmark
+//! (`relayer/examples/bench.rs`); its modes misbehave on purpose to exercise failover.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
