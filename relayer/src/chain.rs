@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cocoon_sdk::chain::{ChainApi, Transaction};
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::contracts::{RootClient, StackReader};
 use cocoon_sdk::messages::escrow::Settle;
 use cocoon_sdk::messages::notify::LogReceiptSkipped;
@@ -229,8 +230,8 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
         body: Cell,
     ) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
         let dest = TonAddress::from_hex_str(to).map_err(src_err)?;
-        let valid_until = u32::try_from(crate::store::now_unix() + MESSAGE_TTL.as_secs() as i64)
-            .unwrap_or(u32::MAX);
+        let valid_until =
+            u32::try_from(unix_now_i64() + MESSAGE_TTL.as_secs() as i64).unwrap_or(u32::MAX);
         let signed = self
             .wallet
             .sign_external(

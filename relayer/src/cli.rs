@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
+use cocoon_sdk::args::ROOT_ENV;
 use serde::Deserialize;
 
 use crate::config::{self, RelayerConfig};
@@ -37,7 +38,7 @@ pub struct RunArgs {
     pub registry: RegistryArgs,
     /// Chain access: watcher, Worker records, receipt submission.
     #[command(flatten)]
-    pub chain: ChainArgs,
+    pub chain: OnChainArgs,
     /// Log as JSON lines.
     #[arg(long = "log.json", env = "COCOON_RELAYER_LOG_JSON")]
     pub log_json: bool,
@@ -97,27 +98,17 @@ pub struct RegistryArgs {
     pub workers: Option<PathBuf>,
 }
 
-/// `--chain.*`, `--wallet.*`
+/// `--chain.*` (the flags every Cocoon binary shares) and what the relayer adds to them: the
+/// Root it serves, how often it polls, and its wallet (`--wallet.mnemonic`).
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct ChainArgs {
-    /// toncenter API base URL (localnet, testnet or mainnet). With `--chain.root` the relayer
-    /// verifies workers against their Worker contracts and watches its wallet for JobOpened.
-    #[arg(
-        id = "chain.api-url",
-        long = "chain.api-url",
-        env = "COCOON_RELAYER_API_URL"
-    )]
-    pub api_url: Option<String>,
-    /// toncenter API key.
-    #[arg(
-        id = "chain.api-key",
-        long = "chain.api-key",
-        env = "COCOON_RELAYER_API_KEY",
-        hide_env_values = true
-    )]
-    pub api_key: Option<String>,
-    /// The network's Root contract.
-    #[arg(id = "chain.root", long = "chain.root", env = "COCOON_RELAYER_ROOT")]
+pub struct OnChainArgs {
+    /// Network and toncenter access.
+    #[command(flatten)]
+    pub chain: cocoon_sdk::args::ChainArgs,
+    /// The network's Root contract. With it the relayer verifies workers against their Worker
+    /// contracts, watches its wallet for JobOpened and posts receipts; without it, it trusts
+    /// `--registry.workers` and is told of jobs through its store.
+    #[arg(id = "chain.root", long = "chain.root", alias = "root", env = ROOT_ENV)]
     pub root: Option<String>,
     /// Seconds between chain polls (watcher and submitter).
     #[arg(
@@ -278,6 +269,21 @@ mod tests {
                 d.grace_period
             )
         );
+    }
+
+    #[test]
+    fn chain_flags_are_the_shared_ones() {
+        let (a, _) = parse(&[
+            "--chain.api-url",
+            "http://127.0.0.1:1",
+            "--chain.root",
+            "0:00",
+            "--chain.timeout",
+            "3",
+        ]);
+        assert_eq!(a.chain.chain.config().base_url, "http://127.0.0.1:1");
+        assert_eq!(a.chain.chain.config().timeout, Duration::from_secs(3));
+        assert_eq!(a.chain.root.as_deref(), Some("0:00"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::StreamEvent;
 use cocoon_sdk::relay::worker::{
@@ -16,11 +17,13 @@ use cocoon_sdk::relay::worker::{
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
+use crate::config::RelayerConfig;
 use crate::error::Error;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::receipt::check_receipt;
-use crate::relayer::Shared;
-use crate::sessions::Session;
-use crate::store::{JobRecord, JobState, SealedInput, now_unix};
+use crate::sessions::{Session, Sessions};
+use crate::store::{JobRecord, JobState, SealedInput, Store};
 
 /// Reason recorded on a job no connected candidate could take.
 pub const WAITING_REASON: &str = "waiting for a candidate worker";
@@ -50,9 +53,31 @@ enum Outcome {
     Failover(String),
 }
 
-/// Routes worker answers to the attempts waiting for them and runs one task per job.
-#[derive(Debug, Default)]
+/// What the dispatcher works with, handed over when it is built.
+#[derive(Debug)]
+pub struct DispatchDeps {
+    /// The database (job states, sealed inputs, receipts).
+    pub store: Store,
+    /// The live worker sessions it picks candidates from.
+    pub sessions: Arc<Sessions>,
+    /// Where it publishes each job's events to clients.
+    pub hub: Arc<Hub>,
+    /// Dispatch metrics.
+    pub metrics: Arc<Metrics>,
+    /// Timeouts and leases.
+    pub config: RelayerConfig,
+}
+
+/// Routes worker answers to the attempts waiting for them and runs one task per job. Cheap to
+/// clone: clones share one dispatcher.
+#[derive(Debug, Clone)]
 pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    deps: DispatchDeps,
     routes: Mutex<HashMap<JobRef, Route>>,
     running: Mutex<HashSet<JobRef>>,
     active: AtomicUsize,
@@ -61,13 +86,37 @@ pub struct Dispatcher {
     scanning: AtomicBool,
 }
 
+impl std::ops::Deref for Dispatcher {
+    type Target = DispatchDeps;
+
+    fn deref(&self) -> &DispatchDeps {
+        &self.inner.deps
+    }
+}
+
 impl Dispatcher {
+    /// A dispatcher over these handles.
+    pub fn new(deps: DispatchDeps) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                deps,
+                routes: Mutex::default(),
+                running: Mutex::default(),
+                active: AtomicUsize::new(0),
+                idle: Notify::new(),
+                draining: AtomicBool::new(false),
+                scanning: AtomicBool::new(false),
+            }),
+        }
+    }
+
     /// Starts dispatching `job` unless it is already being dispatched or the relayer is draining.
-    pub fn start(&self, shared: &Arc<Shared>, job: JobRef) {
-        if self.draining.load(Ordering::SeqCst) {
+    pub fn start(&self, job: JobRef) {
+        let d = &self.inner;
+        if d.draining.load(Ordering::SeqCst) {
             return;
         }
-        if !self
+        if !d
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -75,14 +124,14 @@ impl Dispatcher {
         {
             return;
         }
-        self.active.fetch_add(1, Ordering::SeqCst);
-        let shared = shared.clone();
+        d.active.fetch_add(1, Ordering::SeqCst);
+        let this = self.clone();
         tokio::spawn(async move {
-            let result = run_job(&shared, &job).await;
+            let result = run_job(&this, &job).await;
             if let Err(e) = result {
                 warn!(target: "relayer::dispatch", %job, error = %e, "dispatch stopped on an error");
             }
-            let d = &shared.dispatcher;
+            let d = &this.inner;
             d.running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -94,25 +143,26 @@ impl Dispatcher {
     }
 
     /// A worker may take jobs: start the waiting ones (coalesced; one scan at a time).
-    pub fn worker_available(&self, shared: &Arc<Shared>) {
-        if self.draining.load(Ordering::SeqCst) || self.scanning.swap(true, Ordering::SeqCst) {
+    pub fn worker_available(&self) {
+        let d = &self.inner;
+        if d.draining.load(Ordering::SeqCst) || d.scanning.swap(true, Ordering::SeqCst) {
             return;
         }
-        let shared = shared.clone();
+        let this = self.clone();
         tokio::spawn(async move {
-            let waiting = shared
+            let waiting = this
                 .store
                 .jobs_in_state(JobState::InputReceived, WAITING_SCAN_LIMIT)
                 .await;
-            shared.dispatcher.scanning.store(false, Ordering::SeqCst);
+            this.inner.scanning.store(false, Ordering::SeqCst);
             match waiting {
                 Ok(jobs) => {
-                    let now = now_unix();
+                    let now = unix_now_i64();
                     for j in jobs
                         .into_iter()
                         .filter(|j| i64::from(j.opened.deadline) > now)
                     {
-                        shared.dispatcher.start(&shared, j.opened.job);
+                        this.start(j.opened.job);
                     }
                 }
                 Err(e) => {
@@ -130,7 +180,7 @@ impl Dispatcher {
             WorkerMessage::JobFailed(f) => (f.job.clone(), f.attempt, AttemptEvent::Failed(f)),
             WorkerMessage::Hello(_) | WorkerMessage::Heartbeat(_) => return,
         };
-        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
         match routes.get(&job) {
             Some(r) if r.session_id == session.id && r.attempt == attempt => {
                 let _ = r.tx.send(event);
@@ -143,7 +193,7 @@ impl Dispatcher {
 
     /// A session ended: its attempts fail over.
     pub fn session_closed(&self, session: &Session) {
-        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
         for r in routes.values().filter(|r| r.session_id == session.id) {
             let _ = r.tx.send(AttemptEvent::Disconnected);
         }
@@ -151,19 +201,19 @@ impl Dispatcher {
 
     /// Stops starting jobs (graceful shutdown); running ones go on.
     pub fn drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.inner.draining.store(true, Ordering::SeqCst);
     }
 
     /// Jobs being dispatched now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.inner.active.load(Ordering::SeqCst)
     }
 
     /// Waits until no job is being dispatched, or `timeout`; returns whether it got idle.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notified = self.idle.notified();
+            let notified = self.inner.idle.notified();
             if self.active() == 0 {
                 return true;
             }
@@ -180,7 +230,8 @@ impl Dispatcher {
         attempt: u32,
     ) -> mpsc::UnboundedReceiver<AttemptEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.routes
+        self.inner
+            .routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
@@ -195,7 +246,8 @@ impl Dispatcher {
     }
 
     fn unroute(&self, job: &JobRef) {
-        self.routes
+        self.inner
+            .routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(job);
@@ -205,7 +257,7 @@ impl Dispatcher {
 /// Orders the connected candidates for a job: only healthy sessions with free capacity that serve
 /// the model; then least loaded, cheapest (input + output price), and the client's order.
 pub fn rank_candidates(
-    shared: &Shared,
+    d: &DispatchDeps,
     record: &JobRecord,
     input: &SealedInput,
     skip: &HashSet<String>,
@@ -214,12 +266,12 @@ pub fn rank_candidates(
         Some(w) => vec![w.clone()],
         None => input.candidates.clone(),
     };
-    let timeout = shared.config.session_timeout();
+    let timeout = d.config.session_timeout();
     let mut ranked: Vec<(usize, Arc<Session>)> = candidates
         .iter()
         .enumerate()
         .filter(|(_, w)| !skip.contains(*w))
-        .filter_map(|(i, w)| shared.sessions.get(w).map(|s| (i, s)))
+        .filter_map(|(i, w)| d.sessions.get(w).map(|s| (i, s)))
         .filter(|(_, s)| {
             s.models.contains(&record.opened.model_id)
                 && s.healthy(timeout)
@@ -235,8 +287,8 @@ pub fn rank_candidates(
     ranked.into_iter().map(|(_, s)| s).collect()
 }
 
-async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
-    let Some(record) = shared.store.job(job).await? else {
+async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
+    let Some(record) = d.store.job(job).await? else {
         return Ok(());
     };
     // A dispatched job is held by an attempt (here or at another relayer instance on the same
@@ -244,18 +296,18 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
     if record.state != JobState::InputReceived {
         return Ok(());
     }
-    let Some(input) = shared.store.sealed_input(job).await? else {
+    let Some(input) = d.store.sealed_input(job).await? else {
         return Ok(());
     };
     let mut tried = HashSet::new();
     let mut attempt = record.attempts;
     let mut failed_over = false;
     loop {
-        if i64::from(record.opened.deadline) <= now_unix() {
+        if i64::from(record.opened.deadline) <= unix_now_i64() {
             // The expiry sweep closes the books on it.
             return Ok(());
         }
-        let Some(session) = rank_candidates(shared, &record, &input, &tried)
+        let Some(session) = rank_candidates(d, &record, &input, &tried)
             .into_iter()
             .next()
         else {
@@ -268,8 +320,8 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
             JobState::Dispatched
         };
         attempt += 1;
-        let lease = lease_until(shared);
-        if !shared
+        let lease = lease_until(d);
+        if !d
             .store
             .claim_dispatch(job, &session.worker, attempt, from, lease)
             .await?
@@ -277,10 +329,10 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
             debug!(target: "relayer::dispatch", %job, attempt, "claimed elsewhere (another instance or attempt)");
             return Ok(());
         }
-        shared.metrics.dispatch_attempts.inc();
-        let rx = shared.dispatcher.route(job, session.id, attempt);
+        d.metrics.dispatch_attempts.inc();
+        let rx = d.route(job, session.id, attempt);
         session.assign();
-        shared.hub.publish(
+        d.hub.publish(
             job,
             StreamEvent::Dispatched {
                 worker: session.worker.clone(),
@@ -298,24 +350,33 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
             sealed_input: input.ciphertext.clone(),
         };
         let outcome = if session.send(RelayMessage::Dispatch(dispatch)) {
-            follow(shared, job, &record, &session, attempt, rx).await
+            follow(d, job, &record, &session, attempt, rx).await
         } else {
             Ok(Outcome::Failover("worker session closed".into()))
         };
-        shared.dispatcher.unroute(job);
+        d.unroute(job);
         session.release();
         match outcome? {
             Outcome::Answered | Outcome::Gone => return Ok(()),
             Outcome::Failover(reason) => {
-                shared.metrics.failovers.inc();
+                d.metrics.failovers.inc();
                 failed_over = true;
                 warn!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, %reason, "attempt failed, trying the next candidate");
             }
         }
     }
-    // Nobody could take it now. A worker that connects (or frees capacity) before the deadline
-    // picks it up; otherwise it expires on-chain and the client is refunded.
-    match shared
+    park_waiting(d, job, &record, failed_over).await
+}
+
+/// Nobody could take the job now. A worker that connects (or frees capacity) before the
+/// deadline picks it up; otherwise it expires on-chain and the client is refunded.
+async fn park_waiting(
+    d: &DispatchDeps,
+    job: &JobRef,
+    record: &JobRecord,
+    failed_over: bool,
+) -> Result<(), Error> {
+    match d
         .store
         .transition(job, JobState::InputReceived, Some(WAITING_REASON))
         .await
@@ -329,7 +390,7 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
         Err(e) => return Err(e),
     }
     if failed_over || record.state == JobState::InputReceived && record.reason.is_none() {
-        shared.hub.publish(
+        d.hub.publish(
             job,
             StreamEvent::Status {
                 state: JobState::InputReceived.to_string(),
@@ -341,13 +402,13 @@ async fn run_job(shared: &Arc<Shared>, job: &JobRef) -> Result<(), Error> {
 }
 
 /// The lease an attempt starting (or streaming) now holds its job with.
-fn lease_until(shared: &Shared) -> i64 {
-    now_unix()
-        .saturating_add(i64::try_from(shared.config.dispatch_lease().as_secs()).unwrap_or(i64::MAX))
+fn lease_until(d: &DispatchDeps) -> i64 {
+    unix_now_i64()
+        .saturating_add(i64::try_from(d.config.dispatch_lease().as_secs()).unwrap_or(i64::MAX))
 }
 
 async fn follow(
-    shared: &Arc<Shared>,
+    d: &Dispatcher,
     job: &JobRef,
     record: &JobRecord,
     session: &Session,
@@ -359,12 +420,12 @@ async fn follow(
     let mut renewed = Instant::now();
     loop {
         let budget = if chunks == 0 {
-            shared.config.first_chunk_timeout
+            d.config.first_chunk_timeout
         } else {
-            shared.config.idle_timeout
+            d.config.idle_timeout
         };
         let to_deadline = Duration::from_secs(
-            u64::try_from(i64::from(record.opened.deadline) - now_unix()).unwrap_or(0),
+            u64::try_from(i64::from(record.opened.deadline) - unix_now_i64()).unwrap_or(0),
         );
         let event = match tokio::time::timeout(budget.min(to_deadline), rx.recv()).await {
             Err(_) => {
@@ -384,15 +445,11 @@ async fn follow(
                 // A long answer keeps its claim; at most one lease write per second.
                 if renewed.elapsed() >= Duration::from_secs(1) {
                     renewed = Instant::now();
-                    if !shared
-                        .store
-                        .renew_lease(job, attempt, lease_until(shared))
-                        .await?
-                    {
+                    if !d.store.renew_lease(job, attempt, lease_until(d)).await? {
                         return Ok(Outcome::Gone);
                     }
                 }
-                shared.hub.publish(
+                d.hub.publish(
                     job,
                     StreamEvent::Chunk {
                         attempt,
@@ -407,45 +464,59 @@ async fn follow(
             AttemptEvent::Disconnected => {
                 return Ok(Outcome::Failover("worker disconnected".into()));
             }
-            AttemptEvent::Done(d) => {
-                let summary = match check_receipt(
-                    &d.receipt,
-                    &session.chain.receipt_key,
-                    job,
-                    &session.worker,
-                    record.opened.max_cost,
-                ) {
-                    Ok(s) => s,
-                    Err(why) => return Ok(Outcome::Failover(format!("receipt refused: {why}"))),
-                };
-                // cost <= max_cost < 2^64 was just checked.
-                let cost = u64::try_from(summary.cost).unwrap_or(u64::MAX);
-                match shared
-                    .store
-                    .record_receipt(job, &session.worker, &d.receipt, cost)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(Error::InvalidTransition { .. }) => return Ok(Outcome::Gone),
-                    Err(e) => return Err(e),
-                }
-                shared
-                    .metrics
-                    .dispatch_latency
-                    .observe(started.elapsed().as_secs_f64());
-                shared.hub.publish(
-                    job,
-                    StreamEvent::Receipt {
-                        worker: session.worker.clone(),
-                        attempt,
-                        chunks: d.chunks,
-                        receipt: d.receipt,
-                        cost,
-                    },
-                );
-                info!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, chunks, cost, "answered");
-                return Ok(Outcome::Answered);
+            AttemptEvent::Done(done) => {
+                return finish(d, job, record, session, attempt, chunks, started, done).await;
             }
         }
     }
+}
+
+/// The worker's `Done`: its receipt checked and recorded, then published to the client.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    d: &DispatchDeps,
+    job: &JobRef,
+    record: &JobRecord,
+    session: &Session,
+    attempt: u32,
+    chunks: u32,
+    started: Instant,
+    done: Done,
+) -> Result<Outcome, Error> {
+    let summary = match check_receipt(
+        &done.receipt,
+        &session.chain.receipt_key,
+        job,
+        &session.worker,
+        record.opened.max_cost,
+    ) {
+        Ok(s) => s,
+        Err(why) => return Ok(Outcome::Failover(format!("receipt refused: {why}"))),
+    };
+    // cost <= max_cost < 2^64 was just checked.
+    let cost = u64::try_from(summary.cost).unwrap_or(u64::MAX);
+    match d
+        .store
+        .record_receipt(job, &session.worker, &done.receipt, cost)
+        .await
+    {
+        Ok(()) => {}
+        Err(Error::InvalidTransition { .. }) => return Ok(Outcome::Gone),
+        Err(e) => return Err(e),
+    }
+    d.metrics
+        .dispatch_latency
+        .observe(started.elapsed().as_secs_f64());
+    d.hub.publish(
+        job,
+        StreamEvent::Receipt {
+            worker: session.worker.clone(),
+            attempt,
+            chunks: done.chunks,
+            receipt: done.receipt,
+            cost,
+        },
+    );
+    info!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, chunks, cost, "answered");
+    Ok(Outcome::Answered)
 }

@@ -16,10 +16,14 @@
 //! # Layout
 //! - [`service`]: the whole relayer in-process ([`service::spawn`] → [`service::RelayerHandle`]):
 //!   store, server, watcher and submitter; `cocoon-relayer run` wraps it.
-//! - [`relayer`]: the server ([`Relayer`]) and its shared state; takes its listener and shutdown
-//!   signal as arguments.
-//! - [`api`]: client HTTP routes (input, status, SSE stream, workers, health, metrics).
-//! - [`sessions`]: the worker WebSocket endpoint, challenge/auth, live sessions.
+//! - [`relayer`]: the server ([`Relayer`]) and its background tasks; takes its listener and
+//!   shutdown signal as arguments.
+//! - [`state`]: what handlers and tasks share ([`state::Shared`]); it builds the dispatcher and
+//!   the sessions' dependencies with the handles they need, so neither reaches back into it.
+//! - [`api`]: client HTTP routes (input, status, SSE stream, workers, health, metrics) and the
+//!   worker WebSocket.
+//! - [`sessions`]: the table of live worker sessions; [`api::worker`] is the WebSocket endpoint
+//!   (challenge/auth, heartbeats, job frames) that fills it.
 //! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover.
 //! - [`hub`]: per-job event streams with replay.
 //! - [`registry`]: on-chain worker records behind [`WorkerRegistry`], and the admission rule.
@@ -30,8 +34,11 @@
 //! - [`chain`]: the registry, watcher source and wallet over the sdk chain layer.
 //! - [`cli`]: flags, environment and TOML file of `cocoon-relayer run`.
 //! - [`metrics`], [`config`], [`address`], [`error`].
-//! - [`stub`]: a worker that answers instantly with valid receipts (tests, benchmark); [`sse`]: a
-//!   small SSE reader for job streams.
+//!
+//! Test support (a stub worker, localnet with the development Root, stream collection) is in
+//! the `cocoon-testkit` crate; the benchmark is `examples/bench.rs`.
+
+#![warn(missing_docs)]
 
 pub mod address;
 pub mod api;
@@ -47,9 +54,8 @@ pub mod registry;
 pub mod relayer;
 pub mod service;
 pub mod sessions;
-pub mod sse;
+pub mod state;
 pub mod store;
-pub mod stub;
 pub mod submitter;
 pub mod watcher;
 

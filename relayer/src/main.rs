@@ -1,6 +1,5 @@
-//! `cocoon-relayer`: `run` serves the relayer; `bench` measures dispatch against a stub worker.
-
-mod bench;
+//! `cocoon-relayer`: `run` serves the relayer; `jobs` lists the store for reconciliation. (The
+//! benchmark is an example: `cargo run --release -p cocoon-relayer --example bench`.)
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -10,7 +9,6 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use cocoon_relayer::cli::{FileConfig, RunArgs};
 use cocoon_relayer::{ChainConfig, ServiceConfig, StaticRegistry};
-use cocoon_sdk::chain::TonCenterConfig;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::{Wallet, WalletKind};
 use tracing_subscriber::EnvFilter;
@@ -28,8 +26,6 @@ struct Cli {
 enum Command {
     /// Serve the client API and the worker endpoint.
     Run(Box<RunArgs>),
-    /// Dispatch throughput and added latency against a direct call, with stub workers.
-    Bench(bench::BenchArgs),
     /// Reconciliation: every job in the store with its state and why (settled, expired, failed...).
     Jobs(JobsArgs),
 }
@@ -85,11 +81,6 @@ async fn main() -> anyhow::Result<()> {
             init_logs(false, "warn");
             jobs(args).await
         }
-        Command::Bench(args) => {
-            // Per-job info logs would be part of what is measured.
-            init_logs(false, "warn");
-            bench::run(args).await
-        }
     }
 }
 
@@ -102,24 +93,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.registry = Some(Arc::new(StaticRegistry::from_toml(&text)?));
     }
-    if let Some(url) = &args.chain.api_url {
-        let root = args.chain.root.as_deref().context(
-            "--chain.api-url needs --chain.root (Workers and Escrows are authenticated under it)",
-        )?;
+    if let Some(root) = args.chain.root.as_deref() {
         let root = TonAddress::from_str(root).map_err(|e| anyhow::anyhow!("--chain.root: {e}"))?;
         let mnemonic = args
             .chain
             .mnemonic
             .as_deref()
-            .context("--chain.api-url needs --wallet.mnemonic (or COCOON_RELAYER_MNEMONIC)")?;
+            .context("--chain.root needs --wallet.mnemonic (or COCOON_RELAYER_MNEMONIC)")?;
         let wallet = Wallet::from_mnemonic(mnemonic, WalletKind::V5r1).context("relayer wallet")?;
-        let chain = TonCenterConfig {
-            api_key: args.chain.api_key.clone(),
-            ..TonCenterConfig::new(url.clone())
-        };
         config.chain = Some(ChainConfig {
             poll: Duration::from_secs(args.chain.poll_s.max(1)),
-            ..ChainConfig::new(chain, root, wallet)
+            ..ChainConfig::new(args.chain.chain.config(), root, wallet)
         });
     }
     let handle = cocoon_relayer::service::spawn(config)

@@ -128,7 +128,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     use super::*;
-    use crate::stub::{ReceiptFields, signed_receipt};
+    use cocoon_testkit::stub::{ReceiptFields, signed_receipt};
 
     fn fields() -> ReceiptFields {
         ReceiptFields {

@@ -239,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn every_violation_is_rejected() {
+    fn every_record_violation_is_rejected() {
         let (h, c) = pair();
         let cases: Vec<(Hello, OnChainWorker, u32, Rejection)> = vec![
             (
@@ -287,6 +287,16 @@ mod tests {
                 1000,
                 Rejection::AttestationExpired(1000),
             ),
+        ];
+        for (h, c, now, want) in cases {
+            assert_eq!(check_worker(&h, &c, now), Err(want.clone()), "{want}");
+        }
+    }
+
+    #[test]
+    fn every_hello_violation_is_rejected() {
+        let (h, c) = pair();
+        let cases: Vec<(Hello, OnChainWorker, u32, Rejection)> = vec![
             (
                 Hello {
                     receipt_key: [9; 32],

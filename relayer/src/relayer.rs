@@ -1,4 +1,5 @@
-//! The relayer service: shared state, the HTTP/WebSocket server, and its background tasks.
+//! The relayer service: the HTTP/WebSocket server over the [`Shared`] state, and its background
+//! tasks (expiry sweep, orphaned attempts).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,56 +7,20 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::client::StreamEvent;
 
 use crate::config::RelayerConfig;
-use crate::dispatcher::Dispatcher;
 use crate::error::Result;
-use crate::hub::{FINISHED_RETENTION, Hub};
-use crate::metrics::Metrics;
+use crate::hub::FINISHED_RETENTION;
 use crate::registry::WorkerRegistry;
-use crate::sessions::Sessions;
-use crate::store::{Store, now_unix};
+pub use crate::state::Shared;
+use crate::store::Store;
 
 /// How long a graceful shutdown waits for jobs being dispatched to finish.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// State shared by every part of the relayer.
-pub struct Shared {
-    /// The database.
-    pub store: Store,
-    /// Where worker records are read.
-    pub registry: Arc<dyn WorkerRegistry>,
-    /// Live worker sessions.
-    pub sessions: Sessions,
-    /// Per-job event streams.
-    pub hub: Hub,
-    /// Job dispatch.
-    pub dispatcher: Dispatcher,
-    /// Metrics (shared with the watcher and the submitter).
-    pub metrics: Arc<Metrics>,
-    /// Tunables.
-    pub config: RelayerConfig,
-    close: watch::Sender<bool>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    /// Fires (changes to `true`) when sessions and streams must close.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.close.subscribe()
-    }
-}
 
 /// A relayer ready to serve.
 #[derive(Debug, Clone)]
@@ -66,17 +31,9 @@ pub struct Relayer {
 impl Relayer {
     /// A relayer over `store`, verifying workers with `registry`.
     pub fn new(store: Store, registry: Arc<dyn WorkerRegistry>, config: RelayerConfig) -> Self {
-        let shared = Arc::new(Shared {
-            store,
-            registry,
-            sessions: Sessions::default(),
-            hub: Hub::new(),
-            dispatcher: Dispatcher::default(),
-            metrics: Arc::new(Metrics::new()),
-            config,
-            close: watch::channel(false).0,
-        });
-        Self { shared }
+        Self {
+            shared: Arc::new(Shared::new(store, registry, config)),
+        }
     }
 
     /// The shared state (tests and the benchmark look inside).
@@ -111,7 +68,7 @@ impl Relayer {
                 if !shared.dispatcher.wait_idle(DEFAULT_DRAIN_TIMEOUT).await {
                     warn!(target: "relayer::server", active = shared.dispatcher.active(), "drain timed out");
                 }
-                let _ = shared.close.send(true);
+                shared.close();
             }
         };
         // Chunks and SSE events are small writes answered at once: without TCP_NODELAY, Nagle's
@@ -140,7 +97,7 @@ async fn recover(shared: &Shared) -> Result<()> {
 async fn requeue_orphans(shared: &Shared) -> Result<usize> {
     let jobs = shared
         .store
-        .requeue_expired_leases(now_unix(), "relayer stopped mid-attempt")
+        .requeue_expired_leases(unix_now_i64(), "relayer stopped mid-attempt")
         .await?;
     for job in &jobs {
         info!(target: "relayer::dispatch", %job, "orphaned attempt requeued");
@@ -155,7 +112,7 @@ async fn sweep(shared: Arc<Shared>) {
         tick.tick().await;
         match shared
             .store
-            .expire_due(now_unix(), shared.config.grace_period)
+            .expire_due(unix_now_i64(), shared.config.grace_period)
             .await
         {
             Ok(expired) => {
@@ -173,7 +130,7 @@ async fn sweep(shared: Arc<Shared>) {
         }
         match requeue_orphans(&shared).await {
             Ok(0) => {}
-            Ok(_) => shared.dispatcher.worker_available(&shared),
+            Ok(_) => shared.dispatcher.worker_available(),
             Err(e) => warn!(target: "relayer::dispatch", error = %e, "orphan sweep failed"),
         }
         shared.hub.evict_finished(FINISHED_RETENTION);

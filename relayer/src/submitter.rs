@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::messages::worker::SubmitReceipts;
 use cocoon_sdk::receipt::SignedReceipt;
 use cocoon_sdk::relay::JobRef;
@@ -25,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::store::{OutboxStatus, Store, now_unix};
+use crate::store::{OutboxStatus, Store};
 use crate::watcher::SourceError;
 
 pub use cocoon_sdk::contracts::{SUBMIT_BASE_GAS, SUBMIT_PER_RECEIPT};
@@ -287,6 +288,27 @@ impl Submitter {
     /// batch when nothing is in flight.
     pub async fn tick(&self) -> Result<TickReport> {
         let mut report = TickReport::default();
+        if !self.follow_in_flight(&mut report).await? {
+            return Ok(report);
+        }
+        self.read_verdicts(&mut report).await?;
+        if !self
+            .store
+            .outbox_in_status(OutboxStatus::Sent)
+            .await?
+            .is_empty()
+        {
+            return Ok(report);
+        }
+        self.batch_new_receipts(&mut report).await?;
+        self.send_next_batch(&mut report).await?;
+        Ok(report)
+    }
+
+    /// Follows every sent batch: confirmed when it landed, failed (receipts released) when its
+    /// seqno went by without it or it expired unsent, re-broadcast byte for byte otherwise.
+    /// `false` when the chain could not be asked (the round stops there).
+    async fn follow_in_flight(&self, report: &mut TickReport) -> Result<bool> {
         let in_flight = self.store.outbox_in_status(OutboxStatus::Sent).await?;
         for entry in &in_flight {
             let hash: [u8; 32] = entry
@@ -306,12 +328,12 @@ impl Submitter {
                 Err(e) => {
                     self.metrics.submit_failures.inc();
                     warn!(target: "relayer::submitter", id = entry.id, error = %e, "could not look the batch up");
-                    return Ok(report);
+                    return Ok(false);
                 }
             }
             let seqno = self.wallet.seqno().await.map_err(chain_err)?;
             let sent_with = entry.seqno.unwrap_or(0);
-            if seqno > sent_with && now_unix() - entry.updated_at >= self.confirm_grace {
+            if seqno > sent_with && unix_now_i64() - entry.updated_at >= self.confirm_grace {
                 closed_elsewhere(
                     self.store
                         .mark_failed(
@@ -322,7 +344,8 @@ impl Submitter {
                 )?;
                 warn!(target: "relayer::submitter", id = entry.id, sent_with, seqno, "batch never landed; receipts released");
                 report.failed += 1;
-            } else if seqno == sent_with && now_unix() - entry.updated_at >= self.message_expiry {
+            } else if seqno == sent_with && unix_now_i64() - entry.updated_at >= self.message_expiry
+            {
                 closed_elsewhere(
                     self.store
                         .mark_failed(entry.id, "expired before it landed")
@@ -345,16 +368,11 @@ impl Submitter {
                 }
             }
         }
-        self.read_verdicts(&mut report).await?;
-        if !self
-            .store
-            .outbox_in_status(OutboxStatus::Sent)
-            .await?
-            .is_empty()
-        {
-            return Ok(report);
-        }
+        Ok(true)
+    }
 
+    /// Puts each worker's receipts that are in no batch yet into a new pending batch.
+    async fn batch_new_receipts(&self, report: &mut TickReport) -> Result<()> {
         for worker in self.store.workers_with_unbatched_receipts().await? {
             let receipts = self.store.unbatched_receipts(&worker, self.batch).await?;
             let jobs: Vec<_> = receipts.iter().map(|r| r.job.clone()).collect();
@@ -365,7 +383,11 @@ impl Submitter {
                 report.batched += 1;
             }
         }
+        Ok(())
+    }
 
+    /// Builds, records and broadcasts the oldest pending batch (one at a time: one seqno).
+    async fn send_next_batch(&self, report: &mut TickReport) -> Result<()> {
         let Some(entry) = self
             .store
             .outbox_in_status(OutboxStatus::Pending)
@@ -373,7 +395,7 @@ impl Submitter {
             .into_iter()
             .next()
         else {
-            return Ok(report);
+            return Ok(());
         };
         let receipts = self.store.batch_receipts(entry.id).await?;
         let bocs: Vec<Vec<u8>> = receipts.iter().map(|r| r.receipt.clone()).collect();
@@ -384,7 +406,7 @@ impl Submitter {
                     .mark_failed(entry.id, &format!("cannot build the message: {e}"))
                     .await?;
                 report.failed += 1;
-                return Ok(report);
+                return Ok(());
             }
         };
         let seqno = self.wallet.seqno().await.map_err(chain_err)?;
@@ -397,7 +419,7 @@ impl Submitter {
         match self.store.mark_sent(entry.id, seqno, &boc, &hash).await {
             Ok(()) => {}
             // Another instance on the same database claimed this batch first.
-            Err(crate::Error::OutboxClosed { .. }) => return Ok(report),
+            Err(crate::Error::OutboxClosed { .. }) => return Ok(()),
             Err(e) => return Err(e),
         }
         match self.wallet.broadcast(&boc).await {
@@ -413,6 +435,6 @@ impl Submitter {
                     .await?;
             }
         }
-        Ok(report)
+        Ok(())
     }
 }

@@ -15,13 +15,14 @@ use tonlib_core::TonAddress;
 use tonlib_core::cell::{ArcCell, Cell, CellBuilder, TonCellError};
 use tracing::{debug, info, warn};
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::messages::notify::JobOpened;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::{TlbError, TlbType as _};
 
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::store::{Cursor, OpenedJob, Store, now_unix};
+use crate::store::{Cursor, OpenedJob, Store};
 
 /// Opcode of `job_opened` (contracts/schema.tlb).
 pub const JOB_OPENED_OP: u32 = 0xc0c0_0401;
@@ -247,7 +248,7 @@ impl Watcher {
                 }
                 if let Some(m) = &self.metrics {
                     m.chain_lag.set(
-                        now_unix()
+                        unix_now_i64()
                             .saturating_sub(i64::try_from(tx.now).unwrap_or(i64::MAX))
                             .max(0),
                     );

@@ -5,11 +5,11 @@ mod common;
 
 use cocoon_relayer::receipt::check_receipt;
 use cocoon_relayer::store::JobState;
-use cocoon_relayer::stub::StubWorker;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::{
     ApiError, ApiErrorCode, JobStatus, StreamEvent, SubmitAccepted, WorkerList,
 };
+use cocoon_testkit::stub::StubWorker;
 use common::{fast_config, start};
 
 #[tokio::test]

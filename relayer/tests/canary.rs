@@ -7,10 +7,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use cocoon_relayer::stub::StubWorker;
 use cocoon_sdk::relay::client::StreamEvent;
 use cocoon_sdk::seal::{EncryptionKeyPair, JobContext, seal_input};
 use cocoon_sdk::tlb::TonAddress;
+use cocoon_testkit::stub::StubWorker;
 use common::{fast_config, opened, start};
 
 const CANARY: &[u8] = b"CANARY-7f3a1c: the secret prompt that must stay sealed";

@@ -7,24 +7,19 @@
 
 mod localnet;
 
-// The sdk's fault-injecting proxy, shared rather than copied; not every fault is used here.
-#[allow(dead_code)]
-#[path = "../../sdk/tests/chain_support/proxy.rs"]
-mod proxy;
-
 use std::time::Duration;
 
 use cocoon_relayer::config::RelayerConfig;
 use cocoon_relayer::service::{self, ChainConfig, RelayerHandle, ServiceConfig};
 use cocoon_relayer::store::JobState;
-use cocoon_relayer::stub::StubWorker;
 use cocoon_sdk::chain::{ChainApi, RetryPolicy, TonCenterConfig};
 use cocoon_sdk::messages::escrow::Settle;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::TlbType as _;
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_testkit::stub::StubWorker;
+use cocoon_testkit::{Fault, FaultProxy};
 use localnet::{GRACE, Net, setup, submit, wait_for};
-use proxy::{Fault, FaultProxy};
 
 fn relayer_config() -> RelayerConfig {
     RelayerConfig {
@@ -104,7 +99,7 @@ async fn jobs_settle_on_chain_and_refused_settlements_fail_with_the_exit_code() 
     let dir = tempfile::tempdir().unwrap();
     let h = spawn(
         &n,
-        TonCenterConfig::new(n.net.url()),
+        TonCenterConfig::new(n.dev.localnet.url()),
         &dir.path().join("r.db"),
     )
     .await;
@@ -157,7 +152,11 @@ async fn jobs_settle_on_chain_and_refused_settlements_fail_with_the_exit_code() 
     let input = b"late".to_vec();
     let late = n.open(3, &input, 20).await;
     wait_for(h.store(), &late, 60, |_| true).await;
-    n.net.advance_time(20 + u64::from(GRACE) + 5).await.unwrap();
+    n.dev
+        .localnet
+        .advance_time(20 + u64::from(GRACE) + 5)
+        .await
+        .unwrap();
     assert_eq!(submit(&h.url(), &late, &input, &n.stub.address).await, 202);
     let r = wait_for(h.store(), &late, 90, |s| s.is_final()).await;
     assert_eq!(r.state, JobState::Failed, "{r:?}");
@@ -185,14 +184,14 @@ async fn a_restart_catches_up_from_the_persisted_cursor() {
     let n = setup(StubWorker::new(2, vec![1]), 5 * NANO_PER_TON).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
-    let h = spawn(&n, TonCenterConfig::new(n.net.url()), &db).await;
+    let h = spawn(&n, TonCenterConfig::new(n.dev.localnet.url()), &db).await;
     let first = n.open(1, b"one", 600).await;
     wait_for(h.store(), &first, 60, |s| s == JobState::Opened).await;
     h.shutdown().await.unwrap();
 
     // Opened while the relayer is down.
     let missed = [n.open(2, b"two", 600).await, n.open(3, b"three", 600).await];
-    let h = spawn(&n, TonCenterConfig::new(n.net.url()), &db).await;
+    let h = spawn(&n, TonCenterConfig::new(n.dev.localnet.url()), &db).await;
     for j in &missed {
         wait_for(h.store(), j, 60, |s| s == JobState::Opened).await;
     }
@@ -223,7 +222,7 @@ async fn a_restart_catches_up_from_the_persisted_cursor() {
 #[tokio::test]
 async fn chain_faults_neither_lose_nor_duplicate_work() {
     let n = setup(StubWorker::new(3, vec![1]), 5 * NANO_PER_TON).await;
-    let proxy = FaultProxy::start(n.net.url()).await;
+    let proxy = FaultProxy::start(n.dev.localnet.url()).await;
     let api = TonCenterConfig {
         timeout: Duration::from_secs(2),
         retry: RetryPolicy {

@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cocoon_relayer::store::{JobState, Store};
-use cocoon_relayer::stub::{StubHandle, StubWorker};
 use cocoon_sdk::chain::ChainApi;
 use cocoon_sdk::messages::escrow::Settle;
 use cocoon_sdk::tlb::TlbType as _;
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_testkit::stub::{StubHandle, StubWorker};
 use localnet::{GRACE, Net, setup};
 use rand::{Rng as _, SeedableRng as _};
 
@@ -43,7 +43,7 @@ fn start(n: &Net, port: u16, db: &str, log: &std::path::Path) -> Child {
         ])
         .args([
             "--chain.api-url",
-            n.net.url(),
+            n.dev.localnet.url(),
             "--chain.root",
             &n.root.to_hex(),
             "--chain.poll",

@@ -4,10 +4,11 @@ mod common;
 
 use std::time::Duration;
 
+use cocoon_relayer::RelayerConfig;
 use cocoon_relayer::dispatcher::WAITING_REASON;
 use cocoon_relayer::store::JobState;
-use cocoon_relayer::stub::{StubMode, StubWorker};
-use cocoon_sdk::relay::client::StreamEvent;
+use cocoon_sdk::relay::client::{StreamEvent, WorkerList};
+use cocoon_testkit::stub::{StubMode, StubWorker};
 use common::{fast_config, start};
 
 fn dispatched(events: &[StreamEvent]) -> Vec<(String, u32)> {
@@ -86,7 +87,7 @@ async fn with_no_candidate_left_the_job_waits_then_expires() {
     let mut job = r.open(1, &input).await;
     // Replace with a job whose deadline is two seconds away.
     job.job.job_id = 2;
-    job.deadline = (cocoon_relayer::store::now_unix() + 2) as u32;
+    job.deadline = (cocoon_sdk::clock::unix_now_i64() + 2) as u32;
     r.store.insert_opened(&job).await.unwrap();
     assert_eq!(
         r.submit(&job.job, &input, &[&silent.address])
@@ -161,6 +162,42 @@ async fn the_job_route_overrides_the_client_candidates() {
     );
 }
 
+/// Waits until the relayer reports `worker` with `load` jobs running (its heartbeat arrived).
+async fn reported_load(r: &common::TestRelayer, worker: &str, load: u32) {
+    for _ in 0..100 {
+        let list: WorkerList = r
+            .client
+            .get(format!("{}/v1/workers", r.http))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list
+            .workers
+            .iter()
+            .any(|w| w.worker == worker && w.load == load)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{worker} never reported load {load}");
+}
+
+/// Submits a job listing `candidates` in that order and returns who it was dispatched to.
+async fn dispatch_order(
+    r: &common::TestRelayer,
+    job_id: u64,
+    candidates: &[&str],
+) -> Vec<(String, u32)> {
+    let input = format!("sealed {job_id}").into_bytes();
+    let job = r.open(job_id, &input).await;
+    assert_eq!(r.submit(&job.job, &input, candidates).await.status(), 202);
+    dispatched(&r.stream(&job.job).await)
+}
+
 #[tokio::test]
 async fn cheaper_and_less_loaded_workers_are_preferred() {
     let r = start(fast_config()).await;
@@ -168,21 +205,55 @@ async fn cheaper_and_less_loaded_workers_are_preferred() {
     pricey.prices = (10, 10);
     let cheap = StubWorker::new(2, vec![1]);
     let _a = r.worker(&pricey).await;
-    let _b = r.worker(&cheap).await;
-    let input = b"sealed".to_vec();
-    let job = r.open(1, &input).await;
+    let b = r.worker(&cheap).await;
+    // Equal load: the cheaper one, though the client listed it second.
     assert_eq!(
-        r.submit(&job.job, &input, &[&pricey.address, &cheap.address])
-            .await
-            .status(),
-        202
+        dispatch_order(&r, 1, &[&pricey.address, &cheap.address]).await,
+        vec![(cheap.address.clone(), 1)]
     );
-    let events = r.stream(&job.job).await;
+    // The cheap one now reports 3 of its 4 slots busy: load outranks price and the client's
+    // order, so the idle (pricier) one takes the job.
+    b.heartbeat(3, cheap.capacity);
+    reported_load(&r, &cheap.address, 3).await;
     assert_eq!(
-        dispatched(&events),
-        vec![(cheap.address.clone(), 1)],
-        "{events:?}"
+        dispatch_order(&r, 2, &[&cheap.address, &pricey.address]).await,
+        vec![(pricey.address.clone(), 1)]
     );
+    // Full: never a candidate, even alone.
+    b.heartbeat(cheap.capacity, cheap.capacity);
+    reported_load(&r, &cheap.address, cheap.capacity).await;
+    assert_eq!(
+        dispatch_order(&r, 3, &[&cheap.address, &pricey.address]).await,
+        vec![(pricey.address.clone(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_misses_its_heartbeats_gets_no_job() {
+    // Heartbeats every 150 ms: a session silent for 3 intervals is gone.
+    let r = start(RelayerConfig {
+        heartbeat_interval: Duration::from_millis(150),
+        ..fast_config()
+    })
+    .await;
+    let stale = StubWorker::new(1, vec![1]);
+    let mut live = StubWorker::new(2, vec![1]);
+    live.prices = (10, 10);
+    let _s = r.worker(&stale).await;
+    let l = r.worker(&live).await;
+    let beat = tokio::spawn(async move {
+        loop {
+            l.heartbeat(0, 4);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // The stale one is cheaper and listed first, but it stopped heartbeating.
+    assert_eq!(
+        dispatch_order(&r, 1, &[&stale.address, &live.address]).await,
+        vec![(live.address.clone(), 1)]
+    );
+    beat.abort();
 }
 
 #[tokio::test]

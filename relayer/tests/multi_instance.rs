@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_relayer::store::{JobState, SealedInput, Store};
-use cocoon_relayer::stub::StubWorker;
 use cocoon_relayer::{Relayer, StaticRegistry};
+use cocoon_testkit::stub::StubWorker;
 use common::{fast_config, opened};
 
 struct Instance {
@@ -64,14 +64,8 @@ async fn two_relayers_never_dispatch_one_job_twice() {
         let (ha, hb) = tokio::join!(a_worker.connect(&a.ws), b_worker.connect(&b.ws));
         let (ha, hb) = (ha.unwrap(), hb.unwrap());
         for _ in 0..5 {
-            a.relayer
-                .shared()
-                .dispatcher
-                .worker_available(a.relayer.shared());
-            b.relayer
-                .shared()
-                .dispatcher
-                .worker_available(b.relayer.shared());
+            a.relayer.shared().dispatcher.worker_available();
+            b.relayer.shared().dispatcher.worker_available();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let until = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -125,7 +119,7 @@ async fn dispatch_claims_are_exclusive_and_orphans_are_requeued_after_their_leas
         .unwrap();
         // Two instances claim the same first attempt at once: one wins.
         let other = Store::connect(&t.url, 2).await.unwrap();
-        let far = cocoon_relayer::store::now_unix() + 3600;
+        let far = cocoon_sdk::clock::unix_now_i64() + 3600;
         let (x, y) = tokio::join!(
             s.claim_dispatch(&j.job, "wa", 1, JobState::InputReceived, far),
             other.claim_dispatch(&j.job, "wb", 1, JobState::InputReceived, far)
@@ -153,7 +147,7 @@ async fn dispatch_claims_are_exclusive_and_orphans_are_requeued_after_their_leas
             t.name
         );
 
-        let now = cocoon_relayer::store::now_unix();
+        let now = cocoon_sdk::clock::unix_now_i64();
         assert!(
             s.requeue_expired_leases(now, "x").await.unwrap().is_empty(),
             "{}: lease still running",

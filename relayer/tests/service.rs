@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cocoon_relayer::service::{self, ServiceConfig};
 use cocoon_relayer::store::{JobState, Store};
-use cocoon_relayer::stub::{StubMode, StubWorker};
 use cocoon_relayer::{Error, StaticRegistry};
+use cocoon_testkit::stub::{StubMode, StubWorker};
 use common::{base64_encode, fast_config, opened};
 
 async fn submit(

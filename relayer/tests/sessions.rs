@@ -2,10 +2,10 @@
 
 mod common;
 
-use cocoon_relayer::stub::StubWorker;
 use cocoon_sdk::relay::PROTOCOL_VERSION;
 use cocoon_sdk::relay::auth::auth_payload;
 use cocoon_sdk::relay::worker::{Hello, RelayMessage, SessionErrorCode, WorkerMessage};
+use cocoon_testkit::stub::StubWorker;
 use ed25519_dalek::Signer as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::Message;

@@ -3,7 +3,8 @@
 mod common;
 
 use cocoon_relayer::Error;
-use cocoon_relayer::store::{Cursor, JobState, OutboxStatus, SealedInput, Store, now_unix};
+use cocoon_relayer::store::{Cursor, JobState, OutboxStatus, SealedInput, Store};
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use common::{opened, stores, worker_addr};
 
@@ -347,7 +348,7 @@ async fn expiry_marks_only_unfinished_jobs_past_deadline() {
     for t in stores().await {
         let s = &t.store;
         let mut late = opened(1, 1, b"a");
-        late.deadline = (now_unix() - 100) as u32;
+        late.deadline = (unix_now_i64() - 100) as u32;
         let fresh = opened(1, 2, b"b");
         let mut settled = opened(1, 3, b"c");
         settled.deadline = late.deadline;
@@ -359,12 +360,12 @@ async fn expiry_marks_only_unfinished_jobs_past_deadline() {
             .unwrap();
         // Inside the grace period nothing expires.
         assert!(
-            s.expire_due(now_unix(), 200).await.unwrap().is_empty(),
+            s.expire_due(unix_now_i64(), 200).await.unwrap().is_empty(),
             "{}",
             t.name
         );
         assert_eq!(
-            s.expire_due(now_unix(), 50).await.unwrap(),
+            s.expire_due(unix_now_i64(), 50).await.unwrap(),
             vec![late.job.clone()],
             "{}",
             t.name
@@ -378,7 +379,7 @@ async fn expiry_marks_only_unfinished_jobs_past_deadline() {
             JobState::Settled
         );
         assert!(
-            s.expire_due(now_unix(), 50).await.unwrap().is_empty(),
+            s.expire_due(unix_now_i64(), 50).await.unwrap().is_empty(),
             "{}: idempotent",
             t.name
         );

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use cocoon_relayer::metrics::Metrics;
 use cocoon_relayer::store::{JobState, OutboxStatus, SealedInput, Store};
-use cocoon_relayer::stub::{ReceiptFields, signed_receipt};
 use cocoon_relayer::submitter::{
     BatchOutcome, SUBMIT_RECEIPTS_OP, Submitter, WalletSender, submit_receipts_body, submit_value,
 };
 use cocoon_relayer::watcher::SourceError;
 use cocoon_sdk::relay::JobRef;
+use cocoon_testkit::stub::{ReceiptFields, signed_receipt};
 use ed25519_dalek::SigningKey;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};

@@ -9,7 +9,6 @@ use crate::chain::ChainError;
 use crate::client::ClientError;
 use crate::contracts::ContractError;
 use crate::job::JobError;
-use crate::localnet::LocalnetError;
 use crate::receipt::ReceiptError;
 use crate::seal::SealError;
 use crate::tlb::TlbError;
@@ -31,9 +30,6 @@ pub enum Error {
     /// A wallet operation failed.
     #[error(transparent)]
     Wallet(#[from] WalletError),
-    /// Starting or driving localnet failed.
-    #[error(transparent)]
-    Localnet(#[from] LocalnetError),
     /// A contract operation failed.
     #[error(transparent)]
     Contract(#[from] ContractError),

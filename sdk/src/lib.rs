@@ -2,23 +2,28 @@
 //!
 //! Everything a program needs to speak the Cocoon protocol on TON: typed contract messages,
 //! chain access, attestation evidence and policy, HPKE sealing, receipts, and the client API.
+//! Applications (the `cocoon` command line, the OpenAI gateway, the localnet launcher) live in
+//! the `cocoon-cli` crate beside this one, so the worker links only protocol code.
+//!
+//! ```text
+//!  client ──seal──▶ relay (wire types) ──▶ worker ──receipt──▶ chain (contracts, messages, tlb)
+//!     └── attest: verify evidence against the Root's policy
+//! ```
 //!
 //! # Layout
-//! (modules are added as the areas land)
 //!
+//! - [`args`] (feature `clap`): the `--chain.*` and `--wallet.*` flags every binary shares.
 //! - [`attest`]: TEE evidence (SEV-SNP, TDX, Simulated), verification policy, key binding, providers.
 //! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
 //! - [`chain`]: the [`chain::ChainApi`] trait and its toncenter v2/v3 client.
 //! - [`channel`]: protocol v2 payment channels: the per-request receipt, the client's voucher, the
 //!   receipt accumulator and inclusion proofs (`contracts/v2/schema.tlb`).
-//! - [`cli`]: the `cocoon` command line (used by `src/bin/cocoon.rs`).
+//! - [`clock`]: the one "unix seconds now" of the workspace.
 //! - [`client`]: the client API: connect, deposit, verified workers, open a job, follow its
 //!   stream, check its receipt and its settlement.
 //! - [`contracts`]: Root / Worker / Escrow clients, typed getters, child address derivation.
 //! - [`error`]: the top-level [`Error`], wrapping each area's error enum.
-//! - [`gateway`]: the OpenAI-compatible HTTP gateway (`cocoon gateway`).
 //! - [`job`]: the sealed payloads (job request, output chunks) and the network's models.
-//! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API).
 //! - [`messages`]: typed contract messages and records (`contracts/schema.tlb`).
 //! - [`receipt`]: the signed receipt cell, signing, verification and the client-side check.
 //! - [`relay`]: wire types between the relayer, workers and clients (worker sessions, client API).
@@ -26,16 +31,18 @@
 //! - [`units`]: TON ↔ nanoTON, exact.
 //! - [`wallet`]: mnemonics, Wallet V5R1 / V4R2, `send_and_confirm` without double sends.
 
+#![warn(missing_docs)]
+
+#[cfg(feature = "clap")]
+pub mod args;
 pub mod attest;
 pub mod chain;
 pub mod channel;
-pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod contracts;
 pub mod error;
-pub mod gateway;
 pub mod job;
-pub mod localnet;
 pub mod messages;
 pub mod receipt;
 pub mod relay;

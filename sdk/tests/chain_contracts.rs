@@ -2,8 +2,6 @@
 //! register a worker with a stake, deposit into an escrow, open a job, expire it, withdraw,
 //! unbond and withdraw the stake — and the contracts' refusals as typed errors.
 
-mod chain_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use cocoon_sdk::chain::{AccountStatus, ChainApi};
@@ -18,20 +16,28 @@ use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptHashes};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::{SendOptions, WalletKind};
 
-use chain_support::{balance, funded_wallet, localnet};
+use cocoon_testkit::chain::{balance, funded_wallet, start_localnet};
 
 const GRACE: u32 = 30;
 const UNBONDING: u32 = 100;
 
 #[tokio::test]
 async fn full_lifecycle_on_localnet() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let chain = net.client().unwrap();
     let opts = SendOptions::default();
-    let owner = funded_wallet(&net, WalletKind::V5r1, 100 * NANO_PER_TON).await;
-    let gpu = funded_wallet(&net, WalletKind::V5r1, 100 * NANO_PER_TON).await;
-    let client = funded_wallet(&net, WalletKind::V4r2, 100 * NANO_PER_TON).await;
-    let relayer = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON).await;
+    let owner = funded_wallet(&net, WalletKind::V5r1, 100 * NANO_PER_TON)
+        .await
+        .unwrap();
+    let gpu = funded_wallet(&net, WalletKind::V5r1, 100 * NANO_PER_TON)
+        .await
+        .unwrap();
+    let client = funded_wallet(&net, WalletKind::V4r2, 100 * NANO_PER_TON)
+        .await
+        .unwrap();
+    let relayer = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON)
+        .await
+        .unwrap();
 
     // --- deploy Root
     let params = RootParams {
@@ -269,12 +275,12 @@ async fn full_lifecycle_on_localnet() {
         other => panic!("expected InsufficientFreeBalance, got {other:?}"),
     }
     let s3 = escrow.state().await.unwrap();
-    let before = balance(&chain, client.address()).await;
+    let before = balance(&chain, client.address()).await.unwrap();
     escrow
         .withdraw(&client, 3 * NANO_PER_TON, &opts)
         .await
         .unwrap();
-    let after = balance(&chain, client.address()).await;
+    let after = balance(&chain, client.address()).await.unwrap();
     assert!(
         after > before + 3 * NANO_PER_TON - NANO_PER_TON / 10,
         "client got {} nanoTON",
@@ -294,8 +300,8 @@ async fn full_lifecycle_on_localnet() {
         other => panic!("expected StakeLocked, got {other:?}"),
     }
     net.advance_time(u64::from(UNBONDING) + 1).await.unwrap();
-    let before = balance(&chain, gpu.address()).await;
+    let before = balance(&chain, gpu.address()).await.unwrap();
     worker.withdraw_stake(&gpu, &opts).await.unwrap();
-    assert!(balance(&chain, gpu.address()).await > before + 9 * NANO_PER_TON);
+    assert!(balance(&chain, gpu.address()).await.unwrap() > before + 9 * NANO_PER_TON);
     assert_eq!(worker.state().await.unwrap().status, worker_status::EXITED);
 }

@@ -2,8 +2,6 @@
 //! dropped connections and timeouts are recovered from, and a transfer whose response is lost is
 //! executed exactly once (checked on chain).
 
-mod chain_support;
-
 use std::time::Duration;
 
 use cocoon_sdk::chain::{ChainApi, ChainError, RetryPolicy, TonCenterClient, TonCenterConfig};
@@ -12,8 +10,8 @@ use cocoon_sdk::wallet::{
     OutMessage, SendOptions, Wallet, WalletError, WalletKind, generate_mnemonic,
 };
 
-use chain_support::proxy::{Fault, FaultProxy};
-use chain_support::{funded_wallet, localnet};
+use cocoon_testkit::chain::{funded_wallet, start_localnet};
+use cocoon_testkit::{Fault, FaultProxy};
 
 fn client(url: &str, timeout: Duration) -> TonCenterClient {
     TonCenterClient::new(TonCenterConfig {
@@ -32,11 +30,13 @@ fn client(url: &str, timeout: Duration) -> TonCenterClient {
 
 #[tokio::test]
 async fn transient_failures_are_retried() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let proxy = FaultProxy::start(net.url()).await;
     // Timeouts leave room for a loaded CI machine: only the injected delays may trip them.
     let chain = client(&proxy.url, Duration::from_secs(3));
-    let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON).await;
+    let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON)
+        .await
+        .unwrap();
 
     proxy.inject("getAddressInformation", Fault::Status(500), 2);
     assert_eq!(
@@ -86,7 +86,7 @@ async fn transient_failures_are_retried() {
 
 #[tokio::test]
 async fn lost_send_responses_never_double_send() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let direct = net.client().unwrap();
     let proxy = FaultProxy::start(net.url()).await;
     let chain = client(&proxy.url, Duration::from_secs(4));
@@ -94,7 +94,9 @@ async fn lost_send_responses_never_double_send() {
         poll_interval: Duration::from_millis(100),
         ..Default::default()
     };
-    let w = funded_wallet(&net, WalletKind::V5r1, 10 * NANO_PER_TON).await;
+    let w = funded_wallet(&net, WalletKind::V5r1, 10 * NANO_PER_TON)
+        .await
+        .unwrap();
     let dest = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V4r2).unwrap();
     let pay = |v| [OutMessage::transfer(dest.address().clone(), v, false)];
 
@@ -161,11 +163,13 @@ async fn lost_send_responses_never_double_send() {
 
 #[tokio::test]
 async fn a_message_that_never_arrives_expires_and_the_next_one_goes_through() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let direct = net.client().unwrap();
     let proxy = FaultProxy::start(net.url()).await;
     let chain = client(&proxy.url, Duration::from_secs(1));
-    let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON).await;
+    let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON)
+        .await
+        .unwrap();
     let me = [OutMessage::transfer(w.address().clone(), 1, false)];
 
     // Every broadcast is lost before the node.

@@ -1,25 +1,23 @@
 //! The chain layer against a real localnet: faucet, wallets (V5R1, V4R2), deploy-by-transfer,
 //! confirmation, seqno, forward paging, rejection, idempotent re-broadcast, snapshot reload.
 
-mod chain_support;
-
 use cocoon_sdk::chain::{AccountStatus, ChainApi, ChainError};
-use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::{
     OutMessage, SendOptions, Wallet, WalletError, WalletKind, generate_mnemonic,
 };
+use cocoon_testkit::chain::{Localnet, LocalnetConfig};
 
-use chain_support::{balance, funded_wallet, localnet};
+use cocoon_testkit::chain::{balance, funded_wallet, start_localnet};
 
 #[tokio::test]
 async fn wallets_deploy_send_confirm_and_page() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let chain = net.client().unwrap();
     let opts = SendOptions::default();
 
     for kind in [WalletKind::V5r1, WalletKind::V4r2] {
-        let w = funded_wallet(&net, kind, 10 * NANO_PER_TON).await;
+        let w = funded_wallet(&net, kind, 10 * NANO_PER_TON).await.unwrap();
         let st = chain.account(w.address()).await.unwrap();
         assert_eq!(st.balance, 10 * NANO_PER_TON);
         assert_eq!(st.status, AccountStatus::Uninitialized);
@@ -48,7 +46,7 @@ async fn wallets_deploy_send_confirm_and_page() {
         );
         assert_eq!(w.seqno(&chain).await.unwrap(), 1);
         // Exactly the value arrives (the sender pays fees separately with mode 3).
-        assert_eq!(balance(&chain, dest.address()).await, NANO_PER_TON);
+        assert_eq!(balance(&chain, dest.address()).await.unwrap(), NANO_PER_TON);
 
         // Second transfer: seqno 1; two messages in one external.
         let c2 = w
@@ -96,10 +94,12 @@ async fn wallets_deploy_send_confirm_and_page() {
 
 #[tokio::test]
 async fn rejected_and_replayed_externals() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let chain = net.client().unwrap();
     let opts = SendOptions::default();
-    let w = funded_wallet(&net, WalletKind::V5r1, 5 * NANO_PER_TON).await;
+    let w = funded_wallet(&net, WalletKind::V5r1, 5 * NANO_PER_TON)
+        .await
+        .unwrap();
     let to = OutMessage::transfer(w.address().clone(), 1, false);
     w.send_and_confirm(&chain, std::slice::from_ref(&to), &opts)
         .await
@@ -134,10 +134,12 @@ async fn rejected_and_replayed_externals() {
 
 #[tokio::test]
 async fn identical_rebroadcast_is_idempotent() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let chain = net.client().unwrap();
     let opts = SendOptions::default();
-    let w = funded_wallet(&net, WalletKind::V4r2, 5 * NANO_PER_TON).await;
+    let w = funded_wallet(&net, WalletKind::V4r2, 5 * NANO_PER_TON)
+        .await
+        .unwrap();
     let dest = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
     let msg = [OutMessage::transfer(dest.address().clone(), 7, false)];
     let signed = w.sign_external(0, u32::MAX - 1, &msg, true).unwrap();
@@ -161,7 +163,7 @@ async fn identical_rebroadcast_is_idempotent() {
             .len(),
         1
     );
-    assert_eq!(balance(&chain, dest.address()).await, 7);
+    assert_eq!(balance(&chain, dest.address()).await.unwrap(), 7);
     assert_eq!(w.seqno(&chain).await.unwrap(), 1);
 }
 

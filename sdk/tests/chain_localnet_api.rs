@@ -1,20 +1,20 @@
 //! The localnet server's toncenter surface as other clients (relayer, `@ton/ton`) see it: v2 REST
 //! and jsonRPC, newest-first paging of `getTransactions`, and its errors.
 
-mod chain_support;
-
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::{OutMessage, SendOptions, WalletKind};
 use serde_json::{Value, json};
 
-use chain_support::{funded_wallet, localnet};
+use cocoon_testkit::chain::{funded_wallet, start_localnet};
 
 #[tokio::test]
 async fn v2_rest_jsonrpc_paging_and_errors() {
-    let net = localnet().await;
+    let net = start_localnet().await.unwrap();
     let chain = net.client().unwrap();
     let http = reqwest::Client::new();
-    let w = funded_wallet(&net, WalletKind::V5r1, 2 * NANO_PER_TON).await;
+    let w = funded_wallet(&net, WalletKind::V5r1, 2 * NANO_PER_TON)
+        .await
+        .unwrap();
     for v in [1u128, 2] {
         w.send_and_confirm(
             &chain,

@@ -2,8 +2,6 @@
 //! the Escrow's funds, worker verification, and every refusal that must come before anything is
 //! sent (unknown model, no worker, attestation rejected, balance too low, relayer unreachable).
 
-mod client_support;
-
 use std::time::Duration;
 
 use cocoon_sdk::attest::{Evidence, EvidenceKind};
@@ -13,7 +11,7 @@ use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
 use cocoon_sdk::units::NANO_PER_TON;
 
-use client_support::{FakeRelayer, funded_wallet, network, register_worker};
+use cocoon_testkit::{DevChain, FakeRelayer};
 
 fn chat(text: &str) -> JobRequest {
     JobRequest::chat(
@@ -37,17 +35,17 @@ fn no_worker_reason(r: Result<cocoon_sdk::client::JobStream, ClientError>) -> St
 
 #[tokio::test]
 async fn connect_funds_workers_and_refusals() {
-    let net = network(&[SMOLLM2_135M]).await;
+    let net = DevChain::start(&[SMOLLM2_135M]).await.unwrap();
     let relayer = FakeRelayer::start().await;
 
     // --- a relayer that does not answer
-    let wallet = funded_wallet(&net.net, NANO_PER_TON).await;
-    match Client::connect(net.config("http://127.0.0.1:1"), wallet).await {
+    let wallet = net.funded_wallet(NANO_PER_TON).await.unwrap();
+    match Client::connect(net.client_config("http://127.0.0.1:1"), wallet).await {
         Err(ClientError::RelayerUnreachable(_)) => {}
         other => panic!("expected RelayerUnreachable, got {other:?}"),
     }
 
-    let client = net.client(&relayer).await;
+    let client = relayer.client(&net).await;
     assert_eq!(client.relayer_id(), &relayer.id);
     let b0 = client.balance().await.unwrap();
     assert!(!b0.exists);
@@ -90,7 +88,7 @@ async fn connect_funds_workers_and_refusals() {
     }
 
     // --- one honest worker; no deposit yet: refused before anything is sent
-    let a = register_worker(&net, 1, &[1], 1_000, 3_000).await;
+    let a = net.register_worker(1, &[1], 1_000, 3_000).await.unwrap();
     relayer.list(&a, a.info());
     match client
         .open_job(SMOLLM2_135M.name, chat("hi"), JobOptions::default())
@@ -237,8 +235,8 @@ async fn connect_funds_workers_and_refusals() {
     assert!(no_worker_reason(r).contains("busy"));
 
     // --- a production client refuses Simulated evidence
-    let prod_wallet = funded_wallet(&net.net, NANO_PER_TON).await;
-    let mut prod_config = net.config(&relayer.url);
+    let prod_wallet = net.funded_wallet(NANO_PER_TON).await.unwrap();
+    let mut prod_config = net.client_config(&relayer.url);
     prod_config.policy = PolicyMode::Production;
     let prod = Client::connect(prod_config, prod_wallet).await.unwrap();
     match prod.workers(&SMOLLM2_135M).await {
@@ -250,7 +248,7 @@ async fn connect_funds_workers_and_refusals() {
     }
 
     // --- a worker whose evidence hash on-chain differs from the evidence the relayer serves
-    let c = register_worker(&net, 3, &[1], 1_000, 3_000).await;
+    let c = net.register_worker(3, &[1], 1_000, 3_000).await.unwrap();
     let mut forged = c.info();
     forged.evidence = Evidence::simulated([0x42; 64], "swapped").encode();
     relayer.clear();

@@ -3,8 +3,6 @@
 //! the receipt checked, the settlement found on-chain; failover between the sealed candidates; a
 //! pinned worker; and every way a relayer or worker can cheat or fail, refused with its error.
 
-mod client_support;
-
 use std::time::Duration;
 
 use cocoon_sdk::attest::EvidenceKind;
@@ -16,7 +14,8 @@ use cocoon_sdk::receipt::ReceiptError;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::SendOptions;
 
-use client_support::{FakeRelayer, GRACE, Script, network, register_worker};
+use cocoon_testkit::dev::GRACE_PERIOD as GRACE;
+use cocoon_testkit::{DevChain, FakeRelayer, Script};
 
 fn chat(text: &str) -> JobRequest {
     JobRequest::chat(
@@ -41,13 +40,15 @@ async fn run(
 
 #[tokio::test]
 async fn jobs_stream_verify_settle_and_refuse_cheats() {
-    let net = network(&[SMOLLM2_135M, ALL_MINILM_L6_V2]).await;
+    let net = DevChain::start(&[SMOLLM2_135M, ALL_MINILM_L6_V2])
+        .await
+        .unwrap();
     let relayer = FakeRelayer::start().await;
-    let a = register_worker(&net, 1, &[1, 2], 1_000, 3_000).await;
-    let b = register_worker(&net, 2, &[1], 2_000, 1_000).await;
+    let a = net.register_worker(1, &[1, 2], 1_000, 3_000).await.unwrap();
+    let b = net.register_worker(2, &[1], 2_000, 1_000).await.unwrap();
     relayer.list(&a, a.info());
     relayer.list(&b, b.info());
-    let client = net.client(&relayer).await;
+    let client = relayer.client(&net).await;
     client.deposit(3 * NANO_PER_TON).await.unwrap();
     let escrow = EscrowClient::for_owner(&net.chain, &net.root, client.wallet_address())
         .await
@@ -277,7 +278,10 @@ async fn jobs_stream_verify_settle_and_refuse_cheats() {
         Err(ClientError::JobExpired { job: j }) => assert_eq!(j, job),
         other => panic!("expected JobExpired, got {other:?}"),
     }
-    net.net.advance_time(u64::from(GRACE) + 10).await.unwrap();
+    net.localnet
+        .advance_time(u64::from(GRACE) + 10)
+        .await
+        .unwrap();
     client.expire(&job).await.unwrap();
     assert_eq!(escrow.job(job.job_id).await.unwrap(), None);
     assert_eq!(escrow.state().await.unwrap().locked, locked_before);

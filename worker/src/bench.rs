@@ -2,11 +2,10 @@
 //! of a reference implementation (candle's quantized Llama on the same GGUF), measured in the
 //! same process so the ratio compares like with like.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::text::{GenerateRequest, ModelSource, Prompt, TextModel};
+use crate::text::{GenerateRequest, Prompt, TextModel};
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +20,11 @@ pub struct BenchConfig {
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        Self { prompt_tokens: 64, decode_tokens: 32, batches: vec![1, 8, 32] }
+        Self {
+            prompt_tokens: 64,
+            decode_tokens: 32,
+            batches: vec![1, 8, 32],
+        }
     }
 }
 
@@ -71,32 +74,52 @@ pub fn bench_engine(model: &TextModel, label: &str, cfg: &BenchConfig) -> Result
                 .map(|_| {
                     s.spawn(|| {
                         let mut times = Vec::with_capacity(cfg.decode_tokens);
-                        model.generate(&req, |_| times.push(Instant::now())).map(|_| times)
+                        model
+                            .generate(&req, |_| times.push(Instant::now()))
+                            .map(|_| times)
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().map_err(|_| Error::EngineStopped)?).collect::<Result<_>>()
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| Error::EngineStopped)?)
+                .collect::<Result<_>>()
         })?;
         let start = stamps.iter().filter_map(|t| t.first()).max().copied();
         let end = stamps.iter().filter_map(|t| t.last()).max().copied();
-        let (Some(start), Some(end)) = (start, end) else { continue };
+        let (Some(start), Some(end)) = (start, end) else {
+            continue;
+        };
         let n = stamps.iter().flatten().filter(|t| **t > start).count();
         decode_tok_s.push((b, per_s(n, end - start)));
     }
-    Ok(Figures { label: label.to_string(), prefill_tok_s, decode_tok_s })
+    Ok(Figures {
+        label: label.to_string(),
+        prefill_tok_s,
+        decode_tok_s,
+    })
 }
 
 /// Measures candle-transformers' `quantized_llama` (Q4_1 kernels on the CPU) on the same GGUF
 /// and the same prompt tokens.
-pub fn bench_candle(source: &ModelSource, ids: &[u32], cfg: &BenchConfig) -> Result<Figures> {
+#[cfg(feature = "reference-bench")]
+pub fn bench_candle(
+    source: &crate::text::ModelSource,
+    ids: &[u32],
+    cfg: &BenchConfig,
+) -> Result<Figures> {
     use candle_core::quantized::gguf_file;
     use candle_core::{Device, Tensor};
     use candle_transformers::models::quantized_llama::ModelWeights;
+    use std::path::Path;
 
     let c = |e: candle_core::Error| Error::Backend(format!("candle: {e}"));
     let device = Device::Cpu;
     let load = |path: &Path| -> Result<ModelWeights> {
-        let mut f = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let mut f = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let content = gguf_file::Content::read(&mut f).map_err(c)?;
         ModelWeights::from_gguf(content, &mut f, &device).map_err(c)
     };
@@ -128,17 +151,29 @@ pub fn bench_candle(source: &ModelSource, ids: &[u32], cfg: &BenchConfig) -> Res
             }
             last.ok_or_else(|| Error::InvalidOptions("empty bench prompt".into()))?
         };
-        let mut next = logits.argmax(1).map_err(c)?.to_dtype(candle_core::DType::U32).map_err(c)?;
+        let mut next = logits
+            .argmax(1)
+            .map_err(c)?
+            .to_dtype(candle_core::DType::U32)
+            .map_err(c)?;
         let t = Instant::now();
         for step in 1..cfg.decode_tokens {
             let input = next.reshape((b, 1)).map_err(c)?;
             let logits = model.forward(&input, ids.len() + step - 1).map_err(c)?;
-            next = logits.argmax(1).map_err(c)?.to_dtype(candle_core::DType::U32).map_err(c)?;
+            next = logits
+                .argmax(1)
+                .map_err(c)?
+                .to_dtype(candle_core::DType::U32)
+                .map_err(c)?;
         }
         next.to_vec1::<u32>().map_err(c)?;
         decode_tok_s.push((b, per_s(b * (cfg.decode_tokens - 1), t.elapsed())));
     }
-    Ok(Figures { label: "candle quantized_llama (reference)".into(), prefill_tok_s, decode_tok_s })
+    Ok(Figures {
+        label: "candle quantized_llama (reference)".into(),
+        prefill_tok_s,
+        decode_tok_s,
+    })
 }
 
 /// A Markdown table of all figures, with each engine's ratio to the reference (the last entry
@@ -146,7 +181,10 @@ pub fn bench_candle(source: &ModelSource, ids: &[u32], cfg: &BenchConfig) -> Res
 pub fn report(figures: &[Figures]) -> String {
     let reference = figures.iter().find(|f| f.label.contains("reference"));
     let mut out = String::from("| implementation | prefill tok/s (b=1) |");
-    let batches: Vec<usize> = figures.first().map(|f| f.decode_tok_s.iter().map(|d| d.0).collect()).unwrap_or_default();
+    let batches: Vec<usize> = figures
+        .first()
+        .map(|f| f.decode_tok_s.iter().map(|d| d.0).collect())
+        .unwrap_or_default();
     for b in &batches {
         out.push_str(&format!(" decode tok/s b={b} |"));
     }
@@ -162,7 +200,10 @@ pub fn report(figures: &[Figures]) -> String {
         let rp = reference.filter(|_| !is_ref).map(|r| r.prefill_tok_s);
         out.push_str(&format!("| {} |{}", f.label, cell(f.prefill_tok_s, rp)));
         for (b, v) in &f.decode_tok_s {
-            let rv = reference.filter(|_| !is_ref).and_then(|r| r.decode_tok_s.iter().find(|d| d.0 == *b)).map(|d| d.1);
+            let rv = reference
+                .filter(|_| !is_ref)
+                .and_then(|r| r.decode_tok_s.iter().find(|d| d.0 == *b))
+                .map(|d| d.1);
             out.push_str(&cell(*v, rv));
         }
         out.push('\n');

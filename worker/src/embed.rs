@@ -29,7 +29,10 @@ trait Encoder: Send {
 
 impl<B: Backend> Encoder for Bert<B> {
     fn embed(&self, batch: &[Vec<u32>]) -> Result<Vec<f32>> {
-        Bert::embed(self, batch).into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+        Bert::embed(self, batch)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| Error::Backend(format!("{e:?}")))
     }
 }
 
@@ -51,13 +54,21 @@ impl EmbeddingModel {
             let p = dir.join(name);
             std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
         };
-        let config: BertConfig = serde_json::from_slice(&read("config.json")?)
-            .map_err(|e| Error::Metadata { key: "config.json".into(), reason: e.to_string() })?;
+        let config: BertConfig =
+            serde_json::from_slice(&read("config.json")?).map_err(|e| Error::Metadata {
+                key: "config.json".into(),
+                reason: e.to_string(),
+            })?;
         let tokenizer = tokenizer::from_json_bytes(&read("tokenizer.json")?)?;
         let (bytes, weights_hash) = read_verified(&source.path, Some(&source.sha256))?;
         let bert = Bert::<B>::load(config.clone(), &bytes, &device)?;
         info!(target: "worker::engine", hash = %weights_hash, layers = config.num_hidden_layers, "embedding model loaded");
-        Ok(Self { encoder: Mutex::new(Box::new(bert)), tokenizer, config, weights_hash })
+        Ok(Self {
+            encoder: Mutex::new(Box::new(bert)),
+            tokenizer,
+            config,
+            weights_hash,
+        })
     }
 
     /// The sha256 of the weights file.
@@ -87,11 +98,18 @@ impl EmbeddingModel {
             }
             let ids = self.tokenize(t.as_ref())?;
             if ids.len() > self.config.max_position_embeddings {
-                return Err(Error::PromptTooLong { prompt_tokens: ids.len(), context: self.config.max_position_embeddings });
+                return Err(Error::PromptTooLong {
+                    prompt_tokens: ids.len(),
+                    context: self.config.max_position_embeddings,
+                });
             }
             batch.push(ids);
         }
-        let flat = self.encoder.lock().map_err(|_| Error::EngineStopped)?.embed(&batch)?;
+        let flat = self
+            .encoder
+            .lock()
+            .map_err(|_| Error::EngineStopped)?
+            .embed(&batch)?;
         let d = self.config.hidden_size;
         Ok(Embeddings {
             vectors: flat.chunks_exact(d).map(<[f32]>::to_vec).collect(),

@@ -132,7 +132,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        Ok(self.take(N as u64, what)?.try_into().expect("take returned N bytes"))
+        Ok(self
+            .take(N as u64, what)?
+            .try_into()
+            .expect("take returned N bytes"))
     }
 
     fn u32(&mut self, what: &str) -> Result<u32> {
@@ -146,7 +149,8 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> Result<String> {
         let len = self.u64(what)?;
         let raw = self.take(len, what)?;
-        String::from_utf8(raw.to_vec()).map_err(|_| Error::Malformed(format!("{what}: invalid UTF-8")))
+        String::from_utf8(raw.to_vec())
+            .map_err(|_| Error::Malformed(format!("{what}: invalid UTF-8")))
     }
 
     fn value(&mut self, type_id: u32, key: &str, depth: u32) -> Result<Value> {
@@ -185,7 +189,11 @@ impl<'a> Cursor<'a> {
             10 => Value::U64(self.u64(key)?),
             11 => Value::I64(i64::from_le_bytes(self.array(key)?)),
             12 => Value::F64(f64::from_le_bytes(self.array(key)?)),
-            other => return Err(Error::Malformed(format!("{key}: unknown value type {other}"))),
+            other => {
+                return Err(Error::Malformed(format!(
+                    "{key}: unknown value type {other}"
+                )));
+            }
         })
     }
 }
@@ -221,15 +229,19 @@ impl<'a> Gguf<'a> {
             let name = c.string("tensor name")?;
             let n_dims = c.u32(&name)?;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(Error::Malformed(format!("tensor {name}: {n_dims} dimensions")));
+                return Err(Error::Malformed(format!(
+                    "tensor {name}: {n_dims} dimensions"
+                )));
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
                 dims.push(c.u64(&name)?);
             }
             let type_id = c.u32(&name)?;
-            let ggml_type = GgmlType::from_id(type_id)
-                .ok_or_else(|| Error::UnknownTensorType { name: name.clone(), type_id })?;
+            let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| Error::UnknownTensorType {
+                name: name.clone(),
+                type_id,
+            })?;
             let offset = c.u64(&name)?;
             infos.push((name, dims, ggml_type, offset));
         }
@@ -239,7 +251,9 @@ impl<'a> Gguf<'a> {
             let n_elements = dims
                 .iter()
                 .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-                .ok_or_else(|| Error::Malformed(format!("tensor {name}: element count overflows")))?;
+                .ok_or_else(|| {
+                    Error::Malformed(format!("tensor {name}: element count overflows"))
+                })?;
             let (block_elems, block_bytes) = ggml_type.block();
             if dims[0] % block_elems != 0 {
                 return Err(Error::Malformed(format!(
@@ -270,12 +284,19 @@ impl<'a> Gguf<'a> {
                 return Err(Error::Malformed(format!("tensor {name} appears twice")));
             }
         }
-        Ok(Self { version, metadata, tensors, bytes })
+        Ok(Self {
+            version,
+            metadata,
+            tensors,
+            bytes,
+        })
     }
 
     /// The tensor info, or [`Error::MissingTensor`].
     pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
-        self.tensors.get(name).ok_or_else(|| Error::MissingTensor(name.to_string()))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))
     }
 
     /// Dequantises a tensor to f32, in row-major order of [`TensorInfo::shape`].
@@ -287,9 +308,10 @@ impl<'a> Gguf<'a> {
 
     /// A metadata value, or a [`Error::Metadata`] naming the key.
     pub fn get(&self, key: &str) -> Result<&Value> {
-        self.metadata
-            .get(key)
-            .ok_or_else(|| Error::Metadata { key: key.to_string(), reason: "missing".into() })
+        self.metadata.get(key).ok_or_else(|| Error::Metadata {
+            key: key.to_string(),
+            reason: "missing".into(),
+        })
     }
 
     /// An unsigned integer metadata value.
@@ -352,14 +374,20 @@ fn bad_type(key: &str, expected: &str, got: &Value) -> Error {
         Value::Array(_) => "an array".to_string(),
         other => format!("{other:?}"),
     };
-    Error::Metadata { key: key.to_string(), reason: format!("expected {expected}, found {got}") }
+    Error::Metadata {
+        key: key.to_string(),
+        reason: format!("expected {expected}, found {got}"),
+    }
 }
 
 /// Dequantises raw ggml data whose length is a whole number of blocks (checked by the parser).
 pub fn dequantize(t: GgmlType, raw: &[u8]) -> Vec<f32> {
     let h = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
     match t {
-        GgmlType::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        GgmlType::F32 => raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
         GgmlType::F16 => raw.chunks_exact(2).map(h).collect(),
         GgmlType::Q8_0 => {
             let mut out = Vec::with_capacity(raw.len() / 34 * 32);
@@ -400,7 +428,10 @@ mod tests {
     use super::*;
 
     /// Builds a GGUF v3 file with the given metadata (string values) and F32 tensors.
-    pub(crate) fn build(meta: &[(&str, &str)], tensors: &[(&str, Vec<u64>, u32, Vec<u8>)]) -> Vec<u8> {
+    pub(crate) fn build(
+        meta: &[(&str, &str)],
+        tensors: &[(&str, Vec<u64>, u32, Vec<u8>)],
+    ) -> Vec<u8> {
         let mut b = Vec::new();
         let s = |b: &mut Vec<u8>, v: &str| {
             b.extend((v.len() as u64).to_le_bytes());
@@ -444,18 +475,27 @@ mod tests {
 
     #[test]
     fn parses_metadata_and_f32_tensor() {
-        let file = build(&[("general.name", "tiny")], &[("w", vec![2, 3], 0, f32s(&[1., 2., 3., 4., 5., 6.]))]);
+        let file = build(
+            &[("general.name", "tiny")],
+            &[("w", vec![2, 3], 0, f32s(&[1., 2., 3., 4., 5., 6.]))],
+        );
         let g = Gguf::parse(&file).unwrap();
         assert_eq!(g.get_str("general.name").unwrap(), "tiny");
         assert_eq!(g.tensor("w").unwrap().shape(), vec![3, 2]);
         assert_eq!(g.dequantize("w").unwrap(), vec![1., 2., 3., 4., 5., 6.]);
-        assert!(matches!(g.get_u64("general.name"), Err(Error::Metadata { .. })));
+        assert!(matches!(
+            g.get_u64("general.name"),
+            Err(Error::Metadata { .. })
+        ));
         assert!(matches!(g.tensor("nope"), Err(Error::MissingTensor(_))));
     }
 
     #[test]
     fn every_truncation_is_a_typed_error() {
-        let file = build(&[("general.name", "tiny")], &[("w", vec![2, 3], 0, f32s(&[1., 2., 3., 4., 5., 6.]))]);
+        let file = build(
+            &[("general.name", "tiny")],
+            &[("w", vec![2, 3], 0, f32s(&[1., 2., 3., 4., 5., 6.]))],
+        );
         let data_end = file.len() - 8; // the tensor data ends 8 bytes of padding before EOF
         for cut in 0..data_end {
             let err = Gguf::parse(&file[..cut]).unwrap_err();
@@ -470,9 +510,15 @@ mod tests {
         assert!(matches!(Gguf::parse(&file), Err(Error::BadMagic(_))));
         let mut file = build(&[], &[("w", vec![32], 0, f32s(&[0.; 32]))]);
         file[4] = 9;
-        assert!(matches!(Gguf::parse(&file), Err(Error::UnsupportedVersion(9))));
+        assert!(matches!(
+            Gguf::parse(&file),
+            Err(Error::UnsupportedVersion(9))
+        ));
         let file = build(&[], &[("w", vec![32], 12, vec![0; 144])]); // 12 = Q4_K
-        assert!(matches!(Gguf::parse(&file), Err(Error::UnknownTensorType { type_id: 12, .. })));
+        assert!(matches!(
+            Gguf::parse(&file),
+            Err(Error::UnknownTensorType { type_id: 12, .. })
+        ));
     }
 
     #[test]

@@ -56,8 +56,14 @@ impl std::fmt::Display for WeightsHash {
 
 /// Reads a whole file, hashes exactly the bytes read and, when `expected` is given, refuses a
 /// mismatch. Returning the bytes means the parser sees what was hashed (no re-read in between).
-pub fn read_verified(path: &Path, expected: Option<&WeightsHash>) -> Result<(Vec<u8>, WeightsHash)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+pub fn read_verified(
+    path: &Path,
+    expected: Option<&WeightsHash>,
+) -> Result<(Vec<u8>, WeightsHash)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let hash = WeightsHash::of(&bytes);
     if let Some(expected) = expected {
         hash.verify(expected, path)?;

@@ -20,7 +20,9 @@
 //! - [`text`], [`embed`]: the serving API ([`TextModel`], [`EmbeddingModel`]).
 //! - [`backend`]: picking `flex` or `wgpu` at run time.
 //! - [`models`]: the pinned models and the model cache location.
-//! - [`bench`]: throughput measurements against a reference implementation (candle).
+//! - [`bench`]: throughput measurements, against a reference implementation (candle) with the
+//!   `reference-bench` feature.
+//! - [`cli`]: the `cocoon-worker` command line (`src/main.rs` only parses it).
 //! - [`node`]: the worker node: registration, the relayer session, jobs, receipts.
 //!
 //! # Example
@@ -34,8 +36,11 @@
 //! # Ok::<(), cocoon_worker::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod bench;
+pub mod cli;
 pub mod embed;
 pub mod error;
 pub mod gguf;
@@ -53,5 +58,7 @@ pub use embed::{EmbeddingModel, Embeddings};
 pub use error::{Error, Result};
 pub use hash::WeightsHash;
 pub use sampling::SamplingOptions;
-pub use text::{FinishReason, GenerateRequest, Generation, ModelSource, Prompt, TextModel, TokenEvent};
+pub use text::{
+    FinishReason, GenerateRequest, Generation, ModelSource, Prompt, TextModel, TokenEvent,
+};
 pub use tokenizer::ChatMessage;

@@ -57,15 +57,27 @@ impl LlamaConfig {
             eps: g.get_f64("llama.attention.layer_norm_rms_epsilon")?,
             rope_theta: g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0),
         };
-        let bad = |key: &str, reason: &str| Error::Metadata { key: key.into(), reason: reason.into() };
+        let bad = |key: &str, reason: &str| Error::Metadata {
+            key: key.into(),
+            reason: reason.into(),
+        };
         if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
-            return Err(bad("llama.attention.head_count_kv", "must divide head_count"));
+            return Err(bad(
+                "llama.attention.head_count_kv",
+                "must divide head_count",
+            ));
         }
         if cfg.d_model % cfg.n_heads != 0 || (cfg.d_model / cfg.n_heads) % 2 != 0 {
-            return Err(bad("llama.embedding_length", "must be an even head size times head_count"));
+            return Err(bad(
+                "llama.embedding_length",
+                "must be an even head size times head_count",
+            ));
         }
         if cfg.n_layers == 0 || cfg.vocab == 0 || cfg.context == 0 {
-            return Err(bad("llama.block_count", "layers, vocabulary and context must be non-zero"));
+            return Err(bad(
+                "llama.block_count",
+                "layers, vocabulary and context must be non-zero",
+            ));
         }
         Ok(cfg)
     }
@@ -140,23 +152,40 @@ impl<B: Backend> Llama<B> {
         let linear = |name: &str, inp: usize, out: usize| -> Result<Vec<f32>> {
             let info = g.tensor(name)?;
             if info.shape() != [out, inp] {
-                return Err(Error::ShapeMismatch { name: name.into(), expected: vec![out, inp], actual: info.shape() });
+                return Err(Error::ShapeMismatch {
+                    name: name.into(),
+                    expected: vec![out, inp],
+                    actual: info.shape(),
+                });
             }
             Ok(transpose(&g.dequantize(name)?, out, inp))
         };
         let vector = |name: &str, len: usize| -> Result<Tensor<B, 2>> {
             let info = g.tensor(name)?;
             if info.shape() != [len] {
-                return Err(Error::ShapeMismatch { name: name.into(), expected: vec![len], actual: info.shape() });
+                return Err(Error::ShapeMismatch {
+                    name: name.into(),
+                    expected: vec![len],
+                    actual: info.shape(),
+                });
             }
-            Ok(Tensor::from_data(TensorData::new(g.dequantize(name)?, [1, len]), device))
+            Ok(Tensor::from_data(
+                TensorData::new(g.dequantize(name)?, [1, len]),
+                device,
+            ))
         };
-        let t2 = |v: Vec<f32>, r: usize, c: usize| Tensor::<B, 2>::from_data(TensorData::new(v, [r, c]), device);
+        let t2 = |v: Vec<f32>, r: usize, c: usize| {
+            Tensor::<B, 2>::from_data(TensorData::new(v, [r, c]), device)
+        };
 
         let emb_name = "token_embd.weight";
         let info = g.tensor(emb_name)?;
         if info.shape() != [cfg.vocab, d] {
-            return Err(Error::ShapeMismatch { name: emb_name.into(), expected: vec![cfg.vocab, d], actual: info.shape() });
+            return Err(Error::ShapeMismatch {
+                name: emb_name.into(),
+                expected: vec![cfg.vocab, d],
+                actual: info.shape(),
+            });
         }
         let emb = g.dequantize(emb_name)?;
         let head = match g.tensors.get("output.weight") {
@@ -191,7 +220,9 @@ impl<B: Backend> Llama<B> {
         let mut sin = Vec::with_capacity(cfg.context * half);
         for pos in 0..cfg.context {
             for j in 0..half {
-                let freq = cfg.rope_theta.powf(-(2.0 * j as f64) / cfg.head_dim() as f64);
+                let freq = cfg
+                    .rope_theta
+                    .powf(-(2.0 * j as f64) / cfg.head_dim() as f64);
                 let a = pos as f64 * freq;
                 cos.push(a.cos() as f32);
                 sin.push(a.sin() as f32);
@@ -211,7 +242,10 @@ impl<B: Backend> Llama<B> {
 
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> KvCache<B> {
-        KvCache { layers: (0..self.config.n_layers).map(|_| None).collect(), len: 0 }
+        KvCache {
+            layers: (0..self.config.n_layers).map(|_| None).collect(),
+            len: 0,
+        }
     }
 
     fn rms_norm(&self, x: Tensor<B, 2>, w: &Tensor<B, 2>) -> Tensor<B, 2> {
@@ -226,8 +260,16 @@ impl<B: Backend> Llama<B> {
         let x = x.reshape([h, n, hd / 2, 2]);
         let x0 = x.clone().narrow(3, 0, 1);
         let x1 = x.narrow(3, 1, 1);
-        let c = self.cos.clone().narrow(0, start, n).reshape([1, n, hd / 2, 1]);
-        let s = self.sin.clone().narrow(0, start, n).reshape([1, n, hd / 2, 1]);
+        let c = self
+            .cos
+            .clone()
+            .narrow(0, start, n)
+            .reshape([1, n, hd / 2, 1]);
+        let s = self
+            .sin
+            .clone()
+            .narrow(0, start, n)
+            .reshape([1, n, hd / 2, 1]);
         let r0 = x0.clone() * c.clone() - x1.clone() * s.clone();
         let r1 = x0 * s + x1 * c;
         Tensor::cat(vec![r0, r1], 3).reshape([h, n, hd])
@@ -245,7 +287,10 @@ impl<B: Backend> Llama<B> {
         let (d, hd) = (cfg.d_model, cfg.head_dim());
         let kvd = cfg.n_kv_heads * hd;
         let group = cfg.n_heads / cfg.n_kv_heads;
-        let ids: Vec<i64> = batch.iter().flat_map(|(t, _)| t.iter().map(|&i| i as i64)).collect();
+        let ids: Vec<i64> = batch
+            .iter()
+            .flat_map(|(t, _)| t.iter().map(|&i| i as i64))
+            .collect();
         let rows = ids.len();
         let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [rows]), &self.device);
         let mut x = self.embed.clone().select(0, ids);
@@ -273,7 +318,9 @@ impl<B: Backend> Llama<B> {
                 // Query heads of one KV group are stacked on the row axis, so each group's
                 // attention is a single matmul against its shared keys, with no K/V copies.
                 let q = q.reshape([cfg.n_kv_heads, group * n, hd]);
-                let mut scores = q.matmul(k.swap_dims(1, 2)).mul_scalar(1.0 / (hd as f64).sqrt());
+                let mut scores = q
+                    .matmul(k.swap_dims(1, 2))
+                    .mul_scalar(1.0 / (hd as f64).sqrt());
                 if n > 1 {
                     let mut mask = vec![0f32; group * n * total];
                     for g in 0..group {
@@ -284,13 +331,24 @@ impl<B: Backend> Llama<B> {
                             }
                         }
                     }
-                    let mask = Tensor::<B, 3>::from_data(TensorData::new(mask, [1, group * n, total]), &self.device);
+                    let mask = Tensor::<B, 3>::from_data(
+                        TensorData::new(mask, [1, group * n, total]),
+                        &self.device,
+                    );
                     scores = scores + mask;
                 }
                 let attn = softmax(scores, 2).matmul(v); // [kv, group * n, hd]
-                outs.push(attn.reshape([cfg.n_heads, n, hd]).swap_dims(0, 1).reshape([n, d]));
+                outs.push(
+                    attn.reshape([cfg.n_heads, n, hd])
+                        .swap_dims(0, 1)
+                        .reshape([n, d]),
+                );
             }
-            let attn = if outs.len() == 1 { outs.pop().expect("one output") } else { Tensor::cat(outs, 0) };
+            let attn = if outs.len() == 1 {
+                outs.pop().expect("one output")
+            } else {
+                Tensor::cat(outs, 0)
+            };
             x = x + attn.matmul(layer.wo.clone());
             let h = self.rms_norm(x.clone(), &layer.ffn_norm);
             let gu = h.matmul(layer.w_gate_up.clone());

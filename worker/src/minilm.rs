@@ -65,41 +65,69 @@ struct Weights<'a> {
 
 impl Weights<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let t = self.st.tensor(name).map_err(|_| Error::MissingTensor(name.to_string()))?;
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| Error::MissingTensor(name.to_string()))?;
         if t.dtype() != Dtype::F32 {
-            return Err(Error::Safetensors(format!("{name} is {:?}, expected F32", t.dtype())));
+            return Err(Error::Safetensors(format!(
+                "{name} is {:?}, expected F32",
+                t.dtype()
+            )));
         }
         if t.shape() != shape {
-            return Err(Error::ShapeMismatch { name: name.into(), expected: shape.to_vec(), actual: t.shape().to_vec() });
+            return Err(Error::ShapeMismatch {
+                name: name.into(),
+                expected: shape.to_vec(),
+                actual: t.shape().to_vec(),
+            });
         }
-        Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
     }
 }
 
 impl<B: Backend> Bert<B> {
     /// Loads the encoder from the bytes of `model.safetensors` and its parsed `config.json`.
     pub fn load(config: BertConfig, safetensors: &[u8], device: &B::Device) -> Result<Self> {
-        let st = SafeTensors::deserialize(safetensors).map_err(|e| Error::Safetensors(e.to_string()))?;
+        let st =
+            SafeTensors::deserialize(safetensors).map_err(|e| Error::Safetensors(e.to_string()))?;
         let w = Weights { st };
         let c = &config;
         let d = c.hidden_size;
         if c.num_attention_heads == 0 || d % c.num_attention_heads != 0 {
-            return Err(Error::Metadata { key: "num_attention_heads".into(), reason: "must divide hidden_size".into() });
+            return Err(Error::Metadata {
+                key: "num_attention_heads".into(),
+                reason: "must divide hidden_size".into(),
+            });
         }
-        let t2 = |v: Vec<f32>, r: usize, cols: usize| Tensor::<B, 2>::from_data(TensorData::new(v, [r, cols]), device);
+        let t2 = |v: Vec<f32>, r: usize, cols: usize| {
+            Tensor::<B, 2>::from_data(TensorData::new(v, [r, cols]), device)
+        };
         // PyTorch stores Linear weights `[out, in]`; keep them `[in, out]` for `x @ w`.
         let weight_t = |name: &str, inp: usize, out: usize| -> Result<Tensor<B, 2>> {
             let v = w.get(name, &[out, inp])?;
             Ok(t2(v, out, inp).transpose())
         };
         let linear = |p: &str, inp: usize, out: usize| -> Result<Linear<B>> {
-            Ok(Linear { w: weight_t(&format!("{p}.weight"), inp, out)?, b: t2(w.get(&format!("{p}.bias"), &[out])?, 1, out) })
+            Ok(Linear {
+                w: weight_t(&format!("{p}.weight"), inp, out)?,
+                b: t2(w.get(&format!("{p}.bias"), &[out])?, 1, out),
+            })
         };
         let norm = |p: &str| -> Result<Norm<B>> {
             let v = |s: &str| -> Result<Tensor<B, 3>> {
-                Ok(Tensor::from_data(TensorData::new(w.get(&format!("{p}.{s}"), &[d])?, [1, 1, d]), device))
+                Ok(Tensor::from_data(
+                    TensorData::new(w.get(&format!("{p}.{s}"), &[d])?, [1, 1, d]),
+                    device,
+                ))
             };
-            Ok(Norm { w: v("weight")?, b: v("bias")? })
+            Ok(Norm {
+                w: v("weight")?,
+                b: v("bias")?,
+            })
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
@@ -108,7 +136,10 @@ impl<B: Backend> Bert<B> {
             let k = linear(&format!("{p}.attention.self.key"), d, d)?;
             let v = linear(&format!("{p}.attention.self.value"), d, d)?;
             layers.push(Layer {
-                qkv: Linear { w: Tensor::cat(vec![q.w, k.w, v.w], 1), b: Tensor::cat(vec![q.b, k.b, v.b], 1) },
+                qkv: Linear {
+                    w: Tensor::cat(vec![q.w, k.w, v.w], 1),
+                    b: Tensor::cat(vec![q.b, k.b, v.b], 1),
+                },
                 attn_out: linear(&format!("{p}.attention.output.dense"), d, d)?,
                 attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
                 inter: linear(&format!("{p}.intermediate.dense"), d, c.intermediate_size)?,
@@ -117,9 +148,25 @@ impl<B: Backend> Bert<B> {
             });
         }
         Ok(Self {
-            word: t2(w.get("embeddings.word_embeddings.weight", &[c.vocab_size, d])?, c.vocab_size, d),
-            pos: t2(w.get("embeddings.position_embeddings.weight", &[c.max_position_embeddings, d])?, c.max_position_embeddings, d),
-            token_type: t2(w.get("embeddings.token_type_embeddings.weight", &[2, d])?, 2, d).narrow(0, 0, 1),
+            word: t2(
+                w.get("embeddings.word_embeddings.weight", &[c.vocab_size, d])?,
+                c.vocab_size,
+                d,
+            ),
+            pos: t2(
+                w.get(
+                    "embeddings.position_embeddings.weight",
+                    &[c.max_position_embeddings, d],
+                )?,
+                c.max_position_embeddings,
+                d,
+            ),
+            token_type: t2(
+                w.get("embeddings.token_type_embeddings.weight", &[2, d])?,
+                2,
+                d,
+            )
+            .narrow(0, 0, 1),
             emb_norm: norm("embeddings.LayerNorm")?,
             layers,
             config,
@@ -137,7 +184,8 @@ impl<B: Backend> Bert<B> {
         let mean = x.clone().mean_dim(2);
         let centered = x - mean;
         let var = centered.clone().powf_scalar(2.0).mean_dim(2);
-        centered * var.add_scalar(self.config.layer_norm_eps).sqrt().recip() * n.w.clone() + n.b.clone()
+        centered * var.add_scalar(self.config.layer_norm_eps).sqrt().recip() * n.w.clone()
+            + n.b.clone()
     }
 
     /// Embeds a batch of token-id sequences (each non-empty, at most `max_position_embeddings`
@@ -162,15 +210,25 @@ impl<B: Backend> Bert<B> {
             + self.token_type.clone().reshape([1, 1, d]);
         let mut x = self.layer_norm(x, &self.emb_norm);
         // Padding keys get -inf before the softmax; every row keeps at least [CLS].
-        let key_bias = mask.clone().sub_scalar(1.0).mul_scalar(1e30).reshape([bsz, 1, 1, len]);
+        let key_bias = mask
+            .clone()
+            .sub_scalar(1.0)
+            .mul_scalar(1e30)
+            .reshape([bsz, 1, 1, len]);
         let split = |t: Tensor<B, 3>| t.reshape([bsz, len, heads, hd]).swap_dims(1, 2);
         for l in &self.layers {
             let qkv = Self::linear(x.clone(), &l.qkv);
             let q = split(qkv.clone().narrow(2, 0, d));
             let k = split(qkv.clone().narrow(2, d, d));
             let v = split(qkv.narrow(2, 2 * d, d));
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()) + key_bias.clone();
-            let a = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([bsz, len, d]);
+            let scores = q
+                .matmul(k.swap_dims(2, 3))
+                .mul_scalar(1.0 / (hd as f64).sqrt())
+                + key_bias.clone();
+            let a = softmax(scores, 3)
+                .matmul(v)
+                .swap_dims(1, 2)
+                .reshape([bsz, len, d]);
             x = self.layer_norm(Self::linear(a, &l.attn_out) + x, &l.attn_norm);
             let h = gelu(Self::linear(x.clone(), &l.inter));
             x = self.layer_norm(Self::linear(h, &l.out) + x, &l.out_norm);

@@ -25,12 +25,17 @@ pub fn models_dir() -> PathBuf {
     if let Some(d) = std::env::var_os(MODELS_DIR_ENV) {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/cocoon/models")
 }
 
 fn source(rel: &str, sha: &str) -> ModelSource {
-    ModelSource { path: models_dir().join(rel), sha256: WeightsHash::from_hex(sha).expect("pinned hashes are valid hex") }
+    ModelSource {
+        path: models_dir().join(rel),
+        sha256: WeightsHash::from_hex(sha).expect("pinned hashes are valid hex"),
+    }
 }
 
 /// The pinned SmolLM2 file in the model cache.

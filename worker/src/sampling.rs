@@ -21,7 +21,12 @@ pub struct SamplingOptions {
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 }
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -29,10 +34,16 @@ impl SamplingOptions {
     /// Rejects values outside their ranges (and NaN).
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(Error::InvalidOptions(format!("temperature {} must be finite and >= 0", self.temperature)));
+            return Err(Error::InvalidOptions(format!(
+                "temperature {} must be finite and >= 0",
+                self.temperature
+            )));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(Error::InvalidOptions(format!("top_p {} must be in (0, 1]", self.top_p)));
+            return Err(Error::InvalidOptions(format!(
+                "top_p {} must be in (0, 1]",
+                self.top_p
+            )));
         }
         Ok(())
     }
@@ -56,7 +67,11 @@ impl Sampler {
         if self.opts.temperature == 0.0 {
             return argmax(logits);
         }
-        let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
         // Descending by logit, ties by id, so the order (and the draw) is deterministic.
         cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if self.opts.top_k > 0 {
@@ -64,7 +79,10 @@ impl Sampler {
         }
         let max = cand[0].1;
         let t = self.opts.temperature;
-        let mut probs: Vec<f64> = cand.iter().map(|(_, l)| (((l - max) / t) as f64).exp()).collect();
+        let mut probs: Vec<f64> = cand
+            .iter()
+            .map(|(_, l)| (((l - max) / t) as f64).exp())
+            .collect();
         let sum: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
         if self.opts.top_p < 1.0 {
@@ -117,10 +135,18 @@ mod tests {
     #[test]
     fn top_k_one_is_greedy_and_seeds_replay() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32 / 10.0).collect();
-        let mut s = Sampler::new(SamplingOptions { temperature: 1.0, top_k: 1, ..Default::default() });
+        let mut s = Sampler::new(SamplingOptions {
+            temperature: 1.0,
+            top_k: 1,
+            ..Default::default()
+        });
         assert_eq!(s.sample(&logits), argmax(&logits));
         let draw = |seed| {
-            let mut s = Sampler::new(SamplingOptions { temperature: 2.0, seed, ..Default::default() });
+            let mut s = Sampler::new(SamplingOptions {
+                temperature: 2.0,
+                seed,
+                ..Default::default()
+            });
             (0..20).map(|_| s.sample(&logits)).collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
@@ -131,22 +157,46 @@ mod tests {
     fn top_p_restricts_to_the_nucleus() {
         // token 0 has ~0.97 of the mass at temperature 1: top_p 0.5 must always pick it.
         let logits = [5.0, 1.0, 1.0, 0.0];
-        let mut s = Sampler::new(SamplingOptions { temperature: 1.0, top_p: 0.5, seed: 3, ..Default::default() });
+        let mut s = Sampler::new(SamplingOptions {
+            temperature: 1.0,
+            top_p: 0.5,
+            seed: 3,
+            ..Default::default()
+        });
         assert!((0..200).all(|_| s.sample(&logits) == 0));
         // without the nucleus cut, 200 draws at a high temperature reach other tokens
-        let mut s = Sampler::new(SamplingOptions { temperature: 5.0, seed: 3, ..Default::default() });
+        let mut s = Sampler::new(SamplingOptions {
+            temperature: 5.0,
+            seed: 3,
+            ..Default::default()
+        });
         assert!((0..200).any(|_| s.sample(&logits) != 0));
     }
 
     #[test]
     fn invalid_options_are_rejected() {
         for o in [
-            SamplingOptions { temperature: -1.0, ..Default::default() },
-            SamplingOptions { temperature: f32::NAN, ..Default::default() },
-            SamplingOptions { top_p: 0.0, ..Default::default() },
-            SamplingOptions { top_p: 1.5, ..Default::default() },
+            SamplingOptions {
+                temperature: -1.0,
+                ..Default::default()
+            },
+            SamplingOptions {
+                temperature: f32::NAN,
+                ..Default::default()
+            },
+            SamplingOptions {
+                top_p: 0.0,
+                ..Default::default()
+            },
+            SamplingOptions {
+                top_p: 1.5,
+                ..Default::default()
+            },
         ] {
-            assert!(matches!(o.validate(), Err(Error::InvalidOptions(_))), "{o:?}");
+            assert!(
+                matches!(o.validate(), Err(Error::InvalidOptions(_))),
+                "{o:?}"
+            );
         }
         SamplingOptions::default().validate().unwrap();
     }

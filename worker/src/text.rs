@@ -60,7 +60,13 @@ pub struct GenerateRequest {
 impl GenerateRequest {
     /// A greedy request.
     pub fn greedy(prompt: Prompt, max_tokens: usize) -> Self {
-        Self { prompt, max_tokens, sampling: SamplingOptions::default(), stop_tokens: Vec::new(), ignore_eos: false }
+        Self {
+            prompt,
+            max_tokens,
+            sampling: SamplingOptions::default(),
+            stop_tokens: Vec::new(),
+            ignore_eos: false,
+        }
     }
 }
 
@@ -99,8 +105,18 @@ pub struct Generation {
 }
 
 enum Job {
-    Generate { prompt: Vec<u32>, max_tokens: usize, sampling: SamplingOptions, stop: Vec<u32>, ignore_eos: bool, events: mpsc::Sender<Event> },
-    Logits { prompt: Vec<u32>, reply: mpsc::Sender<Result<Vec<f32>>> },
+    Generate {
+        prompt: Vec<u32>,
+        max_tokens: usize,
+        sampling: SamplingOptions,
+        stop: Vec<u32>,
+        ignore_eos: bool,
+        events: mpsc::Sender<Event>,
+    },
+    Logits {
+        prompt: Vec<u32>,
+        reply: mpsc::Sender<Result<Vec<f32>>>,
+    },
 }
 
 enum Event {
@@ -135,13 +151,22 @@ pub struct TextModel {
 impl TextModel {
     /// Reads and verifies the GGUF, builds the tokenizer, loads the weights onto `device` and
     /// starts the scheduler (at most `max_batch` sequences decode together).
-    pub fn load<B: Backend>(source: &ModelSource, device: B::Device, max_batch: usize) -> Result<Self> {
+    pub fn load<B: Backend>(
+        source: &ModelSource,
+        device: B::Device,
+        max_batch: usize,
+    ) -> Result<Self> {
         let (bytes, weights_hash) = read_verified(&source.path, Some(&source.sha256))?;
         Self::from_bytes::<B>(&bytes, weights_hash, device, max_batch)
     }
 
     /// Loads from GGUF bytes already verified by the caller (their hash is passed along).
-    pub fn from_bytes<B: Backend>(bytes: &[u8], weights_hash: WeightsHash, device: B::Device, max_batch: usize) -> Result<Self> {
+    pub fn from_bytes<B: Backend>(
+        bytes: &[u8],
+        weights_hash: WeightsHash,
+        device: B::Device,
+        max_batch: usize,
+    ) -> Result<Self> {
         let g = Gguf::parse(bytes)?;
         let tokenizer = tokenizer::from_gguf(&g)?;
         let template = ChatTemplate::from_gguf(&g).ok();
@@ -163,9 +188,22 @@ impl TextModel {
         let max_batch = max_batch.max(1);
         let worker = thread::Builder::new()
             .name("cocoon-decode".into())
-            .spawn(move || Scheduler { model, eos, max_batch }.run(rx))
+            .spawn(move || {
+                Scheduler {
+                    model,
+                    eos,
+                    max_batch,
+                }
+                .run(rx)
+            })
             .map_err(|e| Error::Backend(format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Self { info, tokenizer, template, jobs: Some(tx), worker: Some(worker) })
+        Ok(Self {
+            info,
+            tokenizer,
+            template,
+            jobs: Some(tx),
+            worker: Some(worker),
+        })
     }
 
     /// Facts about the model.
@@ -203,22 +241,35 @@ impl TextModel {
             return Err(Error::EmptyPrompt);
         }
         if let Some(bad) = ids.iter().find(|&&t| t as usize >= self.info.config.vocab) {
-            return Err(Error::InvalidOptions(format!("token id {bad} is outside the vocabulary")));
+            return Err(Error::InvalidOptions(format!(
+                "token id {bad} is outside the vocabulary"
+            )));
         }
         if ids.len() >= self.info.config.context {
-            return Err(Error::PromptTooLong { prompt_tokens: ids.len(), context: self.info.config.context });
+            return Err(Error::PromptTooLong {
+                prompt_tokens: ids.len(),
+                context: self.info.config.context,
+            });
         }
         Ok(ids)
     }
 
     fn send(&self, job: Job) -> Result<()> {
-        self.jobs.as_ref().ok_or(Error::EngineStopped)?.send(job).map_err(|_| Error::EngineStopped)
+        self.jobs
+            .as_ref()
+            .ok_or(Error::EngineStopped)?
+            .send(job)
+            .map_err(|_| Error::EngineStopped)
     }
 
     /// Generates, calling `on_token` for every token as it is produced, and returns the text and
     /// the token counts. Blocks the calling thread; other callers' requests decode in the same
     /// batched steps meanwhile.
-    pub fn generate(&self, req: &GenerateRequest, mut on_token: impl FnMut(&TokenEvent)) -> Result<Generation> {
+    pub fn generate(
+        &self,
+        req: &GenerateRequest,
+        mut on_token: impl FnMut(&TokenEvent),
+    ) -> Result<Generation> {
         self.generate_until(req, |t| {
             on_token(t);
             ControlFlow::Continue(())
@@ -229,16 +280,29 @@ impl TextModel {
     /// string, a cancelled job): on `Break` the sequence leaves the batch at once and the result
     /// holds what was produced so far, with [`FinishReason::Stop`]. Every token produced,
     /// including the one the callback broke on, is counted in `completion_tokens`.
-    pub fn generate_until(&self, req: &GenerateRequest, mut on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>) -> Result<Generation> {
+    pub fn generate_until(
+        &self,
+        req: &GenerateRequest,
+        mut on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Generation> {
         req.sampling.validate()?;
         if req.max_tokens == 0 {
-            return Err(Error::InvalidOptions("max_tokens must be at least 1".into()));
+            return Err(Error::InvalidOptions(
+                "max_tokens must be at least 1".into(),
+            ));
         }
         let prompt = self.tokenize(&req.prompt)?;
         let prompt_tokens = prompt.len();
         let max_tokens = req.max_tokens.min(self.info.config.context - prompt_tokens);
         let (tx, rx) = mpsc::channel();
-        self.send(Job::Generate { prompt, max_tokens, sampling: req.sampling.clone(), stop: req.stop_tokens.clone(), ignore_eos: req.ignore_eos, events: tx })?;
+        self.send(Job::Generate {
+            prompt,
+            max_tokens,
+            sampling: req.sampling.clone(),
+            stop: req.stop_tokens.clone(),
+            ignore_eos: req.ignore_eos,
+            events: tx,
+        })?;
         let mut tokens = Vec::new();
         let mut emitted = String::new();
         let eos: &[u32] = if req.ignore_eos { &[] } else { &self.info.eos };
@@ -264,12 +328,24 @@ impl TextModel {
                         // Dropping `rx` makes the scheduler's next send fail, which drops the
                         // sequence from the batch.
                         let text = self.decode_text(&tokens, &stops)?;
-                        return Ok(Generation { text, completion_tokens: tokens.len(), tokens, prompt_tokens, finish: FinishReason::Stop });
+                        return Ok(Generation {
+                            text,
+                            completion_tokens: tokens.len(),
+                            tokens,
+                            prompt_tokens,
+                            finish: FinishReason::Stop,
+                        });
                     }
                 }
                 Event::Done(finish) => {
                     let text = self.decode_text(&tokens, &stops)?;
-                    return Ok(Generation { text, completion_tokens: tokens.len(), tokens, prompt_tokens, finish });
+                    return Ok(Generation {
+                        text,
+                        completion_tokens: tokens.len(),
+                        tokens,
+                        prompt_tokens,
+                        finish,
+                    });
                 }
                 Event::Failed(e) => return Err(e),
             }
@@ -277,8 +353,14 @@ impl TextModel {
     }
 
     fn decode_text(&self, tokens: &[u32], stops: &[u32]) -> Result<String> {
-        let body: Vec<u32> = tokens.iter().copied().filter(|t| !stops.contains(t)).collect();
-        self.tokenizer.decode(&body, true).map_err(|e| Error::Tokenizer(e.to_string()))
+        let body: Vec<u32> = tokens
+            .iter()
+            .copied()
+            .filter(|t| !stops.contains(t))
+            .collect();
+        self.tokenizer
+            .decode(&body, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
     /// Logits of the token after `prompt` (for checks against a reference).
@@ -330,12 +412,21 @@ impl<B: Backend> Scheduler<B> {
             }
             waiting.extend(jobs.try_iter());
             while active.len() < self.max_batch {
-                let Some(job) = waiting.pop_front() else { break };
+                let Some(job) = waiting.pop_front() else {
+                    break;
+                };
                 match job {
                     Job::Logits { prompt, reply } => {
                         let _ = reply.send(self.logits(&prompt));
                     }
-                    Job::Generate { prompt, max_tokens, sampling, mut stop, ignore_eos, events } => active.push(Active {
+                    Job::Generate {
+                        prompt,
+                        max_tokens,
+                        sampling,
+                        mut stop,
+                        ignore_eos,
+                        events,
+                    } => active.push(Active {
                         cache: self.model.new_cache(),
                         pending: prompt,
                         sampler: Sampler::new(sampling),
@@ -356,15 +447,19 @@ impl<B: Backend> Scheduler<B> {
             }
             debug!(target: "worker::engine", batch = active.len(), waiting = waiting.len(), "decode step");
             let logits = {
-                let mut batch: Vec<(&[u32], &mut KvCache<B>)> =
-                    active.iter_mut().map(|a| (a.pending.as_slice(), &mut a.cache)).collect();
+                let mut batch: Vec<(&[u32], &mut KvCache<B>)> = active
+                    .iter_mut()
+                    .map(|a| (a.pending.as_slice(), &mut a.cache))
+                    .collect();
                 self.model.forward(&mut batch).into_data().to_vec::<f32>()
             };
             let logits = match logits {
                 Ok(l) => l,
                 Err(e) => {
                     for a in active.drain(..) {
-                        let _ = a.events.send(Event::Failed(Error::Backend(format!("{e:?}"))));
+                        let _ = a
+                            .events
+                            .send(Event::Failed(Error::Backend(format!("{e:?}"))));
                     }
                     continue;
                 }

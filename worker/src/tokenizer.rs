@@ -25,16 +25,23 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer> {
     let model = g.get_str("tokenizer.ggml.model")?;
     if model != "gpt2" {
-        return Err(Error::Tokenizer(format!("tokenizer model {model:?} is not supported (gpt2 only)")));
+        return Err(Error::Tokenizer(format!(
+            "tokenizer model {model:?} is not supported (gpt2 only)"
+        )));
     }
     let tokens = g.get_str_array("tokenizer.ggml.tokens")?;
     let merges = g.get_str_array("tokenizer.ggml.merges")?;
     let types = g.get_int_array("tokenizer.ggml.token_type")?;
     if types.len() != tokens.len() {
-        return Err(Error::Tokenizer("token_type and tokens differ in length".into()));
+        return Err(Error::Tokenizer(
+            "token_type and tokens differ in length".into(),
+        ));
     }
-    let vocab: ahash::AHashMap<String, u32> =
-        tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+    let vocab: ahash::AHashMap<String, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), i as u32))
+        .collect();
     let merges = merges
         .iter()
         .map(|m| {
@@ -43,7 +50,10 @@ pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer> {
                 .ok_or_else(|| Error::Tokenizer(format!("merge {m:?} has no space")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tok_err)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(tok_err)?;
     let mut tk = Tokenizer::new(bpe);
     tk.with_pre_tokenizer(Some(Sequence::new(vec![
         Digits::new(true).into(),
@@ -71,7 +81,11 @@ pub fn from_json_bytes(bytes: &[u8]) -> Result<Tokenizer> {
 
 /// Token ids of `text`, special tokens in the text recognised.
 pub fn encode(tk: &Tokenizer, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-    Ok(tk.encode(text, add_special_tokens).map_err(tok_err)?.get_ids().to_vec())
+    Ok(tk
+        .encode(text, add_special_tokens)
+        .map_err(tok_err)?
+        .get_ids()
+        .to_vec())
 }
 
 /// One chat message.
@@ -86,7 +100,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with the given role.
     pub fn new(role: &str, content: &str) -> Self {
-        Self { role: role.to_string(), content: content.to_string() }
+        Self {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
 }
 
@@ -104,7 +121,9 @@ impl ChatTemplate {
     /// Recognises the GGUF's `tokenizer.chat_template`.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
         let src = g.get_str("tokenizer.chat_template")?;
-        if !src.contains("'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>'") {
+        if !src
+            .contains("'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>'")
+        {
             return Err(Error::Metadata {
                 key: "tokenizer.chat_template".into(),
                 reason: "not a ChatML template".into(),
@@ -127,7 +146,10 @@ impl ChatTemplate {
             }
         }
         for m in messages {
-            out.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+            out.push_str(&format!(
+                "<|im_start|>{}\n{}<|im_end|>\n",
+                m.role, m.content
+            ));
         }
         out.push_str("<|im_start|>assistant\n");
         out

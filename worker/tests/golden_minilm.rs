@@ -11,8 +11,18 @@ fn cases() -> Vec<(String, Vec<u32>, Vec<f32>)> {
         .unwrap()
         .iter()
         .map(|c| {
-            let ids = c["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-            let e = c["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let ids = c["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let e = c["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             (c["text"].as_str().unwrap().to_string(), ids, e)
         })
         .collect()
@@ -20,12 +30,15 @@ fn cases() -> Vec<(String, Vec<u32>, Vec<f32>)> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn embeddings_match_reference_in_one_padded_batch() {
-    let Some(model) = common::minilm("embeddings_match_reference_in_one_padded_batch") else { return };
+    let model = common::minilm();
     let cases = cases();
     let texts: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
     let out = model.embed(&texts).unwrap();
@@ -47,18 +60,29 @@ fn embeddings_match_reference_in_one_padded_batch() {
 
 #[test]
 fn bad_embedding_inputs_are_typed_errors() {
-    let Some(model) = common::minilm("bad_embedding_inputs_are_typed_errors") else { return };
-    assert!(matches!(model.embed::<&str>(&[]), Err(Error::EmptyInput(_))));
-    assert!(matches!(model.embed(&["ok", "  "]), Err(Error::EmptyInput(_))));
+    let model = common::minilm();
+    assert!(matches!(
+        model.embed::<&str>(&[]),
+        Err(Error::EmptyInput(_))
+    ));
+    assert!(matches!(
+        model.embed(&["ok", "  "]),
+        Err(Error::EmptyInput(_))
+    ));
     let long = "word ".repeat(600);
-    assert!(matches!(model.embed(&[long.as_str()]), Err(Error::PromptTooLong { context: 512, .. })));
+    assert!(matches!(
+        model.embed(&[long.as_str()]),
+        Err(Error::PromptTooLong { context: 512, .. })
+    ));
 }
 
 /// The wgpu code path for real (Mesa lavapipe in CI): a small batch must match flex.
 #[test]
 fn wgpu_embeddings_match_flex() {
-    let Some(flex) = common::minilm("wgpu_embeddings_match_flex") else { return };
-    let wgpu = BackendKind::Wgpu.load_embedding(&models::minilm()).expect("MiniLM loads on wgpu");
+    let flex = common::minilm();
+    let wgpu = BackendKind::Wgpu
+        .load_embedding(&models::minilm())
+        .expect("MiniLM loads on wgpu");
     let texts = ["Hello world", "Rust is a systems programming language"];
     let a = flex.embed(&texts).unwrap();
     let b = wgpu.embed(&texts).unwrap();

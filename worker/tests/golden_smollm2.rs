@@ -17,7 +17,11 @@ struct Case {
 }
 
 fn u32s(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn cases() -> Vec<Case> {
@@ -36,7 +40,12 @@ fn cases() -> Vec<Case> {
                 .iter()
                 .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32))
                 .collect(),
-            head64: c["first_logits_head64"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect(),
+            head64: c["first_logits_head64"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect(),
             greedy: u32s(&c["greedy_tokens"]),
             text: c["greedy_text"].as_str().unwrap().into(),
         })
@@ -48,17 +57,24 @@ const LOGIT_TOLERANCE: f32 = 2e-2;
 
 #[test]
 fn tokenizer_matches_reference() {
-    let Some(model) = common::smollm2("tokenizer_matches_reference") else { return };
+    let model = common::smollm2();
     for c in cases() {
-        assert_eq!(model.tokenize(&Prompt::Text(c.prompt.clone())).unwrap(), c.prompt_tokens, "{}", c.name);
+        assert_eq!(
+            model.tokenize(&Prompt::Text(c.prompt.clone())).unwrap(),
+            c.prompt_tokens,
+            "{}",
+            c.name
+        );
     }
 }
 
 #[test]
 fn first_step_logits_match_reference() {
-    let Some(model) = common::smollm2("first_step_logits_match_reference") else { return };
+    let model = common::smollm2();
     for c in cases() {
-        let logits = model.next_token_logits(&Prompt::Tokens(c.prompt_tokens.clone())).unwrap();
+        let logits = model
+            .next_token_logits(&Prompt::Tokens(c.prompt_tokens.clone()))
+            .unwrap();
         assert_eq!(logits.len(), 49152);
         let mut worst = 0f32;
         for &(id, want) in &c.top20 {
@@ -67,15 +83,27 @@ fn first_step_logits_match_reference() {
         for (got, want) in logits.iter().zip(&c.head64) {
             worst = worst.max((got - want).abs());
         }
-        eprintln!("{}: max |burn - numpy| over checked logits = {worst:.2e}", c.name);
-        assert!(worst <= LOGIT_TOLERANCE, "{}: logits differ by {worst}", c.name);
-        assert_eq!(cocoon_worker::sampling::argmax(&logits), c.top20[0].0, "{}: arg-max", c.name);
+        eprintln!(
+            "{}: max |burn - numpy| over checked logits = {worst:.2e}",
+            c.name
+        );
+        assert!(
+            worst <= LOGIT_TOLERANCE,
+            "{}: logits differ by {worst}",
+            c.name
+        );
+        assert_eq!(
+            cocoon_worker::sampling::argmax(&logits),
+            c.top20[0].0,
+            "{}: arg-max",
+            c.name
+        );
     }
 }
 
 #[test]
 fn greedy_tokens_are_identical_to_reference() {
-    let Some(model) = common::smollm2("greedy_tokens_are_identical_to_reference") else { return };
+    let model = common::smollm2();
     for c in cases() {
         let req = GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new);
         let mut streamed = String::new();
@@ -88,21 +116,36 @@ fn greedy_tokens_are_identical_to_reference() {
             .unwrap();
         assert_eq!(g.tokens, c.greedy, "{}", c.name);
         assert_eq!(g.text, c.text, "{}", c.name);
-        assert_eq!(streamed, g.text, "{}: streamed pieces add up to the text", c.name);
+        assert_eq!(
+            streamed, g.text,
+            "{}: streamed pieces add up to the text",
+            c.name
+        );
         assert_eq!(events, g.completion_tokens);
         assert_eq!(g.prompt_tokens, c.prompt_tokens.len());
-        let want_finish = if c.greedy.last() == Some(&2) { FinishReason::Stop } else { FinishReason::Length };
+        let want_finish = if c.greedy.last() == Some(&2) {
+            FinishReason::Stop
+        } else {
+            FinishReason::Length
+        };
         assert_eq!(g.finish, want_finish, "{}", c.name);
     }
     let paris = model
-        .generate(&GenerateRequest::greedy(Prompt::Text("The capital of France is".into()), 3), |_| {})
+        .generate(
+            &GenerateRequest::greedy(Prompt::Text("The capital of France is".into()), 3),
+            |_| {},
+        )
         .unwrap();
-    assert!(paris.text.trim_start().starts_with("Paris"), "{:?}", paris.text);
+    assert!(
+        paris.text.trim_start().starts_with("Paris"),
+        "{:?}",
+        paris.text
+    );
 }
 
 #[test]
 fn concurrent_requests_batch_and_keep_greedy_tokens() {
-    let Some(model) = common::smollm2("concurrent_requests_batch_and_keep_greedy_tokens") else { return };
+    let model = common::smollm2();
     let cases = cases();
     // Every case twice, all in flight together: prefills and decode steps share forward passes.
     let results: Vec<Vec<u32>> = std::thread::scope(|s| {
@@ -112,7 +155,10 @@ fn concurrent_requests_batch_and_keep_greedy_tokens() {
             .map(|c| {
                 s.spawn(move || {
                     model
-                        .generate(&GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new), |_| {})
+                        .generate(
+                            &GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new),
+                            |_| {},
+                        )
                         .unwrap()
                         .tokens
                 })
@@ -127,14 +173,28 @@ fn concurrent_requests_batch_and_keep_greedy_tokens() {
 
 #[test]
 fn chat_template_renders_chatml_with_default_system() {
-    let Some(model) = common::smollm2("chat_template_renders_chatml_with_default_system") else { return };
-    let chat = cases().into_iter().find(|c| c.name == "capital_chat").unwrap();
-    let rendered = model.render_chat(&[ChatMessage::new("user", "What is the capital of France?")]).unwrap();
-    assert!(rendered.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"), "{rendered}");
+    let model = common::smollm2();
+    let chat = cases()
+        .into_iter()
+        .find(|c| c.name == "capital_chat")
+        .unwrap();
+    let rendered = model
+        .render_chat(&[ChatMessage::new("user", "What is the capital of France?")])
+        .unwrap();
+    assert!(
+        rendered.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"),
+        "{rendered}"
+    );
     assert!(rendered.ends_with(&chat.prompt), "{rendered}");
     let g = model
         .generate(
-            &GenerateRequest::greedy(Prompt::Chat(vec![ChatMessage::new("user", "What is the capital of France?")]), 16),
+            &GenerateRequest::greedy(
+                Prompt::Chat(vec![ChatMessage::new(
+                    "user",
+                    "What is the capital of France?",
+                )]),
+                16,
+            ),
             |_| {},
         )
         .unwrap();
@@ -143,22 +203,35 @@ fn chat_template_renders_chatml_with_default_system() {
 
 #[test]
 fn seeded_sampling_replays_and_stop_tokens_stop() {
-    let Some(model) = common::smollm2("seeded_sampling_replays_and_stop_tokens_stop") else { return };
+    let model = common::smollm2();
     let req = |seed| GenerateRequest {
-        sampling: SamplingOptions { temperature: 0.9, top_k: 40, top_p: 0.95, seed },
+        sampling: SamplingOptions {
+            temperature: 0.9,
+            top_k: 40,
+            top_p: 0.95,
+            seed,
+        },
         ..GenerateRequest::greedy(Prompt::Text("Once upon a time".into()), 12)
     };
     let a = model.generate(&req(1), |_| {}).unwrap();
     let b = model.generate(&req(1), |_| {}).unwrap();
     assert_eq!(a.tokens, b.tokens, "same seed, same tokens");
-    let others: Vec<Vec<u32>> = (2..6).map(|s| model.generate(&req(s), |_| {}).unwrap().tokens).collect();
-    assert!(others.iter().any(|t| t != &a.tokens), "different seeds never diverged");
+    let others: Vec<Vec<u32>> = (2..6)
+        .map(|s| model.generate(&req(s), |_| {}).unwrap().tokens)
+        .collect();
+    assert!(
+        others.iter().any(|t| t != &a.tokens),
+        "different seeds never diverged"
+    );
     // Stop on the 3rd greedy token of the counting case: the generation ends right there.
     let count = cases().into_iter().find(|c| c.name == "count").unwrap();
     let stop = count.greedy[1];
     let g = model
         .generate(
-            &GenerateRequest { stop_tokens: vec![stop], ..GenerateRequest::greedy(Prompt::Text(count.prompt), 10) },
+            &GenerateRequest {
+                stop_tokens: vec![stop],
+                ..GenerateRequest::greedy(Prompt::Text(count.prompt), 10)
+            },
             |_| {},
         )
         .unwrap();

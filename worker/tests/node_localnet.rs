@@ -110,21 +110,22 @@ async fn registration_and_start_up_checks() {
             other => panic!("expected ModelRegistry, got {other:?}"),
         }
     }
-    net.net.stop().await;
+    net.localnet.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_through_a_real_relayer() {
-    if !smollm2_or_skip("jobs_through_a_real_relayer") {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let net = network(BTreeMap::from([(
         SMOLLM2_135M.id,
         SMOLLM2_135M.registry_hash(),
     )]))
     .await;
-    let model = Arc::new(BackendKind::Flex.load_text(&models::smollm2(), 8).unwrap());
+    let model = Arc::new(
+        BackendKind::Flex
+            .load_text(&common::require(models::smollm2()), 8)
+            .unwrap(),
+    );
     let mut cfg = net
         .node_config(
             dir.path(),
@@ -144,7 +145,7 @@ async fn jobs_through_a_real_relayer() {
     let worker_key = cfg.keys.encryption_key();
     let mut client = Client::new(&net, 2 * NANO_PER_TON).await;
     // The relayer has no wallet here; the job names another address as its relayer.
-    let relayer_wallet = funded(&net.net, NANO_PER_TON).await;
+    let relayer_wallet = net.funded_wallet(NANO_PER_TON).await.unwrap();
 
     // 1. A chat job whose max cost allows three output tokens: the answer opens with the client's
     // keys, stops at the cost limit, and the receipt passes the client's check.
@@ -291,5 +292,5 @@ async fn jobs_through_a_real_relayer() {
     assert_eq!(node.jobs_served(), 0);
     node.shutdown().await;
     relayer.shutdown().await.unwrap();
-    net.net.stop().await;
+    net.localnet.stop().await;
 }

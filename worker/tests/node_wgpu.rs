@@ -19,11 +19,8 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wgpu_models_serve_jobs_through_the_node() {
-    if model_or_skip(models::minilm(), "wgpu_models_serve_jobs_through_the_node").is_none()
-        || !smollm2_or_skip("wgpu_models_serve_jobs_through_the_node")
-    {
-        return;
-    }
+    common::require(models::minilm());
+    common::require(models::smollm2());
     let dir = tempfile::tempdir().unwrap();
     let net = network(BTreeMap::from([
         (SMOLLM2_135M.id, SMOLLM2_135M.registry_hash()),
@@ -118,5 +115,5 @@ async fn wgpu_models_serve_jobs_through_the_node() {
 
     node.shutdown().await;
     relayer.shutdown().await.unwrap();
-    net.net.stop().await;
+    net.localnet.stop().await;
 }

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use cocoon_sdk::relay::PROTOCOL_VERSION;
 use cocoon_sdk::relay::client::Health;
 
-use crate::relayer::Shared;
+use crate::state::Shared;
 
 /// Liveness: 200 when the store answers, 503 otherwise.
 pub async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

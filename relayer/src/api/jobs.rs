@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::ApiFailure;
-use crate::relayer::Shared;
+use crate::state::Shared;
 use crate::store::{JobState, SealedInput};
 
 /// Parses the `{escrow}/{job_id}` path parameters.
@@ -45,13 +45,11 @@ pub async fn submit_input(
     result
 }
 
-async fn accept(
-    shared: &Arc<Shared>,
-    escrow: &str,
-    job_id: &str,
+/// The body as a `SubmitInput` of our protocol version, with a sealed input of an allowed size.
+fn parse_input(
+    shared: &Shared,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<SubmitAccepted>), ApiFailure> {
-    let job = job_ref(escrow, job_id)?;
+) -> Result<SubmitInput, ApiFailure> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiFailure::new(
@@ -93,6 +91,17 @@ async fn accept(
             ),
         ));
     }
+    Ok(req)
+}
+
+async fn accept(
+    shared: &Arc<Shared>,
+    escrow: &str,
+    job_id: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<SubmitAccepted>), ApiFailure> {
+    let job = job_ref(escrow, job_id)?;
+    let req = parse_input(shared, body)?;
     let record = shared
         .store
         .job(&job)
@@ -143,7 +152,7 @@ async fn accept(
         )
         .await?;
     info!(target: "relayer::api", %job, bytes, "sealed input accepted");
-    shared.dispatcher.start(shared, job.clone());
+    shared.dispatcher.start(job.clone());
     let stream = format!("/v1/jobs/{}/{}/stream", job.escrow, job.job_id);
     Ok((
         StatusCode::ACCEPTED,

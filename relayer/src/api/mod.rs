@@ -1,10 +1,11 @@
 //! The HTTP surface: one module per route family (client jobs, workers, health and metrics) and
-//! the worker WebSocket ([`crate::sessions`]).
+//! the worker WebSocket ([`worker`]).
 
 mod error;
 mod health;
 mod jobs;
 mod stream;
+pub mod worker;
 mod workers;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use cocoon_sdk::relay::WORKER_WS_PATH;
 pub use error::ApiFailure;
 pub use jobs::{JobList, MAX_LIST};
 
-use crate::relayer::Shared;
+use crate::state::Shared;
 
 /// Builds the router over the shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -33,7 +34,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/workers", get(workers::list))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
-        .route(WORKER_WS_PATH, get(crate::sessions::ws_handler))
         .fallback(error::not_found)
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(
+            Router::new()
+                .route(WORKER_WS_PATH, get(worker::ws_handler))
+                .with_state(worker::SessionDeps {
+                    sessions: shared.sessions.clone(),
+                    dispatcher: shared.dispatcher.clone(),
+                    registry: shared.registry.clone(),
+                    store: shared.store.clone(),
+                    metrics: shared.metrics.clone(),
+                    config: shared.config.clone(),
+                    shutdown: shared.shutdown_signal(),
+                }),
+        )
 }

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::ApiFailure;
 use super::jobs::job_ref;
 use crate::hub::Subscription;
-use crate::relayer::Shared;
+use crate::state::Shared;
 use crate::store::JobState;
 
 /// Opens the event stream of a job the relayer knows.

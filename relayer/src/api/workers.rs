@@ -8,7 +8,7 @@ use cocoon_sdk::relay::client::{ApiErrorCode, WorkerList};
 use serde::Deserialize;
 
 use super::ApiFailure;
-use crate::relayer::Shared;
+use crate::state::Shared;
 
 /// Query of the worker list.
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,6 @@
 //! The chain watcher's cursor: the last transaction processed per watched address.
 
+use cocoon_sdk::clock::unix_now_i64;
 use sqlx::Row as _;
 
 use super::{OpenedJob, Store, from_db, hash32, to_db};
@@ -38,7 +39,7 @@ impl Store {
         jobs: &[OpenedJob],
     ) -> Result<usize> {
         let mut tx = self.pool().begin().await?;
-        let now = super::now_unix();
+        let now = unix_now_i64();
         let mut new = 0;
         for job in jobs {
             let done = super::jobs::bind_opened(sqlx::query(super::jobs::INSERT_OPENED), job, now)

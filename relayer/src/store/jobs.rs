@@ -2,11 +2,12 @@
 
 use std::fmt;
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Store, corrupt, from_db, hash32, money, now_unix, to_db};
+use super::{Store, corrupt, from_db, hash32, money, to_db};
 use crate::error::{Error, Result};
 
 /// Where a job stands.
@@ -230,7 +231,7 @@ impl Store {
     /// Records a job seen on-chain. Idempotent: returns `false` when it was already known (a
     /// replayed transaction never resets a job).
     pub async fn insert_opened(&self, job: &OpenedJob) -> Result<bool> {
-        let done = bind_opened(sqlx::query(INSERT_OPENED), job, now_unix())
+        let done = bind_opened(sqlx::query(INSERT_OPENED), job, unix_now_i64())
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected() == 1)
@@ -331,7 +332,7 @@ impl Store {
         let mut q = sqlx::query(&sql)
             .bind(to.as_str())
             .bind(reason.map(str::to_string))
-            .bind(now_unix())
+            .bind(unix_now_i64())
             .bind(&job.escrow)
             .bind(to_db(job.job_id));
         for st in from {
@@ -362,7 +363,7 @@ impl Store {
         .bind(JobState::Dispatched.as_str())
         .bind(worker)
         .bind(i64::from(attempt))
-        .bind(now_unix())
+        .bind(unix_now_i64())
         .bind(&job.escrow)
         .bind(to_db(job.job_id))
         .bind(JobState::InputReceived.as_str())
@@ -402,7 +403,7 @@ impl Store {
         .bind(JobState::Dispatched.as_str())
         .bind(worker)
         .bind(i64::from(attempt))
-        .bind(now_unix())
+        .bind(unix_now_i64())
         .bind(lease_until)
         .bind(&job.escrow)
         .bind(to_db(job.job_id))
@@ -449,7 +450,7 @@ impl Store {
             )
             .bind(JobState::InputReceived.as_str())
             .bind(reason.to_string())
-            .bind(now_unix())
+            .bind(unix_now_i64())
             .bind(&job.escrow)
             .bind(to_db(job.job_id))
             .bind(JobState::Dispatched.as_str())
@@ -468,7 +469,7 @@ impl Store {
     /// [`Error::NotOpen`] and then stores nothing.
     pub async fn submit_input(&self, job: &JobRef, input: &SealedInput) -> Result<JobRecord> {
         let mut tx = self.pool().begin().await?;
-        let now = now_unix();
+        let now = unix_now_i64();
         let moved = sqlx::query(
             "UPDATE jobs SET state = $1, updated_at = $2 WHERE escrow = $3 AND job_id = $4 AND state = $5",
         )

@@ -16,7 +16,6 @@ mod receipts;
 mod workers;
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use sqlx::AnyPool;
@@ -174,14 +173,6 @@ pub fn to_db(v: u64) -> i64 {
 /// Inverse of [`to_db`].
 pub fn from_db(v: i64) -> u64 {
     u64::from_ne_bytes(v.to_ne_bytes())
-}
-
-/// Unix time now, seconds.
-pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn corrupt(table: &'static str, column: &'static str, detail: impl Into<String>) -> Error {

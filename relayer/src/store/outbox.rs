@@ -3,11 +3,12 @@
 //! sending and recording is recovered by looking the message up on-chain, never by sending a
 //! second copy of a confirmed batch.
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{JobState, Store, corrupt, from_db, now_unix, to_db};
+use super::{JobState, Store, corrupt, from_db, to_db};
 use crate::error::{Error, Result};
 
 /// Where an outbox message stands.
@@ -104,7 +105,7 @@ impl Store {
         jobs: &[JobRef],
     ) -> Result<(OutboxEntry, Vec<JobRef>)> {
         let mut tx = self.pool().begin().await?;
-        let now = now_unix();
+        let now = unix_now_i64();
         let row = sqlx::query(
             "INSERT INTO outbox (worker, status, attempts, created_at, updated_at) VALUES ($1, $2, 0, $3, $3) RETURNING id",
         )
@@ -202,7 +203,7 @@ impl Store {
         .bind(i64::from(seqno))
         .bind(message.to_vec())
         .bind(msg_hash.to_vec())
-        .bind(now_unix())
+        .bind(unix_now_i64())
         .bind(id)
         .bind(OutboxStatus::Pending.as_str())
         .execute(self.pool())
@@ -230,7 +231,7 @@ impl Store {
     /// ([`Store::settle`]).
     pub async fn mark_confirmed(&self, id: i64, tx_lt: u64, tx_hash: &[u8; 32]) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let now = now_unix();
+        let now = unix_now_i64();
         let done = sqlx::query(
             "UPDATE outbox SET status = $1, tx_lt = $2, tx_hash = $3, updated_at = $4 WHERE id = $5 AND status IN ($6, $7)",
         )
@@ -266,7 +267,7 @@ impl Store {
     /// expired): the entry becomes failed and its receipts go back to answered for a new batch.
     pub async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let now = now_unix();
+        let now = unix_now_i64();
         let done = sqlx::query("UPDATE outbox SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4 AND status IN ($5, $6)")
             .bind(OutboxStatus::Failed.as_str())
             .bind(error.to_string())
@@ -330,7 +331,7 @@ impl Store {
         )
         .bind(to.as_str())
         .bind(reason.to_string())
-        .bind(now_unix())
+        .bind(unix_now_i64())
         .bind(&job.escrow)
         .bind(to_db(job.job_id))
         .bind(JobState::Submitted.as_str())

@@ -1,10 +1,11 @@
 //! Signed receipts received from workers, waiting for (or part of) a SubmitReceipts batch.
 
+use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{JobState, Store, from_db, money, now_unix, to_db};
+use super::{JobState, Store, from_db, money, to_db};
 use crate::error::{Error, Result};
 
 /// A receipt as stored.
@@ -48,7 +49,7 @@ impl Store {
         cost: u64,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let now = now_unix();
+        let now = unix_now_i64();
         let moved = sqlx::query(
             "UPDATE jobs SET state = $1, updated_at = $2 WHERE escrow = $3 AND job_id = $4 AND state = $5 AND worker = $6",
         )

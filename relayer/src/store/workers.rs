@@ -1,9 +1,10 @@
 //! Workers the relayer has verified on-chain (a record survives restarts; live sessions do not).
 
+use cocoon_sdk::clock::unix_now_i64;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Store, corrupt, hash32, money, now_unix};
+use super::{Store, corrupt, hash32, money};
 use crate::error::Result;
 
 /// A worker as last verified on-chain.
@@ -76,7 +77,7 @@ impl Store {
         .bind(w.evidence_hash.to_vec())
         .bind(i64::from(w.attestation_kind))
         .bind(i64::from(w.expires_at))
-        .bind(now_unix())
+        .bind(unix_now_i64())
         .execute(self.pool())
         .await?;
         Ok(())

@@ -81,7 +81,7 @@ pub fn opened(escrow_n: u8, job_id: u64, input: &[u8]) -> OpenedJob {
         escrow_owner: format!("0:{}", hex::encode([0x11; 32])),
         model_id: 1,
         max_cost: 5_000_000_000,
-        deadline: (cocoon_relayer::store::now_unix() + 3600) as u32,
+        deadline: (cocoon_sdk::clock::unix_now_i64() + 3600) as u32,
         input_commitment: Sha256::digest(input).into(),
         route_worker: None,
         opened_lt: job_id.wrapping_add(1000),
@@ -91,9 +91,9 @@ pub fn opened(escrow_n: u8, job_id: u64, input: &[u8]) -> OpenedJob {
 use std::sync::Arc;
 use std::time::Duration;
 
-use cocoon_relayer::stub::StubWorker;
 use cocoon_relayer::{Relayer, RelayerConfig, StaticRegistry};
 use cocoon_sdk::relay::client::StreamEvent;
+use cocoon_testkit::stub::StubWorker;
 
 /// A relayer serving on a random port over a fresh SQLite store.
 pub struct TestRelayer {
@@ -147,7 +147,7 @@ pub async fn start(config: RelayerConfig) -> TestRelayer {
 
 impl TestRelayer {
     /// Registers a stub on "chain" and connects it.
-    pub async fn worker(&self, stub: &StubWorker) -> cocoon_relayer::stub::StubHandle {
+    pub async fn worker(&self, stub: &StubWorker) -> cocoon_testkit::stub::StubHandle {
         self.registry.insert(stub.address.clone(), stub.on_chain());
         stub.connect(&self.ws).await.unwrap()
     }
@@ -183,31 +183,9 @@ impl TestRelayer {
 
     /// Reads a job's SSE stream until its final event (or the timeout).
     pub async fn stream(&self, job: &JobRef) -> Vec<StreamEvent> {
-        let mut resp = self
-            .client
-            .get(format!(
-                "{}/v1/jobs/{}/{}/stream",
-                self.http, job.escrow, job.job_id
-            ))
-            .send()
+        cocoon_testkit::collect_stream(&self.http, job, Duration::from_secs(10))
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "stream of {job}");
-        let mut parser = cocoon_relayer::sse::SseParser::default();
-        let mut events = Vec::new();
-        let read = async {
-            while let Some(bytes) = resp.chunk().await.unwrap() {
-                for ev in parser.feed(&bytes).unwrap() {
-                    let last = ev.is_final();
-                    events.push(ev);
-                    if last {
-                        return;
-                    }
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
-        events
+            .unwrap()
     }
 
     /// Stops the relayer gracefully and waits for it.

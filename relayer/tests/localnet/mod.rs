@@ -1,29 +1,32 @@
-//! Localnet set-up for the relayer's chain tests: a Root that allows simulated TEEs, a stub
+//! Localnet set-up for the relayer's chain tests, over the test kit's development chain: a stub
 //! worker registered as a real Worker contract, a client with a funded Escrow, the relayer's
 //! wallet, and helpers to open jobs and watch them.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cocoon_relayer::store::{JobState, Store};
-use cocoon_relayer::stub::StubWorker;
 use cocoon_sdk::chain::{ChainApi, TonCenterClient};
-use cocoon_sdk::contracts::{EscrowClient, OpenJobArgs, RootClient, WorkerClient};
-use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
-use cocoon_sdk::messages::records::{Attestation, RootParams, RootPolicy, WorkerRecord};
+use cocoon_sdk::contracts::{EscrowClient, OpenJobArgs, WorkerClient};
+use cocoon_sdk::messages::records::{Attestation, WorkerRecord};
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
-use cocoon_sdk::wallet::{SendOptions, Wallet, WalletKind, generate_mnemonic};
+use cocoon_sdk::wallet::{SendOptions, Wallet, WalletKind};
+use cocoon_testkit::chain::Localnet;
+use cocoon_testkit::chain::simulated_measurement;
+use cocoon_testkit::stub::StubWorker;
+use cocoon_testkit::{DevChain, dev};
 use sha2::{Digest, Sha256};
 
-/// Root's grace period after job deadlines, seconds.
-pub const GRACE: u32 = 30;
+/// Root's grace period after job deadlines, seconds (the development Root's).
+pub const GRACE: u32 = dev::GRACE_PERIOD;
 
-/// A localnet with the network set up.
+/// A development network with the relayer's counterparts on it.
 pub struct Net {
-    pub net: Localnet,
+    /// Localnet and the development Root.
+    pub dev: DevChain,
     pub chain: TonCenterClient,
     pub root: TonAddress,
     pub relayer: Wallet,
@@ -34,64 +37,39 @@ pub struct Net {
     pub opts: SendOptions,
 }
 
-pub async fn funded(net: &Localnet, kind: WalletKind, nano: u128) -> (Wallet, String) {
-    let m = generate_mnemonic();
-    let w = Wallet::from_mnemonic(&m, kind).unwrap();
-    net.fund(w.address(), nano).await.unwrap();
-    (w, m)
-}
-
 /// Starts a fresh localnet and sets the network up (see [`Net`]).
 pub async fn setup(stub: StubWorker, deposit: u128) -> Net {
-    let net = Localnet::start(LocalnetConfig::default())
-        .await
-        .expect("localnet starts (did `npm ci` run?)");
-    setup_on(net, stub, deposit).await
+    setup_on(
+        cocoon_testkit::chain::start_localnet().await.unwrap(),
+        stub,
+        deposit,
+    )
+    .await
 }
 
-/// Sets the network up on a running localnet.
+/// Sets the network up on a running localnet: the development Root registering the stub's
+/// models, the stub registered as a real Worker, a client with `deposit` in its Escrow, and the
+/// relayer's wallet.
 pub async fn setup_on(net: Localnet, mut stub: StubWorker, deposit: u128) -> Net {
-    let chain = net.client().unwrap();
+    let registry: BTreeMap<u32, [u8; 32]> = stub
+        .models
+        .iter()
+        .map(|m| (*m, [0xa0 + *m as u8; 32]))
+        .collect();
+    let dev = DevChain::on(net, registry).await.unwrap();
+    let chain = dev.chain.clone();
     let opts = SendOptions::default();
-    let (owner, _) = funded(&net, WalletKind::V5r1, 100 * NANO_PER_TON).await;
-    let (gpu, _) = funded(&net, WalletKind::V5r1, 100 * NANO_PER_TON).await;
-    let (client, _) = funded(&net, WalletKind::V4r2, 100 * NANO_PER_TON).await;
-    let (relayer, relayer_mnemonic) = funded(&net, WalletKind::V5r1, 10 * NANO_PER_TON).await;
-
-    let params = RootParams {
-        min_stake: 10 * NANO_PER_TON,
-        unbonding_delay: 100,
-        grace_period: GRACE,
-        relayer_fee_cap_bps: 1000,
-        protocol_fee_bps: 100,
-        reporter_reward_bps: 2000,
-        treasury: owner.address().clone(),
-    };
-    let policy = RootPolicy {
-        allowed_kinds: 0b111,
-        measurements: BTreeSet::new(),
-    };
-    let data = RootClient::<TonCenterClient>::initial_data(
-        owner.address().clone(),
-        params,
-        policy,
-        BTreeMap::new(),
-    )
-    .unwrap();
-    let (root, _) = RootClient::deploy(&chain, &owner, &data, NANO_PER_TON / 10, &opts)
+    let gpu = dev.funded_wallet(100 * NANO_PER_TON).await.unwrap();
+    let (client, _) = dev
+        .funded(WalletKind::V4r2, 100 * NANO_PER_TON)
         .await
         .unwrap();
-    let measurement = [0x4d; 32];
-    root.add_measurement(&owner, measurement, &opts)
+    let (relayer, relayer_mnemonic) = dev
+        .funded(WalletKind::V5r1, 10 * NANO_PER_TON)
         .await
         .unwrap();
-    for m in &stub.models {
-        root.set_model(&owner, *m, [0xa0 + *m as u8; 32], &opts)
-            .await
-            .unwrap();
-    }
 
-    let worker = WorkerClient::for_owner(&chain, root.address(), gpu.address())
+    let worker = WorkerClient::for_owner(&chain, &dev.root, gpu.address())
         .await
         .unwrap();
     stub.address = worker.address().to_hex();
@@ -103,24 +81,24 @@ pub async fn setup_on(net: Localnet, mut stub: StubWorker, deposit: u128) -> Net
         models: stub.models.iter().copied().collect(),
         attestation: Attestation {
             kind: cocoon_sdk::messages::records::tee_kind::SIMULATED,
-            measurement,
+            measurement: simulated_measurement(),
             evidence_hash: Sha256::digest(&stub.evidence).into(),
             expires_at: u32::MAX,
         },
     };
     worker
-        .register(&gpu, 10 * NANO_PER_TON, record, &opts)
+        .register(&gpu, dev::MIN_STAKE, record, &opts)
         .await
         .unwrap();
 
-    let escrow = EscrowClient::for_owner(&chain, root.address(), client.address())
+    let escrow = EscrowClient::for_owner(&chain, &dev.root, client.address())
         .await
         .unwrap();
     escrow.deposit(&client, deposit, &opts).await.unwrap();
     let escrow = escrow.address().clone();
-    let root = root.address().clone();
+    let root = dev.root.clone();
     Net {
-        net,
+        dev,
         chain,
         root,
         relayer,

@@ -15,17 +15,8 @@ pub const MAINNET_GLOBAL_ID: i32 = -239;
 pub const TESTNET_GLOBAL_ID: i32 = -3;
 
 /// A TON network the sdk can talk to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// The local emulator network (`cocoon localnet`).

@@ -25,7 +25,7 @@ mod mnemonic;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tonlib_core::wallet::mnemonic::KeyPair;
 use tonlib_core::wallet::ton_wallet::TonWallet;
@@ -121,17 +121,8 @@ pub enum WalletError {
 pub type WalletResult<T> = Result<T, WalletError>;
 
 /// Wallet contract versions the sdk signs for.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum WalletKind {
     /// Wallet V5R1 (current default of TON wallets).
@@ -359,7 +350,7 @@ impl Wallet {
         } else {
             self.seqno_active(chain).await?
         };
-        let now = unix_now().max(st.sync_utime);
+        let now = crate::clock::unix_now().max(st.sync_utime);
         let valid_until = u32::try_from(now + opts.ttl.as_secs()).unwrap_or(u32::MAX);
         let signed = self.sign_external(seqno, valid_until, msgs, deploy)?;
         info!(target: "sdk::wallet", address = %self.address(), seqno, valid_until, hash_norm = %hex::encode(signed.hash_norm), "sending");
@@ -445,7 +436,7 @@ impl Wallet {
                         }
                     }
                 }
-                let chain_now = unix_now().max(st.sync_utime);
+                let chain_now = crate::clock::unix_now().max(st.sync_utime);
                 if used_since.is_none()
                     && chain_now > u64::from(signed.valid_until) + EXPIRY_SLACK.as_secs()
                 {
@@ -493,13 +484,6 @@ fn send_lock(address: &TonAddress) -> Arc<tokio::sync::Mutex<()>> {
         .entry(address.clone())
         .or_default()
         .clone()
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

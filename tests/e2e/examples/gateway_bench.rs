@@ -13,9 +13,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use cocoon_cli::gateway::{self, ClientBackend, GatewayConfig};
 use cocoon_e2e::{Devnet, DevnetOptions, init_logs};
 use cocoon_sdk::client::{Client, JobEvent, JobOptions};
-use cocoon_sdk::gateway::{self, ClientBackend, GatewayConfig};
 use cocoon_sdk::job::{GenerationParams, JobRequest};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_worker::{ChatMessage, GenerateRequest, Prompt, models};

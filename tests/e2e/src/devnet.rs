@@ -1,4 +1,4 @@
-//! The off-chain half of a local network: a relayer and worker nodes over a [`LocalChain`], and
+//! The off-chain half of a local network: a relayer and worker nodes over a [`DevChain`], and
 //! funded app clients.
 
 use std::net::SocketAddr;
@@ -9,14 +9,15 @@ use cocoon_relayer::service::{ChainConfig, RelayerHandle, ServiceConfig, spawn};
 use cocoon_sdk::client::{ClientConfig, PolicyMode};
 use cocoon_sdk::contracts::WorkerClient;
 use cocoon_sdk::job::ModelSpec;
-use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
+use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, KNOWN_MODELS, SMOLLM2_135M};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::Wallet;
+use cocoon_testkit::DevChain;
+use cocoon_testkit::dev;
 use cocoon_worker::BackendKind;
 use tempfile::TempDir;
 
-use crate::chain::{LocalChain, RootSetup};
 use crate::workers::{self, RunningWorker};
 
 /// Environment variable that picks the worker backend of a devnet (`wgpu` or `flex`).
@@ -65,8 +66,6 @@ pub fn default_backend() -> BackendKind {
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct DevnetOptions {
-    /// Root parameters.
-    pub root: RootSetup,
     /// Worker nodes.
     pub workers: Vec<WorkerSetup>,
     /// The relayer's store; default a SQLite file in the devnet's temporary directory.
@@ -80,7 +79,6 @@ pub struct DevnetOptions {
 impl Default for DevnetOptions {
     fn default() -> Self {
         Self {
-            root: RootSetup::default(),
             workers: vec![WorkerSetup::default()],
             store_url: None,
             relayer_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -92,7 +90,7 @@ impl Default for DevnetOptions {
 /// A running local network.
 pub struct Devnet {
     /// Localnet and Root.
-    pub chain: LocalChain,
+    pub chain: DevChain,
     /// The relayer (`None` after [`Devnet::stop_relayer`]).
     pub relayer: Option<RelayerHandle>,
     /// The relayer's wallet.
@@ -121,7 +119,7 @@ impl Devnet {
     /// Starts localnet, Root, the relayer and the workers; returns when every worker has an
     /// authenticated session with the relayer.
     pub async fn start(options: DevnetOptions) -> anyhow::Result<Self> {
-        let chain = LocalChain::start(&options.root).await?;
+        let chain = DevChain::start(KNOWN_MODELS).await?;
         let dir = tempfile::tempdir()?;
         let relayer_wallet = chain.funded_wallet(100 * NANO_PER_TON).await?;
         let relayer = spawn_relayer(
@@ -214,11 +212,6 @@ impl Devnet {
             .expect("the relayer URL is http://IP:PORT")
     }
 
-    /// The Root parameters the network was started with.
-    pub fn root_setup(&self) -> &RootSetup {
-        &self.options.root
-    }
-
     /// nanoTON worker `i` has earned so far (its Worker contract's `earned`).
     pub async fn worker_earned(&self, i: usize) -> anyhow::Result<u128> {
         let owner = self.workers[i].owner.address();
@@ -243,7 +236,7 @@ impl Devnet {
 
     /// A new app wallet holding `nano` nanoTON.
     pub async fn funded_wallet(&self, nano: u128) -> anyhow::Result<Wallet> {
-        self.chain.funded_wallet(nano).await
+        Ok(self.chain.funded_wallet(nano).await?)
     }
 
     /// Stops the relayer gracefully (its store stays; [`Self::start_relayer`] brings it back).
@@ -287,7 +280,7 @@ impl Devnet {
 }
 
 async fn spawn_relayer(
-    chain: &LocalChain,
+    chain: &DevChain,
     wallet: &Wallet,
     options: &DevnetOptions,
     dir: &TempDir,
@@ -300,7 +293,7 @@ async fn spawn_relayer(
         )
     });
     let mut cfg = ServiceConfig::new(listen, store_url);
-    cfg.relayer.grace_period = options.root.grace_period;
+    cfg.relayer.grace_period = dev::GRACE_PERIOD;
     cfg.chain = Some(ChainConfig {
         poll: options.relayer_poll,
         ..ChainConfig::new(chain.api(), chain.root.clone(), wallet.clone())

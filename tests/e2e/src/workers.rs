@@ -18,9 +18,8 @@ use cocoon_worker::node::{
     ModelHandle, Node, NodeConfig, NodeHandle, NodeKeys, ServedModel, register,
 };
 
-use crate::chain::LocalChain;
 use crate::devnet::WorkerSetup;
-use crate::proxy::TcpProxy;
+use cocoon_testkit::{DevChain, TcpProxy};
 
 /// A worker node of the devnet.
 pub struct RunningWorker {
@@ -63,7 +62,7 @@ impl RunningWorker {
 
 /// Registers a worker on-chain and starts its node.
 pub(crate) async fn start(
-    chain: &LocalChain,
+    chain: &DevChain,
     relayer_url: &str,
     setup: &WorkerSetup,
     dir: &Path,

@@ -1,16 +1,19 @@
 //! Confidentiality, end to end: a canary string in a prompt never appears in plaintext in the
 //! relayer's database, in any log line of any component (relayer, worker, sdk) at debug level,
-//! or in the bytes on the client↔relayer and worker↔relayer links — while the job itself works.
+//! or on the client↔relayer and worker↔relayer links — while the job itself works. The links are
+//! read as an observer would ([`cocoon_testkit::wire`]: WebSocket frames unmasked, base64 and hex
+//! fields decoded); the companion tests show that reading catches a plaintext leak on both kinds
+//! of link, which a raw byte search would miss.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cocoon_e2e::proxy::TcpProxy;
 use cocoon_e2e::{Devnet, DevnetOptions};
 use cocoon_sdk::client::{Client, JobOptions};
 use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_testkit::{Flow, TcpProxy, wire};
 
 const CANARY: &str = "CANARY-7f3a9c-purple-giraffe";
 
@@ -90,18 +93,27 @@ async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
     app.verify_settlement(&r).await.unwrap();
     app.verify_settlement(&r2).await.unwrap();
 
-    let worker_link = net.workers[0].proxy.recorded();
-    let client_bytes = client_link.recorded();
+    let worker_link = net.workers[0].proxy.flows();
+    let client_flows = client_link.flows();
     assert!(
-        client_bytes.len() > plaintext.len() && worker_link.len() > plaintext.len(),
+        client_link.recorded_len() > plaintext.len()
+            && net.workers[0].proxy.recorded_len() > plaintext.len(),
         "the links carried the jobs"
     );
+    // The sealed input crossed both links as base64 inside JSON (the worker's in WebSocket
+    // frames): the reader decodes it, so the search below looks where a leak would be.
     assert!(
-        !contains(&client_bytes, CANARY),
+        worker_link
+            .iter()
+            .any(|f| wire::websocket_payloads(&f.down).is_some()),
+        "the worker link was read as WebSocket frames"
+    );
+    assert!(
+        !wire::carries(&client_flows, CANARY.as_bytes()),
         "canary on the client↔relayer link"
     );
     assert!(
-        !contains(&worker_link, CANARY),
+        !wire::carries(&worker_link, CANARY.as_bytes()),
         "canary on the worker↔relayer link"
     );
     let job_id = r.job.job_id.to_string();
@@ -125,4 +137,108 @@ async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
     }
     assert!(db.len() > 4096, "the relayer's database was found");
     assert!(!contains(&db, CANARY), "canary in the relayer's database");
+}
+
+/// A JSON body with the "sealed" input in base64, as the links carry it: with sealing switched
+/// off, this is what would cross them.
+fn leaky_json() -> String {
+    use base64::Engine as _;
+    let plaintext = JobRequest::chat(
+        vec![ChatMessage::new(
+            "user",
+            format!("Repeat exactly: {CANARY}"),
+        )],
+        GenerationParams::default(),
+    )
+    .encode()
+    .unwrap();
+    serde_json::json!({ "sealed_input": base64::engine::general_purpose::STANDARD.encode(plaintext) })
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_link_reader_catches_a_plaintext_leak_over_http_json() {
+    // An upstream that answers every request with an empty 200.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = upstream.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                let mut got = Vec::new();
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    // Headers and the whole (small) body arrived.
+                    if got.ends_with(b"}") {
+                        break;
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let proxy = TcpProxy::start(addr).await.unwrap();
+    let body = leaky_json();
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/jobs/input", proxy.addr()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let flows = proxy.flows();
+    let raw: Vec<u8> = flows.iter().flat_map(|f| f.up.clone()).collect();
+    assert!(!contains(&raw, CANARY), "base64 hides it from a raw search");
+    assert!(
+        wire::carries(&flows, CANARY.as_bytes()),
+        "the reader finds the leak"
+    );
+}
+
+#[tokio::test]
+async fn the_link_reader_catches_a_plaintext_leak_in_masked_websocket_frames() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    // An upstream WebSocket server that echoes one message.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (s, _) = upstream.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+        if let Some(Ok(m)) = ws.next().await {
+            let _ = ws.send(m).await;
+        }
+        let _ = ws.close(None).await;
+    });
+    let proxy = TcpProxy::start(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/worker", proxy.addr()))
+        .await
+        .unwrap();
+    ws.send(Message::Text(leaky_json().into())).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert!(matches!(echoed, Message::Text(_)));
+    drop(ws);
+
+    let flows = proxy.flows();
+    // The worker side masks what it sends: neither the raw bytes nor a base64 scan of them shows
+    // the canary; unmasking then decoding does.
+    let up: Vec<u8> = flows.iter().flat_map(|f| f.up.clone()).collect();
+    assert!(!contains(&up, CANARY), "masking hides it from a raw search");
+    assert!(
+        wire::carries(
+            &[Flow {
+                up,
+                down: Vec::new()
+            }],
+            CANARY.as_bytes()
+        ),
+        "the reader unmasks the client's frames and decodes the base64 inside"
+    );
 }

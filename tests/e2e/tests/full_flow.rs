@@ -105,7 +105,7 @@ async fn concurrent_jobs_settle_exactly_as_their_receipts_say() {
     // Exact accounting: the Worker earned each cost minus the relayer's and the protocol's
     // shares (floored basis points), and each Escrow owes the treasury exactly its protocol fees.
     let relayer_bps = u128::from(apps[0].config().relayer_fee_bps);
-    let protocol_bps = u128::from(net.root_setup().protocol_fee_bps);
+    let protocol_bps = u128::from(cocoon_testkit::dev::PROTOCOL_FEE_BPS);
     let protocol_fee = |cost: u128| cost * protocol_bps / 10_000;
     let share = |cost: u128| cost - cost * relayer_bps / 10_000 - protocol_fee(cost);
     let earned = net.worker_earned(0).await.unwrap() - earned_before;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use cocoon_cli::gateway::GatewayConfig;
 use cocoon_e2e::{Devnet, DevnetOptions, init_logs};
 use cocoon_sdk::client::Client;
-use cocoon_sdk::gateway::{self, ClientBackend, GatewayConfig};
 use cocoon_sdk::units::NANO_PER_TON;
 
 const API_KEY: &str = "sk-cocoon-e2e";
@@ -43,22 +43,11 @@ fn venv_python() -> Option<PathBuf> {
 }
 
 async fn start_gateway(client: Client) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let config = GatewayConfig {
         api_key: Some(API_KEY.into()),
         ..GatewayConfig::default()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(gateway::serve(
-        listener,
-        ClientBackend::new(client),
-        config,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (url, stop)
+    cocoon_testkit::start_gateway(client, config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

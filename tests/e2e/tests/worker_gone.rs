@@ -78,7 +78,7 @@ async fn job_of_a_vanished_worker_is_refunded_after_its_deadline() {
     // After deadline + grace anyone may expire the job; the client does, and is refunded in full.
     net.chain
         .localnet
-        .advance_time(deadline.as_secs() + u64::from(net.root_setup().grace_period) + 5)
+        .advance_time(deadline.as_secs() + u64::from(cocoon_testkit::dev::GRACE_PERIOD) + 5)
         .await
         .unwrap();
     app.expire(&job).await.unwrap();

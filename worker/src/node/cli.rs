@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
+use cocoon_sdk::args::{ChainArgs, RELAYER_URL_ENV, ROOT_ENV, WalletArgs};
 use cocoon_sdk::attest::{
     AttestError, AttestationProvider, ProviderConfig, SimulatedProvider, detect_provider,
 };
 use cocoon_sdk::chain::Network;
-use cocoon_sdk::cli::args::{ChainArgs, WalletArgs};
 use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::Ton;
@@ -45,15 +45,17 @@ pub enum TeeMode {
 /// Flags shared by `run` and `register`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct NodeArgs {
+    /// Network and toncenter access (`--chain.*`, as in every Cocoon binary).
     #[command(flatten)]
     pub chain: ChainArgs,
+    /// The owner's wallet (`--wallet.*`).
     #[command(flatten)]
     pub wallet: WalletArgs,
     /// Root contract address.
-    #[arg(long, env = "COCOON_ROOT")]
+    #[arg(long, env = ROOT_ENV)]
     pub root: Option<String>,
     /// Relayer URL (ws://, wss://, http:// or https://).
-    #[arg(long = "relayer", env = "COCOON_RELAYER_URL", default_value = DEFAULT_RELAYER_URL)]
+    #[arg(long = "relayer", env = RELAYER_URL_ENV, default_value = DEFAULT_RELAYER_URL)]
     pub relayer: String,
     /// Key file (receipt + encryption keys), created when missing. Default ~/.cocoon/worker-keys.json.
     #[arg(long = "keys", env = "COCOON_WORKER_KEYS")]

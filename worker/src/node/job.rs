@@ -282,7 +282,7 @@ async fn answer(
         tokens_in: usage.tokens_in,
         tokens_out: usage.tokens_out,
         cost,
-        time: unix_now(),
+        time: cocoon_sdk::clock::unix_now_u32(),
         hashes: ReceiptHashes {
             weights_hash: model.weights_hash().0,
             evidence_hash: ctx.evidence.hash,
@@ -398,13 +398,6 @@ async fn generate(
         tokens_out: u32::try_from(g.completion_tokens).map_err(|_| internal("output too long"))?,
         finish,
     })
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

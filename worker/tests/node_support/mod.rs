@@ -1,8 +1,8 @@
-//! Helpers of the node tests: a localnet with Root deployed, a registered worker configuration,
-//! an in-process relayer, and a client that opens, seals and follows jobs by hand.
+//! Helpers of the node tests, over the test kit's development chain: a registered worker
+//! configuration, an in-process relayer, and a client that opens, seals and follows jobs by hand.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,107 +11,52 @@ use cocoon_relayer::chain::ChainRegistry;
 use cocoon_relayer::registry::WorkerRegistry;
 use cocoon_relayer::service::{RelayerHandle, ServiceConfig};
 use cocoon_relayer::store::OpenedJob;
-use cocoon_sdk::attest::{SimulatedProvider, measurement_id};
-use cocoon_sdk::chain::{ChainApi, TonCenterClient, TonCenterConfig};
-use cocoon_sdk::contracts::{EscrowClient, OpenJobArgs, RootClient, WorkerClient};
+use cocoon_sdk::attest::SimulatedProvider;
+use cocoon_sdk::contracts::{EscrowClient, OpenJobArgs, WorkerClient};
 use cocoon_sdk::job::{JobOutput, JobRequest, ModelSpec};
-use cocoon_sdk::localnet::{Localnet, LocalnetConfig};
-use cocoon_sdk::messages::records::{RootParams, RootPolicy};
 use cocoon_sdk::receipt::{ReceiptExpectation, SignedReceipt};
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::StreamEvent;
 use cocoon_sdk::seal::{ClientSeal, JobContext, seal_input};
 use cocoon_sdk::tlb::{TlbType as _, TonAddress};
 use cocoon_sdk::units::NANO_PER_TON;
-use cocoon_sdk::wallet::{SendOptions, Wallet, WalletKind, generate_mnemonic};
+use cocoon_sdk::wallet::{SendOptions, Wallet};
+use cocoon_testkit::DevChain;
 use cocoon_worker::node::{NodeConfig, NodeKeys, ServedModel};
-use cocoon_worker::{ModelSource, models};
 
 pub const PRICE_IN: u128 = 1;
 pub const PRICE_OUT: u128 = 1_000;
 
-/// The pinned source when its file is in the cache; otherwise prints why the test is skipped.
-pub fn model_or_skip(source: ModelSource, test: &str) -> Option<ModelSource> {
-    if source.path.is_file() {
-        Some(source)
-    } else {
-        eprintln!(
-            "SKIPPED {test}: {} is missing; run scripts/fetch-models (set COCOON_MODELS_DIR for another cache)",
-            source.path.display()
-        );
-        None
-    }
-}
+/// The pinned model files, which must be in the cache (the tests fail naming
+/// `scripts/fetch-models` otherwise).
+#[path = "../common/mod.rs"]
+pub mod common;
 
-pub fn smollm2_or_skip(test: &str) -> bool {
-    model_or_skip(models::smollm2(), test).is_some()
-}
-
-/// A localnet with a Root whose registry holds `models` and that allows every TEE kind and the
-/// simulated measurement.
-pub struct Net {
-    pub net: Localnet,
-    pub chain: TonCenterClient,
-    pub governor: Wallet,
-    pub root: TonAddress,
-}
-
-pub async fn funded(net: &Localnet, nano: u128) -> Wallet {
-    let w = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V5r1).unwrap();
-    net.fund(w.address(), nano).await.unwrap();
-    w
-}
+/// A localnet with a development Root whose registry holds the given models.
+pub type Net = DevChain;
 
 pub async fn network(models: BTreeMap<u32, [u8; 32]>) -> Net {
-    let net = Localnet::start(LocalnetConfig::default())
-        .await
-        .expect("localnet starts (did `npm ci` run?)");
-    let chain = net.client().unwrap();
-    let governor = funded(&net, 100 * NANO_PER_TON).await;
-    let params = RootParams {
-        min_stake: 10 * NANO_PER_TON,
-        unbonding_delay: 100,
-        grace_period: 60,
-        relayer_fee_cap_bps: 1000,
-        protocol_fee_bps: 100,
-        reporter_reward_bps: 2000,
-        treasury: governor.address().clone(),
-    };
-    let policy = RootPolicy {
-        allowed_kinds: 0b111,
-        measurements: BTreeSet::from([measurement_id(&[0; 48])]),
-    };
-    let data = RootClient::<TonCenterClient>::initial_data(
-        governor.address().clone(),
-        params,
-        policy,
-        models,
-    )
-    .unwrap();
-    let (root, _) = RootClient::deploy(
-        &chain,
-        &governor,
-        &data,
-        NANO_PER_TON / 10,
-        &SendOptions::default(),
-    )
-    .await
-    .unwrap();
-    let root = root.address().clone();
-    Net {
-        net,
-        chain,
-        governor,
-        root,
-    }
+    DevChain::start_with_registry(models).await.unwrap()
 }
 
-impl Net {
+/// Node-test helpers on the development chain.
+pub trait NodeNet {
     /// A node configuration for a fresh funded owner wallet, keys in `dir`.
-    pub async fn node_config(&self, dir: &std::path::Path, models: Vec<ServedModel>) -> NodeConfig {
-        let wallet = funded(&self.net, 50 * NANO_PER_TON).await;
+    fn node_config(
+        &self,
+        dir: &std::path::Path,
+        models: Vec<ServedModel>,
+    ) -> impl std::future::Future<Output = NodeConfig>;
+    /// A relayer on port 0 that verifies workers against their Worker contracts but does not
+    /// watch the chain (tests announce jobs to its store themselves).
+    fn relayer(&self, dir: &std::path::Path) -> impl std::future::Future<Output = RelayerHandle>;
+}
+
+impl NodeNet for DevChain {
+    async fn node_config(&self, dir: &std::path::Path, models: Vec<ServedModel>) -> NodeConfig {
+        let wallet = self.funded_wallet(50 * NANO_PER_TON).await.unwrap();
         NodeConfig {
-            chain: TonCenterConfig::new(self.net.url()),
+            chain: self.api(),
             root: self.root.clone(),
             relayer_url: "ws://127.0.0.1:9".into(),
             wallet,
@@ -128,9 +73,7 @@ impl Net {
         }
     }
 
-    /// A relayer on port 0 that verifies workers against their Worker contracts but does not
-    /// watch the chain (tests announce jobs to its store themselves).
-    pub async fn relayer(&self, dir: &std::path::Path) -> RelayerHandle {
+    async fn relayer(&self, dir: &std::path::Path) -> RelayerHandle {
         let registry: Arc<dyn WorkerRegistry> = Arc::new(ChainRegistry::new(
             Arc::new(self.chain.clone()),
             self.root.clone(),
@@ -154,10 +97,6 @@ impl Net {
         .await
         .unwrap()
     }
-
-    pub async fn now(&self) -> u32 {
-        self.chain.account(&self.root).await.unwrap().sync_utime as u32
-    }
 }
 
 /// A client with an Escrow holding a deposit.
@@ -169,7 +108,7 @@ pub struct Client {
 
 impl Client {
     pub async fn new(net: &Net, deposit: u128) -> Self {
-        let wallet = funded(&net.net, deposit + 5 * NANO_PER_TON).await;
+        let wallet = net.funded_wallet(deposit + 5 * NANO_PER_TON).await.unwrap();
         let escrow = EscrowClient::for_owner(&net.chain, &net.root, wallet.address())
             .await
             .unwrap();
@@ -228,7 +167,7 @@ pub async fn open_on_chain(net: &Net, client: &Client, job: &SealedJob, relayer:
                 job_id: job.job.job_id,
                 model_id: job.model.id,
                 max_cost: job.max_cost,
-                deadline: net.now().await + 600,
+                deadline: net.now().await.unwrap() + 600,
                 relayer_fee_bps: 0,
                 input_commitment: job.seal.input_commitment,
                 relayer: relayer.clone(),
@@ -292,32 +231,9 @@ fn base64(b: &[u8]) -> String {
 
 /// Reads the job's event stream until its final event or `timeout`.
 pub async fn stream(relayer: &RelayerHandle, job: &JobRef, timeout: Duration) -> Vec<StreamEvent> {
-    let mut resp = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/jobs/{}/{}/stream",
-            relayer.url(),
-            job.escrow,
-            job.job_id
-        ))
-        .send()
+    cocoon_testkit::collect_stream(&relayer.url(), job, timeout)
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut parser = cocoon_relayer::sse::SseParser::default();
-    let mut events = Vec::new();
-    let read = async {
-        while let Some(bytes) = resp.chunk().await.unwrap() {
-            for ev in parser.feed(&bytes).unwrap() {
-                let last = ev.is_final();
-                events.push(ev);
-                if last {
-                    return;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(timeout, read).await;
-    events
+        .unwrap()
 }
 
 /// What a client gets out of a successful stream.

@@ -186,7 +186,7 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     after.print("after");
     // Each cost splits exactly: the worker's share, the relayer's fee and the protocol's fee.
     let relayer_bps = u128::from(client.config().relayer_fee_bps);
-    let protocol_bps = u128::from(net.root_setup().protocol_fee_bps);
+    let protocol_bps = u128::from(cocoon_testkit::dev::PROTOCOL_FEE_BPS);
     let share = |c: u128| c - c * relayer_bps / 10_000 - c * protocol_bps / 10_000;
     let earned = after.worker_earned - before.worker_earned;
     println!(

@@ -4,6 +4,7 @@
 use clap::Parser;
 use cocoon_e2e::{Devnet, DevnetOptions, WorkerSetup, init_logs};
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::WalletKind;
 use cocoon_worker::BackendKind;
 
 /// Runs a local network.
@@ -44,9 +45,9 @@ async fn main() -> anyhow::Result<()> {
         ..DevnetOptions::default()
     })
     .await?;
-    let (mnemonic, app) = net
+    let (app, mnemonic) = net
         .chain
-        .funded_mnemonic(u128::from(args.app_funds) * NANO_PER_TON)
+        .funded(WalletKind::V5r1, u128::from(args.app_funds) * NANO_PER_TON)
         .await?;
     // The wallet file format of the `cocoon` CLI, so `cocoon` and `cocoon gateway` use this wallet.
     let wallet_file = net.dir.path().join("app-wallet.json");

@@ -1,0 +1,245 @@
+//! `cocoon gateway`: the OpenAI-compatible gateway over the wallet's Escrow.
+//!
+//! ```text
+//! cocoon --network localnet gateway --root EQ… --relayer http://127.0.0.1:8480 --listen 127.0.0.1:8090
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cocoon_sdk::attest::EvidenceKind;
+use cocoon_sdk::chain::Network;
+use cocoon_sdk::client::{Client, ClientConfig, PolicyMode};
+use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::units::Ton;
+use serde_json::json;
+
+use super::{Ctx, RootArg};
+use crate::gateway::config::{DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT};
+use crate::gateway::{ClientBackend, GatewayConfig, JobPolicy};
+
+/// Environment variable with the gateway's own API key.
+pub const GATEWAY_KEY_ENV: &str = "COCOON_GATEWAY_KEY";
+
+/// Which evidence the gateway accepts at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// SEV-SNP and TDX only.
+    Production,
+    /// Also simulated TEEs (UNATTESTED), when Root allows them: development networks only.
+    Development,
+}
+
+/// `cocoon gateway …`
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Which Root.
+    #[command(flatten)]
+    pub root: RootArg,
+    /// Relayer client API, e.g. http://127.0.0.1:8480.
+    #[arg(long, env = cocoon_sdk::args::RELAYER_URL_ENV)]
+    pub relayer: String,
+    /// Address to listen on.
+    #[arg(long, alias = "gateway.listen", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// API key callers must send as `Authorization: Bearer <key>` (none: no key needed).
+    #[arg(long = "gateway-key", alias = "gateway.api-key", env = GATEWAY_KEY_ENV, hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Browser origin allowed by CORS (repeat or comma-separate; `*` for any). CORS is off
+    /// when none is given.
+    #[arg(long = "cors-origin", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Largest request body, bytes.
+    #[arg(long = "max-body-bytes", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take, seconds (on-chain job opening included).
+    #[arg(long = "request-timeout", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout_secs: u64,
+    /// Evidence accepted: production (hardware TEEs) or development (also simulated).
+    /// Default: development on localnet, production elsewhere.
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+    /// Weakest attestation a worker may have: simulated, sev-snp or tdx (sev-snp and tdx both
+    /// mean "a hardware TEE").
+    #[arg(long = "min-attestation", value_parser = parse_kind)]
+    pub min_attestation: Option<EvidenceKind>,
+    /// Highest price per input token accepted, nanoTON.
+    #[arg(long = "max-price-in")]
+    pub max_price_in: Option<u128>,
+    /// Highest price per output token accepted, nanoTON.
+    #[arg(long = "max-price-out")]
+    pub max_price_out: Option<u128>,
+    /// Worker to try first when it qualifies (repeat for an order of preference).
+    #[arg(long = "prefer-worker")]
+    pub prefer_workers: Vec<TonAddress>,
+    /// Cap on what one job may lock (TON; `123n` for nanoTON). Default: what max_tokens needs.
+    #[arg(long = "max-cost")]
+    pub max_cost: Option<Ton>,
+    /// Workers each input is sealed to (the relayer fails over among them).
+    #[arg(long, default_value_t = cocoon_sdk::client::DEFAULT_CANDIDATES)]
+    pub candidates: usize,
+    /// Job deadline on-chain, seconds.
+    #[arg(long = "job-deadline", default_value_t = cocoon_sdk::client::DEFAULT_DEADLINE.as_secs())]
+    pub job_deadline_secs: u64,
+}
+
+/// Parses `simulated`, `sev-snp` (or `snp`), `tdx`.
+pub fn parse_kind(s: &str) -> Result<EvidenceKind, String> {
+    match s.to_ascii_lowercase().replace('_', "-").as_str() {
+        "simulated" => Ok(EvidenceKind::Simulated),
+        "sev-snp" | "snp" => Ok(EvidenceKind::SevSnp),
+        "tdx" => Ok(EvidenceKind::Tdx),
+        other => Err(format!(
+            "unknown attestation kind {other:?} (simulated, sev-snp, tdx)"
+        )),
+    }
+}
+
+impl GatewayArgs {
+    /// The gateway configuration these flags describe.
+    pub fn gateway_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            cors_origins: self.cors_origins.clone(),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            policy: JobPolicy {
+                min_attestation: self.min_attestation,
+                max_price_in: self.max_price_in,
+                max_price_out: self.max_price_out,
+                preferred_workers: self.prefer_workers.clone(),
+                max_cost: self.max_cost.map(Ton::nano),
+            },
+        }
+    }
+
+    /// The evidence policy on `network`.
+    pub fn policy_mode(&self, network: Network) -> PolicyMode {
+        match self.policy {
+            Some(PolicyArg::Production) => PolicyMode::Production,
+            Some(PolicyArg::Development) => PolicyMode::Development,
+            None if network == Network::Localnet => PolicyMode::Development,
+            None => PolicyMode::Production,
+        }
+    }
+}
+
+pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
+    let wallet = ctx.open_wallet()?;
+    let mut config = ClientConfig::new(
+        ctx.cli_chain.config(),
+        a.root.root.clone(),
+        a.relayer.clone(),
+    );
+    config.policy = a.policy_mode(ctx.net());
+    config.candidates = a.candidates;
+    config.deadline = Duration::from_secs(a.job_deadline_secs);
+    config.send = ctx.wallet.send_options();
+    let client = ctx
+        .out
+        .progress(
+            "connecting to Root and the relayer",
+            Client::connect(config.clone(), wallet),
+        )
+        .await
+        .context("connecting the gateway's client")?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let gw = a.gateway_config();
+    if config.policy == PolicyMode::Development {
+        tracing::warn!(target: "gateway", "development policy: answers from UNATTESTED (SIMULATED TEE) workers are accepted and labelled");
+    }
+    ctx.out.emit(
+        format!(
+            "gateway listening on http://{addr}/v1\n  escrow: {}\n  policy: {:?}{}\n  OpenAI apps: base_url=\"http://{addr}/v1\"{}\n  Ctrl-C to stop",
+            client.escrow_address(),
+            config.policy,
+            gw.policy.min_attestation.map(|k| format!(", min attestation {k}")).unwrap_or_default(),
+            if gw.api_key.is_some() { ", api_key=<your gateway key>" } else { " (no API key required)" },
+        ),
+        json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "development": config.policy == PolicyMode::Development }),
+    );
+    crate::gateway::serve(listener, ClientBackend::new(client), gw, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        g: GatewayArgs,
+    }
+
+    #[test]
+    fn flags_parse_into_the_gateway_config() {
+        let t = T::try_parse_from([
+            "x",
+            "--root",
+            "0:0000000000000000000000000000000000000000000000000000000000000000",
+            "--relayer",
+            "http://r",
+            "--min-attestation",
+            "sev-snp",
+            "--max-price-in",
+            "5",
+            "--max-price-out",
+            "7",
+            "--cors-origin",
+            "https://a,https://b",
+            "--max-cost",
+            "1.5",
+        ])
+        .unwrap();
+        let c = t.g.gateway_config();
+        assert_eq!(c.policy.min_attestation, Some(EvidenceKind::SevSnp));
+        assert_eq!(
+            (c.policy.max_price_in, c.policy.max_price_out),
+            (Some(5), Some(7))
+        );
+        assert_eq!(c.policy.max_cost, Some(1_500_000_000));
+        assert_eq!(c.cors_origins, vec!["https://a", "https://b"]);
+        assert_eq!(t.g.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(t.g.policy_mode(Network::Localnet), PolicyMode::Development);
+        assert_eq!(t.g.policy_mode(Network::Mainnet), PolicyMode::Production);
+        assert!(
+            T::try_parse_from([
+                "x",
+                "--root",
+                "0:00",
+                "--relayer",
+                "r",
+                "--min-attestation",
+                "sgx"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn defaults_come_from_the_library() {
+        if std::env::var_os(GATEWAY_KEY_ENV).is_some() {
+            return;
+        }
+        let t = T::try_parse_from([
+            "x",
+            "--root",
+            "0:0000000000000000000000000000000000000000000000000000000000000000",
+            "--relayer",
+            "http://r",
+        ])
+        .unwrap();
+        let c = t.g.gateway_config();
+        assert_eq!(c, GatewayConfig::default());
+    }
+}

@@ -1,0 +1,203 @@
+//! The `cocoon` command line: one module per command family. `src/main.rs` only parses [`Cli`]
+//! and calls [`run`].
+
+pub mod client;
+pub mod deploy;
+pub mod escrow;
+pub mod gateway;
+pub mod localnet;
+pub mod root;
+pub mod wallet;
+pub mod worker;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cocoon_sdk::args::{ChainArgs, WalletArgs};
+use cocoon_sdk::chain::{Network, TonCenterClient};
+use cocoon_sdk::contracts::Outcome;
+use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::units::format_ton;
+use cocoon_sdk::wallet::Wallet;
+use serde_json::json;
+
+use crate::output::{OutputArgs, Printer};
+use crate::wallet_file;
+
+/// `cocoon`: operate the Cocoon network from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "cocoon", version, about)]
+pub struct Cli {
+    /// Network and toncenter access.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Which wallet signs.
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+    /// Text or JSON.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a local network (sandbox emulator behind a toncenter-compatible API) until Ctrl-C.
+    Localnet(localnet::LocalnetArgs),
+    /// Deploy a Root owned by the wallet.
+    Deploy(deploy::DeployArgs),
+    /// Wallet: create, show, balance, fund (localnet).
+    #[command(subcommand)]
+    Wallet(wallet::WalletCmd),
+    /// Escrow of the wallet (the client side).
+    #[command(subcommand)]
+    Escrow(escrow::EscrowCmd),
+    /// Worker of the wallet (the GPU owner side).
+    #[command(subcommand)]
+    Worker(worker::WorkerCmd),
+    /// Root: inspect and govern.
+    #[command(subcommand)]
+    Root(root::RootCmd),
+    /// OpenAI-compatible gateway (chat, completions, embeddings) over the wallet's Escrow.
+    Gateway(gateway::GatewayArgs),
+    /// Chat with (or complete a prompt on) a model: attested workers, sealed input, verified
+    /// receipt.
+    Chat(client::ChatArgs),
+    /// Embed texts with an embedding model.
+    Embed(client::EmbedArgs),
+    /// Models on the network with their verified workers and lowest prices.
+    Models(client::ModelsArgs),
+    /// Jobs: verify a receipt and its settlement.
+    #[command(subcommand)]
+    Job(client::JobCmd),
+}
+
+/// Which Root (all contract commands need it).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RootArg {
+    /// Root contract address.
+    #[arg(long, env = cocoon_sdk::args::ROOT_ENV)]
+    pub root: TonAddress,
+}
+
+pub(crate) fn hex32(s: &str, what: &str) -> anyhow::Result<[u8; 32]> {
+    let v = hex::decode(s.trim().trim_start_matches("0x"))
+        .with_context(|| format!("{what}: not hex"))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("{what}: expected 32 bytes, got {}", v.len()))
+}
+
+pub(crate) fn addr(a: &TonAddress, net: Network) -> String {
+    a.to_base64_url_flags(false, net.is_test())
+}
+
+pub(crate) fn outcome_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "op": o.op,
+        "wallet_tx": { "lt": o.wallet_tx.id.lt.to_string(), "hash": hex::encode(o.wallet_tx.id.hash) },
+        "transactions": o.txs.len(),
+        "fees_nano": o.total_fees().to_string(),
+    })
+}
+
+/// What every command gets: chain flags, wallet flags, the printer.
+pub(crate) struct Ctx {
+    pub(crate) cli_chain: ChainArgs,
+    pub(crate) wallet: WalletArgs,
+    pub(crate) out: Printer,
+}
+
+impl Ctx {
+    pub(crate) fn chain(&self) -> anyhow::Result<TonCenterClient> {
+        Ok(TonCenterClient::new(self.cli_chain.config())?)
+    }
+    pub(crate) fn open_wallet(&self) -> anyhow::Result<Wallet> {
+        wallet_file::load(&self.wallet.path())
+    }
+    pub(crate) fn net(&self) -> Network {
+        self.cli_chain.network
+    }
+    pub(crate) fn done(&self, o: &Outcome, human: String) {
+        self.out.emit(
+            format!("{human}\n  fees: {} TON", format_ton(o.total_fees())),
+            outcome_json(o),
+        );
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx {
+        cli_chain: cli.chain,
+        wallet: cli.wallet,
+        out: Printer {
+            json: cli.output.json,
+        },
+    };
+    match cli.command {
+        Command::Localnet(a) => localnet::run(&ctx, a).await,
+        Command::Deploy(a) => deploy::run(&ctx, a).await,
+        Command::Wallet(c) => wallet::run(&ctx, c).await,
+        Command::Escrow(c) => escrow::run(&ctx, c).await,
+        Command::Worker(c) => worker::run(&ctx, c).await,
+        Command::Root(c) => root::run(&ctx, c).await,
+        Command::Gateway(a) => gateway::run(&ctx, a).await,
+        Command::Chat(a) => client::chat(&ctx, a).await,
+        Command::Embed(a) => client::embed(&ctx, a).await,
+        Command::Models(a) => client::models(&ctx, a).await,
+        Command::Job(c) => client::job_cmd(&ctx, c).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse() {
+        let c = Cli::try_parse_from([
+            "cocoon",
+            "--network",
+            "localnet",
+            "--json",
+            "wallet",
+            "balance",
+        ])
+        .unwrap();
+        assert!(c.output.json);
+        assert!(matches!(
+            c.command,
+            Command::Wallet(wallet::WalletCmd::Balance { address: None })
+        ));
+        let root = "0:".to_owned() + &"ab".repeat(32);
+        let c =
+            Cli::try_parse_from(["cocoon", "escrow", "deposit", "--root", &root, "1.5"]).unwrap();
+        match c.command {
+            Command::Escrow(escrow::EscrowCmd::Deposit { amount, .. }) => {
+                assert_eq!(amount.nano(), 1_500_000_000)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from([
+                "cocoon",
+                "escrow",
+                "deposit",
+                "--root",
+                &root,
+                "1.0000000001"
+            ])
+            .is_err()
+        );
+        let c = Cli::try_parse_from(["cocoon", "deploy"]).unwrap();
+        match c.command {
+            Command::Deploy(d) => {
+                assert_eq!(d.min_stake.nano(), deploy::root_defaults::MIN_STAKE);
+                assert_eq!(d.allowed_kinds, deploy::root_defaults::ALLOWED_KINDS);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Starts and stops the local network: `scripts/localnet/server.js` (the reference TVM emulator,
+//! `@ton/sandbox`, behind a toncenter-compatible HTTP API).
+//!
+//! [`Localnet::start`] spawns Node on a free port, waits until the API answers, and kills the
+//! process when the handle is dropped (the server also exits when its stdin closes, so it cannot
+//! outlive a crashed parent).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tracing::info;
+
+use cocoon_sdk::chain::{ChainResult, TonCenterClient, TonCenterConfig};
+use cocoon_sdk::tlb::TonAddress;
+
+/// How long to wait for the server to print its URL and answer.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Environment variable that overrides the server script location.
+pub const SCRIPT_ENV: &str = "COCOON_LOCALNET_SCRIPT";
+/// Environment variable naming the Node binary (default `node`).
+pub const NODE_ENV: &str = "COCOON_NODE";
+/// Prefix of the server's first stdout line.
+const URL_LINE: &str = "COCOON_LOCALNET_URL=";
+
+/// Errors of starting or driving localnet.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalnetError {
+    /// The server script is not where expected.
+    #[error("localnet server script not found at {0} (set {SCRIPT_ENV})")]
+    ScriptMissing(PathBuf),
+    /// Node could not be started.
+    #[error("cannot start {node}: {source}")]
+    Spawn {
+        /// Node binary.
+        node: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server exited or never became ready.
+    #[error("localnet did not start: {0}")]
+    NotReady(String),
+    /// A dev endpoint (faucet, clock) failed.
+    #[error("localnet {call}: {message}")]
+    Dev {
+        /// Endpoint.
+        call: &'static str,
+        /// Cause.
+        message: String,
+    },
+}
+
+/// Result of localnet operations.
+pub type LocalnetResult<T> = Result<T, LocalnetError>;
+
+/// How to start localnet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalnetConfig {
+    /// Port (0 = any free port).
+    pub port: u16,
+    /// State file: loaded at start if present, saved after every change.
+    pub state: Option<PathBuf>,
+    /// Server script (default: the repository's `scripts/localnet/server.js`).
+    pub script: Option<PathBuf>,
+}
+
+/// Path of the server script: `$COCOON_LOCALNET_SCRIPT`, else the one in this source tree.
+pub fn default_script() -> PathBuf {
+    if let Ok(p) = std::env::var(SCRIPT_ENV) {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/localnet/server.js")
+}
+
+/// A running localnet; dropping it stops the server.
+#[derive(Debug)]
+pub struct Localnet {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Localnet {
+    /// Starts localnet and waits until its API answers.
+    pub async fn start(cfg: LocalnetConfig) -> LocalnetResult<Self> {
+        let script = cfg.script.clone().unwrap_or_else(default_script);
+        if !script.is_file() {
+            return Err(LocalnetError::ScriptMissing(script));
+        }
+        let node = std::env::var(NODE_ENV).unwrap_or_else(|_| "node".to_owned());
+        let mut cmd = Command::new(&node);
+        cmd.arg(&script)
+            .arg("--port")
+            .arg(cfg.port.to_string())
+            .arg("--exit-on-stdin-close");
+        if let Some(s) = &cfg.state {
+            cmd.arg("--state").arg(s);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| LocalnetError::Spawn {
+            node: node.clone(),
+            source,
+        })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| LocalnetError::NotReady("no stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(START_TIMEOUT, async {
+            while let Some(line) = lines
+                .next_line()
+                .await
+                .map_err(|e| LocalnetError::NotReady(e.to_string()))?
+            {
+                if let Some(u) = line.strip_prefix(URL_LINE) {
+                    return Ok(u.trim().to_owned());
+                }
+            }
+            Err(LocalnetError::NotReady(
+                "server exited before printing its URL".into(),
+            ))
+        })
+        .await
+        .map_err(|_| LocalnetError::NotReady(format!("no URL within {START_TIMEOUT:?}")))??;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Dev calls are rare and not retried: never reuse a possibly stale pooled connection.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| LocalnetError::NotReady(e.to_string()))?;
+        let net = Self { child, url, http };
+        net.wait_ready().await?;
+        info!(target: "sdk::localnet", url = %net.url, "localnet ready");
+        Ok(net)
+    }
+
+    async fn wait_ready(&self) -> LocalnetResult<()> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let r = self
+                .http
+                .get(format!("{}/api/v2/getMasterchainInfo", self.url))
+                .send()
+                .await;
+            if matches!(&r, Ok(resp) if resp.status().is_success()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(LocalnetError::NotReady(format!(
+                    "{} does not answer",
+                    self.url
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A toncenter client for this localnet.
+    pub fn client(&self) -> ChainResult<TonCenterClient> {
+        TonCenterClient::new(TonCenterConfig::new(self.url.clone()))
+    }
+
+    async fn dev(&self, call: &'static str, body: Value) -> LocalnetResult<Value> {
+        dev_call(&self.http, &self.url, call, body).await
+    }
+
+    /// Sends `nano` nanoTON from the faucet to `address` (non-bounceable, so it also funds
+    /// undeployed accounts).
+    pub async fn fund(&self, address: &TonAddress, nano: u128) -> LocalnetResult<()> {
+        self.dev(
+            "faucet",
+            json!({ "address": address.to_base64_url(), "amount": nano.to_string() }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves the chain clock forward by `secs` seconds; returns the new chain time.
+    pub async fn advance_time(&self, secs: u64) -> LocalnetResult<u64> {
+        let v = self
+            .dev("time", json!({ "advance": secs.to_string() }))
+            .await?;
+        v.get("now")
+            .and_then(Value::as_u64)
+            .ok_or(LocalnetError::Dev {
+                call: "time",
+                message: "no now".into(),
+            })
+    }
+
+    /// Stops the server now (also done on drop).
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Calls a dev endpoint (`faucet`, `time`, `save`) of the localnet at `url`: the CLI uses it
+/// against a localnet it did not start.
+pub async fn dev_call(
+    http: &reqwest::Client,
+    url: &str,
+    call: &'static str,
+    body: Value,
+) -> LocalnetResult<Value> {
+    let dev = |message: String| LocalnetError::Dev { call, message };
+    let resp = http
+        .post(format!("{}/localnet/{call}", url.trim_end_matches('/')))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| dev(e.to_string()))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.map_err(|e| dev(e.to_string()))?;
+    if !status.is_success() {
+        return Err(dev(v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned()));
+    }
+    Ok(v)
+}

@@ -1,0 +1,43 @@
+//! Cocoon test kit: the one place tests get a development network and the peers around it.
+//!
+//! ```text
+//!  DevChain ── localnet (scripts/localnet/server.js) + deploy_dev_root (the dev parameters)
+//!     ├── funded wallets, registered Workers (Simulated evidence bound to their keys)
+//!     ├── FakeRelayer (client API + scripted worker answers)   StubWorker (worker session)
+//!     └── TcpProxy (records / cuts a link) → wire (decode as an observer)   FaultProxy (HTTP faults)
+//! ```
+//!
+//! Every crate's tests take it as a dev-dependency (the cycle through a dev-dependency is one
+//! cargo allows); the demo and the devnet take it as a dependency of the end-to-end crate.
+//!
+//! # Layout
+//! - [`chain`]: [`DevChain`], [`deploy_dev_root`] and the development parameters ([`dev`]).
+//! - [`fake_relayer`]: [`FakeRelayer`], the client API over scripted answers.
+//! - [`stub`]: [`StubWorker`], a worker session that answers at once with valid receipts.
+//! - [`proxy`]: [`TcpProxy`], a recording, cuttable TCP proxy; [`wire`]: what an observer of
+//!   its bytes can decode.
+//! - [`faults`]: [`FaultProxy`], an HTTP proxy that injects errors, drops and delays.
+//! - [`sse`]: [`collect_stream`], a job's event stream read to its end.
+//! - [`gateway`]: [`start_gateway`], the OpenAI-compatible gateway on a loopback port.
+//! - [`error`]: [`TestkitError`].
+
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod error;
+pub mod fake_relayer;
+pub mod faults;
+pub mod gateway;
+pub mod proxy;
+pub mod sse;
+pub mod stub;
+pub mod wire;
+
+pub use chain::{DevChain, RegisteredWorker, deploy_dev_root, dev};
+pub use error::{Result, TestkitError};
+pub use fake_relayer::{FakeRelayer, Script};
+pub use faults::{Fault, FaultProxy};
+pub use gateway::start_gateway;
+pub use proxy::{Flow, TcpProxy};
+pub use sse::collect_stream;
+pub use stub::{StubHandle, StubMode, StubWorker};

@@ -1,0 +1,363 @@
+//! A stub worker: dials the relayer's WebSocket like a real worker, authenticates with a real
+//! ed25519 receipt key, and answers every dispatch at once with opaque chunks and a genuinely
+//! signed receipt. It stands in for the inference engine in tests and in the relayer's benchmark
+//! (`relayer/examples/bench.rs`); its modes misbehave on purpose to exercise failover.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ed25519_dalek::{Signer as _, SigningKey};
+use futures_util::{SinkExt as _, StreamExt as _};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tonlib_core::TonAddress;
+
+use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptError, ReceiptHashes};
+use cocoon_sdk::relay::auth::auth_payload;
+use cocoon_sdk::relay::worker::{
+    Chunk, Dispatch, Done, Heartbeat, Hello, JobFailed, JobFailure, RelayMessage, WorkerMessage,
+};
+use cocoon_sdk::relay::{JobRef, PROTOCOL_VERSION, WORKER_WS_PATH};
+use cocoon_sdk::tlb::{TlbError, TlbType as _};
+
+use cocoon_relayer::registry::{OnChainWorker, WorkerStatus};
+
+/// How a stub worker behaves when a job arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StubMode {
+    /// Answers at once: chunks, then a valid receipt.
+    Answer,
+    /// Never answers (the relayer must time out and fail over).
+    Silent,
+    /// Sends one chunk, then drops the connection (failover mid-stream).
+    DisconnectMidJob,
+    /// Refuses every job as busy.
+    Refuse,
+    /// Answers with a receipt signed by the wrong key.
+    BadReceipt,
+}
+
+/// A stub worker's identity: receipt key, encryption key, address, evidence.
+#[derive(Debug, Clone)]
+pub struct StubWorker {
+    /// Signs the session auth and receipts.
+    pub signing_key: SigningKey,
+    /// Worker contract address (raw).
+    pub address: String,
+    /// X25519 public key it claims (the stub never decrypts: the relayer never needs it to).
+    pub encryption_key: [u8; 32],
+    /// Evidence it serves.
+    pub evidence: Vec<u8>,
+    /// Models it serves.
+    pub models: Vec<u32>,
+    /// Jobs at once.
+    pub capacity: u32,
+    /// Output chunks per job.
+    pub chunks: u32,
+    /// nanoTON per input / output token.
+    pub prices: (u64, u64),
+    /// Behaviour.
+    pub mode: StubMode,
+}
+
+impl StubWorker {
+    /// A stub with keys derived from `seed`, serving `models`.
+    pub fn new(seed: u8, models: Vec<u32>) -> Self {
+        let signing_key = SigningKey::from_bytes(
+            &Sha256::digest([b"stub-worker-key".as_slice(), &[seed]].concat()).into(),
+        );
+        let address = format!(
+            "0:{}",
+            hex::encode(Sha256::digest(
+                [b"stub-worker-addr".as_slice(), &[seed]].concat()
+            ))
+        );
+        Self {
+            signing_key,
+            address,
+            encryption_key: Sha256::digest([b"stub-worker-x25519".as_slice(), &[seed]].concat())
+                .into(),
+            evidence: format!("simulated evidence of stub worker {seed}").into_bytes(),
+            models,
+            capacity: 64,
+            chunks: 2,
+            prices: (1, 2),
+            mode: StubMode::Answer,
+        }
+    }
+
+    /// The Worker record the chain would hold for this stub (for a [`crate::StaticRegistry`]).
+    pub fn on_chain(&self) -> OnChainWorker {
+        OnChainWorker {
+            status: WorkerStatus::Active,
+            stake: 1_000_000_000_000,
+            min_stake: 1_000_000_000,
+            receipt_key: self.signing_key.verifying_key().to_bytes(),
+            encryption_key: self.encryption_key,
+            price_in: self.prices.0,
+            price_out: self.prices.1,
+            models: self.models.clone(),
+            attestation_kind: 0,
+            evidence_hash: Sha256::digest(&self.evidence).into(),
+            expires_at: u32::MAX,
+        }
+    }
+
+    /// Connects to the relayer at `base` (e.g. `ws://127.0.0.1:PORT`) and serves until the
+    /// connection ends. Returns once the relayer welcomed the session.
+    pub async fn connect(&self, base: &str) -> Result<StubHandle, StubError> {
+        let url = format!("{base}{WORKER_WS_PATH}");
+        // Nagle off, as a real worker should: its chunks are small writes.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, None, true)
+            .await
+            .map_err(|e| StubError(e.to_string()))?;
+        let challenge = match next_message(&mut ws).await? {
+            RelayMessage::Challenge(c) => c,
+            other => return Err(StubError(format!("expected a challenge, got {other:?}"))),
+        };
+        let receipt_key = self.signing_key.verifying_key().to_bytes();
+        let payload = auth_payload(
+            PROTOCOL_VERSION,
+            &challenge.nonce,
+            &challenge.relayer_id,
+            &self.address,
+            &receipt_key,
+        );
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            worker: self.address.clone(),
+            receipt_key,
+            encryption_key: self.encryption_key,
+            models: self.models.clone(),
+            capacity: self.capacity,
+            evidence: self.evidence.clone(),
+            signature: self.signing_key.sign(&payload).to_bytes(),
+        };
+        send(&mut ws, &WorkerMessage::Hello(hello)).await?;
+        match next_message(&mut ws).await? {
+            RelayMessage::Welcome(_) => {}
+            RelayMessage::Error(e) => {
+                return Err(StubError(format!("refused: {:?}: {}", e.code, e.message)));
+            }
+            other => return Err(StubError(format!("expected welcome, got {other:?}"))),
+        }
+        let jobs = Arc::new(AtomicU32::new(0));
+        let seen = jobs.clone();
+        let me = self.clone();
+        let (frames, outbox) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move { me.serve(ws, seen, outbox).await });
+        Ok(StubHandle { jobs, frames, task })
+    }
+
+    async fn serve(
+        self,
+        mut ws: Ws,
+        jobs: Arc<AtomicU32>,
+        mut outbox: mpsc::UnboundedReceiver<WorkerMessage>,
+    ) {
+        loop {
+            let msg = tokio::select! {
+                m = next_message(&mut ws) => match m {
+                    Ok(m) => m,
+                    Err(_) => return,
+                },
+                Some(frame) = outbox.recv() => {
+                    if send(&mut ws, &frame).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let RelayMessage::Dispatch(d) = msg else {
+                continue;
+            };
+            jobs.fetch_add(1, Ordering::SeqCst);
+            let replies = match self.mode {
+                StubMode::Silent => continue,
+                StubMode::Refuse => vec![WorkerMessage::JobFailed(JobFailed {
+                    job: d.job.clone(),
+                    attempt: d.attempt,
+                    code: JobFailure::Busy,
+                    message: "busy".into(),
+                })],
+                StubMode::DisconnectMidJob => {
+                    let _ = send(&mut ws, &WorkerMessage::Chunk(self.chunk(&d, 0))).await;
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                StubMode::Answer | StubMode::BadReceipt => self.answer(&d),
+            };
+            for r in replies {
+                if send(&mut ws, &r).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn chunk(&self, d: &Dispatch, seq: u32) -> Chunk {
+        // Opaque bytes standing in for sealed output: the relayer must pass them through as is.
+        let data =
+            Sha256::digest([d.sealed_input.as_slice(), &seq.to_be_bytes()].concat()).to_vec();
+        Chunk {
+            job: d.job.clone(),
+            attempt: d.attempt,
+            seq,
+            data,
+        }
+    }
+
+    /// The messages a well-behaved worker sends for `d`.
+    pub fn answer(&self, d: &Dispatch) -> Vec<WorkerMessage> {
+        let mut out: Vec<WorkerMessage> = (0..self.chunks)
+            .map(|i| WorkerMessage::Chunk(self.chunk(d, i)))
+            .collect();
+        let (tokens_in, tokens_out) = (16u32, 8 * self.chunks);
+        let cost = (u64::from(tokens_in) * self.prices.0 + u64::from(tokens_out) * self.prices.1)
+            .min(d.max_cost);
+        let key = if self.mode == StubMode::BadReceipt {
+            SigningKey::from_bytes(&[7; 32])
+        } else {
+            self.signing_key.clone()
+        };
+        let fields = ReceiptFields {
+            job: d.job.clone(),
+            worker: self.address.clone(),
+            model_id: d.model_id,
+            tokens_in,
+            tokens_out,
+            cost: u128::from(cost),
+            time: 1_800_000_000,
+            weights_hash: [0x11; 32],
+            evidence_hash: Sha256::digest(&self.evidence).into(),
+            input_commitment: d.input_commitment,
+            output_commitment: [0x22; 32],
+        };
+        let receipt = signed_receipt(&key, &fields).unwrap_or_default();
+        out.push(WorkerMessage::Done(Done {
+            job: d.job.clone(),
+            attempt: d.attempt,
+            chunks: self.chunks,
+            receipt,
+            cost,
+        }));
+        out
+    }
+
+    /// A heartbeat frame (tests send it by hand through their own sockets).
+    pub fn heartbeat(load: u32, capacity: u32) -> WorkerMessage {
+        WorkerMessage::Heartbeat(Heartbeat { load, capacity })
+    }
+}
+
+/// A running stub session.
+#[derive(Debug)]
+pub struct StubHandle {
+    jobs: Arc<AtomicU32>,
+    frames: mpsc::UnboundedSender<WorkerMessage>,
+    task: JoinHandle<()>,
+}
+
+impl StubHandle {
+    /// Dispatches received so far.
+    pub fn jobs(&self) -> u32 {
+        self.jobs.load(Ordering::SeqCst)
+    }
+
+    /// Sends a heartbeat reporting `load` jobs running of `capacity` (a stub sends none unless
+    /// told to, so a relayer with a short heartbeat interval drops it as gone).
+    pub fn heartbeat(&self, load: u32, capacity: u32) {
+        let _ = self.frames.send(StubWorker::heartbeat(load, capacity));
+    }
+
+    /// Drops the connection.
+    pub fn disconnect(self) {
+        self.task.abort();
+    }
+}
+
+/// A stub connection failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("stub worker: {0}")]
+pub struct StubError(pub String);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_message(ws: &mut Ws) -> Result<RelayMessage, StubError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(&t).map_err(|e| StubError(e.to_string()));
+            }
+            Some(Ok(Message::Close(_))) | None => return Err(StubError("closed".into())),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(StubError(e.to_string())),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, msg: &WorkerMessage) -> Result<(), StubError> {
+    let text = serde_json::to_string(msg).map_err(|e| StubError(e.to_string()))?;
+    ws.send(Message::Text(text.into()))
+        .await
+        .map_err(|e| StubError(e.to_string()))
+}
+
+/// The fields of a receipt body (contracts/schema.tlb `receipt_body`).
+#[derive(Debug, Clone)]
+pub struct ReceiptFields {
+    /// Escrow and job id.
+    pub job: JobRef,
+    /// Worker contract (raw address).
+    pub worker: String,
+    /// Model.
+    pub model_id: u32,
+    /// Input tokens.
+    pub tokens_in: u32,
+    /// Output tokens.
+    pub tokens_out: u32,
+    /// nanoTON.
+    pub cost: u128,
+    /// Unix time.
+    pub time: u32,
+    /// Weights hash.
+    pub weights_hash: [u8; 32],
+    /// Evidence hash.
+    pub evidence_hash: [u8; 32],
+    /// Input commitment.
+    pub input_commitment: [u8; 32],
+    /// Output commitment.
+    pub output_commitment: [u8; 32],
+}
+
+/// Builds and signs a SignedReceipt cell with the sdk and returns its BOC.
+pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, ReceiptError> {
+    let address = |a: &str| {
+        TonAddress::from_hex_str(a).map_err(|e| TlbError::InvalidValue {
+            field: "ReceiptFields.address",
+            reason: e.to_string(),
+        })
+    };
+    let body = ReceiptBody {
+        escrow: address(&f.job.escrow)?,
+        job_id: f.job.job_id,
+        worker: address(&f.worker)?,
+        model_id: f.model_id,
+        tokens_in: f.tokens_in,
+        tokens_out: f.tokens_out,
+        cost: f.cost,
+        time: f.time,
+        hashes: ReceiptHashes {
+            weights_hash: f.weights_hash,
+            evidence_hash: f.evidence_hash,
+        },
+        commitments: ReceiptCommitments {
+            input_commitment: f.input_commitment,
+            output_commitment: f.output_commitment,
+        },
+    };
+    Ok(body.sign(key)?.to_boc()?)
+}
