@@ -28,5 +28,5 @@ mod output;
 mod wallet_file;
 
 pub use commands::{Cli, Command, run};
-pub use localnet::{Localnet, LocalnetConfig, LocalnetError};
+pub use localnet::{Localnet, LocalnetConfig, LocalnetError, LocalnetTiming};
 pub use output::{OutputArgs, Printer};

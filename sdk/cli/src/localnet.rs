@@ -66,6 +66,41 @@ pub struct LocalnetConfig {
     pub state: Option<PathBuf>,
     /// Server script (default: the repository's `scripts/localnet/server.js`).
     pub script: Option<PathBuf>,
+    /// How much the network behaves like the real one (default: instant, unlimited).
+    pub timing: LocalnetTiming,
+}
+
+/// Real-network behaviour of the local network (README, "The local network"); zero turns each
+/// one off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalnetTiming {
+    /// Sends are executed at block boundaries this many milliseconds apart (mainnet: ~400).
+    pub block_interval_ms: u32,
+    /// The v3 indexer sees a block this many milliseconds after it.
+    pub index_lag_ms: u32,
+    /// Requests per second allowed without an API key (toncenter's free plan: 1); beyond, 429.
+    pub rate_limit: u32,
+    /// Requests per second allowed per API key (a free key: 10).
+    pub rate_limit_keyed: u32,
+}
+
+impl LocalnetTiming {
+    /// Mainnet's rhythm: a block every 400 ms and an indexer a block behind.
+    pub const MAINNET_LIKE: Self = Self {
+        block_interval_ms: 400,
+        index_lag_ms: 400,
+        rate_limit: 0,
+        rate_limit_keyed: 0,
+    };
+
+    fn args(&self) -> [(&'static str, u32); 4] {
+        [
+            ("--block-interval", self.block_interval_ms),
+            ("--index-lag", self.index_lag_ms),
+            ("--rate-limit", self.rate_limit),
+            ("--rate-limit-keyed", self.rate_limit_keyed),
+        ]
+    }
 }
 
 /// Path of the server script: `$COCOON_LOCALNET_SCRIPT`, else the one in this source tree.
@@ -99,6 +134,11 @@ impl Localnet {
             .arg("--exit-on-stdin-close");
         if let Some(s) = &cfg.state {
             cmd.arg("--state").arg(s);
+        }
+        // Always explicit, so a COCOON_LOCALNET_* variable in the environment cannot change a
+        // network the caller configured.
+        for (flag, value) in cfg.timing.args() {
+            cmd.arg(flag).arg(value.to_string());
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use cocoon_cli::localnet::{Localnet, LocalnetConfig};
+pub use cocoon_cli::localnet::{Localnet, LocalnetConfig, LocalnetTiming};
 use cocoon_sdk::attest::{Evidence, WorkerBinding, attestation_nonce, measurement_id};
 use cocoon_sdk::chain::{ChainApi, TonCenterClient, TonCenterConfig};
 use cocoon_sdk::client::{ClientConfig, PolicyMode};
@@ -244,11 +244,17 @@ pub struct RegisteredWorker {
 
 /// Starts a fresh localnet on a free port.
 pub async fn start_localnet() -> Result<Localnet> {
-    Localnet::start(LocalnetConfig::default())
-        .await
-        .map_err(|e| {
-            TestkitError::Localnet(format!("{e} (did `npm ci` run in the repository root?)"))
-        })
+    start_localnet_with(LocalnetTiming::default()).await
+}
+
+/// Starts a fresh localnet on a free port that behaves like the real network as `timing` says.
+pub async fn start_localnet_with(timing: LocalnetTiming) -> Result<Localnet> {
+    Localnet::start(LocalnetConfig {
+        timing,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| TestkitError::Localnet(format!("{e} (did `npm ci` run in the repository root?)")))
 }
 
 /// A new wallet of `kind` holding `nano` nanoTON on `localnet`, with its mnemonic.
