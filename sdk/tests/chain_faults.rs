@@ -211,3 +211,51 @@ async fn a_message_that_never_arrives_expires_and_the_next_one_goes_through() {
     assert_eq!(c.seqno, 0);
     assert_eq!(w.seqno(&direct).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_its_retry_after() {
+    let net = start_localnet().await.unwrap();
+    let proxy = FaultProxy::start(net.url()).await;
+    // Backoff alone would retry after at most 200 ms.
+    let chain = client(&proxy.url, Duration::from_secs(3));
+    let w = funded_wallet(&net, WalletKind::V5r1, NANO_PER_TON)
+        .await
+        .unwrap();
+
+    proxy.inject("getAddressInformation", Fault::RetryAfter(2), 1);
+    let started = std::time::Instant::now();
+    let st = chain.account(w.address()).await.unwrap();
+    assert_eq!(st.balance, NANO_PER_TON);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "retried after {:?}, before the server's Retry-After",
+        started.elapsed()
+    );
+    assert_eq!(proxy.seen("getAddressInformation"), 2);
+}
+
+#[tokio::test]
+async fn a_send_reply_without_hashes_is_not_an_error() {
+    // Older toncenter-compatible servers answer v3/message without message_hash_norm; the
+    // message was broadcast all the same, and its hashes are ours to compute.
+    let net = start_localnet().await.unwrap();
+    let proxy = FaultProxy::start(net.url()).await;
+    let chain = client(&proxy.url, Duration::from_secs(3));
+    let w = funded_wallet(&net, WalletKind::V5r1, 10 * NANO_PER_TON)
+        .await
+        .unwrap();
+    let dest = Wallet::from_mnemonic(&generate_mnemonic(), WalletKind::V4r2).unwrap();
+
+    proxy.inject("v3/message", Fault::ReplaceBody("{}"), 1);
+    let c = w
+        .send_and_confirm(
+            &chain,
+            &[OutMessage::transfer(dest.address().clone(), 7, false)],
+            &SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(c.tx.succeeded());
+    assert_eq!(proxy.forwarded("v3/message"), 1, "broadcast exactly once");
+    assert_eq!(w.seqno(&chain).await.unwrap(), 1);
+}

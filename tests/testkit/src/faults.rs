@@ -20,6 +20,11 @@ pub enum Fault {
     DropAfterForward,
     /// Forward, then wait this long before answering (to trip client timeouts).
     Delay(Duration),
+    /// Answer 429 with `Retry-After: N` (seconds) without forwarding.
+    RetryAfter(u16),
+    /// Forward (so the request takes effect), then answer 200 with this JSON body instead of the
+    /// upstream's (an older or different toncenter-compatible server).
+    ReplaceBody(&'static str),
 }
 
 #[derive(Debug)]
@@ -194,6 +199,15 @@ async fn serve(mut sock: TcpStream, upstream: &str, st: Arc<Mutex<State>>) -> st
             sock.write_all(resp.as_bytes()).await?;
             return sock.shutdown().await;
         }
+        Some(Fault::RetryAfter(secs)) => {
+            let body = "{\"ok\":false,\"error\":\"Ratelimit exceed\",\"code\":429}";
+            let resp = format!(
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(resp.as_bytes()).await?;
+            return sock.shutdown().await;
+        }
         Some(Fault::Drop) => return Ok(()),
         _ => {}
     }
@@ -208,6 +222,14 @@ async fn serve(mut sock: TcpStream, upstream: &str, st: Arc<Mutex<State>>) -> st
             tokio::time::sleep(d).await;
             let _ = sock.write_all(&resp).await;
             Ok(())
+        }
+        Some(Fault::ReplaceBody(body)) => {
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(resp.as_bytes()).await?;
+            sock.shutdown().await
         }
         _ => {
             sock.write_all(&resp).await?;
