@@ -100,7 +100,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .mnemonic
             .as_deref()
             .context("--chain.root needs --wallet.mnemonic (or COCOON_RELAYER_MNEMONIC)")?;
-        let wallet = Wallet::from_mnemonic(mnemonic, WalletKind::V5r1).context("relayer wallet")?;
+        // The wallet id of V5R1 depends on the network: the same mnemonic has another address on
+        // testnet than on mainnet.
+        let wallet = Wallet::from_mnemonic_on(mnemonic, WalletKind::V5r1, args.chain.chain.network)
+            .context("relayer wallet")?;
         config.chain = Some(ChainConfig {
             poll: Duration::from_secs(args.chain.poll_s.max(1)),
             ..ChainConfig::new(args.chain.chain.config(), root, wallet)

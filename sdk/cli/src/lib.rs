@@ -25,7 +25,6 @@ pub mod commands;
 pub mod gateway;
 pub mod localnet;
 mod output;
-mod wallet_file;
 
 pub use commands::{Cli, Command, run};
 pub use localnet::{Localnet, LocalnetConfig, LocalnetError, LocalnetTiming};

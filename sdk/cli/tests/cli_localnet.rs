@@ -206,3 +206,56 @@ async fn cli_drives_the_whole_flow() {
     );
     assert!(!ok && err.contains("9 decimals"), "{err}");
 }
+
+/// A wallet file records its network: the same mnemonic is another V5R1 wallet on testnet, the
+/// addresses print in the network's form, and a file made for one network is refused on another.
+/// (No chain is contacted: `wallet new` and `wallet show` work offline.)
+#[test]
+fn wallet_files_belong_to_one_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.json");
+    let run = |network: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cocoon"))
+            .args(["--network", network, "--json", "--wallet.file"])
+            .arg(&file)
+            .args(args)
+            .env_remove("COCOON_NETWORK")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mnemonic = cocoon_sdk::wallet::generate_mnemonic();
+    let (ok, out, err) = run("testnet", &["wallet", "new", "--mnemonic", &mnemonic]);
+    assert!(ok, "{out}{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(made["network"], "testnet");
+    let address = made["address"].as_str().unwrap().to_owned();
+    // Testnet form (the test-only flag: "kQ…" or "0Q…", never mainnet's "EQ…"/"UQ…").
+    assert!(address.starts_with("kQ") || address.starts_with("0Q"), "{address}");
+
+    let (ok, out, _) = run("testnet", &["wallet", "show"]);
+    assert!(ok);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["address"], address.as_str());
+
+    let on_main = cocoon_sdk::wallet::Wallet::from_mnemonic_on(
+        &mnemonic,
+        cocoon_sdk::wallet::WalletKind::V5r1,
+        cocoon_sdk::chain::Network::Mainnet,
+    )
+    .unwrap();
+    assert_ne!(shown["raw"].as_str().unwrap(), on_main.address().to_hex());
+
+    for other in ["mainnet", "localnet"] {
+        let (ok, _, err) = run(other, &["wallet", "show"]);
+        assert!(!ok, "a testnet wallet file opened on {other}");
+        assert!(
+            err.contains("is for testnet") && err.contains("--chain.network testnet"),
+            "{err}"
+        );
+    }
+}

@@ -20,6 +20,7 @@
 //! with [`WalletError::Superseded`] — never waits forever. Every wait is bounded: by the
 //! message's lifetime, the index grace, and `max_wait` when set.
 
+pub mod file;
 mod message;
 mod mnemonic;
 
@@ -32,6 +33,7 @@ use tonlib_core::wallet::ton_wallet::TonWallet;
 use tonlib_core::wallet::wallet_version::WalletVersion;
 use tracing::{debug, info, warn};
 
+pub use file::WalletFileError;
 pub use message::{OutMessage, contract_address, normalized_hash};
 pub use mnemonic::{WORDS as MNEMONIC_WORDS, generate as generate_mnemonic};
 

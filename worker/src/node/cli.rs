@@ -13,7 +13,7 @@ use cocoon_sdk::chain::Network;
 use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::Ton;
-use cocoon_sdk::wallet::{Wallet, WalletKind};
+use cocoon_sdk::wallet::Wallet;
 
 use super::error::{NodeError, Result};
 use super::{DEFAULT_CAPACITY, NodeConfig, NodeKeys, ServedModel};
@@ -146,7 +146,7 @@ impl NodeArgs {
             .parse()
             .map_err(|e| NodeError::Config(format!("--root: {e}")))?;
         let wallet_path = self.wallet.path();
-        let wallet = load_wallet(&wallet_path)?;
+        let wallet = load_wallet(&wallet_path, self.chain.network)?;
         let models = self
             .models
             .iter()
@@ -173,24 +173,12 @@ impl NodeArgs {
     }
 }
 
-/// The sdk's wallet file, `{"version":"v5r1","mnemonic":"…"}` (written by `cocoon wallet new`).
-#[derive(serde::Deserialize)]
-struct WalletFile {
-    version: WalletKind,
-    mnemonic: String,
-}
-
-/// Opens the wallet stored in an sdk wallet file.
-pub fn load_wallet(path: &std::path::Path) -> Result<Wallet> {
-    let err = |reason: String| NodeError::File {
+/// Opens the wallet stored in an sdk wallet file (written by `cocoon wallet new`) for `network`.
+pub fn load_wallet(path: &std::path::Path, network: Network) -> Result<Wallet> {
+    cocoon_sdk::wallet::file::load(path, network).map_err(|e| NodeError::File {
         path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err(format!("{e} (create one with `cocoon wallet new`)")))?;
-    let f: WalletFile =
-        serde_json::from_str(&text).map_err(|e| err(format!("malformed wallet file: {e}")))?;
-    Wallet::from_mnemonic(&f.mnemonic, f.version).map_err(|e| err(e.to_string()))
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

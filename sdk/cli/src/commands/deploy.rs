@@ -105,7 +105,7 @@ pub(super) async fn run(ctx: &Ctx, a: DeployArgs) -> anyhow::Result<()> {
             addr(root.address(), ctx.net()),
             format_ton(o.total_fees())
         ),
-        json!({ "root": root.address().to_base64_url(), "outcome": outcome_json(&o) }),
+        json!({ "root": addr(root.address(), ctx.net()), "outcome": outcome_json(&o) }),
     );
     Ok(())
 }

@@ -151,7 +151,7 @@ pub(super) async fn run(ctx: &Ctx, c: EscrowCmd) -> anyhow::Result<()> {
                     None => human.push_str(&format!("\n  job {id}: not open")),
                 }
             }
-            ctx.out.emit(human, json!({ "address": e.address().to_base64_url(), "state": st, "job": j.map(|(_, v)| v) }));
+            ctx.out.emit(human, json!({ "address": addr(e.address(), ctx.net()), "state": st, "job": j.map(|(_, v)| v) }));
         }
         EscrowCmd::OpenJob {
             root,

@@ -21,7 +21,6 @@ use cocoon_sdk::wallet::Wallet;
 use serde_json::json;
 
 use crate::output::{OutputArgs, Printer};
-use crate::wallet_file;
 
 /// `cocoon`: operate the Cocoon network from the command line.
 #[derive(Debug, Parser)]
@@ -114,7 +113,10 @@ impl Ctx {
         Ok(TonCenterClient::new(self.cli_chain.config())?)
     }
     pub(crate) fn open_wallet(&self) -> anyhow::Result<Wallet> {
-        wallet_file::load(&self.wallet.path())
+        Ok(cocoon_sdk::wallet::file::load(
+            &self.wallet.path(),
+            self.net(),
+        )?)
     }
     pub(crate) fn net(&self) -> Network {
         self.cli_chain.network

@@ -9,7 +9,7 @@ use cocoon_sdk::wallet::Wallet;
 use serde_json::json;
 
 use super::{Ctx, addr};
-use crate::{localnet, wallet_file};
+use crate::localnet;
 
 /// `cocoon wallet …`
 #[derive(Debug, Subcommand)]
@@ -42,18 +42,18 @@ pub(super) async fn run(ctx: &Ctx, c: WalletCmd) -> anyhow::Result<()> {
         WalletCmd::New { force, mnemonic } => {
             let path = ctx.wallet.path();
             let phrase = mnemonic.unwrap_or_else(cocoon_sdk::wallet::generate_mnemonic);
-            let w = Wallet::from_mnemonic(&phrase, ctx.wallet.version)?;
-            wallet_file::save(&path, ctx.wallet.version, &phrase, force)?;
+            let w = Wallet::from_mnemonic_on(&phrase, ctx.wallet.version, ctx.net())?;
+            cocoon_sdk::wallet::file::save(&path, ctx.wallet.version, ctx.net(), &phrase, force)?;
             ctx.out.emit(
-                format!("wallet {} ({:?}) saved to {}\n  keep the file secret: it holds the mnemonic", addr(w.address(), ctx.net()), ctx.wallet.version, path.display()),
-                json!({ "address": w.address().to_base64_url(), "version": ctx.wallet.version, "file": path }),
+                format!("wallet {} ({:?}, {}) saved to {}\n  keep the file secret: it holds the mnemonic", addr(w.address(), ctx.net()), ctx.wallet.version, ctx.net(), path.display()),
+                json!({ "address": addr(w.address(), ctx.net()), "version": ctx.wallet.version, "network": ctx.net(), "file": path }),
             );
         }
         WalletCmd::Show => {
             let w = ctx.open_wallet()?;
             ctx.out.emit(
                 format!("address: {}\nraw: {}\nversion: {:?}\npublic key: {}", addr(w.address(), ctx.net()), w.address().to_hex(), w.kind(), hex::encode(w.public_key())),
-                json!({ "address": w.address().to_base64_url(), "raw": w.address().to_hex(), "version": w.kind(), "public_key": hex::encode(w.public_key()) }),
+                json!({ "address": addr(w.address(), ctx.net()), "network": ctx.net(), "raw": w.address().to_hex(), "version": w.kind(), "public_key": hex::encode(w.public_key()) }),
             );
         }
         WalletCmd::Balance { address } => {
@@ -64,7 +64,7 @@ pub(super) async fn run(ctx: &Ctx, c: WalletCmd) -> anyhow::Result<()> {
             let st = ctx.chain()?.account(&a).await?;
             ctx.out.emit(
                 format!("{} TON ({:?})", format_ton(st.balance), st.status),
-                json!({ "address": a.to_base64_url(), "balance_nano": st.balance.to_string(), "balance": format_ton(st.balance), "status": st.status }),
+                json!({ "address": addr(&a, ctx.net()), "balance_nano": st.balance.to_string(), "balance": format_ton(st.balance), "status": st.status }),
             );
         }
         WalletCmd::Fund { amount } => {

@@ -151,7 +151,7 @@ pub(super) async fn run(ctx: &Ctx, c: WorkerCmd) -> anyhow::Result<()> {
             }
             ctx.out.emit(
                 human,
-                json!({ "address": wc.address().to_base64_url(), "state": st, "record": rec }),
+                json!({ "address": addr(wc.address(), ctx.net()), "state": st, "record": rec }),
             );
         }
         WorkerCmd::Unbond { root } => {

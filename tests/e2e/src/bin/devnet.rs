@@ -51,9 +51,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     // The wallet file format of the `cocoon` CLI, so `cocoon` and `cocoon gateway` use this wallet.
     let wallet_file = net.dir.path().join("app-wallet.json");
-    std::fs::write(
+    cocoon_sdk::wallet::file::save(
         &wallet_file,
-        serde_json::json!({ "version": "v5r1", "mnemonic": mnemonic }).to_string(),
+        WalletKind::V5r1,
+        cocoon_sdk::chain::Network::Localnet,
+        &mnemonic,
+        true,
     )?;
     let vars = [
         ("COCOON_API_URL", net.api_url().to_string()),
