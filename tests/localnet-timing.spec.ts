@@ -256,5 +256,14 @@ describe('localnet instant mode', () => {
         expect((await call(net, '/api/v3/message', { boc })).status).toBe(200);
         expect(await seqnoOf(net, w.address)).toBe(1);
         expect(await v3ByMessage(net, hash)).toBe(1);
+
+        // Get-method stacks in toncenter's real shapes: null is an empty list, numbers are hex.
+        const plugins = await call(net, '/api/v2/runGetMethod', {
+            address: w.address.toString(), method: 'get_plugin_list', stack: [],
+        });
+        expect(plugins.json.result.exit_code).toBe(0);
+        expect(plugins.json.result.stack).toEqual([['list', { '@type': 'tvm.list', elements: [] }]]);
+        const seqno = await call(net, '/api/v2/runGetMethod', { address: w.address.toString(), method: 'seqno', stack: [] });
+        expect(seqno.json.result.stack).toEqual([['num', '0x1']]);
     });
 });

@@ -464,15 +464,18 @@ function numStr(v) {
   return v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`;
 }
 
+// The shapes toncenter's v2 really returns: slices and builders come back as cells, and null as an
+// empty list — a client that expects the emulator's own names breaks on the real network.
 function stackOut(items) {
   return items.map((it) => {
     switch (it.type) {
       case 'int': return ['num', numStr(it.value)];
       case 'nan': return ['num', 'NaN'];
-      case 'null': return ['null', null];
-      case 'cell': return ['cell', { bytes: cellB64(it.cell) }];
-      case 'slice': return ['slice', { bytes: cellB64(it.cell) }];
-      case 'builder': return ['builder', { bytes: cellB64(it.cell) }];
+      case 'null': return ['list', { '@type': 'tvm.list', elements: [] }];
+      case 'cell':
+      case 'slice':
+      case 'builder':
+        return ['cell', { bytes: cellB64(it.cell) }];
       case 'tuple': return ['tuple', { '@type': 'tvm.tuple', elements: it.items.map(entryOut) }];
       default: return ['unknown', null];
     }
