@@ -28,13 +28,33 @@ use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::{TlbType, TonAddress};
 use cocoon_sdk::units::{Ton, format_ton};
 
-use super::gateway::{PolicyArg, parse_kind};
 use super::{Ctx, RootArg, addr};
 
 /// Default chat model.
 pub const DEFAULT_CHAT_MODEL: &str = cocoon_sdk::job::models::SMOLLM2_135M.name;
 /// Default embedding model.
 pub const DEFAULT_EMBED_MODEL: &str = cocoon_sdk::job::models::ALL_MINILM_L6_V2.name;
+
+/// Which evidence a client (and the gateway) accepts at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// SEV-SNP and TDX only.
+    Production,
+    /// Also simulated TEEs (UNATTESTED), when Root allows them: development networks only.
+    Development,
+}
+
+/// Parses `simulated`, `sev-snp` (or `snp`), `tdx`.
+pub fn parse_kind(s: &str) -> Result<EvidenceKind, String> {
+    match s.to_ascii_lowercase().replace('_', "-").as_str() {
+        "simulated" => Ok(EvidenceKind::Simulated),
+        "sev-snp" | "snp" => Ok(EvidenceKind::SevSnp),
+        "tdx" => Ok(EvidenceKind::Tdx),
+        other => Err(format!(
+            "unknown attestation kind {other:?} (simulated, sev-snp, tdx)"
+        )),
+    }
+}
 
 /// Where the client connects and what evidence it accepts.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,7 +79,7 @@ pub struct ClientArgs {
 
 impl ClientArgs {
     /// The client configuration for `network`.
-    fn config(&self, ctx: &Ctx) -> ClientConfig {
+    pub(super) fn config(&self, ctx: &Ctx) -> ClientConfig {
         let mut c = ClientConfig::new(
             ctx.cli_chain.config(),
             self.root.root.clone(),
@@ -72,7 +92,7 @@ impl ClientArgs {
         c
     }
 
-    async fn connect(&self, ctx: &Ctx) -> anyhow::Result<Client> {
+    pub(super) async fn connect(&self, ctx: &Ctx) -> anyhow::Result<Client> {
         let wallet = ctx.open_wallet()?;
         let config = self.config(ctx);
         if config.policy == PolicyMode::Development {
@@ -88,7 +108,8 @@ impl ClientArgs {
     }
 }
 
-fn policy_mode(arg: Option<PolicyArg>, network: Network) -> PolicyMode {
+/// The evidence policy `arg` asks for on `network` (development on localnet when not said).
+pub(super) fn policy_mode(arg: Option<PolicyArg>, network: Network) -> PolicyMode {
     match arg {
         Some(PolicyArg::Production) => PolicyMode::Production,
         Some(PolicyArg::Development) => PolicyMode::Development,

@@ -9,37 +9,25 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cocoon_sdk::attest::EvidenceKind;
-use cocoon_sdk::chain::Network;
-use cocoon_sdk::client::{Client, ClientConfig, PolicyMode};
+use cocoon_sdk::client::PolicyMode;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::Ton;
 use serde_json::json;
 
-use super::{Ctx, RootArg};
+use super::Ctx;
+use super::client::{ClientArgs, parse_kind};
 use crate::gateway::config::{DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT};
 use crate::gateway::{ClientBackend, GatewayConfig, JobPolicy};
 
 /// Environment variable with the gateway's own API key.
 pub const GATEWAY_KEY_ENV: &str = "COCOON_GATEWAY_KEY";
 
-/// Which evidence the gateway accepts at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyArg {
-    /// SEV-SNP and TDX only.
-    Production,
-    /// Also simulated TEEs (UNATTESTED), when Root allows them: development networks only.
-    Development,
-}
-
 /// `cocoon gateway …`
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
-    /// Which Root.
+    /// Root, relayer, evidence policy, candidates and deadline: the same as `cocoon chat`.
     #[command(flatten)]
-    pub root: RootArg,
-    /// Relayer client API, e.g. http://127.0.0.1:8480.
-    #[arg(long, env = cocoon_sdk::args::RELAYER_URL_ENV)]
-    pub relayer: String,
+    pub client: ClientArgs,
     /// Address to listen on.
     #[arg(long, alias = "gateway.listen", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -56,10 +44,6 @@ pub struct GatewayArgs {
     /// Longest a request may take, seconds (on-chain job opening included).
     #[arg(long = "request-timeout", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs())]
     pub request_timeout_secs: u64,
-    /// Evidence accepted: production (hardware TEEs) or development (also simulated).
-    /// Default: development on localnet, production elsewhere.
-    #[arg(long, value_enum)]
-    pub policy: Option<PolicyArg>,
     /// Weakest attestation a worker may have: simulated, sev-snp or tdx (sev-snp and tdx both
     /// mean "a hardware TEE").
     #[arg(long = "min-attestation", value_parser = parse_kind)]
@@ -76,24 +60,6 @@ pub struct GatewayArgs {
     /// Cap on what one job may lock (TON; `123n` for nanoTON). Default: what max_tokens needs.
     #[arg(long = "max-cost")]
     pub max_cost: Option<Ton>,
-    /// Workers each input is sealed to (the relayer fails over among them).
-    #[arg(long, default_value_t = cocoon_sdk::client::DEFAULT_CANDIDATES)]
-    pub candidates: usize,
-    /// Job deadline on-chain, seconds.
-    #[arg(long = "job-deadline", default_value_t = cocoon_sdk::client::DEFAULT_DEADLINE.as_secs())]
-    pub job_deadline_secs: u64,
-}
-
-/// Parses `simulated`, `sev-snp` (or `snp`), `tdx`.
-pub fn parse_kind(s: &str) -> Result<EvidenceKind, String> {
-    match s.to_ascii_lowercase().replace('_', "-").as_str() {
-        "simulated" => Ok(EvidenceKind::Simulated),
-        "sev-snp" | "snp" => Ok(EvidenceKind::SevSnp),
-        "tdx" => Ok(EvidenceKind::Tdx),
-        other => Err(format!(
-            "unknown attestation kind {other:?} (simulated, sev-snp, tdx)"
-        )),
-    }
 }
 
 impl GatewayArgs {
@@ -113,45 +79,16 @@ impl GatewayArgs {
             },
         }
     }
-
-    /// The evidence policy on `network`.
-    pub fn policy_mode(&self, network: Network) -> PolicyMode {
-        match self.policy {
-            Some(PolicyArg::Production) => PolicyMode::Production,
-            Some(PolicyArg::Development) => PolicyMode::Development,
-            None if network == Network::Localnet => PolicyMode::Development,
-            None => PolicyMode::Production,
-        }
-    }
 }
 
 pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
-    let wallet = ctx.open_wallet()?;
-    let mut config = ClientConfig::new(
-        ctx.cli_chain.config(),
-        a.root.root.clone(),
-        a.relayer.clone(),
-    );
-    config.policy = a.policy_mode(ctx.net());
-    config.candidates = a.candidates;
-    config.deadline = Duration::from_secs(a.job_deadline_secs);
-    config.send = ctx.wallet.send_options();
-    let client = ctx
-        .out
-        .progress(
-            "connecting to Root and the relayer",
-            Client::connect(config.clone(), wallet),
-        )
-        .await
-        .context("connecting the gateway's client")?;
+    let config = a.client.config(ctx);
+    let client = a.client.connect(ctx).await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
     let addr = listener.local_addr()?;
     let gw = a.gateway_config();
-    if config.policy == PolicyMode::Development {
-        tracing::warn!(target: "gateway", "development policy: answers from UNATTESTED (SIMULATED TEE) workers are accepted and labelled");
-    }
     ctx.out.emit(
         format!(
             "gateway listening on http://{addr}/v1\n  escrow: {}\n  policy: {:?}{}\n  OpenAI apps: base_url=\"http://{addr}/v1\"{}\n  Ctrl-C to stop",
@@ -173,6 +110,9 @@ pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
 mod tests {
     use clap::Parser;
 
+    use cocoon_sdk::chain::Network;
+
+    use super::super::client::policy_mode;
     use super::*;
 
     #[derive(Debug, Parser)]
@@ -210,8 +150,14 @@ mod tests {
         assert_eq!(c.policy.max_cost, Some(1_500_000_000));
         assert_eq!(c.cors_origins, vec!["https://a", "https://b"]);
         assert_eq!(t.g.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(t.g.policy_mode(Network::Localnet), PolicyMode::Development);
-        assert_eq!(t.g.policy_mode(Network::Mainnet), PolicyMode::Production);
+        assert_eq!(
+            policy_mode(t.g.client.policy, Network::Localnet),
+            PolicyMode::Development
+        );
+        assert_eq!(
+            policy_mode(t.g.client.policy, Network::Mainnet),
+            PolicyMode::Production
+        );
         assert!(
             T::try_parse_from([
                 "x",
