@@ -270,7 +270,7 @@ async fn relayer_side(
                         resp.text().await.unwrap_or_default()
                     );
                 }
-                let mut stream = RelayerApi::new(&http)?.stream(&job).await?;
+                let mut stream = RelayerApi::new(&http)?.stream(job).await?;
                 loop {
                     match stream.next().await? {
                         Some(StreamEvent::Receipt { .. }) => break,

@@ -19,7 +19,7 @@
 //! - [`faults`]: [`FaultProxy`], an HTTP proxy that injects errors, drops and delays.
 //! - [`sse`]: [`collect_stream`], a job's event stream read to its end.
 //! - [`gateway`]: [`start_gateway`], the OpenAI-compatible gateway on a loopback port.
-//! - [`error`]: [`TestkitError`].
+//! - [`error`]: [`TestkitError`], the kit's one error.
 
 #![warn(missing_docs)]
 
