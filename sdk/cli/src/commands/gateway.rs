@@ -31,7 +31,8 @@ pub struct GatewayArgs {
     /// Address to listen on.
     #[arg(long, alias = "gateway.listen", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// API key callers must send as `Authorization: Bearer <key>` (none: no key needed).
+    /// API key callers must send as `Authorization: Bearer <key>` (none: no key needed). Prefer
+    /// the environment variable: a value on the command line is visible to every user in `ps`.
     #[arg(long = "gateway-key", alias = "gateway.api-key", env = GATEWAY_KEY_ENV, hide_env_values = true)]
     pub api_key: Option<String>,
     /// Browser origin allowed by CORS (repeat or comma-separate; `*` for any). CORS is off

@@ -33,11 +33,7 @@ impl ApiKey {
         let got = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer_token)
             .filter(|k| !k.is_empty())
             .ok_or(GatewayError::MissingApiKey)?;
         let got: [u8; 32] = Sha256::digest(got.as_bytes()).into();
@@ -52,6 +48,14 @@ impl ApiKey {
             Err(GatewayError::InvalidApiKey)
         }
     }
+}
+
+/// The token of `Authorization: Bearer <token>`. The scheme name is case-insensitive (RFC 9110
+/// §11.1: `BEARER`, `bearer` and `Bearer` are the same scheme) and may be followed by several
+/// spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Refuses requests without the gateway's key.
@@ -164,6 +168,18 @@ mod tests {
             Err(GatewayError::InvalidApiKey)
         );
         assert!(k.check(&headers("Bearer sekret")).is_ok());
+        // Scheme names are case-insensitive; the key is not.
+        for ok in ["BEARER sekret", "bearer sekret", "BeArEr  sekret"] {
+            assert!(k.check(&headers(ok)).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            k.check(&headers("BEARER SEKRET")),
+            Err(GatewayError::InvalidApiKey)
+        );
+        assert_eq!(
+            k.check(&headers("Bearersekret")),
+            Err(GatewayError::MissingApiKey)
+        );
     }
 
     #[test]
