@@ -19,7 +19,7 @@ pub mod output;
 pub mod request;
 
 pub use error::{JobError, Result};
-pub use models::{ModelKind, ModelSpec};
+pub use models::{ModelKind, ModelSpec, RecommendedSampling};
 pub use output::{FinishReason, JobOutput};
 pub use request::{ChatMessage, GenerationParams, JobRequest, Task};
 

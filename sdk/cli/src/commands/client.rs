@@ -22,7 +22,9 @@ use cocoon_sdk::client::{
     JobResult, PolicyMode, SETTLEMENT_TIMEOUT, Settlement,
 };
 use cocoon_sdk::contracts::{EscrowClient, RootClient};
-use cocoon_sdk::job::{ChatMessage, FinishReason, GenerationParams, JobRequest, request};
+use cocoon_sdk::job::{
+    ChatMessage, FinishReason, GenerationParams, JobRequest, ModelSpec, request,
+};
 use cocoon_sdk::receipt::SignedReceipt;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::{TlbType, TonAddress};
@@ -178,15 +180,15 @@ pub struct ChatArgs {
     /// Complete PROMPT as raw text instead of chatting.
     #[arg(long)]
     pub raw: bool,
-    /// Most tokens to generate.
-    #[arg(long = "max-tokens", default_value_t = request::DEFAULT_MAX_TOKENS)]
-    pub max_tokens: u32,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
-    /// Nucleus sampling mass.
-    #[arg(long = "top-p", default_value_t = 1.0)]
-    pub top_p: f32,
+    /// Most tokens to generate (default: the model's recommended length).
+    #[arg(long = "max-tokens")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature, 0 = greedy (default: the model's recommended one).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass (default: the model's recommended one).
+    #[arg(long = "top-p")]
+    pub top_p: Option<f32>,
     /// Sampling seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -200,10 +202,27 @@ pub struct ChatArgs {
 impl ChatArgs {
     /// The job request these flags describe.
     pub fn request(&self) -> JobRequest {
+        // What the network's model table recommends, where the caller said nothing; a model it
+        // does not know gets the protocol's defaults.
+        let rec = ModelSpec::by_name(&self.model)
+            .ok()
+            .or_else(|| {
+                self.model
+                    .parse()
+                    .ok()
+                    .and_then(|id| ModelSpec::by_id(id).ok())
+            })
+            .and_then(|m| m.sampling);
         let params = GenerationParams {
-            max_tokens: self.max_tokens,
-            temperature: self.temperature,
-            top_p: self.top_p,
+            max_tokens: self
+                .max_tokens
+                .or(rec.map(|r| r.max_tokens))
+                .unwrap_or(request::DEFAULT_MAX_TOKENS),
+            temperature: self
+                .temperature
+                .or(rec.map(|r| r.temperature()))
+                .unwrap_or(1.0),
+            top_p: self.top_p.or(rec.map(|r| r.top_p())).unwrap_or(1.0),
             stop: self.stop.clone(),
             seed: self.seed,
         };
@@ -748,6 +767,44 @@ mod tests {
         assert_eq!(
             policy_mode(a.client.policy, Network::Localnet),
             PolicyMode::Development
+        );
+    }
+
+    #[test]
+    fn chat_defaults_come_from_the_model_table() {
+        let params = |args: &[&str]| {
+            let mut argv = vec!["x", "chat", "--root", ROOT, "--relayer", "http://r"];
+            argv.extend_from_slice(args);
+            argv.push("hello");
+            let t = T::try_parse_from(argv).unwrap();
+            let C::Chat(a) = t.c else { panic!() };
+            match a.request().task {
+                Task::Chat { params, .. } | Task::Completion { params, .. } => params,
+                other => panic!("{other:?}"),
+            }
+        };
+        // SmolLM2 (the default model), by name or by registry id: its model card's sampling and
+        // an answer-sized length, not temperature 1 up to the maximum.
+        let rec = ModelSpec::by_name("smollm2-135m-instruct")
+            .unwrap()
+            .sampling
+            .unwrap();
+        for model in [&[][..], &["--model", "1"][..]] {
+            let p = params(model);
+            assert_eq!(
+                (p.temperature, p.top_p, p.max_tokens),
+                (rec.temperature(), rec.top_p(), rec.max_tokens)
+            );
+            assert!(p.max_tokens < request::DEFAULT_MAX_TOKENS);
+        }
+        // What the caller sets wins, zero included.
+        let p = params(&["--temperature", "0", "--top-p", "0.5", "--max-tokens", "9"]);
+        assert_eq!((p.temperature, p.top_p, p.max_tokens), (0.0, 0.5, 9));
+        // A model the table does not know gets the protocol's defaults.
+        let p = params(&["--model", "some-other-model"]);
+        assert_eq!(
+            (p.temperature, p.top_p, p.max_tokens),
+            (1.0, 1.0, request::DEFAULT_MAX_TOKENS)
         );
     }
 
