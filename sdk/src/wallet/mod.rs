@@ -423,18 +423,25 @@ impl Wallet {
             if let Ok(st) = chain.account(self.address()).await {
                 // Our seqno is used (by us, or by another sender): from now on the message can
                 // only be one the index has not shown yet.
-                if st.status == AccountStatus::Active {
-                    let current = self.seqno(chain).await?;
-                    if current > signed.seqno {
-                        let since = *used_since.get_or_insert_with(tokio::time::Instant::now);
-                        if since.elapsed() >= opts.index_grace {
-                            if let Some(c) = self.find(chain, signed).await? {
-                                return Ok(c);
+                // A failed read decides nothing: the message may still be ours and land, so only
+                // answers, never errors, end the wait here.
+                if st.status == AccountStatus::Active
+                    && let Ok(current) = self.seqno(chain).await
+                    && current > signed.seqno
+                {
+                    let since = *used_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= opts.index_grace {
+                        match self.find(chain, signed).await {
+                            Ok(Some(c)) => return Ok(c),
+                            Ok(None) => {
+                                return Err(WalletError::Superseded {
+                                    seqno: signed.seqno,
+                                    current,
+                                });
                             }
-                            return Err(WalletError::Superseded {
-                                seqno: signed.seqno,
-                                current,
-                            });
+                            Err(e) => {
+                                debug!(target: "sdk::wallet", error = %e, "lookup failed, will retry");
+                            }
                         }
                     }
                 }
