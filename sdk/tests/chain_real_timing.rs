@@ -45,14 +45,20 @@ async fn a_transfer_confirms_at_real_block_timing_with_a_lagging_index() {
             .unwrap();
         assert!(c.tx.succeeded());
         assert_eq!(c.seqno, u32::try_from(i).unwrap());
+        // Exactly the value left the wallet.
+        assert_eq!(c.tx.out_msgs.len(), 1);
+        assert_eq!(c.tx.out_msgs[0].value, Some(value));
     }
     assert_eq!(
         chain.account(w.address()).await.unwrap().status,
         AccountStatus::Active
     );
-    assert_eq!(
-        balance(&chain, dest.address()).await.unwrap(),
-        3 * NANO_PER_TON
+    // It all arrived; with blocks a second or more apart the undeployed destination pays a few
+    // nanoTON of storage between the two transfers, as it would on the real network.
+    let got = balance(&chain, dest.address()).await.unwrap();
+    assert!(
+        (3 * NANO_PER_TON - 1_000..=3 * NANO_PER_TON).contains(&got),
+        "{got}"
     );
 }
 
