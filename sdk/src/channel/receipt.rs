@@ -60,16 +60,11 @@ impl ChannelReceipt {
         Ok(self.to_cell()?.cell_hash().into())
     }
 
-    /// The cost the channel's prices give for this receipt's tokens.
+    /// The cost the channel's prices give for this receipt's tokens (the same arithmetic as a
+    /// v1 receipt's, [`crate::receipt::expected_cost`]).
     pub fn expected_cost(&self, price_in: u128, price_out: u128) -> Result<u128> {
-        u128::from(self.tokens_in)
-            .checked_mul(price_in)
-            .and_then(|a| {
-                u128::from(self.tokens_out)
-                    .checked_mul(price_out)
-                    .and_then(|b| a.checked_add(b))
-            })
-            .ok_or(ChannelError::Overflow)
+        crate::receipt::expected_cost(self.tokens_in, self.tokens_out, price_in, price_out)
+            .map_err(|_| ChannelError::Overflow)
     }
 
     /// Signs with the worker's receipt key.
