@@ -17,10 +17,12 @@ mod accumulator;
 mod error;
 mod receipt;
 mod refs;
+mod state;
 mod voucher;
 
 pub use accumulator::{ACC_ZERO, Accumulator, InclusionProof, chain_step};
 pub use error::{ChannelError, Result};
 pub use receipt::{CHANNEL_RECEIPT_TAG, ChannelReceipt, SignedChannelReceipt};
 pub use refs::ChannelRef;
+pub use state::{ChannelSource, ChannelState};
 pub use voucher::{SignedVoucher, VOUCHER_TAG, Voucher};
