@@ -111,12 +111,13 @@ pub(super) async fn run(ctx: &Ctx, c: RootCmd) -> anyhow::Result<()> {
             ctx.out.emit(
                 human,
                 json!({
-                    "address": r.address().to_base64_url(), "owner": owner,
+                    "address": addr(r.address(), ctx.net()),
+                    "owner": { "owner": addr(&owner.owner, ctx.net()), "pending_owner": owner.pending_owner.as_ref().map(|a| addr(a, ctx.net())) },
                     "params": {
                         "min_stake_nano": params.min_stake.to_string(), "unbonding_delay": params.unbonding_delay,
                         "grace_period": params.grace_period, "relayer_fee_cap_bps": params.relayer_fee_cap_bps,
                         "protocol_fee_bps": params.protocol_fee_bps, "reporter_reward_bps": params.reporter_reward_bps,
-                        "treasury": params.treasury.to_base64_url(),
+                        "treasury": addr(&params.treasury, ctx.net()),
                     },
                     "policy": policy,
                     "models": models.iter().map(|(k, v)| (k.to_string(), hex::encode(v))).collect::<BTreeMap<_, _>>(),
