@@ -116,8 +116,9 @@ impl RateLimiter {
         let Some(rps) = rps.filter(|&n| n > 0) else {
             return Self::new(None);
         };
-        static REGISTRY: OnceLock<Mutex<HashMap<(String, Option<String>, u32), RateLimiter>>> =
-            OnceLock::new();
+        // (host, API key, requests per second) → the one limiter for that budget.
+        type Budgets = HashMap<(String, Option<String>, u32), RateLimiter>;
+        static REGISTRY: OnceLock<Mutex<Budgets>> = OnceLock::new();
         let key = (
             host_of(base_url).to_owned(),
             api_key.map(str::to_owned),
