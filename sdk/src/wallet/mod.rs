@@ -21,6 +21,7 @@
 //! message's lifetime, the index grace, and `max_wait` when set.
 
 pub mod file;
+pub mod highload;
 mod message;
 mod mnemonic;
 
