@@ -19,6 +19,7 @@ mod receipt;
 mod refs;
 mod state;
 mod voucher;
+mod watch;
 
 pub use accumulator::{ACC_ZERO, Accumulator, InclusionProof, chain_step};
 pub use error::{ChannelError, Result};
@@ -26,3 +27,4 @@ pub use receipt::{CHANNEL_RECEIPT_TAG, ChannelReceipt, SignedChannelReceipt};
 pub use refs::ChannelRef;
 pub use state::{ChannelSource, ChannelState};
 pub use voucher::{SignedVoucher, VOUCHER_TAG, Voucher};
+pub use watch::{Equivocation, KeyedReceipt, Observed, ReceiptWatch};
