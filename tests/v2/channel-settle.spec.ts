@@ -8,7 +8,7 @@ import { toNano } from '@ton/core';
 import { keyPairFromSeed } from '@ton/crypto';
 import { Err, Op, PayoutReason } from '../../wrappers/v2/constants';
 import { Escrow } from '../../wrappers/v2/Escrow';
-import { Worker } from '../../wrappers/v2/Worker';
+import { Worker, submitSettlementFields } from '../../wrappers/v2/Worker';
 import { decode } from '../../wrappers/v2/schema';
 import {
     CHANNEL_AMOUNT, Env, GAS, MODEL_B, NOW, PARAMS, PRICE_IN, PRICE_OUT, RELAYER_BPS, Session, ZERO, channelRef,
@@ -179,7 +179,7 @@ describe('Channel settlement', () => {
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.BadVoucherSignature });
     });
 
-    it('receipt checks on the Worker: signature, worker, network, root, model', async () => {
+    it('receipt checks on the Worker: signature (and worker), network, root, model', async () => {
         const ref = channelRef(env.root.address, escrow.address, channelId);
         const mk = (over: any = {}, key = k, r = ref) => {
             const body = receiptBody(r, worker.address, 1, ZERO, over);
@@ -187,7 +187,10 @@ describe('Channel settlement', () => {
         };
         const cases: [any, number][] = [
             [mk({}, keys(2)), Err.BadSignature],
-            [mk({ worker: env.stranger.address }), Err.WrongWorker],
+            // The Worker rebuilds the receipt body with its own address: a receipt naming another
+            // Worker does not match its signature here (this was WrongWorker while the receipt
+            // travelled whole; report_equivocation still names it, see slashing.spec.ts).
+            [mk({ worker: env.stranger.address }), Err.BadSignature],
             [mk({}, k, channelRef(env.root.address, escrow.address, channelId, -3)), Err.WrongNetwork],
             [mk({}, k, channelRef(env.stranger.address, escrow.address, channelId)), Err.WrongRoot],
             [mk({ model_id: MODEL_B }), Err.ModelNotServed],
@@ -225,6 +228,15 @@ describe('Channel settlement', () => {
         await escrow.send(env.stranger.getSender(), GAS, 'close_channel', { channel_id: channelId });
         const r = await submit(s.settlement());
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.ChannelNotFound });
+    });
+
+    it('the Worker refuses a proof whose acc is not the receipt chain step: WrongAccumulator', async () => {
+        const s = session();
+        s.request();
+        const fields = submitSettlementFields(s.settlement());
+        const r = await submit({ ...fields, proof: { ...fields.proof, acc: Buffer.alloc(32, 0x99) } });
+        expect(r.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.WrongAccumulator });
+        expect(r.transactions).not.toHaveTransaction({ to: escrow.address });
     });
 
     it('the Escrow takes a settle only from the channel Worker', async () => {

@@ -120,25 +120,23 @@ export const TYPES: TypeDef[] = [
         ],
     },
     {
-        name: 'channel_terms',
-        fields: [
-            ['worker', addr], ['relayer', addr], ['relayer_fee_bps', u(16)], ['protocol_fee_bps', u(16)],
-            ['voucher_key', bits(256)],
-        ],
-    },
-    {
         name: 'channel',
         fields: [
             ['amount', coins], ['settled', coins], ['relayer_due', coins], ['last_seq', u(32)], ['expires_at', u(32)],
             ['close_requested_at', u(32)], ['settle_until', u(32)], ['price_in', coins], ['price_out', coins],
-            ['worker_owner', addr], ['terms', ref('channel_terms')],
+            ['worker', addr], ['relayer_fee_bps', u(16)], ['protocol_fee_bps', u(16)], ['parties', ref('channel_parties')],
         ],
     },
     {
         name: 'settle_proof',
-        fields: [['acc', bits(256)], ['voucher_signature', bits(512)], ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins]],
+        fields: [
+            ['voucher_signature', bits(512)], ['acc', bits(256)], ['cumulative', coins], ['final', u(1)], ['seq', u(32)],
+            ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins],
+        ],
     },
-    { name: 'channel_route', fields: [['relayer', addr], ['relayer_fee_bps', u(16)]] },
+    { name: 'receipt_seal', fields: [['signature', bits(512)], ['prev_acc', bits(256)]] },
+    { name: 'receipt_ref_hashes', fields: [['hashes_hash', bits(256)], ['commitments_hash', bits(256)]] },
+    { name: 'channel_parties', fields: [['worker_owner', addr], ['relayer', addr], ['voucher_key', bits(256)]] },
 
     // contract data
     {
@@ -151,9 +149,9 @@ export const TYPES: TypeDef[] = [
     {
         name: 'worker_data',
         fields: [
-            ['root', addr], ['owner', addr], ['status', u(8)], ['stake', coins], ['unlock_at', u(32)],
-            ['key_count', u(8)], ['receipt_keys', { k: 'set256' }], ['record', maybeRef('worker_record')],
-            ['config', maybeRef('worker_config')],
+            ['root', addr], ['status', u(8)], ['receipt_key', bits(256)], ['models', { k: 'set32' }], ['owner', addr],
+            ['stake', coins], ['unlock_at', u(32)], ['key_count', u(8)], ['receipt_keys', { k: 'set256' }],
+            ['record', maybeRef('worker_record')], ['config', maybeRef('worker_config')],
         ],
     },
     {
@@ -195,7 +193,10 @@ export const TYPES: TypeDef[] = [
     {
         name: 'submit_settlement',
         tag: 0xc0c02203,
-        fields: [qid, ['receipt', ref('signed_receipt')], ['voucher_signature', bits(512)], ['cumulative', coins], ['final', u(1)]],
+        fields: [
+            qid, ['model_id', u(32)], ['time', u(32)], ['channel', ref('channel_ref')], ['seal', ref('receipt_seal')],
+            ['ref_hashes', ref('receipt_ref_hashes')], ['proof', ref('settle_proof')],
+        ],
     },
     {
         name: 'report_equivocation',
@@ -217,16 +218,14 @@ export const TYPES: TypeDef[] = [
         name: 'open_channel',
         tag: 0xc0c02303,
         fields: [
-            qid, ['amount', coins], ['worker_owner', addr], ['expires_at', u(32)], ['price_in', coins],
-            ['price_out', coins], ['voucher_key', bits(256)], ['route', ref('channel_route')],
+            qid, ['amount', coins], ['expires_at', u(32)], ['price_in', coins], ['price_out', coins],
+            ['relayer_fee_bps', u(16)], ['notify_relayer', u(1)], ['parties', ref('channel_parties')],
         ],
     },
     {
         name: 'settle',
         tag: 0xc0c02304,
-        fields: [
-            qid, ['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['final', u(1)], ['proof', ref('settle_proof')],
-        ],
+        fields: [qid, ['channel_id', u(64)], ['proof', ref('settle_proof')]],
     },
     { name: 'top_up', tag: 0xc0c02305, fields: [qid, ['channel_id', u(64)], ['amount', coins]] },
     { name: 'withdraw', tag: 0xc0c02306, fields: [qid, ['amount', coins]] },
@@ -238,10 +237,7 @@ export const TYPES: TypeDef[] = [
     {
         name: 'channel_opened',
         tag: 0xc0c02401,
-        fields: [
-            qid, ['channel_id', u(64)], ['worker', addr], ['amount', coins], ['expires_at', u(32)],
-            ['relayer_fee_bps', u(16)],
-        ],
+        fields: [qid, ['channel_id', u(64)], ['amount', coins], ['expires_at', u(32)], ['relayer_fee_bps', u(16)]],
     },
     { name: 'relayer_fee', tag: 0xc0c02402, fields: [qid, ['channel_id', u(64)]] },
     { name: 'payout', tag: 0xc0c02406, fields: [qid, ['reason', u(8)]] },
@@ -325,7 +321,8 @@ function storeField(b: Builder, kind: FieldKind, v: any, where: string) {
             b.storeBuffer(v);
             return;
         case 'ref':
-            b.storeRef(encode(kind.type, v));
+            // A ready cell goes in as it is (specs use it to send malformed or exotic parts).
+            b.storeRef(v instanceof Cell ? v : encode(kind.type, v));
             return;
         case 'maybeRef':
             b.storeMaybeRef(v === null || v === undefined ? null : encode(kind.type, v));
