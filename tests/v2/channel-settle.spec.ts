@@ -8,7 +8,7 @@ import { toNano } from '@ton/core';
 import { keyPairFromSeed } from '@ton/crypto';
 import { Err, Op, PayoutReason } from '../../wrappers/v2/constants';
 import { Escrow } from '../../wrappers/v2/Escrow';
-import { Worker, submitSettlementFields } from '../../wrappers/v2/Worker';
+import { Worker } from '../../wrappers/v2/Worker';
 import { decode } from '../../wrappers/v2/schema';
 import {
     CHANNEL_AMOUNT, Env, GAS, MODEL_B, NOW, PARAMS, PRICE_IN, PRICE_OUT, RELAYER_BPS, Session, ZERO, channelRef,
@@ -228,15 +228,6 @@ describe('Channel settlement', () => {
         await escrow.send(env.stranger.getSender(), GAS, 'close_channel', { channel_id: channelId });
         const r = await submit(s.settlement());
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.ChannelNotFound });
-    });
-
-    it('the Worker refuses a proof whose acc is not the receipt chain step: WrongAccumulator', async () => {
-        const s = session();
-        s.request();
-        const fields = submitSettlementFields(s.settlement());
-        const r = await submit({ ...fields, proof: { ...fields.proof, acc: Buffer.alloc(32, 0x99) } });
-        expect(r.transactions).toHaveTransaction({ to: worker.address, success: false, exitCode: Err.WrongAccumulator });
-        expect(r.transactions).not.toHaveTransaction({ to: escrow.address });
     });
 
     it('the Escrow takes a settle only from the channel Worker', async () => {

@@ -19,13 +19,14 @@ export function openChannelFields(fields: Fields): Fields {
 
 /**
  * settle fields from the flat form { channel_id, seq, cumulative, final, proof: { acc,
- * voucher_signature, tokens_in, tokens_out, cost } }: everything but the channel id goes in the
- * proof. Fields already in that form pass through.
+ * voucher_signature, tokens_in, tokens_out, cost } }: the accumulator beside the channel id, the
+ * rest in the proof. Fields already in that form pass through.
  */
 export function settleFields(fields: Fields): Fields {
     if (fields.seq === undefined) return fields;
     const { seq, cumulative, final, proof, ...rest } = fields;
-    return { ...rest, proof: { ...proof, seq, cumulative, final } };
+    const { acc, ...p } = proof;
+    return { ...rest, acc, proof: { ...p, seq, cumulative, final } };
 }
 
 /** Escrow v2: a client's deposits and payment channels. */

@@ -1,4 +1,3 @@
-import { createHash } from 'crypto';
 import { Address, Contract, ContractProvider, Sender, Dictionary } from '@ton/core';
 import { Fields, encode } from './schema';
 import { sendMsg } from './common';
@@ -7,15 +6,14 @@ import { sendMsg } from './common';
  * The submit_settlement fields for a signed receipt and the client's signed voucher over it, as
  * the worker node builds them: the receipt taken apart (its channel cell, model and time, its
  * signature and prev_acc, the hashes of its two hash cells; the Worker's own address is not sent),
- * and the proof the Escrow gets: the voucher's signature, cumulative and final flag, acc =
- * sha256(receipt.prev_acc ‖ receipt hash) computed from the receipt (not copied from the voucher),
- * and the receipt's seq, tokens and cost. Fields already in that form pass through.
+ * and the proof the Escrow gets: the voucher's signature, cumulative and final flag, and the
+ * receipt's seq, tokens and cost (the accumulator is the Worker's to compute). Fields already in
+ * that form pass through.
  */
 export function submitSettlementFields(fields: Fields): Fields {
     if (!fields.receipt) return fields;
     const { receipt, voucher, ...rest } = fields;
     const body = receipt.body;
-    const acc = createHash('sha256').update(body.prev_acc).update(encode('receipt_body', body).hash()).digest();
     return {
         ...rest,
         model_id: body.model_id,
@@ -27,7 +25,7 @@ export function submitSettlementFields(fields: Fields): Fields {
             commitments_hash: encode('receipt_commitments', body.commitments).hash(),
         },
         proof: {
-            voucher_signature: voucher.signature, acc, cumulative: voucher.body.cumulative, final: voucher.body.final ?? 0,
+            voucher_signature: voucher.signature, cumulative: voucher.body.cumulative, final: voucher.body.final ?? 0,
             seq: body.seq, tokens_in: body.tokens_in, tokens_out: body.tokens_out, cost: body.cost,
         },
     };

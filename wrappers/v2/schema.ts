@@ -130,8 +130,8 @@ export const TYPES: TypeDef[] = [
     {
         name: 'settle_proof',
         fields: [
-            ['voucher_signature', bits(512)], ['acc', bits(256)], ['cumulative', coins], ['final', u(1)], ['seq', u(32)],
-            ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins],
+            ['voucher_signature', bits(512)], ['cumulative', coins], ['final', u(1)], ['seq', u(32)], ['tokens_in', u(32)],
+            ['tokens_out', u(32)], ['cost', coins],
         ],
     },
     { name: 'receipt_seal', fields: [['signature', bits(512)], ['prev_acc', bits(256)]] },
@@ -225,7 +225,7 @@ export const TYPES: TypeDef[] = [
     {
         name: 'settle',
         tag: 0xc0c02304,
-        fields: [qid, ['channel_id', u(64)], ['proof', ref('settle_proof')]],
+        fields: [qid, ['channel_id', u(64)], ['acc', bits(256)], ['proof', ref('settle_proof')]],
     },
     { name: 'top_up', tag: 0xc0c02305, fields: [qid, ['channel_id', u(64)], ['amount', coins]] },
     { name: 'withdraw', tag: 0xc0c02306, fields: [qid, ['amount', coins]] },
