@@ -104,8 +104,8 @@ describe('v2 fee constants', () => {
             note('GAS_SETTLE_WORKER', gasOn(r, worker.address)[0]);
             note('GAS_SETTLE_ESCROW', gasOn(r, escrow.address)[0]);
             sizes.FWD_SETTLE = msgSize(r, worker.address, Op.settle);
-            noteLump('payout', sent(r, escrow.address, Op.payout));
-            noteLump('log_channel_settled', sent(r, escrow.address, Op.logChannelSettled));
+            // The settlement's payout carries its record: priced by FWD_PAYOUT_RECORD.
+            sizes.FWD_PAYOUT_RECORD = msgSize(r, escrow.address, Op.payout);
         }
         // A final voucher (the settlement deletes the channel) on the same deepest leaf; undone after.
         const beforeFinal = env.blockchain.snapshot();
@@ -114,7 +114,8 @@ describe('v2 fee constants', () => {
         note('GAS_SETTLE_WORKER', gasOn(fin, worker.address)[0]);
         note('GAS_SETTLE_ESCROW', gasOn(fin, escrow.address)[0]);
         noteLump('relayer_fee', sent(fin, escrow.address, Op.relayerFee));
-        noteLump('log_channel_final_settled', sent(fin, escrow.address, Op.logChannelFinalSettled));
+        const finalPayout = msgSize(fin, escrow.address, Op.payout);
+        expect(finalPayout.bits <= constant('FWD_PAYOUT_RECORD_BITS') && finalPayout.cells <= constant('FWD_PAYOUT_RECORD_CELLS')).toBe(true);
         expect((await escrow.getChannel(channelId)).found).toBe(false);
         await env.blockchain.loadFrom(beforeFinal);
         const t = await escrow.send(env.client.getSender(), GAS, 'top_up', { channel_id: channelId, amount: 5n });
@@ -188,12 +189,12 @@ describe('v2 fee constants', () => {
         });
     }
 
-    it('channel_opened, payouts, relayer fees and logs keep their body in the message cell (lump price only)', () => {
+    it('channel_opened and relayer fees keep their body in the message cell (lump price only)', () => {
         expect(lumpOnly.length).toBeGreaterThan(0);
         for (const [label, inRoot] of lumpOnly) expect([label, inRoot]).toEqual([label, true]);
     });
 
-    for (const name of ['FWD_INIT', 'FWD_SETTLE', 'FWD_UPDATE']) {
+    for (const name of ['FWD_INIT', 'FWD_SETTLE', 'FWD_PAYOUT_RECORD', 'FWD_UPDATE']) {
         it(`${name} bounds the message it prices`, () => {
             const { bits, cells } = sizes[name];
             expect([name, bits <= constant(`${name}_BITS`), cells <= constant(`${name}_CELLS`)]).toEqual([name, true, true]);

@@ -26,6 +26,7 @@ export type FieldKind =
     | { k: 'bits'; bits: number }
     | { k: 'ref'; type: string }
     | { k: 'maybeRef'; type: string }
+    | { k: 'maybe'; type: string }
     | { k: 'cell' }
     | { k: 'set32' }
     | { k: 'set256' }
@@ -47,6 +48,7 @@ const addrOpt: FieldKind = { k: 'addrOpt' };
 const bits = (n: number): FieldKind => ({ k: 'bits', bits: n });
 const ref = (type: string): FieldKind => ({ k: 'ref', type });
 const maybeRef = (type: string): FieldKind => ({ k: 'maybeRef', type });
+const maybe = (type: string): FieldKind => ({ k: 'maybe', type });
 const cell: FieldKind = { k: 'cell' };
 const map = (keyBits: number, type: string): FieldKind => ({ k: 'map', keyBits, type });
 const qid: [string, FieldKind] = ['query_id', u(64)];
@@ -240,25 +242,22 @@ export const TYPES: TypeDef[] = [
         fields: [qid, ['channel_id', u(64)], ['amount', coins], ['expires_at', u(32)], ['relayer_fee_bps', u(16)]],
     },
     { name: 'relayer_fee', tag: 0xc0c02402, fields: [qid, ['channel_id', u(64)]] },
-    { name: 'payout', tag: 0xc0c02406, fields: [qid, ['reason', u(8)]] },
+    {
+        name: 'settlement_record',
+        fields: [
+            ['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)], ['final', u(1)],
+            ['released', coins],
+        ],
+    },
+    { name: 'payout', tag: 0xc0c02406, fields: [qid, ['reason', u(8)], ['settlement', maybe('settlement_record')]] },
     { name: 'excesses', tag: 0xd53276db, fields: [qid] },
 
     // external-out logs
-    {
-        name: 'log_channel_settled',
-        tag: 0xc0c02501,
-        fields: [['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)]],
-    },
     { name: 'log_close_requested', tag: 0xc0c02502, fields: [['channel_id', u(64)], ['close_requested_at', u(32)]] },
     {
         name: 'log_channel_closed',
         tag: 0xc0c02503,
         fields: [['channel_id', u(64)], ['settled', coins], ['released', coins]],
-    },
-    {
-        name: 'log_channel_final_settled',
-        tag: 0xc0c02508,
-        fields: [['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)], ['released', coins]],
     },
     { name: 'log_slashed', tag: 0xc0c02504, fields: [['reporter', addr], ['reward', coins], ['to_treasury', coins]] },
     {
@@ -324,6 +323,14 @@ function storeField(b: Builder, kind: FieldKind, v: any, where: string) {
             // A ready cell goes in as it is (specs use it to send malformed or exotic parts).
             b.storeRef(v instanceof Cell ? v : encode(kind.type, v));
             return;
+        case 'maybe':
+            if (v === null || v === undefined) {
+                b.storeBit(false);
+            } else {
+                b.storeBit(true);
+                storeFields(b, typeDef(kind.type), v);
+            }
+            return;
         case 'maybeRef':
             b.storeMaybeRef(v === null || v === undefined ? null : encode(kind.type, v));
             return;
@@ -379,6 +386,8 @@ function loadField(s: Slice, kind: FieldKind): any {
             return s.loadBuffer(kind.bits / 8);
         case 'ref':
             return decode(kind.type, s.loadRef());
+        case 'maybe':
+            return s.loadBit() ? loadFields(s, typeDef(kind.type)) : null;
         case 'maybeRef': {
             const c = s.loadMaybeRef();
             return c ? decode(kind.type, c) : null;
@@ -450,6 +459,7 @@ function fieldToJson(kind: FieldKind, v: any): unknown {
             return (v as Buffer).toString('hex');
         case 'ref':
             return toJson(kind.type, v);
+        case 'maybe':
         case 'maybeRef':
             return v === null || v === undefined ? null : toJson(kind.type, v);
         case 'cell':

@@ -298,6 +298,19 @@ export function logs(r: SendMessageResult, name: string): Fields[] {
         .map((m) => decode(name, m.body));
 }
 
+/**
+ * The settlement records of a trace: the `settlement` of every payout that carries one (the
+ * Escrow's record of a channel settlement: channel, seq, cumulative, acc, final, released).
+ */
+export function settlements(r: SendMessageResult): Fields[] {
+    const tag = typeDef('payout').tag;
+    return r.transactions
+        .map((t) => t.inMessage)
+        .filter((m) => m && m.info.type === 'internal' && m.body.bits.length >= 32 && m.body.beginParse().preloadUint(32) === tag)
+        .map((m) => decode('payout', m!.body).settlement)
+        .filter((s) => s !== null);
+}
+
 /** The value of the message from `from` to `to` in a trace (exactly one expected). */
 export function valueOf(r: SendMessageResult, from: Address, to: Address, op?: number): bigint {
     const ms = r.transactions

@@ -46,6 +46,7 @@ function sample(kind: FieldKind, name: string, n: number): any {
             return Buffer.alloc(kind.bits / 8, 0x10 + n);
         case 'ref':
         case 'maybeRef':
+        case 'maybe':
             return sampleOf(kind.type);
         case 'cell':
             return opaque(0xc0de0000 + n);
@@ -82,7 +83,7 @@ export const CASES: { [type: string]: Fields[] } = Object.fromEntries(
         const base = sampleOf(t.name);
         const cases = [base];
         for (const [name, kind] of t.fields) {
-            if (kind.k === 'maybeRef' || kind.k === 'addrOpt') cases.push({ ...base, [name]: null });
+            if (kind.k === 'maybeRef' || kind.k === 'maybe' || kind.k === 'addrOpt') cases.push({ ...base, [name]: null });
             if (kind.k === 'set32' || kind.k === 'set256' || kind.k === 'map' || kind.k === 'map32bits256' || kind.k === 'map256cell') {
                 cases.push({ ...base, [name]: [] });
             }
