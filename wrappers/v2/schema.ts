@@ -27,6 +27,8 @@ export type FieldKind =
     | { k: 'ref'; type: string }
     | { k: 'maybeRef'; type: string }
     | { k: 'maybe'; type: string }
+    | { k: 'inline'; type: string }
+    | { k: 'set384' }
     | { k: 'cell' }
     | { k: 'set32' }
     | { k: 'set256' }
@@ -49,6 +51,7 @@ const bits = (n: number): FieldKind => ({ k: 'bits', bits: n });
 const ref = (type: string): FieldKind => ({ k: 'ref', type });
 const maybeRef = (type: string): FieldKind => ({ k: 'maybeRef', type });
 const maybe = (type: string): FieldKind => ({ k: 'maybe', type });
+const inline = (type: string): FieldKind => ({ k: 'inline', type });
 const cell: FieldKind = { k: 'cell' };
 const map = (keyBits: number, type: string): FieldKind => ({ k: 'map', keyBits, type });
 const qid: [string, FieldKind] = ['query_id', u(64)];
@@ -94,7 +97,25 @@ export const TYPES: TypeDef[] = [
     },
     {
         name: 'root_policy',
-        fields: [['allowed_kinds', u(8)], ['measurements', { k: 'set256' }], ['models', { k: 'map32bits256' }]],
+        fields: [
+            ['allowed_kinds', u(8)], ['measurements', { k: 'set256' }], ['models', { k: 'map32bits256' }],
+            ['tee', ref('tee_policy')],
+        ],
+    },
+    {
+        name: 'snp_min_tcb',
+        fields: [['boot_loader', u(8)], ['tee', u(8)], ['snp', u(8)], ['microcode', u(8)], ['fmc', u(8)]],
+    },
+    {
+        name: 'tdx_policy',
+        fields: [
+            ['td_attributes_mask', u(64)], ['td_attributes_value', u(64)], ['mr_config_ids', { k: 'set384' }],
+            ['mr_owners', { k: 'set384' }], ['rtmr3s', { k: 'set384' }],
+        ],
+    },
+    {
+        name: 'tee_policy',
+        fields: [['snp_min_tcb', inline('snp_min_tcb')], ['tdx', inline('tdx_policy')]],
     },
     {
         name: 'root_codes',
@@ -184,6 +205,7 @@ export const TYPES: TypeDef[] = [
     { name: 'accept_ownership', tag: 0xc0c02118, fields: [qid] },
     { name: 'apply_change', tag: 0xc0c02119, fields: [qid, ['change_id', u(32)]] },
     { name: 'cancel_change', tag: 0xc0c0211a, fields: [qid, ['change_id', u(32)]] },
+    { name: 'set_tee_policy', tag: 0xc0c0211b, fields: [qid, ['tee', ref('tee_policy')]] },
 
     // to Worker
     {
@@ -279,7 +301,8 @@ export function typeDef(name: string): TypeDef {
 
 export type Fields = { [field: string]: any };
 
-const emptyValue: DictionaryValue<null> = { serialize: () => {}, parse: () => null };
+/** Dictionary value of a set (the unit type: no bits). */
+export const emptyValue: DictionaryValue<null> = { serialize: () => {}, parse: () => null };
 const bits256Value: DictionaryValue<Buffer> = {
     serialize: (v, b) => b.storeBuffer(v, 32),
     parse: (s) => s.loadBuffer(32),
@@ -323,6 +346,15 @@ function storeField(b: Builder, kind: FieldKind, v: any, where: string) {
             // A ready cell goes in as it is (specs use it to send malformed or exotic parts).
             b.storeRef(v instanceof Cell ? v : encode(kind.type, v));
             return;
+        case 'inline':
+            storeFields(b, typeDef(kind.type), v);
+            return;
+        case 'set384': {
+            const d = Dictionary.empty(Dictionary.Keys.Buffer(48), emptyValue);
+            for (const key of v as Buffer[]) d.set(key, null);
+            b.storeDict(d);
+            return;
+        }
         case 'maybe':
             if (v === null || v === undefined) {
                 b.storeBit(false);
@@ -386,6 +418,10 @@ function loadField(s: Slice, kind: FieldKind): any {
             return s.loadBuffer(kind.bits / 8);
         case 'ref':
             return decode(kind.type, s.loadRef());
+        case 'inline':
+            return loadFields(s, typeDef(kind.type));
+        case 'set384':
+            return Dictionary.load(Dictionary.Keys.Buffer(48), emptyValue, s).keys().sort(Buffer.compare);
         case 'maybe':
             return s.loadBit() ? loadFields(s, typeDef(kind.type)) : null;
         case 'maybeRef': {
@@ -459,6 +495,10 @@ function fieldToJson(kind: FieldKind, v: any): unknown {
             return (v as Buffer).toString('hex');
         case 'ref':
             return toJson(kind.type, v);
+        case 'inline':
+            return toJson(kind.type, v);
+        case 'set384':
+            return (v as Buffer[]).map((b) => b.toString('hex')).sort();
         case 'maybe':
         case 'maybeRef':
             return v === null || v === undefined ? null : toJson(kind.type, v);
