@@ -11,7 +11,7 @@ import { Escrow } from '../../wrappers/v2/Escrow';
 import { Worker } from '../../wrappers/v2/Worker';
 import { decode } from '../../wrappers/v2/schema';
 import {
-    CHANNEL_AMOUNT, Env, GAS, NOW, PARAMS, RELAYER_BPS, Session, ZERO, channelRef, createEscrow, keys, logs, nextAcc,
+    CHANNEL_AMOUNT, Env, GAS, NOW, PARAMS, RELAYER_BPS, Session, ZERO, channelRef, createEscrow, keys, nextAcc, settlements,
     openChannel, registerWorker, setupRoot, signVoucher, valueOf, voucherBody,
 } from './helpers/fixture';
 
@@ -58,10 +58,8 @@ describe('Final voucher: the settlement closes the channel', () => {
         expect(st.fees_due).toBe(protocolFee);
         // The free balance grows by exactly what the channel did not spend: nothing stranded.
         expect(st.free).toBe(st0.free + released);
-        expect(logs(r, 'log_channel_final_settled')).toEqual([
-            { channel_id: channelId, seq: 3, cumulative: delta, acc: s.acc, released },
-        ]);
-        expect(logs(r, 'log_channel_settled')).toEqual([]);
+        // The settlement's record (its log) travels in the worker owner's payout.
+        expect(settlements(r)).toEqual([{ channel_id: channelId, seq: 3, cumulative: delta, acc: s.acc, final: 1, released }]);
         // No close request, no close: one Escrow transaction did it all.
         expect(r.transactions.filter((t) => t.inMessage?.info.dest?.toString() === escrow.address.toString())).toHaveLength(1);
         const payout = r.transactions.find((t) => t.inMessage?.info.dest?.toString() === env.workerOwner.address.toString() && t.inMessage.info.src?.toString() === escrow.address.toString())!;
@@ -83,7 +81,7 @@ describe('Final voucher: the settlement closes the channel', () => {
         // The relayer fees the channel accrued and this settlement's, in one message.
         const relayerPaid = (first * BigInt(RELAYER_BPS)) / 10000n + (delta * BigInt(RELAYER_BPS)) / 10000n;
         expect(valueOf(r, escrow.address, env.relayer.address, Op.relayerFee)).toBe(relayerPaid);
-        expect(logs(r, 'log_channel_final_settled')[0].released).toBe(CHANNEL_AMOUNT - s.cumulative);
+        expect(settlements(r)[0].released).toBe(CHANNEL_AMOUNT - s.cumulative);
         const st = await escrow.getState();
         expect(st.locked).toBe(0n);
         expect(st.free).toBe(st0.free + CHANNEL_AMOUNT - s.cumulative);
@@ -97,7 +95,7 @@ describe('Final voucher: the settlement closes the channel', () => {
         const v = signVoucher(voucherBody(ref, CHANNEL_AMOUNT, 1, nextAcc(ZERO, receipt.body as any), 1));
         const r = await submit({ receipt, voucher: v });
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: true });
-        expect(logs(r, 'log_channel_final_settled')[0].released).toBe(0n);
+        expect(settlements(r)[0]).toMatchObject({ final: 1, released: 0n });
         expect((await escrow.getChannel(channelId)).found).toBe(false);
         expect((await escrow.getState()).locked).toBe(0n);
     });
@@ -107,7 +105,7 @@ describe('Final voucher: the settlement closes the channel', () => {
         s.request();
         const r = await submit(s.settlement());
         expect(r.transactions).toHaveTransaction({ to: escrow.address, success: true });
-        expect(logs(r, 'log_channel_final_settled')).toEqual([]);
+        expect(settlements(r).map((x) => x.final)).toEqual([0]);
         const ch = await escrow.getChannel(channelId);
         expect(ch.found).toBe(true);
         expect(ch.settled).toBe(s.cumulative);

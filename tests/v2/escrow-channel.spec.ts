@@ -2,11 +2,11 @@
 // close, close after the settlement window (anyone), withdraw, deposits, protocol fees.
 import '@ton/test-utils';
 import { BlockchainSnapshot, SandboxContract } from '@ton/sandbox';
-import { Address, beginCell, toNano } from '@ton/core';
+import { Address, BitString, Cell, beginCell, toNano } from '@ton/core';
 import { Err, ESCROW_STORAGE_RESERVE, MAX_OPEN_CHANNELS, Op } from '../../wrappers/v2/constants';
-import { Escrow } from '../../wrappers/v2/Escrow';
+import { Escrow, openChannelFields as openChannelMessage } from '../../wrappers/v2/Escrow';
 import { Worker } from '../../wrappers/v2/Worker';
-import { decode } from '../../wrappers/v2/schema';
+import { decode, encode } from '../../wrappers/v2/schema';
 import { workerAddress } from '../../wrappers/v2/common';
 import {
     CHANNEL_AMOUNT, Env, GAS, NOW, PARAMS, PRICE_IN, PRICE_OUT, RELAYER_BPS, Session, channelRef, createEscrow, keys,
@@ -47,7 +47,9 @@ describe('Escrow v2: channels', () => {
         const note = result.transactions.find((t) => t.inMessage?.info.dest?.toString() === env.relayer.address.toString())!;
         const n = decode('channel_opened', note.inMessage!.body);
         expect(n.channel_id).toBe(channelId);
-        expect(n.worker.equals(worker.address)).toBe(true);
+        // The notification stays in its message cell (no worker address): the relayer reads the
+        // channel's Worker with get_channel, below.
+        expect(n.worker).toBeUndefined();
         expect(n.amount).toBe(CHANNEL_AMOUNT);
         expect(n.relayer_fee_bps).toBe(RELAYER_BPS);
         expect(note.inMessage!.info.type === 'internal' && note.inMessage!.info.bounce).toBe(false);
@@ -66,6 +68,24 @@ describe('Escrow v2: channels', () => {
         // The owner's value above the fee stays in the free balance; the fee is at most what was spent.
         expect(st.free).toBeLessThanOrEqual(free0 + GAS - CHANNEL_AMOUNT);
         expect(st.free).toBeGreaterThanOrEqual(free0 + GAS - CHANNEL_AMOUNT - fee);
+    });
+
+    it('open without notify_relayer sends nothing to the relayer (the client tells it off-chain)', async () => {
+        const { result, channelId } = await openChannel(env, escrow, { notify_relayer: 0 });
+        expect(result.transactions).toHaveTransaction({ to: escrow.address, success: true });
+        expect(result.transactions).not.toHaveTransaction({ from: escrow.address });
+        expect((await escrow.getChannel(channelId)).found).toBe(true);
+    });
+
+    it('open refuses an exotic parties cell (a library cell would parse now, maybe not later): ExoticCell', async () => {
+        const parties = encode('channel_parties', {
+            worker_owner: env.workerOwner.address, relayer: env.relayer.address, voucher_key: voucherKey.publicKey,
+        });
+        const library = new Cell({ exotic: true, bits: new BitString(Buffer.concat([Buffer.from([2]), parties.hash()]), 0, 264), refs: [] });
+        const fields = openChannelMessage(openChannelFields(env));
+        const r = await escrow.send(env.client.getSender(), GAS, 'open_channel', { ...fields, parties: library });
+        expect(r.transactions).toHaveTransaction({ to: escrow.address, success: false, exitCode: Err.ExoticCell });
+        expect((await escrow.getState()).open_channels).toBe(0);
     });
 
     it('open: owner only', async () => {

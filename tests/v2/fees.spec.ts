@@ -7,7 +7,7 @@ import '@ton/test-utils';
 import * as fs from 'fs';
 import * as path from 'path';
 import { SendMessageResult } from '@ton/sandbox';
-import { Address, Cell, toNano } from '@ton/core';
+import { Address, Cell, Message, beginCell, storeMessage, toNano } from '@ton/core';
 import { Op } from '../../wrappers/v2/constants';
 import {
     GAS, NOW, PARAMS, Session, ZERO, channelRef, createEscrow, keys, openChannel, receiptBody, registerWorker, setupRoot,
@@ -55,9 +55,26 @@ function msgSize(r: SendMessageResult, from: Address, op: number): { bits: numbe
     return { bits, cells };
 }
 
+/** The messages `from` sent in `r` whose body starts with `op` (logs included). */
+function sent(r: SendMessageResult, from: Address, op: number): Message[] {
+    return r.transactions.flatMap((t) => t.outMessages.values()).filter((m) =>
+        m.info.src instanceof Address && m.info.src.equals(from) && m.body.bits.length >= 32 && m.body.beginParse().preloadUint(32) === op);
+}
+
+/** Whether the message, as sent, keeps its body in its root cell (it then pays the lump price only). */
+function bodyInRoot(m: Message): boolean {
+    return beginCell().store(storeMessage(m)).endCell().refs.length === 0;
+}
+
 describe('v2 fee constants', () => {
     const measured: { [name: string]: number } = {};
     const sizes: { [name: string]: { bits: number; cells: number } } = {};
+    /** Messages priced at the lump price, as sent: [label, body stays in the root cell]. */
+    const lumpOnly: [string, boolean][] = [];
+    const noteLump = (label: string, ms: Message[]) => {
+        expect([label, ms.length > 0]).toEqual([label, true]);
+        for (const m of ms) lumpOnly.push([label, bodyInRoot(m)]);
+    };
     const note = (name: string, gas: number) => (measured[name] = Math.max(measured[name] ?? 0, gas));
 
     beforeAll(async () => {
@@ -75,7 +92,7 @@ describe('v2 fee constants', () => {
         const first = await openChannel(env, escrow);
         const channelId = first.channelId;
         note('GAS_OPEN_CHANNEL', gasOn(first.result, escrow.address)[0]);
-        sizes.FWD_CHANNEL_OPENED = msgSize(first.result, escrow.address, Op.channelOpened);
+        noteLump('channel_opened', sent(first.result, escrow.address, Op.channelOpened));
         await deepenChannels(env, escrow.address, channelId, 15);
         const sixteenth = await openChannel(env, escrow);
         note('GAS_OPEN_CHANNEL', gasOn(sixteenth.result, escrow.address)[0]);
@@ -87,7 +104,8 @@ describe('v2 fee constants', () => {
             note('GAS_SETTLE_WORKER', gasOn(r, worker.address)[0]);
             note('GAS_SETTLE_ESCROW', gasOn(r, escrow.address)[0]);
             sizes.FWD_SETTLE = msgSize(r, worker.address, Op.settle);
-            sizes.FWD_LOG = { bits: 0, cells: 0 };
+            // The settlement's payout carries its record: priced by FWD_PAYOUT_RECORD.
+            sizes.FWD_PAYOUT_RECORD = msgSize(r, escrow.address, Op.payout);
         }
         // A final voucher (the settlement deletes the channel) on the same deepest leaf; undone after.
         const beforeFinal = env.blockchain.snapshot();
@@ -95,6 +113,9 @@ describe('v2 fee constants', () => {
         const fin = await worker.send(env.workerOwner.getSender(), GAS, 'submit_settlement', s.finalSettlement());
         note('GAS_SETTLE_WORKER', gasOn(fin, worker.address)[0]);
         note('GAS_SETTLE_ESCROW', gasOn(fin, escrow.address)[0]);
+        noteLump('relayer_fee', sent(fin, escrow.address, Op.relayerFee));
+        const finalPayout = msgSize(fin, escrow.address, Op.payout);
+        expect(finalPayout.bits <= constant('FWD_PAYOUT_RECORD_BITS') && finalPayout.cells <= constant('FWD_PAYOUT_RECORD_CELLS')).toBe(true);
         expect((await escrow.getChannel(channelId)).found).toBe(false);
         await env.blockchain.loadFrom(beforeFinal);
         const t = await escrow.send(env.client.getSender(), GAS, 'top_up', { channel_id: channelId, amount: 5n });
@@ -168,7 +189,12 @@ describe('v2 fee constants', () => {
         });
     }
 
-    for (const name of ['FWD_INIT', 'FWD_CHANNEL_OPENED', 'FWD_SETTLE', 'FWD_UPDATE']) {
+    it('channel_opened and relayer fees keep their body in the message cell (lump price only)', () => {
+        expect(lumpOnly.length).toBeGreaterThan(0);
+        for (const [label, inRoot] of lumpOnly) expect([label, inRoot]).toEqual([label, true]);
+    });
+
+    for (const name of ['FWD_INIT', 'FWD_SETTLE', 'FWD_PAYOUT_RECORD', 'FWD_UPDATE']) {
         it(`${name} bounds the message it prices`, () => {
             const { bits, cells } = sizes[name];
             expect([name, bits <= constant(`${name}_BITS`), cells <= constant(`${name}_CELLS`)]).toEqual([name, true, true]);

@@ -2,6 +2,33 @@ import { Address, Contract, ContractProvider, Sender } from '@ton/core';
 import { Fields } from './schema';
 import { readAddressOpt, sendMsg } from './common';
 
+/**
+ * open_channel fields from the flat form { amount, worker_owner, expires_at, price_in, price_out,
+ * voucher_key, route: { relayer, relayer_fee_bps }, notify_relayer? }: the parties go in their
+ * cell; notify_relayer defaults to 1 (the Escrow sends channel_opened to the relayer). Fields
+ * already in that form pass through.
+ */
+export function openChannelFields(fields: Fields): Fields {
+    if (!fields.route) return fields;
+    const { worker_owner, voucher_key, route, notify_relayer, ...rest } = fields;
+    return {
+        ...rest, relayer_fee_bps: route.relayer_fee_bps, notify_relayer: notify_relayer ?? 1,
+        parties: { worker_owner, relayer: route.relayer, voucher_key },
+    };
+}
+
+/**
+ * settle fields from the flat form { channel_id, seq, cumulative, final, proof: { acc,
+ * voucher_signature, tokens_in, tokens_out, cost } }: the accumulator beside the channel id, the
+ * rest in the proof. Fields already in that form pass through.
+ */
+export function settleFields(fields: Fields): Fields {
+    if (fields.seq === undefined) return fields;
+    const { seq, cumulative, final, proof, ...rest } = fields;
+    const { acc, ...p } = proof;
+    return { ...rest, acc, proof: { ...p, seq, cumulative, final } };
+}
+
 /** Escrow v2: a client's deposits and payment channels. */
 export class Escrow implements Contract {
     constructor(readonly address: Address) {}
@@ -10,9 +37,13 @@ export class Escrow implements Contract {
         return new Escrow(address);
     }
 
-    /** Sends any Escrow message by its TL-B name (open_channel, top_up, close_channel, …). */
+    /**
+     * Sends any Escrow message by its TL-B name (open_channel, top_up, close_channel, …);
+     * open_channel and settle also take their flat forms (see openChannelFields, settleFields).
+     */
     async send(provider: ContractProvider, via: Sender, value: bigint, type: string, fields: Fields = {}) {
-        await sendMsg(provider, via, value, type, fields);
+        const f = type === 'open_channel' ? openChannelFields(fields) : type === 'settle' ? settleFields(fields) : fields;
+        await sendMsg(provider, via, value, type, f);
     }
 
     async getState(provider: ContractProvider) {

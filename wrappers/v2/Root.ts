@@ -1,5 +1,5 @@
-import { Address, Cell, Contract, ContractProvider, Sender, beginCell, contractAddress } from '@ton/core';
-import { Fields, encode } from './schema';
+import { Address, Cell, Contract, ContractProvider, Dictionary, Sender, beginCell, contractAddress } from '@ton/core';
+import { Fields, emptyValue, encode } from './schema';
 import { readAddressOpt, sendMsg } from './common';
 
 /** Root v2: timelocked governance; deploys Workers and Escrows. */
@@ -42,6 +42,25 @@ export class Root implements Contract {
             protocol_fee_bps: r.readNumber(),
             reporter_reward_bps: r.readNumber(),
             treasury: r.readAddress(),
+        };
+    }
+
+    /** The TEE policy in force: SEV-SNP minimum TCB per component, TDX attributes rule and allow-lists. */
+    async getTeePolicy(provider: ContractProvider): Promise<Fields> {
+        const r = (await provider.get('get_tee_policy', [])).stack;
+        const set384 = () => {
+            const c = r.readCellOpt();
+            return c ? Dictionary.loadDirect(Dictionary.Keys.Buffer(48), emptyValue, c).keys().sort(Buffer.compare) : [];
+        };
+        return {
+            snp_min_tcb: {
+                boot_loader: r.readNumber(), tee: r.readNumber(), snp: r.readNumber(), microcode: r.readNumber(),
+                fmc: r.readNumber(),
+            },
+            tdx: {
+                td_attributes_mask: r.readBigNumber(), td_attributes_value: r.readBigNumber(), mr_config_ids: set384(),
+                mr_owners: set384(), rtmr3s: set384(),
+            },
         };
     }
 

@@ -1,16 +1,34 @@
 import { Address, Contract, ContractProvider, Sender, Dictionary } from '@ton/core';
-import { Fields } from './schema';
+import { Fields, encode } from './schema';
 import { sendMsg } from './common';
 
 /**
- * The submit_settlement fields for a receipt and the client's signed voucher over it: the voucher
- * travels as its signature, cumulative amount and final flag (its channel, last seq and accumulator
- * are the receipt's, and the Escrow rebuilds the body). Fields already in that form pass through.
+ * The submit_settlement fields for a signed receipt and the client's signed voucher over it, as
+ * the worker node builds them: the receipt taken apart (its channel cell, model and time, its
+ * signature and prev_acc, the hashes of its two hash cells; the Worker's own address is not sent),
+ * and the proof the Escrow gets: the voucher's signature, cumulative and final flag, and the
+ * receipt's seq, tokens and cost (the accumulator is the Worker's to compute). Fields already in
+ * that form pass through.
  */
 export function submitSettlementFields(fields: Fields): Fields {
-    if (!fields.voucher) return fields;
-    const { voucher, ...rest } = fields;
-    return { ...rest, voucher_signature: voucher.signature, cumulative: voucher.body.cumulative, final: voucher.body.final ?? 0 };
+    if (!fields.receipt) return fields;
+    const { receipt, voucher, ...rest } = fields;
+    const body = receipt.body;
+    return {
+        ...rest,
+        model_id: body.model_id,
+        time: body.time,
+        channel: body.channel,
+        seal: { signature: receipt.signature, prev_acc: body.prev_acc },
+        ref_hashes: {
+            hashes_hash: encode('receipt_hashes', body.hashes).hash(),
+            commitments_hash: encode('receipt_commitments', body.commitments).hash(),
+        },
+        proof: {
+            voucher_signature: voucher.signature, cumulative: voucher.body.cumulative, final: voucher.body.final ?? 0,
+            seq: body.seq, tokens_in: body.tokens_in, tokens_out: body.tokens_out, cost: body.cost,
+        },
+    };
 }
 
 /** Worker v2: stake, keys (with their history), record; settlement forwarding; slashing. */

@@ -11,10 +11,11 @@ export async function sendMsg(provider: ContractProvider, via: Sender, value: bi
     });
 }
 
-/** Initial data of a v2 Worker: root, owner, then status/stake/unlock_at/key_count 0, no keys, no records. */
+/** Initial data of a v2 Worker: root, status 0, no receipt key or models, owner, then stake/unlock_at/key_count 0, no keys, no records. */
 export function workerInitialData(root: Address, owner: Address): Cell {
     return encode('worker_data', {
-        root, owner, status: 0, stake: 0n, unlock_at: 0, key_count: 0, receipt_keys: [], record: null, config: null,
+        root, status: 0, receipt_key: Buffer.alloc(32), models: [], owner, stake: 0n, unlock_at: 0, key_count: 0,
+        receipt_keys: [], record: null, config: null,
     });
 }
 

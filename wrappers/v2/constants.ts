@@ -24,6 +24,7 @@ export enum Err {
     NotEnoughValue = 68,
     NotBasechain = 69,
     WrongNetwork = 70,
+    ExoticCell = 71,
     StakeTooLow = 100,
     TeeKindNotAllowed = 101,
     MeasurementNotAllowed = 102,

@@ -26,6 +26,9 @@ export type FieldKind =
     | { k: 'bits'; bits: number }
     | { k: 'ref'; type: string }
     | { k: 'maybeRef'; type: string }
+    | { k: 'maybe'; type: string }
+    | { k: 'inline'; type: string }
+    | { k: 'set384' }
     | { k: 'cell' }
     | { k: 'set32' }
     | { k: 'set256' }
@@ -47,6 +50,8 @@ const addrOpt: FieldKind = { k: 'addrOpt' };
 const bits = (n: number): FieldKind => ({ k: 'bits', bits: n });
 const ref = (type: string): FieldKind => ({ k: 'ref', type });
 const maybeRef = (type: string): FieldKind => ({ k: 'maybeRef', type });
+const maybe = (type: string): FieldKind => ({ k: 'maybe', type });
+const inline = (type: string): FieldKind => ({ k: 'inline', type });
 const cell: FieldKind = { k: 'cell' };
 const map = (keyBits: number, type: string): FieldKind => ({ k: 'map', keyBits, type });
 const qid: [string, FieldKind] = ['query_id', u(64)];
@@ -92,7 +97,25 @@ export const TYPES: TypeDef[] = [
     },
     {
         name: 'root_policy',
-        fields: [['allowed_kinds', u(8)], ['measurements', { k: 'set256' }], ['models', { k: 'map32bits256' }]],
+        fields: [
+            ['allowed_kinds', u(8)], ['measurements', { k: 'set256' }], ['models', { k: 'map32bits256' }],
+            ['tee', ref('tee_policy')],
+        ],
+    },
+    {
+        name: 'snp_min_tcb',
+        fields: [['boot_loader', u(8)], ['tee', u(8)], ['snp', u(8)], ['microcode', u(8)], ['fmc', u(8)]],
+    },
+    {
+        name: 'tdx_policy',
+        fields: [
+            ['td_attributes_mask', u(64)], ['td_attributes_value', u(64)], ['mr_config_ids', { k: 'set384' }],
+            ['mr_owners', { k: 'set384' }], ['rtmr3s', { k: 'set384' }],
+        ],
+    },
+    {
+        name: 'tee_policy',
+        fields: [['snp_min_tcb', inline('snp_min_tcb')], ['tdx', inline('tdx_policy')]],
     },
     {
         name: 'root_codes',
@@ -120,25 +143,23 @@ export const TYPES: TypeDef[] = [
         ],
     },
     {
-        name: 'channel_terms',
-        fields: [
-            ['worker', addr], ['relayer', addr], ['relayer_fee_bps', u(16)], ['protocol_fee_bps', u(16)],
-            ['voucher_key', bits(256)],
-        ],
-    },
-    {
         name: 'channel',
         fields: [
             ['amount', coins], ['settled', coins], ['relayer_due', coins], ['last_seq', u(32)], ['expires_at', u(32)],
             ['close_requested_at', u(32)], ['settle_until', u(32)], ['price_in', coins], ['price_out', coins],
-            ['worker_owner', addr], ['terms', ref('channel_terms')],
+            ['worker', addr], ['relayer_fee_bps', u(16)], ['protocol_fee_bps', u(16)], ['parties', ref('channel_parties')],
         ],
     },
     {
         name: 'settle_proof',
-        fields: [['acc', bits(256)], ['voucher_signature', bits(512)], ['tokens_in', u(32)], ['tokens_out', u(32)], ['cost', coins]],
+        fields: [
+            ['voucher_signature', bits(512)], ['cumulative', coins], ['final', u(1)], ['seq', u(32)], ['tokens_in', u(32)],
+            ['tokens_out', u(32)], ['cost', coins],
+        ],
     },
-    { name: 'channel_route', fields: [['relayer', addr], ['relayer_fee_bps', u(16)]] },
+    { name: 'receipt_seal', fields: [['signature', bits(512)], ['prev_acc', bits(256)]] },
+    { name: 'receipt_ref_hashes', fields: [['hashes_hash', bits(256)], ['commitments_hash', bits(256)]] },
+    { name: 'channel_parties', fields: [['worker_owner', addr], ['relayer', addr], ['voucher_key', bits(256)]] },
 
     // contract data
     {
@@ -151,9 +172,9 @@ export const TYPES: TypeDef[] = [
     {
         name: 'worker_data',
         fields: [
-            ['root', addr], ['owner', addr], ['status', u(8)], ['stake', coins], ['unlock_at', u(32)],
-            ['key_count', u(8)], ['receipt_keys', { k: 'set256' }], ['record', maybeRef('worker_record')],
-            ['config', maybeRef('worker_config')],
+            ['root', addr], ['status', u(8)], ['receipt_key', bits(256)], ['models', { k: 'set32' }], ['owner', addr],
+            ['stake', coins], ['unlock_at', u(32)], ['key_count', u(8)], ['receipt_keys', { k: 'set256' }],
+            ['record', maybeRef('worker_record')], ['config', maybeRef('worker_config')],
         ],
     },
     {
@@ -184,6 +205,7 @@ export const TYPES: TypeDef[] = [
     { name: 'accept_ownership', tag: 0xc0c02118, fields: [qid] },
     { name: 'apply_change', tag: 0xc0c02119, fields: [qid, ['change_id', u(32)]] },
     { name: 'cancel_change', tag: 0xc0c0211a, fields: [qid, ['change_id', u(32)]] },
+    { name: 'set_tee_policy', tag: 0xc0c0211b, fields: [qid, ['tee', ref('tee_policy')]] },
 
     // to Worker
     {
@@ -195,7 +217,10 @@ export const TYPES: TypeDef[] = [
     {
         name: 'submit_settlement',
         tag: 0xc0c02203,
-        fields: [qid, ['receipt', ref('signed_receipt')], ['voucher_signature', bits(512)], ['cumulative', coins], ['final', u(1)]],
+        fields: [
+            qid, ['model_id', u(32)], ['time', u(32)], ['channel', ref('channel_ref')], ['seal', ref('receipt_seal')],
+            ['ref_hashes', ref('receipt_ref_hashes')], ['proof', ref('settle_proof')],
+        ],
     },
     {
         name: 'report_equivocation',
@@ -217,16 +242,14 @@ export const TYPES: TypeDef[] = [
         name: 'open_channel',
         tag: 0xc0c02303,
         fields: [
-            qid, ['amount', coins], ['worker_owner', addr], ['expires_at', u(32)], ['price_in', coins],
-            ['price_out', coins], ['voucher_key', bits(256)], ['route', ref('channel_route')],
+            qid, ['amount', coins], ['expires_at', u(32)], ['price_in', coins], ['price_out', coins],
+            ['relayer_fee_bps', u(16)], ['notify_relayer', u(1)], ['parties', ref('channel_parties')],
         ],
     },
     {
         name: 'settle',
         tag: 0xc0c02304,
-        fields: [
-            qid, ['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['final', u(1)], ['proof', ref('settle_proof')],
-        ],
+        fields: [qid, ['channel_id', u(64)], ['acc', bits(256)], ['proof', ref('settle_proof')]],
     },
     { name: 'top_up', tag: 0xc0c02305, fields: [qid, ['channel_id', u(64)], ['amount', coins]] },
     { name: 'withdraw', tag: 0xc0c02306, fields: [qid, ['amount', coins]] },
@@ -238,31 +261,25 @@ export const TYPES: TypeDef[] = [
     {
         name: 'channel_opened',
         tag: 0xc0c02401,
-        fields: [
-            qid, ['channel_id', u(64)], ['worker', addr], ['amount', coins], ['expires_at', u(32)],
-            ['relayer_fee_bps', u(16)],
-        ],
+        fields: [qid, ['channel_id', u(64)], ['amount', coins], ['expires_at', u(32)], ['relayer_fee_bps', u(16)]],
     },
     { name: 'relayer_fee', tag: 0xc0c02402, fields: [qid, ['channel_id', u(64)]] },
-    { name: 'payout', tag: 0xc0c02406, fields: [qid, ['reason', u(8)]] },
+    {
+        name: 'settlement_record',
+        fields: [
+            ['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)], ['final', u(1)],
+            ['released', coins],
+        ],
+    },
+    { name: 'payout', tag: 0xc0c02406, fields: [qid, ['reason', u(8)], ['settlement', maybe('settlement_record')]] },
     { name: 'excesses', tag: 0xd53276db, fields: [qid] },
 
     // external-out logs
-    {
-        name: 'log_channel_settled',
-        tag: 0xc0c02501,
-        fields: [['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)]],
-    },
     { name: 'log_close_requested', tag: 0xc0c02502, fields: [['channel_id', u(64)], ['close_requested_at', u(32)]] },
     {
         name: 'log_channel_closed',
         tag: 0xc0c02503,
         fields: [['channel_id', u(64)], ['settled', coins], ['released', coins]],
-    },
-    {
-        name: 'log_channel_final_settled',
-        tag: 0xc0c02508,
-        fields: [['channel_id', u(64)], ['seq', u(32)], ['cumulative', coins], ['acc', bits(256)], ['released', coins]],
     },
     { name: 'log_slashed', tag: 0xc0c02504, fields: [['reporter', addr], ['reward', coins], ['to_treasury', coins]] },
     {
@@ -284,7 +301,8 @@ export function typeDef(name: string): TypeDef {
 
 export type Fields = { [field: string]: any };
 
-const emptyValue: DictionaryValue<null> = { serialize: () => {}, parse: () => null };
+/** Dictionary value of a set (the unit type: no bits). */
+export const emptyValue: DictionaryValue<null> = { serialize: () => {}, parse: () => null };
 const bits256Value: DictionaryValue<Buffer> = {
     serialize: (v, b) => b.storeBuffer(v, 32),
     parse: (s) => s.loadBuffer(32),
@@ -325,7 +343,25 @@ function storeField(b: Builder, kind: FieldKind, v: any, where: string) {
             b.storeBuffer(v);
             return;
         case 'ref':
-            b.storeRef(encode(kind.type, v));
+            // A ready cell goes in as it is (specs use it to send malformed or exotic parts).
+            b.storeRef(v instanceof Cell ? v : encode(kind.type, v));
+            return;
+        case 'inline':
+            storeFields(b, typeDef(kind.type), v);
+            return;
+        case 'set384': {
+            const d = Dictionary.empty(Dictionary.Keys.Buffer(48), emptyValue);
+            for (const key of v as Buffer[]) d.set(key, null);
+            b.storeDict(d);
+            return;
+        }
+        case 'maybe':
+            if (v === null || v === undefined) {
+                b.storeBit(false);
+            } else {
+                b.storeBit(true);
+                storeFields(b, typeDef(kind.type), v);
+            }
             return;
         case 'maybeRef':
             b.storeMaybeRef(v === null || v === undefined ? null : encode(kind.type, v));
@@ -382,6 +418,12 @@ function loadField(s: Slice, kind: FieldKind): any {
             return s.loadBuffer(kind.bits / 8);
         case 'ref':
             return decode(kind.type, s.loadRef());
+        case 'inline':
+            return loadFields(s, typeDef(kind.type));
+        case 'set384':
+            return Dictionary.load(Dictionary.Keys.Buffer(48), emptyValue, s).keys().sort(Buffer.compare);
+        case 'maybe':
+            return s.loadBit() ? loadFields(s, typeDef(kind.type)) : null;
         case 'maybeRef': {
             const c = s.loadMaybeRef();
             return c ? decode(kind.type, c) : null;
@@ -453,6 +495,11 @@ function fieldToJson(kind: FieldKind, v: any): unknown {
             return (v as Buffer).toString('hex');
         case 'ref':
             return toJson(kind.type, v);
+        case 'inline':
+            return toJson(kind.type, v);
+        case 'set384':
+            return (v as Buffer[]).map((b) => b.toString('hex')).sort();
+        case 'maybe':
         case 'maybeRef':
             return v === null || v === undefined ? null : toJson(kind.type, v);
         case 'cell':

@@ -70,6 +70,25 @@ export function nextAcc(prevAcc: Buffer, receiptBody: Fields): Buffer {
     return sha256(prevAcc, encode('receipt_body', receiptBody).hash());
 }
 
+/** A TEE policy that requires nothing (minimum TCB 0, no TDX attribute rule, no allow-lists). */
+export const NO_TEE_POLICY: Fields = {
+    snp_min_tcb: { boot_loader: 0, tee: 0, snp: 0, microcode: 0, fmc: 0 },
+    tdx: { td_attributes_mask: 0n, td_attributes_value: 0n, mr_config_ids: [], mr_owners: [], rtmr3s: [] },
+};
+
+/** A policy as an operator of SNP (Genoa and Turin) and TDX hosts would set it. */
+export const TEE_POLICY: Fields = {
+    snp_min_tcb: { boot_loader: 9, tee: 0, snp: 23, microcode: 72, fmc: 1 },
+    tdx: {
+        // Debug off (bit 0) and SEPT_VE_DISABLE on (bit 28); the other attributes are free.
+        td_attributes_mask: (1n << 0n) | (1n << 28n),
+        td_attributes_value: 1n << 28n,
+        mr_config_ids: [Buffer.alloc(48, 0)],
+        mr_owners: [],
+        rtmr3s: [Buffer.alloc(48, 0x33), Buffer.alloc(48, 0x34)],
+    },
+};
+
 export interface Env {
     blockchain: Blockchain;
     codes: { root: Cell; worker: Cell; escrow: Cell };
@@ -94,6 +113,7 @@ export function rootData(env: { codes: Env['codes']; rootOwner: { address: Addre
                 { key: MODEL_A, value: MODEL_HASH_A },
                 { key: MODEL_B, value: MODEL_HASH_B },
             ],
+            tee: NO_TEE_POLICY,
         },
         codes: { worker_code: env.codes.worker, escrow_code: env.codes.escrow, retired_worker_codes: [] },
         queue: { next_id: 0, changes: [] },
@@ -296,6 +316,19 @@ export function logs(r: SendMessageResult, name: string): Fields[] {
         .flatMap((t) => t.outMessages.values())
         .filter((m) => m.info.type === 'external-out' && m.body.beginParse().preloadUint(32) === tag)
         .map((m) => decode(name, m.body));
+}
+
+/**
+ * The settlement records of a trace: the `settlement` of every payout that carries one (the
+ * Escrow's record of a channel settlement: channel, seq, cumulative, acc, final, released).
+ */
+export function settlements(r: SendMessageResult): Fields[] {
+    const tag = typeDef('payout').tag;
+    return r.transactions
+        .map((t) => t.inMessage)
+        .filter((m) => m && m.info.type === 'internal' && m.body.bits.length >= 32 && m.body.beginParse().preloadUint(32) === tag)
+        .map((m) => decode('payout', m!.body).settlement)
+        .filter((s) => s !== null);
 }
 
 /** The value of the message from `from` to `to` in a trace (exactly one expected). */

@@ -46,7 +46,11 @@ function sample(kind: FieldKind, name: string, n: number): any {
             return Buffer.alloc(kind.bits / 8, 0x10 + n);
         case 'ref':
         case 'maybeRef':
+        case 'maybe':
+        case 'inline':
             return sampleOf(kind.type);
+        case 'set384':
+            return [Buffer.alloc(48, 0x3c), Buffer.alloc(48, 0x3d)];
         case 'cell':
             return opaque(0xc0de0000 + n);
         case 'set32':
@@ -82,8 +86,8 @@ export const CASES: { [type: string]: Fields[] } = Object.fromEntries(
         const base = sampleOf(t.name);
         const cases = [base];
         for (const [name, kind] of t.fields) {
-            if (kind.k === 'maybeRef' || kind.k === 'addrOpt') cases.push({ ...base, [name]: null });
-            if (kind.k === 'set32' || kind.k === 'set256' || kind.k === 'map' || kind.k === 'map32bits256' || kind.k === 'map256cell') {
+            if (kind.k === 'maybeRef' || kind.k === 'maybe' || kind.k === 'addrOpt') cases.push({ ...base, [name]: null });
+            if (kind.k === 'set32' || kind.k === 'set256' || kind.k === 'set384' || kind.k === 'map' || kind.k === 'map32bits256' || kind.k === 'map256cell') {
                 cases.push({ ...base, [name]: [] });
             }
         }
