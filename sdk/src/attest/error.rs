@@ -2,6 +2,35 @@
 
 use super::evidence::EvidenceKind;
 
+/// An input a provider needs and was not given: each names what the operator must supply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MissingInput {
+    /// No VCEK/VLEK: the host's certificate table has none and no file or KDS URL is configured.
+    #[error(
+        "no VCEK or VLEK for the SEV-SNP report: the host's certificate table has none, and neither a certificate file nor an AMD KDS URL is configured"
+    )]
+    SnpSigningCert,
+    /// A VLEK-signed report needs the ASVK that signed the VLEK.
+    #[error(
+        "the SEV-SNP report is signed by a VLEK but no ASVK is available: the host's certificate table has none and no certificate chain file is configured"
+    )]
+    SnpVlekChain,
+    /// The KDS path names the product; version 2 reports do not carry it.
+    #[error(
+        "the AMD product line (milan, genoa, turin) is needed to fetch the VCEK from the KDS and the report does not name it"
+    )]
+    SnpProduct,
+    /// A TDX quote verifies only with Intel's collateral.
+    #[error(
+        "a TDX quote verifies only with Intel's collateral: neither a collateral file nor a PCCS/PCS URL is configured"
+    )]
+    TdxCollateral,
+    /// The pre-created configfs-tsm report entry does not exist.
+    #[error("configfs-tsm report entry {0} does not exist")]
+    ConfigfsEntry(String),
+}
+
 /// Result alias of the attestation module.
 pub type Result<T, E = AttestError> = std::result::Result<T, E>;
 
@@ -72,8 +101,8 @@ pub enum AttestError {
         /// VMPL in the report.
         actual: u32,
     },
-    /// The report is signed by a VLEK, which this verifier does not support.
-    #[error("report signed by a VLEK (signing key {0}); only VCEK-signed reports are accepted")]
+    /// KEY_INFO names a signing key that is neither the VCEK nor a VLEK.
+    #[error("report signed by unknown key {0} (0 = VCEK, 1 = VLEK)")]
     UnsupportedSigningKey(u32),
     /// The evidence kind is not in the policy's allowed kinds.
     #[error("evidence kind {0} is not allowed by the policy")]
@@ -173,6 +202,35 @@ pub enum AttestError {
     /// Simulated evidence was requested for mainnet.
     #[error("UNATTESTED (SIMULATED TEE) is refused on mainnet")]
     SimulatedOnMainnet,
+    /// A provider input is missing (see [`MissingInput`] for which).
+    #[error(transparent)]
+    Missing(#[from] MissingInput),
+    /// The TEE answered with a report for other REPORT_DATA than requested.
+    #[error("the TEE returned a report whose REPORT_DATA is not the one requested")]
+    ReportDataNotEchoed,
+    /// Another writer used the configfs-tsm entry between our write and read.
+    #[error(
+        "configfs-tsm entry {path} changed while reading the report (generation {before} → {after})"
+    )]
+    ConfigfsRace {
+        /// The report entry.
+        path: String,
+        /// `generation` after our write of `inblob`.
+        before: u64,
+        /// `generation` after reading `outblob`.
+        after: u64,
+    },
+    /// An HTTP fetch (AMD KDS, Intel PCS/PCCS) failed.
+    #[error("GET {url}: {reason}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// Transport error or HTTP status.
+        reason: String,
+    },
+    /// The host's certificate table is malformed.
+    #[error("host certificate table malformed: {0}")]
+    CertTable(String),
     /// The TEE guest interface answered with an error.
     #[error("TEE guest interface error: {0}")]
     Provider(String),

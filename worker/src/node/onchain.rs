@@ -137,7 +137,8 @@ pub(crate) async fn attest(
     }
     let evidence = tokio::task::spawn_blocking(move || provider.attest(&report_data))
         .await
-        .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))??;
+        .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))?
+        .map_err(NodeError::from_attest)?;
     describe(cfg, worker, evidence, expires_at, policy)
 }
 
