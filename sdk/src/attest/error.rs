@@ -152,6 +152,36 @@ pub enum AttestError {
         /// End of validity, unix seconds.
         not_after: u64,
     },
+    /// A certificate of the chain is on its issuer's CRL.
+    #[error("certificate {which} (serial {serial}) is revoked by AMD's CRL")]
+    CertificateRevoked {
+        /// Which certificate (ASK, ASVK, VCEK, VLEK).
+        which: &'static str,
+        /// Its serial number, hex.
+        serial: String,
+    },
+    /// A CRL naming the product's ARK as issuer does not decode or is not signed by that ARK.
+    #[error("AMD CRL is invalid: {0}")]
+    CrlInvalid(String),
+    /// A CRL is outside its thisUpdate..nextUpdate window at the policy clock.
+    #[error("AMD CRL is not current at {now} (valid {this_update}..{next_update})")]
+    CrlNotCurrent {
+        /// Policy clock, unix seconds.
+        now: u64,
+        /// thisUpdate, unix seconds.
+        this_update: u64,
+        /// nextUpdate, unix seconds (0 when absent).
+        next_update: u64,
+    },
+    /// The policy requires a CRL and none of the product's ARK was given.
+    #[error("the policy requires AMD's CRL for {0} and none was given")]
+    CrlMissing(String),
+    /// The report is VLEK-signed and the policy does not accept VLEKs.
+    #[error("report signed by a VLEK, which the policy does not accept")]
+    VlekNotAllowed,
+    /// A VLEK-signed report came without an ASVK that chains to an allowed ARK.
+    #[error("VLEK does not chain to an allowed ARK through an ASVK: {0}")]
+    VlekChain(String),
     /// The ECDSA signature over the raw report bytes does not verify under the VCEK.
     #[error("SEV-SNP report signature is invalid")]
     ReportSignatureInvalid,
@@ -176,6 +206,24 @@ pub enum AttestError {
     /// The TD runs with the DEBUG attribute.
     #[error("TD has the DEBUG attribute set")]
     TdxDebug,
+    /// The TD's attributes under the policy mask differ from the required value.
+    #[error("TD attributes {actual:#018x} under mask {mask:#018x} are not {required:#018x}")]
+    TdxAttributes {
+        /// TDATTRIBUTES of the TD.
+        actual: u64,
+        /// Policy mask.
+        mask: u64,
+        /// Required masked value.
+        required: u64,
+    },
+    /// A TD register differs from the value the policy requires.
+    #[error("TD {register} {actual} is not the one the policy requires")]
+    TdxRegisterMismatch {
+        /// MRCONFIGID, MROWNER, MROWNERCONFIG or RTMR3.
+        register: &'static str,
+        /// Hex of the TD's value.
+        actual: String,
+    },
     /// REPORT_DATA does not equal the binding of the expected keys, address and nonce.
     #[error("REPORT_DATA does not bind the expected worker keys, address and nonce")]
     BindingMismatch,

@@ -10,6 +10,7 @@
 //! that accepts it, and it prints as `UNATTESTED (SIMULATED TEE)` wherever it appears.
 
 mod binding;
+mod crl;
 mod error;
 mod evidence;
 mod policy;
@@ -24,8 +25,8 @@ pub use binding::{
 pub use error::{AttestError, MissingInput, Result};
 pub use evidence::{Evidence, EvidenceKind, SNP_REPORT_LEN};
 pub use policy::{
-    Clock, FixedClock, Measurement, Policy, SnpPolicy, SnpProduct, SnpTcb, SystemClock, TdxPolicy,
-    measurement_id,
+    Clock, FixedClock, Measurement, Policy, SnpPolicy, SnpProduct, SnpRoot, SnpTcb, SnpTrust,
+    SystemClock, TD_ATTRIBUTE_DEBUG, TD_ATTRIBUTE_SEPT_VE_DISABLE, TdxPolicy, measurement_id,
 };
 pub use provider::{
     AMD_KDS_URL, AttestationProvider, CONFIGFS_TSM_REPORT_DIR, ConfigfsTsmProvider, HTTP_TIMEOUT,
