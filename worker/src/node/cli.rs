@@ -18,7 +18,10 @@ use cocoon_sdk::units::Ton;
 use cocoon_sdk::wallet::Wallet;
 
 use super::error::{NodeError, Result};
-use super::{DEFAULT_CAPACITY, NodeConfig, NodeKeys, ServedModel};
+use super::{
+    DEFAULT_ATTESTATION_TTL, DEFAULT_CAPACITY, NodeConfig, NodeKeys, RENEW_BEFORE, Renewal,
+    ServedModel,
+};
 use crate::BackendKind;
 
 /// Default relayer (a local `cocoon-relayer run`).
@@ -98,6 +101,13 @@ pub struct TeeArgs {
     /// at every attestation.
     #[arg(long = "tee.pccs-url", env = "COCOON_TEE_PCCS_URL")]
     pub pccs_url: Option<String>,
+    /// Lifetime of a fresh attestation, seconds.
+    #[arg(long = "tee.ttl", env = "COCOON_TEE_TTL", default_value_t = DEFAULT_ATTESTATION_TTL)]
+    pub ttl: u32,
+    /// Renew the attestation (while serving, and in `register`) when it expires within this
+    /// many seconds.
+    #[arg(long = "tee.renew-before", env = "COCOON_TEE_RENEW_BEFORE", default_value_t = RENEW_BEFORE)]
+    pub renew_before: u32,
 }
 
 impl Default for TeeArgs {
@@ -111,6 +121,8 @@ impl Default for TeeArgs {
             snp_product: None,
             tdx_collateral: None,
             pccs_url: None,
+            ttl: DEFAULT_ATTESTATION_TTL,
+            renew_before: RENEW_BEFORE,
         }
     }
 }
@@ -310,6 +322,11 @@ impl NodeArgs {
             stake: self.stake.nano(),
             capacity: self.capacity,
             self_submit: self.self_submit,
+            renewal: Renewal {
+                ttl: self.tee_inputs.ttl,
+                renew_before: self.tee_inputs.renew_before,
+                ..Renewal::default()
+            },
         })
     }
 }
@@ -354,6 +371,8 @@ mod tests {
             "COCOON_TEE_SNP_PRODUCT",
             "COCOON_TEE_TDX_COLLATERAL",
             "COCOON_TEE_PCCS_URL",
+            "COCOON_TEE_TTL",
+            "COCOON_TEE_RENEW_BEFORE",
             "COCOON_WORKER_LOG_JSON",
             "TONCENTER_API_KEY",
         ] {
