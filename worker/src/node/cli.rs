@@ -199,7 +199,9 @@ pub struct NodeArgs {
     /// Relayer URL (ws://, wss://, http:// or https://).
     #[arg(long = "relayer", env = RELAYER_URL_ENV, default_value = DEFAULT_RELAYER_URL)]
     pub relayer: String,
-    /// Key file (receipt + encryption keys), created when missing. Default ~/.cocoon/worker-keys.json.
+    /// Key file (receipt + encryption keys) under --tee simulated, created when missing; in a TEE
+    /// the keys are generated in memory at start and this path only places the receipt ledger
+    /// (`<path>.receipts`). Default ~/.cocoon/worker-keys.json.
     #[arg(long = "keys", env = "COCOON_WORKER_KEYS")]
     pub keys: Option<PathBuf>,
     /// Models to serve, by name.
@@ -267,6 +269,15 @@ impl NodeArgs {
         })
     }
 
+    /// The node's keys: from the key file under `--tee simulated`; otherwise generated inside
+    /// the TEE for this run (no plaintext key file; `--keys` only places the receipt ledger).
+    pub fn keys(&self) -> Result<NodeKeys> {
+        match self.tee {
+            TeeMode::Simulated => NodeKeys::load_or_create(&self.keys_path()),
+            _ => NodeKeys::in_tee(&self.keys_path()),
+        }
+    }
+
     /// The attestation provider these flags ask for.
     pub fn provider(&self) -> Result<Arc<dyn AttestationProvider>> {
         let mainnet = self.chain.network == Network::Mainnet;
@@ -314,7 +325,7 @@ impl NodeArgs {
             root,
             relayer_url: self.relayer.clone(),
             wallet,
-            keys: NodeKeys::load_or_create(&self.keys_path())?,
+            keys: self.keys()?,
             models,
             attestation: self.provider()?,
             price_in: self.price_in,
@@ -511,5 +522,18 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_simulated_mode_has_a_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let keys = path.to_str().unwrap();
+        let tee = Cli::parse_from(["x", "--tee", "configfs", "--keys", keys]).node;
+        assert!(tee.keys().unwrap().is_in_tee());
+        assert!(!path.exists(), "no plaintext key file in TEE mode");
+        let sim = Cli::parse_from(["x", "--tee", "simulated", "--keys", keys]).node;
+        assert!(!sim.keys().unwrap().is_in_tee());
+        assert!(path.exists());
     }
 }
