@@ -427,7 +427,8 @@ mod tests {
     #[test]
     fn malformed_submissions_are_refused() {
         let good = serde_json::to_value(submit()).unwrap();
-        let bad: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Tweak = Box<dyn Fn(&mut serde_json::Value)>;
+        let bad: Vec<(&str, Tweak)> = vec![
             ("unknown field", Box::new(|v| v["extra"] = 1.into())),
             (
                 "unknown ticket field",
