@@ -197,6 +197,7 @@ impl ChannelRefusal {
     pub fn of(e: &ChannelError) -> Self {
         use ChannelError as E;
         match e {
+            E::WrongChannel { what: "voucher" } => Self::BadVoucher,
             E::NotOurChannel { .. } | E::LostHistory { .. } | E::WrongChannel { .. } => {
                 Self::UnknownChannel
             }
@@ -643,6 +644,10 @@ mod tests {
             (
                 E::LostHistory { last_seq: 1 },
                 ChannelRefusal::UnknownChannel,
+            ),
+            (
+                E::WrongChannel { what: "voucher" },
+                ChannelRefusal::BadVoucher,
             ),
             (
                 E::NotOurChannel {
