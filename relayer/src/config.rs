@@ -42,6 +42,10 @@ pub struct RelayerConfig {
     pub grace_period: u32,
     /// Expiry sweep interval.
     pub expiry_sweep: Duration,
+    /// The listener's timeouts, connection caps and per-client rate limit (clients and workers
+    /// alike). Its body cap is ignored: [`RelayerConfig::listener_limits`] derives it from
+    /// `max_input_bytes`.
+    pub listener: cocoon_http::Limits,
 }
 
 impl Default for RelayerConfig {
@@ -55,6 +59,7 @@ impl Default for RelayerConfig {
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
             expiry_sweep: DEFAULT_EXPIRY_SWEEP,
+            listener: cocoon_http::Limits::with_max_body(0),
         }
     }
 }
@@ -64,6 +69,14 @@ impl RelayerConfig {
     /// for the JSON around it and a candidate list.
     pub fn max_body_bytes(&self) -> usize {
         self.max_input_bytes / 3 * 4 + 4 + 64 * 1024
+    }
+
+    /// What the listener enforces, with the body cap that fits the largest sealed input.
+    pub fn listener_limits(&self) -> cocoon_http::Limits {
+        cocoon_http::Limits {
+            max_body_bytes: self.max_body_bytes(),
+            ..self.listener.clone()
+        }
     }
 
     /// How long a dispatch attempt holds its job without news (renewed on every chunk): after

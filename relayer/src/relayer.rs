@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -71,14 +70,9 @@ impl Relayer {
                 shared.close();
             }
         };
-        // Chunks and SSE events are small writes answered at once: without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs add ~40 ms to each exchange.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(drain)
-            .await;
+        let limits = shared.config.listener_limits();
+        let router = cocoon_http::harden(self.router(), &limits, crate::api::render_refusal());
+        let result = cocoon_http::serve(listener, router, limits, drain).await;
         sweeper.abort();
         info!(target: "relayer::server", "stopped");
         result.map_err(Into::into)

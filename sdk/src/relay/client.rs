@@ -223,6 +223,10 @@ pub enum ApiErrorCode {
     NoCandidates,
     /// The client speaks another protocol version (400).
     UnsupportedVersion,
+    /// The request body did not arrive in time (408).
+    RequestTimeout,
+    /// Too many requests from this client; retry after the `Retry-After` header's seconds (429).
+    RateLimited,
     /// Something failed inside the relayer (500).
     Internal,
 }

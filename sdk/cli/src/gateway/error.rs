@@ -24,6 +24,15 @@ pub enum GatewayError {
         /// Most bytes accepted.
         limit: usize,
     },
+    /// The request body did not arrive in time (408).
+    #[error("request body not received within {0} ms")]
+    RequestTimeout(u64),
+    /// This client sent too many requests (429, with `Retry-After`).
+    #[error("too many requests from this client; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until it may try again.
+        retry_after_secs: u64,
+    },
     /// No `Authorization: Bearer` key was sent, but the gateway requires one (401).
     #[error("missing API key: send `Authorization: Bearer <key>`")]
     MissingApiKey,
@@ -91,6 +100,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::UnknownModel(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -106,11 +117,12 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. }
             | Self::PayloadTooLarge { .. }
+            | Self::RequestTimeout(_)
             | Self::UnknownModel(_)
             | Self::NotFound(_) => "invalid_request_error",
             Self::MissingApiKey | Self::InvalidApiKey => "authentication_error",
             Self::InsufficientBalance { .. } => "insufficient_quota",
-            Self::NoWorker { .. } => "rate_limit_error",
+            Self::NoWorker { .. } | Self::RateLimited { .. } => "rate_limit_error",
             Self::AttestationRejected(_) | Self::Upstream { .. } | Self::Timeout(_) => {
                 "upstream_error"
             }
@@ -123,6 +135,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
             Self::PayloadTooLarge { .. } => "request_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::UnknownModel(_) => "model_not_found",
@@ -184,6 +198,32 @@ pub struct ErrorDetail {
     pub code: &'static str,
 }
 
+impl GatewayError {
+    /// The listener's refusals (body cap, slow body, rate limit) as gateway errors.
+    pub fn render_refusal() -> cocoon_http::Render {
+        std::sync::Arc::new(|r: &cocoon_http::Refusal| {
+            match r {
+                cocoon_http::Refusal::TooLarge { limit } => {
+                    GatewayError::PayloadTooLarge { limit: *limit }
+                }
+                cocoon_http::Refusal::BodyTimeout { timeout } => GatewayError::RequestTimeout(
+                    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                ),
+                cocoon_http::Refusal::BodyUnreadable(why) => GatewayError::InvalidRequest {
+                    message: format!("request body unreadable: {why}"),
+                    param: None,
+                },
+                cocoon_http::Refusal::RateLimited { retry_after_secs } => {
+                    GatewayError::RateLimited {
+                        retry_after_secs: *retry_after_secs,
+                    }
+                }
+            }
+            .into_response()
+        })
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -214,6 +254,20 @@ mod tests {
                 413,
                 "invalid_request_error",
                 "request_too_large",
+            ),
+            (
+                GatewayError::RequestTimeout(5),
+                408,
+                "invalid_request_error",
+                "request_timeout",
+            ),
+            (
+                GatewayError::RateLimited {
+                    retry_after_secs: 1,
+                },
+                429,
+                "rate_limit_error",
+                "rate_limit_exceeded",
             ),
             (
                 GatewayError::MissingApiKey,
