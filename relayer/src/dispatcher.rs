@@ -12,7 +12,7 @@ use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::StreamEvent;
 use cocoon_sdk::relay::worker::{
-    Cancel, Chunk, Dispatch, Done, JobFailed, RelayMessage, WorkerMessage,
+    Cancel, Chunk, Dispatch, Done, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
@@ -51,7 +51,27 @@ enum Outcome {
     /// The job left the dispatcher's hands (expired, settled elsewhere).
     Gone,
     Failover(String),
+    /// The worker refused the job for good ([`JobFailure::is_final`]): no other worker is tried.
+    Refused(JobFailure, String),
 }
+
+/// Longest worker detail kept with a refusal.
+const MAX_REFUSAL_DETAIL: usize = 200;
+
+/// The stored reason of a job a worker refused for good; [`parse_refusal`] reads it back.
+pub fn refusal_reason(code: JobFailure, detail: &str) -> String {
+    let detail: String = detail.chars().take(MAX_REFUSAL_DETAIL).collect();
+    format!("{REFUSED_PREFIX}{code}: {detail}")
+}
+
+/// The code and detail of a stored refusal reason.
+pub fn parse_refusal(reason: &str) -> Option<(JobFailure, String)> {
+    let rest = reason.strip_prefix(REFUSED_PREFIX)?;
+    let (code, detail) = rest.split_once(": ")?;
+    Some((JobFailure::parse(code)?, detail.to_string()))
+}
+
+const REFUSED_PREFIX: &str = "refused by the worker: ";
 
 /// What the dispatcher works with, handed over when it is built.
 #[derive(Debug)]
@@ -358,6 +378,9 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
         session.release();
         match outcome? {
             Outcome::Answered | Outcome::Gone => return Ok(()),
+            Outcome::Refused(code, detail) => {
+                return end_refused(d, job, &session, attempt, code, &detail).await;
+            }
             Outcome::Failover(reason) => {
                 d.metrics.failovers.inc();
                 failed_over = true;
@@ -366,6 +389,40 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
         }
     }
     park_waiting(d, job, &record, failed_over).await
+}
+
+/// A worker refused the job for a reason no worker can get past: it fails at once, with no
+/// receipt (nothing is charged; the Escrow refunds it after the deadline), and the client is told
+/// why.
+async fn end_refused(
+    d: &DispatchDeps,
+    job: &JobRef,
+    session: &Session,
+    attempt: u32,
+    code: JobFailure,
+    detail: &str,
+) -> Result<(), Error> {
+    let reason = refusal_reason(code, detail);
+    match d
+        .store
+        .transition(job, JobState::Failed, Some(&reason))
+        .await
+    {
+        Ok(_) => {}
+        // Settled or expired meanwhile: its end is already told.
+        Err(Error::InvalidTransition { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    d.metrics.final_refusals.inc();
+    warn!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, %code, "worker refused the job for good; not retried");
+    d.hub.publish(
+        job,
+        StreamEvent::Refused {
+            code,
+            reason: detail.chars().take(MAX_REFUSAL_DETAIL).collect(),
+        },
+    );
+    Ok(())
 }
 
 /// Nobody could take the job now. A worker that connects (or frees capacity) before the
@@ -458,8 +515,11 @@ async fn follow(
                     },
                 );
             }
+            AttemptEvent::Failed(f) if f.code.is_final() => {
+                return Ok(Outcome::Refused(f.code, f.message));
+            }
             AttemptEvent::Failed(f) => {
-                return Ok(Outcome::Failover(format!("worker refused ({:?})", f.code)));
+                return Ok(Outcome::Failover(format!("worker refused ({})", f.code)));
             }
             AttemptEvent::Disconnected => {
                 return Ok(Outcome::Failover("worker disconnected".into()));

@@ -24,7 +24,7 @@
 //!   worker WebSocket.
 //! - [`sessions`]: the table of live worker sessions; [`api::worker`] is the WebSocket endpoint
 //!   (challenge/auth, heartbeats, job frames) that fills it.
-//! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover.
+//! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover, final refusals.
 //! - [`hub`]: per-job event streams with replay.
 //! - [`registry`]: on-chain worker records behind [`WorkerRegistry`], and the admission rule.
 //! - [`receipt`]: checks on a worker's signed receipt.

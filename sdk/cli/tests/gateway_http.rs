@@ -27,6 +27,8 @@ enum Script {
     FailsMidStream(GatewayError),
     /// Dispatched, then nothing ever again.
     Hangs,
+    /// Dispatched, then this error at once (a worker's final refusal).
+    RefusedAfterDispatch(GatewayError),
 }
 
 struct Scripted {
@@ -115,6 +117,13 @@ impl Backend for Scripted {
                 return Ok(first.chain(futures_util::stream::pending()).boxed());
             }
             Script::FailsMidStream(e) => vec![Ok(BackendEvent::Delta("partial".into())), Err(e)],
+            Script::RefusedAfterDispatch(e) => vec![
+                Ok(BackendEvent::Dispatched {
+                    worker,
+                    attestation_kind: EvidenceKind::Simulated,
+                }),
+                Err(e),
+            ],
             Script::Answer(kind) => {
                 let mut ev = vec![Ok(BackendEvent::Dispatched {
                     worker,
@@ -887,4 +896,30 @@ async fn a_flooding_client_gets_429() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(statuses[0], 200);
+}
+
+#[tokio::test]
+async fn an_over_long_prompt_is_400_context_length_exceeded_streamed_or_not() {
+    let s = start(GatewayConfig::default()).await;
+    s.backend.set(Script::RefusedAfterDispatch(
+        GatewayError::ContextLengthExceeded(
+            "prompt of 12031 tokens does not fit the context of 8192 tokens".into(),
+        ),
+    ));
+    for stream in [false, true] {
+        let mut body = chat_body("a very long prompt");
+        body["stream"] = json!(stream);
+        let (status, v) = error_of(s.post("/v1/chat/completions", body).await).await;
+        assert_eq!(status, 400, "stream {stream}: {v}");
+        assert_eq!(
+            v["error"],
+            json!({
+                "message": "this model's maximum context length was exceeded: prompt of 12031 tokens does not fit the context of 8192 tokens",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }),
+            "stream {stream}"
+        );
+    }
 }

@@ -18,6 +18,10 @@ pub enum GatewayError {
         /// The offending parameter, when there is one.
         param: Option<String>,
     },
+    /// The prompt does not fit the model's context window (400, OpenAI's
+    /// `context_length_exceeded`); the job ended at once and cost nothing.
+    #[error("this model's maximum context length was exceeded: {0}")]
+    ContextLengthExceeded(String),
     /// The request body is larger than the gateway accepts (413).
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -70,7 +74,7 @@ pub enum GatewayError {
     #[error("upstream failure ({code}): {message}")]
     Upstream {
         /// Stable code: `relayer_unreachable`, `relayer_error`, `worker_failed`,
-        /// `bad_response`, `receipt_invalid`.
+        /// `worker_refused`, `bad_response`, `receipt_invalid`.
         code: &'static str,
         /// Details.
         message: String,
@@ -98,7 +102,7 @@ impl GatewayError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. } | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -116,6 +120,7 @@ impl GatewayError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. }
+            | Self::ContextLengthExceeded(_)
             | Self::PayloadTooLarge { .. }
             | Self::RequestTimeout(_)
             | Self::UnknownModel(_)
@@ -134,6 +139,7 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::ContextLengthExceeded(_) => "context_length_exceeded",
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::RequestTimeout(_) => "request_timeout",
             Self::RateLimited { .. } => "rate_limit_exceeded",
@@ -155,6 +161,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { param, .. } => param.as_deref(),
             Self::UnknownModel(_) => Some("model"),
+            Self::ContextLengthExceeded(_) => Some("messages"),
             _ => None,
         }
     }
@@ -254,6 +261,12 @@ mod tests {
                 413,
                 "invalid_request_error",
                 "request_too_large",
+            ),
+            (
+                GatewayError::ContextLengthExceeded("9000 > 8192".into()),
+                400,
+                "invalid_request_error",
+                "context_length_exceeded",
             ),
             (
                 GatewayError::RequestTimeout(5),
