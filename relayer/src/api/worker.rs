@@ -250,7 +250,7 @@ async fn open(
         .worker_sessions
         .set(shared.sessions.len() as i64);
     info!(target: "relayer::sessions", %worker, session = session.id, models = ?session.models, capacity = hello.capacity, "worker session open");
-    shared.dispatcher.worker_available();
+    shared.dispatcher.worker_free(&session);
     Some((session, rx))
 }
 
@@ -336,8 +336,9 @@ fn on_frame(shared: &SessionDeps, session: &Arc<Session>, frame: Message) -> Nex
             session.load.store(hb.load, Ordering::Relaxed);
             session.capacity.store(hb.capacity, Ordering::Relaxed);
             debug!(target: "relayer::sessions", worker = %session.worker, load = hb.load, capacity = hb.capacity, "heartbeat");
-            if hb.load < hb.capacity {
-                shared.dispatcher.worker_available();
+            // A lookup in its own queues: a flood of heartbeats costs no scan.
+            if session.load() < session.capacity() {
+                shared.dispatcher.worker_free(session);
             }
             Next::Continue
         }
