@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_INPUT_BYTES: usize = 1 << 20;
 /// Seconds after a job's deadline during which a settlement is still accepted on-chain (Root's
 /// grace period); the relayer marks a job expired only after it.
 pub const DEFAULT_GRACE_PERIOD: u32 = 600;
+/// Jobs at once the relayer believes a worker can run before it has seen it run more: a
+/// worker's claimed capacity counts only up to the larger of this and twice the most jobs it
+/// was seen answering at once.
+pub const TRUSTED_CAPACITY: u32 = 4;
 /// How often the relayer sweeps for expired jobs.
 pub const DEFAULT_EXPIRY_SWEEP: Duration = Duration::from_secs(30);
 

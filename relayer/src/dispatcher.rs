@@ -610,6 +610,9 @@ async fn finish(
     d.metrics
         .dispatch_latency
         .observe(started.elapsed().as_secs_f64());
+    // Capacity is earned: what it answered at once raises what the relayer believes of it.
+    let peak = session.served(session.assigned());
+    d.sessions.remember_peak(&session.worker, peak);
     d.hub.publish(
         job,
         StreamEvent::Receipt {

@@ -387,3 +387,43 @@ async fn retryable_refusals_fail_over() {
     assert_eq!((refused, answered), (1, 1));
     assert_eq!(rec.state, JobState::Answered);
 }
+
+#[tokio::test]
+async fn a_claimed_capacity_counts_only_as_far_as_it_was_earned() {
+    let r = start(fast_config()).await;
+    let mut honest = StubWorker::new(1, vec![1]);
+    honest.capacity = 4;
+    let mut liar = StubWorker::new(2, vec![1]);
+    liar.capacity = u32::MAX;
+    let h = r.worker(&honest).await;
+    let l = r.worker(&liar).await;
+    // Both report two jobs running: the liar's claim would make that 0 % of its capacity
+    // against the honest one's 50 %.
+    h.heartbeat(2, 4);
+    l.heartbeat(2, u32::MAX);
+    reported_load(&r, &honest.address, 2).await;
+    reported_load(&r, &liar.address, 2).await;
+    let list: WorkerList = r
+        .client
+        .get(format!("{}/v1/workers", r.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let believed = |w: &str| {
+        list.workers
+            .iter()
+            .find(|i| i.worker == w)
+            .unwrap()
+            .capacity
+    };
+    assert_eq!(believed(&liar.address), 4, "believed no more than trusted");
+    assert_eq!(believed(&honest.address), 4);
+    // Equal load and price: the client's order decides, not the claim.
+    assert_eq!(
+        dispatch_order(&r, 1, &[&honest.address, &liar.address]).await,
+        vec![(honest.address.clone(), 1)]
+    );
+}

@@ -68,7 +68,8 @@ async fn two_relayers_never_dispatch_one_job_twice() {
                 a.relayer.shared().dispatcher.reload_waiting(),
                 b.relayer.shared().dispatcher.reload_waiting()
             );
-            (ra.unwrap(), rb.unwrap());
+            ra.unwrap();
+            rb.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let until = tokio::time::Instant::now() + Duration::from_secs(20);

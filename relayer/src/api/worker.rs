@@ -228,6 +228,7 @@ async fn open(
         load: AtomicU32::new(0),
         capacity: AtomicU32::new(hello.capacity),
         assigned: AtomicU32::new(0),
+        served_peak: AtomicU32::new(shared.sessions.earned_peak(&worker)),
         last_seen: Mutex::new(Instant::now()),
     });
     let welcome = Welcome {
@@ -249,7 +250,7 @@ async fn open(
         .metrics
         .worker_sessions
         .set(shared.sessions.len() as i64);
-    info!(target: "relayer::sessions", %worker, session = session.id, models = ?session.models, capacity = hello.capacity, "worker session open");
+    info!(target: "relayer::sessions", %worker, session = session.id, models = ?session.models, claimed_capacity = hello.capacity, believed_capacity = session.capacity(), "worker session open");
     shared.dispatcher.worker_free(&session);
     Some((session, rx))
 }
