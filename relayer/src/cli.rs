@@ -72,6 +72,16 @@ pub struct ApiArgs {
     /// Requests one peer IP may make in a burst.
     #[arg(id = "api.rate-burst", long = "api.rate-burst", env = "COCOON_RELAYER_RATE_BURST", default_value_t = cocoon_http::DEFAULT_RATE_BURST)]
     pub rate_burst: u32,
+    /// Token that opens `GET /v1/jobs` (every client's jobs) as `Authorization: Bearer <token>`;
+    /// without one the list is refused to everyone. Prefer the environment variable: a value on
+    /// the command line is visible in `ps`.
+    #[arg(
+        id = "api.operator-token",
+        long = "api.operator-token",
+        env = "COCOON_RELAYER_OPERATOR_TOKEN",
+        hide_env_values = true
+    )]
+    pub operator_token: Option<String>,
 }
 
 impl ApiArgs {

@@ -50,6 +50,9 @@ pub struct RelayerConfig {
     /// alike). Its body cap is ignored: [`RelayerConfig::listener_limits`] derives it from
     /// `max_input_bytes`.
     pub listener: cocoon_http::Limits,
+    /// The token (`Authorization: Bearer <token>`) that opens the relayer's books: `GET
+    /// /v1/jobs` lists every client's jobs, so without a token it is refused to everyone.
+    pub operator_token: Option<String>,
 }
 
 impl Default for RelayerConfig {
@@ -64,6 +67,7 @@ impl Default for RelayerConfig {
             grace_period: DEFAULT_GRACE_PERIOD,
             expiry_sweep: DEFAULT_EXPIRY_SWEEP,
             listener: cocoon_http::Limits::with_max_body(0),
+            operator_token: None,
         }
     }
 }

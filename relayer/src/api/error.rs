@@ -31,6 +31,7 @@ impl ApiFailure {
             }
             ApiErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ApiErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

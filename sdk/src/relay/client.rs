@@ -238,6 +238,8 @@ pub enum ApiErrorCode {
     RequestTimeout,
     /// Too many requests from this client; retry after the `Retry-After` header's seconds (429).
     RateLimited,
+    /// The route needs the operator token, and none (or another) was sent (403).
+    Forbidden,
     /// Something failed inside the relayer (500).
     Internal,
 }
