@@ -95,7 +95,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for s in &stubs {
         registry.insert(s.address.clone(), s.on_chain());
     }
-    let relayer = Relayer::new(store.clone(), registry, RelayerConfig::default());
+    // The benchmark's lanes all come from loopback: no per-client rate limit.
+    let mut config = RelayerConfig::default();
+    config.listener.rate_per_second = 0;
+    let relayer = Relayer::new(store.clone(), registry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

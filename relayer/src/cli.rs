@@ -50,6 +50,54 @@ pub struct ApiArgs {
     /// Address to listen on (clients and workers).
     #[arg(id = "api.listen", long = "api.listen", env = "COCOON_RELAYER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Seconds a connection has to send a complete request head (new or kept alive).
+    #[arg(id = "api.header-timeout", long = "api.header-timeout", env = "COCOON_RELAYER_HEADER_TIMEOUT", default_value_t = cocoon_http::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub header_timeout_s: u64,
+    /// Seconds a request body has to arrive in full (408 after).
+    #[arg(id = "api.body-timeout", long = "api.body-timeout", env = "COCOON_RELAYER_BODY_TIMEOUT", default_value_t = cocoon_http::DEFAULT_BODY_TIMEOUT.as_secs())]
+    pub body_timeout_s: u64,
+    /// Seconds a connection may go without a byte either way before it is closed.
+    #[arg(id = "api.idle-timeout", long = "api.idle-timeout", env = "COCOON_RELAYER_CONN_IDLE_TIMEOUT", default_value_t = cocoon_http::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout_s: u64,
+    /// Connections served at once (clients and workers); beyond it new ones are closed. Keep
+    /// it well below the process's open-file limit.
+    #[arg(id = "api.max-connections", long = "api.max-connections", env = "COCOON_RELAYER_MAX_CONNECTIONS", default_value_t = cocoon_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Connections one peer IP may hold at once.
+    #[arg(id = "api.max-connections-per-ip", long = "api.max-connections-per-ip", env = "COCOON_RELAYER_MAX_CONNECTIONS_PER_IP", default_value_t = cocoon_http::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+    /// Requests per second one peer IP may make on average (429 beyond; 0: no limit).
+    #[arg(id = "api.rate-limit", long = "api.rate-limit", env = "COCOON_RELAYER_RATE_LIMIT", default_value_t = cocoon_http::DEFAULT_RATE_PER_SECOND)]
+    pub rate_per_second: u32,
+    /// Requests one peer IP may make in a burst.
+    #[arg(id = "api.rate-burst", long = "api.rate-burst", env = "COCOON_RELAYER_RATE_BURST", default_value_t = cocoon_http::DEFAULT_RATE_BURST)]
+    pub rate_burst: u32,
+    /// Token that opens `GET /v1/jobs` (every client's jobs) as `Authorization: Bearer <token>`;
+    /// without one the list is refused to everyone. Prefer the environment variable: a value on
+    /// the command line is visible in `ps`.
+    #[arg(
+        id = "api.operator-token",
+        long = "api.operator-token",
+        env = "COCOON_RELAYER_OPERATOR_TOKEN",
+        hide_env_values = true
+    )]
+    pub operator_token: Option<String>,
+}
+
+impl ApiArgs {
+    /// The listener limits these flags describe (the body cap follows `--relayer.max-input-bytes`).
+    pub fn limits(&self) -> cocoon_http::Limits {
+        cocoon_http::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_s.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_s.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s.max(1)),
+            max_body_bytes: 0,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            rate_per_second: self.rate_per_second,
+            rate_burst: self.rate_burst,
+        }
+    }
 }
 
 /// `--store.*`
@@ -156,8 +204,16 @@ pub struct FileConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct FileApi {
     listen: Option<SocketAddr>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -210,6 +266,13 @@ impl RunArgs {
             };
         }
         take!(file.api, listen => self.api.listen, "api.listen");
+        take!(file.api, header_timeout => self.api.header_timeout_s, "api.header-timeout");
+        take!(file.api, body_timeout => self.api.body_timeout_s, "api.body-timeout");
+        take!(file.api, idle_timeout => self.api.idle_timeout_s, "api.idle-timeout");
+        take!(file.api, max_connections => self.api.max_connections, "api.max-connections");
+        take!(file.api, max_connections_per_ip => self.api.max_connections_per_ip, "api.max-connections-per-ip");
+        take!(file.api, rate_limit => self.api.rate_per_second, "api.rate-limit");
+        take!(file.api, rate_burst => self.api.rate_burst, "api.rate-burst");
         take!(file.store, url => self.store.url, "store.url");
         take!(file.store, max_connections => self.store.max_connections, "store.max-connections");
         take!(file.relayer, id => self.relayer.id, "relayer.id");
@@ -249,6 +312,11 @@ mod tests {
         assert_eq!(a.api.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(a.store.url, DEFAULT_STORE_URL);
         assert_eq!(a.store.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            a.api.limits(),
+            cocoon_http::Limits::with_max_body(0),
+            "listener defaults are the library's"
+        );
         let c = a.relayer.to_config();
         let d = RelayerConfig::default();
         assert_eq!(
@@ -290,11 +358,12 @@ mod tests {
     fn file_fills_only_what_flags_left_default() {
         let (mut a, m) = parse(&["--store.url", "postgres://u@h/db"]);
         let file = FileConfig::parse(
-            "[api]\nlisten = \"0.0.0.0:9000\"\n[store]\nurl = \"sqlite://f.db\"\nmax-connections = 3\n[relayer]\ngrace-period = 5\n",
+            "[api]\nlisten = \"0.0.0.0:9000\"\nrate-limit = 7\n[store]\nurl = \"sqlite://f.db\"\nmax-connections = 3\n[relayer]\ngrace-period = 5\n",
         )
         .unwrap();
         a.merge_file(file, &m);
         assert_eq!(a.api.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(a.api.limits().rate_per_second, 7);
         assert_eq!(a.store.url, "postgres://u@h/db", "the flag wins");
         assert_eq!((a.store.max_connections, a.relayer.grace_period), (3, 5));
         assert!(FileConfig::parse("[store]\nbogus = 1\n").is_err());

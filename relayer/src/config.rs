@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_INPUT_BYTES: usize = 1 << 20;
 /// Seconds after a job's deadline during which a settlement is still accepted on-chain (Root's
 /// grace period); the relayer marks a job expired only after it.
 pub const DEFAULT_GRACE_PERIOD: u32 = 600;
+/// Jobs at once the relayer believes a worker can run before it has seen it run more: a
+/// worker's claimed capacity counts only up to the larger of this and twice the most jobs it
+/// was seen answering at once.
+pub const TRUSTED_CAPACITY: u32 = 4;
 /// How often the relayer sweeps for expired jobs.
 pub const DEFAULT_EXPIRY_SWEEP: Duration = Duration::from_secs(30);
 
@@ -42,6 +46,13 @@ pub struct RelayerConfig {
     pub grace_period: u32,
     /// Expiry sweep interval.
     pub expiry_sweep: Duration,
+    /// The listener's timeouts, connection caps and per-client rate limit (clients and workers
+    /// alike). Its body cap is ignored: [`RelayerConfig::listener_limits`] derives it from
+    /// `max_input_bytes`.
+    pub listener: cocoon_http::Limits,
+    /// The token (`Authorization: Bearer <token>`) that opens the relayer's books: `GET
+    /// /v1/jobs` lists every client's jobs, so without a token it is refused to everyone.
+    pub operator_token: Option<String>,
 }
 
 impl Default for RelayerConfig {
@@ -55,6 +66,8 @@ impl Default for RelayerConfig {
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
             expiry_sweep: DEFAULT_EXPIRY_SWEEP,
+            listener: cocoon_http::Limits::with_max_body(0),
+            operator_token: None,
         }
     }
 }
@@ -64,6 +77,14 @@ impl RelayerConfig {
     /// for the JSON around it and a candidate list.
     pub fn max_body_bytes(&self) -> usize {
         self.max_input_bytes / 3 * 4 + 4 + 64 * 1024
+    }
+
+    /// What the listener enforces, with the body cap that fits the largest sealed input.
+    pub fn listener_limits(&self) -> cocoon_http::Limits {
+        cocoon_http::Limits {
+            max_body_bytes: self.max_body_bytes(),
+            ..self.listener.clone()
+        }
     }
 
     /// How long a dispatch attempt holds its job without news (renewed on every chunk): after

@@ -12,7 +12,7 @@ use cocoon_sdk::clock::unix_now_i64;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::StreamEvent;
 use cocoon_sdk::relay::worker::{
-    Cancel, Chunk, Dispatch, Done, JobFailed, RelayMessage, WorkerMessage,
+    Cancel, Chunk, Dispatch, Done, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
@@ -21,15 +21,13 @@ use crate::config::RelayerConfig;
 use crate::error::Error;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::queue::{WaitQueue, Waiting};
 use crate::receipt::check_receipt;
 use crate::sessions::{Session, Sessions};
 use crate::store::{JobRecord, JobState, SealedInput, Store};
 
 /// Reason recorded on a job no connected candidate could take.
 pub const WAITING_REASON: &str = "waiting for a candidate worker";
-
-/// Most waiting jobs looked at when a worker becomes available.
-const WAITING_SCAN_LIMIT: u32 = 256;
 
 #[derive(Debug)]
 enum AttemptEvent {
@@ -51,7 +49,27 @@ enum Outcome {
     /// The job left the dispatcher's hands (expired, settled elsewhere).
     Gone,
     Failover(String),
+    /// The worker refused the job for good ([`JobFailure::is_final`]): no other worker is tried.
+    Refused(JobFailure, String),
 }
+
+/// Longest worker detail kept with a refusal.
+const MAX_REFUSAL_DETAIL: usize = 200;
+
+/// The stored reason of a job a worker refused for good; [`parse_refusal`] reads it back.
+pub fn refusal_reason(code: JobFailure, detail: &str) -> String {
+    let detail: String = detail.chars().take(MAX_REFUSAL_DETAIL).collect();
+    format!("{REFUSED_PREFIX}{code}: {detail}")
+}
+
+/// The code and detail of a stored refusal reason.
+pub fn parse_refusal(reason: &str) -> Option<(JobFailure, String)> {
+    let rest = reason.strip_prefix(REFUSED_PREFIX)?;
+    let (code, detail) = rest.split_once(": ")?;
+    Some((JobFailure::parse(code)?, detail.to_string()))
+}
+
+const REFUSED_PREFIX: &str = "refused by the worker: ";
 
 /// What the dispatcher works with, handed over when it is built.
 #[derive(Debug)]
@@ -79,11 +97,23 @@ pub struct Dispatcher {
 struct Inner {
     deps: DispatchDeps,
     routes: Mutex<HashMap<JobRef, Route>>,
-    running: Mutex<HashSet<JobRef>>,
+    /// Jobs being dispatched now; `true` when the job was offered again meanwhile (a worker
+    /// freed up after it parked but before its task ended): it then runs once more.
+    running: Mutex<HashMap<JobRef, bool>>,
     active: AtomicUsize,
     idle: Notify,
     draining: AtomicBool,
-    scanning: AtomicBool,
+    /// Jobs no connected candidate could take, per (worker, model).
+    waiting: WaitQueue,
+}
+
+impl Inner {
+    fn running_now(&self, job: &JobRef) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(job)
+    }
 }
 
 impl std::ops::Deref for Dispatcher {
@@ -105,24 +135,25 @@ impl Dispatcher {
                 active: AtomicUsize::new(0),
                 idle: Notify::new(),
                 draining: AtomicBool::new(false),
-                scanning: AtomicBool::new(false),
+                waiting: WaitQueue::new(),
             }),
         }
     }
 
-    /// Starts dispatching `job` unless it is already being dispatched or the relayer is draining.
+    /// Starts dispatching `job` unless the relayer is draining. A job already being dispatched
+    /// runs once more after its current run (it may have parked just before this offer).
     pub fn start(&self, job: JobRef) {
         let d = &self.inner;
         if d.draining.load(Ordering::SeqCst) {
             return;
         }
-        if !d
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(job.clone())
         {
-            return;
+            let mut running = d.running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(again) = running.get_mut(&job) {
+                *again = true;
+                return;
+            }
+            running.insert(job.clone(), false);
         }
         d.active.fetch_add(1, Ordering::SeqCst);
         let this = self.clone();
@@ -132,44 +163,64 @@ impl Dispatcher {
                 warn!(target: "relayer::dispatch", %job, error = %e, "dispatch stopped on an error");
             }
             let d = &this.inner;
-            d.running
+            let again = d
+                .running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&job);
+                .remove(&job)
+                .unwrap_or(false);
+            if again {
+                this.start(job);
+            }
             if d.active.fetch_sub(1, Ordering::SeqCst) == 1 {
                 d.idle.notify_waiters();
             }
         });
     }
 
-    /// A worker may take jobs: start the waiting ones (coalesced; one scan at a time).
-    pub fn worker_available(&self) {
-        let d = &self.inner;
-        if d.draining.load(Ordering::SeqCst) || d.scanning.swap(true, Ordering::SeqCst) {
+    /// `session` may have free capacity: start as many of the jobs waiting for it as it has
+    /// room for, earliest deadline first. Costs a few map lookups when none waits (heartbeats
+    /// call it), whatever the number of jobs waiting for other workers.
+    pub fn worker_free(&self, session: &Session) {
+        if self.inner.draining.load(Ordering::SeqCst) {
             return;
         }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let waiting = this
-                .store
-                .jobs_in_state(JobState::InputReceived, WAITING_SCAN_LIMIT)
-                .await;
-            this.inner.scanning.store(false, Ordering::SeqCst);
-            match waiting {
-                Ok(jobs) => {
-                    let now = unix_now_i64();
-                    for j in jobs
-                        .into_iter()
-                        .filter(|j| i64::from(j.opened.deadline) > now)
-                    {
-                        this.start(j.opened.job);
-                    }
-                }
-                Err(e) => {
-                    warn!(target: "relayer::dispatch", error = %e, "could not list waiting jobs")
-                }
+        let room = session.capacity().saturating_sub(session.load());
+        let jobs = self.inner.waiting.take_for(
+            &session.worker,
+            &session.models,
+            unix_now_i64(),
+            usize::try_from(room).unwrap_or(usize::MAX),
+        );
+        for job in jobs {
+            self.start(job);
+        }
+    }
+
+    /// Adds to the waiting queue what the store has and it lacks (jobs parked before a restart
+    /// or by another instance, attempts whose lease ran out) and offers those to every connected
+    /// worker; returns how many. Runs at start and on the periodic sweep, never per heartbeat.
+    /// (Jobs this process parked itself wait for a worker event: a new session, a heartbeat
+    /// with room, a finished attempt.)
+    pub async fn reload_waiting(&self) -> Result<usize, Error> {
+        let waiting = self.store.waiting_jobs(unix_now_i64()).await?;
+        let mut added = 0;
+        for w in waiting {
+            if !self.inner.running_now(&w.job) && self.inner.waiting.park(w) {
+                added += 1;
             }
-        });
+        }
+        if added > 0 {
+            for session in self.sessions.all() {
+                self.worker_free(&session);
+            }
+        }
+        Ok(added)
+    }
+
+    /// Jobs waiting in this process's queue (expired entries included until dropped).
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.len()
     }
 
     /// An answer from a worker: delivered to the attempt it belongs to, dropped when late.
@@ -356,8 +407,13 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
         };
         d.unroute(job);
         session.release();
+        // Its place is free at once: the next job waiting for it need not wait for a heartbeat.
+        d.worker_free(&session);
         match outcome? {
             Outcome::Answered | Outcome::Gone => return Ok(()),
+            Outcome::Refused(code, detail) => {
+                return end_refused(d, job, &session, attempt, code, &detail).await;
+            }
             Outcome::Failover(reason) => {
                 d.metrics.failovers.inc();
                 failed_over = true;
@@ -365,15 +421,50 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
             }
         }
     }
-    park_waiting(d, job, &record, failed_over).await
+    park_waiting(d, job, &record, &input, failed_over).await
+}
+
+/// A worker refused the job for a reason no worker can get past: it fails at once, with no
+/// receipt (nothing is charged; the Escrow refunds it after the deadline), and the client is told
+/// why.
+async fn end_refused(
+    d: &DispatchDeps,
+    job: &JobRef,
+    session: &Session,
+    attempt: u32,
+    code: JobFailure,
+    detail: &str,
+) -> Result<(), Error> {
+    let reason = refusal_reason(code, detail);
+    match d
+        .store
+        .transition(job, JobState::Failed, Some(&reason))
+        .await
+    {
+        Ok(_) => {}
+        // Settled or expired meanwhile: its end is already told.
+        Err(Error::InvalidTransition { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    d.metrics.final_refusals.inc();
+    warn!(target: "relayer::dispatch", %job, worker = %session.worker, attempt, %code, "worker refused the job for good; not retried");
+    d.hub.publish(
+        job,
+        StreamEvent::Refused {
+            code,
+            reason: detail.chars().take(MAX_REFUSAL_DETAIL).collect(),
+        },
+    );
+    Ok(())
 }
 
 /// Nobody could take the job now. A worker that connects (or frees capacity) before the
 /// deadline picks it up; otherwise it expires on-chain and the client is refunded.
 async fn park_waiting(
-    d: &DispatchDeps,
+    d: &Dispatcher,
     job: &JobRef,
     record: &JobRecord,
+    input: &SealedInput,
     failed_over: bool,
 ) -> Result<(), Error> {
     match d
@@ -389,6 +480,15 @@ async fn park_waiting(
         Err(Error::InvalidTransition { .. }) => return Ok(()),
         Err(e) => return Err(e),
     }
+    d.inner.waiting.park(Waiting {
+        job: job.clone(),
+        deadline: record.opened.deadline,
+        model_id: record.opened.model_id,
+        candidates: match &record.opened.route_worker {
+            Some(w) => vec![w.clone()],
+            None => input.candidates.clone(),
+        },
+    });
     if failed_over || record.state == JobState::InputReceived && record.reason.is_none() {
         d.hub.publish(
             job,
@@ -458,8 +558,11 @@ async fn follow(
                     },
                 );
             }
+            AttemptEvent::Failed(f) if f.code.is_final() => {
+                return Ok(Outcome::Refused(f.code, f.message));
+            }
             AttemptEvent::Failed(f) => {
-                return Ok(Outcome::Failover(format!("worker refused ({:?})", f.code)));
+                return Ok(Outcome::Failover(format!("worker refused ({})", f.code)));
             }
             AttemptEvent::Disconnected => {
                 return Ok(Outcome::Failover("worker disconnected".into()));
@@ -507,6 +610,9 @@ async fn finish(
     d.metrics
         .dispatch_latency
         .observe(started.elapsed().as_secs_f64());
+    // Capacity is earned: what it answered at once raises what the relayer believes of it.
+    let peak = session.served(session.assigned());
+    d.sessions.remember_peak(&session.worker, peak);
     d.hub.publish(
         job,
         StreamEvent::Receipt {

@@ -24,7 +24,8 @@
 //!   worker WebSocket.
 //! - [`sessions`]: the table of live worker sessions; [`api::worker`] is the WebSocket endpoint
 //!   (challenge/auth, heartbeats, job frames) that fills it.
-//! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover.
+//! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover, final refusals.
+//! - [`queue`]: jobs waiting for a worker, per (worker, model), earliest deadline first.
 //! - [`hub`]: per-job event streams with replay.
 //! - [`registry`]: on-chain worker records behind [`WorkerRegistry`], and the admission rule.
 //! - [`receipt`]: checks on a worker's signed receipt.
@@ -49,6 +50,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod queue;
 pub mod receipt;
 pub mod registry;
 pub mod relayer;

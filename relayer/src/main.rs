@@ -88,6 +88,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut config = ServiceConfig::new(args.api.listen, args.store.url.clone());
     config.store_max_connections = args.store.max_connections;
     config.relayer = args.relayer.to_config();
+    config.relayer.listener = args.api.limits();
+    config.relayer.operator_token = args.api.operator_token.clone().filter(|t| !t.is_empty());
     if let Some(path) = &args.registry.workers {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -25,6 +25,9 @@ pub struct Metrics {
     pub dispatch_attempts: Counter,
     /// Attempts abandoned for the next candidate (timeout, disconnect, refusal, bad receipt).
     pub failovers: Counter,
+    /// Jobs ended at once because a worker refused them for good (bad input, context length,
+    /// undecryptable or replayed input).
+    pub final_refusals: Counter,
     /// Inputs refused by the API, by error code.
     pub rejected_inputs: Family<Labels, Counter>,
     /// Worker sessions refused, by reason.
@@ -71,6 +74,12 @@ impl Metrics {
             "Attempts abandoned for the next candidate",
             failovers.clone(),
         );
+        let final_refusals = Counter::default();
+        registry.register(
+            "final_refusals",
+            "Jobs ended at once by a final worker refusal",
+            final_refusals.clone(),
+        );
         let rejected_inputs = Family::<Labels, Counter>::default();
         registry.register(
             "rejected_inputs",
@@ -102,6 +111,7 @@ impl Metrics {
             dispatch_latency,
             dispatch_attempts,
             failovers,
+            final_refusals,
             rejected_inputs,
             rejected_sessions,
             chain_lag,

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -71,14 +70,9 @@ impl Relayer {
                 shared.close();
             }
         };
-        // Chunks and SSE events are small writes answered at once: without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs add ~40 ms to each exchange.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(drain)
-            .await;
+        let limits = shared.config.listener_limits();
+        let router = cocoon_http::harden(self.router(), &limits, crate::api::render_refusal());
+        let result = cocoon_http::serve(listener, router, limits, drain).await;
         sweeper.abort();
         info!(target: "relayer::server", "stopped");
         result.map_err(Into::into)
@@ -89,7 +83,9 @@ impl Relayer {
 /// back to waiting so the next connecting worker takes them. (Attempts still within their lease
 /// may belong to another instance on the same database; the sweep picks them up once it ends.)
 async fn recover(shared: &Shared) -> Result<()> {
-    requeue_orphans(shared).await.map(|_| ())
+    requeue_orphans(shared).await?;
+    shared.dispatcher.reload_waiting().await?;
+    Ok(())
 }
 
 /// Attempts whose lease ran out belong to a relayer instance that stopped mid-attempt (this one
@@ -128,10 +124,12 @@ async fn sweep(shared: Arc<Shared>) {
             }
             Err(e) => warn!(target: "relayer::expiry", error = %e, "expiry sweep failed"),
         }
-        match requeue_orphans(&shared).await {
-            Ok(0) => {}
-            Ok(_) => shared.dispatcher.worker_available(),
-            Err(e) => warn!(target: "relayer::dispatch", error = %e, "orphan sweep failed"),
+        if let Err(e) = requeue_orphans(&shared).await {
+            warn!(target: "relayer::dispatch", error = %e, "orphan sweep failed");
+        }
+        // Jobs parked by another instance on the same database, or requeued just now.
+        if let Err(e) = shared.dispatcher.reload_waiting().await {
+            warn!(target: "relayer::dispatch", error = %e, "reloading waiting jobs failed");
         }
         shared.hub.evict_finished(FINISHED_RETENTION);
     }

@@ -11,6 +11,7 @@ use cocoon_sdk::relay::client::WorkerInfo;
 use cocoon_sdk::relay::worker::RelayMessage;
 use tokio::sync::mpsc;
 
+use crate::config::TRUSTED_CAPACITY;
 use crate::registry::OnChainWorker;
 
 /// One authenticated worker connection.
@@ -28,8 +29,11 @@ pub struct Session {
     pub evidence: Vec<u8>,
     pub(crate) tx: mpsc::Sender<RelayMessage>,
     pub(crate) load: AtomicU32,
+    /// What the worker says it can run at once (hello, heartbeats).
     pub(crate) capacity: AtomicU32,
     pub(crate) assigned: AtomicU32,
+    /// The most jobs it was seen answering at once (across its sessions in this process).
+    pub(crate) served_peak: AtomicU32,
     pub(crate) last_seen: Mutex<Instant>,
 }
 
@@ -46,9 +50,31 @@ impl Session {
             .max(self.assigned.load(Ordering::Relaxed))
     }
 
-    /// Jobs it can run at once.
+    /// Jobs the relayer believes it can run at once: what it claims, but only up to what it
+    /// has earned — the larger of [`TRUSTED_CAPACITY`] and twice the most jobs it was seen
+    /// answering at once. A claim of 4,294,967,295 buys nothing.
     pub fn capacity(&self) -> u32 {
+        let earned =
+            TRUSTED_CAPACITY.max(self.served_peak.load(Ordering::Relaxed).saturating_mul(2));
+        self.claimed_capacity().min(earned)
+    }
+
+    /// What the worker claims it can run at once.
+    pub fn claimed_capacity(&self) -> u32 {
         self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// An attempt of this session ended answered while `concurrent` jobs (itself included)
+    /// were assigned to it; returns the peak so far.
+    pub fn served(&self, concurrent: u32) -> u32 {
+        self.served_peak
+            .fetch_max(concurrent, Ordering::Relaxed)
+            .max(concurrent)
+    }
+
+    /// Jobs assigned by this relayer now.
+    pub fn assigned(&self) -> u32 {
+        self.assigned.load(Ordering::Relaxed)
     }
 
     /// Heartbeats on time.
@@ -102,6 +128,8 @@ impl Session {
 #[derive(Debug, Default)]
 pub struct Sessions {
     by_worker: RwLock<HashMap<String, Arc<Session>>>,
+    /// Each worker's served peak, kept across its reconnections.
+    peaks: Mutex<HashMap<String, u32>>,
     pub(crate) next_id: AtomicU64,
 }
 
@@ -136,6 +164,23 @@ impl Sessions {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The served peak a worker earned in earlier sessions.
+    pub fn earned_peak(&self, worker: &str) -> u32 {
+        self.peaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(worker)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Records a worker's served peak for its later sessions.
+    pub fn remember_peak(&self, worker: &str, peak: u32) {
+        let mut peaks = self.peaks.lock().unwrap_or_else(|e| e.into_inner());
+        let p = peaks.entry(worker.to_string()).or_insert(0);
+        *p = (*p).max(peak);
     }
 
     pub(crate) fn insert(&self, session: Arc<Session>) -> Option<Arc<Session>> {

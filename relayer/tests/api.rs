@@ -3,6 +3,7 @@
 
 mod common;
 
+use cocoon_relayer::RelayerConfig;
 use cocoon_relayer::receipt::check_receipt;
 use cocoon_relayer::store::JobState;
 use cocoon_sdk::relay::JobRef;
@@ -371,8 +372,49 @@ async fn read_routes_answer_json() {
 }
 
 #[tokio::test]
-async fn job_list_filters_by_state_and_refuses_unknown_states() {
+async fn a_stranger_cannot_list_the_jobs() {
+    // With no operator token configured nobody may list; with one, only its bearer.
+    for token in [None, Some("op-token")] {
+        let r = start(RelayerConfig {
+            operator_token: token.map(str::to_string),
+            ..fast_config()
+        })
+        .await;
+        r.open(1, b"a").await;
+        for auth in [None, Some("Bearer wrong"), Some("Basic op-token")] {
+            let mut req = r.client.get(format!("{}/v1/jobs", r.http));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 403, "{token:?} {auth:?}");
+            let e: ApiError = resp.json().await.unwrap();
+            assert_eq!(e.error, ApiErrorCode::Forbidden);
+        }
+    }
+    // /metrics carries counts, never a client's job.
     let r = start(fast_config()).await;
+    let j = r.open(1, b"a").await;
+    let metrics = r
+        .client
+        .get(format!("{}/metrics", r.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains(&j.job.escrow[2..]), "{metrics}");
+    assert!(!metrics.contains(&j.escrow_owner[2..]), "{metrics}");
+}
+
+#[tokio::test]
+async fn job_list_filters_by_state_and_refuses_unknown_states() {
+    let r = start(RelayerConfig {
+        operator_token: Some("op-token".into()),
+        ..fast_config()
+    })
+    .await;
     let a = r.open(1, b"a").await;
     let b = r.open(2, b"b").await;
     r.store
@@ -382,7 +424,7 @@ async fn job_list_filters_by_state_and_refuses_unknown_states() {
     let get = |q: &'static str| {
         let url = format!("{}/v1/jobs{q}", r.http);
         let c = r.client.clone();
-        async move { c.get(url).send().await.unwrap() }
+        async move { c.get(url).bearer_auth("op-token").send().await.unwrap() }
     };
     let all: cocoon_relayer::api::JobList = get("").await.json().await.unwrap();
     assert_eq!(

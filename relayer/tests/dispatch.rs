@@ -8,6 +8,7 @@ use cocoon_relayer::RelayerConfig;
 use cocoon_relayer::dispatcher::WAITING_REASON;
 use cocoon_relayer::store::JobState;
 use cocoon_sdk::relay::client::{StreamEvent, WorkerList};
+use cocoon_sdk::relay::worker::JobFailure;
 use cocoon_testkit::stub::{StubMode, StubWorker};
 use common::{fast_config, start};
 
@@ -305,5 +306,124 @@ async fn graceful_shutdown_finishes_and_restart_requeues() {
     assert_eq!(
         r.store.job(&job.job).await.unwrap().unwrap().state,
         JobState::Answered
+    );
+}
+
+/// The first candidate refuses with `code`; the second would answer.
+async fn refused_by(code: JobFailure) -> (Vec<StreamEvent>, cocoon_relayer::JobRecord, u32, u32) {
+    let r = start(fast_config()).await;
+    let refuser = StubWorker::new(1, vec![1]);
+    let mut good = StubWorker::new(2, vec![1]);
+    // Pricier, so the refuser is tried first.
+    good.prices = (10, 10);
+    let refused = common::refusing_worker(&r, &refuser, code).await;
+    let g = r.worker(&good).await;
+    let input = b"sealed".to_vec();
+    let job = r.open(1, &input).await;
+    assert_eq!(
+        r.submit(&job.job, &input, &[&refuser.address, &good.address])
+            .await
+            .status(),
+        202
+    );
+    let started = std::time::Instant::now();
+    let events = r.stream(&job.job).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let rec = r.store.job(&job.job).await.unwrap().unwrap();
+    (
+        events,
+        rec,
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        g.jobs(),
+    )
+}
+
+#[tokio::test]
+async fn final_refusals_end_the_job_in_one_attempt() {
+    for code in [JobFailure::CannotDecrypt, JobFailure::ContextLengthExceeded] {
+        let (events, rec, refused, answered) = refused_by(code).await;
+        assert_eq!(dispatched(&events).len(), 1, "{code}: {events:?}");
+        assert!(
+            matches!(events.last(), Some(StreamEvent::Refused { code: c, .. }) if *c == code),
+            "{code}: {events:?}"
+        );
+        assert_eq!(
+            (refused, answered),
+            (1, 0),
+            "{code}: no other worker is tried"
+        );
+        assert_eq!((rec.state, rec.attempts), (JobState::Failed, 1), "{code}");
+        assert!(
+            rec.reason.as_deref().unwrap().contains(code.as_str()),
+            "{rec:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_job_stream_read_later_still_tells_the_code() {
+    let r = start(fast_config()).await;
+    let refuser = StubWorker::new(1, vec![1]);
+    common::refusing_worker(&r, &refuser, JobFailure::ContextLengthExceeded).await;
+    let input = b"sealed".to_vec();
+    let job = r.open(1, &input).await;
+    r.submit(&job.job, &input, &[&refuser.address]).await;
+    let live = r.stream(&job.job).await;
+    // Forget the in-memory stream: the end is rebuilt from the store.
+    r.relayer.shared().hub.evict_finished(Duration::ZERO);
+    let rebuilt = r.stream(&job.job).await;
+    assert_eq!(rebuilt.last(), live.last(), "{rebuilt:?}");
+}
+
+#[tokio::test]
+async fn retryable_refusals_fail_over() {
+    let (events, rec, refused, answered) = refused_by(JobFailure::NotARecipient).await;
+    assert_eq!(dispatched(&events).len(), 2, "{events:?}");
+    assert!(matches!(events.last(), Some(StreamEvent::Receipt { .. })));
+    assert_eq!((refused, answered), (1, 1));
+    assert_eq!(rec.state, JobState::Answered);
+}
+
+#[tokio::test]
+async fn a_claimed_capacity_counts_only_as_far_as_it_was_earned() {
+    let r = start(fast_config()).await;
+    let mut honest = StubWorker::new(1, vec![1]);
+    honest.capacity = 4;
+    let mut liar = StubWorker::new(2, vec![1]);
+    liar.capacity = u32::MAX;
+    let h = r.worker(&honest).await;
+    let l = r.worker(&liar).await;
+    // Both report two jobs running: the liar's claim would make that 0 % of its capacity
+    // against the honest one's 50 %.
+    h.heartbeat(2, 4);
+    l.heartbeat(2, u32::MAX);
+    reported_load(&r, &honest.address, 2).await;
+    reported_load(&r, &liar.address, 2).await;
+    let list: WorkerList = r
+        .client
+        .get(format!("{}/v1/workers", r.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let believed = |w: &str| {
+        list.workers
+            .iter()
+            .find(|i| i.worker == w)
+            .unwrap()
+            .capacity
+    };
+    assert_eq!(believed(&liar.address), 4, "believed no more than trusted");
+    assert_eq!(believed(&honest.address), 4);
+    // Equal load and price: the client's order decides, not the claim.
+    assert_eq!(
+        dispatch_order(&r, 1, &[&honest.address, &liar.address]).await,
+        vec![(honest.address.clone(), 1)]
     );
 }

@@ -64,8 +64,12 @@ async fn two_relayers_never_dispatch_one_job_twice() {
         let (ha, hb) = tokio::join!(a_worker.connect(&a.ws), b_worker.connect(&b.ws));
         let (ha, hb) = (ha.unwrap(), hb.unwrap());
         for _ in 0..5 {
-            a.relayer.shared().dispatcher.worker_available();
-            b.relayer.shared().dispatcher.worker_available();
+            let (ra, rb) = tokio::join!(
+                a.relayer.shared().dispatcher.reload_waiting(),
+                b.relayer.shared().dispatcher.reload_waiting()
+            );
+            ra.unwrap();
+            rb.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let until = tokio::time::Instant::now() + Duration::from_secs(20);

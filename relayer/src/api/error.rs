@@ -29,6 +29,9 @@ impl ApiFailure {
             ApiErrorCode::CommitmentMismatch | ApiErrorCode::NoCandidates => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ApiErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {
@@ -92,4 +95,17 @@ impl ApiFailure {
         self.status = status;
         self
     }
+}
+
+/// The listener's refusals (body cap, slow body, rate limit) as API errors.
+pub fn render_refusal() -> cocoon_http::Render {
+    std::sync::Arc::new(|r: &cocoon_http::Refusal| {
+        let code = match r {
+            cocoon_http::Refusal::TooLarge { .. } => ApiErrorCode::TooLarge,
+            cocoon_http::Refusal::BodyTimeout { .. } => ApiErrorCode::RequestTimeout,
+            cocoon_http::Refusal::BodyUnreadable(_) => ApiErrorCode::BadRequest,
+            cocoon_http::Refusal::RateLimited { .. } => ApiErrorCode::RateLimited,
+        };
+        ApiFailure::new(code, r.message()).into_response()
+    })
 }

@@ -204,11 +204,43 @@ pub struct JobList {
     pub jobs: Vec<JobStatus>,
 }
 
-/// Lists jobs for reconciliation: every job ends settled, expired or failed, with why.
+/// Whether `headers` carry the operator token (compared in constant time over digests).
+fn is_operator(shared: &Shared, headers: &axum::http::HeaderMap) -> bool {
+    let Some(want) = shared.config.operator_token.as_deref() else {
+        return false;
+    };
+    let Some(got) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+    else {
+        return false;
+    };
+    let (want, got): ([u8; 32], [u8; 32]) = (
+        Sha256::digest(want.as_bytes()).into(),
+        Sha256::digest(got.as_bytes()).into(),
+    );
+    want.iter()
+        .zip(got.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+/// Lists jobs for reconciliation: every job ends settled, expired or failed, with why. It names
+/// every client's jobs, their workers and failures, so only the operator may read it.
 pub async fn list(
     State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobList>, ApiFailure> {
+    if !is_operator(&shared, &headers) {
+        return Err(ApiFailure::new(
+            ApiErrorCode::Forbidden,
+            "the job list is the operator's: send Authorization: Bearer <operator token>",
+        ));
+    }
     let axum::extract::Query(q) =
         query.map_err(|e| ApiFailure::new(ApiErrorCode::BadParameter, e.body_text()))?;
     let state = match q.state.as_deref() {

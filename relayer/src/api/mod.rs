@@ -15,7 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use cocoon_sdk::relay::WORKER_WS_PATH;
 
-pub use error::ApiFailure;
+pub use error::{ApiFailure, render_refusal};
 pub use jobs::{JobList, MAX_LIST};
 
 use crate::state::Shared;

@@ -47,8 +47,10 @@ pub async fn stream(
                     cost: r.cost,
                 });
             } else {
-                history.push(StreamEvent::Failed {
-                    reason: record.reason.unwrap_or_else(|| record.state.to_string()),
+                let reason = record.reason.unwrap_or_else(|| record.state.to_string());
+                history.push(match crate::dispatcher::parse_refusal(&reason) {
+                    Some((code, reason)) => StreamEvent::Refused { code, reason },
+                    None => StreamEvent::Failed { reason },
                 });
             }
             Subscription {

@@ -228,6 +228,7 @@ async fn open(
         load: AtomicU32::new(0),
         capacity: AtomicU32::new(hello.capacity),
         assigned: AtomicU32::new(0),
+        served_peak: AtomicU32::new(shared.sessions.earned_peak(&worker)),
         last_seen: Mutex::new(Instant::now()),
     });
     let welcome = Welcome {
@@ -249,8 +250,8 @@ async fn open(
         .metrics
         .worker_sessions
         .set(shared.sessions.len() as i64);
-    info!(target: "relayer::sessions", %worker, session = session.id, models = ?session.models, capacity = hello.capacity, "worker session open");
-    shared.dispatcher.worker_available();
+    info!(target: "relayer::sessions", %worker, session = session.id, models = ?session.models, claimed_capacity = hello.capacity, believed_capacity = session.capacity(), "worker session open");
+    shared.dispatcher.worker_free(&session);
     Some((session, rx))
 }
 
@@ -336,8 +337,9 @@ fn on_frame(shared: &SessionDeps, session: &Arc<Session>, frame: Message) -> Nex
             session.load.store(hb.load, Ordering::Relaxed);
             session.capacity.store(hb.capacity, Ordering::Relaxed);
             debug!(target: "relayer::sessions", worker = %session.worker, load = hb.load, capacity = hb.capacity, "heartbeat");
-            if hb.load < hb.capacity {
-                shared.dispatcher.worker_available();
+            // A lookup in its own queues: a flood of heartbeats costs no scan.
+            if session.load() < session.capacity() {
+                shared.dispatcher.worker_free(session);
             }
             Next::Continue
         }

@@ -261,6 +261,43 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// Every job waiting for a worker (input received, deadline after `now`) with the workers
+    /// that may take it: what the dispatcher's queue is rebuilt from.
+    pub async fn waiting_jobs(&self, now: i64) -> Result<Vec<crate::queue::Waiting>> {
+        let rows = sqlx::query(
+            "SELECT j.escrow, j.job_id, j.deadline, j.model_id, j.route_worker, s.candidates \
+             FROM jobs j JOIN sealed_inputs s ON s.escrow = j.escrow AND s.job_id = j.job_id \
+             WHERE j.state = $1 AND j.deadline > $2",
+        )
+        .bind(JobState::InputReceived.as_str())
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let deadline: i64 = row.try_get("deadline")?;
+                let model_id: i64 = row.try_get("model_id")?;
+                let route: Option<String> = row.try_get("route_worker")?;
+                let candidates: String = row.try_get("candidates")?;
+                Ok(crate::queue::Waiting {
+                    job: JobRef::new(
+                        row.try_get::<String, _>("escrow")?,
+                        from_db(row.try_get("job_id")?),
+                    ),
+                    deadline: u32::try_from(deadline)
+                        .map_err(|_| corrupt("jobs", "deadline", deadline.to_string()))?,
+                    model_id: u32::try_from(model_id)
+                        .map_err(|_| corrupt("jobs", "model_id", model_id.to_string()))?,
+                    candidates: match route {
+                        Some(w) => vec![w],
+                        None => serde_json::from_str(&candidates)
+                            .map_err(|e| corrupt("sealed_inputs", "candidates", e.to_string()))?,
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Every job (or every job in `state`), oldest opened first, at most `limit`: the relayer's
     /// books for reconciliation.
     pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRecord>> {

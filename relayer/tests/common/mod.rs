@@ -207,3 +207,94 @@ pub fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// A worker session opened by hand (challenge, signed hello, welcome) for tests that need a
+/// worker the stub cannot play.
+pub type RawSession =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next relay message on a raw session.
+pub async fn next_message(ws: &mut RawSession) -> Option<cocoon_sdk::relay::worker::RelayMessage> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).ok();
+        }
+    }
+    None
+}
+
+/// Registers `stub` and opens a session for it by hand.
+pub async fn raw_session(r: &TestRelayer, stub: &StubWorker) -> RawSession {
+    use cocoon_sdk::relay::worker::{Hello, RelayMessage, WorkerMessage};
+    use ed25519_dalek::Signer as _;
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    r.registry.insert(stub.address.clone(), stub.on_chain());
+    let url = format!("{}{}", r.ws, cocoon_sdk::relay::WORKER_WS_PATH);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let Some(RelayMessage::Challenge(c)) = next_message(&mut ws).await else {
+        panic!("no challenge")
+    };
+    let receipt_key = stub.signing_key.verifying_key().to_bytes();
+    let payload = cocoon_sdk::relay::auth::auth_payload(
+        cocoon_sdk::relay::PROTOCOL_VERSION,
+        &c.nonce,
+        &c.relayer_id,
+        &stub.address,
+        &receipt_key,
+    );
+    let hello = WorkerMessage::Hello(Hello {
+        version: cocoon_sdk::relay::PROTOCOL_VERSION,
+        worker: stub.address.clone(),
+        receipt_key,
+        encryption_key: stub.encryption_key,
+        models: stub.models.clone(),
+        capacity: stub.capacity,
+        evidence: stub.evidence.clone(),
+        signature: stub.signing_key.sign(&payload).to_bytes(),
+    });
+    ws.send(Message::Text(serde_json::to_string(&hello).unwrap().into()))
+        .await
+        .unwrap();
+    let Some(RelayMessage::Welcome(_)) = next_message(&mut ws).await else {
+        panic!("not welcomed")
+    };
+    ws
+}
+
+/// A worker that refuses every dispatch with `code`. Returns the count of dispatches it
+/// received.
+pub async fn refusing_worker(
+    r: &TestRelayer,
+    stub: &StubWorker,
+    code: cocoon_sdk::relay::worker::JobFailure,
+) -> Arc<std::sync::atomic::AtomicU32> {
+    use cocoon_sdk::relay::worker::{JobFailed, RelayMessage, WorkerMessage};
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut ws = raw_session(r, stub).await;
+    let seen = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = next_message(&mut ws).await {
+            if let RelayMessage::Dispatch(d) = msg {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let refusal = WorkerMessage::JobFailed(JobFailed {
+                    job: d.job,
+                    attempt: d.attempt,
+                    code,
+                    message: format!("refused as {code}"),
+                });
+                let text = serde_json::to_string(&refusal).unwrap();
+                if ws.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    seen
+}

@@ -27,6 +27,8 @@ enum Script {
     FailsMidStream(GatewayError),
     /// Dispatched, then nothing ever again.
     Hangs,
+    /// Dispatched, then this error at once (a worker's final refusal).
+    RefusedAfterDispatch(GatewayError),
 }
 
 struct Scripted {
@@ -115,6 +117,13 @@ impl Backend for Scripted {
                 return Ok(first.chain(futures_util::stream::pending()).boxed());
             }
             Script::FailsMidStream(e) => vec![Ok(BackendEvent::Delta("partial".into())), Err(e)],
+            Script::RefusedAfterDispatch(e) => vec![
+                Ok(BackendEvent::Dispatched {
+                    worker,
+                    attestation_kind: EvidenceKind::Simulated,
+                }),
+                Err(e),
+            ],
             Script::Answer(kind) => {
                 let mut ev = vec![Ok(BackendEvent::Dispatched {
                     worker,
@@ -784,4 +793,133 @@ async fn cors_is_off_by_default_and_on_for_listed_origins() {
         res.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+}
+
+/// Sends `head` raw (no body follows) and reads what comes back within `bound`.
+async fn raw_answer(url: &str, head: &str, bound: Duration) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(bound, s.read(&mut buf))
+        .await
+        .expect("an answer within the bound")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_ten_gigabyte_body_is_refused_at_once_and_the_key_comes_first() {
+    let s = start(GatewayConfig {
+        api_key: Some("sk-cocoon".into()),
+        ..Default::default()
+    })
+    .await;
+    let head = |auth: &str| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{auth}content-length: 10000000000\r\n\r\n"
+        )
+    };
+    let bound = Duration::from_millis(500);
+    // No key: refused for the key, before any of the body is read.
+    let no_key = raw_answer(&s.url, &head(""), bound).await;
+    assert!(no_key.starts_with("HTTP/1.1 401"), "{no_key}");
+    assert!(no_key.contains("missing_api_key"), "{no_key}");
+    // The right key: refused for the size, from the Content-Length alone.
+    let too_large = raw_answer(&s.url, &head("authorization: Bearer sk-cocoon\r\n"), bound).await;
+    assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
+    assert!(too_large.contains("request_too_large"), "{too_large}");
+    assert!(s.backend.opened.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_header_client_is_cut_off_while_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = GatewayConfig::default();
+    config.listener.header_timeout = Duration::from_millis(500);
+    let s = start(config).await;
+    let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut cut_after = None;
+    for _ in 0..30 {
+        let t = std::time::Instant::now();
+        let res = s
+            .http
+            .get(format!("{}/health", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(t.elapsed() < Duration::from_millis(500));
+        if slow.write_all(b"x").await.is_err() {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+        let mut b = [0u8; 256];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), slow.read(&mut b)).await
+        {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_after = cut_after.expect("the slow client is cut off");
+    assert!(cut_after < Duration::from_millis(1500), "{cut_after:?}");
+}
+
+#[tokio::test]
+async fn a_flooding_client_gets_429() {
+    let mut config = GatewayConfig::default();
+    config.listener.rate_per_second = 5;
+    config.listener.rate_burst = 5;
+    let s = start(config).await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let res = s
+            .http
+            .get(format!("{}/v1/models", s.url))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            let (_, v) = error_of(res).await;
+            assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 200);
+}
+
+#[tokio::test]
+async fn an_over_long_prompt_is_400_context_length_exceeded_streamed_or_not() {
+    let s = start(GatewayConfig::default()).await;
+    s.backend.set(Script::RefusedAfterDispatch(
+        GatewayError::ContextLengthExceeded(
+            "prompt of 12031 tokens does not fit the context of 8192 tokens".into(),
+        ),
+    ));
+    for stream in [false, true] {
+        let mut body = chat_body("a very long prompt");
+        body["stream"] = json!(stream);
+        let (status, v) = error_of(s.post("/v1/chat/completions", body).await).await;
+        assert_eq!(status, 400, "stream {stream}: {v}");
+        assert_eq!(
+            v["error"],
+            json!({
+                "message": "this model's maximum context length was exceeded: prompt of 12031 tokens does not fit the context of 8192 tokens",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }),
+            "stream {stream}"
+        );
+    }
 }

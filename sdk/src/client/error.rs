@@ -72,6 +72,17 @@ pub enum ClientError {
         /// The relayer's reason.
         reason: String,
     },
+    /// A worker refused the job for good (the prompt exceeds the context, the input does not
+    /// open, the request is invalid): it ended at once, uncharged, and no retry can help.
+    #[error("job {job} refused ({code}): {reason}")]
+    JobRefused {
+        /// The job.
+        job: JobRef,
+        /// Why, as a code.
+        code: crate::relay::worker::JobFailure,
+        /// The worker's detail.
+        reason: String,
+    },
     /// Waiting for something (settlement, chain) took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -111,6 +122,7 @@ impl ClientError {
             Self::Relayer { .. } => "relayer_error",
             Self::JobExpired { .. } => "job_expired",
             Self::JobFailed { .. } => "job_failed",
+            Self::JobRefused { .. } => "job_refused",
             Self::Timeout(_) => "timeout",
             Self::BadResponse(_) => "bad_response",
             Self::ReceiptInvalid(_) => "receipt_invalid",
@@ -149,7 +161,12 @@ mod tests {
             },
             ClientError::JobExpired { job: job.clone() },
             ClientError::JobFailed {
+                job: job.clone(),
+                reason: "r".into(),
+            },
+            ClientError::JobRefused {
                 job,
+                code: crate::relay::worker::JobFailure::ContextLengthExceeded,
                 reason: "r".into(),
             },
             ClientError::Timeout("t".into()),

@@ -529,6 +529,11 @@ impl JobStream {
                 job: self.job.clone(),
                 reason,
             }),
+            StreamEvent::Refused { code, reason } => Err(ClientError::JobRefused {
+                job: self.job.clone(),
+                code,
+                reason,
+            }),
         }
     }
 

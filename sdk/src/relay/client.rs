@@ -10,13 +10,14 @@
 //! | `GET` | `/metrics` | Prometheus text format |
 //!
 //! Every 4xx/5xx answer has an [`ApiError`] body. In SSE, the event name is the
-//! [`StreamEvent`] variant (`status`, `dispatched`, `chunk`, `receipt`, `failed`) and the data is
-//! the same JSON object as the serde form of the variant (with its `type` field).
+//! [`StreamEvent`] variant (`status`, `dispatched`, `chunk`, `receipt`, `failed`, `refused`) and
+//! the data is the same JSON object as the serde form of the variant (with its `type` field).
 
 use serde::{Deserialize, Serialize};
 
 use super::JobRef;
 use super::bytes::{base64, hex32};
+use super::worker::JobFailure;
 
 /// Body of `POST /v1/jobs/{escrow}/{job_id}/input`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +111,15 @@ pub enum StreamEvent {
         /// Why.
         reason: String,
     },
+    /// A worker refused the job for a reason no worker can get past (the prompt exceeds the
+    /// context, the input does not open, the request is invalid): the job ended at once, in one
+    /// attempt, uncharged.
+    Refused {
+        /// Why, as a code ([`JobFailure::is_final`] holds).
+        code: JobFailure,
+        /// The worker's detail (never plaintext of the job).
+        reason: String,
+    },
 }
 
 impl StreamEvent {
@@ -121,6 +131,7 @@ impl StreamEvent {
             StreamEvent::Chunk { .. } => "chunk",
             StreamEvent::Receipt { .. } => "receipt",
             StreamEvent::Failed { .. } => "failed",
+            StreamEvent::Refused { .. } => "refused",
         }
     }
 
@@ -128,7 +139,7 @@ impl StreamEvent {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            StreamEvent::Receipt { .. } | StreamEvent::Failed { .. }
+            StreamEvent::Receipt { .. } | StreamEvent::Failed { .. } | StreamEvent::Refused { .. }
         )
     }
 }
@@ -223,6 +234,12 @@ pub enum ApiErrorCode {
     NoCandidates,
     /// The client speaks another protocol version (400).
     UnsupportedVersion,
+    /// The request body did not arrive in time (408).
+    RequestTimeout,
+    /// Too many requests from this client; retry after the `Retry-After` header's seconds (429).
+    RateLimited,
+    /// The route needs the operator token, and none (or another) was sent (403).
+    Forbidden,
     /// Something failed inside the relayer (500).
     Internal,
 }
@@ -271,6 +288,10 @@ mod tests {
             },
             StreamEvent::Failed {
                 reason: "no worker".into(),
+            },
+            StreamEvent::Refused {
+                code: JobFailure::ContextLengthExceeded,
+                reason: "prompt of 9000 tokens".into(),
             },
         ];
         for e in events {

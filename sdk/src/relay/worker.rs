@@ -186,20 +186,87 @@ pub struct JobFailed {
     pub message: String,
 }
 
-/// Machine-readable reasons a worker refuses or aborts a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Machine-readable reasons a worker refuses or aborts a job. Each is either retryable (another
+/// worker, or this one later, may succeed: the relayer fails over) or final (no worker can: the
+/// relayer ends the job at once, uncharged, and tells the client) — see [`JobFailure::is_final`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobFailure {
-    /// The worker is at capacity.
+    /// The worker is at capacity (retryable).
     Busy,
-    /// The worker does not serve this model (any more).
+    /// The worker does not serve this model (any more) (retryable).
     UnknownModel,
-    /// The sealed input could not be opened with this worker's key.
+    /// The input is not sealed to this worker's key; another candidate may open it (retryable).
+    NotARecipient,
+    /// The sealed input is malformed, bound to another job (a replay) or tampered with (final).
     CannotDecrypt,
-    /// The input commitment does not match the sealed input.
+    /// The input commitment does not match the sealed input (final).
     BadCommitment,
-    /// Inference failed.
+    /// The opened request is invalid, does not fit the model's kind, or its max cost cannot pay
+    /// for it (final).
+    BadInput,
+    /// The prompt does not fit the model's context window (final).
+    ContextLengthExceeded,
+    /// This job was already answered: its receipt is signed (final).
+    Replayed,
+    /// Inference failed (retryable).
     Internal,
+}
+
+impl JobFailure {
+    /// Whether no worker can succeed where this one refused: the job ends at once.
+    pub fn is_final(self) -> bool {
+        match self {
+            JobFailure::Busy
+            | JobFailure::UnknownModel
+            | JobFailure::NotARecipient
+            | JobFailure::Internal => false,
+            JobFailure::CannotDecrypt
+            | JobFailure::BadCommitment
+            | JobFailure::BadInput
+            | JobFailure::ContextLengthExceeded
+            | JobFailure::Replayed => true,
+        }
+    }
+
+    /// The snake_case name (as on the wire).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobFailure::Busy => "busy",
+            JobFailure::UnknownModel => "unknown_model",
+            JobFailure::NotARecipient => "not_a_recipient",
+            JobFailure::CannotDecrypt => "cannot_decrypt",
+            JobFailure::BadCommitment => "bad_commitment",
+            JobFailure::BadInput => "bad_input",
+            JobFailure::ContextLengthExceeded => "context_length_exceeded",
+            JobFailure::Replayed => "replayed",
+            JobFailure::Internal => "internal",
+        }
+    }
+
+    /// Every code.
+    pub const ALL: [JobFailure; 9] = [
+        JobFailure::Busy,
+        JobFailure::UnknownModel,
+        JobFailure::NotARecipient,
+        JobFailure::CannotDecrypt,
+        JobFailure::BadCommitment,
+        JobFailure::BadInput,
+        JobFailure::ContextLengthExceeded,
+        JobFailure::Replayed,
+        JobFailure::Internal,
+    ];
+
+    /// Parses [`JobFailure::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for JobFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A fatal session error sent before the relayer closes the connection.
@@ -330,6 +397,31 @@ mod tests {
         assert!(
             s.contains(r#""type":"job_failed""#) && s.contains(r#""code":"cannot_decrypt""#),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn failure_codes_are_classed_and_named_as_on_the_wire() {
+        for c in JobFailure::ALL {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
+            assert_eq!(JobFailure::parse(c.as_str()), Some(c));
+        }
+        let finals: Vec<_> = JobFailure::ALL
+            .into_iter()
+            .filter(|c| c.is_final())
+            .collect();
+        assert_eq!(
+            finals,
+            [
+                JobFailure::CannotDecrypt,
+                JobFailure::BadCommitment,
+                JobFailure::BadInput,
+                JobFailure::ContextLengthExceeded,
+                JobFailure::Replayed
+            ]
         );
     }
 

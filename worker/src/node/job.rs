@@ -78,6 +78,34 @@ fn internal(message: impl Into<String>) -> Outcome {
     fail(JobFailure::Internal, message)
 }
 
+fn bad_input(message: impl Into<String>) -> Outcome {
+    fail(JobFailure::BadInput, message)
+}
+
+/// How the engine's refusal of a request reads to the relayer: what no other worker could serve
+/// either is final, the rest may succeed elsewhere.
+pub(crate) fn engine_failure(what: &str, e: &crate::Error) -> Outcome {
+    let code = match e {
+        crate::Error::PromptTooLong { .. } => JobFailure::ContextLengthExceeded,
+        crate::Error::EmptyPrompt
+        | crate::Error::EmptyInput(_)
+        | crate::Error::InvalidOptions(_) => JobFailure::BadInput,
+        _ => JobFailure::Internal,
+    };
+    fail(code, format!("{what}: {e}"))
+}
+
+/// How a sealed input that does not open reads to the relayer: one not sealed to this worker
+/// may open at another candidate; one that is malformed, bound to another job or tampered with
+/// opens nowhere.
+pub(crate) fn seal_failure(e: &cocoon_sdk::seal::SealError) -> Outcome {
+    let code = match e {
+        cocoon_sdk::seal::SealError::NotARecipient => JobFailure::NotARecipient,
+        _ => JobFailure::CannotDecrypt,
+    };
+    fail(code, e.to_string())
+}
+
 /// Serves one dispatch to the end, sending every message through `out`. Returns the signed
 /// receipt when one was sent.
 pub(crate) async fn serve(
@@ -167,7 +195,10 @@ async fn answer(
     }
     // Security rule: one receipt per job, ever (checked again, atomically, when recording).
     if ctx.ledger.contains(&d.job) {
-        return Err(internal("a receipt for this job was already signed"));
+        return Err(fail(
+            JobFailure::Replayed,
+            "a receipt for this job was already signed",
+        ));
     }
     let escrow = TonAddress::from_hex_str(&d.job.escrow)
         .map_err(|e| internal(format!("escrow address {:?}: {e}", d.job.escrow)))?;
@@ -177,12 +208,12 @@ async fn answer(
         model_id: d.model_id,
     };
     let opened = open_input(&d.sealed_input, ctx.keys.encryption(), &job_ctx)
-        .map_err(|e| fail(JobFailure::CannotDecrypt, e.to_string()))?;
+        .map_err(|e| seal_failure(&e))?;
     let request = JobRequest::decode(&opened.plaintext)
         .and_then(|r| r.validate().map(|()| r))
-        .map_err(|e| internal(format!("invalid job request: {e}")))?;
+        .map_err(|e| bad_input(format!("invalid job request: {e}")))?;
     if request.model_kind() != spec.kind {
-        return Err(internal(format!(
+        return Err(bad_input(format!(
             "a {:?} request for the {:?} model {}",
             request.model_kind(),
             spec.kind,
@@ -230,15 +261,15 @@ async fn answer(
                 .iter()
                 .map(|t| m.tokenize(t).map(|ids| ids.len()))
                 .sum::<crate::Result<usize>>()
-                .map_err(|e| internal(format!("cannot tokenize: {e}")))?;
-            let tokens_in = u32::try_from(tokens_in).map_err(|_| internal("input too long"))?;
+                .map_err(|e| engine_failure("cannot tokenize", &e))?;
+            let tokens_in = u32::try_from(tokens_in).map_err(|_| bad_input("input too long"))?;
             input_only_cost(tokens_in, ctx.price_in, max_cost)
-                .map_err(|e| internal(e.to_string()))?;
+                .map_err(|e| bad_input(e.to_string()))?;
             let model = m.clone();
             let e = tokio::task::spawn_blocking(move || model.embed(&input))
                 .await
                 .map_err(|e| internal(format!("embedding task: {e}")))?
-                .map_err(|e| internal(format!("embedding failed: {e}")))?;
+                .map_err(|e| engine_failure("embedding failed", &e))?;
             if cancel.load(Ordering::SeqCst) {
                 return Err(Outcome::Cancelled);
             }
@@ -250,7 +281,7 @@ async fn answer(
                 finish: FinishReason::Stop,
             }
         }
-        _ => return Err(internal("request kind does not match the model")),
+        _ => return Err(bad_input("request kind does not match the model")),
     };
     if cancel.load(Ordering::SeqCst) {
         return Err(Outcome::Cancelled);
@@ -327,8 +358,19 @@ async fn generate(
 ) -> Result<Usage, Outcome> {
     let ids = model
         .tokenize(&prompt)
-        .map_err(|e| internal(format!("cannot tokenize the prompt: {e}")))?;
-    let tokens_in = u32::try_from(ids.len()).map_err(|_| internal("prompt too long"))?;
+        .map_err(|e| engine_failure("cannot tokenize the prompt", &e))?;
+    // Refused before any work when it cannot fit: no other worker of this model could serve it.
+    let context = model.info().config.context;
+    if ids.len() >= context {
+        return Err(fail(
+            JobFailure::ContextLengthExceeded,
+            format!(
+                "prompt of {} tokens does not fit the context of {context} tokens",
+                ids.len()
+            ),
+        ));
+    }
+    let tokens_in = u32::try_from(ids.len()).map_err(|_| bad_input("prompt too long"))?;
     let budget = output_budget(
         tokens_in,
         params.max_tokens,
@@ -336,7 +378,7 @@ async fn generate(
         ctx.price_out,
         max_cost,
     )
-    .map_err(|e| internal(e.to_string()))?;
+    .map_err(|e| bad_input(e.to_string()))?;
     let req = GenerateRequest {
         prompt: Prompt::Tokens(ids),
         max_tokens: budget as usize,
@@ -391,7 +433,7 @@ async fn generate(
     if cancel.load(Ordering::SeqCst) {
         return Err(Outcome::Cancelled);
     }
-    let g = result.map_err(|e| internal(format!("generation failed: {e}")))?;
+    let g = result.map_err(|e| engine_failure("generation failed", &e))?;
     let finish = match (hit_stop, g.finish) {
         (true, _) | (false, EngineFinish::Stop) => FinishReason::Stop,
         (false, EngineFinish::Length) => FinishReason::Length,
@@ -406,6 +448,37 @@ async fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn code(o: Outcome) -> JobFailure {
+        match o {
+            Outcome::Failed(c, _) => c,
+            Outcome::Cancelled => panic!("cancelled"),
+        }
+    }
+
+    #[test]
+    fn refusals_no_worker_can_get_past_are_final() {
+        let too_long = crate::Error::PromptTooLong {
+            prompt_tokens: 12_031,
+            context: 8_192,
+        };
+        let c = code(engine_failure("generation failed", &too_long));
+        assert_eq!(c, JobFailure::ContextLengthExceeded);
+        assert!(c.is_final());
+        assert!(code(engine_failure("x", &crate::Error::EmptyPrompt)).is_final());
+        assert!(!code(engine_failure("x", &crate::Error::EngineStopped)).is_final());
+        use cocoon_sdk::seal::SealError;
+        let elsewhere = code(seal_failure(&SealError::NotARecipient));
+        assert_eq!(elsewhere, JobFailure::NotARecipient);
+        assert!(!elsewhere.is_final(), "another candidate may open it");
+        for garbage in [
+            SealError::ContentAuthFailed,
+            SealError::KeyUnwrapFailed,
+            SealError::Truncated { field: "x" },
+        ] {
+            assert_eq!(code(seal_failure(&garbage)), JobFailure::CannotDecrypt);
+        }
+    }
 
     #[test]
     fn the_first_text_goes_out_alone_then_chunks_of_four_tokens() {

@@ -16,7 +16,9 @@ use serde_json::json;
 
 use super::Ctx;
 use super::client::{ClientArgs, parse_kind};
-use crate::gateway::config::{DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT};
+use crate::gateway::config::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT,
+};
 use crate::gateway::{ClientBackend, GatewayConfig, JobPolicy};
 
 /// Environment variable with the gateway's own API key.
@@ -61,6 +63,28 @@ pub struct GatewayArgs {
     /// Cap on what one job may lock (TON; `123n` for nanoTON). Default: what max_tokens needs.
     #[arg(long = "max-cost")]
     pub max_cost: Option<Ton>,
+    /// Seconds a connection has to send a complete request head (new or kept alive).
+    #[arg(long = "header-timeout", alias = "gateway.header-timeout", env = "COCOON_GATEWAY_HEADER_TIMEOUT", default_value_t = cocoon_http::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub header_timeout_s: u64,
+    /// Seconds a request body has to arrive in full (408 after).
+    #[arg(long = "body-timeout", alias = "gateway.body-timeout", env = "COCOON_GATEWAY_BODY_TIMEOUT", default_value_t = cocoon_http::DEFAULT_BODY_TIMEOUT.as_secs())]
+    pub body_timeout_s: u64,
+    /// Seconds a connection may go without a byte either way (a non-streamed answer is silent
+    /// until complete: keep it above --request-timeout).
+    #[arg(long = "idle-timeout", alias = "gateway.idle-timeout", env = "COCOON_GATEWAY_IDLE_TIMEOUT", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout_s: u64,
+    /// Connections served at once; beyond it new ones are closed.
+    #[arg(long = "max-connections", alias = "gateway.max-connections", env = "COCOON_GATEWAY_MAX_CONNECTIONS", default_value_t = cocoon_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Connections one peer IP may hold at once.
+    #[arg(long = "max-connections-per-ip", alias = "gateway.max-connections-per-ip", env = "COCOON_GATEWAY_MAX_CONNECTIONS_PER_IP", default_value_t = cocoon_http::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+    /// Requests per second one peer IP may make on average (429 beyond; 0: no limit).
+    #[arg(long = "rate-limit", alias = "gateway.rate-limit", env = "COCOON_GATEWAY_RATE_LIMIT", default_value_t = cocoon_http::DEFAULT_RATE_PER_SECOND)]
+    pub rate_per_second: u32,
+    /// Requests one peer IP may make in a burst.
+    #[arg(long = "rate-burst", alias = "gateway.rate-burst", env = "COCOON_GATEWAY_RATE_BURST", default_value_t = cocoon_http::DEFAULT_RATE_BURST)]
+    pub rate_burst: u32,
 }
 
 impl GatewayArgs {
@@ -77,6 +101,16 @@ impl GatewayArgs {
                 max_price_out: self.max_price_out,
                 preferred_workers: self.prefer_workers.clone(),
                 max_cost: self.max_cost.map(Ton::nano),
+            },
+            listener: cocoon_http::Limits {
+                header_timeout: Duration::from_secs(self.header_timeout_s.max(1)),
+                body_timeout: Duration::from_secs(self.body_timeout_s.max(1)),
+                idle_timeout: Duration::from_secs(self.idle_timeout_s.max(1)),
+                max_body_bytes: self.max_body_bytes,
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+                rate_per_second: self.rate_per_second,
+                rate_burst: self.rate_burst,
             },
         }
     }

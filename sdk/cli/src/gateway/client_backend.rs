@@ -9,6 +9,7 @@ use cocoon_sdk::client::{
     Client, ClientError, JobEvent as ClientEvent, JobOptions, JobResult, JobStream,
 };
 use cocoon_sdk::job::{JobRequest, ModelSpec};
+use cocoon_sdk::relay::worker::JobFailure;
 use cocoon_sdk::tlb::TlbType as _;
 use futures_util::StreamExt;
 
@@ -67,6 +68,19 @@ impl From<ClientError> for GatewayError {
             e @ ClientError::JobFailed { .. } => GatewayError::Upstream {
                 code: "worker_failed",
                 message: e.to_string(),
+            },
+            ClientError::JobRefused { code, reason, .. } => match code {
+                JobFailure::ContextLengthExceeded => GatewayError::ContextLengthExceeded(reason),
+                JobFailure::BadInput => GatewayError::InvalidRequest {
+                    message: format!("the worker refused the request: {reason}"),
+                    param: None,
+                },
+                // Undecryptable or replayed input, a commitment that does not match: what the
+                // gateway sealed is at fault, not the caller's request.
+                code => GatewayError::Upstream {
+                    code: "worker_refused",
+                    message: format!("the worker refused the job ({code}): {reason}"),
+                },
             },
             e @ ClientError::JobExpired { .. } => GatewayError::Timeout(e.to_string()),
             ClientError::Timeout(m) => GatewayError::Timeout(m),
@@ -291,6 +305,33 @@ mod tests {
                 },
                 502,
                 "worker_failed",
+            ),
+            (
+                ClientError::JobRefused {
+                    job: job(),
+                    code: JobFailure::ContextLengthExceeded,
+                    reason: "prompt of 9000 tokens does not fit the context of 8192 tokens".into(),
+                },
+                400,
+                "context_length_exceeded",
+            ),
+            (
+                ClientError::JobRefused {
+                    job: job(),
+                    code: JobFailure::BadInput,
+                    reason: "x".into(),
+                },
+                400,
+                "invalid_request",
+            ),
+            (
+                ClientError::JobRefused {
+                    job: job(),
+                    code: JobFailure::CannotDecrypt,
+                    reason: "x".into(),
+                },
+                502,
+                "worker_refused",
             ),
             (ClientError::Timeout("x".into()), 504, "timeout"),
             (ClientError::BadResponse("x".into()), 502, "bad_response"),

@@ -14,6 +14,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
 /// Default time a request may take, from arrival to its last byte (opening the job on-chain
 /// included: a few blocks on a real network).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest a gateway connection may go without a byte either way: a non-streamed answer is
+/// silent until it is complete, so this outlasts [`DEFAULT_REQUEST_TIMEOUT`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(330);
 /// `max_tokens` of a chat request that gives none.
 pub const DEFAULT_CHAT_MAX_TOKENS: u32 = cocoon_sdk::job::request::DEFAULT_MAX_TOKENS;
 /// `max_tokens` of a completion request that gives none (OpenAI's default for `/v1/completions`).
@@ -33,6 +36,27 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// Applied to every job.
     pub policy: JobPolicy,
+    /// The listener's timeouts, connection caps and per-client rate limit. Its body cap is
+    /// ignored: [`GatewayConfig::listener_limits`] takes `max_body_bytes`.
+    pub listener: cocoon_http::Limits,
+}
+
+impl GatewayConfig {
+    /// What the listener enforces, with the gateway's body cap.
+    pub fn listener_limits(&self) -> cocoon_http::Limits {
+        cocoon_http::Limits {
+            max_body_bytes: self.max_body_bytes,
+            ..self.listener.clone()
+        }
+    }
+}
+
+/// The library's listener defaults, with the gateway's longer idle timeout.
+pub fn default_listener() -> cocoon_http::Limits {
+    cocoon_http::Limits {
+        idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        ..cocoon_http::Limits::with_max_body(DEFAULT_MAX_BODY_BYTES)
+    }
 }
 
 impl Default for GatewayConfig {
@@ -43,6 +67,7 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             policy: JobPolicy::default(),
+            listener: default_listener(),
         }
     }
 }

@@ -18,11 +18,24 @@ pub enum GatewayError {
         /// The offending parameter, when there is one.
         param: Option<String>,
     },
+    /// The prompt does not fit the model's context window (400, OpenAI's
+    /// `context_length_exceeded`); the job ended at once and cost nothing.
+    #[error("this model's maximum context length was exceeded: {0}")]
+    ContextLengthExceeded(String),
     /// The request body is larger than the gateway accepts (413).
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
         /// Most bytes accepted.
         limit: usize,
+    },
+    /// The request body did not arrive in time (408).
+    #[error("request body not received within {0} ms")]
+    RequestTimeout(u64),
+    /// This client sent too many requests (429, with `Retry-After`).
+    #[error("too many requests from this client; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until it may try again.
+        retry_after_secs: u64,
     },
     /// No `Authorization: Bearer` key was sent, but the gateway requires one (401).
     #[error("missing API key: send `Authorization: Bearer <key>`")]
@@ -61,7 +74,7 @@ pub enum GatewayError {
     #[error("upstream failure ({code}): {message}")]
     Upstream {
         /// Stable code: `relayer_unreachable`, `relayer_error`, `worker_failed`,
-        /// `bad_response`, `receipt_invalid`.
+        /// `worker_refused`, `bad_response`, `receipt_invalid`.
         code: &'static str,
         /// Details.
         message: String,
@@ -89,8 +102,10 @@ impl GatewayError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. } | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::UnknownModel(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -105,12 +120,14 @@ impl GatewayError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. }
+            | Self::ContextLengthExceeded(_)
             | Self::PayloadTooLarge { .. }
+            | Self::RequestTimeout(_)
             | Self::UnknownModel(_)
             | Self::NotFound(_) => "invalid_request_error",
             Self::MissingApiKey | Self::InvalidApiKey => "authentication_error",
             Self::InsufficientBalance { .. } => "insufficient_quota",
-            Self::NoWorker { .. } => "rate_limit_error",
+            Self::NoWorker { .. } | Self::RateLimited { .. } => "rate_limit_error",
             Self::AttestationRejected(_) | Self::Upstream { .. } | Self::Timeout(_) => {
                 "upstream_error"
             }
@@ -122,7 +139,10 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::ContextLengthExceeded(_) => "context_length_exceeded",
             Self::PayloadTooLarge { .. } => "request_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::UnknownModel(_) => "model_not_found",
@@ -141,6 +161,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { param, .. } => param.as_deref(),
             Self::UnknownModel(_) => Some("model"),
+            Self::ContextLengthExceeded(_) => Some("messages"),
             _ => None,
         }
     }
@@ -184,6 +205,32 @@ pub struct ErrorDetail {
     pub code: &'static str,
 }
 
+impl GatewayError {
+    /// The listener's refusals (body cap, slow body, rate limit) as gateway errors.
+    pub fn render_refusal() -> cocoon_http::Render {
+        std::sync::Arc::new(|r: &cocoon_http::Refusal| {
+            match r {
+                cocoon_http::Refusal::TooLarge { limit } => {
+                    GatewayError::PayloadTooLarge { limit: *limit }
+                }
+                cocoon_http::Refusal::BodyTimeout { timeout } => GatewayError::RequestTimeout(
+                    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                ),
+                cocoon_http::Refusal::BodyUnreadable(why) => GatewayError::InvalidRequest {
+                    message: format!("request body unreadable: {why}"),
+                    param: None,
+                },
+                cocoon_http::Refusal::RateLimited { retry_after_secs } => {
+                    GatewayError::RateLimited {
+                        retry_after_secs: *retry_after_secs,
+                    }
+                }
+            }
+            .into_response()
+        })
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -214,6 +261,26 @@ mod tests {
                 413,
                 "invalid_request_error",
                 "request_too_large",
+            ),
+            (
+                GatewayError::ContextLengthExceeded("9000 > 8192".into()),
+                400,
+                "invalid_request_error",
+                "context_length_exceeded",
+            ),
+            (
+                GatewayError::RequestTimeout(5),
+                408,
+                "invalid_request_error",
+                "request_timeout",
+            ),
+            (
+                GatewayError::RateLimited {
+                    retry_after_secs: 1,
+                },
+                429,
+                "rate_limit_error",
+                "rate_limit_exceeded",
             ),
             (
                 GatewayError::MissingApiKey,

@@ -8,7 +8,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -32,6 +31,8 @@ pub fn router<B: Backend>(backend: B, config: GatewayConfig) -> Router {
     let key = Arc::new(ApiKey::new(config.api_key.as_deref()));
     let cors_cfg = Arc::new(Cors::new(&config.cors_origins));
     let body_limit = config.max_body_bytes;
+    let limits = config.listener_limits();
+    let render = GatewayError::render_refusal();
     let shared = Arc::new(Shared { backend, config });
     let api = Router::new()
         .route("/v1/chat/completions", post(text::chat::<B>))
@@ -42,14 +43,18 @@ pub fn router<B: Backend>(backend: B, config: GatewayConfig) -> Router {
         .route("/v1/cocoon/jobs/{*job}", get(jobs::settlement::<B>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(from_fn_with_state(key, require_key))
         .with_state(shared);
+    // The key is checked before any of the body is read (a caller without it never gets to
+    // send one); the rate limit comes before both.
+    let api = cocoon_http::guard::guard_body(api, &limits, render.clone())
+        .layer(from_fn_with_state(key, require_key));
     let router = Router::new()
         .route(
             "/health",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .merge(api);
+    let router = cocoon_http::guard::limit_rate(router, &limits, render);
     if cors_cfg.enabled() {
         router.layer(from_fn_with_state(cors_cfg, cors))
     } else {
@@ -70,14 +75,8 @@ pub async fn serve<B: Backend>(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(target: "gateway::http", %addr, key = config.api_key.is_some(), cors = ?config.cors_origins, "gateway listening");
-    // Without TCP_NODELAY the first small SSE write waits on the peer's delayed ACK (~40 ms of
-    // time to first token on loopback, measured by examples/gateway_overhead.rs).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(target: "gateway::http", error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router(backend, config))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The listener sets TCP_NODELAY: without it the first small SSE write waits on the peer's
+    // delayed ACK (~40 ms of time to first token on loopback, examples/gateway_overhead.rs).
+    let limits = config.listener_limits();
+    cocoon_http::serve(listener, router(backend, config), limits, shutdown).await
 }

@@ -24,6 +24,11 @@ use crate::gateway::openai::request::{ChatCompletionRequest, CompletionRequest, 
 use crate::gateway::openai::response::{ResponseMeta, TextApi};
 use crate::gateway::sse::TextFramer;
 
+/// How long a streamed request waits after its dispatch for the worker's first word before the
+/// 200 goes out: a worker's final refusal (a prompt beyond the context) comes within it and
+/// answers with its own status.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// `POST /v1/chat/completions`.
 pub async fn chat<B: Backend>(
     State(s): State<Arc<Shared<B>>>,
@@ -129,21 +134,46 @@ async fn stream_response<B: Backend>(
         Some(Err(e)) => return Err(e),
         None => return Err(bad_response("the job ended without a result")),
     };
-    let kind = match &first {
+    let mut kind = match &first {
         BackendEvent::Dispatched {
             attestation_kind, ..
         } => Some(*attestation_kind),
         BackendEvent::Done(summary) => Some(summary.attestation_kind),
         _ => None,
     };
+    // A worker refuses at once what no worker can serve (a prompt beyond the context): wait a
+    // moment past the dispatch so that refusal still gets its status code (400) rather than an
+    // error event after a 200.
+    let mut head = vec![Ok(first)];
+    while matches!(head.last(), Some(Ok(BackendEvent::Dispatched { .. }))) {
+        let grace = Instant::now() + REFUSAL_GRACE;
+        // The request's own timeout is told in the stream, as before.
+        if grace >= deadline {
+            break;
+        }
+        match tokio::time::timeout_at(grace, next_event(&mut events, deadline, limit)).await {
+            Err(_) => break,
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(Some(Ok(ev))) => {
+                if let BackendEvent::Dispatched {
+                    attestation_kind, ..
+                } = &ev
+                {
+                    kind = Some(*attestation_kind);
+                }
+                head.push(Ok(ev));
+            }
+            Ok(None) => break,
+        }
+    }
     let mut framer = TextFramer::new(meta, include_usage);
     let (tx, rx) = mpsc::channel::<String>(64);
     let started = Instant::now();
     // The pump owns the job; when the caller goes away, sends fail and the job stream is dropped.
     tokio::spawn(async move {
-        let mut pending = Some(Ok(first));
+        let mut pending = head.into_iter();
         loop {
-            let ev = match pending.take() {
+            let ev = match pending.next() {
                 Some(ev) => Some(ev),
                 None => next_event(&mut events, deadline, limit).await,
             };
