@@ -12,6 +12,7 @@ mod outcome;
 mod root;
 mod stack;
 mod worker;
+pub mod v2;
 
 pub use code::{Contract, code};
 pub use errors::{error_name, exit};
