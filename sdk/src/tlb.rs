@@ -626,21 +626,22 @@ pub mod codec {
             v: &BTreeMap<[u8; 32], ArcCell>,
             _: &'static str,
         ) -> TlbResult<()> {
-            let m: HashMap<TonHash, ArcCell> =
-                v.iter().map(|(k, c)| (TonHash::from(*k), c.clone())).collect();
+            let m: HashMap<TonHash, ArcCell> = v
+                .iter()
+                .map(|(k, c)| (TonHash::from(*k), c.clone()))
+                .collect();
             b.store_dict(256, |b, c: ArcCell| b.store_reference(&c).map(|_| ()), m)?;
             Ok(())
         }
-        fn load(
-            p: &mut CellParser<'_>,
-            _: &'static str,
-        ) -> TlbResult<BTreeMap<[u8; 32], ArcCell>> {
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<[u8; 32], ArcCell>> {
             let m = p.load_dict(
                 256,
                 tonlib_core::cell::dict::predefined_readers::key_reader_256bit,
                 |p| p.next_reference(),
             )?;
-            Ok(m.into_iter().map(|(k, c)| (<[u8; 32]>::from(k), c)).collect())
+            Ok(m.into_iter()
+                .map(|(k, c)| (<[u8; 32]>::from(k), c))
+                .collect())
         }
     }
 }

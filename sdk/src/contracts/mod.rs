@@ -11,8 +11,8 @@ mod escrow;
 mod outcome;
 mod root;
 mod stack;
-mod worker;
 pub mod v2;
+mod worker;
 
 pub use code::{Contract, code};
 pub use errors::{error_name, exit};

@@ -210,7 +210,10 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     ) -> ContractResult<ChannelOpen> {
         const OP: &str = "open channel";
         if a.amount == 0 || a.amount >= AMOUNT_LIMIT {
-            return Err(invalid(OP, format!("amount {} must be in 1..2^64", a.amount)));
+            return Err(invalid(
+                OP,
+                format!("amount {} must be in 1..2^64", a.amount),
+            ));
         }
         if a.price_in >= AMOUNT_LIMIT || a.price_out >= AMOUNT_LIMIT {
             return Err(invalid(OP, "prices must be below 2^64"));
@@ -232,9 +235,8 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         .to_cell()?;
         let outcome = self.send(wallet, OP, a.amount + fee, body, opts).await?;
-        let opened = channel_opened(&outcome, &self.address).ok_or_else(|| {
-            invalid(OP, "the Escrow accepted the open but sent no ChannelOpened")
-        })?;
+        let opened = channel_opened(&outcome, &self.address)
+            .ok_or_else(|| invalid(OP, "the Escrow accepted the open but sent no ChannelOpened"))?;
         tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id = opened.channel_id, amount = %a.amount, "channel opened");
         Ok(ChannelOpen {
             channel: ChannelRef {
@@ -257,7 +259,10 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         if amount == 0 || amount >= AMOUNT_LIMIT {
-            return Err(invalid("top up", format!("amount {amount} must be in 1..2^64")));
+            return Err(invalid(
+                "top up",
+                format!("amount {amount} must be in 1..2^64"),
+            ));
         }
         let fee = self.fees().await?.top_up;
         let body = TopUp {
@@ -453,7 +458,11 @@ fn channel_opened(outcome: &Outcome, escrow: &TonAddress) -> Option<ChannelOpene
         .filter(|t| &t.account == escrow && t.succeeded())
         .flat_map(|t| t.out_msgs.iter())
         .filter(|m| m.opcode == Some(ChannelOpened::OP))
-        .find_map(|m| m.body.as_ref().and_then(|b| ChannelOpened::from_cell(b).ok()))
+        .find_map(|m| {
+            m.body
+                .as_ref()
+                .and_then(|b| ChannelOpened::from_cell(b).ok())
+        })
 }
 
 impl From<ChannelOpen> for ChannelRef {
@@ -461,4 +470,3 @@ impl From<ChannelOpen> for ChannelRef {
         o.channel
     }
 }
-

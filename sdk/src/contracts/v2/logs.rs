@@ -165,7 +165,10 @@ pub async fn verify_inclusion<C: ChainApi>(
         .ok_or_else(|| {
             invalid(
                 OP,
-                format!("channel {} has no settlement logged at seq {target}", ch.channel_id),
+                format!(
+                    "channel {} has no settlement logged at seq {target}",
+                    ch.channel_id
+                ),
             )
         })?;
     proof

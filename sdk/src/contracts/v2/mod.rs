@@ -113,9 +113,18 @@ async fn send<C: ChainApi>(
     ensure_success(outcome)
 }
 
-/// `Ok` unless a transaction of the trace refused its (not bounced) message.
+/// `Ok` unless a transaction of the trace refused its (not bounced) message. A wallet that fails
+/// to process one of the contracts' notifications (a payout too small to pay for the wallet's own
+/// gas, say) is no refusal: they are all non-bounceable, so the value stays with the wallet and
+/// the contracts' state is final.
 fn ensure_success(outcome: Outcome) -> ContractResult<Outcome> {
-    match outcome.first_failure() {
+    let refused = outcome.txs.iter().find(|t| {
+        t.failed()
+            && t.in_msg
+                .as_ref()
+                .is_some_and(|m| !m.bounced && !is_wallet_notification(m.opcode))
+    });
+    match refused {
         None => Ok(outcome),
         Some(t) => {
             let exit_code = t.exit_code.or(t.action_result_code).unwrap_or(-1);
@@ -128,6 +137,11 @@ fn ensure_success(outcome: Outcome) -> ContractResult<Outcome> {
             })
         }
     }
+}
+
+fn is_wallet_notification(opcode: Option<u32>) -> bool {
+    use crate::messages::v2::notify::{ChannelOpened, Excesses, Payout, RelayerFee};
+    matches!(opcode, Some(op) if op == ChannelOpened::OP || op == RelayerFee::OP || op == Payout::OP || op == Excesses::OP)
 }
 
 fn invalid(op: &'static str, reason: impl Into<String>) -> ContractError {

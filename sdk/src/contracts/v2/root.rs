@@ -10,9 +10,7 @@ use super::{Contract, call, code, get_method, query_id, send};
 use crate::chain::{ChainApi, StackEntry};
 use crate::contracts::root::dict_from_root;
 use crate::contracts::{ContractResult, Outcome, RootOwner, StackReader};
-use crate::messages::v2::records::{
-    GovernanceQueue, RootCodes, RootData, RootParams, RootPolicy,
-};
+use crate::messages::v2::records::{GovernanceQueue, RootCodes, RootData, RootParams, RootPolicy};
 use crate::messages::v2::root::{AcceptOwnership, ApplyChange, CancelChange};
 use crate::tlb::codec::Set256;
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};

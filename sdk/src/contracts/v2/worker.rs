@@ -105,7 +105,10 @@ impl Settlement {
         if r.seq != v.last_seq {
             return Err(invalid(
                 OP,
-                format!("voucher covers seq {}, receipt is seq {}", v.last_seq, r.seq),
+                format!(
+                    "voucher covers seq {}, receipt is seq {}",
+                    v.last_seq, r.seq
+                ),
             ));
         }
         let acc = crate::channel::chain_step(
@@ -113,7 +116,10 @@ impl Settlement {
             &r.hash().map_err(|e| invalid(OP, e.to_string()))?,
         );
         if acc != v.acc {
-            return Err(invalid(OP, "voucher accumulator does not follow the receipt"));
+            return Err(invalid(
+                OP,
+                "voucher accumulator does not follow the receipt",
+            ));
         }
         if v.cumulative >= AMOUNT_LIMIT {
             return Err(invalid(OP, "cumulative amount must be below 2^64"));

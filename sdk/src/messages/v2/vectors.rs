@@ -128,18 +128,33 @@ fn every_vector_file_is_checked() {
             unchecked.push(stem.to_owned());
         }
     }
-    assert!(unchecked.is_empty(), "vector files nobody checks: {unchecked:?}");
+    assert!(
+        unchecked.is_empty(),
+        "vector files nobody checks: {unchecked:?}"
+    );
 }
 
 #[test]
 fn messages_dispatch_on_their_opcode() {
     for (name, ok) in [
-        ("open_channel", EscrowMsg::from_boc(&boc_of("open_channel")).is_ok()),
+        (
+            "open_channel",
+            EscrowMsg::from_boc(&boc_of("open_channel")).is_ok(),
+        ),
         ("settle", EscrowMsg::from_boc(&boc_of("settle")).is_ok()),
-        ("submit_settlement", WorkerMsg::from_boc(&boc_of("submit_settlement")).is_ok()),
-        ("apply_change", RootMsg::from_boc(&boc_of("apply_change")).is_ok()),
+        (
+            "submit_settlement",
+            WorkerMsg::from_boc(&boc_of("submit_settlement")).is_ok(),
+        ),
+        (
+            "apply_change",
+            RootMsg::from_boc(&boc_of("apply_change")).is_ok(),
+        ),
         ("payout", WalletMsg::from_boc(&boc_of("payout")).is_ok()),
-        ("log_channel_settled", Log::from_boc(&boc_of("log_channel_settled")).is_ok()),
+        (
+            "log_channel_settled",
+            Log::from_boc(&boc_of("log_channel_settled")).is_ok(),
+        ),
     ] {
         assert!(ok, "{name}");
     }
