@@ -463,8 +463,103 @@ async fn a_channel_from_open_to_close_on_localnet() {
     let back = sent(&out, escrow.address(), Payout::OP);
     assert_eq!(back[0].destination.as_ref(), Some(client.address()));
     assert!(back[0].value.unwrap() >= take);
-    assert!(escrow.state().await.unwrap().free < fee);
+    // The free balance drops by exactly what was taken (less storage fees, if time passed).
+    let left = escrow.state().await.unwrap().free;
+    assert!(left <= s4.free - take && left + NANO_PER_TON / 1000 > s4.free - take, "left {left}");
     // More than the free balance is refused up front.
     let (exit, _) = refusal(escrow.withdraw(&client, NANO_PER_TON, &opts).await);
     assert_eq!(exit, Exit::InsufficientFreeBalance);
+}
+
+/// Root v2's getters as deployed by the test kit, and a governance change: queued with its ready
+/// time visible, refused before the delay, applied by anyone after it.
+#[tokio::test]
+async fn root_v2_getters_and_a_timelocked_change_on_localnet() {
+    use cocoon_sdk::contracts::v2::RootClient;
+    use cocoon_sdk::messages::v2::root::SetModel;
+
+    let dev_chain = DevChainV2::on(
+        start_localnet().await.unwrap(),
+        BTreeMap::from([(MODEL, [0xa1; 32])]),
+    )
+    .await
+    .unwrap();
+    let chain = &dev_chain.chain;
+    let opts = SendOptions::default();
+    let root = RootClient::at(chain, dev_chain.root.clone());
+    let governor = &dev_chain.governor;
+
+    let p = root.params().await.unwrap();
+    assert_eq!(
+        (p.min_stake, p.grace_period, p.governance_delay, p.max_channel_lifetime),
+        (
+            dev::MIN_STAKE,
+            dev::GRACE_PERIOD,
+            dev::GOVERNANCE_DELAY,
+            dev::MAX_CHANNEL_LIFETIME
+        )
+    );
+    assert_eq!(&p.treasury, governor.address());
+    assert_eq!(&root.owner().await.unwrap().owner, governor.address());
+    let policy = root.policy().await.unwrap();
+    assert!(
+        policy
+            .measurements
+            .contains(&cocoon_testkit::chain::simulated_measurement())
+    );
+    assert_eq!(root.model(MODEL).await.unwrap(), Some([0xa1; 32]));
+    assert_eq!(root.model(2).await.unwrap(), None);
+    let (wcode, ecode) = root.codes().await.unwrap();
+    use cocoon_sdk::contracts::v2::{Contract, code, escrow_address, worker_address};
+    assert_eq!(wcode.cell_hash(), code(Contract::Worker).unwrap().cell_hash());
+    assert_eq!(ecode.cell_hash(), code(Contract::Escrow).unwrap().cell_hash());
+    assert!(
+        root.is_worker_code_known(&wcode.cell_hash().into())
+            .await
+            .unwrap()
+    );
+    assert!(!root.is_worker_code_known(&[0; 32]).await.unwrap());
+    // Child addresses derived locally equal Root's getters.
+    let owner = governor.address();
+    assert_eq!(
+        worker_address(root.address(), owner, &wcode).unwrap(),
+        root.worker_address(owner).await.unwrap()
+    );
+    assert_eq!(
+        escrow_address(root.address(), owner, &ecode).unwrap(),
+        root.escrow_address(owner).await.unwrap()
+    );
+    let fees = root.fees().await.unwrap();
+    assert!(fees.register > 0 && fees.create_escrow > 0 && fees.governance > 0);
+
+    // A change is queued, visible with its ready time, refused early, applied after the delay.
+    assert_eq!(root.next_change_id().await.unwrap(), 0);
+    let body = SetModel {
+        query_id: 1,
+        model_id: 2,
+        model_hash: [0xb2; 32],
+    }
+    .to_cell()
+    .unwrap();
+    let now = dev_chain.now().await.unwrap();
+    root.queue_change(governor, body.clone(), &opts).await.unwrap();
+    let pending = root.pending_changes(0).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, 0);
+    assert_eq!(pending[0].body.cell_hash(), body.cell_hash());
+    assert!(pending[0].ready_at >= now + dev::GOVERNANCE_DELAY);
+    let stranger = dev_chain.funded_wallet(NANO_PER_TON).await.unwrap();
+    let (exit, _) = refusal(root.apply_change(&stranger, 0, &opts).await);
+    assert_eq!(exit, Exit::ChangeNotReady);
+    // Only the owner queues.
+    let (exit, _) = refusal(root.queue_change(&stranger, body.clone(), &opts).await);
+    assert_eq!(exit, Exit::NotOwner);
+    dev_chain
+        .localnet
+        .advance_time(u64::from(dev::GOVERNANCE_DELAY) + 1)
+        .await
+        .unwrap();
+    root.apply_change(&stranger, 0, &opts).await.unwrap();
+    assert_eq!(root.model(2).await.unwrap(), Some([0xb2; 32]));
+    assert_eq!(root.pending_change(0).await.unwrap(), None);
 }
