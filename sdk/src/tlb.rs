@@ -597,6 +597,53 @@ pub mod codec {
             Ok(m.into_iter().collect())
         }
     }
+
+    /// `(HashmapE 32 T)` with `T` stored inline.
+    pub struct MapU32<T>(std::marker::PhantomData<T>);
+    impl<T: TlbType + Clone> Codec for MapU32<T> {
+        type Value = BTreeMap<u32, T>;
+        fn store(b: &mut CellBuilder, v: &BTreeMap<u32, T>, _: &'static str) -> TlbResult<()> {
+            let m: HashMap<u32, T> = v.iter().map(|(k, x)| (*k, x.clone())).collect();
+            b.store_dict(32, |b, x: T| x.store(b).map_err(cell_err), m)?;
+            Ok(())
+        }
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<u32, T>> {
+            let m = p.load_dict(
+                32,
+                tonlib_core::cell::dict::predefined_readers::key_reader_u32,
+                |p| T::load(p).map_err(cell_err),
+            )?;
+            Ok(m.into_iter().collect())
+        }
+    }
+
+    /// `(HashmapE 256 ^Cell)`: opaque cells keyed by a 256-bit value (a code hash).
+    pub struct Map256Cell;
+    impl Codec for Map256Cell {
+        type Value = BTreeMap<[u8; 32], ArcCell>;
+        fn store(
+            b: &mut CellBuilder,
+            v: &BTreeMap<[u8; 32], ArcCell>,
+            _: &'static str,
+        ) -> TlbResult<()> {
+            let m: HashMap<TonHash, ArcCell> = v
+                .iter()
+                .map(|(k, c)| (TonHash::from(*k), c.clone()))
+                .collect();
+            b.store_dict(256, |b, c: ArcCell| b.store_reference(&c).map(|_| ()), m)?;
+            Ok(())
+        }
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<[u8; 32], ArcCell>> {
+            let m = p.load_dict(
+                256,
+                tonlib_core::cell::dict::predefined_readers::key_reader_256bit,
+                |p| p.next_reference(),
+            )?;
+            Ok(m.into_iter()
+                .map(|(k, c)| (<[u8; 32]>::from(k), c))
+                .collect())
+        }
+    }
 }
 
 /// Bag-of-cells serialisation in the exact byte layout of `@ton/core`'s

@@ -11,6 +11,7 @@ mod escrow;
 mod outcome;
 mod root;
 mod stack;
+pub mod v2;
 mod worker;
 
 pub use code::{Contract, code};

@@ -10,6 +10,7 @@ pub mod escrow;
 pub mod notify;
 pub mod records;
 pub mod root;
+pub mod v2;
 pub mod worker;
 
 #[cfg(test)]
@@ -319,6 +320,86 @@ pub(crate) mod testing {
             proptest::collection::btree_map(any::<u64>(), T::arb(), 0..4).boxed()
         }
     }
+    impl<T: TlbType + Arb + Clone + std::fmt::Debug + 'static> ArbCodec for MapU32<T> {
+        fn arb() -> BoxedStrategy<BTreeMap<u32, T>> {
+            proptest::collection::btree_map(any::<u32>(), T::arb(), 0..4).boxed()
+        }
+    }
+    impl ArbCodec for Map256Cell {
+        fn arb() -> BoxedStrategy<BTreeMap<[u8; 32], ArcCell>> {
+            proptest::collection::btree_map(any::<[u8; 32]>(), any_cell(), 0..3).boxed()
+        }
+    }
+    /// Any channel reference.
+    pub fn channel_ref() -> BoxedStrategy<crate::channel::ChannelRef> {
+        (
+            any::<i32>(),
+            crate::tlb::testing::address(),
+            crate::tlb::testing::address(),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(global_id, root, escrow, channel_id)| crate::channel::ChannelRef {
+                    global_id,
+                    root,
+                    escrow,
+                    channel_id,
+                },
+            )
+            .boxed()
+    }
+    /// Any signed channel receipt (signature bytes arbitrary: the codec does not verify).
+    impl Arb for crate::channel::SignedChannelReceipt {
+        fn arb() -> BoxedStrategy<Self> {
+            use crate::channel::{ChannelReceipt, SignedChannelReceipt};
+            use crate::receipt::{ReceiptCommitments, ReceiptHashes};
+            (
+                <Bits512 as ArbCodec>::arb(),
+                channel_ref(),
+                crate::tlb::testing::address(),
+                (
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<u32>(),
+                    0u128..=u64::MAX as u128,
+                    any::<u32>(),
+                ),
+                any::<[[u8; 32]; 5]>(),
+            )
+                .prop_map(
+                    |(
+                        signature,
+                        channel,
+                        worker,
+                        (seq, model_id, tokens_in, tokens_out, cost, time),
+                        h,
+                    )| SignedChannelReceipt {
+                        signature,
+                        body: ChannelReceipt {
+                            channel,
+                            seq,
+                            worker,
+                            model_id,
+                            tokens_in,
+                            tokens_out,
+                            cost,
+                            time,
+                            prev_acc: h[4],
+                            hashes: ReceiptHashes {
+                                weights_hash: h[0],
+                                evidence_hash: h[1],
+                            },
+                            commitments: ReceiptCommitments {
+                                input_commitment: h[2],
+                                output_commitment: h[3],
+                            },
+                        },
+                    },
+                )
+                .boxed()
+        }
+    }
 
     /// The golden-vector JSON form of a value (`tests/vectors/README.md`).
     pub trait Json {
@@ -450,6 +531,77 @@ pub(crate) mod testing {
             )
         }
     }
+    impl<T: TlbType + Json + Clone> JsonCodec for MapU32<T> {
+        fn to_json(v: &BTreeMap<u32, T>) -> Value {
+            json!(
+                v.iter()
+                    .map(|(k, x)| json!({"key": k, "value": x.to_json()}))
+                    .collect::<Vec<_>>()
+            )
+        }
+    }
+    impl JsonCodec for Map256Cell {
+        fn to_json(v: &BTreeMap<[u8; 32], ArcCell>) -> Value {
+            json!(
+                v.iter()
+                    .map(|(k, c)| json!({"key": hex::encode(k), "value": cell_marker(c)}))
+                    .collect::<Vec<_>>()
+            )
+        }
+    }
+    impl Json for crate::channel::ChannelRef {
+        fn to_json(&self) -> Value {
+            json!({
+                "global_id": self.global_id, "root": raw(&self.root), "escrow": raw(&self.escrow),
+                "channel_id": self.channel_id.to_string(),
+            })
+        }
+    }
+    impl Json for crate::receipt::ReceiptHashes {
+        fn to_json(&self) -> Value {
+            json!({
+                "weights_hash": hex::encode(self.weights_hash),
+                "evidence_hash": hex::encode(self.evidence_hash),
+            })
+        }
+    }
+    impl Json for crate::receipt::ReceiptCommitments {
+        fn to_json(&self) -> Value {
+            json!({
+                "input_commitment": hex::encode(self.input_commitment),
+                "output_commitment": hex::encode(self.output_commitment),
+            })
+        }
+    }
+    impl Json for crate::channel::ChannelReceipt {
+        fn to_json(&self) -> Value {
+            json!({
+                "channel": self.channel.to_json(), "seq": self.seq, "worker": raw(&self.worker),
+                "model_id": self.model_id, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "cost": self.cost.to_string(), "time": self.time,
+                "prev_acc": hex::encode(self.prev_acc), "hashes": self.hashes.to_json(),
+                "commitments": self.commitments.to_json(),
+            })
+        }
+    }
+    impl Json for crate::channel::SignedChannelReceipt {
+        fn to_json(&self) -> Value {
+            json!({ "signature": hex::encode(self.signature), "body": self.body.to_json() })
+        }
+    }
+    impl Json for crate::channel::Voucher {
+        fn to_json(&self) -> Value {
+            json!({
+                "channel": self.channel.to_json(), "cumulative": self.cumulative.to_string(),
+                "last_seq": self.last_seq, "acc": hex::encode(self.acc), "is_final": self.is_final,
+            })
+        }
+    }
+    impl Json for crate::channel::SignedVoucher {
+        fn to_json(&self) -> Value {
+            json!({ "signature": hex::encode(self.signature), "body": self.body.to_json() })
+        }
+    }
 
     /// Whether our JSON equals a vector's fields. An opaque cell (`$cell_hash`, contract code)
     /// matches a base64 BOC with that hash.
@@ -475,6 +627,8 @@ pub(crate) mod testing {
                 o.len() == t.len() && o.iter().zip(t).all(|(a, b)| json_matches(a, b))
             }
             (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            // The v2 codec writes a `Bool` as 0 / 1.
+            (Value::Bool(a), Value::Number(n)) => n.as_u64() == Some(u64::from(*a)),
             (a, b) => a == b,
         }
     }
