@@ -479,3 +479,474 @@ impl WorkerChannel {
         self.settling = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{ChannelRef, ChannelSession, Voucher};
+    use super::*;
+
+    /// A worker book and the client session of the same channel.
+    fn pair(amount: u128, credit: u128) -> (WorkerChannel, ChannelSession) {
+        (
+            WorkerChannel::new(state(amount), &worker(), credit).unwrap(),
+            ChannelSession::open(state(amount), receipt_key(), client_key()).unwrap(),
+        )
+    }
+
+    /// One request end to end: admitted at its max cost, signed, persisted (here: nothing),
+    /// committed, checked by the client. Returns the receipt.
+    fn serve(
+        w: &mut WorkerChannel,
+        c: &mut ChannelSession,
+        d: ReceiptDraft,
+        max_tokens: u32,
+    ) -> SignedChannelReceipt {
+        let t = c.next_request(NOW).unwrap();
+        if let Some(v) = &t.voucher {
+            w.accept_voucher(v).unwrap();
+        }
+        let max = request_max_cost(w.state(), d.tokens_in, max_tokens).unwrap();
+        let a = w.admit(NOW, t.seq, max).unwrap();
+        let e = expectation(&d, max_tokens);
+        let p = w.sign_receipt(a.seq, d, &worker_key()).unwrap();
+        w.commit(&p).unwrap();
+        c.on_receipt(&p.receipt, &e).unwrap();
+        p.receipt
+    }
+
+    fn cost(tokens_in: u32, tokens_out: u32) -> u128 {
+        u128::from(tokens_in) * PRICE_IN + u128::from(tokens_out) * PRICE_OUT
+    }
+
+    #[test]
+    fn with_the_default_credit_each_receipt_is_paid_before_the_next_request() {
+        let credit = request_max_cost(&state(0), 100, 50).unwrap();
+        assert_eq!(credit, cost(100, 50));
+        let (mut w, mut c) = pair(10_000_000, credit);
+        let r1 = serve(&mut w, &mut c, draft(1, 80, 40), 50);
+        assert_eq!(r1.body.cost, cost(80, 40));
+        assert_eq!(r1.body.worker, worker());
+        assert_eq!(r1.body.channel, channel());
+        r1.verify_signature(&receipt_key()).unwrap();
+        assert_eq!(w.unpaid(), cost(80, 40));
+
+        // Without the voucher for seq 1, seq 2 is over the credit.
+        assert!(matches!(
+            w.admit(NOW, 2, credit),
+            Err(ChannelError::OverCredit { unpaid, max_cost, credit: cr })
+                if unpaid == cost(80, 40) && max_cost == credit && cr == credit
+        ));
+        // The next request carries it, and is served.
+        serve(&mut w, &mut c, draft(2, 100, 50), 50);
+        assert_eq!(w.best_voucher().unwrap().body.last_seq, 1);
+        assert_eq!(w.unpaid(), cost(100, 50));
+        assert_eq!(w.accumulator(), c.accumulator());
+    }
+
+    #[test]
+    fn admission_refusals() {
+        let (mut w, mut c) = pair(1_000_000, u128::MAX);
+        assert!(matches!(
+            w.admit(NOW, 2, 1),
+            Err(ChannelError::WrongSeq {
+                got: 2,
+                expected: 1
+            })
+        ));
+        assert!(matches!(
+            w.admit(NOW, 1, 1_000_001),
+            Err(ChannelError::Exhausted {
+                cumulative: 0,
+                max_cost: 1_000_001,
+                amount: 1_000_000
+            })
+        ));
+        assert!(matches!(
+            w.admit(NOW, 1, u128::MAX),
+            Err(ChannelError::Exhausted { .. })
+        ));
+        assert!(matches!(
+            w.admit(w.state().expires_at, 1, 1),
+            Err(ChannelError::NotServing { .. })
+        ));
+        w.admit(NOW, 1, 100_000).unwrap();
+        assert!(matches!(
+            w.admit(NOW, 2, 1),
+            Err(ChannelError::Busy { seq: 1 })
+        ));
+        w.release(1).unwrap();
+        serve(&mut w, &mut c, draft(1, 10, 20), 20);
+        // Seq 1 is signed: asked again, it is taken (the caller resends the stored receipt).
+        assert!(matches!(
+            w.admit(NOW, 1, 1),
+            Err(ChannelError::SeqTaken { seq: 1 })
+        ));
+        // A close requested on-chain stops new requests.
+        let mut closing = w.state().clone();
+        closing.close_requested_at = NOW - 1;
+        w.refresh(closing).unwrap();
+        assert!(matches!(
+            w.admit(NOW, 2, 1),
+            Err(ChannelError::NotServing { .. })
+        ));
+    }
+
+    #[test]
+    fn a_final_voucher_stops_serving() {
+        let (mut w, mut c) = pair(1_000_000, u128::MAX);
+        serve(&mut w, &mut c, draft(1, 10, 20), 20);
+        let f = c.final_voucher().unwrap();
+        assert_eq!(w.accept_voucher(&f).unwrap(), VoucherIntake::Better);
+        assert!(matches!(w.admit(NOW, 2, 1), Err(ChannelError::Closing)));
+        // The plain voucher of the same seq never replaces the final one.
+        let mut plain = f.body.clone();
+        plain.is_final = false;
+        let plain = plain.sign(&client_key()).unwrap();
+        assert_eq!(w.accept_voucher(&plain).unwrap(), VoucherIntake::Same);
+        assert_eq!(w.best_voucher(), Some(&f));
+    }
+
+    #[test]
+    fn one_receipt_per_admission_and_only_the_signed_one_commits() {
+        let (mut w, mut c) = pair(1_000_000, u128::MAX);
+        assert!(matches!(
+            w.sign_receipt(1, draft(1, 1, 1), &worker_key()),
+            Err(ChannelError::NotAdmitted { seq: 1 })
+        ));
+        w.admit(NOW, 1, cost(10, 20)).unwrap();
+        assert!(matches!(
+            w.sign_receipt(1, draft(1, 10, 21), &worker_key()),
+            Err(ChannelError::AboveAdmitted { cost: co, max_cost })
+                if co == cost(10, 21) && max_cost == cost(10, 20)
+        ));
+        let p = w.sign_receipt(1, draft(1, 10, 20), &worker_key()).unwrap();
+        assert!(matches!(
+            w.sign_receipt(1, draft(1, 10, 19), &worker_key()),
+            Err(ChannelError::NotAdmitted { seq: 1 })
+        ));
+        // A receipt it did not sign for this admission does not commit.
+        let mut other = p.clone();
+        other.receipt.body.time += 1;
+        assert!(matches!(
+            w.commit(&other),
+            Err(ChannelError::NotAdmitted { seq: 1 })
+        ));
+        assert_eq!(w.accumulator().seq(), 0, "nothing moves before commit");
+        w.commit(&p).unwrap();
+        assert_eq!(
+            (
+                w.accumulator().seq(),
+                w.accumulator().acc(),
+                w.accumulator().cumulative()
+            ),
+            (1, p.acc, p.cumulative)
+        );
+        assert!(matches!(
+            w.commit(&p),
+            Err(ChannelError::NotAdmitted { seq: 1 })
+        ));
+        c.on_receipt(&p.receipt, &expectation(&draft(1, 10, 20), 20))
+            .unwrap();
+
+        // Persisting failed: released, never sent, and the seq is signed afresh.
+        w.admit(NOW, 2, cost(1, 1)).unwrap();
+        let lost = w.sign_receipt(2, draft(2, 1, 1), &worker_key()).unwrap();
+        w.release(2).unwrap();
+        assert!(matches!(
+            w.commit(&lost),
+            Err(ChannelError::NotAdmitted { seq: 2 })
+        ));
+        assert!(matches!(
+            w.release(2),
+            Err(ChannelError::NotAdmitted { seq: 2 })
+        ));
+        w.admit(NOW, 2, cost(1, 1)).unwrap();
+    }
+
+    #[test]
+    fn vouchers_must_pay_exactly_the_workers_own_receipts() {
+        let (mut w, mut c) = pair(1_000_000, u128::MAX);
+        serve(&mut w, &mut c, draft(1, 10, 20), 20);
+        serve(&mut w, &mut c, draft(2, 10, 20), 20);
+        let v2 = c.latest_voucher().unwrap().clone();
+        let at1 = {
+            let mut c1 =
+                ChannelSession::open(state(1_000_000), receipt_key(), client_key()).unwrap();
+            let mut w1 = WorkerChannel::new(state(1_000_000), &worker(), u128::MAX).unwrap();
+            serve(&mut w1, &mut c1, draft(1, 10, 20), 20);
+            c1.latest_voucher().unwrap().clone()
+        };
+        let resign = |v: Voucher| v.sign(&client_key()).unwrap();
+
+        let refusals: Vec<(SignedVoucher, fn(&ChannelError) -> bool)> = vec![
+            (
+                resign(Voucher {
+                    channel: ChannelRef {
+                        channel_id: 8,
+                        ..channel()
+                    },
+                    ..v2.body.clone()
+                }),
+                |e| matches!(e, ChannelError::WrongChannel { what: "voucher" }),
+            ),
+            (v2.body.clone().sign(&worker_key()).unwrap(), |e| {
+                matches!(e, ChannelError::BadSignature { what: "voucher" })
+            }),
+            (
+                resign(Voucher {
+                    last_seq: 3,
+                    ..v2.body.clone()
+                }),
+                |e| matches!(e, ChannelError::UnsignedSeq { seq: 3, signed: 2 }),
+            ),
+            (
+                resign(Voucher {
+                    last_seq: 0,
+                    cumulative: 0,
+                    ..v2.body.clone()
+                }),
+                |e| matches!(e, ChannelError::StaleVoucher { seq: 0, held: 1 }),
+            ),
+            (
+                resign(Voucher {
+                    acc: [1; 32],
+                    ..v2.body.clone()
+                }),
+                |e| {
+                    matches!(
+                        e,
+                        ChannelError::VoucherMismatch {
+                            seq: 2,
+                            field: "acc"
+                        }
+                    )
+                },
+            ),
+            // Less than the receipts total (and more: the worker keeps no voucher it cannot settle).
+            (
+                resign(Voucher {
+                    cumulative: v2.body.cumulative - 1,
+                    ..v2.body.clone()
+                }),
+                |e| {
+                    matches!(
+                        e,
+                        ChannelError::VoucherMismatch {
+                            seq: 2,
+                            field: "cumulative"
+                        }
+                    )
+                },
+            ),
+            (
+                resign(Voucher {
+                    cumulative: v2.body.cumulative + 1,
+                    ..v2.body.clone()
+                }),
+                |e| {
+                    matches!(
+                        e,
+                        ChannelError::VoucherMismatch {
+                            seq: 2,
+                            field: "cumulative"
+                        }
+                    )
+                },
+            ),
+        ];
+        for (v, is) in refusals {
+            let before = (w.best_voucher().cloned(), w.unpaid());
+            let e = w.accept_voucher(&v).unwrap_err();
+            assert!(is(&e), "{e}");
+            assert_eq!((w.best_voucher().cloned(), w.unpaid()), before);
+        }
+
+        // A voucher for no receipt at all, on a book that holds none.
+        let mut fresh = WorkerChannel::new(state(1_000_000), &worker(), 1).unwrap();
+        assert!(matches!(
+            fresh.accept_voucher(&resign(Voucher {
+                last_seq: 0,
+                cumulative: 0,
+                acc: [0; 32],
+                ..v2.body.clone()
+            })),
+            Err(ChannelError::UnsignedSeq { seq: 0, signed: 0 })
+        ));
+
+        assert_eq!(w.accept_voucher(&v2).unwrap(), VoucherIntake::Better);
+        assert_eq!(w.accept_voucher(&v2).unwrap(), VoucherIntake::Same);
+        assert_eq!(w.unpaid(), 0);
+        assert!(matches!(
+            w.accept_voucher(&at1),
+            Err(ChannelError::StaleVoucher { seq: 1, held: 2 })
+        ));
+    }
+
+    #[test]
+    fn the_settlement_policy() {
+        let fee = 1_000u128;
+        let policy = SettlePolicy {
+            settle_fee: fee,
+            margin_secs: 600,
+        };
+        // 5 % + 1 % fees: 100 × fee of share needs due ≥ 106,383 (share floor(due·0.94) ≥ 100,000).
+        let (mut w, mut c) = pair(10_000_000, u128::MAX);
+        assert_eq!(w.settlement(NOW, &policy, true), None, "nothing held");
+        // tokens_out 35 → 105,000 due → share 105,000 − 5,250 − 1,050 = 98,700 < 100,000.
+        serve(&mut w, &mut c, draft(1, 0, 35), 35);
+        serve(&mut w, &mut c, draft(2, 0, 0), 0);
+        assert_eq!(
+            w.settlement(NOW, &policy, false),
+            None,
+            "unpaid receipts are no claim"
+        );
+        w.accept_voucher(c.latest_voucher().unwrap()).unwrap();
+        assert_eq!(w.best_voucher().unwrap().body.cumulative, 105_000);
+        assert_eq!(
+            w.settlement(NOW, &policy, false),
+            None,
+            "below the threshold"
+        );
+        let s = w.settlement(NOW, &policy, true).unwrap();
+        assert_eq!(
+            (s.reason, s.due, s.worker_share),
+            (SettleReason::Shutdown, 105_000, 98_700)
+        );
+        let until = w.state().settle_until;
+        assert_eq!(w.settlement(until - 601, &policy, false), None);
+        assert_eq!(
+            w.settlement(until - 600, &policy, false).unwrap().reason,
+            SettleReason::Expiry
+        );
+        assert_eq!(
+            w.settlement(until + 1, &policy, true),
+            None,
+            "too late to settle"
+        );
+
+        // 2,000 more due → 107,000, share 100,580 ≥ 100,000.
+        serve(&mut w, &mut c, draft(3, 2, 0), 0);
+        serve(&mut w, &mut c, draft(4, 0, 0), 0);
+        w.accept_voucher(c.latest_voucher().unwrap()).unwrap();
+        let s = w.settlement(NOW, &policy, false).unwrap();
+        assert_eq!(
+            (s.reason, s.due, s.worker_share),
+            (SettleReason::Threshold, 107_000, 100_580)
+        );
+        assert_eq!(&s.voucher, w.best_voucher().unwrap());
+
+        // Submitted: not proposed again; failed: proposed again; seen on-chain: settled.
+        w.settlement_submitted(s.voucher.body.cumulative);
+        assert_eq!(w.settlement(NOW, &policy, true), None);
+        w.settlement_failed();
+        assert!(w.settlement(NOW, &policy, false).is_some());
+        w.settlement_submitted(s.voucher.body.cumulative);
+        let mut settled = w.state().clone();
+        settled.settled = 107_000;
+        settled.last_seq = 4;
+        w.refresh(settled).unwrap();
+        assert_eq!(w.settlement(NOW, &policy, true), None);
+        // Only what is due beyond the settlement counts, and a final voucher settles it at once.
+        serve(&mut w, &mut c, draft(5, 1, 0), 0);
+        let f = c.final_voucher().unwrap();
+        w.accept_voucher(&f).unwrap();
+        let s = w.settlement(NOW, &policy, false).unwrap();
+        assert_eq!((s.reason, s.due), (SettleReason::FinalVoucher, 1_000));
+    }
+
+    #[test]
+    fn restored_from_its_ledger_it_continues_and_never_reuses_a_seq() {
+        let (mut w, mut c) = pair(1_000_000, u128::MAX);
+        let mut receipts = Vec::new();
+        for n in 1..=3 {
+            receipts.push(serve(&mut w, &mut c, draft(n, 10, 20), 20).body);
+        }
+        let v2 = {
+            // The voucher for seq 2 arrived; seq 3's has not.
+            let mut c2 =
+                ChannelSession::open(state(1_000_000), receipt_key(), client_key()).unwrap();
+            for r in &receipts[..2] {
+                c2.on_receipt(
+                    &r.clone().sign(&worker_key()).unwrap(),
+                    &expectation(&draft(r.seq as u8, 10, 20), 20),
+                )
+                .unwrap();
+            }
+            c2.latest_voucher().unwrap().clone()
+        };
+        w.accept_voucher(&v2).unwrap();
+
+        let back = WorkerChannel::restore(
+            state(1_000_000),
+            &worker(),
+            u128::MAX,
+            receipts.clone(),
+            Some(v2.clone()),
+        )
+        .unwrap();
+        assert_eq!(back.accumulator(), w.accumulator());
+        assert_eq!(back.unpaid(), w.unpaid());
+        let mut back2 = back.clone();
+        assert!(matches!(
+            back2.admit(NOW, 3, 1),
+            Err(ChannelError::SeqTaken { seq: 3 })
+        ));
+        back2.admit(NOW, 4, 1).unwrap();
+        // The client's voucher for seq 3 is good for the restored book.
+        let mut back3 = back.clone();
+        assert_eq!(
+            back3.accept_voucher(c.latest_voucher().unwrap()).unwrap(),
+            VoucherIntake::Better
+        );
+
+        // Out of order or a gap: refused.
+        let mut shuffled = receipts.clone();
+        shuffled.swap(0, 1);
+        assert!(matches!(
+            WorkerChannel::restore(state(1_000_000), &worker(), 1, shuffled, None),
+            Err(ChannelError::WrongSeq {
+                got: 2,
+                expected: 1
+            })
+        ));
+        // The chain settled beyond the ledger: never served again.
+        let mut st = state(1_000_000);
+        st.last_seq = 4;
+        st.settled = 1;
+        assert!(matches!(
+            WorkerChannel::restore(st.clone(), &worker(), 1, receipts.clone(), None),
+            Err(ChannelError::LostHistory { last_seq: 4 })
+        ));
+        assert!(matches!(
+            WorkerChannel::new(st, &worker(), 1),
+            Err(ChannelError::LostHistory { last_seq: 4 })
+        ));
+        assert!(matches!(
+            WorkerChannel::new(state(1), &addr(9), 1),
+            Err(ChannelError::NotOurChannel { .. })
+        ));
+    }
+
+    #[test]
+    fn a_refresh_cannot_change_the_terms_nor_settle_beyond_the_receipts() {
+        let (mut w, mut c) = pair(1_000_000, u128::MAX);
+        serve(&mut w, &mut c, draft(1, 10, 20), 20);
+        let mut st = w.state().clone();
+        st.price_in += 1;
+        assert!(matches!(
+            w.refresh(st),
+            Err(ChannelError::StateMismatch { field: "price_in" })
+        ));
+        let mut st = w.state().clone();
+        st.settled = cost(10, 20) + 1;
+        assert!(matches!(
+            w.refresh(st),
+            Err(ChannelError::StateMismatch { field: "settled" })
+        ));
+        let mut st = w.state().clone();
+        st.amount += 5;
+        w.refresh(st).unwrap();
+        assert_eq!(w.state().amount, 1_000_005);
+    }
+}
