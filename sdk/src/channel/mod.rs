@@ -30,6 +30,8 @@ mod voucher;
 mod worker_channel;
 
 #[cfg(test)]
+mod accounting_props;
+#[cfg(test)]
 mod testing;
 
 pub use accumulator::{ACC_ZERO, Accumulator, InclusionProof, chain_step};
