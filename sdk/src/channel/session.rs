@@ -231,6 +231,28 @@ impl ChannelSession {
         receipt: &SignedChannelReceipt,
         request: &RequestExpectation,
     ) -> Result<&SignedVoucher> {
+        self.accept(receipt, request, true)
+    }
+
+    /// The same checks as [`Self::on_receipt`] but the output commitment, for the receipt of a
+    /// request whose answer was lost on the way (the worker resends the receipt it already signed
+    /// for that seq, and never signs another). Paying it keeps the channel usable: the worker
+    /// served the request, and it serves nothing more until it is paid. `request` is the lost
+    /// request's (its `output_commitment` is ignored).
+    pub fn on_receipt_without_answer(
+        &mut self,
+        receipt: &SignedChannelReceipt,
+        request: &RequestExpectation,
+    ) -> Result<&SignedVoucher> {
+        self.accept(receipt, request, false)
+    }
+
+    fn accept(
+        &mut self,
+        receipt: &SignedChannelReceipt,
+        request: &RequestExpectation,
+        answered: bool,
+    ) -> Result<&SignedVoucher> {
         if self.closing {
             return Err(ChannelError::Closing);
         }
@@ -251,7 +273,7 @@ impl ChannelSession {
                 got: b.worker.to_hex(),
             });
         }
-        check_request(receipt, request)?;
+        check_request(receipt, request, answered)?;
         let mut acc = self.acc.clone();
         acc.append(b)?;
         if acc.cumulative() > self.state.amount {
@@ -342,7 +364,11 @@ fn check_signed_within(state: &ChannelState, seq: u32, cumulative: u128) -> Resu
 
 /// Security rule: the receipt answers this request — model, input, output — and charges no more
 /// output tokens than it allowed.
-fn check_request(receipt: &SignedChannelReceipt, request: &RequestExpectation) -> Result<()> {
+fn check_request(
+    receipt: &SignedChannelReceipt,
+    request: &RequestExpectation,
+    answered: bool,
+) -> Result<()> {
     let b = &receipt.body;
     let mismatch = |field, expected: String, got: String| ChannelError::RequestMismatch {
         field,
@@ -363,7 +389,7 @@ fn check_request(receipt: &SignedChannelReceipt, request: &RequestExpectation) -
             hex::encode(b.commitments.input_commitment),
         ));
     }
-    if b.commitments.output_commitment != request.output_commitment {
+    if answered && b.commitments.output_commitment != request.output_commitment {
         return Err(mismatch(
             "output_commitment",
             hex::encode(request.output_commitment),
@@ -583,6 +609,39 @@ mod tests {
         // After all that, the good receipt still goes in.
         let v = s.on_receipt(&sign(good.clone()), &e).unwrap();
         assert_eq!(v.body.last_seq, 2);
+    }
+
+    #[test]
+    fn the_receipt_of_a_lost_answer_is_checked_but_for_the_output() {
+        let mut s = session(1_000_000);
+        let d = draft(1, 10, 20);
+        let r = next_receipt(&s, &d);
+        let mut e = expectation(&d, 20);
+        e.output_commitment = [0; 32];
+        assert!(matches!(
+            refused(&mut s, &r, &e),
+            ChannelError::RequestMismatch {
+                field: "output_commitment",
+                ..
+            }
+        ));
+        let mut other_input = e.clone();
+        other_input.input_commitment = [0; 32];
+        let before = s.snapshot();
+        assert!(matches!(
+            s.on_receipt_without_answer(&r, &other_input),
+            Err(ChannelError::RequestMismatch {
+                field: "input_commitment",
+                ..
+            })
+        ));
+        assert_eq!(s.snapshot(), before);
+        let v = s.on_receipt_without_answer(&r, &e).unwrap();
+        assert_eq!(v.body.last_seq, 1);
+        assert!(matches!(
+            s.on_receipt_without_answer(&r, &e),
+            Err(ChannelError::ReplayedReceipt { seq: 1, at: 1 })
+        ));
     }
 
     #[test]
