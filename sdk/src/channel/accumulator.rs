@@ -52,6 +52,26 @@ impl Accumulator {
         }
     }
 
+    /// A channel's running state as of `seq`, restored from values this side signed itself (its
+    /// saved voucher, its ledger of receipts): nothing is re-checked.
+    pub fn resume(
+        channel: ChannelRef,
+        price_in: u128,
+        price_out: u128,
+        seq: u32,
+        acc: [u8; 32],
+        cumulative: u128,
+    ) -> Self {
+        Self {
+            channel,
+            price_in,
+            price_out,
+            seq,
+            acc,
+            cumulative,
+        }
+    }
+
     /// The channel.
     pub fn channel(&self) -> &ChannelRef {
         &self.channel

@@ -9,6 +9,10 @@
 //! anyone: proves a receipt of the channel against a logged accumulator (InclusionProof)
 //! ```
 //!
+//! The protocol each side runs over them, pure (no I/O; the caller persists and sends):
+//! [`ChannelSession`] for the client (check each receipt, then sign the next voucher) and
+//! [`WorkerChannel`] for the worker (credit, receipts per seq, vouchers, the settlement policy).
+//!
 //! Both signed payloads name the channel with the very same [`ChannelRef`] cell: the network's
 //! global id, the Root, the Escrow and the channel id, so neither replays on another network,
 //! Root, Escrow or channel.
@@ -17,14 +21,35 @@ mod accumulator;
 mod error;
 mod receipt;
 mod refs;
+pub mod serde_fields;
+mod session;
+mod settle;
 mod state;
+mod terms;
 mod voucher;
 mod watch;
+mod worker_channel;
+
+#[cfg(test)]
+mod accounting_props;
+#[cfg(test)]
+mod testing;
 
 pub use accumulator::{ACC_ZERO, Accumulator, InclusionProof, chain_step};
 pub use error::{ChannelError, Result};
 pub use receipt::{CHANNEL_RECEIPT_TAG, ChannelReceipt, SignedChannelReceipt};
 pub use refs::ChannelRef;
+pub use session::{
+    ChannelSession, RequestExpectation, RequestTicket, SNAPSHOT_VERSION, SessionSnapshot,
+};
+pub use settle::{
+    BPS, DEFAULT_SETTLE_MARGIN_SECS, FEE_SHARE_DIVISOR, SettlePolicy, SettleReason, Settlement,
+    worker_share,
+};
 pub use state::{ChannelSource, ChannelState};
+pub use terms::check_refresh;
 pub use voucher::{SignedVoucher, VOUCHER_TAG, Voucher};
 pub use watch::{Equivocation, KeyedReceipt, Observed, ReceiptWatch};
+pub use worker_channel::{
+    Admission, ReceiptDraft, ReceiptToPersist, VoucherIntake, WorkerChannel, request_max_cost,
+};

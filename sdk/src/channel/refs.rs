@@ -1,20 +1,25 @@
 //! The channel a receipt or voucher belongs to.
 
+use serde::{Deserialize, Serialize};
 use tonlib_core::TonAddress;
 
+use super::serde_fields::raw_address;
 use crate::tlb::{CellBuilder, CellParser, TlbResult, TlbType, load_address, store_address};
 
 /// `channel_ref$_ global_id:int32 root:MsgAddressInt escrow:MsgAddressInt channel_id:uint64
 ///     = ChannelRef;`
 ///
-/// Receipt and voucher of one channel carry the very same cell.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Receipt and voucher of one channel carry the very same cell. In JSON (relay envelopes, saved
+/// sessions) the addresses are raw `workchain:hex`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChannelRef {
     /// The network's global id (config param 19: -239 mainnet and localnet, -3 testnet).
     pub global_id: i32,
     /// The Root of the Escrow.
+    #[serde(with = "raw_address")]
     pub root: TonAddress,
     /// The client's Escrow.
+    #[serde(with = "raw_address")]
     pub escrow: TonAddress,
     /// The id the Escrow assigned at open (never reused).
     pub channel_id: u64,

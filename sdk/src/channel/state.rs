@@ -6,19 +6,24 @@
 
 use std::future::Future;
 
+use serde::{Deserialize, Serialize};
 use tonlib_core::TonAddress;
 
 use super::refs::ChannelRef;
+use super::serde_fields::{nano, raw_address};
+use crate::relay::bytes::hex32;
 
 /// An open channel as its Escrow holds it (`channel` record and its `channel_terms`,
-/// `contracts/v2/schema.tlb`). Amounts are nanoTON.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `contracts/v2/schema.tlb`). Amounts are nanoTON (decimal strings in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelState {
     /// Network, Root, Escrow and id.
     pub channel: ChannelRef,
     /// Locked for the worker at open plus every top-up.
+    #[serde(with = "nano")]
     pub amount: u128,
     /// Cumulative amount of the last settled voucher.
+    #[serde(with = "nano")]
     pub settled: u128,
     /// Seq of the last settled voucher (0 before any settlement).
     pub last_seq: u32,
@@ -29,22 +34,29 @@ pub struct ChannelState {
     /// Last unix time a settlement is accepted (expiry or close request, plus grace).
     pub settle_until: u32,
     /// Price per input token, fixed at open.
+    #[serde(with = "nano")]
     pub price_in: u128,
     /// Price per output token, fixed at open.
+    #[serde(with = "nano")]
     pub price_out: u128,
     /// The only Worker contract that can be paid from the channel.
+    #[serde(with = "raw_address")]
     pub worker: TonAddress,
     /// Owner of that Worker (who settlements pay).
+    #[serde(with = "raw_address")]
     pub worker_owner: TonAddress,
     /// The relayer that routes the channel's requests.
+    #[serde(with = "raw_address")]
     pub relayer: TonAddress,
     /// The relayer's share of each settlement (basis points).
     pub relayer_fee_bps: u16,
     /// The protocol's share of each settlement (basis points).
     pub protocol_fee_bps: u16,
     /// The client's ed25519 voucher key (not its wallet key).
+    #[serde(with = "hex32")]
     pub voucher_key: [u8; 32],
     /// Relayer fees accrued by settlements, paid when the channel ends.
+    #[serde(with = "nano")]
     pub relayer_due: u128,
 }
 

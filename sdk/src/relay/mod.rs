@@ -11,6 +11,8 @@
 //! - [`client`]: the client HTTP API: submit the sealed input for (escrow, job id), the
 //!   Server-Sent-Events stream of sealed chunks and the receipt, the worker list, errors.
 //! - [`auth`]: exactly which bytes a worker signs to open a session.
+//! - [`channel`]: channel mode (protocol v2): requests with a channel, seq and voucher, answered
+//!   with a signed channel receipt.
 //!
 //! Everything is JSON; binary fields are base64 (standard alphabet, padded), keys and hashes are
 //! lowercase hex, addresses are raw `workchain:hex` strings, money is nanoTON integers. Every
@@ -19,6 +21,7 @@
 
 pub mod auth;
 pub mod bytes;
+pub mod channel;
 pub mod client;
 pub mod job;
 pub mod worker;

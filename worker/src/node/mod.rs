@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod channel_ledger;
 pub mod cli;
 pub mod error;
 pub mod job;
