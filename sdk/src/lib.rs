@@ -17,7 +17,9 @@
 //! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
 //! - [`chain`]: the [`chain::ChainApi`] trait and its toncenter v2/v3 client.
 //! - [`channel`]: protocol v2 payment channels: the per-request receipt, the client's voucher, the
-//!   receipt accumulator and inclusion proofs (`contracts/v2/schema.tlb`).
+//!   receipt accumulator and inclusion proofs (`contracts/v2/schema.tlb`); the client's
+//!   [`channel::ChannelSession`] and the worker's [`channel::WorkerChannel`] (credit, settlement
+//!   policy).
 //! - [`clock`]: the one "unix seconds now" of the workspace.
 //! - [`client`]: the client API: connect, deposit, verified workers, open a job, follow its
 //!   stream, check its receipt and its settlement.

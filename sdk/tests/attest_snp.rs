@@ -228,6 +228,69 @@ fn snp_tcb_below_minimum_rejected() {
 }
 
 #[test]
+fn snp_tcb_below_minimum_rejected_for_every_component() {
+    let sample = SnpTcb {
+        bootloader: 3,
+        tee: 0,
+        snp: 8,
+        microcode: 115,
+    };
+    let raised: [(&str, SnpTcb); 4] = [
+        (
+            "bootloader",
+            SnpTcb {
+                bootloader: 4,
+                ..sample
+            },
+        ),
+        ("tee", SnpTcb { tee: 1, ..sample }),
+        ("snp", SnpTcb { snp: 9, ..sample }),
+        (
+            "microcode",
+            SnpTcb {
+                microcode: 116,
+                ..sample
+            },
+        ),
+    ];
+    for (name, min) in raised {
+        let raw = report();
+        let mut policy = policy_for(&raw);
+        policy.snp.min_tcb = min;
+        let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
+        assert!(
+            matches!(err, AttestError::TcbTooLow { component, .. } if component == name),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn snp_tcb_below_the_products_minimum_rejected() {
+    let raw = report();
+    let mut policy = policy_for(&raw);
+    policy.snp.min_tcb_per_product.insert(
+        SnpProduct::Milan,
+        SnpTcb {
+            microcode: 200,
+            ..SnpTcb::default()
+        },
+    );
+    let err = verify_evidence(&evidence(raw), &policy).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AttestError::TcbTooLow {
+                component: "microcode",
+                reported: 115,
+                minimum: 200
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn snp_tcb_at_minimum_accepted() {
     let raw = report();
     let mut policy = policy_for(&raw);

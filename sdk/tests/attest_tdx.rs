@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use cocoon_sdk::attest::{
-    AttestError, Evidence, EvidenceKind, FixedClock, Policy, Tcb, measurement_id, tdx_measurement,
-    verify_evidence,
+    AttestError, Evidence, EvidenceKind, FixedClock, Policy, TD_ATTRIBUTE_SEPT_VE_DISABLE, Tcb,
+    measurement_id, tdx_measurement, verify_evidence,
 };
 
 const QUOTE: &[u8] = include_bytes!("fixtures/attest/dcap-qvl/tdx_quote");
@@ -136,4 +136,82 @@ fn tdx_evidence_round_trips_and_hash_covers_collateral() {
     let mut other = COLLATERAL.to_vec();
     other.push(b' ');
     assert_ne!(evidence(QUOTE, &other).hash(), ev.hash());
+}
+
+fn td() -> dcap_qvl::quote::TDReport10 {
+    *dcap_qvl::quote::Quote::parse(QUOTE)
+        .unwrap()
+        .report
+        .as_td10()
+        .unwrap()
+}
+
+#[test]
+fn tdx_policy_on_the_samples_own_registers_accepted() {
+    let td = td();
+    let mut policy = policy_at(NOW);
+    policy.tdx.mr_config_id = Some(td.mr_config_id);
+    policy.tdx.mr_owner = Some(td.mr_owner);
+    policy.tdx.mr_owner_config = Some(td.mr_owner_config);
+    policy.tdx.rtmr3 = vec![[9; 48], td.rt_mr3];
+    let attributes = u64::from_le_bytes(td.td_attributes);
+    policy.tdx.td_attributes_mask = u64::MAX;
+    policy.tdx.td_attributes = attributes;
+    verify_evidence(&evidence(QUOTE, COLLATERAL), &policy).unwrap();
+}
+
+fn other(register: &[u8; 48]) -> [u8; 48] {
+    let mut r = *register;
+    r[0] ^= 0x01;
+    r
+}
+
+fn register_refused(policy: Policy, name: &str) {
+    let err = verify_evidence(&evidence(QUOTE, COLLATERAL), &policy).unwrap_err();
+    assert!(
+        matches!(&err, AttestError::TdxRegisterMismatch { register, .. } if *register == name),
+        "{name}: {err}"
+    );
+}
+
+#[test]
+fn tdx_wrong_mrconfigid_rejected() {
+    let mut policy = policy_at(NOW);
+    policy.tdx.mr_config_id = Some(other(&td().mr_config_id));
+    register_refused(policy, "MRCONFIGID");
+}
+
+#[test]
+fn tdx_wrong_mrowner_rejected() {
+    let mut policy = policy_at(NOW);
+    policy.tdx.mr_owner = Some(other(&td().mr_owner));
+    register_refused(policy, "MROWNER");
+}
+
+#[test]
+fn tdx_wrong_mrownerconfig_rejected() {
+    let mut policy = policy_at(NOW);
+    policy.tdx.mr_owner_config = Some(other(&td().mr_owner_config));
+    register_refused(policy, "MROWNERCONFIG");
+}
+
+#[test]
+fn tdx_rtmr3_not_allowed_rejected() {
+    let mut policy = policy_at(NOW);
+    policy.tdx.rtmr3 = vec![other(&td().rt_mr3)];
+    register_refused(policy, "RTMR3");
+}
+
+#[test]
+fn tdx_td_attributes_policy_rejected() {
+    let attributes = u64::from_le_bytes(td().td_attributes);
+    let mut policy = policy_at(NOW);
+    // Require SEPT_VE_DISABLE to be the opposite of what the sample has.
+    policy.tdx.td_attributes_mask = TD_ATTRIBUTE_SEPT_VE_DISABLE;
+    policy.tdx.td_attributes = !attributes & TD_ATTRIBUTE_SEPT_VE_DISABLE;
+    let err = verify_evidence(&evidence(QUOTE, COLLATERAL), &policy).unwrap_err();
+    assert!(
+        matches!(err, AttestError::TdxAttributes { actual, .. } if actual == attributes),
+        "{err}"
+    );
 }

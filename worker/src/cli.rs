@@ -52,7 +52,8 @@ pub enum Command {
 pub struct RunArgs {
     #[command(flatten)]
     node: NodeArgs,
-    /// Register first when the wallet has no Worker yet (or update a record that differs).
+    /// Register first when the wallet has no Worker yet (or update a record that differs). Always
+    /// done in a TEE, whose keys are generated at start.
     #[arg(long)]
     register: bool,
 }
@@ -226,7 +227,9 @@ fn print_outcome(o: &RegisterOutcome) {
 
 async fn run_node(a: RunArgs) -> Result<()> {
     let cfg = a.node.config()?;
-    if a.register {
+    // Keys made inside the TEE exist only in this process: the record must be updated to them
+    // (with fresh evidence) before serving.
+    if a.register || cfg.keys.is_in_tee() {
         print_outcome(&node::register(&cfg).await?);
     }
     let handle = Node::start(cfg).await.context("starting the worker node")?;

@@ -2,6 +2,35 @@
 
 use super::evidence::EvidenceKind;
 
+/// An input a provider needs and was not given: each names what the operator must supply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MissingInput {
+    /// No VCEK/VLEK: the host's certificate table has none and no file or KDS URL is configured.
+    #[error(
+        "no VCEK or VLEK for the SEV-SNP report: the host's certificate table has none, and neither a certificate file nor an AMD KDS URL is configured"
+    )]
+    SnpSigningCert,
+    /// A VLEK-signed report needs the ASVK that signed the VLEK.
+    #[error(
+        "the SEV-SNP report is signed by a VLEK but no ASVK is available: the host's certificate table has none and no certificate chain file is configured"
+    )]
+    SnpVlekChain,
+    /// The KDS path names the product; version 2 reports do not carry it.
+    #[error(
+        "the AMD product line (milan, genoa, turin) is needed to fetch the VCEK from the KDS and the report does not name it"
+    )]
+    SnpProduct,
+    /// A TDX quote verifies only with Intel's collateral.
+    #[error(
+        "a TDX quote verifies only with Intel's collateral: neither a collateral file nor a PCCS/PCS URL is configured"
+    )]
+    TdxCollateral,
+    /// The pre-created configfs-tsm report entry does not exist.
+    #[error("configfs-tsm report entry {0} does not exist")]
+    ConfigfsEntry(String),
+}
+
 /// Result alias of the attestation module.
 pub type Result<T, E = AttestError> = std::result::Result<T, E>;
 
@@ -72,8 +101,8 @@ pub enum AttestError {
         /// VMPL in the report.
         actual: u32,
     },
-    /// The report is signed by a VLEK, which this verifier does not support.
-    #[error("report signed by a VLEK (signing key {0}); only VCEK-signed reports are accepted")]
+    /// KEY_INFO names a signing key that is neither the VCEK nor a VLEK.
+    #[error("report signed by unknown key {0} (0 = VCEK, 1 = VLEK)")]
     UnsupportedSigningKey(u32),
     /// The evidence kind is not in the policy's allowed kinds.
     #[error("evidence kind {0} is not allowed by the policy")]
@@ -123,6 +152,36 @@ pub enum AttestError {
         /// End of validity, unix seconds.
         not_after: u64,
     },
+    /// A certificate of the chain is on its issuer's CRL.
+    #[error("certificate {which} (serial {serial}) is revoked by AMD's CRL")]
+    CertificateRevoked {
+        /// Which certificate (ASK, ASVK, VCEK, VLEK).
+        which: &'static str,
+        /// Its serial number, hex.
+        serial: String,
+    },
+    /// A CRL naming the product's ARK as issuer does not decode or is not signed by that ARK.
+    #[error("AMD CRL is invalid: {0}")]
+    CrlInvalid(String),
+    /// A CRL is outside its thisUpdate..nextUpdate window at the policy clock.
+    #[error("AMD CRL is not current at {now} (valid {this_update}..{next_update})")]
+    CrlNotCurrent {
+        /// Policy clock, unix seconds.
+        now: u64,
+        /// thisUpdate, unix seconds.
+        this_update: u64,
+        /// nextUpdate, unix seconds (0 when absent).
+        next_update: u64,
+    },
+    /// The policy requires a CRL and none of the product's ARK was given.
+    #[error("the policy requires AMD's CRL for {0} and none was given")]
+    CrlMissing(String),
+    /// The report is VLEK-signed and the policy does not accept VLEKs.
+    #[error("report signed by a VLEK, which the policy does not accept")]
+    VlekNotAllowed,
+    /// A VLEK-signed report came without an ASVK that chains to an allowed ARK.
+    #[error("VLEK does not chain to an allowed ARK through an ASVK: {0}")]
+    VlekChain(String),
     /// The ECDSA signature over the raw report bytes does not verify under the VCEK.
     #[error("SEV-SNP report signature is invalid")]
     ReportSignatureInvalid,
@@ -147,6 +206,24 @@ pub enum AttestError {
     /// The TD runs with the DEBUG attribute.
     #[error("TD has the DEBUG attribute set")]
     TdxDebug,
+    /// The TD's attributes under the policy mask differ from the required value.
+    #[error("TD attributes {actual:#018x} under mask {mask:#018x} are not {required:#018x}")]
+    TdxAttributes {
+        /// TDATTRIBUTES of the TD.
+        actual: u64,
+        /// Policy mask.
+        mask: u64,
+        /// Required masked value.
+        required: u64,
+    },
+    /// A TD register differs from the value the policy requires.
+    #[error("TD {register} {actual} is not the one the policy requires")]
+    TdxRegisterMismatch {
+        /// MRCONFIGID, MROWNER, MROWNERCONFIG or RTMR3.
+        register: &'static str,
+        /// Hex of the TD's value.
+        actual: String,
+    },
     /// REPORT_DATA does not equal the binding of the expected keys, address and nonce.
     #[error("REPORT_DATA does not bind the expected worker keys, address and nonce")]
     BindingMismatch,
@@ -173,6 +250,35 @@ pub enum AttestError {
     /// Simulated evidence was requested for mainnet.
     #[error("UNATTESTED (SIMULATED TEE) is refused on mainnet")]
     SimulatedOnMainnet,
+    /// A provider input is missing (see [`MissingInput`] for which).
+    #[error(transparent)]
+    Missing(#[from] MissingInput),
+    /// The TEE answered with a report for other REPORT_DATA than requested.
+    #[error("the TEE returned a report whose REPORT_DATA is not the one requested")]
+    ReportDataNotEchoed,
+    /// Another writer used the configfs-tsm entry between our write and read.
+    #[error(
+        "configfs-tsm entry {path} changed while reading the report (generation {before} → {after})"
+    )]
+    ConfigfsRace {
+        /// The report entry.
+        path: String,
+        /// `generation` after our write of `inblob`.
+        before: u64,
+        /// `generation` after reading `outblob`.
+        after: u64,
+    },
+    /// An HTTP fetch (AMD KDS, Intel PCS/PCCS) failed.
+    #[error("GET {url}: {reason}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// Transport error or HTTP status.
+        reason: String,
+    },
+    /// The host's certificate table is malformed.
+    #[error("host certificate table malformed: {0}")]
+    CertTable(String),
     /// The TEE guest interface answered with an error.
     #[error("TEE guest interface error: {0}")]
     Provider(String),

@@ -10,6 +10,7 @@
 //! that accepts it, and it prints as `UNATTESTED (SIMULATED TEE)` wherever it appears.
 
 mod binding;
+mod crl;
 mod error;
 mod evidence;
 mod policy;
@@ -21,15 +22,19 @@ mod verify;
 pub use binding::{
     ATTESTATION_NONCE_DOMAIN, WORKER_BINDING_DOMAIN, WorkerBinding, attestation_nonce,
 };
-pub use error::{AttestError, Result};
+pub use error::{AttestError, MissingInput, Result};
 pub use evidence::{Evidence, EvidenceKind, SNP_REPORT_LEN};
 pub use policy::{
-    Clock, FixedClock, Measurement, Policy, SnpPolicy, SnpProduct, SnpTcb, SystemClock, TdxPolicy,
-    measurement_id,
+    Clock, FixedClock, Measurement, Policy, SnpPolicy, SnpProduct, SnpRoot, SnpTcb, SnpTrust,
+    SystemClock, TD_ATTRIBUTE_DEBUG, TD_ATTRIBUTE_SEPT_VE_DISABLE, TdxPolicy, measurement_id,
 };
 pub use provider::{
-    AttestationProvider, CONFIGFS_TSM_REPORT_DIR, ConfigfsTsmProvider, ProviderConfig,
-    SEV_GUEST_DEVICE, SevGuestProvider, SimulatedProvider, detect_provider,
+    AMD_KDS_URL, AttestationProvider, CONFIGFS_TSM_REPORT_DIR, ConfigfsTsmProvider, HTTP_TIMEOUT,
+    HostCert, HostCertKind, INTEL_PCS_URL, INTEL_ROOT_CA_CRL_URL, LinuxSevGuest,
+    PROVIDER_SEV_GUEST, PROVIDER_TDX_GUEST, ProviderConfig, SEV_GUEST_DEVICE, SevGuestDevice,
+    SevGuestProvider, SimulatedProvider, SnpCertConfig, SnpReportedTcb, TdxCollateralConfig,
+    TeeInterface, detect_provider, encode_cert_table, fetch_collateral, kds_vcek_url,
+    parse_cert_table,
 };
 pub use tdx::tdx_measurement;
 pub use verify::{RecordedAttestation, Tcb, Verified, verify_evidence, verify_worker};

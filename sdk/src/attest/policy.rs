@@ -1,6 +1,6 @@
 //! Verification policy: allowed kinds and measurements (read from Root), minimum TCB, the clock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -83,29 +83,76 @@ impl fmt::Display for SnpTcb {
     }
 }
 
+/// The trust anchors of one product line: the ARK (root), the ASK (signs VCEKs) and optionally
+/// the ASVK (signs VLEKs; when absent it must come with the evidence and chain to the ARK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnpRoot {
+    /// The product line.
+    pub product: SnpProduct,
+    /// ARK certificate, DER.
+    pub ark_der: Vec<u8>,
+    /// ASK certificate, DER.
+    pub ask_der: Vec<u8>,
+    /// ASVK certificate, DER, when pinned.
+    pub asvk_der: Option<Vec<u8>>,
+}
+
+/// Which roots an SNP chain must end in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SnpTrust {
+    /// AMD's ARK/ASK per product, pinned inside the `sev` crate. The only choice of a policy
+    /// read from Root.
+    #[default]
+    Amd,
+    /// Other roots: tests, and private AMD-compatible PKIs. Never built from on-chain data.
+    Custom(Vec<SnpRoot>),
+}
+
 /// SEV-SNP specific rules.
 #[derive(Debug, Clone)]
 pub struct SnpPolicy {
-    /// Products whose pinned ARK/ASK may sign the VCEK.
+    /// Product lines accepted.
     pub products: Vec<SnpProduct>,
-    /// Every component of REPORTED_TCB must be at least this.
+    /// Where their roots come from.
+    pub trust: SnpTrust,
+    /// Every component of REPORTED_TCB must be at least this (all products).
     pub min_tcb: SnpTcb,
+    /// Per-product minimum, checked in addition to `min_tcb` (SVNs are numbered per product
+    /// line: Milan's microcode SVN says nothing about Genoa's).
+    pub min_tcb_per_product: BTreeMap<SnpProduct, SnpTcb>,
     /// The VMPL the report must come from (0 = the guest kernel itself).
     pub vmpl: u32,
     /// Minimum report format version.
     pub min_report_version: u32,
+    /// Accept reports signed by a VLEK (a cloud's key from AMD, chained ARK → ASVK → VLEK).
+    pub allow_vlek: bool,
+    /// AMD CRLs (DER, from the KDS `/vcek/v1/{product}/crl` and `/vlek/v1/{product}/crl`):
+    /// each must be signed by the product's ARK and current at the policy clock.
+    pub crls: Vec<Vec<u8>>,
+    /// Refuse evidence when no CRL of its product is given.
+    pub require_crl: bool,
 }
 
 impl Default for SnpPolicy {
     fn default() -> Self {
         Self {
             products: SnpProduct::ALL.to_vec(),
+            trust: SnpTrust::Amd,
             min_tcb: SnpTcb::default(),
+            min_tcb_per_product: BTreeMap::new(),
             vmpl: 0,
             min_report_version: 2,
+            allow_vlek: true,
+            crls: Vec::new(),
+            require_crl: false,
         }
     }
 }
+
+/// TDATTRIBUTES bit 0: the TD is debuggable by the host.
+pub const TD_ATTRIBUTE_DEBUG: u64 = 1;
+/// TDATTRIBUTES bit 28: EPT violations are never converted to #VE (SEPT_VE_DISABLE).
+pub const TD_ATTRIBUTE_SEPT_VE_DISABLE: u64 = 1 << 28;
 
 /// Intel TDX specific rules.
 #[derive(Debug, Clone)]
@@ -113,12 +160,31 @@ pub struct TdxPolicy {
     /// Accepted TCB statuses from Intel's collateral (`UpToDate`; `SWHardeningNeeded` only if
     /// governance allows).
     pub allowed_statuses: Vec<String>,
+    /// TDATTRIBUTES (little-endian u64) under this mask must equal `td_attributes`.
+    pub td_attributes_mask: u64,
+    /// Required value of the masked TDATTRIBUTES bits. DEBUG is refused whatever the mask.
+    pub td_attributes: u64,
+    /// MRCONFIGID the TD must carry (the host sets it at launch), when set.
+    pub mr_config_id: Option<[u8; 48]>,
+    /// MROWNER the TD must carry, when set.
+    pub mr_owner: Option<[u8; 48]>,
+    /// MROWNERCONFIG the TD must carry, when set.
+    pub mr_owner_config: Option<[u8; 48]>,
+    /// Accepted RTMR3 values (extended at run time, e.g. by the app's measured config); empty =
+    /// any.
+    pub rtmr3: Vec<[u8; 48]>,
 }
 
 impl Default for TdxPolicy {
     fn default() -> Self {
         Self {
             allowed_statuses: vec!["UpToDate".to_owned()],
+            td_attributes_mask: TD_ATTRIBUTE_DEBUG,
+            td_attributes: 0,
+            mr_config_id: None,
+            mr_owner: None,
+            mr_owner_config: None,
+            rtmr3: Vec::new(),
         }
     }
 }

@@ -1,15 +1,17 @@
-//! AMD SEV-SNP verification: pinned ARK/ASK → VCEK, the ECDSA P-384 signature over the raw report
+//! AMD SEV-SNP verification: pinned ARK/ASK → VCEK (or ARK → ASVK → VLEK), validity dates and
+//! AMD CRLs, the ECDSA P-384 signature over the raw report
 //! bytes, VCEK extensions ↔ report, and the guest-policy rules the `sev` crate leaves to callers.
 
 use p384::ecdsa::signature::Verifier as _;
-use sev::certs::snp::{Certificate, Verifiable, builtin, ca};
+use sev::certs::snp::{Certificate, Verifiable, builtin};
 use sev::firmware::guest::AttestationReport;
 use sev::parser::ByteParser;
 use x509_cert::der::{Decode, asn1::OctetStringRef};
 
+use super::crl;
 use super::error::{AttestError, Result};
 use super::evidence::{EvidenceKind, SNP_REPORT_LEN};
-use super::policy::{Policy, SnpProduct, SnpTcb};
+use super::policy::{Policy, SnpProduct, SnpRoot, SnpTcb, SnpTrust};
 use super::verify::{Tcb, Verified};
 
 /// The report bytes covered by the signature (ABI spec: offsets 0x0..0x2A0).
@@ -18,6 +20,8 @@ const SIGNED_LEN: usize = 0x2A0;
 const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
 /// KEY_INFO.SIGNING_KEY: 0 = VCEK.
 const SIGNING_KEY_VCEK: u32 = 0;
+/// KEY_INFO.SIGNING_KEY: 1 = VLEK.
+const SIGNING_KEY_VLEK: u32 = 1;
 const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
 const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
 const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
@@ -49,33 +53,63 @@ pub(crate) fn verify(
         snp: report.reported_tcb.snp,
         microcode: report.reported_tcb.microcode,
     };
-    check_report_fields(&report, &tcb, policy)?;
-
-    let vcek = Certificate::from_der(vcek_der).map_err(|e| AttestError::Certificate {
-        which: "VCEK",
-        reason: e.to_string(),
-    })?;
-    let product = check_chain(&vcek, ask_ark_pem, &policy.snp.products)?;
-    let x509 =
-        x509_cert::Certificate::from_der(vcek_der).map_err(|e| AttestError::Certificate {
-            which: "VCEK",
-            reason: e.to_string(),
-        })?;
-    check_validity(&x509, "VCEK", policy.now_unix())?;
-    check_signature(raw, &vcek)?;
-    check_vcek_extensions(&x509, &report.chip_id, &tcb)?;
+    let vlek = check_report_fields(&report, policy)?;
+    let leaf_name = if vlek { "VLEK" } else { "VCEK" };
+    let leaf = cert(vcek_der, leaf_name)?;
+    let chain = if vlek {
+        vlek_chain(&leaf, ask_ark_pem, policy)?
+    } else {
+        vcek_chain(&leaf, ask_ark_pem, policy)?
+    };
+    let now = policy.now_unix();
+    let leaf_x509 = x509(vcek_der, leaf_name)?;
+    check_validity(&leaf_x509, leaf_name, now)?;
+    let intermediate = x509(&chain.intermediate_der, chain.intermediate_name)?;
+    check_validity(&intermediate, chain.intermediate_name, now)?;
+    let ark = x509(&chain.ark_der, "ARK")?;
+    check_validity(&ark, "ARK", now)?;
+    crl::check(
+        policy,
+        chain.product,
+        &ark,
+        &[
+            (chain.intermediate_name, &intermediate),
+            (leaf_name, &leaf_x509),
+        ],
+    )?;
+    check_signature(raw, &leaf)?;
+    check_leaf_extensions(&leaf_x509, (!vlek).then_some(&report.chip_id), &tcb)?;
+    check_min_tcb(&tcb, chain.product, policy)?;
 
     Ok(Verified {
         kind: EvidenceKind::SevSnp,
         measurement: report.measurement,
-        tcb: Tcb::Snp { product, tcb },
+        tcb: Tcb::Snp {
+            product: chain.product,
+            tcb,
+        },
         report_data: report.report_data,
         evidence_hash,
     })
 }
 
-/// Guest policy, VMPL, version, algorithm, signing key, measurement allow-list and minimum TCB.
-fn check_report_fields(report: &AttestationReport, tcb: &SnpTcb, policy: &Policy) -> Result<()> {
+fn x509(der: &[u8], which: &'static str) -> Result<x509_cert::Certificate> {
+    x509_cert::Certificate::from_der(der).map_err(|e| AttestError::Certificate {
+        which,
+        reason: e.to_string(),
+    })
+}
+
+fn cert(der_bytes: &[u8], which: &'static str) -> Result<Certificate> {
+    Certificate::from_der(der_bytes).map_err(|e| AttestError::Certificate {
+        which,
+        reason: e.to_string(),
+    })
+}
+
+/// Guest policy, VMPL, version, algorithm, signing key and the measurement allow-list. Returns
+/// whether the report is VLEK-signed.
+fn check_report_fields(report: &AttestationReport, policy: &Policy) -> Result<bool> {
     let snp = &policy.snp;
     if report.version < snp.min_report_version {
         return Err(AttestError::ReportVersionTooOld {
@@ -98,35 +132,53 @@ fn check_report_fields(report: &AttestationReport, tcb: &SnpTcb, policy: &Policy
             actual: report.vmpl,
         });
     }
-    let signing_key = report.key_info.signing_key();
-    if signing_key != SIGNING_KEY_VCEK {
-        return Err(AttestError::UnsupportedSigningKey(signing_key));
-    }
+    let vlek = match report.key_info.signing_key() {
+        SIGNING_KEY_VCEK => false,
+        SIGNING_KEY_VLEK if snp.allow_vlek => true,
+        SIGNING_KEY_VLEK => return Err(AttestError::VlekNotAllowed),
+        other => return Err(AttestError::UnsupportedSigningKey(other)),
+    };
     if !policy.allows_measurement(&report.measurement) {
         return Err(AttestError::MeasurementNotAllowed {
             kind: EvidenceKind::SevSnp,
             measurement: hex::encode(report.measurement),
         });
     }
-    let min = &snp.min_tcb;
-    for (component, reported, minimum) in [
-        ("bootloader", tcb.bootloader, min.bootloader),
-        ("tee", tcb.tee, min.tee),
-        ("snp", tcb.snp, min.snp),
-        ("microcode", tcb.microcode, min.microcode),
-    ] {
-        if reported < minimum {
-            return Err(AttestError::TcbTooLow {
-                component,
-                reported,
-                minimum,
-            });
+    Ok(vlek)
+}
+
+/// Every component at least the policy's minimum for all products and for this product.
+fn check_min_tcb(tcb: &SnpTcb, product: SnpProduct, policy: &Policy) -> Result<()> {
+    let snp = &policy.snp;
+    let minima = std::iter::once(&snp.min_tcb).chain(snp.min_tcb_per_product.get(&product));
+    for min in minima {
+        for (component, reported, minimum) in [
+            ("bootloader", tcb.bootloader, min.bootloader),
+            ("tee", tcb.tee, min.tee),
+            ("snp", tcb.snp, min.snp),
+            ("microcode", tcb.microcode, min.microcode),
+        ] {
+            if reported < minimum {
+                return Err(AttestError::TcbTooLow {
+                    component,
+                    reported,
+                    minimum,
+                });
+            }
         }
     }
     Ok(())
 }
 
-fn pinned_chain(product: SnpProduct) -> Result<ca::Chain> {
+/// The chain a report's signing certificate was verified under.
+struct Chain {
+    product: SnpProduct,
+    ark_der: Vec<u8>,
+    intermediate_der: Vec<u8>,
+    intermediate_name: &'static str,
+}
+
+fn amd_root(product: SnpProduct) -> Result<SnpRoot> {
     let pinned = match product {
         SnpProduct::Milan => (builtin::milan::ark(), builtin::milan::ask()),
         SnpProduct::Genoa => (builtin::genoa::ark(), builtin::genoa::ask()),
@@ -136,44 +188,102 @@ fn pinned_chain(product: SnpProduct) -> Result<ca::Chain> {
         which: "pinned ARK/ASK",
         reason: e.to_string(),
     };
-    Ok(ca::Chain {
-        ark: pinned.0.map_err(err)?,
-        ask: pinned.1.map_err(err)?,
+    Ok(SnpRoot {
+        product,
+        ark_der: der(&pinned.0.map_err(err)?)?,
+        ask_der: der(&pinned.1.map_err(err)?)?,
+        asvk_der: None,
     })
+}
+
+/// The roots of the allowed products, in the policy's order.
+fn roots(policy: &Policy) -> Result<Vec<SnpRoot>> {
+    let snp = &policy.snp;
+    match &snp.trust {
+        SnpTrust::Amd => snp.products.iter().map(|p| amd_root(*p)).collect(),
+        SnpTrust::Custom(roots) => Ok(roots
+            .iter()
+            .filter(|r| snp.products.contains(&r.product))
+            .cloned()
+            .collect()),
+    }
+}
+
+/// `signer` signs `signee` (RSA-PSS/SHA-384, as AMD signs its chain).
+fn signs(signer: &Certificate, signee: &Certificate) -> bool {
+    (signer, signee).verify().is_ok()
 }
 
 /// Finds the allowed product whose pinned ARK → ASK signs the VCEK. A chain shipped with the
 /// evidence is never trusted; it must be exactly that product's pinned chain.
-fn check_chain(
-    vcek: &Certificate,
-    shipped: Option<&[u8]>,
-    products: &[SnpProduct],
-) -> Result<SnpProduct> {
+fn vcek_chain(vcek: &Certificate, shipped: Option<&[u8]>, policy: &Policy) -> Result<Chain> {
     let mut tried = Vec::new();
-    for &product in products {
-        let chain = pinned_chain(product)?;
-        let signed = chain.verify().and_then(|ask| (ask, vcek).verify()).is_ok();
-        if !signed {
-            tried.push(format!("{product:?}"));
+    for root in roots(policy)? {
+        let ark = cert(&root.ark_der, "ARK")?;
+        let ask = cert(&root.ask_der, "ASK")?;
+        if !(signs(&ark, &ark) && signs(&ark, &ask) && signs(&ask, vcek)) {
+            tried.push(format!("{:?}", root.product));
             continue;
         }
         if let Some(pem) = shipped {
             let mut shipped = pem_certificates(pem)?;
-            let mut pinned = vec![der(&chain.ask)?, der(&chain.ark)?];
+            let mut pinned = vec![root.ask_der.clone(), root.ark_der.clone()];
             shipped.sort();
             pinned.sort();
             if shipped != pinned {
                 return Err(AttestError::WrongProductChain(format!(
-                    "the ASK/ARK shipped with the evidence is not the pinned {product:?} chain"
+                    "the ASK/ARK shipped with the evidence is not the pinned {:?} chain",
+                    root.product
                 )));
             }
         }
-        return Ok(product);
+        return Ok(Chain {
+            product: root.product,
+            ark_der: root.ark_der,
+            intermediate_der: root.ask_der,
+            intermediate_name: "ASK",
+        });
     }
     Err(AttestError::WrongProductChain(format!(
         "not signed by the pinned roots of {}",
         tried.join(", ")
     )))
+}
+
+/// Finds the allowed product whose ARK signs an ASVK (pinned, or shipped with the evidence) that
+/// signs the VLEK. A shipped ASVK is only a candidate: the ARK's signature is what makes it one.
+fn vlek_chain(vlek: &Certificate, shipped: Option<&[u8]>, policy: &Policy) -> Result<Chain> {
+    let shipped = shipped
+        .map(pem_certificates)
+        .transpose()?
+        .unwrap_or_default();
+    for root in roots(policy)? {
+        let ark = cert(&root.ark_der, "ARK")?;
+        if !signs(&ark, &ark) {
+            continue;
+        }
+        let candidates = root.asvk_der.iter().chain(
+            shipped
+                .iter()
+                .filter(|c| **c != root.ark_der && **c != root.ask_der),
+        );
+        for asvk_der in candidates {
+            let asvk = cert(asvk_der, "ASVK")?;
+            if signs(&ark, &asvk) && signs(&asvk, vlek) {
+                return Ok(Chain {
+                    product: root.product,
+                    ark_der: root.ark_der,
+                    intermediate_der: asvk_der.clone(),
+                    intermediate_name: "ASVK",
+                });
+            }
+        }
+    }
+    Err(AttestError::VlekChain(if shipped.is_empty() {
+        "no ASVK was pinned or shipped with the evidence".into()
+    } else {
+        "no shipped ASVK is signed by an allowed ARK and signs the VLEK".into()
+    }))
 }
 
 fn der(cert: &Certificate) -> Result<Vec<u8>> {
@@ -250,12 +360,12 @@ fn check_signature(raw: &[u8], vcek: &Certificate) -> Result<()> {
         .map_err(|_| AttestError::ReportSignatureInvalid)
 }
 
-/// The VCEK is specific to a chip and a TCB: its hwID and SPL extensions must equal the report's
-/// CHIP_ID and REPORTED_TCB, otherwise a VCEK of an older (vulnerable) TCB could vouch for a
-/// report claiming a newer one.
-fn check_vcek_extensions(
+/// The VCEK is specific to a chip and a TCB, a VLEK to a TCB: the hwID (VCEK only) and SPL
+/// extensions must equal the report's CHIP_ID and REPORTED_TCB, otherwise a certificate of an
+/// older (vulnerable) TCB could vouch for a report claiming a newer one.
+fn check_leaf_extensions(
     cert: &x509_cert::Certificate,
-    chip_id: &[u8; 64],
+    chip_id: Option<&[u8; 64]>,
     tcb: &SnpTcb,
 ) -> Result<()> {
     let extensions = cert
@@ -269,19 +379,8 @@ fn check_vcek_extensions(
             .find(|e| e.extn_id.to_string() == oid)
             .map(|e| e.extn_value.as_bytes())
     };
-    let hw_id = find(OID_HW_ID).ok_or(AttestError::VcekMismatch { extension: "hwID" })?;
-    // AMD stores the raw chip id as the extension value; accept a wrapped OCTET STRING too.
-    let hw_id = match OctetStringRef::from_der(hw_id) {
-        Ok(inner) if hw_id.len() != 64 => inner.as_bytes(),
-        _ => hw_id,
-    };
-    // Turin VCEKs carry an 8-byte hwID; the report zero-pads CHIP_ID to 64 bytes.
-    let matches = !hw_id.is_empty()
-        && hw_id.len() <= 64
-        && chip_id[..hw_id.len()] == *hw_id
-        && chip_id[hw_id.len()..].iter().all(|b| *b == 0);
-    if !matches {
-        return Err(AttestError::VcekMismatch { extension: "hwID" });
+    if let Some(chip_id) = chip_id {
+        check_hw_id(find(OID_HW_ID), chip_id)?;
     }
     for (oid, extension, reported) in [
         (OID_BL_SPL, "blSPL", tcb.bootloader),
@@ -294,6 +393,24 @@ fn check_vcek_extensions(
         if spl != reported {
             return Err(AttestError::VcekMismatch { extension });
         }
+    }
+    Ok(())
+}
+
+fn check_hw_id(hw_id: Option<&[u8]>, chip_id: &[u8; 64]) -> Result<()> {
+    let hw_id = hw_id.ok_or(AttestError::VcekMismatch { extension: "hwID" })?;
+    // AMD stores the raw chip id as the extension value; accept a wrapped OCTET STRING too.
+    let hw_id = match OctetStringRef::from_der(hw_id) {
+        Ok(inner) if hw_id.len() != 64 => inner.as_bytes(),
+        _ => hw_id,
+    };
+    // Turin VCEKs carry an 8-byte hwID; the report zero-pads CHIP_ID to 64 bytes.
+    let matches = !hw_id.is_empty()
+        && hw_id.len() <= 64
+        && chip_id[..hw_id.len()] == *hw_id
+        && chip_id[hw_id.len()..].iter().all(|b| *b == 0);
+    if !matches {
+        return Err(AttestError::VcekMismatch { extension: "hwID" });
     }
     Ok(())
 }

@@ -5,11 +5,8 @@ use sha2::{Digest, Sha384};
 
 use super::error::{AttestError, Result};
 use super::evidence::EvidenceKind;
-use super::policy::Policy;
+use super::policy::{Policy, TD_ATTRIBUTE_DEBUG};
 use super::verify::{Tcb, Verified};
-
-/// TDATTRIBUTES bit 0: the TD is debuggable by the host.
-const TD_ATTRIBUTE_DEBUG: u8 = 0x01;
 
 pub(crate) fn verify(
     quote: &[u8],
@@ -24,8 +21,35 @@ pub(crate) fn verify(
     let verified = dcap_qvl::verify::verify(quote, &collateral, policy.now_unix())
         .map_err(|e| AttestError::TdxQuoteRejected(format!("{e:#}")))?;
     let td = verified.report.as_td10().ok_or(AttestError::NotATdQuote)?;
-    if td.td_attributes[0] & TD_ATTRIBUTE_DEBUG != 0 {
+    let attributes = u64::from_le_bytes(td.td_attributes);
+    if attributes & TD_ATTRIBUTE_DEBUG != 0 {
         return Err(AttestError::TdxDebug);
+    }
+    let rules = &policy.tdx;
+    if attributes & rules.td_attributes_mask != rules.td_attributes & rules.td_attributes_mask {
+        return Err(AttestError::TdxAttributes {
+            actual: attributes,
+            mask: rules.td_attributes_mask,
+            required: rules.td_attributes,
+        });
+    }
+    for (register, actual, required) in [
+        ("MRCONFIGID", &td.mr_config_id, &rules.mr_config_id),
+        ("MROWNER", &td.mr_owner, &rules.mr_owner),
+        ("MROWNERCONFIG", &td.mr_owner_config, &rules.mr_owner_config),
+    ] {
+        if required.is_some_and(|r| r != *actual) {
+            return Err(AttestError::TdxRegisterMismatch {
+                register,
+                actual: hex::encode(actual),
+            });
+        }
+    }
+    if !rules.rtmr3.is_empty() && !rules.rtmr3.contains(&td.rt_mr3) {
+        return Err(AttestError::TdxRegisterMismatch {
+            register: "RTMR3",
+            actual: hex::encode(td.rt_mr3),
+        });
     }
     if !policy.tdx.allowed_statuses.contains(&verified.status) {
         return Err(AttestError::TdxStatusNotAllowed(verified.status));

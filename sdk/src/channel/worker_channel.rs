@@ -679,7 +679,8 @@ mod tests {
         };
         let resign = |v: Voucher| v.sign(&client_key()).unwrap();
 
-        let refusals: Vec<(SignedVoucher, fn(&ChannelError) -> bool)> = vec![
+        type Expect = fn(&ChannelError) -> bool;
+        let refusals: Vec<(SignedVoucher, Expect)> = vec![
             (
                 resign(Voucher {
                     channel: ChannelRef {

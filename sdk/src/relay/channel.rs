@@ -197,6 +197,7 @@ impl ChannelRefusal {
     pub fn of(e: &ChannelError) -> Self {
         use ChannelError as E;
         match e {
+            E::WrongChannel { what: "voucher" } => Self::BadVoucher,
             E::NotOurChannel { .. } | E::LostHistory { .. } | E::WrongChannel { .. } => {
                 Self::UnknownChannel
             }
@@ -427,7 +428,8 @@ mod tests {
     #[test]
     fn malformed_submissions_are_refused() {
         let good = serde_json::to_value(submit()).unwrap();
-        let bad: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Tweak = Box<dyn Fn(&mut serde_json::Value)>;
+        let bad: Vec<(&str, Tweak)> = vec![
             ("unknown field", Box::new(|v| v["extra"] = 1.into())),
             (
                 "unknown ticket field",
@@ -642,6 +644,10 @@ mod tests {
             (
                 E::LostHistory { last_seq: 1 },
                 ChannelRefusal::UnknownChannel,
+            ),
+            (
+                E::WrongChannel { what: "voucher" },
+                ChannelRefusal::BadVoucher,
             ),
             (
                 E::NotOurChannel {

@@ -94,6 +94,7 @@ pub(crate) async fn start(
         stake: setup.stake,
         capacity: setup.capacity,
         self_submit: false,
+        renewal: Default::default(),
     };
     register(&config)
         .await

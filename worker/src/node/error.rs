@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cocoon_sdk::attest::AttestError;
+use cocoon_sdk::attest::{AttestError, MissingInput};
 use cocoon_sdk::chain::ChainError;
 use cocoon_sdk::contracts::ContractError;
 use cocoon_sdk::receipt::ReceiptError;
@@ -60,6 +60,14 @@ pub enum NodeError {
     /// The TEE provider could not produce evidence, or the evidence fails Root's policy.
     #[error("attestation: {0}")]
     Attestation(#[from] AttestError),
+    /// The TEE provider lacks an input the operator must supply; `flags` names where.
+    #[error("attestation: {missing}; set {flags}")]
+    TeeInput {
+        /// What is missing.
+        missing: MissingInput,
+        /// The flags (and environment variables) that supply it.
+        flags: &'static str,
+    },
     /// A chain read failed.
     #[error("chain: {0}")]
     Chain(#[from] ChainError),
@@ -75,4 +83,18 @@ pub enum NodeError {
         /// `escrow/job id`.
         job: String,
     },
+}
+
+impl NodeError {
+    /// An attestation error, with a missing input turned into [`NodeError::TeeInput`] naming the
+    /// flags that supply it.
+    pub fn from_attest(e: AttestError) -> Self {
+        match e {
+            AttestError::Missing(missing) => Self::TeeInput {
+                flags: super::cli::flags_for(&missing),
+                missing,
+            },
+            e => Self::Attestation(e),
+        }
+    }
 }

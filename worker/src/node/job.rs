@@ -149,6 +149,9 @@ async fn answer(
     out: &UnboundedSender<WorkerMessage>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<SignedReceipt, Outcome> {
+    // The receipt names the evidence in force when the job arrived (the one the client sealed
+    // to), even if the node re-attests while the job runs.
+    let evidence_hash = ctx.evidence().hash;
     let Some((spec, model)) = ctx.models.get(&d.model_id) else {
         return Err(fail(
             JobFailure::UnknownModel,
@@ -285,7 +288,7 @@ async fn answer(
         time: cocoon_sdk::clock::unix_now_u32(),
         hashes: ReceiptHashes {
             weights_hash: model.weights_hash().0,
-            evidence_hash: ctx.evidence.hash,
+            evidence_hash,
         },
         commitments: ReceiptCommitments {
             input_commitment: d.input_commitment,

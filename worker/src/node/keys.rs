@@ -26,6 +26,7 @@ pub struct NodeKeys {
     encryption: EncryptionKeyPair,
     encryption_seed: [u8; 32],
     path: Option<PathBuf>,
+    in_tee: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,12 +46,38 @@ impl NodeKeys {
             encryption: EncryptionKeyPair::from_seed(&encryption_seed),
             encryption_seed,
             path: None,
+            in_tee: false,
         }
     }
 
     /// Fresh random keys, not tied to a file.
     pub fn generate() -> Self {
         Self::from_seeds(rand::random(), rand::random())
+    }
+
+    /// Keys generated inside the TEE at start, never written anywhere: the attestation binds
+    /// them and the node registers them with fresh evidence. `base` only names where the receipt
+    /// ledger and the evidence live (`<base>.receipts`, `<base>.evidence`: public data), so the
+    /// ledger outlives the keys and a job signed under earlier keys is never signed again.
+    ///
+    /// A plaintext key file at `base` is refused: a TEE worker must not have one.
+    pub fn in_tee(base: &Path) -> Result<Self> {
+        if base.exists() {
+            return Err(NodeError::File {
+                path: base.to_path_buf(),
+                reason: "a plaintext key file exists; a TEE worker generates its keys inside the TEE (remove the file, keep its .receipts ledger) or runs with --tee simulated".into(),
+            });
+        }
+        let mut keys = Self::generate();
+        keys.path = Some(base.to_path_buf());
+        keys.in_tee = true;
+        info!(target: "worker::node", receipt_key = %hex::encode(keys.receipt_key()), ledger = %sibling(base, "receipts").display(), "generated worker keys inside the TEE");
+        Ok(keys)
+    }
+
+    /// Whether the keys were generated in the TEE for this run only.
+    pub fn is_in_tee(&self) -> bool {
+        self.in_tee
     }
 
     /// Loads the key file at `path`, or creates it (mode 0600, parent directories too) with fresh
@@ -113,7 +140,8 @@ impl NodeKeys {
         &self.encryption
     }
 
-    /// The key file these keys came from, if any.
+    /// The key file these keys came from (for keys made in the TEE: the base of the ledger and
+    /// evidence paths; no file exists there).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
@@ -137,6 +165,7 @@ impl fmt::Debug for NodeKeys {
             .field("receipt_key", &hex::encode(self.receipt_key()))
             .field("encryption_key", &hex::encode(self.encryption_key()))
             .field("path", &self.path)
+            .field("in_tee", &self.in_tee)
             .finish()
     }
 }
@@ -194,6 +223,37 @@ mod tests {
             a.ledger_path().unwrap(),
             dir.path().join("sub/keys.json.receipts")
         );
+    }
+
+    #[test]
+    fn tee_keys_never_touch_the_disk_and_share_the_ledger_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("keys.json");
+        let a = NodeKeys::in_tee(&base).unwrap();
+        let b = NodeKeys::in_tee(&base).unwrap();
+        assert!(!base.exists(), "no key file is written");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(a.is_in_tee());
+        assert_ne!(
+            a.receipt_key(),
+            b.receipt_key(),
+            "fresh keys at every start"
+        );
+        assert_eq!(
+            a.ledger_path(),
+            b.ledger_path(),
+            "one ledger across restarts"
+        );
+        assert_eq!(
+            a.ledger_path().unwrap(),
+            dir.path().join("keys.json.receipts")
+        );
+        // A plaintext key file left from a simulated run is refused in TEE mode.
+        NodeKeys::load_or_create(&base).unwrap();
+        assert!(matches!(
+            NodeKeys::in_tee(&base),
+            Err(NodeError::File { reason, .. }) if reason.contains("plaintext")
+        ));
     }
 
     #[test]

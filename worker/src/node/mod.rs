@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`keys`]: receipt and encryption keys, their file; where the ledger and evidence live.
 //! - [`onchain`]: the Worker record, `register`, the start-up check of the record.
+//! - [`renew`]: re-attestation before expiry while serving.
 //! - [`models`]: served models, loading, the registry-hash rule.
 //! - [`session`]: the relayer WebSocket session.
 //! - [`job`]: one dispatched job end to end.
@@ -42,6 +43,7 @@
 //!     stake: 10_000_000_000,
 //!     capacity: 8,
 //!     self_submit: false,
+//!     renewal: Default::default(),
 //! };
 //! register(&cfg).await?;
 //! let node = Node::start(cfg).await?;
@@ -59,6 +61,7 @@ pub mod ledger;
 pub mod models;
 pub mod onchain;
 pub mod pricing;
+pub mod renew;
 pub mod session;
 pub mod stop;
 pub mod submit;
@@ -84,7 +87,8 @@ pub use error::{NodeError, Result};
 pub use keys::NodeKeys;
 pub use ledger::ReceiptLedger;
 pub use models::{ModelHandle, ModelOrigin, ServedModel};
-pub use onchain::{DEFAULT_ATTESTATION_TTL, NodeEvidence, RegisterOutcome, register};
+pub use onchain::{DEFAULT_ATTESTATION_TTL, NodeEvidence, RENEW_BEFORE, RegisterOutcome, register};
+pub use renew::Renewal;
 
 /// Default jobs run at once.
 pub const DEFAULT_CAPACITY: u32 = 8;
@@ -116,6 +120,8 @@ pub struct NodeConfig {
     pub capacity: u32,
     /// Post its own receipts on-chain instead of relying on the relayer.
     pub self_submit: bool,
+    /// Attestation lifetime and when to renew it.
+    pub renewal: Renewal,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -133,6 +139,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("stake", &self.stake)
             .field("capacity", &self.capacity)
             .field("self_submit", &self.self_submit)
+            .field("renewal", &self.renewal)
             .finish()
     }
 }
@@ -161,7 +168,9 @@ pub(crate) struct NodeContext {
     pub(crate) keys: NodeKeys,
     pub(crate) address: TonAddress,
     pub(crate) address_hex: String,
-    pub(crate) evidence: NodeEvidence,
+    evidence: std::sync::RwLock<Arc<NodeEvidence>>,
+    /// Bumped at every renewal: the session drains and reconnects with the new evidence.
+    reattested: watch::Sender<u64>,
     pub(crate) models: BTreeMap<u32, (ModelSpec, ModelHandle)>,
     pub(crate) price_in: u128,
     pub(crate) price_out: u128,
@@ -171,10 +180,31 @@ pub(crate) struct NodeContext {
     pub(crate) jobs_served: AtomicU64,
     pub(crate) cancels: Mutex<HashMap<(JobRef, u32), Arc<AtomicBool>>>,
     pub(crate) connected: watch::Sender<bool>,
+    /// The evidence hash the current relayer session was opened with (None between sessions).
+    pub(crate) announced: watch::Sender<Option<[u8; 32]>>,
     receipts: Mutex<Option<mpsc::UnboundedSender<SignedReceipt>>>,
 }
 
 impl NodeContext {
+    /// The evidence served now (its hash is the on-chain evidence hash).
+    pub(crate) fn evidence(&self) -> Arc<NodeEvidence> {
+        self.evidence
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Serves `ev` from now on and tells the session to reconnect with it.
+    pub(crate) fn set_evidence(&self, ev: NodeEvidence) {
+        *self.evidence.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ev);
+        self.reattested.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn set_disconnected(&self) {
+        self.connected.send_replace(false);
+        self.announced.send_replace(None);
+    }
+
     pub(crate) fn load(&self) -> u32 {
         self.load.load(Ordering::SeqCst)
     }
@@ -249,7 +279,8 @@ impl Node {
             keys: cfg.keys.clone(),
             address_hex: verified.address.to_hex(),
             address: verified.address,
-            evidence: verified.evidence,
+            evidence: std::sync::RwLock::new(Arc::new(verified.evidence)),
+            reattested: watch::channel(0).0,
             models: loaded,
             price_in: verified.record.price_in,
             price_out: verified.record.price_out,
@@ -259,16 +290,24 @@ impl Node {
             jobs_served: AtomicU64::new(0),
             cancels: Mutex::new(HashMap::new()),
             connected: connected_tx,
+            announced: watch::channel(None).0,
             receipts: Mutex::new(receipts_tx),
         });
         let url = session::worker_ws_url(&cfg.relayer_url)?;
         info!(target: "worker::node", worker = %ctx.address_hex, relayer = %url, models = ?ctx.models.keys().collect::<Vec<_>>(), attestation = %kind, price_in = ctx.price_in, price_out = ctx.price_out, capacity = ctx.capacity, self_submit = cfg.self_submit, "worker node started");
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let session = tokio::spawn(session::run(ctx.clone(), url, shutdown_rx));
+        let session = tokio::spawn(session::run(
+            ctx.clone(),
+            url,
+            shutdown_rx.clone(),
+            ctx.reattested.subscribe(),
+        ));
+        let renewer = tokio::spawn(renew::run(ctx.clone(), cfg.clone(), chain, shutdown_rx));
         Ok(NodeHandle {
             ctx,
             shutdown: shutdown_tx,
             session,
+            renewer,
             submitter,
             connected: connected_rx,
         })
@@ -280,6 +319,7 @@ pub struct NodeHandle {
     ctx: Arc<NodeContext>,
     shutdown: watch::Sender<bool>,
     session: JoinHandle<()>,
+    renewer: JoinHandle<()>,
     submitter: Option<JoinHandle<()>>,
     connected: watch::Receiver<bool>,
 }
@@ -310,9 +350,23 @@ impl NodeHandle {
         self.ctx.load()
     }
 
-    /// The evidence the node serves (its hash is the on-chain evidence hash).
-    pub fn evidence(&self) -> &NodeEvidence {
-        &self.ctx.evidence
+    /// The evidence the node serves now (its hash is the on-chain evidence hash).
+    pub fn evidence(&self) -> Arc<NodeEvidence> {
+        self.ctx.evidence()
+    }
+
+    /// Waits until a relayer session opened with the evidence whose hash is `hash` is up; false
+    /// if not within `timeout`.
+    pub async fn wait_announced(&self, hash: [u8; 32], timeout: Duration) -> bool {
+        let mut rx = self.ctx.announced.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|a| *a == Some(hash)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Renewals of the attestation since start.
+    pub fn renewals(&self) -> u64 {
+        *self.ctx.reattested.borrow()
     }
 
     /// Receipts signed so far, all runs of this key file included.
@@ -338,6 +392,7 @@ impl NodeHandle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.session.await;
+        let _ = self.renewer.await;
         self.ctx
             .receipts
             .lock()

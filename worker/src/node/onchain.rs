@@ -21,9 +21,9 @@ use super::NodeConfig;
 use super::error::{NodeError, Result};
 use super::models::check_registered;
 
-/// Lifetime of a fresh attestation, seconds: the node re-attests (`register`) before it ends.
+/// Lifetime of a fresh attestation, seconds: the node re-attests before it ends.
 pub const DEFAULT_ATTESTATION_TTL: u32 = 7 * 24 * 3600;
-/// `register` renews an attestation that expires within this many seconds.
+/// `register` and the serving node renew an attestation that expires within this many seconds.
 pub const RENEW_BEFORE: u32 = 24 * 3600;
 
 /// What `register` did.
@@ -137,7 +137,8 @@ pub(crate) async fn attest(
     }
     let evidence = tokio::task::spawn_blocking(move || provider.attest(&report_data))
         .await
-        .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))??;
+        .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))?
+        .map_err(NodeError::from_attest)?;
     describe(cfg, worker, evidence, expires_at, policy)
 }
 
@@ -372,7 +373,7 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
             expires_at: ev.expires_at,
         },
     };
-    let expires_at = now.saturating_add(DEFAULT_ATTESTATION_TTL);
+    let expires_at = now.saturating_add(cfg.renewal.ttl);
     match status {
         worker_status::UNINITIALIZED | worker_status::EXITED => {
             let ev = attest(cfg, &address, expires_at, &policy).await?;
@@ -395,7 +396,7 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
                     record.kind
                 ));
             }
-            if record.expires_at <= now.saturating_add(RENEW_BEFORE) {
+            if record.expires_at <= now.saturating_add(cfg.renewal.renew_before) {
                 changes.push(format!(
                     "attestation expires at {} (chain time {now}): renewing",
                     record.expires_at
@@ -428,3 +429,72 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
         }),
     }
 }
+
+/// Renews the attestation of a serving node: fresh evidence bound to a new expiry, sent as an
+/// update of the record that changes nothing but the attestation (keys stay, so the receipt
+/// ledger and every receipt already signed stay valid). Returns once the chain holds it.
+pub(crate) async fn renew_attestation(
+    chain: &TonCenterClient,
+    cfg: &NodeConfig,
+    address: &TonAddress,
+) -> Result<NodeEvidence> {
+    let root = RootClient::at(chain, cfg.root.clone());
+    let policy = root.policy().await?;
+    let worker = WorkerClient::for_owner(chain, &cfg.root, cfg.wallet.address()).await?;
+    let record = worker.record().await?;
+    if record.receipt_key != cfg.keys.receipt_key()
+        || record.encryption_key != cfg.keys.encryption_key()
+    {
+        return Err(NodeError::RecordMismatch {
+            address: address.to_hex(),
+            differences: vec![
+                "keys: the record no longer holds this node's keys; not renewing".into(),
+            ],
+        });
+    }
+    let now = chain_now(chain, &cfg.root).await?;
+    let expires_at = now.saturating_add(cfg.renewal.ttl);
+    let ev = attest(cfg, address, expires_at, &policy).await?;
+    let updated = WorkerRecord {
+        receipt_key: record.receipt_key,
+        encryption_key: record.encryption_key,
+        price_in: record.price_in,
+        price_out: record.price_out,
+        models: record.models.clone(),
+        attestation: Attestation {
+            kind: cfg.attestation.kind().code(),
+            measurement: ev.measurement,
+            evidence_hash: ev.hash,
+            expires_at,
+        },
+    };
+    // Kept before sending: if the node stops after the update lands, the next start finds the
+    // evidence whose hash the chain holds.
+    save_evidence(cfg, &ev);
+    info!(target: "worker::node::renew", worker = %address.to_hex(), old_expiry = record.expires_at, new_expiry = expires_at, evidence_hash = %hex::encode(ev.hash), "renewing attestation");
+    worker
+        .update(&cfg.wallet, updated, &SendOptions::default())
+        .await?;
+    let deadline = tokio::time::Instant::now() + RENEW_CONFIRM_TIMEOUT;
+    loop {
+        let now_record = worker.record().await?;
+        if now_record.evidence_hash == ev.hash && now_record.expires_at == expires_at {
+            return Ok(ev);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(NodeError::RecordMismatch {
+                address: address.to_hex(),
+                differences: vec![format!(
+                    "attestation renewal sent but the record still has evidence {} expiring at {}",
+                    hex::encode(now_record.evidence_hash),
+                    now_record.expires_at
+                )],
+            });
+        }
+        tokio::time::sleep(RENEW_POLL).await;
+    }
+}
+
+/// How long a renewal waits for the chain to show the new record.
+const RENEW_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+const RENEW_POLL: std::time::Duration = std::time::Duration::from_millis(500);

@@ -52,18 +52,38 @@ pub fn worker_ws_url(relayer_url: &str) -> Result<String> {
     })
 }
 
-/// Keeps a session up until `shutdown` turns true, then drains the jobs in flight.
-pub(crate) async fn run(ctx: Arc<NodeContext>, url: String, mut shutdown: watch::Receiver<bool>) {
+/// How a session ended without a transport error.
+enum End {
+    /// Shutdown requested and every job drained.
+    Shutdown,
+    /// The node re-attested: jobs drained, reconnect at once with the new evidence.
+    Reconnect,
+}
+
+/// Keeps a session up until `shutdown` turns true, then drains the jobs in flight. Each change of
+/// `reattested` (new evidence on-chain) drains the session and reconnects with the new Hello.
+pub(crate) async fn run(
+    ctx: Arc<NodeContext>,
+    url: String,
+    mut shutdown: watch::Receiver<bool>,
+    mut reattested: watch::Receiver<u64>,
+) {
     let mut backoff = INITIAL_BACKOFF;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let started = Instant::now();
-        match session(&ctx, &url, &mut shutdown).await {
-            Ok(()) => break,
+        match session(&ctx, &url, &mut shutdown, &mut reattested).await {
+            Ok(End::Shutdown) => break,
+            Ok(End::Reconnect) => {
+                ctx.set_disconnected();
+                info!(target: "worker::node::session", %url, "reconnecting with the renewed evidence");
+                backoff = INITIAL_BACKOFF;
+                continue;
+            }
             Err(e) => {
-                ctx.connected.send_replace(false);
+                ctx.set_disconnected();
                 warn!(target: "worker::node::session", %url, error = %e, retry_ms = backoff.as_millis() as u64, "relayer session ended");
             }
         }
@@ -78,7 +98,7 @@ pub(crate) async fn run(ctx: Arc<NodeContext>, url: String, mut shutdown: watch:
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    ctx.connected.send_replace(false);
+    ctx.set_disconnected();
     // Jobs of a dropped session still run to the end (their output has nowhere to go, but the
     // ledger and the load must settle before the node reports it stopped).
     while ctx.load() > 0 {
@@ -115,13 +135,16 @@ fn frame(msg: &WorkerMessage) -> Message {
     )
 }
 
-/// One session: handshake, then serve until the connection drops (`Err`) or a requested shutdown
-/// has drained every job (`Ok`).
+/// One session: handshake, then serve until the connection drops (`Err`), or a requested
+/// shutdown or a re-attestation has drained every job (`Ok`).
 async fn session(
     ctx: &Arc<NodeContext>,
     url: &str,
     shutdown: &mut watch::Receiver<bool>,
-) -> std::result::Result<(), String> {
+    reattested: &mut watch::Receiver<u64>,
+) -> std::result::Result<End, String> {
+    // The Hello below carries the evidence in force now; earlier renewals are already in it.
+    reattested.borrow_and_update();
     let (ws, welcome) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(ctx, url))
         .await
         .map_err(|_| "handshake timed out".to_string())??;
@@ -133,6 +156,9 @@ async fn session(
     let mut heartbeat = tokio::time::interval(beat);
     let mut drain_check = tokio::time::interval(Duration::from_millis(50));
     let mut draining = *shutdown.borrow();
+    // Re-attested: the relayer still holds the old evidence. New jobs are refused (the relayer
+    // fails over), jobs in flight finish on this session, then the node reconnects.
+    let mut rolling = false;
     loop {
         tokio::select! {
             Some(msg) = out_rx.recv() => {
@@ -142,14 +168,20 @@ async fn session(
                 let hb = WorkerMessage::Heartbeat(Heartbeat { load: ctx.load(), capacity: ctx.capacity });
                 sink.send(frame(&hb)).await.map_err(|e| e.to_string())?;
             }
-            _ = drain_check.tick(), if draining => {
+            _ = drain_check.tick(), if draining || rolling => {
                 if ctx.load() == 0 {
                     while let Ok(msg) = out_rx.try_recv() {
                         sink.send(frame(&msg)).await.map_err(|e| e.to_string())?;
                     }
                     let _ = sink.close().await;
-                    info!(target: "worker::node::session", "drained: session closed");
-                    return Ok(());
+                    info!(target: "worker::node::session", reattested = rolling && !draining, "drained: session closed");
+                    return Ok(if draining { End::Shutdown } else { End::Reconnect });
+                }
+            }
+            changed = reattested.changed(), if !rolling => {
+                if changed.is_ok() {
+                    info!(target: "worker::node::session", load = ctx.load(), "re-attested: finishing jobs in flight, then reconnecting");
+                    rolling = true;
                 }
             }
             changed = shutdown.changed(), if !draining => {
@@ -170,6 +202,8 @@ async fn session(
                         });
                         if draining {
                             let _ = out_tx.send(refuse("shutting down"));
+                        } else if rolling {
+                            let _ = out_tx.send(refuse("re-attesting: reconnecting shortly"));
                         } else if !ctx.try_acquire() {
                             let _ = out_tx.send(refuse("at capacity"));
                         } else {
@@ -229,6 +263,7 @@ async fn handshake(
         ));
     }
     let receipt_key = ctx.keys.receipt_key();
+    let evidence = ctx.evidence();
     let payload = auth_payload(
         PROTOCOL_VERSION,
         &challenge.nonce,
@@ -243,14 +278,17 @@ async fn handshake(
         encryption_key: ctx.keys.encryption_key(),
         models: ctx.models.keys().copied().collect(),
         capacity: ctx.capacity,
-        evidence: ctx.evidence.bytes.clone(),
+        evidence: evidence.bytes.clone(),
         signature: ctx.keys.signing_key().sign(&payload).to_bytes(),
     };
     ws.send(frame(&WorkerMessage::Hello(hello)))
         .await
         .map_err(|e| e.to_string())?;
     match next_relay_message(&mut ws).await? {
-        RelayMessage::Welcome(w) => Ok((ws, w)),
+        RelayMessage::Welcome(w) => {
+            ctx.announced.send_replace(Some(evidence.hash));
+            Ok((ws, w))
+        }
         RelayMessage::Error(e) => Err(format!("refused: {:?}: {}", e.code, e.message)),
         other => Err(format!("expected welcome, got {other:?}")),
     }

@@ -50,6 +50,12 @@ pub trait NodeNet {
     /// A relayer on port 0 that verifies workers against their Worker contracts but does not
     /// watch the chain (tests announce jobs to its store themselves).
     fn relayer(&self, dir: &std::path::Path) -> impl std::future::Future<Output = RelayerHandle>;
+    /// The same, listening on `listen` (a relayer that replaces another at its address).
+    fn relayer_on(
+        &self,
+        dir: &std::path::Path,
+        listen: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = RelayerHandle>;
 }
 
 impl NodeNet for DevChain {
@@ -70,16 +76,25 @@ impl NodeNet for DevChain {
             stake: 10 * NANO_PER_TON,
             capacity: 4,
             self_submit: false,
+            renewal: Default::default(),
         }
     }
 
     async fn relayer(&self, dir: &std::path::Path) -> RelayerHandle {
+        self.relayer_on(dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    async fn relayer_on(
+        &self,
+        dir: &std::path::Path,
+        listen: std::net::SocketAddr,
+    ) -> RelayerHandle {
         let registry: Arc<dyn WorkerRegistry> = Arc::new(ChainRegistry::new(
             Arc::new(self.chain.clone()),
             self.root.clone(),
         ));
         cocoon_relayer::service::spawn(ServiceConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen,
             store_url: format!(
                 "sqlite://{}?mode=rwc",
                 dir.join(format!("relayer-{}.db", rand::random::<u32>()))
