@@ -220,6 +220,10 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         let fee = self.fees().await?.open_channel;
         let global_id = self.global_id().await?;
+        // Only the owner opens and its wallet sends one message at a time, so the channel gets
+        // the id the counter holds now: the fallback if the notification cannot be read.
+        let expected_id = self.state().await?.next_channel_id;
+        let worker_owner = a.worker_owner.clone();
         let body = OpenChannel {
             query_id: query_id(),
             amount: a.amount,
@@ -235,17 +239,28 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         .to_cell()?;
         let outcome = self.send(wallet, OP, a.amount + fee, body, opts).await?;
-        let opened = channel_opened(&outcome, &self.address)
-            .ok_or_else(|| invalid(OP, "the Escrow accepted the open but sent no ChannelOpened"))?;
-        tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id = opened.channel_id, amount = %a.amount, "channel opened");
+        let (channel_id, worker) = match channel_opened(&outcome, &self.address) {
+            Some(o) => (o.channel_id, o.worker),
+            None => {
+                let st = self
+                    .channel_with(global_id, expected_id)
+                    .await?
+                    .filter(|c| c.worker_owner == worker_owner)
+                    .ok_or_else(|| {
+                        invalid(OP, "the Escrow accepted the open but no channel is found")
+                    })?;
+                (expected_id, st.worker)
+            }
+        };
+        tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id, amount = %a.amount, "channel opened");
         Ok(ChannelOpen {
             channel: ChannelRef {
                 global_id,
                 root: self.root.clone(),
                 escrow: self.address.clone(),
-                channel_id: opened.channel_id,
+                channel_id,
             },
-            worker: opened.worker,
+            worker,
             outcome,
         })
     }

@@ -403,3 +403,74 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{ChannelReceipt, ChannelRef, Voucher};
+    use crate::contracts::ContractError;
+    use crate::receipt::{ReceiptCommitments, ReceiptHashes};
+
+    fn settlement() -> Settlement {
+        let a = TonAddress::new(0, [1u8; 32].into());
+        let channel = ChannelRef {
+            global_id: -239,
+            root: a.clone(),
+            escrow: a.clone(),
+            channel_id: 5,
+        };
+        let body = ChannelReceipt {
+            channel: channel.clone(),
+            seq: 1,
+            worker: a,
+            model_id: 1,
+            tokens_in: 1,
+            tokens_out: 1,
+            cost: 4,
+            time: 0,
+            prev_acc: [0; 32],
+            hashes: ReceiptHashes {
+                weights_hash: [0; 32],
+                evidence_hash: [0; 32],
+            },
+            commitments: ReceiptCommitments {
+                input_commitment: [0; 32],
+                output_commitment: [0; 32],
+            },
+        };
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let acc = crate::channel::chain_step(&[0; 32], &body.hash().unwrap());
+        let voucher = Voucher {
+            channel,
+            cumulative: 4,
+            last_seq: 1,
+            acc,
+            is_final: false,
+        }
+        .sign(&key)
+        .unwrap();
+        Settlement {
+            receipt: body.sign(&key).unwrap(),
+            voucher,
+        }
+    }
+
+    /// A voucher that does not cover exactly the receipt sent is refused before anything is
+    /// sent (the Escrow would refuse it with BadVoucherSignature after the fee was spent).
+    #[test]
+    fn a_voucher_for_another_receipt_is_refused_before_sending() {
+        settlement().check().unwrap();
+        let mut s = settlement();
+        s.voucher.body.last_seq = 2;
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+        let mut s = settlement();
+        s.voucher.body.acc = [9; 32];
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+        let mut s = settlement();
+        s.voucher.body.channel.channel_id = 6;
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+        let mut s = settlement();
+        s.voucher.body.cumulative = 1 << 64;
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+    }
+}
