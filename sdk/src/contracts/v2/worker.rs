@@ -342,20 +342,22 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// `get_worker_state`.
     pub async fn state(&self) -> ContractResult<WorkerState> {
         let mut r = self.get("get_worker_state", &[]).await?;
-        Ok(WorkerState {
+        let v = WorkerState {
             root: r.address("root")?,
             owner: r.address("owner")?,
             status: r.uint("status")?,
             stake: r.uint("stake")?,
             unlock_at: r.uint("unlock_at")?,
             key_count: r.uint("key_count")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_worker_record` (fails with `NotInitialized` before registration).
     pub async fn record(&self) -> ContractResult<WorkerRecordView> {
         let mut r = self.get("get_worker_record", &[]).await?;
-        Ok(WorkerRecordView {
+        let v = WorkerRecordView {
             receipt_key: r.bits256("receipt_key")?,
             encryption_key: r.bits256("encryption_key")?,
             price_in: r.uint("price_in")?,
@@ -365,17 +367,21 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
             measurement: r.bits256("measurement")?,
             evidence_hash: r.bits256("evidence_hash")?,
             expires_at: r.uint("expires_at")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_worker_config`.
     pub async fn config(&self) -> ContractResult<WorkerConfig> {
         let mut r = self.get("get_worker_config", &[]).await?;
-        Ok(WorkerConfig {
+        let v = WorkerConfig {
             unbonding_delay: r.uint("unbonding_delay")?,
             reporter_reward_bps: r.uint("reporter_reward_bps")?,
             treasury: r.address("treasury")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `is_receipt_key_known`: whether `key` is one this Worker ever registered (and so slashable).
@@ -395,12 +401,14 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// `get_fees`.
     pub async fn fees(&self) -> ContractResult<WorkerFees> {
         let mut r = self.get("get_fees", &[]).await?;
-        Ok(WorkerFees {
+        let v = WorkerFees {
             settle: r.uint("settle")?,
             slash: r.uint("slash")?,
             update: r.uint("update")?,
             stake_op: r.uint("stake_op")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 }
 
