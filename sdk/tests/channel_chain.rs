@@ -268,7 +268,7 @@ async fn a_channel_from_open_to_close_on_localnet() {
             .submit_settlement(
                 &rogue.owner,
                 &Settlement {
-                    receipt: rr,
+                    receipt: rr.clone(),
                     voucher: rv,
                 },
                 &opts,
@@ -276,6 +276,33 @@ async fn a_channel_from_open_to_close_on_localnet() {
             .await,
     );
     assert_eq!(exit, Exit::NotChannelWorker);
+    // Its two different receipts for the same (channel, seq) get it slashed, by anyone.
+    let mut twin = rr.body.clone();
+    twin.tokens_out += 1;
+    twin.cost += PRICE_OUT;
+    let twin = twin.sign(&rogue.signing).unwrap();
+    let rogue_key = rogue.signing.verifying_key().to_bytes();
+    rogue_wc
+        .report_equivocation(&relayer, (&rogue_key, rr), (&rogue_key, twin), &opts)
+        .await
+        .unwrap();
+    let slashed = rogue_wc.state().await.unwrap();
+    assert_eq!((slashed.status, slashed.stake), (3, 0));
+
+    // --- refused at the Worker: a receipt not signed with the worker's receipt key
+    let resigned = r2.body.clone().sign(&other_key).unwrap();
+    let (exit, _) = refusal(
+        wc.submit_settlement(
+            &worker.owner,
+            &Settlement {
+                receipt: resigned,
+                voucher: v2.clone(),
+            },
+            &opts,
+        )
+        .await,
+    );
+    assert_eq!(exit, Exit::BadSignature);
     // Nothing moved.
     let still = escrow.channel(id).await.unwrap().unwrap();
     assert_eq!(
@@ -465,7 +492,10 @@ async fn a_channel_from_open_to_close_on_localnet() {
     assert!(back[0].value.unwrap() >= take);
     // The free balance drops by exactly what was taken (less storage fees, if time passed).
     let left = escrow.state().await.unwrap().free;
-    assert!(left <= s4.free - take && left + NANO_PER_TON / 1000 > s4.free - take, "left {left}");
+    assert!(
+        left <= s4.free - take && left + NANO_PER_TON / 1000 > s4.free - take,
+        "left {left}"
+    );
     // More than the free balance is refused up front.
     let (exit, _) = refusal(escrow.withdraw(&client, NANO_PER_TON, &opts).await);
     assert_eq!(exit, Exit::InsufficientFreeBalance);
@@ -491,7 +521,12 @@ async fn root_v2_getters_and_a_timelocked_change_on_localnet() {
 
     let p = root.params().await.unwrap();
     assert_eq!(
-        (p.min_stake, p.grace_period, p.governance_delay, p.max_channel_lifetime),
+        (
+            p.min_stake,
+            p.grace_period,
+            p.governance_delay,
+            p.max_channel_lifetime
+        ),
         (
             dev::MIN_STAKE,
             dev::GRACE_PERIOD,
@@ -511,8 +546,14 @@ async fn root_v2_getters_and_a_timelocked_change_on_localnet() {
     assert_eq!(root.model(2).await.unwrap(), None);
     let (wcode, ecode) = root.codes().await.unwrap();
     use cocoon_sdk::contracts::v2::{Contract, code, escrow_address, worker_address};
-    assert_eq!(wcode.cell_hash(), code(Contract::Worker).unwrap().cell_hash());
-    assert_eq!(ecode.cell_hash(), code(Contract::Escrow).unwrap().cell_hash());
+    assert_eq!(
+        wcode.cell_hash(),
+        code(Contract::Worker).unwrap().cell_hash()
+    );
+    assert_eq!(
+        ecode.cell_hash(),
+        code(Contract::Escrow).unwrap().cell_hash()
+    );
     assert!(
         root.is_worker_code_known(&wcode.cell_hash().into())
             .await
@@ -542,7 +583,9 @@ async fn root_v2_getters_and_a_timelocked_change_on_localnet() {
     .to_cell()
     .unwrap();
     let now = dev_chain.now().await.unwrap();
-    root.queue_change(governor, body.clone(), &opts).await.unwrap();
+    root.queue_change(governor, body.clone(), &opts)
+        .await
+        .unwrap();
     let pending = root.pending_changes(0).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, 0);

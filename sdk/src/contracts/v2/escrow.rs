@@ -220,6 +220,10 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         let fee = self.fees().await?.open_channel;
         let global_id = self.global_id().await?;
+        // Only the owner opens and its wallet sends one message at a time, so the channel gets
+        // the id the counter holds now: the fallback if the notification cannot be read.
+        let expected_id = self.state().await?.next_channel_id;
+        let worker_owner = a.worker_owner.clone();
         let body = OpenChannel {
             query_id: query_id(),
             amount: a.amount,
@@ -235,17 +239,28 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         .to_cell()?;
         let outcome = self.send(wallet, OP, a.amount + fee, body, opts).await?;
-        let opened = channel_opened(&outcome, &self.address)
-            .ok_or_else(|| invalid(OP, "the Escrow accepted the open but sent no ChannelOpened"))?;
-        tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id = opened.channel_id, amount = %a.amount, "channel opened");
+        let (channel_id, worker) = match channel_opened(&outcome, &self.address) {
+            Some(o) => (o.channel_id, o.worker),
+            None => {
+                let st = self
+                    .channel_with(global_id, expected_id)
+                    .await?
+                    .filter(|c| c.worker_owner == worker_owner)
+                    .ok_or_else(|| {
+                        invalid(OP, "the Escrow accepted the open but no channel is found")
+                    })?;
+                (expected_id, st.worker)
+            }
+        };
+        tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id, amount = %a.amount, "channel opened");
         Ok(ChannelOpen {
             channel: ChannelRef {
                 global_id,
                 root: self.root.clone(),
                 escrow: self.address.clone(),
-                channel_id: opened.channel_id,
+                channel_id,
             },
-            worker: opened.worker,
+            worker,
             outcome,
         })
     }
@@ -344,7 +359,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// `get_escrow_state`.
     pub async fn state(&self) -> ContractResult<EscrowState> {
         let mut r = self.get("get_escrow_state", &[]).await?;
-        Ok(EscrowState {
+        let v = EscrowState {
             root: r.address("root")?,
             owner: r.address("owner")?,
             initialized: r.bool("initialized")?,
@@ -353,7 +368,9 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
             locked: r.uint("locked")?,
             fees_due: r.uint("fees_due")?,
             free: r.int("free")?.max(0) as u128,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_network_global_id`: the network's global id, as the Escrow checks vouchers with it.
@@ -391,6 +408,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         let voucher_key = r.bits256("voucher_key")?;
         let worker_owner = r.address("worker_owner")?;
         let relayer_due = r.uint("relayer_due")?;
+        r.finish()?;
         Ok(Some(ChannelState {
             channel: ChannelRef {
                 global_id,
@@ -425,20 +443,22 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// `get_escrow_config` (fails with `EscrowNotInitialized` before Root initialised it).
     pub async fn config(&self) -> ContractResult<EscrowConfigView> {
         let mut r = self.get("get_escrow_config", &[]).await?;
-        Ok(EscrowConfigView {
+        let v = EscrowConfigView {
             grace_period: r.uint("grace_period")?,
             max_channel_lifetime: r.uint("max_channel_lifetime")?,
             relayer_fee_cap_bps: r.uint("relayer_fee_cap_bps")?,
             protocol_fee_bps: r.uint("protocol_fee_bps")?,
             treasury: r.address("treasury")?,
             worker_code: r.cell("worker_code")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_fees`.
     pub async fn fees(&self) -> ContractResult<EscrowFees> {
         let mut r = self.get("get_fees", &[]).await?;
-        Ok(EscrowFees {
+        let v = EscrowFees {
             open_channel: r.uint("open_channel")?,
             top_up: r.uint("top_up")?,
             request_close: r.uint("request_close")?,
@@ -446,7 +466,9 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
             withdraw: r.uint("withdraw")?,
             collect_fees: r.uint("collect_fees")?,
             settle: r.uint("settle")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 }
 

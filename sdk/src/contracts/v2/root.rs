@@ -137,16 +137,18 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// `get_owner`.
     pub async fn owner(&self) -> ContractResult<RootOwner> {
         let mut r = self.get("get_owner", &[]).await?;
-        Ok(RootOwner {
+        let v = RootOwner {
             owner: r.address("owner")?,
             pending_owner: r.maybe_address("pending_owner")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_params`.
     pub async fn params(&self) -> ContractResult<RootParams> {
         let mut r = self.get("get_params", &[]).await?;
-        Ok(RootParams {
+        let v = RootParams {
             min_stake: r.uint("min_stake")?,
             unbonding_delay: r.uint("unbonding_delay")?,
             grace_period: r.uint("grace_period")?,
@@ -156,7 +158,9 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
             protocol_fee_bps: r.uint("protocol_fee_bps")?,
             reporter_reward_bps: r.uint("reporter_reward_bps")?,
             treasury: r.address("treasury")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_policy`.
@@ -164,6 +168,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
         let mut r = self.get("get_policy", &[]).await?;
         let allowed_kinds = r.uint("allowed_kinds")?;
         let measurements = dict_from_root::<Set256>(r.maybe_cell("measurements")?)?;
+        r.finish()?;
         Ok(RootPolicyView {
             allowed_kinds,
             measurements,
@@ -251,11 +256,13 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// `get_fees`.
     pub async fn fees(&self) -> ContractResult<RootFees> {
         let mut r = self.get("get_fees", &[]).await?;
-        Ok(RootFees {
+        let v = RootFees {
             register: r.uint("register")?,
             create_escrow: r.uint("create_escrow")?,
             governance: r.uint("governance")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// Owner: queues a governance message (`messages::v2::root::{SetParams, SetModel, …}` as a

@@ -342,20 +342,22 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// `get_worker_state`.
     pub async fn state(&self) -> ContractResult<WorkerState> {
         let mut r = self.get("get_worker_state", &[]).await?;
-        Ok(WorkerState {
+        let v = WorkerState {
             root: r.address("root")?,
             owner: r.address("owner")?,
             status: r.uint("status")?,
             stake: r.uint("stake")?,
             unlock_at: r.uint("unlock_at")?,
             key_count: r.uint("key_count")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_worker_record` (fails with `NotInitialized` before registration).
     pub async fn record(&self) -> ContractResult<WorkerRecordView> {
         let mut r = self.get("get_worker_record", &[]).await?;
-        Ok(WorkerRecordView {
+        let v = WorkerRecordView {
             receipt_key: r.bits256("receipt_key")?,
             encryption_key: r.bits256("encryption_key")?,
             price_in: r.uint("price_in")?,
@@ -365,17 +367,21 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
             measurement: r.bits256("measurement")?,
             evidence_hash: r.bits256("evidence_hash")?,
             expires_at: r.uint("expires_at")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `get_worker_config`.
     pub async fn config(&self) -> ContractResult<WorkerConfig> {
         let mut r = self.get("get_worker_config", &[]).await?;
-        Ok(WorkerConfig {
+        let v = WorkerConfig {
             unbonding_delay: r.uint("unbonding_delay")?,
             reporter_reward_bps: r.uint("reporter_reward_bps")?,
             treasury: r.address("treasury")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
     }
 
     /// `is_receipt_key_known`: whether `key` is one this Worker ever registered (and so slashable).
@@ -395,11 +401,84 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// `get_fees`.
     pub async fn fees(&self) -> ContractResult<WorkerFees> {
         let mut r = self.get("get_fees", &[]).await?;
-        Ok(WorkerFees {
+        let v = WorkerFees {
             settle: r.uint("settle")?,
             slash: r.uint("slash")?,
             update: r.uint("update")?,
             stake_op: r.uint("stake_op")?,
-        })
+        };
+        r.finish()?;
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{ChannelReceipt, ChannelRef, Voucher};
+    use crate::contracts::ContractError;
+    use crate::receipt::{ReceiptCommitments, ReceiptHashes};
+
+    fn settlement() -> Settlement {
+        let a = TonAddress::new(0, [1u8; 32].into());
+        let channel = ChannelRef {
+            global_id: -239,
+            root: a.clone(),
+            escrow: a.clone(),
+            channel_id: 5,
+        };
+        let body = ChannelReceipt {
+            channel: channel.clone(),
+            seq: 1,
+            worker: a,
+            model_id: 1,
+            tokens_in: 1,
+            tokens_out: 1,
+            cost: 4,
+            time: 0,
+            prev_acc: [0; 32],
+            hashes: ReceiptHashes {
+                weights_hash: [0; 32],
+                evidence_hash: [0; 32],
+            },
+            commitments: ReceiptCommitments {
+                input_commitment: [0; 32],
+                output_commitment: [0; 32],
+            },
+        };
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let acc = crate::channel::chain_step(&[0; 32], &body.hash().unwrap());
+        let voucher = Voucher {
+            channel,
+            cumulative: 4,
+            last_seq: 1,
+            acc,
+            is_final: false,
+        }
+        .sign(&key)
+        .unwrap();
+        Settlement {
+            receipt: body.sign(&key).unwrap(),
+            voucher,
+        }
+    }
+
+    /// A voucher that does not cover exactly the receipt sent is refused before anything is
+    /// sent (the Escrow would refuse it with BadVoucherSignature after the fee was spent).
+    #[test]
+    fn a_voucher_for_another_receipt_is_refused_before_sending() {
+        settlement().check().unwrap();
+        let mut s = settlement();
+        s.voucher.body.last_seq = 2;
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+        let mut s = settlement();
+        s.voucher.body.acc = [9; 32];
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+        let mut s = settlement();
+        s.voucher.body.channel.channel_id = 6;
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
+        let mut s = settlement();
+        s.voucher.body.cumulative = 1 << 64;
+        assert!(matches!(s.check(), Err(ContractError::Invalid { .. })));
     }
 }
