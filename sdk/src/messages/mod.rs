@@ -73,8 +73,9 @@ macro_rules! tlb_struct {
         impl $crate::messages::testing::Arb for $name {
             fn arb() -> proptest::strategy::BoxedStrategy<Self> {
                 use proptest::strategy::Strategy;
-                ( $( <$codec as $crate::messages::testing::ArbCodec>::arb(), )* )
-                    .prop_map(|( $($field,)* )| Self { $($field),* })
+                // Nested pairs: proptest's tuples stop at 12 fields.
+                $crate::messages::testing::arb_nest!($($codec),*)
+                    .prop_map(|$crate::messages::testing::pat_nest!($($field),*)| Self { $($field),* })
                     .boxed()
             }
         }
@@ -167,6 +168,22 @@ pub(crate) mod testing {
     use crate::tlb::codec::*;
     use crate::tlb::{ArcCell, CellBuilder, TlbType};
 
+    /// `(arb(A), (arb(B), (…, Just(()))))`: one strategy for any number of fields.
+    macro_rules! arb_nest {
+        () => { proptest::strategy::Just(()) };
+        ($c:ty $(, $rest:ty)*) => {
+            (<$c as $crate::messages::testing::ArbCodec>::arb(), $crate::messages::testing::arb_nest!($($rest),*))
+        };
+    }
+    pub(crate) use arb_nest;
+
+    /// The pattern matching [`arb_nest`]'s value: `(a, (b, (…, ())))`.
+    macro_rules! pat_nest {
+        () => { () };
+        ($f:ident $(, $rest:ident)*) => { ($f, $crate::messages::testing::pat_nest!($($rest),*)) };
+    }
+    pub(crate) use pat_nest;
+
     /// A strategy for a whole TL-B type.
     pub trait Arb: Sized {
         fn arb() -> BoxedStrategy<Self>;
@@ -217,6 +234,16 @@ pub(crate) mod testing {
         }
     }
     impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for MaybeRef<T> {
+        fn arb() -> BoxedStrategy<Option<T>> {
+            proptest::option::of(T::arb()).boxed()
+        }
+    }
+    impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for Inline<T> {
+        fn arb() -> BoxedStrategy<T> {
+            T::arb()
+        }
+    }
+    impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for Maybe<T> {
         fn arb() -> BoxedStrategy<Option<T>> {
             proptest::option::of(T::arb()).boxed()
         }
@@ -310,6 +337,17 @@ pub(crate) mod testing {
             proptest::collection::btree_set(any::<[u8; 32]>(), 0..5).boxed()
         }
     }
+    impl ArbCodec for Set384 {
+        fn arb() -> BoxedStrategy<BTreeSet<[u8; 48]>> {
+            let key = (any::<[u8; 32]>(), any::<[u8; 16]>()).prop_map(|(a, b)| {
+                let mut k = [0u8; 48];
+                k[..32].copy_from_slice(&a);
+                k[32..].copy_from_slice(&b);
+                k
+            });
+            proptest::collection::btree_set(key, 0..4).boxed()
+        }
+    }
     impl ArbCodec for MapU32Bits256 {
         fn arb() -> BoxedStrategy<BTreeMap<u32, [u8; 32]>> {
             proptest::collection::btree_map(any::<u32>(), any::<[u8; 32]>(), 0..5).boxed()
@@ -347,6 +385,11 @@ pub(crate) mod testing {
                 },
             )
             .boxed()
+    }
+    impl Arb for crate::channel::ChannelRef {
+        fn arb() -> BoxedStrategy<Self> {
+            channel_ref()
+        }
     }
     /// Any signed channel receipt (signature bytes arbitrary: the codec does not verify).
     impl Arb for crate::channel::SignedChannelReceipt {
@@ -464,6 +507,16 @@ pub(crate) mod testing {
             v.as_ref().map(Json::to_json).unwrap_or(Value::Null)
         }
     }
+    impl<T: TlbType + Json> JsonCodec for Inline<T> {
+        fn to_json(v: &T) -> Value {
+            v.to_json()
+        }
+    }
+    impl<T: TlbType + Json> JsonCodec for Maybe<T> {
+        fn to_json(v: &Option<T>) -> Value {
+            v.as_ref().map(Json::to_json).unwrap_or(Value::Null)
+        }
+    }
     /// Opaque cells compare by representation hash (see `json_matches`).
     pub fn cell_marker(c: &ArcCell) -> Value {
         json!({ "$cell_hash": hex::encode(c.cell_hash().as_slice()) })
@@ -510,6 +563,11 @@ pub(crate) mod testing {
     }
     impl JsonCodec for Set256 {
         fn to_json(v: &BTreeSet<[u8; 32]>) -> Value {
+            json!(v.iter().map(hex::encode).collect::<Vec<_>>())
+        }
+    }
+    impl JsonCodec for Set384 {
+        fn to_json(v: &BTreeSet<[u8; 48]>) -> Value {
             json!(v.iter().map(hex::encode).collect::<Vec<_>>())
         }
     }

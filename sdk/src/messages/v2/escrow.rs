@@ -1,6 +1,6 @@
 //! Messages to Escrow v2: deposits, channels, withdrawal, protocol fees.
 
-use super::records::{ChannelRoute, EscrowConfig, SettleProof};
+use super::records::{ChannelParties, EscrowConfig, SettleProof};
 use crate::messages::{msg_enum, tlb_struct};
 use crate::tlb::codec::*;
 
@@ -28,48 +28,46 @@ tlb_struct! {
 }
 
 tlb_struct! {
-    /// From the owner: opens a channel, locking `amount` from the free balance.
+    /// From the owner: opens a channel, locking `amount` from the free balance (the value beyond
+    /// the open fee is a deposit).
     ///
-    /// `open_channel#c0c02303 query_id:uint64 amount:Coins worker_owner:MsgAddressInt
-    /// expires_at:uint32 price_in:Coins price_out:Coins voucher_key:bits256 route:^ChannelRoute
+    /// `open_channel#c0c02303 query_id:uint64 amount:Coins expires_at:uint32 price_in:Coins
+    /// price_out:Coins relayer_fee_bps:uint16 notify_relayer:Bool parties:^ChannelParties
     /// = EscrowMsg;`
     pub struct OpenChannel [tag = 0xc0c02303] {
         /// Query id.
         pub query_id: U64,
         /// Locked for the worker.
         pub amount: Coins,
-        /// Owner of the only Worker the channel pays.
-        pub worker_owner: Addr,
         /// Unix expiry.
         pub expires_at: U32,
         /// Price per input token, fixed for the channel's life.
         pub price_in: Coins,
         /// Price per output token, fixed for the channel's life.
         pub price_out: Coins,
-        /// The client's ed25519 voucher key.
-        pub voucher_key: Bits256,
-        /// Relayer and its fee.
-        pub route: Ref<ChannelRoute>,
+        /// Relayer fee (bps, at most Root's cap).
+        pub relayer_fee_bps: U16,
+        /// Whether the Escrow sends `channel_opened` to the relayer.
+        pub notify_relayer: Bool,
+        /// Worker owner, relayer, voucher key.
+        pub parties: Ref<ChannelParties>,
     }
 }
 
 tlb_struct! {
-    /// From the channel's Worker only: a checked receipt with the client's voucher.
+    /// From the channel's Worker only: the channel, the accumulator the Worker computed from the
+    /// receipt it checked, and the proof as the worker node sent it.
     ///
-    /// `settle#c0c02304 query_id:uint64 channel_id:uint64 seq:uint32 cumulative:Coins final:Bool
-    /// proof:^SettleProof = EscrowMsg;`
+    /// `settle#c0c02304 query_id:uint64 channel_id:uint64 acc:bits256 proof:^SettleProof
+    /// = EscrowMsg;`
     pub struct Settle [tag = 0xc0c02304] {
         /// Query id.
         pub query_id: U64,
         /// Channel.
         pub channel_id: U64,
-        /// The receipt's seq.
-        pub seq: U32,
-        /// The voucher's cumulative amount.
-        pub cumulative: Coins,
-        /// The voucher's final flag (TL-B `final`).
-        pub is_final: Bool,
-        /// Accumulator, voucher signature, tokens and cost.
+        /// `acc_seq = sha256(receipt.prev_acc ‖ repr_hash(receipt.body))`.
+        pub acc: Bits256,
+        /// Voucher signature, cumulative and final; the receipt's seq, tokens and cost.
         pub proof: Ref<SettleProof>,
     }
 }

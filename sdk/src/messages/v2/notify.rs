@@ -1,4 +1,5 @@
-//! What the v2 contracts send to wallets (all non-bounceable) and their external-out logs.
+//! What the v2 contracts send to wallets (all non-bounceable) and their external-out logs. A
+//! channel settlement logs nothing: its record travels in the payout to the worker owner.
 
 use crate::messages::{msg_enum, tlb_struct};
 use crate::tlb::codec::*;
@@ -6,15 +7,16 @@ use crate::tlb::codec::*;
 tlb_struct! {
     /// Escrow → relayer at open (zero value): a channel it routes.
     ///
-    /// `channel_opened#c0c02401 query_id:uint64 channel_id:uint64 worker:MsgAddressInt
-    /// amount:Coins expires_at:uint32 relayer_fee_bps:uint16 = WalletMsg;`
+    /// Sent only when the open asked for it (`notify_relayer`); the channel's Worker and parties
+    /// are in the Escrow's `get_channel`.
+    ///
+    /// `channel_opened#c0c02401 query_id:uint64 channel_id:uint64 amount:Coins expires_at:uint32
+    /// relayer_fee_bps:uint16 = WalletMsg;`
     pub struct ChannelOpened [tag = 0xc0c02401] {
         /// Query id of the OpenChannel.
         pub query_id: U64,
         /// The id the Escrow assigned.
         pub channel_id: U64,
-        /// The channel's Worker contract.
-        pub worker: Addr,
         /// Amount locked.
         pub amount: Coins,
         /// Unix expiry.
@@ -59,14 +61,40 @@ pub mod payout_reason {
 }
 
 tlb_struct! {
-    /// A payment to a wallet ([`payout_reason`]).
+    /// What a channel settlement did, recorded in its payout to the worker owner (the Escrow
+    /// sends no separate log): any receipt of the channel up to `seq` is provable against `acc`.
     ///
-    /// `payout#c0c02406 query_id:uint64 reason:uint8 = WalletMsg;`
+    /// `settlement_record$_ channel_id:uint64 seq:uint32 cumulative:Coins acc:bits256 final:Bool
+    /// released:Coins = SettlementRecord;`
+    pub struct SettlementRecord {
+        /// Channel.
+        pub channel_id: U64,
+        /// Seq of the receipt settled (the voucher's `last_seq`).
+        pub seq: U32,
+        /// The voucher's cumulative amount.
+        pub cumulative: Coins,
+        /// The accumulator after receipt `seq`.
+        pub acc: Bits256,
+        /// Whether the voucher was final (the channel closed in this settlement).
+        pub is_final: Bool,
+        /// Returned to the client's free balance (0 unless final).
+        pub released: Coins,
+    }
+}
+
+tlb_struct! {
+    /// A payment to a wallet ([`payout_reason`]); a channel settlement's payout
+    /// ([`payout_reason::CHANNEL_SETTLED`]) carries its record.
+    ///
+    /// `payout#c0c02406 query_id:uint64 reason:uint8 settlement:(Maybe SettlementRecord)
+    /// = WalletMsg;`
     pub struct Payout [tag = 0xc0c02406] {
         /// Query id.
         pub query_id: U64,
         /// Why.
         pub reason: U8,
+        /// The settlement's record, exactly on a channel settlement's payout.
+        pub settlement: Maybe<SettlementRecord>,
     }
 }
 
@@ -83,24 +111,6 @@ tlb_struct! {
 msg_enum! {
     /// Every message the v2 contracts send to wallets.
     pub enum WalletMsg { ChannelOpened, RelayerFee, Payout, Excesses }
-}
-
-tlb_struct! {
-    /// A settlement with a non-final voucher: any receipt of the channel up to `seq` is provable
-    /// against `acc`.
-    ///
-    /// `log_channel_settled#c0c02501 channel_id:uint64 seq:uint32 cumulative:Coins acc:bits256
-    /// = Log;`
-    pub struct LogChannelSettled [tag = 0xc0c02501] {
-        /// Channel.
-        pub channel_id: U64,
-        /// Seq of the receipt settled.
-        pub seq: U32,
-        /// The voucher's cumulative amount.
-        pub cumulative: Coins,
-        /// The accumulator after that receipt.
-        pub acc: Bits256,
-    }
 }
 
 tlb_struct! {
@@ -124,25 +134,6 @@ tlb_struct! {
         pub channel_id: U64,
         /// Cumulative amount settled over its life.
         pub settled: Coins,
-        /// Returned to the free balance.
-        pub released: Coins,
-    }
-}
-
-tlb_struct! {
-    /// A settlement with a final voucher: the settlement and the close in one.
-    ///
-    /// `log_channel_final_settled#c0c02508 channel_id:uint64 seq:uint32 cumulative:Coins
-    /// acc:bits256 released:Coins = Log;`
-    pub struct LogChannelFinalSettled [tag = 0xc0c02508] {
-        /// Channel.
-        pub channel_id: U64,
-        /// Seq of the receipt settled.
-        pub seq: U32,
-        /// The voucher's cumulative amount.
-        pub cumulative: Coins,
-        /// The accumulator after that receipt.
-        pub acc: Bits256,
         /// Returned to the free balance.
         pub released: Coins,
     }
@@ -199,7 +190,7 @@ tlb_struct! {
 msg_enum! {
     /// Every external-out log of the v2 contracts.
     pub enum Log {
-        LogChannelSettled, LogCloseRequested, LogChannelClosed, LogChannelFinalSettled,
-        LogSlashed, LogChangeQueued, LogChangeApplied, LogChangeCancelled,
+        LogCloseRequested, LogChannelClosed, LogSlashed, LogChangeQueued, LogChangeApplied,
+        LogChangeCancelled,
     }
 }

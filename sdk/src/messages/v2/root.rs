@@ -1,7 +1,7 @@
 //! Messages to Root v2. Governance messages from the owner are queued and applied after the
 //! governance delay ([`ApplyChange`]); the owner may cancel them ([`CancelChange`]).
 
-use super::records::{RootParams, WorkerRecord};
+use super::records::{RootParams, TeePolicy, WorkerRecord};
 use crate::messages::{msg_enum, tlb_struct};
 use crate::tlb::codec::*;
 
@@ -181,11 +181,23 @@ tlb_struct! {
     }
 }
 
+tlb_struct! {
+    /// Governance: replaces the TEE policy as a whole (queued like every change).
+    ///
+    /// `set_tee_policy#c0c0211b query_id:uint64 tee:^TeePolicy = RootMsg;`
+    pub struct SetTeePolicy [tag = 0xc0c0211b] {
+        /// Query id.
+        pub query_id: U64,
+        /// The new policy.
+        pub tee: Ref<TeePolicy>,
+    }
+}
+
 msg_enum! {
     /// Every message Root v2 accepts.
     pub enum RootMsg {
         RegisterWorker, UpdateWorker, CreateEscrow, SetParams, SetAllowedKinds, AddMeasurement,
         RemoveMeasurement, SetModel, RemoveModel, SetCodes, TransferOwnership, AcceptOwnership,
-        ApplyChange, CancelChange,
+        ApplyChange, CancelChange, SetTeePolicy,
     }
 }

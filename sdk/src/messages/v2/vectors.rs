@@ -78,9 +78,11 @@ vector_tests! {
     root_params => RootParams, root_policy => RootPolicy, root_codes => RootCodes,
     pending_change => PendingChange, governance_queue => GovernanceQueue,
     attestation => Attestation, worker_record => WorkerRecord, worker_config => WorkerConfig,
-    escrow_config => EscrowConfig, channel_terms => ChannelTerms, channel => Channel,
-    settle_proof => SettleProof, channel_route => ChannelRoute, root_data => RootData,
-    worker_data => WorkerData, escrow_data => EscrowData,
+    escrow_config => EscrowConfig, channel_parties => ChannelParties, channel => Channel,
+    settle_proof => SettleProof, receipt_seal => ReceiptSeal,
+    receipt_ref_hashes => ReceiptRefHashes, snp_min_tcb => SnpMinTcb, tdx_policy => TdxPolicy,
+    tee_policy => TeePolicy, root_data => RootData, worker_data => WorkerData,
+    escrow_data => EscrowData,
     // signed cells (crate::channel)
     channel_ref => ChannelRef, receipt_hashes => ReceiptHashes,
     receipt_commitments => ReceiptCommitments, receipt_body => ChannelReceipt,
@@ -92,7 +94,7 @@ vector_tests! {
     add_measurement => AddMeasurement, remove_measurement => RemoveMeasurement,
     set_model => SetModel, remove_model => RemoveModel, set_codes => SetCodes,
     transfer_ownership => TransferOwnership, accept_ownership => AcceptOwnership,
-    apply_change => ApplyChange, cancel_change => CancelChange,
+    apply_change => ApplyChange, cancel_change => CancelChange, set_tee_policy => SetTeePolicy,
     // to Worker
     worker_init => WorkerInit, worker_update => WorkerUpdate,
     submit_settlement => SubmitSettlement, report_equivocation => ReportEquivocation,
@@ -104,10 +106,9 @@ vector_tests! {
     close_channel => CloseChannel, collect_fees => CollectFees,
     // to wallets
     channel_opened => ChannelOpened, relayer_fee => RelayerFee, payout => Payout,
-    excesses => Excesses,
+    settlement_record => SettlementRecord, excesses => Excesses,
     // logs
-    log_channel_settled => LogChannelSettled, log_close_requested => LogCloseRequested,
-    log_channel_closed => LogChannelClosed, log_channel_final_settled => LogChannelFinalSettled,
+    log_close_requested => LogCloseRequested, log_channel_closed => LogChannelClosed,
     log_slashed => LogSlashed, log_change_queued => LogChangeQueued,
     log_change_applied => LogChangeApplied, log_change_cancelled => LogChangeCancelled,
 }
@@ -152,14 +153,63 @@ fn messages_dispatch_on_their_opcode() {
         ),
         ("payout", WalletMsg::from_boc(&boc_of("payout")).is_ok()),
         (
-            "log_channel_settled",
-            Log::from_boc(&boc_of("log_channel_settled")).is_ok(),
+            "set_tee_policy",
+            RootMsg::from_boc(&boc_of("set_tee_policy")).is_ok(),
+        ),
+        (
+            "log_channel_closed",
+            Log::from_boc(&boc_of("log_channel_closed")).is_ok(),
         ),
     ] {
         assert!(ok, "{name}");
     }
     // A v2 Escrow message is no Worker message.
     assert!(WorkerMsg::from_boc(&boc_of("open_channel")).is_err());
+}
+
+/// A submission built from a signed receipt and voucher carries the receipt's own channel cell
+/// and the hashes of its two hash cells (what the Worker rebuilds the body from), and the
+/// voucher's signature, cumulative and final flag beside the receipt's seq, tokens and cost.
+#[test]
+fn a_submission_takes_the_receipt_apart_and_carries_the_voucher_in_its_proof() {
+    let r = SignedChannelReceipt::from_boc(&boc_of("signed_receipt")).unwrap();
+    let v = SignedVoucher::from_boc(&boc_of("signed_voucher")).unwrap();
+    let m = SubmitSettlement::new(42, &r, &v).unwrap();
+    let body = r.body.to_cell().unwrap();
+    let refs = body.references();
+    assert_eq!(
+        m.channel.to_cell().unwrap().cell_hash(),
+        refs[0].cell_hash()
+    );
+    assert_eq!(
+        m.ref_hashes.hashes_hash,
+        <[u8; 32]>::from(refs[1].cell_hash())
+    );
+    assert_eq!(
+        m.ref_hashes.commitments_hash,
+        <[u8; 32]>::from(refs[2].cell_hash())
+    );
+    assert_eq!(
+        (m.model_id, m.time, m.seal.signature, m.seal.prev_acc),
+        (r.body.model_id, r.body.time, r.signature, r.body.prev_acc)
+    );
+    assert_eq!(
+        m.proof,
+        SettleProof {
+            voucher_signature: v.signature,
+            cumulative: v.body.cumulative,
+            is_final: v.body.is_final,
+            seq: r.body.seq,
+            tokens_in: r.body.tokens_in,
+            tokens_out: r.body.tokens_out,
+            cost: r.body.cost,
+        }
+    );
+    let boc = m.to_boc().unwrap();
+    assert_eq!(
+        WorkerMsg::from_boc(&boc).unwrap(),
+        WorkerMsg::SubmitSettlement(m)
+    );
 }
 
 fn boc_of(name: &str) -> Vec<u8> {
@@ -182,11 +232,11 @@ mod tagged {
     round_trips!(true;
         RegisterWorker, UpdateWorker, CreateEscrow, SetParams, SetAllowedKinds, AddMeasurement,
         RemoveMeasurement, SetModel, RemoveModel, SetCodes, TransferOwnership, AcceptOwnership,
-        ApplyChange, CancelChange, WorkerInit, WorkerUpdate, SubmitSettlement, ReportEquivocation,
+        ApplyChange, CancelChange, SetTeePolicy, WorkerInit, WorkerUpdate, SubmitSettlement, ReportEquivocation,
         TopUpStake, Unbond, WithdrawStake, UpdateRecord, EscrowInit, Deposit, OpenChannel, Settle,
         TopUp, Withdraw, RequestClose, CloseChannel, CollectFees, ChannelOpened, RelayerFee,
-        Payout, Excesses, LogChannelSettled, LogCloseRequested, LogChannelClosed,
-        LogChannelFinalSettled, LogSlashed, LogChangeQueued, LogChangeApplied, LogChangeCancelled,
+        Payout, Excesses, LogCloseRequested, LogChannelClosed, LogSlashed, LogChangeQueued,
+        LogChangeApplied, LogChangeCancelled,
     );
 }
 
@@ -194,7 +244,8 @@ mod untagged {
     use super::*;
     round_trips!(false;
         RootParams, RootPolicy, RootCodes, PendingChange, GovernanceQueue, Attestation,
-        WorkerRecord, WorkerConfig, EscrowConfig, ChannelTerms, Channel, SettleProof, ChannelRoute,
-        RootData, WorkerData, EscrowData,
+        WorkerRecord, WorkerConfig, EscrowConfig, ChannelParties, Channel, SettleProof,
+        ReceiptSeal, ReceiptRefHashes, SnpMinTcb, TdxPolicy, TeePolicy, RootData, WorkerData,
+        EscrowData, SettlementRecord,
     );
 }

@@ -1,9 +1,10 @@
 //! Messages to Worker v2.
 
-use super::records::{WorkerConfig, WorkerRecord};
-use crate::channel::SignedChannelReceipt;
+use super::records::{ReceiptRefHashes, ReceiptSeal, SettleProof, WorkerConfig, WorkerRecord};
+use crate::channel::{ChannelRef, SignedChannelReceipt, SignedVoucher};
 use crate::messages::{msg_enum, tlb_struct};
 use crate::tlb::codec::*;
+use crate::tlb::{TlbResult, TlbType};
 
 tlb_struct! {
     /// From Root only, with the state-init: initialises the Worker.
@@ -35,23 +36,66 @@ tlb_struct! {
 }
 
 tlb_struct! {
-    /// From anyone: the receipt of the channel's latest request and the client's voucher over it
-    /// (its signature, cumulative and final flag; the rest of the voucher is implied by the
-    /// receipt). Value: the Worker's `get_fees().settle`.
+    /// From anyone: the receipt of the channel's latest request, taken apart (the Worker rebuilds
+    /// its body with its own address as `worker`, so nothing it can rebuild travels), and the
+    /// client's voucher over it inside the proof. Value: the Worker's `get_fees().settle`. Build
+    /// it with [`SubmitSettlement::new`].
     ///
-    /// `submit_settlement#c0c02203 query_id:uint64 receipt:^SignedReceipt
-    /// voucher_signature:bits512 cumulative:Coins final:Bool = WorkerMsg;`
+    /// `submit_settlement#c0c02203 query_id:uint64 model_id:uint32 time:uint32
+    /// channel:^ChannelRef seal:^ReceiptSeal ref_hashes:^ReceiptRefHashes proof:^SettleProof
+    /// = WorkerMsg;`
     pub struct SubmitSettlement [tag = 0xc0c02203] {
         /// Query id.
         pub query_id: U64,
-        /// The worker-signed receipt.
-        pub receipt: Ref<SignedChannelReceipt>,
-        /// The client's voucher signature.
-        pub voucher_signature: Bits512,
-        /// The voucher's cumulative amount.
-        pub cumulative: Coins,
-        /// The voucher's final flag (TL-B `final`).
-        pub is_final: Bool,
+        /// The receipt's model.
+        pub model_id: U32,
+        /// The receipt's time.
+        pub time: U32,
+        /// The receipt's channel reference (the very cell it signed).
+        pub channel: Ref<ChannelRef>,
+        /// The receipt's signature and prev_acc.
+        pub seal: Ref<ReceiptSeal>,
+        /// Hashes of the receipt's hashes and commitments cells.
+        pub ref_hashes: Ref<ReceiptRefHashes>,
+        /// The voucher's signature, cumulative and final; the receipt's seq, tokens and cost.
+        pub proof: Ref<SettleProof>,
+    }
+}
+
+impl SubmitSettlement {
+    /// The submission of `receipt` and the client's `voucher` over it, as the worker node sends
+    /// it. The voucher's channel, seq and accumulator travel only as the receipt's (the Escrow
+    /// rebuilds the voucher body from them), so a voucher over another receipt fails on-chain:
+    /// check that it covers this one first (`contracts::v2::Settlement::check`).
+    pub fn new(
+        query_id: u64,
+        receipt: &SignedChannelReceipt,
+        voucher: &SignedVoucher,
+    ) -> TlbResult<Self> {
+        let r = &receipt.body;
+        Ok(Self {
+            query_id,
+            model_id: r.model_id,
+            time: r.time,
+            channel: r.channel.clone(),
+            seal: ReceiptSeal {
+                signature: receipt.signature,
+                prev_acc: r.prev_acc,
+            },
+            ref_hashes: ReceiptRefHashes {
+                hashes_hash: r.hashes.to_cell()?.cell_hash().into(),
+                commitments_hash: r.commitments.to_cell()?.cell_hash().into(),
+            },
+            proof: SettleProof {
+                voucher_signature: voucher.signature,
+                cumulative: voucher.body.cumulative,
+                is_final: voucher.body.is_final,
+                seq: r.seq,
+                tokens_in: r.tokens_in,
+                tokens_out: r.tokens_out,
+                cost: r.cost,
+            },
+        })
     }
 }
 
