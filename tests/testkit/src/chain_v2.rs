@@ -12,7 +12,7 @@ use cocoon_sdk::chain::{ChainApi, TonCenterClient};
 use cocoon_sdk::contracts::v2::{RootClient, WorkerClient};
 use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::messages::v2::records::{
-    Attestation, RootParams, RootPolicy, WorkerRecord, tee_kind,
+    Attestation, RootParams, RootPolicy, TeePolicy, WorkerRecord, tee_kind,
 };
 use cocoon_sdk::seal::EncryptionKeyPair;
 use cocoon_sdk::tlb::TonAddress;
@@ -26,7 +26,8 @@ use crate::chain::{
 
 /// Deploys a development Root v2 owned by `governor` with `models` in its registry: the [`dev`]
 /// parameters (grace 30 s, unbonding 100 s, governance delay 60 s), every TEE kind (Simulated
-/// included) allowed, the Simulated measurement on the allow-list.
+/// included) allowed, the Simulated measurement on the allow-list, and a TEE policy that adds no
+/// rule ([`TeePolicy::any`]).
 pub async fn deploy_dev_root_v2(
     chain: &TonCenterClient,
     governor: &Wallet,
@@ -47,6 +48,7 @@ pub async fn deploy_dev_root_v2(
         allowed_kinds: (1 << tee_kind::SIMULATED) | (1 << tee_kind::SEV_SNP) | (1 << tee_kind::TDX),
         measurements: BTreeSet::from([simulated_measurement()]),
         models,
+        tee: TeePolicy::any(),
     };
     let data =
         RootClient::<TonCenterClient>::initial_data(governor.address().clone(), params, policy)?;

@@ -49,6 +49,8 @@ exits! {
     NotBasechain = 69,
     /// A signed payload names another network.
     WrongNetwork = 70,
+    /// A cell the contract would keep is exotic (a library or Merkle cell).
+    ExoticCell = 71,
     /// RegisterWorker with a stake below the minimum.
     StakeTooLow = 100,
     /// The attestation kind is not allowed.
@@ -79,7 +81,8 @@ exits! {
     StakeLocked = 203,
     /// The Worker is not initialised yet.
     NotInitialized = 205,
-    /// A receipt's signature does not verify under the receipt key.
+    /// A receipt's signature does not verify under the receipt key (also a receipt naming
+    /// another Worker: the Worker rebuilds the body with its own address).
     BadSignature = 206,
     /// A receipt names another Worker contract.
     WrongWorker = 207,
@@ -124,7 +127,7 @@ exits! {
     CumulativeNotIncreasing = 319,
     /// A seq that does not exceed the last settled one.
     WrongSeq = 320,
-    /// A voucher whose accumulator does not follow from the receipt.
+    /// Unused since the Worker computes the accumulator it forwards (codes are never reused).
     WrongAccumulator = 321,
     /// A receipt cost other than its tokens at the channel's prices.
     WrongCost = 322,

@@ -12,7 +12,7 @@ use crate::messages::v2::escrow::{
     CloseChannel, CollectFees, Deposit, OpenChannel, RequestClose, TopUp, Withdraw,
 };
 use crate::messages::v2::notify::ChannelOpened;
-use crate::messages::v2::records::ChannelRoute;
+use crate::messages::v2::records::ChannelParties;
 use crate::messages::v2::root::CreateEscrow;
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
 use crate::wallet::{SendOptions, Wallet};
@@ -94,6 +94,21 @@ pub struct OpenChannelArgs {
     pub relayer: TonAddress,
     /// Relayer fee (bps, at most Root's cap).
     pub relayer_fee_bps: u16,
+    /// Whether the Escrow tells the relayer (a `channel_opened` message, its forward fee paid
+    /// from the open's value); without it the client gives the relayer the channel id itself.
+    pub notify_relayer: bool,
+}
+
+impl OpenChannelArgs {
+    /// Whether `st` is the channel these arguments open (the parties and terms fixed at open).
+    fn opened(&self, st: &ChannelState) -> bool {
+        st.worker_owner == self.worker_owner
+            && st.relayer == self.relayer
+            && st.voucher_key == self.voucher_key
+            && st.expires_at == self.expires_at
+            && (st.price_in, st.price_out) == (self.price_in, self.price_out)
+            && st.relayer_fee_bps == self.relayer_fee_bps
+    }
 }
 
 /// An opened channel: the id the Escrow assigned and the reference vouchers and receipts carry.
@@ -103,6 +118,8 @@ pub struct ChannelOpen {
     pub channel: ChannelRef,
     /// The channel's Worker contract, as the Escrow computed it.
     pub worker: TonAddress,
+    /// The channel as the Escrow holds it right after the open.
+    pub state: ChannelState,
     /// The transactions of the open.
     pub outcome: Outcome,
 }
@@ -200,8 +217,10 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     }
 
     /// Opens a channel in one transaction: the OpenChannel carries `amount` plus the Escrow's
-    /// `get_fees().open_channel`, and the Escrow locks `amount`. Returns the id the Escrow
-    /// assigned, read from its ChannelOpened notification to the relayer.
+    /// `get_fees().open_channel`, and the Escrow locks `amount`. The id the Escrow assigned is
+    /// read from its ChannelOpened notice when the relayer is notified, otherwise from the
+    /// Escrow's channel counter around the open (only the owner opens channels); either way the
+    /// channel is then read back with `get_channel` and checked against `a`.
     pub async fn open_channel(
         &self,
         wallet: &Wallet,
@@ -220,49 +239,72 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         let fee = self.fees().await?.open_channel;
         let global_id = self.global_id().await?;
-        // Only the owner opens and its wallet sends one message at a time, so the channel gets
-        // the id the counter holds now: the fallback if the notification cannot be read.
-        let expected_id = self.state().await?.next_channel_id;
-        let worker_owner = a.worker_owner.clone();
+        let first_id = self.state().await?.next_channel_id;
         let body = OpenChannel {
             query_id: query_id(),
             amount: a.amount,
-            worker_owner: a.worker_owner,
             expires_at: a.expires_at,
             price_in: a.price_in,
             price_out: a.price_out,
-            voucher_key: a.voucher_key,
-            route: ChannelRoute {
-                relayer: a.relayer,
-                relayer_fee_bps: a.relayer_fee_bps,
+            relayer_fee_bps: a.relayer_fee_bps,
+            notify_relayer: a.notify_relayer,
+            parties: ChannelParties {
+                worker_owner: a.worker_owner.clone(),
+                relayer: a.relayer.clone(),
+                voucher_key: a.voucher_key,
             },
         }
         .to_cell()?;
         let outcome = self.send(wallet, OP, a.amount + fee, body, opts).await?;
-        let (channel_id, worker) = match channel_opened(&outcome, &self.address) {
-            Some(o) => (o.channel_id, o.worker),
-            None => {
-                let st = self
-                    .channel_with(global_id, expected_id)
-                    .await?
-                    .filter(|c| c.worker_owner == worker_owner)
-                    .ok_or_else(|| {
-                        invalid(OP, "the Escrow accepted the open but no channel is found")
-                    })?;
-                (expected_id, st.worker)
-            }
+        let (channel_id, state) = if a.notify_relayer {
+            let opened = channel_opened(&outcome, &self.address).ok_or_else(|| {
+                invalid(OP, "the Escrow accepted the open but sent no ChannelOpened")
+            })?;
+            let st = self
+                .channel_with(global_id, opened.channel_id)
+                .await?
+                .filter(|st| a.opened(st))
+                .ok_or_else(|| {
+                    invalid(
+                        OP,
+                        format!(
+                            "channel {} the Escrow announced is not the one opened",
+                            opened.channel_id
+                        ),
+                    )
+                })?;
+            (opened.channel_id, st)
+        } else {
+            self.find_opened(global_id, first_id, &a).await?
         };
-        tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id, amount = %a.amount, "channel opened");
+        tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id, amount = %a.amount, notify = a.notify_relayer, "channel opened");
         Ok(ChannelOpen {
-            channel: ChannelRef {
-                global_id,
-                root: self.root.clone(),
-                escrow: self.address.clone(),
-                channel_id,
-            },
-            worker,
+            channel: state.channel.clone(),
+            worker: state.worker.clone(),
+            state,
             outcome,
         })
+    }
+
+    /// The channel `a` opened among the ids assigned from `first_id` on.
+    async fn find_opened(
+        &self,
+        global_id: i32,
+        first_id: u64,
+        a: &OpenChannelArgs,
+    ) -> ContractResult<(u64, ChannelState)> {
+        let next = self.state().await?.next_channel_id;
+        for id in first_id..next {
+            if let Some(st) = self.channel_with(global_id, id).await?
+                && a.opened(&st)
+            {
+                return Ok((id, st));
+            }
+        }
+        Err(invalid(
+            "open channel",
+            format!("no channel with these terms among ids {first_id}..{next}"),
+        ))
     }
 
     /// Adds `amount` to channel `channel_id` (value = amount + `get_fees().top_up`).

@@ -5,9 +5,9 @@
 //! - [`RootClient`], [`WorkerClient`], [`EscrowClient`]: every getter as a typed struct, and the
 //!   operations of the client (escrow, channels), the worker (register, settle) and governance.
 //! - [`ChainChannels`]: the chain-backed [`crate::channel::ChannelSource`].
-//! - [`SettlementLog`]: what a settlement logged (seq, cumulative, accumulator), read from an
-//!   operation's trace or an Escrow's history, to prove a receipt with an
-//!   [`crate::channel::InclusionProof`].
+//! - [`SettlementLog`]: what a settlement recorded (seq, cumulative, accumulator, final,
+//!   released) in its payout to the worker owner, read from an operation's trace or an Escrow's
+//!   history, to prove a receipt with an [`crate::channel::InclusionProof`].
 //!
 //! Every value attached to a message is what the contract's `get_fees` getter says (computed
 //! on-chain from the network config) plus what the message moves; no fee is a constant here. A

@@ -10,9 +10,11 @@ use super::{Contract, call, code, get_method, query_id, send};
 use crate::chain::{ChainApi, StackEntry};
 use crate::contracts::root::dict_from_root;
 use crate::contracts::{ContractResult, Outcome, RootOwner, StackReader};
-use crate::messages::v2::records::{GovernanceQueue, RootCodes, RootData, RootParams, RootPolicy};
-use crate::messages::v2::root::{AcceptOwnership, ApplyChange, CancelChange};
-use crate::tlb::codec::Set256;
+use crate::messages::v2::records::{
+    GovernanceQueue, RootCodes, RootData, RootParams, RootPolicy, SnpMinTcb, TdxPolicy, TeePolicy,
+};
+use crate::messages::v2::root::{AcceptOwnership, ApplyChange, CancelChange, SetTeePolicy};
+use crate::tlb::codec::{Set256, Set384};
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
 use crate::wallet::{OutMessage, SendOptions, Wallet, contract_address};
 
@@ -175,6 +177,34 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
         })
     }
 
+    /// `get_tee_policy`: the TEE policy in force — the SEV-SNP minimum TCB per component and the
+    /// TDX attributes rule and allow-lists (an empty list allows any value).
+    pub async fn tee_policy(&self) -> ContractResult<TeePolicy> {
+        let mut r = self.get("get_tee_policy", &[]).await?;
+        let snp_min_tcb = SnpMinTcb {
+            boot_loader: r.uint("snp_boot_loader")?,
+            tee: r.uint("snp_tee")?,
+            snp: r.uint("snp_snp")?,
+            microcode: r.uint("snp_microcode")?,
+            fmc: r.uint("snp_fmc")?,
+        };
+        let td_attributes_mask = r.uint("td_attributes_mask")?;
+        let td_attributes_value = r.uint("td_attributes_value")?;
+        let mr_config_ids = dict_from_root::<Set384>(r.maybe_cell("mr_config_ids")?)?;
+        let mr_owners = dict_from_root::<Set384>(r.maybe_cell("mr_owners")?)?;
+        let rtmr3s = dict_from_root::<Set384>(r.maybe_cell("rtmr3s")?)?;
+        Ok(TeePolicy {
+            snp_min_tcb,
+            tdx: TdxPolicy {
+                td_attributes_mask,
+                td_attributes_value,
+                mr_config_ids,
+                mr_owners,
+                rtmr3s,
+            },
+        })
+    }
+
     /// `get_model`: the registry hash of `model_id`, if registered.
     pub async fn model(&self, model_id: u32) -> ContractResult<Option<[u8; 32]>> {
         let mut r = self
@@ -274,6 +304,21 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         self.governance(wallet, "queue change", body, opts).await
+    }
+
+    /// Owner: queues a new TEE policy (`set_tee_policy`), replacing the whole policy once applied.
+    pub async fn queue_tee_policy(
+        &self,
+        wallet: &Wallet,
+        tee: TeePolicy,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let body = SetTeePolicy {
+            query_id: query_id(),
+            tee,
+        }
+        .to_cell()?;
+        self.queue_change(wallet, body, opts).await
     }
 
     /// Anyone, after the change's ready time: applies it.

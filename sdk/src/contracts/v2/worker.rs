@@ -97,35 +97,49 @@ impl Settlement {
     /// the Worker forwards only the voucher's signature, cumulative and final flag, and the
     /// Escrow rebuilds the rest of the body from the receipt, so any other voucher fails there.
     pub fn check(&self) -> ContractResult<()> {
-        const OP: &str = "submit settlement";
-        let (r, v) = (&self.receipt.body, &self.voucher.body);
-        if r.channel != v.channel {
-            return Err(invalid(OP, "voucher and receipt name different channels"));
-        }
-        if r.seq != v.last_seq {
-            return Err(invalid(
-                OP,
-                format!(
-                    "voucher covers seq {}, receipt is seq {}",
-                    v.last_seq, r.seq
-                ),
-            ));
-        }
-        let acc = crate::channel::chain_step(
-            &r.prev_acc,
-            &r.hash().map_err(|e| invalid(OP, e.to_string()))?,
-        );
-        if acc != v.acc {
-            return Err(invalid(
-                OP,
-                "voucher accumulator does not follow the receipt",
-            ));
-        }
-        if v.cumulative >= AMOUNT_LIMIT {
-            return Err(invalid(OP, "cumulative amount must be below 2^64"));
-        }
-        Ok(())
+        check_pair(&self.receipt, &self.voucher)
     }
+
+    /// The SubmitSettlement message (taken apart as the Worker expects it).
+    pub fn message(&self, query_id: u64) -> ContractResult<SubmitSettlement> {
+        self.check()?;
+        Ok(SubmitSettlement::new(
+            query_id,
+            &self.receipt,
+            &self.voucher,
+        )?)
+    }
+}
+
+fn check_pair(receipt: &SignedChannelReceipt, voucher: &SignedVoucher) -> ContractResult<()> {
+    const OP: &str = "submit settlement";
+    let (r, v) = (&receipt.body, &voucher.body);
+    if r.channel != v.channel {
+        return Err(invalid(OP, "voucher and receipt name different channels"));
+    }
+    if r.seq != v.last_seq {
+        return Err(invalid(
+            OP,
+            format!(
+                "voucher covers seq {}, receipt is seq {}",
+                v.last_seq, r.seq
+            ),
+        ));
+    }
+    let acc = crate::channel::chain_step(
+        &r.prev_acc,
+        &r.hash().map_err(|e| invalid(OP, e.to_string()))?,
+    );
+    if acc != v.acc {
+        return Err(invalid(
+            OP,
+            "voucher accumulator does not follow the receipt",
+        ));
+    }
+    if v.cumulative >= AMOUNT_LIMIT || r.cost >= AMOUNT_LIMIT {
+        return Err(invalid(OP, "cumulative and cost must be below 2^64"));
+    }
+    Ok(())
 }
 
 /// Client of one Worker v2 contract.
@@ -205,37 +219,55 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
         .await
     }
 
-    /// Submits a settlement (anyone may send it; the worker owner is paid). The value is the
-    /// Worker's `get_fees().settle`; what the Escrow does not spend goes to the worker owner with
-    /// its share. Returns the outcome and what the Escrow logged.
+    /// Submits a settlement of `receipt` and the client's `voucher` over it (anyone may send it;
+    /// the worker owner is paid). Checked first: the voucher covers this receipt, and the receipt
+    /// names this Worker (the Worker rebuilds the receipt with its own address, so another one's
+    /// fails there as BadSignature). The value is the Worker's `get_fees().settle`; what the
+    /// Escrow does not spend goes to the worker owner with its share. Returns the outcome and
+    /// the settlement's record (from the payout).
     pub async fn submit_settlement(
         &self,
         wallet: &Wallet,
-        s: &Settlement,
+        receipt: &SignedChannelReceipt,
+        voucher: &SignedVoucher,
         opts: &SendOptions,
     ) -> ContractResult<(Outcome, SettlementLog)> {
-        s.check()?;
-        let fee = self.fees().await?.settle;
-        let body = SubmitSettlement {
-            query_id: query_id(),
-            receipt: s.receipt.clone(),
-            voucher_signature: s.voucher.signature,
-            cumulative: s.voucher.body.cumulative,
-            is_final: s.voucher.body.is_final,
+        check_pair(receipt, voucher)?;
+        if receipt.body.worker != self.address {
+            return Err(invalid(
+                "submit settlement",
+                format!(
+                    "the receipt names Worker {}, not this one ({})",
+                    receipt.body.worker, self.address
+                ),
+            ));
         }
-        .to_cell()?;
-        let escrow = s.receipt.body.channel.escrow.clone();
-        let channel_id = s.receipt.body.channel.channel_id;
+        let msg = SubmitSettlement::new(query_id(), receipt, voucher)?;
+        self.submit(wallet, &msg, opts).await
+    }
+
+    /// Sends a SubmitSettlement as built (a relayer forwarding a worker node's submission):
+    /// nothing is checked here but what the chain checks. Returns the outcome and the
+    /// settlement's record.
+    pub async fn submit(
+        &self,
+        wallet: &Wallet,
+        msg: &SubmitSettlement,
+        opts: &SendOptions,
+    ) -> ContractResult<(Outcome, SettlementLog)> {
+        const OP: &str = "submit settlement";
+        let fee = self.fees().await?.settle;
+        let (escrow, channel_id) = (msg.channel.escrow.clone(), msg.channel.channel_id);
         let outcome = self
-            .send(wallet, "submit settlement", &self.address, fee, body, opts)
+            .send(wallet, OP, &self.address, fee, msg.to_cell()?, opts)
             .await?;
         let log = SettlementLog::in_outcome(&outcome, &escrow, channel_id).ok_or_else(|| {
             invalid(
-                "submit settlement",
-                "the Escrow accepted the settlement but logged none",
+                OP,
+                "the Escrow accepted the settlement but its payout recorded none",
             )
         })?;
-        tracing::info!(target: "sdk::contracts::v2", channel_id, seq = log.seq(), cumulative = %log.cumulative(), "settled");
+        tracing::info!(target: "sdk::contracts::v2", channel_id, seq = log.seq(), cumulative = %log.cumulative(), is_final = log.is_final(), "settled");
         Ok((outcome, log))
     }
 
