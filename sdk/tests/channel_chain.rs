@@ -1,9 +1,10 @@
 //! Protocol v2 on the real localnet, from Rust: a channel's whole on-chain life against the
 //! compiled v2 contracts — open (one transaction, the id the Escrow assigned), receipts and
 //! vouchers signed off-chain with `sdk::channel`, a settlement split to the nanoTON as the Escrow
-//! computes it, an inclusion proof against the logged accumulator, top up, a final settlement
-//! closing the channel, a close after expiry + grace, withdrawal — and the refusals (a voucher
-//! signed with another key, a settlement through another worker) as typed errors.
+//! computes it, an inclusion proof against the accumulator recorded in the settlement's payout,
+//! top up, a final settlement closing the channel, a close after expiry + grace, withdrawal — and
+//! the refusals (a voucher signed with another key, a settlement through another worker, a
+//! receipt naming another Worker) as typed errors. Root's governance, the TEE policy included.
 
 use std::collections::BTreeMap;
 
@@ -13,11 +14,12 @@ use cocoon_sdk::channel::{
     SignedVoucher, Voucher,
 };
 use cocoon_sdk::contracts::v2::{
-    ChainChannels, EscrowClient, Exit, OpenChannelArgs, Settlement, SettlementLog, WorkerClient,
-    settlement_logs, verify_inclusion,
+    ChainChannels, EscrowClient, Exit, OpenChannelArgs, WorkerClient, settlement_logs,
+    verify_inclusion,
 };
 use cocoon_sdk::contracts::{ContractError, Outcome};
-use cocoon_sdk::messages::v2::notify::{Payout, RelayerFee, payout_reason};
+use cocoon_sdk::messages::v2::notify::{ChannelOpened, Payout, RelayerFee, payout_reason};
+use cocoon_sdk::messages::v2::worker::SubmitSettlement;
 use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
 use cocoon_sdk::tlb::{TlbType, TonAddress};
 use cocoon_sdk::units::NANO_PER_TON;
@@ -185,6 +187,7 @@ async fn a_channel_from_open_to_close_on_localnet() {
         voucher_key: voucher_key.verifying_key().to_bytes(),
         relayer: relayer.address().clone(),
         relayer_fee_bps: RELAYER_BPS,
+        notify_relayer: true,
     };
     let opened = escrow
         .open_channel(&client, args.clone(), &opts)
@@ -193,6 +196,15 @@ async fn a_channel_from_open_to_close_on_localnet() {
     let channel = opened.channel.clone();
     let id = channel.channel_id;
     assert_eq!(opened.worker, worker.address);
+    // Asked for: the relayer is told the id (the rest it reads with get_channel).
+    let notices = sent(&opened.outcome, escrow.address(), ChannelOpened::OP);
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].destination.as_ref(), Some(relayer.address()));
+    let notice = ChannelOpened::from_cell(notices[0].body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        (notice.channel_id, notice.amount, notice.expires_at),
+        (id, amount, args.expires_at)
+    );
     assert_eq!((&channel.root, &channel.escrow), (&root, escrow.address()));
     assert_eq!(channel.global_id, escrow.global_id().await.unwrap());
     let s1 = escrow.state().await.unwrap();
@@ -201,6 +213,7 @@ async fn a_channel_from_open_to_close_on_localnet() {
         (1, amount, id + 1)
     );
     let st = escrow.channel(id).await.unwrap().expect("channel open");
+    assert_eq!(st, opened.state);
     assert_eq!(st.channel, channel);
     assert_eq!((st.amount, st.settled, st.last_seq), (amount, 0, 0));
     assert_eq!((st.price_in, st.price_out), (PRICE_IN, PRICE_OUT));
@@ -240,15 +253,8 @@ async fn a_channel_from_open_to_close_on_localnet() {
     // --- refused: a voucher signed with another key (the Escrow's exit code, typed)
     let forged = Voucher { ..v2.body.clone() }.sign(&other_key).unwrap();
     let (exit, text) = refusal(
-        wc.submit_settlement(
-            &worker.owner,
-            &Settlement {
-                receipt: r2.clone(),
-                voucher: forged,
-            },
-            &opts,
-        )
-        .await,
+        wc.submit_settlement(&worker.owner, &r2, &forged, &opts)
+            .await,
     );
     assert_eq!(exit, Exit::BadVoucherSignature);
     assert!(
@@ -265,17 +271,30 @@ async fn a_channel_from_open_to_close_on_localnet() {
     let rv = voucher(&mut rogue_acc, &rogue, &rr, &voucher_key, false);
     let (exit, _) = refusal(
         rogue_wc
-            .submit_settlement(
+            .submit_settlement(&rogue.owner, &rr, &rv, &opts)
+            .await,
+    );
+    assert_eq!(exit, Exit::NotChannelWorker);
+
+    // --- refused: the honest receipt sent to another Worker. The SDK says so before sending;
+    // sent anyway, that Worker rebuilds the receipt with its own address and its signature fails.
+    let early = rogue_wc
+        .submit_settlement(&rogue.owner, &r2, &v2, &opts)
+        .await;
+    assert!(
+        matches!(&early, Err(ContractError::Invalid { reason, .. }) if reason.contains("names Worker")),
+        "{early:?}"
+    );
+    let (exit, _) = refusal(
+        rogue_wc
+            .submit(
                 &rogue.owner,
-                &Settlement {
-                    receipt: rr.clone(),
-                    voucher: rv,
-                },
+                &SubmitSettlement::new(1, &r2, &v2).unwrap(),
                 &opts,
             )
             .await,
     );
-    assert_eq!(exit, Exit::NotChannelWorker);
+    assert_eq!(exit, Exit::BadSignature);
     // Its two different receipts for the same (channel, seq) get it slashed, by anyone.
     let mut twin = rr.body.clone();
     twin.tokens_out += 1;
@@ -292,15 +311,8 @@ async fn a_channel_from_open_to_close_on_localnet() {
     // --- refused at the Worker: a receipt not signed with the worker's receipt key
     let resigned = r2.body.clone().sign(&other_key).unwrap();
     let (exit, _) = refusal(
-        wc.submit_settlement(
-            &worker.owner,
-            &Settlement {
-                receipt: resigned,
-                voucher: v2.clone(),
-            },
-            &opts,
-        )
-        .await,
+        wc.submit_settlement(&worker.owner, &resigned, &v2, &opts)
+            .await,
     );
     assert_eq!(exit, Exit::BadSignature);
     // Nothing moved.
@@ -313,14 +325,7 @@ async fn a_channel_from_open_to_close_on_localnet() {
 
     // --- one settlement of both requests, split as the Escrow computes it
     let (out, log) = wc
-        .submit_settlement(
-            &worker.owner,
-            &Settlement {
-                receipt: r2.clone(),
-                voucher: v2.clone(),
-            },
-            &opts,
-        )
+        .submit_settlement(&worker.owner, &r2, &v2, &opts)
         .await
         .unwrap();
     let relayer_fee = cumulative * u128::from(RELAYER_BPS) / BPS;
@@ -330,7 +335,8 @@ async fn a_channel_from_open_to_close_on_localnet() {
         (log.seq(), log.cumulative(), log.acc()),
         (2, cumulative, acc.acc())
     );
-    assert_eq!(log.released(), None);
+    assert_eq!((log.is_final(), log.released()), (false, None));
+    assert_eq!(&log.worker_owner, worker.owner.address());
     let payouts = sent(&out, escrow.address(), Payout::OP);
     assert_eq!(payouts.len(), 1);
     assert_eq!(
@@ -345,6 +351,8 @@ async fn a_channel_from_open_to_close_on_localnet() {
     );
     let p = Payout::from_cell(payouts[0].body.as_ref().unwrap()).unwrap();
     assert_eq!(p.reason, payout_reason::CHANNEL_SETTLED);
+    // The payout carries the settlement's record: that is what a receipt is proven against.
+    assert_eq!(p.settlement.as_ref(), Some(&log.record));
     // The relayer fee accrues on the channel (paid when it ends); the protocol fee on the Escrow.
     assert!(sent(&out, escrow.address(), RelayerFee::OP).is_empty());
     let s2 = escrow.state().await.unwrap();
@@ -376,17 +384,7 @@ async fn a_channel_from_open_to_close_on_localnet() {
     };
     assert!(verify_inclusion(chain, &r1.body, &bent).await.is_err());
     // The first voucher is stale now: cumulative must grow.
-    let (exit, _) = refusal(
-        wc.submit_settlement(
-            &worker.owner,
-            &Settlement {
-                receipt: r1.clone(),
-                voucher: v1,
-            },
-            &opts,
-        )
-        .await,
-    );
+    let (exit, _) = refusal(wc.submit_settlement(&worker.owner, &r1, &v1, &opts).await);
     assert_eq!(exit, Exit::WrongSeq);
 
     // --- top up
@@ -402,21 +400,19 @@ async fn a_channel_from_open_to_close_on_localnet() {
     let r3 = receipt(&worker, &channel, &acc, (1_000, 1_000), now);
     let v3 = voucher(&mut acc, &worker, &r3, &voucher_key, true);
     let (out, fin) = wc
-        .submit_settlement(
-            &worker.owner,
-            &Settlement {
-                receipt: r3,
-                voucher: v3,
-            },
-            &opts,
-        )
+        .submit_settlement(&worker.owner, &r3, &v3, &opts)
         .await
         .unwrap();
     let total = acc.cumulative();
     let delta = total - cumulative;
     let relayer_fee_3 = delta * u128::from(RELAYER_BPS) / BPS;
     let protocol_fee_3 = delta * u128::from(dev::PROTOCOL_FEE_BPS) / BPS;
-    assert!(matches!(fin, SettlementLog::FinalSettled(_)));
+    assert!(fin.is_final());
+    // Both settlements are in the Escrow's history, in order.
+    assert_eq!(
+        settlement_logs(chain, escrow.address(), id).await.unwrap(),
+        vec![log.clone(), fin.clone()]
+    );
     assert_eq!(
         (fin.seq(), fin.cumulative(), fin.acc()),
         (3, total, acc.acc())
@@ -451,6 +447,7 @@ async fn a_channel_from_open_to_close_on_localnet() {
             &client,
             OpenChannelArgs {
                 expires_at: now + 60,
+                notify_relayer: false,
                 ..args.clone()
             },
             &opts,
@@ -459,6 +456,10 @@ async fn a_channel_from_open_to_close_on_localnet() {
         .unwrap();
     let id2 = second.channel.channel_id;
     assert_eq!(id2, id + 1);
+    // Not asked for: no notice; the id came from the Escrow's counter, the channel read back.
+    assert!(sent(&second.outcome, escrow.address(), ChannelOpened::OP).is_empty());
+    assert_eq!(second.worker, worker.address);
+    assert_eq!(second.state.expires_at, now + 60);
     let (exit, _) = refusal(escrow.close_channel(&relayer, id2, &opts).await);
     assert_eq!(exit, Exit::ChannelNotClosable);
     escrow.request_close(&client, id2, &opts).await.unwrap();
@@ -605,4 +606,97 @@ async fn root_v2_getters_and_a_timelocked_change_on_localnet() {
     root.apply_change(&stranger, 0, &opts).await.unwrap();
     assert_eq!(root.model(2).await.unwrap(), Some([0xb2; 32]));
     assert_eq!(root.pending_change(0).await.unwrap(), None);
+}
+
+/// Root v2's TEE policy: open as the test kit deploys it, replaced only through the governance
+/// queue (`set_tee_policy`, applied after the delay) and read back typed; a TDX rule no TD could
+/// meet is refused before sending, and by Root when sent anyway.
+#[tokio::test]
+async fn the_tee_policy_changes_through_the_governance_queue_on_localnet() {
+    use cocoon_sdk::contracts::v2::RootClient;
+    use cocoon_sdk::messages::v2::records::{SnpMinTcb, TdxPolicy, TeePolicy};
+    use cocoon_sdk::messages::v2::root::SetTeePolicy;
+    use std::collections::BTreeSet;
+
+    let dev_chain = DevChainV2::on(start_localnet().await.unwrap(), BTreeMap::new())
+        .await
+        .unwrap();
+    let opts = SendOptions::default();
+    let root = RootClient::at(&dev_chain.chain, dev_chain.root.clone());
+    let governor = &dev_chain.governor;
+    assert_eq!(root.tee_policy().await.unwrap(), TeePolicy::any());
+
+    let policy = TeePolicy {
+        snp_min_tcb: SnpMinTcb {
+            boot_loader: 9,
+            tee: 0,
+            snp: 23,
+            microcode: 72,
+            fmc: 1,
+        },
+        tdx: TdxPolicy {
+            // Debug off, SEPT_VE_DISABLE on.
+            td_attributes_mask: 1 | 1 << 28,
+            td_attributes_value: 1 << 28,
+            mr_config_ids: BTreeSet::new(),
+            mr_owners: BTreeSet::from([[0x3c; 48], [0x3d; 48]]),
+            rtmr3s: BTreeSet::from([[0x01; 48]]),
+        },
+    };
+    let now = dev_chain.now().await.unwrap();
+    let id = root.next_change_id().await.unwrap();
+    root.queue_tee_policy(governor, policy.clone(), &opts)
+        .await
+        .unwrap();
+    let pending = root.pending_change(id).await.unwrap().expect("queued");
+    assert!(pending.ready_at >= now + dev::GOVERNANCE_DELAY);
+    let queued = SetTeePolicy::from_cell(&pending.body).unwrap();
+    assert_eq!(queued.tee, policy);
+    // Not in force before the delay, and not appliable.
+    assert_eq!(root.tee_policy().await.unwrap(), TeePolicy::any());
+    let (exit, _) = refusal(root.apply_change(governor, id, &opts).await);
+    assert_eq!(exit, Exit::ChangeNotReady);
+
+    dev_chain
+        .localnet
+        .advance_time(u64::from(dev::GOVERNANCE_DELAY) + 1)
+        .await
+        .unwrap();
+    root.apply_change(governor, id, &opts).await.unwrap();
+    let read = root.tee_policy().await.unwrap();
+    assert_eq!(read, policy);
+    assert!(read.snp_min_tcb.admits(9, 0, 23, 72, None));
+    assert!(!read.snp_min_tcb.admits(9, 0, 23, 71, None));
+    assert!(read.tdx.admits(1 << 28, &[7; 48], &[0x3d; 48], &[0x01; 48]));
+    assert!(
+        !read
+            .tdx
+            .admits(1 << 28 | 1, &[7; 48], &[0x3d; 48], &[0x01; 48])
+    );
+
+    // A value bit outside the mask: refused by the sdk, and by Root when sent anyway.
+    let impossible = TeePolicy {
+        tdx: TdxPolicy {
+            td_attributes_mask: 1,
+            td_attributes_value: 2,
+            ..policy.tdx.clone()
+        },
+        ..policy.clone()
+    };
+    let early = root
+        .queue_tee_policy(governor, impossible.clone(), &opts)
+        .await;
+    assert!(
+        matches!(&early, Err(ContractError::Invalid { reason, .. }) if reason.contains("outside")),
+        "{early:?}"
+    );
+    let body = SetTeePolicy {
+        query_id: 1,
+        tee: impossible,
+    }
+    .to_cell()
+    .unwrap();
+    let (exit, _) = refusal(root.queue_change(governor, body, &opts).await);
+    assert_eq!(exit, Exit::BadParams);
+    assert_eq!(root.tee_policy().await.unwrap(), policy);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Contract, call, code, get_method, query_id, send};
+use super::{Contract, call, code, get_method, invalid, query_id, send};
 use crate::chain::{ChainApi, StackEntry};
 use crate::contracts::root::dict_from_root;
 use crate::contracts::{ContractResult, Outcome, RootOwner, StackReader};
@@ -307,12 +307,24 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     }
 
     /// Owner: queues a new TEE policy (`set_tee_policy`), replacing the whole policy once applied.
+    /// A TDX attribute value with a bit outside the mask (a rule no TD can meet) is refused here,
+    /// as Root would refuse it (BadParams).
     pub async fn queue_tee_policy(
         &self,
         wallet: &Wallet,
         tee: TeePolicy,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
+        let t = &tee.tdx;
+        if t.td_attributes_value & !t.td_attributes_mask != 0 {
+            return Err(invalid(
+                "queue tee policy",
+                format!(
+                    "td_attributes_value {:#x} has bits outside td_attributes_mask {:#x}",
+                    t.td_attributes_value, t.td_attributes_mask
+                ),
+            ));
+        }
         let body = SetTeePolicy {
             query_id: query_id(),
             tee,
