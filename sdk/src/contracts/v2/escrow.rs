@@ -239,7 +239,13 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         let fee = self.fees().await?.open_channel;
         let global_id = self.global_id().await?;
-        let first_id = self.state().await?.next_channel_id;
+        // Without the notice, the id is the counter's value before the open (read only then: each
+        // read is a request against a rate-limited API).
+        let first_id = if a.notify_relayer {
+            None
+        } else {
+            Some(self.state().await?.next_channel_id)
+        };
         let body = OpenChannel {
             query_id: query_id(),
             amount: a.amount,
@@ -256,7 +262,9 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
         }
         .to_cell()?;
         let outcome = self.send(wallet, OP, a.amount + fee, body, opts).await?;
-        let (channel_id, state) = if a.notify_relayer {
+        let (channel_id, state) = if let Some(first_id) = first_id {
+            self.find_opened(global_id, first_id, &a).await?
+        } else {
             let opened = channel_opened(&outcome, &self.address).ok_or_else(|| {
                 invalid(OP, "the Escrow accepted the open but sent no ChannelOpened")
             })?;
@@ -274,8 +282,6 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
                     )
                 })?;
             (opened.channel_id, st)
-        } else {
-            self.find_opened(global_id, first_id, &a).await?
         };
         tracing::info!(target: "sdk::contracts::v2", escrow = %self.address, channel_id, amount = %a.amount, notify = a.notify_relayer, "channel opened");
         Ok(ChannelOpen {
