@@ -193,6 +193,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
         let mr_config_ids = dict_from_root::<Set384>(r.maybe_cell("mr_config_ids")?)?;
         let mr_owners = dict_from_root::<Set384>(r.maybe_cell("mr_owners")?)?;
         let rtmr3s = dict_from_root::<Set384>(r.maybe_cell("rtmr3s")?)?;
+        r.finish()?;
         Ok(TeePolicy {
             snp_min_tcb,
             tdx: TdxPolicy {
