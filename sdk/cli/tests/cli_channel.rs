@@ -9,7 +9,7 @@ use std::process::Command;
 use std::str::FromStr;
 
 use cocoon_sdk::channel::{Accumulator, ChannelReceipt, ChannelRef, Voucher};
-use cocoon_sdk::contracts::v2::{EscrowClient, Settlement, WorkerClient};
+use cocoon_sdk::contracts::v2::{EscrowClient, WorkerClient};
 use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
@@ -143,11 +143,7 @@ async fn channel_commands_open_show_top_up_and_close() {
     .sign(&voucher_key)
     .unwrap();
     WorkerClient::at(chain, net.root.clone(), worker.address.clone())
-        .submit_settlement(
-            &worker.owner,
-            &Settlement { receipt, voucher },
-            &SendOptions::default(),
-        )
+        .submit_settlement(&worker.owner, &receipt, &voucher, &SendOptions::default())
         .await
         .unwrap();
     let s = show(&client);

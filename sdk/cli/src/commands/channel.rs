@@ -167,6 +167,7 @@ pub(super) async fn run(ctx: &Ctx, c: ChannelCmd) -> anyhow::Result<()> {
                 voucher_key: key.verifying_key().to_bytes(),
                 relayer,
                 relayer_fee_bps,
+                notify_relayer: true,
             };
             let expires_at = args.expires_at;
             let opened = ctx
