@@ -230,6 +230,10 @@ impl Dispatcher {
             WorkerMessage::Done(d) => (d.job.clone(), d.attempt, AttemptEvent::Done(d)),
             WorkerMessage::JobFailed(f) => (f.job.clone(), f.attempt, AttemptEvent::Failed(f)),
             WorkerMessage::Hello(_) | WorkerMessage::Heartbeat(_) => return,
+            // Channel-mode answers belong to the channel router, not to per-job dispatch.
+            WorkerMessage::ChannelChunk(_)
+            | WorkerMessage::ChannelDone(_)
+            | WorkerMessage::ChannelRefused(_) => return,
         };
         let routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
         match routes.get(&job) {

@@ -501,6 +501,43 @@ pub mod codec {
         }
     }
 
+    /// A TL-B type `T` stored inline (its fields in the same cell).
+    pub struct Inline<T>(std::marker::PhantomData<T>);
+    impl<T: TlbType> Codec for Inline<T> {
+        type Value = T;
+        fn store(b: &mut CellBuilder, v: &T, _: &'static str) -> TlbResult<()> {
+            v.store(b)
+        }
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<T> {
+            T::load(p)
+        }
+    }
+
+    /// `(Maybe T)` with `T` stored inline (a presence bit, then its fields in the same cell).
+    pub struct Maybe<T>(std::marker::PhantomData<T>);
+    impl<T: TlbType> Codec for Maybe<T> {
+        type Value = Option<T>;
+        fn store(b: &mut CellBuilder, v: &Option<T>, _: &'static str) -> TlbResult<()> {
+            match v {
+                None => {
+                    b.store_bit(false)?;
+                }
+                Some(v) => {
+                    b.store_bit(true)?;
+                    v.store(b)?;
+                }
+            }
+            Ok(())
+        }
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<Option<T>> {
+            if p.load_bit()? {
+                Ok(Some(T::load(p)?))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+
     /// `^Cell`, opaque (contract code, values of types owned elsewhere).
     pub struct AnyRef;
     impl Codec for AnyRef {
@@ -556,6 +593,41 @@ pub mod codec {
         }
     }
 
+    /// `(HashmapE 384 Empty)`: a set of 384-bit values (TDX measurement registers).
+    pub struct Set384;
+    impl Codec for Set384 {
+        type Value = BTreeSet<[u8; 48]>;
+        fn store(b: &mut CellBuilder, v: &BTreeSet<[u8; 48]>, _: &'static str) -> TlbResult<()> {
+            let m: HashMap<num_bigint::BigUint, ()> = v
+                .iter()
+                .map(|k| (num_bigint::BigUint::from_bytes_be(k), ()))
+                .collect();
+            b.store_dict(384, |_, _| Ok(()), m)?;
+            Ok(())
+        }
+        fn load(p: &mut CellParser<'_>, f: &'static str) -> TlbResult<BTreeSet<[u8; 48]>> {
+            let m = p.load_dict(
+                384,
+                tonlib_core::cell::dict::predefined_readers::key_reader_uint,
+                |_| Ok(()),
+            )?;
+            m.into_keys()
+                .map(|k| {
+                    let bytes = k.to_bytes_be();
+                    let mut out = [0u8; 48];
+                    let at = out.len().checked_sub(bytes.len()).ok_or_else(|| {
+                        TlbError::InvalidValue {
+                            field: f,
+                            reason: format!("key of {} bytes in a 384-bit set", bytes.len()),
+                        }
+                    })?;
+                    out[at..].copy_from_slice(&bytes);
+                    Ok(out)
+                })
+                .collect()
+        }
+    }
+
     /// `(HashmapE 32 bits256)`.
     pub struct MapU32Bits256;
     impl Codec for MapU32Bits256 {
@@ -595,6 +667,53 @@ pub mod codec {
                 |p| T::load(p).map_err(cell_err),
             )?;
             Ok(m.into_iter().collect())
+        }
+    }
+
+    /// `(HashmapE 32 T)` with `T` stored inline.
+    pub struct MapU32<T>(std::marker::PhantomData<T>);
+    impl<T: TlbType + Clone> Codec for MapU32<T> {
+        type Value = BTreeMap<u32, T>;
+        fn store(b: &mut CellBuilder, v: &BTreeMap<u32, T>, _: &'static str) -> TlbResult<()> {
+            let m: HashMap<u32, T> = v.iter().map(|(k, x)| (*k, x.clone())).collect();
+            b.store_dict(32, |b, x: T| x.store(b).map_err(cell_err), m)?;
+            Ok(())
+        }
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<u32, T>> {
+            let m = p.load_dict(
+                32,
+                tonlib_core::cell::dict::predefined_readers::key_reader_u32,
+                |p| T::load(p).map_err(cell_err),
+            )?;
+            Ok(m.into_iter().collect())
+        }
+    }
+
+    /// `(HashmapE 256 ^Cell)`: opaque cells keyed by a 256-bit value (a code hash).
+    pub struct Map256Cell;
+    impl Codec for Map256Cell {
+        type Value = BTreeMap<[u8; 32], ArcCell>;
+        fn store(
+            b: &mut CellBuilder,
+            v: &BTreeMap<[u8; 32], ArcCell>,
+            _: &'static str,
+        ) -> TlbResult<()> {
+            let m: HashMap<TonHash, ArcCell> = v
+                .iter()
+                .map(|(k, c)| (TonHash::from(*k), c.clone()))
+                .collect();
+            b.store_dict(256, |b, c: ArcCell| b.store_reference(&c).map(|_| ()), m)?;
+            Ok(())
+        }
+        fn load(p: &mut CellParser<'_>, _: &'static str) -> TlbResult<BTreeMap<[u8; 32], ArcCell>> {
+            let m = p.load_dict(
+                256,
+                tonlib_core::cell::dict::predefined_readers::key_reader_256bit,
+                |p| p.next_reference(),
+            )?;
+            Ok(m.into_iter()
+                .map(|(k, c)| (<[u8; 32]>::from(k), c))
+                .collect())
         }
     }
 }

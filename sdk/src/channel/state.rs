@@ -13,7 +13,7 @@ use super::refs::ChannelRef;
 use super::serde_fields::{nano, raw_address};
 use crate::relay::bytes::hex32;
 
-/// An open channel as its Escrow holds it (`channel` record and its `channel_terms`,
+/// An open channel as its Escrow holds it (`channel` record and its `channel_parties`,
 /// `contracts/v2/schema.tlb`). Amounts are nanoTON (decimal strings in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelState {

@@ -24,7 +24,7 @@ pub enum Contract {
     Escrow,
 }
 
-fn parse(name: &'static str, json: &str) -> Result<ArcCell, ContractError> {
+pub(super) fn parse(name: &'static str, json: &str) -> Result<ArcCell, ContractError> {
     let bad = |reason: String| ContractError::Code { name, reason };
     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     let b64 = v

@@ -11,6 +11,7 @@ mod escrow;
 mod outcome;
 mod root;
 mod stack;
+pub mod v2;
 mod worker;
 
 pub use code::{Contract, code};
@@ -194,5 +195,41 @@ mod tests {
                 "[{i}] escrow"
             );
         }
+    }
+}
+
+/// Which protocol a Root speaks: v1 (per-job OpenJob/Settle) or v2 (payment channels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootVersion {
+    /// Per-job escrow (`contracts/*.tolk`).
+    V1,
+    /// Payment channels (`contracts/v2/*.tolk`).
+    V2,
+}
+
+/// Asks the Root at `root` which protocol it speaks, so every binary takes the same `--root` for
+/// either: only a v2 Root has the governance queue (`get_next_change_id`); a Root that answers
+/// neither that nor v1's `get_owner` is refused.
+pub async fn detect_root_version<C: ChainApi>(
+    chain: &C,
+    root: &TonAddress,
+) -> ContractResult<RootVersion> {
+    let st = chain.account(root).await?;
+    if st.status != crate::chain::AccountStatus::Active {
+        return Err(ContractError::NotDeployed(root.to_string()));
+    }
+    match chain.run_get_method(root, "get_next_change_id", &[]).await {
+        Ok(_) => return Ok(RootVersion::V2),
+        Err(ChainError::GetMethodFailed { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match chain.run_get_method(root, "get_owner", &[]).await {
+        Ok(_) => Ok(RootVersion::V1),
+        Err(ChainError::GetMethodFailed { .. }) => Err(ContractError::Invalid {
+            op: "detect root version",
+            reason: format!("{root} answers neither a v1 nor a v2 Root's getters"),
+        }),
+        Err(e) => Err(e.into()),
     }
 }

@@ -85,9 +85,48 @@ impl StackReader {
         tlb::load_maybe_address(&mut p, what).map_err(|e| self.err(format!("{what}: {e}")))
     }
 
+    /// Ends the reading: entries left over mean the getter returns another layout than the one
+    /// read (a contract changed), which must not pass silently.
+    pub fn finish(mut self) -> Result<(), ChainError> {
+        let left = self.items.len();
+        match self.items.next() {
+            None => Ok(()),
+            Some(_) => Err(self.err(format!("{left} entries left unread"))),
+        }
+    }
+
     /// A slice holding addr_std.
     pub fn address(&mut self, what: &'static str) -> Result<TonAddress, ChainError> {
         self.maybe_address(what)?
             .ok_or_else(|| self.err(format!("{what}: addr_none")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(stack: Vec<StackEntry>) -> StackReader {
+        StackReader::new(
+            "get_x",
+            GetMethodResult {
+                exit_code: 0,
+                gas_used: 0,
+                stack,
+            },
+        )
+    }
+
+    /// A getter that returns more than was read is an error naming the method, not a silent
+    /// misreading.
+    #[test]
+    fn finish_refuses_entries_left_unread() {
+        let mut r = reader(vec![StackEntry::Int(1), StackEntry::Int(2)]);
+        assert_eq!(r.uint::<u8>("a").unwrap(), 1);
+        let e = r.finish().unwrap_err().to_string();
+        assert!(e.contains("get_x") && e.contains("1 entries left"), "{e}");
+        let mut r = reader(vec![StackEntry::Int(1)]);
+        r.int("a").unwrap();
+        r.finish().unwrap();
     }
 }

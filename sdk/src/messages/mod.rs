@@ -10,6 +10,7 @@ pub mod escrow;
 pub mod notify;
 pub mod records;
 pub mod root;
+pub mod v2;
 pub mod worker;
 
 #[cfg(test)]
@@ -72,8 +73,9 @@ macro_rules! tlb_struct {
         impl $crate::messages::testing::Arb for $name {
             fn arb() -> proptest::strategy::BoxedStrategy<Self> {
                 use proptest::strategy::Strategy;
-                ( $( <$codec as $crate::messages::testing::ArbCodec>::arb(), )* )
-                    .prop_map(|( $($field,)* )| Self { $($field),* })
+                // Nested pairs: proptest's tuples stop at 12 fields.
+                $crate::messages::testing::arb_nest!($($codec),*)
+                    .prop_map(|$crate::messages::testing::pat_nest!($($field),*)| Self { $($field),* })
                     .boxed()
             }
         }
@@ -166,6 +168,22 @@ pub(crate) mod testing {
     use crate::tlb::codec::*;
     use crate::tlb::{ArcCell, CellBuilder, TlbType};
 
+    /// `(arb(A), (arb(B), (…, Just(()))))`: one strategy for any number of fields.
+    macro_rules! arb_nest {
+        () => { proptest::strategy::Just(()) };
+        ($c:ty $(, $rest:ty)*) => {
+            (<$c as $crate::messages::testing::ArbCodec>::arb(), $crate::messages::testing::arb_nest!($($rest),*))
+        };
+    }
+    pub(crate) use arb_nest;
+
+    /// The pattern matching [`arb_nest`]'s value: `(a, (b, (…, ())))`.
+    macro_rules! pat_nest {
+        () => { () };
+        ($f:ident $(, $rest:ident)*) => { ($f, $crate::messages::testing::pat_nest!($($rest),*)) };
+    }
+    pub(crate) use pat_nest;
+
     /// A strategy for a whole TL-B type.
     pub trait Arb: Sized {
         fn arb() -> BoxedStrategy<Self>;
@@ -216,6 +234,16 @@ pub(crate) mod testing {
         }
     }
     impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for MaybeRef<T> {
+        fn arb() -> BoxedStrategy<Option<T>> {
+            proptest::option::of(T::arb()).boxed()
+        }
+    }
+    impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for Inline<T> {
+        fn arb() -> BoxedStrategy<T> {
+            T::arb()
+        }
+    }
+    impl<T: TlbType + Arb + std::fmt::Debug + 'static> ArbCodec for Maybe<T> {
         fn arb() -> BoxedStrategy<Option<T>> {
             proptest::option::of(T::arb()).boxed()
         }
@@ -309,6 +337,17 @@ pub(crate) mod testing {
             proptest::collection::btree_set(any::<[u8; 32]>(), 0..5).boxed()
         }
     }
+    impl ArbCodec for Set384 {
+        fn arb() -> BoxedStrategy<BTreeSet<[u8; 48]>> {
+            let key = (any::<[u8; 32]>(), any::<[u8; 16]>()).prop_map(|(a, b)| {
+                let mut k = [0u8; 48];
+                k[..32].copy_from_slice(&a);
+                k[32..].copy_from_slice(&b);
+                k
+            });
+            proptest::collection::btree_set(key, 0..4).boxed()
+        }
+    }
     impl ArbCodec for MapU32Bits256 {
         fn arb() -> BoxedStrategy<BTreeMap<u32, [u8; 32]>> {
             proptest::collection::btree_map(any::<u32>(), any::<[u8; 32]>(), 0..5).boxed()
@@ -317,6 +356,91 @@ pub(crate) mod testing {
     impl<T: TlbType + Arb + Clone + std::fmt::Debug + 'static> ArbCodec for MapU64<T> {
         fn arb() -> BoxedStrategy<BTreeMap<u64, T>> {
             proptest::collection::btree_map(any::<u64>(), T::arb(), 0..4).boxed()
+        }
+    }
+    impl<T: TlbType + Arb + Clone + std::fmt::Debug + 'static> ArbCodec for MapU32<T> {
+        fn arb() -> BoxedStrategy<BTreeMap<u32, T>> {
+            proptest::collection::btree_map(any::<u32>(), T::arb(), 0..4).boxed()
+        }
+    }
+    impl ArbCodec for Map256Cell {
+        fn arb() -> BoxedStrategy<BTreeMap<[u8; 32], ArcCell>> {
+            proptest::collection::btree_map(any::<[u8; 32]>(), any_cell(), 0..3).boxed()
+        }
+    }
+    /// Any channel reference.
+    pub fn channel_ref() -> BoxedStrategy<crate::channel::ChannelRef> {
+        (
+            any::<i32>(),
+            crate::tlb::testing::address(),
+            crate::tlb::testing::address(),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(global_id, root, escrow, channel_id)| crate::channel::ChannelRef {
+                    global_id,
+                    root,
+                    escrow,
+                    channel_id,
+                },
+            )
+            .boxed()
+    }
+    impl Arb for crate::channel::ChannelRef {
+        fn arb() -> BoxedStrategy<Self> {
+            channel_ref()
+        }
+    }
+    /// Any signed channel receipt (signature bytes arbitrary: the codec does not verify).
+    impl Arb for crate::channel::SignedChannelReceipt {
+        fn arb() -> BoxedStrategy<Self> {
+            use crate::channel::{ChannelReceipt, SignedChannelReceipt};
+            use crate::receipt::{ReceiptCommitments, ReceiptHashes};
+            (
+                <Bits512 as ArbCodec>::arb(),
+                channel_ref(),
+                crate::tlb::testing::address(),
+                (
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<u32>(),
+                    0u128..=u64::MAX as u128,
+                    any::<u32>(),
+                ),
+                any::<[[u8; 32]; 5]>(),
+            )
+                .prop_map(
+                    |(
+                        signature,
+                        channel,
+                        worker,
+                        (seq, model_id, tokens_in, tokens_out, cost, time),
+                        h,
+                    )| SignedChannelReceipt {
+                        signature,
+                        body: ChannelReceipt {
+                            channel,
+                            seq,
+                            worker,
+                            model_id,
+                            tokens_in,
+                            tokens_out,
+                            cost,
+                            time,
+                            prev_acc: h[4],
+                            hashes: ReceiptHashes {
+                                weights_hash: h[0],
+                                evidence_hash: h[1],
+                            },
+                            commitments: ReceiptCommitments {
+                                input_commitment: h[2],
+                                output_commitment: h[3],
+                            },
+                        },
+                    },
+                )
+                .boxed()
         }
     }
 
@@ -383,6 +507,16 @@ pub(crate) mod testing {
             v.as_ref().map(Json::to_json).unwrap_or(Value::Null)
         }
     }
+    impl<T: TlbType + Json> JsonCodec for Inline<T> {
+        fn to_json(v: &T) -> Value {
+            v.to_json()
+        }
+    }
+    impl<T: TlbType + Json> JsonCodec for Maybe<T> {
+        fn to_json(v: &Option<T>) -> Value {
+            v.as_ref().map(Json::to_json).unwrap_or(Value::Null)
+        }
+    }
     /// Opaque cells compare by representation hash (see `json_matches`).
     pub fn cell_marker(c: &ArcCell) -> Value {
         json!({ "$cell_hash": hex::encode(c.cell_hash().as_slice()) })
@@ -432,6 +566,11 @@ pub(crate) mod testing {
             json!(v.iter().map(hex::encode).collect::<Vec<_>>())
         }
     }
+    impl JsonCodec for Set384 {
+        fn to_json(v: &BTreeSet<[u8; 48]>) -> Value {
+            json!(v.iter().map(hex::encode).collect::<Vec<_>>())
+        }
+    }
     impl JsonCodec for MapU32Bits256 {
         fn to_json(v: &BTreeMap<u32, [u8; 32]>) -> Value {
             json!(
@@ -448,6 +587,77 @@ pub(crate) mod testing {
                     .map(|(k, x)| json!({"key": k.to_string(), "value": x.to_json()}))
                     .collect::<Vec<_>>()
             )
+        }
+    }
+    impl<T: TlbType + Json + Clone> JsonCodec for MapU32<T> {
+        fn to_json(v: &BTreeMap<u32, T>) -> Value {
+            json!(
+                v.iter()
+                    .map(|(k, x)| json!({"key": k, "value": x.to_json()}))
+                    .collect::<Vec<_>>()
+            )
+        }
+    }
+    impl JsonCodec for Map256Cell {
+        fn to_json(v: &BTreeMap<[u8; 32], ArcCell>) -> Value {
+            json!(
+                v.iter()
+                    .map(|(k, c)| json!({"key": hex::encode(k), "value": cell_marker(c)}))
+                    .collect::<Vec<_>>()
+            )
+        }
+    }
+    impl Json for crate::channel::ChannelRef {
+        fn to_json(&self) -> Value {
+            json!({
+                "global_id": self.global_id, "root": raw(&self.root), "escrow": raw(&self.escrow),
+                "channel_id": self.channel_id.to_string(),
+            })
+        }
+    }
+    impl Json for crate::receipt::ReceiptHashes {
+        fn to_json(&self) -> Value {
+            json!({
+                "weights_hash": hex::encode(self.weights_hash),
+                "evidence_hash": hex::encode(self.evidence_hash),
+            })
+        }
+    }
+    impl Json for crate::receipt::ReceiptCommitments {
+        fn to_json(&self) -> Value {
+            json!({
+                "input_commitment": hex::encode(self.input_commitment),
+                "output_commitment": hex::encode(self.output_commitment),
+            })
+        }
+    }
+    impl Json for crate::channel::ChannelReceipt {
+        fn to_json(&self) -> Value {
+            json!({
+                "channel": self.channel.to_json(), "seq": self.seq, "worker": raw(&self.worker),
+                "model_id": self.model_id, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "cost": self.cost.to_string(), "time": self.time,
+                "prev_acc": hex::encode(self.prev_acc), "hashes": self.hashes.to_json(),
+                "commitments": self.commitments.to_json(),
+            })
+        }
+    }
+    impl Json for crate::channel::SignedChannelReceipt {
+        fn to_json(&self) -> Value {
+            json!({ "signature": hex::encode(self.signature), "body": self.body.to_json() })
+        }
+    }
+    impl Json for crate::channel::Voucher {
+        fn to_json(&self) -> Value {
+            json!({
+                "channel": self.channel.to_json(), "cumulative": self.cumulative.to_string(),
+                "last_seq": self.last_seq, "acc": hex::encode(self.acc), "is_final": self.is_final,
+            })
+        }
+    }
+    impl Json for crate::channel::SignedVoucher {
+        fn to_json(&self) -> Value {
+            json!({ "signature": hex::encode(self.signature), "body": self.body.to_json() })
         }
     }
 
@@ -475,6 +685,8 @@ pub(crate) mod testing {
                 o.len() == t.len() && o.iter().zip(t).all(|(a, b)| json_matches(a, b))
             }
             (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            // The v2 codec writes a `Bool` as 0 / 1.
+            (Value::Bool(a), Value::Number(n)) => n.as_u64() == Some(u64::from(*a)),
             (a, b) => a == b,
         }
     }

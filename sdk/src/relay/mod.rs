@@ -34,3 +34,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 
 /// Path of the WebSocket endpoint workers dial.
 pub const WORKER_WS_PATH: &str = "/v1/worker";
+
+/// Channel mode: `POST` a [`channel::ChannelSubmit`]; the answer is a Server-Sent-Events stream
+/// of [`channel::ChannelEvent`]s (event name = the variant's name).
+pub const CHANNEL_REQUESTS_PATH: &str = "/v2/requests";
+
+/// Channel mode: `POST` a [`channel::ChannelVoucherPush`]; the relayer hands it to the channel's
+/// worker (202), or answers 404 for a channel it does not know.
+pub const CHANNEL_VOUCHERS_PATH: &str = "/v2/vouchers";

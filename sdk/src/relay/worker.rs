@@ -11,6 +11,10 @@
 //!    │◀─── chunk {job, seq, sealed bytes} ──────│   zero or more
 //!    │◀─── done {job, signed receipt} ──────────│   or job_failed
 //!    │──── cancel {job} ───────────────────────▶│   when the relayer gives up on an attempt
+//!    │──── channel_dispatch {ticket, sealed} ──▶│   channel mode (protocol v2, [`super::channel`])
+//!    │◀─── channel_chunk {request, seq, bytes} ─│   zero or more
+//!    │◀─── channel_done {receipt} ──────────────│   or channel_refused {code}
+//!    │──── channel_voucher {channel, voucher} ─▶│   a client's voucher outside a request
 //! ```
 //!
 //! Every job message carries the `attempt` number of the dispatch it answers, so a late answer to
@@ -20,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use super::JobRef;
 use super::bytes::{base64, hex32, hex64};
+use super::channel::{
+    ChannelChunk, ChannelDispatch, ChannelDone, ChannelRefused, ChannelVoucherPush,
+};
 
 /// Messages from the relayer to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +42,10 @@ pub enum RelayMessage {
     Cancel(Cancel),
     /// A fatal session error; the relayer closes the connection after sending it.
     Error(SessionError),
+    /// A channel-mode request for one of the worker's channels.
+    ChannelDispatch(ChannelDispatch),
+    /// A client's voucher for one of the worker's channels, outside a request.
+    ChannelVoucher(ChannelVoucherPush),
 }
 
 /// Messages from a worker to the relayer.
@@ -51,6 +62,12 @@ pub enum WorkerMessage {
     Done(Done),
     /// The worker could not run the job.
     JobFailed(JobFailed),
+    /// One sealed output chunk of a channel request.
+    ChannelChunk(ChannelChunk),
+    /// A channel request is served; carries the signed channel receipt.
+    ChannelDone(ChannelDone),
+    /// The worker did not serve a channel request.
+    ChannelRefused(ChannelRefused),
 }
 
 /// The relayer's challenge.

@@ -43,6 +43,10 @@ pub mod dev {
     pub const DEPLOY_VALUE: u128 = NANO_PER_TON;
     /// How long a registered test worker's attestation lasts, seconds.
     pub const ATTESTATION_TTL: u32 = 24 * 3600;
+    /// v2: the longest channel a client may open, seconds.
+    pub const MAX_CHANNEL_LIFETIME: u32 = 7 * 24 * 3600;
+    /// v2: seconds between queueing a governance change and applying it.
+    pub const GOVERNANCE_DELAY: u32 = 60;
 }
 
 /// The measurement Simulated evidence reports (zero MEASUREMENT), which the development Root

@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //! - [`chain`]: [`DevChain`], [`deploy_dev_root`] and the development parameters ([`dev`]).
+//! - [`chain_v2`]: [`DevChainV2`] and [`deploy_dev_root_v2`], the same for protocol v2 (channels).
 //! - [`fake_relayer`]: [`FakeRelayer`], the client API over scripted answers.
 //! - [`stub`]: [`StubWorker`], a worker session that answers at once with valid receipts.
 //! - [`proxy`]: [`TcpProxy`], a recording, cuttable TCP proxy; [`wire`]: what an observer of
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod chain_v2;
 pub mod error;
 pub mod fake_relayer;
 pub mod faults;
@@ -34,6 +36,7 @@ pub mod stub;
 pub mod wire;
 
 pub use chain::{DevChain, RegisteredWorker, deploy_dev_root, dev};
+pub use chain_v2::{DevChainV2, deploy_dev_root_v2};
 pub use error::{Result, TestkitError};
 pub use fake_relayer::{FakeRelayer, Script};
 pub use faults::{Fault, FaultProxy};

@@ -235,6 +235,9 @@ async fn session(
                     RelayMessage::Challenge(_) | RelayMessage::Welcome(_) => {
                         return Err("unexpected handshake message mid-session".into());
                     }
+                    RelayMessage::ChannelDispatch(_) | RelayMessage::ChannelVoucher(_) => {
+                        warn!(target: "worker::node::session", "channel-mode message before channel mode is wired; ignored");
+                    }
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The `cocoon` command line: one module per command family. `src/main.rs` only parses [`Cli`]
 //! and calls [`run`].
 
+pub mod channel;
 pub mod client;
 pub mod deploy;
 pub mod escrow;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Escrow of the wallet (the client side).
     #[command(subcommand)]
     Escrow(escrow::EscrowCmd),
+    /// Payment channels on the wallet's v2 Escrow: open, show, top up, close.
+    #[command(subcommand)]
+    Channel(channel::ChannelCmd),
     /// Worker of the wallet (the GPU owner side).
     #[command(subcommand)]
     Worker(worker::WorkerCmd),
@@ -143,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(a) => deploy::run(&ctx, a).await,
         Command::Wallet(c) => wallet::run(&ctx, c).await,
         Command::Escrow(c) => escrow::run(&ctx, c).await,
+        Command::Channel(c) => channel::run(&ctx, c).await,
         Command::Worker(c) => worker::run(&ctx, c).await,
         Command::Root(c) => root::run(&ctx, c).await,
         Command::Gateway(a) => gateway::run(&ctx, a).await,
@@ -193,6 +198,34 @@ mod tests {
             ])
             .is_err()
         );
+        let c = Cli::try_parse_from([
+            "cocoon",
+            "channel",
+            "open",
+            "--root",
+            &root,
+            "--worker-owner",
+            &root,
+            "--relayer",
+            &root,
+            "2.5",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Channel(channel::ChannelCmd::Open {
+                amount, expires_in, ..
+            }) => {
+                assert_eq!(amount.nano(), 2_500_000_000);
+                assert_eq!(expires_in, channel::DEFAULT_EXPIRES_IN);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["cocoon", "channel", "top-up", "--root", &root, "7", "1"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Channel(channel::ChannelCmd::TopUp { id: 7, .. })
+        ));
         let c = Cli::try_parse_from(["cocoon", "deploy"]).unwrap();
         match c.command {
             Command::Deploy(d) => {
