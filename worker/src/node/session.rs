@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cocoon_sdk::relay::auth::auth_payload;
+use cocoon_sdk::relay::channel::{ChannelRefusal, ChannelRefused};
 use cocoon_sdk::relay::worker::{
     Heartbeat, Hello, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
@@ -235,8 +236,22 @@ async fn session(
                     RelayMessage::Challenge(_) | RelayMessage::Welcome(_) => {
                         return Err("unexpected handshake message mid-session".into());
                     }
-                    RelayMessage::ChannelDispatch(_) | RelayMessage::ChannelVoucher(_) => {
-                        warn!(target: "worker::node::session", "channel-mode message before channel mode is wired; ignored");
+                    // This node serves per-job requests only: a channel request is refused with
+                    // a code that lets the relayer try the client's next channel.
+                    RelayMessage::ChannelDispatch(d) => {
+                        warn!(target: "worker::node::session", request = d.request_id, "channel request refused: this node does not serve channel mode");
+                        let refused = WorkerMessage::ChannelRefused(ChannelRefused {
+                            request_id: d.request_id,
+                            attempt: d.attempt,
+                            code: ChannelRefusal::Internal,
+                            message: "this worker node does not serve channel mode".into(),
+                            expected_seq: None,
+                            receipt: None,
+                        });
+                        sink.send(frame(&refused)).await.map_err(|e| e.to_string())?;
+                    }
+                    RelayMessage::ChannelVoucher(v) => {
+                        debug!(target: "worker::node::session", channel = v.channel.channel_id, "voucher for a channel this node does not serve; dropped");
                     }
                 }
             }
