@@ -235,7 +235,10 @@ fn wallet_files_belong_to_one_network() {
     assert_eq!(made["network"], "testnet");
     let address = made["address"].as_str().unwrap().to_owned();
     // Testnet form (the test-only flag: "kQ…" or "0Q…", never mainnet's "EQ…"/"UQ…").
-    assert!(address.starts_with("kQ") || address.starts_with("0Q"), "{address}");
+    assert!(
+        address.starts_with("kQ") || address.starts_with("0Q"),
+        "{address}"
+    );
 
     let (ok, out, _) = run("testnet", &["wallet", "show"]);
     assert!(ok);
