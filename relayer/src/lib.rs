@@ -24,6 +24,7 @@
 //!   worker WebSocket.
 //! - [`sessions`]: the table of live worker sessions; [`api::worker`] is the WebSocket endpoint
 //!   (challenge/auth, heartbeats, job frames) that fills it.
+//! - [`channels`]: channel mode (v2): requests routed by payment channel, in memory only.
 //! - [`dispatcher`]: candidate ranking, dispatch, chunk streaming, failover, final refusals.
 //! - [`queue`]: jobs waiting for a worker, per (worker, model), earliest deadline first.
 //! - [`hub`]: per-job event streams with replay.
@@ -44,6 +45,8 @@
 pub mod address;
 pub mod api;
 pub mod chain;
+pub mod chain_v2;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod dispatcher;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
-use cocoon_sdk::contracts::RootClient;
+use cocoon_sdk::contracts::v2::ChainChannels;
+use cocoon_sdk::contracts::{RootClient, RootVersion, detect_root_version};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::Wallet;
 use tokio::net::TcpListener;
@@ -18,6 +19,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::chain::{ChainRegistry, ChainTransactions, ChainWallet};
+use crate::chain_v2::ChainRegistryV2;
+use crate::channels::SourceBook;
 use crate::config::{DEFAULT_RELAYER_ID, RelayerConfig};
 use crate::error::{Error, Result};
 use crate::registry::{StaticRegistry, WorkerRegistry};
@@ -204,8 +207,21 @@ pub async fn spawn(mut config: ServiceConfig) -> Result<RelayerHandle> {
     {
         config.relayer.relayer_id = a.to_hex();
     }
+    // One `--root` for either protocol: a v2 Root routes channels and admits Worker v2s.
+    let v2 = match (&client, &config.chain) {
+        (Some(client), Some(c)) => {
+            detect_root_version(&**client, &c.root)
+                .await
+                .map_err(|e| chain_err("reading Root's version")(e.to_string()))?
+                == RootVersion::V2
+        }
+        _ => false,
+    };
     let registry: Arc<dyn WorkerRegistry> = match (&config.registry, &client, &config.chain) {
         (Some(r), _, _) => r.clone(),
+        (None, Some(client), Some(c)) if v2 => {
+            Arc::new(ChainRegistryV2::new(client.clone(), c.root.clone()))
+        }
         (None, Some(client), Some(c)) => {
             Arc::new(ChainRegistry::new(client.clone(), c.root.clone()))
         }
@@ -218,7 +234,13 @@ pub async fn spawn(mut config: ServiceConfig) -> Result<RelayerHandle> {
     let (stop, stop_rx) = watch::channel(false);
     let mut background = Vec::new();
     let mut submitter = None;
-    if let (Some(client), Some(c)) = (&client, &config.chain) {
+    if v2 && let (Some(client), Some(c)) = (&client, &config.chain) {
+        relayer.shared().channels.configure(
+            Arc::new(SourceBook(ChainChannels::new((**client).clone()))),
+            Some(c.wallet.address().clone()),
+        );
+        info!(target: "relayer::service", address = %c.wallet.address().to_hex(), root = %c.root.to_hex(), "Root v2: routing channels");
+    } else if let (Some(client), Some(c)) = (&client, &config.chain) {
         let (_, escrow_code) = RootClient::at(&**client, c.root.clone())
             .codes()
             .await

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::channels::ChannelRouter;
 use crate::config::RelayerConfig;
 use crate::dispatcher::{DispatchDeps, Dispatcher};
 use crate::hub::Hub;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// Job dispatch.
     pub dispatcher: Dispatcher,
+    /// Channel-mode routing (protocol v2).
+    pub channels: Arc<ChannelRouter>,
     /// Metrics (shared with the watcher and the submitter).
     pub metrics: Arc<Metrics>,
     /// Tunables.
@@ -55,12 +58,14 @@ impl Shared {
             metrics: metrics.clone(),
             config: config.clone(),
         });
+        let channels = Arc::new(ChannelRouter::new(sessions.clone(), &config));
         Self {
             store,
             registry,
             sessions,
             hub,
             dispatcher,
+            channels,
             metrics,
             config,
             close: watch::channel(false).0,

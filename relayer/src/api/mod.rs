@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per route family (client jobs, workers, health and metrics) and
 //! the worker WebSocket ([`worker`]).
 
+mod channel;
 mod error;
 mod health;
 mod jobs;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use cocoon_sdk::relay::WORKER_WS_PATH;
+use cocoon_sdk::relay::{CHANNEL_REQUESTS_PATH, CHANNEL_VOUCHERS_PATH, WORKER_WS_PATH};
 
 pub use error::{ApiFailure, render_refusal};
 pub use jobs::{JobList, MAX_LIST};
@@ -38,10 +39,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared.clone())
         .merge(
             Router::new()
+                .route(
+                    CHANNEL_REQUESTS_PATH,
+                    post(channel::submit).layer(DefaultBodyLimit::max(body_limit)),
+                )
+                .route(CHANNEL_VOUCHERS_PATH, post(channel::voucher))
+                .with_state(shared.channels.clone()),
+        )
+        .merge(
+            Router::new()
                 .route(WORKER_WS_PATH, get(worker::ws_handler))
                 .with_state(worker::SessionDeps {
                     sessions: shared.sessions.clone(),
                     dispatcher: shared.dispatcher.clone(),
+                    channels: shared.channels.clone(),
                     registry: shared.registry.clone(),
                     store: shared.store.clone(),
                     metrics: shared.metrics.clone(),

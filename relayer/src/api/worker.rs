@@ -21,6 +21,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::channels::ChannelRouter;
 use crate::config::RelayerConfig;
 use crate::dispatcher::Dispatcher;
 use crate::metrics::Metrics;
@@ -38,6 +39,8 @@ pub struct SessionDeps {
     pub sessions: Arc<Sessions>,
     /// Where its answers and its free capacity go.
     pub dispatcher: Dispatcher,
+    /// Where its channel-mode answers go.
+    pub channels: Arc<ChannelRouter>,
     /// Where its Worker record is read.
     pub registry: Arc<dyn WorkerRegistry>,
     /// Where it is recorded.
@@ -245,6 +248,7 @@ async fn open(
             message: "a new session of this worker replaced this one".into(),
         }));
         shared.dispatcher.session_closed(&old);
+        shared.channels.session_closed(&old);
     }
     shared
         .metrics
@@ -344,6 +348,14 @@ fn on_frame(shared: &SessionDeps, session: &Arc<Session>, frame: Message) -> Nex
             Next::Continue
         }
         Ok(WorkerMessage::Hello(_)) => malformed("hello twice".into()),
+        Ok(
+            msg @ (WorkerMessage::ChannelChunk(_)
+            | WorkerMessage::ChannelDone(_)
+            | WorkerMessage::ChannelRefused(_)),
+        ) => {
+            shared.channels.worker_frame(session, msg);
+            Next::Continue
+        }
         Ok(msg) => {
             shared.dispatcher.worker_event(session, msg);
             Next::Continue
@@ -361,6 +373,7 @@ async fn close(
 ) {
     if shared.sessions.remove(&session) {
         shared.dispatcher.session_closed(&session);
+        shared.channels.session_closed(&session);
     }
     shared
         .metrics

@@ -4,6 +4,7 @@
 //! (`relayer/examples/bench.rs`); its modes misbehave on purpose to exercise failover.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -14,8 +15,12 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tonlib_core::TonAddress;
 
+use cocoon_sdk::channel::{ChannelReceipt, SignedChannelReceipt};
 use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptError, ReceiptHashes};
 use cocoon_sdk::relay::auth::auth_payload;
+use cocoon_sdk::relay::channel::{
+    ChannelChunk, ChannelDispatch, ChannelDone, ChannelRefusal, ChannelRefused, ChannelVoucherPush,
+};
 use cocoon_sdk::relay::worker::{
     Chunk, Dispatch, Done, Heartbeat, Hello, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
@@ -60,6 +65,8 @@ pub struct StubWorker {
     pub prices: (u64, u64),
     /// Behaviour.
     pub mode: StubMode,
+    /// In channel mode: refuse every channel request with this code instead of serving it.
+    pub channel_refusal: Option<ChannelRefusal>,
 }
 
 impl StubWorker {
@@ -85,6 +92,7 @@ impl StubWorker {
             chunks: 2,
             prices: (1, 2),
             mode: StubMode::Answer,
+            channel_refusal: None,
         }
     }
 
@@ -144,17 +152,26 @@ impl StubWorker {
             other => return Err(StubError(format!("expected welcome, got {other:?}"))),
         }
         let jobs = Arc::new(AtomicU32::new(0));
-        let seen = jobs.clone();
+        let vouchers = Arc::new(Mutex::new(Vec::new()));
+        let seen = Seen {
+            jobs: jobs.clone(),
+            vouchers: vouchers.clone(),
+        };
         let me = self.clone();
         let (frames, outbox) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move { me.serve(ws, seen, outbox).await });
-        Ok(StubHandle { jobs, frames, task })
+        Ok(StubHandle {
+            jobs,
+            vouchers,
+            frames,
+            task,
+        })
     }
 
     async fn serve(
         self,
         mut ws: Ws,
-        jobs: Arc<AtomicU32>,
+        seen: Seen,
         mut outbox: mpsc::UnboundedReceiver<WorkerMessage>,
     ) {
         loop {
@@ -170,10 +187,30 @@ impl StubWorker {
                     continue;
                 }
             };
-            let RelayMessage::Dispatch(d) = msg else {
-                continue;
+            let d = match msg {
+                RelayMessage::Dispatch(d) => d,
+                RelayMessage::ChannelDispatch(d) => {
+                    seen.jobs.fetch_add(1, Ordering::SeqCst);
+                    if self.mode == StubMode::Silent {
+                        continue;
+                    }
+                    for r in self.answer_channel(&d) {
+                        if send(&mut ws, &r).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                RelayMessage::ChannelVoucher(v) => {
+                    seen.vouchers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(v);
+                    continue;
+                }
+                _ => continue,
             };
-            jobs.fetch_add(1, Ordering::SeqCst);
+            seen.jobs.fetch_add(1, Ordering::SeqCst);
             let replies = match self.mode {
                 StubMode::Silent => continue,
                 StubMode::Refuse => vec![WorkerMessage::JobFailed(JobFailed {
@@ -246,6 +283,90 @@ impl StubWorker {
         out
     }
 
+    /// The messages this stub sends for a channel request: its refusal, or chunks and a
+    /// ChannelDone whose receipt it signs for the ticket's (channel, seq) at its prices.
+    pub fn answer_channel(&self, d: &ChannelDispatch) -> Vec<WorkerMessage> {
+        if let Some(code) = self.channel_refusal {
+            return vec![WorkerMessage::ChannelRefused(ChannelRefused {
+                request_id: d.request_id,
+                attempt: d.attempt,
+                code,
+                message: format!("stub refuses: {code:?}"),
+                expected_seq: None,
+                receipt: None,
+            })];
+        }
+        let mut out: Vec<WorkerMessage> = (0..self.chunks)
+            .map(|seq| {
+                WorkerMessage::ChannelChunk(ChannelChunk {
+                    request_id: d.request_id,
+                    attempt: d.attempt,
+                    seq,
+                    data: Sha256::digest([d.sealed_input.as_slice(), &seq.to_be_bytes()].concat())
+                        .to_vec(),
+                })
+            })
+            .collect();
+        let (tokens_in, tokens_out) = (16u32, 8 * self.chunks);
+        let cost = u128::from(tokens_in) * u128::from(self.prices.0)
+            + u128::from(tokens_out) * u128::from(self.prices.1);
+        match self.channel_receipt(d, tokens_in, tokens_out, cost) {
+            Ok(receipt) => out.push(WorkerMessage::ChannelDone(ChannelDone {
+                request_id: d.request_id,
+                attempt: d.attempt,
+                chunks: self.chunks,
+                receipt,
+                cost,
+            })),
+            Err(e) => out.push(WorkerMessage::ChannelRefused(ChannelRefused {
+                request_id: d.request_id,
+                attempt: d.attempt,
+                code: ChannelRefusal::Internal,
+                message: format!("stub could not sign: {e}"),
+                expected_seq: None,
+                receipt: None,
+            })),
+        }
+        out
+    }
+
+    fn channel_receipt(
+        &self,
+        d: &ChannelDispatch,
+        tokens_in: u32,
+        tokens_out: u32,
+        cost: u128,
+    ) -> Result<SignedChannelReceipt, String> {
+        let worker = TonAddress::from_hex_str(&self.address).map_err(|e| e.to_string())?;
+        let key = if self.mode == StubMode::BadReceipt {
+            SigningKey::from_bytes(&[7; 32])
+        } else {
+            self.signing_key.clone()
+        };
+        ChannelReceipt {
+            channel: d.ticket.channel.clone(),
+            seq: d.ticket.seq,
+            worker,
+            model_id: d.model_id,
+            tokens_in,
+            tokens_out,
+            cost,
+            time: 1_800_000_000,
+            // The relayer does not follow the accumulator; the client does.
+            prev_acc: [0; 32],
+            hashes: ReceiptHashes {
+                weights_hash: [0x11; 32],
+                evidence_hash: Sha256::digest(&self.evidence).into(),
+            },
+            commitments: ReceiptCommitments {
+                input_commitment: Sha256::digest(&d.sealed_input).into(),
+                output_commitment: [0x22; 32],
+            },
+        }
+        .sign(&key)
+        .map_err(|e| e.to_string())
+    }
+
     /// A heartbeat frame (tests send it by hand through their own sockets).
     pub fn heartbeat(load: u32, capacity: u32) -> WorkerMessage {
         WorkerMessage::Heartbeat(Heartbeat { load, capacity })
@@ -256,6 +377,7 @@ impl StubWorker {
 #[derive(Debug)]
 pub struct StubHandle {
     jobs: Arc<AtomicU32>,
+    vouchers: Arc<Mutex<Vec<ChannelVoucherPush>>>,
     frames: mpsc::UnboundedSender<WorkerMessage>,
     task: JoinHandle<()>,
 }
@@ -272,10 +394,24 @@ impl StubHandle {
         let _ = self.frames.send(StubWorker::heartbeat(load, capacity));
     }
 
+    /// Channel vouchers the relayer handed on so far.
+    pub fn vouchers(&self) -> Vec<ChannelVoucherPush> {
+        self.vouchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Drops the connection.
     pub fn disconnect(self) {
         self.task.abort();
     }
+}
+
+/// What a stub session saw, shared with its handle.
+struct Seen {
+    jobs: Arc<AtomicU32>,
+    vouchers: Arc<Mutex<Vec<ChannelVoucherPush>>>,
 }
 
 /// A stub connection failure.
