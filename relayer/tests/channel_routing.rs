@@ -63,6 +63,7 @@ async fn open(
                 voucher_key: key.verifying_key().to_bytes(),
                 relayer: relayer.clone(),
                 relayer_fee_bps: 100,
+                notify_relayer: true,
             },
             &SendOptions::default(),
         )
@@ -117,7 +118,6 @@ async fn post(
 }
 
 #[tokio::test]
-#[ignore = "wire-base: Root v2 refuses RegisterWorker with CellUnderflow (contracts/v2 from main and the sdk's v2 message codecs disagree); run with --ignored once they match"]
 async fn channel_requests_route_through_a_v2_relayer() {
     let chain = DevChainV2::on(
         start_localnet().await.unwrap(),
