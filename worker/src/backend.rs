@@ -27,10 +27,11 @@ impl std::fmt::Display for BackendKind {
 }
 
 impl BackendKind {
-    /// Loads a text model on this backend.
+    /// Loads a text model on this backend: on `flex` the weights stay quantised and run on our
+    /// CPU kernels ([`crate::llama_cpu`]); on `wgpu` they are dequantised to f32 for burn.
     pub fn load_text(self, source: &ModelSource, max_batch: usize) -> Result<TextModel> {
         match self {
-            Self::Flex => TextModel::load::<Flex>(source, Default::default(), max_batch),
+            Self::Flex => TextModel::load_quantized(source, max_batch),
             Self::Wgpu => TextModel::load::<Wgpu>(source, WgpuDevice::default(), max_batch),
         }
     }
