@@ -22,8 +22,7 @@
 //! - [`text`], [`embed`]: the serving API ([`TextModel`], [`EmbeddingModel`]).
 //! - [`backend`]: picking `flex` or `wgpu` at run time.
 //! - [`models`]: the pinned models and the model cache location.
-//! - [`bench`]: throughput measurements, against a reference implementation (candle) with the
-//!   `reference-bench` feature.
+//! - [`bench`]: throughput and memory measurements against llama.cpp on the same GGUF.
 //! - [`cli`]: the `cocoon-worker` command line (`src/main.rs` only parses it).
 //! - [`node`]: the worker node: registration, the relayer session, jobs, receipts.
 //!

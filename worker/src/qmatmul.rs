@@ -135,7 +135,13 @@ impl QMatrix {
             yt.par_chunks_mut(ROWS_PER_TASK * n)
                 .enumerate()
                 .for_each(|(task, out)| {
-                    pulp::Arch::new().dispatch(|| self.rows_task(task * ROWS_PER_TASK, x, n, out))
+                    pulp::Arch::new().dispatch(RowsTask {
+                        m: self,
+                        r0: task * ROWS_PER_TASK,
+                        x,
+                        n,
+                        out,
+                    })
                 });
         };
         if n == 1 {
@@ -150,23 +156,41 @@ impl QMatrix {
             }
         }
     }
+}
 
-    /// Output rows `r0..` of all `n` inputs into `out` (`[rows of this task, n]`).
+/// Output rows `r0..` of all `n` inputs into `out` (`[rows of this task, n]`), compiled for the
+/// widest vector unit the CPU has.
+struct RowsTask<'a> {
+    m: &'a QMatrix,
+    r0: usize,
+    x: &'a [f32],
+    n: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for RowsTask<'_> {
+    type Output = ();
+
     #[inline(always)]
-    fn rows_task(&self, r0: usize, x: &[f32], n: usize, out: &mut [f32]) {
-        let cols = self.cols;
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self { m, r0, x, n, out } = self;
+        let cols = m.cols;
         let mut w = vec![0f32; cols];
         for (i, o) in out.chunks_exact_mut(n).enumerate() {
-            dequantize_row(self.ty, self.row(r0 + i), &mut w);
+            dequantize_row(m.ty, m.row(r0 + i), &mut w);
             let xt = |t: usize| &x[t * cols..(t + 1) * cols];
-            // Four inputs at a time: every weight loaded feeds four products.
+            // Four inputs at a time: every weight vector loaded feeds four products.
             let mut t = 0;
             while t + 4 <= n {
-                o[t..t + 4].copy_from_slice(&dot4(&w, [xt(t), xt(t + 1), xt(t + 2), xt(t + 3)]));
+                o[t..t + 4].copy_from_slice(&dot4(
+                    simd,
+                    &w,
+                    [xt(t), xt(t + 1), xt(t + 2), xt(t + 3)],
+                ));
                 t += 4;
             }
             for t in t..n {
-                o[t] = dot(&w, xt(t));
+                o[t] = dot_simd(simd, &w, xt(t));
             }
         }
     }
@@ -181,49 +205,63 @@ pub fn dequantize_row(ty: GgmlType, raw: &[u8], out: &mut [f32]) {
     }
 }
 
-const LANES: usize = 16;
-
-/// `Σ a·b` with independent partial sums per lane (vectorisable; summation order differs from a
-/// sequential loop only by rounding).
+/// `Σ a·b` (plain loop with independent partial sums, for callers outside a SIMD context).
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (ac, ar) = a.as_chunks::<LANES>();
-    let (bc, br) = b.as_chunks::<LANES>();
-    let mut acc = [0f32; LANES];
+    const L: usize = 16;
+    let (ac, ar) = a.as_chunks::<L>();
+    let (bc, br) = b.as_chunks::<L>();
+    let mut acc = [0f32; L];
     for (x, y) in ac.iter().zip(bc) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
         }
     }
     let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
 }
 
+/// `Σ a·b` on vector registers, two independent accumulators to hide the FMA latency.
+#[inline(always)]
+fn dot_simd<S: pulp::Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let (av, at) = S::as_simd_f32s(a);
+    let (bv, bt) = S::as_simd_f32s(b);
+    let (mut s0, mut s1) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+    let mut pairs = av.chunks_exact(2).zip(bv.chunks_exact(2));
+    for (x, y) in &mut pairs {
+        s0 = simd.mul_add_e_f32s(x[0], y[0], s0);
+        s1 = simd.mul_add_e_f32s(x[1], y[1], s1);
+    }
+    if av.len() % 2 == 1 {
+        s0 = simd.mul_add_e_f32s(av[av.len() - 1], bv[av.len() - 1], s0);
+    }
+    let tail: f32 = at.iter().zip(bt).map(|(x, y)| x * y).sum();
+    simd.reduce_sum_f32s(simd.add_f32s(s0, s1)) + tail
+}
+
 /// `Σ w·xₖ` for four vectors at once.
 #[inline(always)]
-fn dot4(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
-    const L: usize = 8;
-    let (wc, wr) = w.as_chunks::<L>();
-    let xc = x.map(|v| v.as_chunks::<L>().0);
-    let mut acc = [[0f32; L]; 4];
-    for (j, wv) in wc.iter().enumerate() {
-        for k in 0..4 {
-            let xv = &xc[k][j];
-            for i in 0..L {
-                acc[k][i] += wv[i] * xv[i];
-            }
-        }
+fn dot4<S: pulp::Simd>(simd: S, w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+    let (wv, wt) = S::as_simd_f32s(w);
+    let (x0, t0) = S::as_simd_f32s(x[0]);
+    let (x1, t1) = S::as_simd_f32s(x[1]);
+    let (x2, t2) = S::as_simd_f32s(x[2]);
+    let (x3, t3) = S::as_simd_f32s(x[3]);
+    let z = simd.splat_f32s(0.0);
+    let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+    for ((w, (v0, v1)), (v2, v3)) in wv.iter().zip(x0.iter().zip(x1)).zip(x2.iter().zip(x3)) {
+        a0 = simd.mul_add_e_f32s(*w, *v0, a0);
+        a1 = simd.mul_add_e_f32s(*w, *v1, a1);
+        a2 = simd.mul_add_e_f32s(*w, *v2, a2);
+        a3 = simd.mul_add_e_f32s(*w, *v3, a3);
     }
-    let mut out = [0f32; 4];
-    for k in 0..4 {
-        let tail: f32 = wr
-            .iter()
-            .zip(&x[k][wc.len() * L..])
-            .map(|(a, b)| a * b)
-            .sum();
-        out[k] = acc[k].iter().sum::<f32>() + tail;
-    }
-    out
+    let tail = |t: &[f32]| -> f32 { wt.iter().zip(t).map(|(a, b)| a * b).sum() };
+    [
+        simd.reduce_sum_f32s(a0) + tail(t0),
+        simd.reduce_sum_f32s(a1) + tail(t1),
+        simd.reduce_sum_f32s(a2) + tail(t2),
+        simd.reduce_sum_f32s(a3) + tail(t3),
+    ]
 }
 
 #[cfg(test)]

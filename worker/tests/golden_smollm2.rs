@@ -332,3 +332,26 @@ fn kv_cache_refuses_to_outgrow_its_capacity() {
     assert!(model.forward(&mut [(&[4], &mut cache)]).is_err());
     assert_eq!(cache.len(), 3);
 }
+
+/// On a GPU machine (`scripts/bench-gpu` runs it): every backend named in `COCOON_GPU_BACKENDS`
+/// (`wgpu`, `cuda`) reproduces the reference.
+#[test]
+#[ignore = "needs a GPU: scripts/bench-gpu runs it with COCOON_GPU_BACKENDS"]
+fn gpu_backends_match_reference() {
+    use cocoon_worker::BackendKind;
+    let list = std::env::var("COCOON_GPU_BACKENDS")
+        .expect("COCOON_GPU_BACKENDS names the GPU backends to check, e.g. wgpu,cuda");
+    let source = common::require(cocoon_worker::models::smollm2());
+    for name in list.split(',').filter(|s| !s.is_empty()) {
+        let backend = match name {
+            "wgpu" => BackendKind::Wgpu,
+            #[cfg(feature = "cuda")]
+            "cuda" => BackendKind::Cuda,
+            other => panic!("unknown or not built GPU backend {other:?}"),
+        };
+        let model = backend
+            .load_text(&source, 4)
+            .unwrap_or_else(|e| panic!("SmolLM2 loads on {name}: {e}"));
+        check_model_against_reference(&model, name);
+    }
+}
