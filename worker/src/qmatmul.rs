@@ -10,13 +10,24 @@
 //! second time with the CPU's wider vector instructions (AVX2 + FMA on x86-64) and picks that
 //! copy at run time when the CPU has them.
 
+use burn::backend::Flex;
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, Gguf, dequantize_block};
 
-/// Output rows per parallel task: enough work to amortise scheduling, small enough to balance.
-const ROWS_PER_TASK: usize = 16;
+/// From this many input rows on (a prefill), the matrix is dequantised to a transient f32 copy
+/// and multiplied by burn-flex's GEMM (register-blocked, cache-tiled): dequantising once is then
+/// cheap next to the products, and a real GEMM beats row-by-row dot products several times.
+/// The copy lives for one product; the model at rest stays quantised.
+pub const GEMM_MIN_ROWS: usize = 16;
+
+/// Fewest output rows per parallel task (below this, scheduling costs more than it balances).
+const MIN_ROWS_PER_TASK: usize = 16;
+/// Tasks per pool thread: a few, so a thread slowed by other work is caught up by the rest, few
+/// enough that a decode step (≈120 matrix products) does not pay thousands of task handoffs.
+const TASKS_PER_THREAD: usize = 4;
 
 /// A `[rows, cols]` matrix stored as ggml blocks, each row `cols / block` blocks long.
 #[derive(Debug, Clone)]
@@ -129,15 +140,23 @@ impl QMatrix {
         if n == 0 {
             return;
         }
+        if n >= GEMM_MIN_ROWS {
+            self.matmul_gemm(x, n, y);
+            return;
+        }
         // Tasks own disjoint output rows, so they write `[rows, n]` (the transpose) and it is
         // turned around once at the end; for a single input row the two layouts coincide.
+        let per_task = self
+            .rows
+            .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
+            .max(MIN_ROWS_PER_TASK);
         let run = |yt: &mut [f32]| {
-            yt.par_chunks_mut(ROWS_PER_TASK * n)
+            yt.par_chunks_mut(per_task * n)
                 .enumerate()
                 .for_each(|(task, out)| {
                     pulp::Arch::new().dispatch(RowsTask {
                         m: self,
-                        r0: task * ROWS_PER_TASK,
+                        r0: task * per_task,
                         x,
                         n,
                         out,
@@ -155,6 +174,30 @@ impl QMatrix {
                 y[t * self.rows + r] = *v;
             }
         }
+    }
+}
+
+impl QMatrix {
+    /// The prefill path: a transient f32 copy of the matrix, then burn-flex's matmul.
+    fn matmul_gemm(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        let mut w = vec![0f32; self.rows * self.cols];
+        w.par_chunks_mut(self.cols * MIN_ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, out)| {
+                for (i, row) in out.chunks_exact_mut(self.cols).enumerate() {
+                    self.dequantize_row(task * MIN_ROWS_PER_TASK + i, row);
+                }
+            });
+        let device = Default::default();
+        let w = Tensor::<Flex, 2>::from_data(TensorData::new(w, [self.rows, self.cols]), &device);
+        let x = Tensor::<Flex, 2>::from_data(TensorData::new(x.to_vec(), [n, self.cols]), &device);
+        let out = x
+            .matmul(w.transpose())
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("an f32 tensor reads back as f32");
+        y.copy_from_slice(&out);
     }
 }
 
@@ -326,13 +369,14 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// The on-the-fly kernel equals dequantise-then-f32-matmul for every format, every
-        /// input count (the 4-wide path and its remainder) and row count (partial tasks).
+        /// input count (the 4-wide path and its remainder, and the GEMM path) and row count
+        /// (partial tasks).
         #[test]
         fn matmul_equals_dequantize_then_matmul(
             ty_index in 0usize..TYPES.len(),
             rows in 1usize..40,
             blocks_per_row in 1usize..4,
-            n in 1usize..7,
+            n in prop_oneof![1usize..7, GEMM_MIN_ROWS..GEMM_MIN_ROWS + 3],
             seed in any::<u64>(),
         ) {
             let ty = TYPES[ty_index];
