@@ -62,13 +62,15 @@ impl LlamaConfig {
             key: key.into(),
             reason: reason.into(),
         };
-        if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
+        if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
             return Err(bad(
                 "llama.attention.head_count_kv",
                 "must divide head_count",
             ));
         }
-        if cfg.d_model % cfg.n_heads != 0 || (cfg.d_model / cfg.n_heads) % 2 != 0 {
+        if !cfg.d_model.is_multiple_of(cfg.n_heads)
+            || !(cfg.d_model / cfg.n_heads).is_multiple_of(2)
+        {
             return Err(bad(
                 "llama.embedding_length",
                 "must be an even head size times head_count",

@@ -300,7 +300,7 @@ impl CpuLlama {
             let mut starts = Vec::with_capacity(batch.len());
             let mut r0 = 0;
             for (tokens, cache) in batch.iter() {
-                starts.push((r0, tokens.len(), cache.len, &*cache));
+                starts.push((r0, tokens.len(), cache.len, &**cache));
                 r0 += tokens.len();
             }
             let tasks: Vec<(usize, usize)> = (0..starts.len())

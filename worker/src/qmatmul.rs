@@ -42,7 +42,7 @@ pub struct QMatrix {
 impl QMatrix {
     /// Wraps raw ggml data of `rows` rows of `cols` values.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
-        if cols == 0 || cols % ty.block_elems() != 0 {
+        if cols == 0 || !cols.is_multiple_of(ty.block_elems()) {
             return Err(Error::Malformed(format!(
                 "a row of {cols} values is not a whole number of {ty:?} blocks"
             )));
@@ -232,8 +232,8 @@ impl pulp::WithSimd for RowsTask<'_> {
                 ));
                 t += 4;
             }
-            for t in t..n {
-                o[t] = dot_simd(simd, &w, xt(t));
+            for (t, slot) in o.iter_mut().enumerate().skip(t) {
+                *slot = dot_simd(simd, &w, xt(t));
             }
         }
     }

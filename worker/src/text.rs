@@ -265,10 +265,10 @@ impl TextModel {
         let tokenizer = tokenizer::from_gguf(g)?;
         let template = ChatTemplate::from_gguf(g).ok();
         let mut eos = vec![g.get_u64("tokenizer.ggml.eos_token_id")? as u32];
-        if let Some(id) = tokenizer.token_to_id("<|im_end|>") {
-            if !eos.contains(&id) {
-                eos.push(id);
-            }
+        if let Some(id) = tokenizer.token_to_id("<|im_end|>")
+            && !eos.contains(&id)
+        {
+            eos.push(id);
         }
         let info = TextModelInfo {
             config: model.config().clone(),
