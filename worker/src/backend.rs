@@ -15,6 +15,9 @@ pub enum BackendKind {
     Flex,
     /// burn-wgpu on the default adapter.
     Wgpu,
+    /// burn-cuda on the first NVIDIA GPU (built with the `cuda` feature).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl std::fmt::Display for BackendKind {
@@ -22,16 +25,24 @@ impl std::fmt::Display for BackendKind {
         f.write_str(match self {
             Self::Flex => "flex",
             Self::Wgpu => "wgpu",
+            #[cfg(feature = "cuda")]
+            Self::Cuda => "cuda",
         })
     }
 }
 
 impl BackendKind {
-    /// Loads a text model on this backend.
+    /// Loads a text model on this backend: on `flex` the weights stay quantised and run on our
+    /// CPU kernels ([`crate::llama_cpu`]); on `wgpu` they are dequantised to f32 for burn.
     pub fn load_text(self, source: &ModelSource, max_batch: usize) -> Result<TextModel> {
         match self {
-            Self::Flex => TextModel::load::<Flex>(source, Default::default(), max_batch),
+            Self::Flex => TextModel::load_quantized(source, max_batch),
             Self::Wgpu => TextModel::load::<Wgpu>(source, WgpuDevice::default(), max_batch),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => {
+                cuda::check_driver()?;
+                TextModel::load::<burn::backend::Cuda>(source, Default::default(), max_batch)
+            }
         }
     }
 
@@ -40,6 +51,39 @@ impl BackendKind {
         match self {
             Self::Flex => EmbeddingModel::load::<Flex>(source, Default::default()),
             Self::Wgpu => EmbeddingModel::load::<Wgpu>(source, WgpuDevice::default()),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => {
+                cuda::check_driver()?;
+                EmbeddingModel::load::<burn::backend::Cuda>(source, Default::default())
+            }
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::error::{Error, Result};
+
+    /// cudarc panics when the driver library is missing: refuse with an error first.
+    pub fn check_driver() -> Result<()> {
+        let dirs = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+        let found = dirs
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .chain([
+                "/usr/lib/x86_64-linux-gnu",
+                "/usr/lib64",
+                "/usr/lib/aarch64-linux-gnu",
+                "/usr/local/cuda/lib64",
+                "/usr/lib/wsl/lib",
+            ])
+            .any(|d| std::path::Path::new(d).join("libcuda.so.1").exists());
+        if found {
+            Ok(())
+        } else {
+            Err(Error::Backend(
+                "libcuda.so.1 not found: the cuda backend needs the NVIDIA driver".into(),
+            ))
         }
     }
 }

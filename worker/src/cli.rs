@@ -1,6 +1,5 @@
 //! The `cocoon-worker` command line: `run` and `register` (the node), `generate` and `embed` (the
-//! engine alone), `bench` (throughput; the candle reference only with the `reference-bench`
-//! feature). `src/main.rs` parses [`Cli`] and calls [`run`].
+//! engine alone), `bench` (throughput against llama.cpp on the same GGUF). `src/main.rs` parses [`Cli`] and calls [`run`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,7 +42,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Embed texts with MiniLM (prints JSON).
     Embed(EmbedArgs),
-    /// Measure prefill / decode throughput per backend and against candle on the same GGUF.
+    /// Measure prefill / decode throughput and memory per backend, and llama.cpp's on the same GGUF.
     Bench(BenchArgs),
 }
 
@@ -150,9 +149,28 @@ pub struct BenchArgs {
     /// Batch sizes for decode.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
     batches: Vec<usize>,
-    /// Skip the candle reference (built only with the `reference-bench` feature).
+    /// Timed prefills per implementation (the median is reported).
+    #[arg(long, default_value_t = BenchConfig::default().repeats)]
+    repeats: usize,
+    /// CPU threads for both engines (default: one per core).
+    #[arg(long, env = "RAYON_NUM_THREADS")]
+    threads: Option<usize>,
+    /// Skip llama.cpp.
     #[arg(long)]
     no_reference: bool,
+    /// Where scripts/bench-reference installed node-llama-cpp.
+    #[arg(long = "reference.dir", env = bench::REFERENCE_DIR_ENV)]
+    reference_dir: Option<PathBuf>,
+    /// The node executable that runs it.
+    #[arg(long = "reference.node", default_value = "node")]
+    reference_node: PathBuf,
+    /// Offload llama.cpp to the GPU (needs `scripts/bench-reference --gpu`).
+    #[arg(long = "reference.gpu")]
+    reference_gpu: bool,
+    /// Memory bandwidth of the device in GB/s: adds the fraction of the bandwidth roofline each
+    /// engine reaches at batch 1 (weight bytes read per token × tokens/s ÷ bandwidth).
+    #[arg(long)]
+    bandwidth_gbs: Option<f64>,
     /// SmolLM2 GGUF (default: the pinned one).
     #[arg(long = "model.path")]
     path: Option<PathBuf>,
@@ -325,51 +343,72 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         (Some(_), None) => anyhow::bail!("--model.path needs --model.sha256"),
         _ => models::smollm2(),
     };
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    // Our CPU kernels run on rayon's global pool: give it exactly the threads llama.cpp gets.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("sizing the rayon thread pool")?;
     let cfg = BenchConfig {
         prompt_tokens: a.prompt_tokens,
         decode_tokens: a.decode_tokens.max(2),
         batches: a.batches,
+        repeats: a.repeats.max(1),
     };
-    let max_batch = cfg.batches.iter().copied().max().unwrap_or(1);
-    let mut figures = Vec::new();
-    let mut ids = None;
-    for backend in a.backends {
-        let model = backend.load_text(&source, max_batch)?;
-        eprintln!("measuring cocoon/{backend} …");
-        figures.push(bench::bench_engine(
-            &model,
-            &format!("cocoon/{backend} (burn, f32)"),
-            &cfg,
-        )?);
-        ids.get_or_insert(bench::prompt_ids(&model, cfg.prompt_tokens)?);
-    }
-    #[cfg(feature = "reference-bench")]
-    if !a.no_reference {
-        let ids = match ids {
-            Some(ids) => ids,
-            None => {
-                bench::prompt_ids(&BackendKind::Flex.load_text(&source, 1)?, cfg.prompt_tokens)?
-            }
-        };
-        eprintln!("measuring candle reference …");
-        figures.push(bench::bench_candle(&source, &ids, &cfg)?);
-    }
-    #[cfg(not(feature = "reference-bench"))]
-    if !a.no_reference {
-        // The production binary does not link a second inference stack.
-        let _ = ids;
-        eprintln!(
-            "no candle reference in this build (cargo run -p cocoon-worker --release --features reference-bench -- bench)"
+    let reference = (!a.no_reference).then(|| bench::LlamaCpp {
+        dir: a.reference_dir.unwrap_or_else(bench::LlamaCpp::default_dir),
+        node: a.reference_node,
+        gpu: a.reference_gpu,
+    });
+    if let Some(r) = &reference {
+        anyhow::ensure!(
+            bench::node_available(&r.node),
+            "{} --version failed: llama.cpp runs under node (install node >= 20, or pass --no-reference)",
+            r.node.display()
         );
     }
+    let max_batch = cfg.batches.iter().copied().max().unwrap_or(1);
+    // Prompt ids and the model's facts from a short-lived load, so every side gets the same tokens.
+    let (ids, info) = {
+        let m = BackendKind::Flex.load_text(&source, 1)?;
+        (bench::prompt_ids(&m, cfg.prompt_tokens)?, m.info().clone())
+    };
+    let mut figures = Vec::new();
+    for backend in a.backends {
+        eprintln!("measuring cocoon/{backend} …");
+        let label = match backend {
+            BackendKind::Flex => "cocoon/flex (quantised CPU kernels)",
+            BackendKind::Wgpu => "cocoon/wgpu (burn, f32 weights)",
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => "cocoon/cuda (burn, f32 weights)",
+        };
+        figures.push(bench::bench_engine(
+            || backend.load_text(&source, max_batch),
+            label,
+            &ids,
+            &cfg,
+        )?);
+    }
+    if let Some(r) = &reference {
+        eprintln!("measuring llama.cpp …");
+        figures.push(r.bench(&source, &ids, &cfg, threads)?);
+    }
     println!(
-        "SmolLM2-135M-Instruct Q4_1, prompt {} tokens, {} new tokens per sequence, {} CPU threads available",
+        "{}, prompt {} tokens, {} new tokens per sequence, {threads} threads (both engines), {} cores available",
+        info.name.as_deref().unwrap_or("model"),
         cfg.prompt_tokens,
         cfg.decode_tokens,
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    print!("{}", bench::report(&figures));
+    print!(
+        "{}",
+        bench::report(&figures, info.tensor_bytes, a.bandwidth_gbs)
+    );
     Ok(())
 }

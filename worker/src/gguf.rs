@@ -1,5 +1,6 @@
 //! A GGUF reader: header, metadata, tensor infos, and dequantisation of the ggml types the
-//! supported models use (F32, F16, Q4_0, Q4_1, Q8_0).
+//! supported models use (F32, F16, Q4_0, Q4_1, Q8_0, and the K-quants Q4_K and Q6_K that common
+//! GGUFs mix in).
 //!
 //! Every length and count read from the file is checked against the bytes that remain before
 //! anything is allocated, so a truncated or hostile file yields [`Error::Truncated`] or
@@ -32,7 +33,8 @@ pub enum Value {
     Array(Vec<Value>),
 }
 
-/// The ggml tensor types this engine can dequantise.
+/// The ggml tensor types this engine can dequantise (named as ggml names them).
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlType {
     /// 32-bit float.
@@ -45,6 +47,11 @@ pub enum GgmlType {
     Q4_1,
     /// Blocks of 32: f16 scale, 8-bit signed values.
     Q8_0,
+    /// Super-blocks of 256: f16 scale and minimum, eight 6-bit sub-block scales and minimums,
+    /// 4-bit values.
+    Q4_K,
+    /// Super-blocks of 256: f16 scale, sixteen 8-bit sub-block scales, 6-bit values offset by 32.
+    Q6_K,
 }
 
 impl GgmlType {
@@ -55,19 +62,33 @@ impl GgmlType {
             2 => Self::Q4_0,
             3 => Self::Q4_1,
             8 => Self::Q8_0,
+            12 => Self::Q4_K,
+            14 => Self::Q6_K,
             _ => return None,
         })
     }
 
     /// (elements per block, bytes per block)
-    fn block(self) -> (u64, u64) {
+    pub fn block(self) -> (u64, u64) {
         match self {
             Self::F32 => (1, 4),
             Self::F16 => (1, 2),
             Self::Q4_0 => (32, 18),
             Self::Q4_1 => (32, 20),
             Self::Q8_0 => (32, 34),
+            Self::Q4_K => (256, 144),
+            Self::Q6_K => (256, 210),
         }
+    }
+
+    /// Elements per block.
+    pub fn block_elems(self) -> usize {
+        self.block().0 as usize
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        self.block().1 as usize
     }
 }
 
@@ -306,6 +327,12 @@ impl<'a> Gguf<'a> {
         Ok(dequantize(info.ggml_type, raw))
     }
 
+    /// A tensor's info and its raw (still quantised) bytes.
+    pub fn raw(&self, name: &str) -> Result<(&TensorInfo, &'a [u8])> {
+        let info = self.tensor(name)?;
+        Ok((info, &self.bytes[info.offset..info.offset + info.n_bytes]))
+    }
+
     /// A metadata value, or a [`Error::Metadata`] naming the key.
     pub fn get(&self, key: &str) -> Result<&Value> {
         self.metadata.get(key).ok_or_else(|| Error::Metadata {
@@ -382,43 +409,103 @@ fn bad_type(key: &str, expected: &str, got: &Value) -> Error {
 
 /// Dequantises raw ggml data whose length is a whole number of blocks (checked by the parser).
 pub fn dequantize(t: GgmlType, raw: &[u8]) -> Vec<f32> {
-    let h = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let (elems, bytes) = (t.block_elems(), t.block_bytes());
+    let mut out = vec![0f32; raw.len() / bytes * elems];
+    for (b, o) in raw.chunks_exact(bytes).zip(out.chunks_exact_mut(elems)) {
+        dequantize_block(t, b, o);
+    }
+    out
+}
+
+#[inline(always)]
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// The 6-bit scale and minimum of sub-block `j` of a Q4_K super-block (packed in 12 bytes).
+#[inline(always)]
+fn q4k_scale_min(j: usize, s: &[u8]) -> (f32, f32) {
+    if j < 4 {
+        ((s[j] & 63) as f32, (s[j + 4] & 63) as f32)
+    } else {
+        (
+            ((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4)) as f32,
+            ((s[j + 4] >> 4) | ((s[j] >> 6) << 4)) as f32,
+        )
+    }
+}
+
+/// Dequantises one block (`t.block_bytes()` bytes) into `out` (`t.block_elems()` values). The
+/// element order is the ggml one, so a row is its blocks one after another.
+#[inline(always)]
+pub fn dequantize_block(t: GgmlType, b: &[u8], out: &mut [f32]) {
     match t {
-        GgmlType::F32 => raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        GgmlType::F16 => raw.chunks_exact(2).map(h).collect(),
+        GgmlType::F32 => out[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        GgmlType::F16 => out[0] = f16_at(b, 0),
         GgmlType::Q8_0 => {
-            let mut out = Vec::with_capacity(raw.len() / 34 * 32);
-            for b in raw.chunks_exact(34) {
-                let d = h(&b[0..2]);
-                out.extend(b[2..].iter().map(|q| *q as i8 as f32 * d));
+            let d = f16_at(b, 0);
+            for (o, q) in out[..32].iter_mut().zip(&b[2..34]) {
+                *o = *q as i8 as f32 * d;
             }
-            out
         }
         GgmlType::Q4_0 => {
-            let mut out = vec![0f32; raw.len() / 18 * 32];
-            for (b, o) in raw.chunks_exact(18).zip(out.chunks_exact_mut(32)) {
-                let d = h(&b[0..2]);
-                for (j, q) in b[2..].iter().enumerate() {
-                    o[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
-                    o[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
-                }
+            let d = f16_at(b, 0);
+            let (lo, hi) = out[..32].split_at_mut(16);
+            for ((l, h), q) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[2..18]) {
+                *l = ((q & 0x0f) as i32 - 8) as f32 * d;
+                *h = ((q >> 4) as i32 - 8) as f32 * d;
             }
-            out
         }
         GgmlType::Q4_1 => {
-            let mut out = vec![0f32; raw.len() / 20 * 32];
-            for (b, o) in raw.chunks_exact(20).zip(out.chunks_exact_mut(32)) {
-                let d = h(&b[0..2]);
-                let m = h(&b[2..4]);
-                for (j, q) in b[4..].iter().enumerate() {
-                    o[j] = (q & 0x0f) as f32 * d + m;
-                    o[j + 16] = (q >> 4) as f32 * d + m;
+            let d = f16_at(b, 0);
+            let m = f16_at(b, 2);
+            let (lo, hi) = out[..32].split_at_mut(16);
+            for ((l, h), q) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[4..20]) {
+                *l = (q & 0x0f) as f32 * d + m;
+                *h = (q >> 4) as f32 * d + m;
+            }
+        }
+        GgmlType::Q4_K => {
+            let d = f16_at(b, 0);
+            let dmin = f16_at(b, 2);
+            let scales = &b[4..16];
+            let qs = &b[16..144];
+            // Four groups of 64 values: 32 low nibbles, then 32 high nibbles of the same bytes.
+            for g in 0..4 {
+                let (s1, m1) = q4k_scale_min(2 * g, scales);
+                let (s2, m2) = q4k_scale_min(2 * g + 1, scales);
+                let (d1, m1, d2, m2) = (d * s1, dmin * m1, d * s2, dmin * m2);
+                let q = &qs[32 * g..32 * g + 32];
+                let (lo, hi) = out[64 * g..64 * g + 64].split_at_mut(32);
+                for ((l, h), q) in lo.iter_mut().zip(hi.iter_mut()).zip(q) {
+                    *l = d1 * (q & 0x0f) as f32 - m1;
+                    *h = d2 * (q >> 4) as f32 - m2;
                 }
             }
-            out
+        }
+        GgmlType::Q6_K => {
+            let ql = &b[0..128];
+            let qh = &b[128..192];
+            let sc = &b[192..208];
+            let d = f16_at(b, 208);
+            // Two halves of 128 values; each value's low 4 bits are in `ql`, high 2 bits in `qh`.
+            for h in 0..2 {
+                let ql = &ql[64 * h..64 * h + 64];
+                let qh = &qh[32 * h..32 * h + 32];
+                let sc = &sc[8 * h..8 * h + 8];
+                let o = &mut out[128 * h..128 * h + 128];
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i32 - 32;
+                    let q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                    let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                    let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                    o[l] = d * (sc[is] as i8 as f32) * q1 as f32;
+                    o[l + 32] = d * (sc[is + 2] as i8 as f32) * q2 as f32;
+                    o[l + 64] = d * (sc[is + 4] as i8 as f32) * q3 as f32;
+                    o[l + 96] = d * (sc[is + 6] as i8 as f32) * q4 as f32;
+                }
+            }
         }
     }
 }
@@ -514,10 +601,10 @@ mod tests {
             Gguf::parse(&file),
             Err(Error::UnsupportedVersion(9))
         ));
-        let file = build(&[], &[("w", vec![32], 12, vec![0; 144])]); // 12 = Q4_K
+        let file = build(&[], &[("w", vec![32], 13, vec![0; 176])]); // 13 = Q5_K
         assert!(matches!(
             Gguf::parse(&file),
-            Err(Error::UnknownTensorType { type_id: 12, .. })
+            Err(Error::UnknownTensorType { type_id: 13, .. })
         ));
     }
 

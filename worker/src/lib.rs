@@ -12,16 +12,17 @@
 //! ```
 //!
 //! # Layout
-//! - [`gguf`]: GGUF reader and dequantisers (F32, F16, Q4_0, Q4_1, Q8_0).
+//! - [`gguf`]: GGUF reader and dequantisers (F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K).
+//! - [`qmatmul`]: quantised weight matrices and the CPU kernels that dequantise on the fly.
 //! - [`hash`]: weights sha256, verified at load.
 //! - [`tokenizer`]: BPE from the GGUF, `tokenizer.json`, the ChatML template.
 //! - [`llama`], [`minilm`]: the model code, generic over the burn backend.
+//! - [`llama_cpu`]: Llama on the CPU with quantised weights (what `flex` runs for text).
 //! - [`sampling`]: greedy / temperature / top-k / top-p with a seed.
 //! - [`text`], [`embed`]: the serving API ([`TextModel`], [`EmbeddingModel`]).
 //! - [`backend`]: picking `flex` or `wgpu` at run time.
 //! - [`models`]: the pinned models and the model cache location.
-//! - [`bench`]: throughput measurements, against a reference implementation (candle) with the
-//!   `reference-bench` feature.
+//! - [`bench`]: throughput and memory measurements against llama.cpp on the same GGUF.
 //! - [`cli`]: the `cocoon-worker` command line (`src/main.rs` only parses it).
 //! - [`node`]: the worker node: registration, the relayer session, jobs, receipts.
 //!
@@ -46,9 +47,11 @@ pub mod error;
 pub mod gguf;
 pub mod hash;
 pub mod llama;
+pub mod llama_cpu;
 pub mod minilm;
 pub mod models;
 pub mod node;
+pub mod qmatmul;
 pub mod sampling;
 pub mod text;
 pub mod tokenizer;

@@ -1,5 +1,6 @@
-//! The Llama architecture (SmolLM2) on burn, loaded from GGUF, with a per-sequence KV cache and a
-//! forward pass over several sequences at once (continuous batching).
+//! The Llama architecture (SmolLM2) on burn, loaded from GGUF (dequantised to f32), with a
+//! per-sequence KV cache and a forward pass over several sequences at once (continuous batching).
+//! The `wgpu` backend runs this; on the CPU ([`crate::llama_cpu`]) the weights stay quantised.
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
@@ -61,13 +62,15 @@ impl LlamaConfig {
             key: key.into(),
             reason: reason.into(),
         };
-        if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
+        if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
             return Err(bad(
                 "llama.attention.head_count_kv",
                 "must divide head_count",
             ));
         }
-        if cfg.d_model % cfg.n_heads != 0 || (cfg.d_model / cfg.n_heads) % 2 != 0 {
+        if !cfg.d_model.is_multiple_of(cfg.n_heads)
+            || !(cfg.d_model / cfg.n_heads).is_multiple_of(2)
+        {
             return Err(bad(
                 "llama.embedding_length",
                 "must be an even head size times head_count",
@@ -99,10 +102,12 @@ struct Layer<B: Backend> {
     w_down: Tensor<B, 2>,
 }
 
-/// Keys and values of one sequence, per layer, each `[kv_heads, len, head_dim]`.
+/// Keys and values of one sequence, per layer, each `[kv_heads, capacity, head_dim]`: allocated
+/// once when the sequence starts (prompt plus new tokens) and written in place at each step.
 pub struct KvCache<B: Backend> {
     layers: Vec<Option<(Tensor<B, 3>, Tensor<B, 3>)>>,
     len: usize,
+    capacity: usize,
 }
 
 impl<B: Backend> KvCache<B> {
@@ -114,6 +119,11 @@ impl<B: Backend> KvCache<B> {
     /// Whether nothing has been run yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Positions reserved.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 
@@ -240,12 +250,41 @@ impl<B: Backend> Llama<B> {
         })
     }
 
-    /// An empty cache for a new sequence.
-    pub fn new_cache(&self) -> KvCache<B> {
+    /// An empty cache for a sequence of at most `capacity` positions (prompt plus new tokens).
+    pub fn new_cache(&self, capacity: usize) -> KvCache<B> {
+        let capacity = capacity.clamp(1, self.config.context);
+        let shape = [self.config.n_kv_heads, capacity, self.config.head_dim()];
         KvCache {
-            layers: (0..self.config.n_layers).map(|_| None).collect(),
+            layers: (0..self.config.n_layers)
+                .map(|_| {
+                    Some((
+                        Tensor::zeros(shape, &self.device),
+                        Tensor::zeros(shape, &self.device),
+                    ))
+                })
+                .collect(),
             len: 0,
+            capacity,
         }
+    }
+
+    /// Bytes of f32 weights and tables held on the device.
+    pub fn resident_bytes(&self) -> usize {
+        let n = |t: &Tensor<B, 2>| t.shape().num_elements();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                n(&l.attn_norm)
+                    + n(&l.wqkv)
+                    + n(&l.wo)
+                    + n(&l.ffn_norm)
+                    + n(&l.w_gate_up)
+                    + n(&l.w_down)
+            })
+            .sum();
+        (layers + n(&self.embed) + n(&self.head) + n(&self.out_norm) + n(&self.cos) + n(&self.sin))
+            * std::mem::size_of::<f32>()
     }
 
     fn rms_norm(&self, x: Tensor<B, 2>, w: &Tensor<B, 2>) -> Tensor<B, 2> {
@@ -280,9 +319,18 @@ impl<B: Backend> Llama<B> {
     ///
     /// Each entry pairs the tokens to append with that sequence's cache; a prompt (many tokens)
     /// and decode steps (one token) can share a pass. The matrix multiplications run once over
-    /// all rows; attention runs per sequence against its own cache. Callers check lengths
-    /// against the context ([`Engine`](crate::Engine) does).
-    pub fn forward(&self, batch: &mut [(&[u32], &mut KvCache<B>)]) -> Tensor<B, 2> {
+    /// all rows; attention runs per sequence against its own cache. Fails (touching no cache)
+    /// when a sequence would outgrow its cache.
+    pub fn forward(&self, batch: &mut [(&[u32], &mut KvCache<B>)]) -> Result<Tensor<B, 2>> {
+        for (tokens, cache) in batch.iter() {
+            if cache.len + tokens.len() > cache.capacity {
+                return Err(Error::Backend(format!(
+                    "a sequence of {} positions outgrows its KV cache of {}",
+                    cache.len + tokens.len(),
+                    cache.capacity
+                )));
+            }
+        }
         let cfg = &self.config;
         let (d, hd) = (cfg.d_model, cfg.head_dim());
         let kvd = cfg.n_kv_heads * hd;
@@ -309,12 +357,17 @@ impl<B: Backend> Llama<B> {
                 let q = self.rope(heads(part.clone().narrow(1, 0, d), cfg.n_heads), start);
                 let k = self.rope(heads(part.clone().narrow(1, d, kvd), cfg.n_kv_heads), start);
                 let v = heads(part.narrow(1, d + kvd, kvd), cfg.n_kv_heads);
-                let (k, v) = match cache.layers[li].take() {
-                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 1), Tensor::cat(vec![pv, v], 1)),
-                    None => (k, v),
-                };
-                cache.layers[li] = Some((k.clone(), v.clone()));
                 let total = start + n;
+                // Taken out so the cache tensor is the only handle: the backend writes in place.
+                let (ck, cv) = cache.layers[li].take().expect("every layer has a cache");
+                let at = [0..cfg.n_kv_heads, start..total, 0..hd];
+                let ck = ck.slice_assign(at.clone(), k);
+                let cv = cv.slice_assign(at, v);
+                let (k, v) = (
+                    ck.clone().narrow(1, 0, total),
+                    cv.clone().narrow(1, 0, total),
+                );
+                cache.layers[li] = Some((ck, cv));
                 // Query heads of one KV group are stacked on the row axis, so each group's
                 // attention is a single matmul against its shared keys, with no K/V copies.
                 let q = q.reshape([cfg.n_kv_heads, group * n, hd]);
@@ -369,6 +422,6 @@ impl<B: Backend> Llama<B> {
         let n_seq = last.len();
         let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [n_seq]), &self.device);
         let x = self.rms_norm(x.select(0, last), &self.out_norm);
-        x.matmul(self.head.clone())
+        Ok(x.matmul(self.head.clone()))
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 use crate::hash::{WeightsHash, read_verified};
 use crate::llama::{KvCache, Llama, LlamaConfig};
+use crate::llama_cpu::{CpuKvCache, CpuLlama};
 use crate::sampling::{Sampler, SamplingOptions};
 use crate::tokenizer::{self, ChatMessage, ChatTemplate};
 
@@ -104,6 +105,66 @@ pub struct Generation {
     pub finish: FinishReason,
 }
 
+/// A model the scheduler drives: it advances several sequences, each with its own cache, by one
+/// forward pass. Implemented by the burn model ([`Llama`], any backend, f32 weights) and the CPU
+/// model ([`CpuLlama`], quantised weights).
+pub trait TextEngine: Send + 'static {
+    /// One sequence's keys and values.
+    type Cache: Send;
+    /// Hyper-parameters.
+    fn config(&self) -> &LlamaConfig;
+    /// A cache for at most `capacity` positions.
+    fn new_cache(&self, capacity: usize) -> Self::Cache;
+    /// Appends each entry's tokens to its cache; returns the logits after each entry's last token
+    /// (`entries × vocab`).
+    fn forward(&self, batch: &mut [(&[u32], &mut Self::Cache)]) -> Result<Vec<f32>>;
+    /// Bytes of weights and tables the model holds.
+    fn resident_bytes(&self) -> usize;
+}
+
+impl<B: Backend> TextEngine for Llama<B> {
+    type Cache = KvCache<B>;
+
+    fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    fn new_cache(&self, capacity: usize) -> KvCache<B> {
+        Llama::new_cache(self, capacity)
+    }
+
+    fn forward(&self, batch: &mut [(&[u32], &mut KvCache<B>)]) -> Result<Vec<f32>> {
+        Llama::forward(self, batch)?
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| Error::Backend(format!("{e:?}")))
+    }
+
+    fn resident_bytes(&self) -> usize {
+        Llama::resident_bytes(self)
+    }
+}
+
+impl TextEngine for CpuLlama {
+    type Cache = CpuKvCache;
+
+    fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    fn new_cache(&self, capacity: usize) -> CpuKvCache {
+        CpuLlama::new_cache(self, capacity)
+    }
+
+    fn forward(&self, batch: &mut [(&[u32], &mut CpuKvCache)]) -> Result<Vec<f32>> {
+        CpuLlama::forward(self, batch)
+    }
+
+    fn resident_bytes(&self) -> usize {
+        CpuLlama::resident_bytes(self)
+    }
+}
+
 enum Job {
     Generate {
         prompt: Vec<u32>,
@@ -136,6 +197,10 @@ pub struct TextModelInfo {
     pub name: Option<String>,
     /// Token ids that end a turn.
     pub eos: Vec<u32>,
+    /// Bytes of tensor data in the GGUF.
+    pub tensor_bytes: usize,
+    /// Bytes of weights and tables the loaded model holds.
+    pub resident_bytes: usize,
 }
 
 /// A text model served by a background scheduler. Cheap to share by reference across threads;
@@ -149,8 +214,9 @@ pub struct TextModel {
 }
 
 impl TextModel {
-    /// Reads and verifies the GGUF, builds the tokenizer, loads the weights onto `device` and
-    /// starts the scheduler (at most `max_batch` sequences decode together).
+    /// Reads and verifies the GGUF, builds the tokenizer, loads the weights onto `device`
+    /// (dequantised to f32, for burn) and starts the scheduler (at most `max_batch` sequences
+    /// decode together).
     pub fn load<B: Backend>(
         source: &ModelSource,
         device: B::Device,
@@ -168,20 +234,49 @@ impl TextModel {
         max_batch: usize,
     ) -> Result<Self> {
         let g = Gguf::parse(bytes)?;
-        let tokenizer = tokenizer::from_gguf(&g)?;
-        let template = ChatTemplate::from_gguf(&g).ok();
-        let mut eos = vec![g.get_u64("tokenizer.ggml.eos_token_id")? as u32];
-        if let Some(id) = tokenizer.token_to_id("<|im_end|>") {
-            if !eos.contains(&id) {
-                eos.push(id);
-            }
-        }
         let model = Llama::<B>::load(&g, &device)?;
+        Self::start(&g, model, weights_hash, max_batch)
+    }
+
+    /// Like [`load`](Self::load), on the CPU with the weights kept quantised ([`CpuLlama`]).
+    pub fn load_quantized(source: &ModelSource, max_batch: usize) -> Result<Self> {
+        let (bytes, weights_hash) = read_verified(&source.path, Some(&source.sha256))?;
+        Self::from_bytes_quantized(&bytes, weights_hash, max_batch)
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), on the CPU with the weights kept quantised.
+    pub fn from_bytes_quantized(
+        bytes: &[u8],
+        weights_hash: WeightsHash,
+        max_batch: usize,
+    ) -> Result<Self> {
+        let g = Gguf::parse(bytes)?;
+        let model = CpuLlama::load(&g)?;
+        Self::start(&g, model, weights_hash, max_batch)
+    }
+
+    /// Builds the tokenizer and starts the scheduler thread around a loaded model.
+    fn start<E: TextEngine>(
+        g: &Gguf<'_>,
+        model: E,
+        weights_hash: WeightsHash,
+        max_batch: usize,
+    ) -> Result<Self> {
+        let tokenizer = tokenizer::from_gguf(g)?;
+        let template = ChatTemplate::from_gguf(g).ok();
+        let mut eos = vec![g.get_u64("tokenizer.ggml.eos_token_id")? as u32];
+        if let Some(id) = tokenizer.token_to_id("<|im_end|>")
+            && !eos.contains(&id)
+        {
+            eos.push(id);
+        }
         let info = TextModelInfo {
-            config: model.config.clone(),
+            config: model.config().clone(),
             weights_hash,
             name: g.get_str("general.name").ok().map(str::to_string),
             eos: eos.clone(),
+            tensor_bytes: g.tensors.values().map(|t| t.n_bytes).sum(),
+            resident_bytes: model.resident_bytes(),
         };
         info!(target: "worker::engine", hash = %weights_hash, layers = info.config.n_layers, "text model loaded");
         let (tx, rx) = mpsc::channel();
@@ -382,8 +477,8 @@ impl Drop for TextModel {
     }
 }
 
-struct Active<B: Backend> {
-    cache: KvCache<B>,
+struct Active<E: TextEngine> {
+    cache: E::Cache,
     /// Tokens to feed on the next step: the prompt first, then the last sampled token.
     pending: Vec<u32>,
     sampler: Sampler,
@@ -393,15 +488,15 @@ struct Active<B: Backend> {
     events: mpsc::Sender<Event>,
 }
 
-struct Scheduler<B: Backend> {
-    model: Llama<B>,
+struct Scheduler<E: TextEngine> {
+    model: E,
     eos: Vec<u32>,
     max_batch: usize,
 }
 
-impl<B: Backend> Scheduler<B> {
+impl<E: TextEngine> Scheduler<E> {
     fn run(self, jobs: mpsc::Receiver<Job>) {
-        let mut active: Vec<Active<B>> = Vec::new();
+        let mut active: Vec<Active<E>> = Vec::new();
         let mut waiting: VecDeque<Job> = VecDeque::new();
         loop {
             if active.is_empty() && waiting.is_empty() {
@@ -427,7 +522,9 @@ impl<B: Backend> Scheduler<B> {
                         ignore_eos,
                         events,
                     } => active.push(Active {
-                        cache: self.model.new_cache(),
+                        // Every position the sequence can reach: the last sampled token is
+                        // never fed back, so prompt + max_tokens - 1 would do; one spare.
+                        cache: self.model.new_cache(prompt.len() + max_tokens),
                         pending: prompt,
                         sampler: Sampler::new(sampling),
                         produced: 0,
@@ -447,24 +544,22 @@ impl<B: Backend> Scheduler<B> {
             }
             debug!(target: "worker::engine", batch = active.len(), waiting = waiting.len(), "decode step");
             let logits = {
-                let mut batch: Vec<(&[u32], &mut KvCache<B>)> = active
+                let mut batch: Vec<(&[u32], &mut E::Cache)> = active
                     .iter_mut()
                     .map(|a| (a.pending.as_slice(), &mut a.cache))
                     .collect();
-                self.model.forward(&mut batch).into_data().to_vec::<f32>()
+                self.model.forward(&mut batch)
             };
             let logits = match logits {
                 Ok(l) => l,
                 Err(e) => {
                     for a in active.drain(..) {
-                        let _ = a
-                            .events
-                            .send(Event::Failed(Error::Backend(format!("{e:?}"))));
+                        let _ = a.events.send(Event::Failed(Error::Backend(e.to_string())));
                     }
                     continue;
                 }
             };
-            let vocab = self.model.config.vocab;
+            let vocab = self.model.config().vocab;
             let mut keep = Vec::with_capacity(active.len());
             for (a, row) in active.drain(..).zip(logits.chunks_exact(vocab)) {
                 let mut a = a;
@@ -496,12 +591,8 @@ impl<B: Backend> Scheduler<B> {
     }
 
     fn logits(&self, prompt: &[u32]) -> Result<Vec<f32>> {
-        let mut cache = self.model.new_cache();
-        self.model
-            .forward(&mut [(prompt, &mut cache)])
-            .into_data()
-            .to_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("{e:?}")))
+        let mut cache = self.model.new_cache(prompt.len());
+        self.model.forward(&mut [(prompt, &mut cache)])
     }
 }
 

@@ -238,3 +238,120 @@ fn seeded_sampling_replays_and_stop_tokens_stop() {
     assert_eq!(g.tokens, count.greedy[..2].to_vec());
     assert_eq!(g.finish, FinishReason::Stop);
 }
+
+/// Greedy tokens, first-step logits (on the first case) and a batched pass of every case on one
+/// loaded model: what each backend must reproduce.
+fn check_model_against_reference(model: &cocoon_worker::TextModel, label: &str) {
+    let cases = cases();
+    let first = &cases[0];
+    let logits = model
+        .next_token_logits(&Prompt::Tokens(first.prompt_tokens.clone()))
+        .unwrap();
+    let worst = first
+        .top20
+        .iter()
+        .map(|&(id, want)| (logits[id as usize] - want).abs())
+        .chain(logits.iter().zip(&first.head64).map(|(g, w)| (g - w).abs()))
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= LOGIT_TOLERANCE,
+        "{label}: logits differ by {worst}"
+    );
+    let results: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let hs: Vec<_> = cases
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    model
+                        .generate(
+                            &GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new),
+                            |_| {},
+                        )
+                        .unwrap()
+                        .tokens
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (got, c) in results.iter().zip(&cases) {
+        assert_eq!(got, &c.greedy, "{label}: {}", c.name);
+    }
+}
+
+/// The burn model (f32 weights, KV cache written in place by `slice_assign`), which the wgpu
+/// backend runs, checked on burn-flex where it is fast.
+#[test]
+fn burn_f32_model_matches_reference_on_flex() {
+    let source = common::require(cocoon_worker::models::smollm2());
+    let model =
+        cocoon_worker::TextModel::load::<burn::backend::Flex>(&source, Default::default(), 4)
+            .expect("SmolLM2 loads on burn-flex");
+    check_model_against_reference(&model, "burn f32 on flex");
+}
+
+/// The wgpu backend for real (Mesa lavapipe on CPU-only machines: slow, so one model load).
+#[test]
+fn wgpu_matches_reference() {
+    let source = common::require(cocoon_worker::models::smollm2());
+    let model = cocoon_worker::BackendKind::Wgpu
+        .load_text(&source, 4)
+        .expect("SmolLM2 loads on wgpu");
+    check_model_against_reference(&model, "wgpu");
+}
+
+/// The quantised CPU model holds the GGUF's tensors as stored: within 1.2× their bytes.
+#[test]
+fn quantized_model_stays_near_the_gguf_size() {
+    let info = common::smollm2().info();
+    let ratio = info.resident_bytes as f64 / info.tensor_bytes as f64;
+    eprintln!(
+        "resident {} B for {} B of GGUF tensors ({ratio:.3}×)",
+        info.resident_bytes, info.tensor_bytes
+    );
+    assert!(ratio <= 1.2, "{ratio}");
+}
+
+/// A cache is sized once; a pass that would outgrow it fails and leaves it as it was.
+#[test]
+fn kv_cache_refuses_to_outgrow_its_capacity() {
+    use cocoon_worker::gguf::Gguf;
+    use cocoon_worker::llama_cpu::CpuLlama;
+    let source = common::require(cocoon_worker::models::smollm2());
+    let bytes = std::fs::read(&source.path).unwrap();
+    let model = CpuLlama::load(&Gguf::parse(&bytes).unwrap()).unwrap();
+    let mut cache = model.new_cache(3);
+    assert_eq!(cache.capacity(), 3);
+    let err = model
+        .forward(&mut [(&[1, 2, 3, 4], &mut cache)])
+        .unwrap_err();
+    assert!(err.to_string().contains("outgrows"), "{err}");
+    assert!(cache.is_empty());
+    let logits = model.forward(&mut [(&[1, 2, 3], &mut cache)]).unwrap();
+    assert_eq!((logits.len(), cache.len()), (model.config.vocab, 3));
+    assert!(model.forward(&mut [(&[4], &mut cache)]).is_err());
+    assert_eq!(cache.len(), 3);
+}
+
+/// On a GPU machine (`scripts/bench-gpu` runs it): every backend named in `COCOON_GPU_BACKENDS`
+/// (`wgpu`, `cuda`) reproduces the reference.
+#[test]
+#[ignore = "needs a GPU: scripts/bench-gpu runs it with COCOON_GPU_BACKENDS"]
+fn gpu_backends_match_reference() {
+    use cocoon_worker::BackendKind;
+    let list = std::env::var("COCOON_GPU_BACKENDS")
+        .expect("COCOON_GPU_BACKENDS names the GPU backends to check, e.g. wgpu,cuda");
+    let source = common::require(cocoon_worker::models::smollm2());
+    for name in list.split(',').filter(|s| !s.is_empty()) {
+        let backend = match name {
+            "wgpu" => BackendKind::Wgpu,
+            #[cfg(feature = "cuda")]
+            "cuda" => BackendKind::Cuda,
+            other => panic!("unknown or not built GPU backend {other:?}"),
+        };
+        let model = backend
+            .load_text(&source, 4)
+            .unwrap_or_else(|e| panic!("SmolLM2 loads on {name}: {e}"));
+        check_model_against_reference(&model, name);
+    }
+}

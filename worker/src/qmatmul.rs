@@ -1,0 +1,437 @@
+//! Weight matrices kept in their GGUF quantisation, and the CPU kernels that multiply by them.
+//!
+//! A [`QMatrix`] holds the file's blocks unchanged (its memory is the tensor's bytes in the GGUF).
+//! [`QMatrix::matmul`] splits the output rows over the rayon pool (the one burn-flex uses); each
+//! task dequantises one row at a time into a buffer of `cols` floats and takes its dot products
+//! with every input row, so a prefill of `n` tokens dequantises each weight once, not `n` times,
+//! and nothing the size of the matrix is ever materialised in f32.
+//!
+//! The loops are plain safe Rust written so that LLVM vectorises them; `pulp` compiles them a
+//! second time with the CPU's wider vector instructions (AVX2 + FMA on x86-64) and picks that
+//! copy at run time when the CPU has them.
+
+use burn::backend::Flex;
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::gguf::{GgmlType, Gguf, dequantize_block};
+
+/// From this many input rows on (a prefill), the matrix is dequantised to a transient f32 copy
+/// and multiplied by burn-flex's GEMM (register-blocked, cache-tiled): dequantising once is then
+/// cheap next to the products, and a real GEMM beats row-by-row dot products several times.
+/// The copy lives for one product; the model at rest stays quantised.
+pub const GEMM_MIN_ROWS: usize = 16;
+
+/// Fewest output rows per parallel task (below this, scheduling costs more than it balances).
+const MIN_ROWS_PER_TASK: usize = 16;
+/// Tasks per pool thread: a few, so a thread slowed by other work is caught up by the rest, few
+/// enough that a decode step (≈120 matrix products) does not pay thousands of task handoffs.
+const TASKS_PER_THREAD: usize = 4;
+
+/// A `[rows, cols]` matrix stored as ggml blocks, each row `cols / block` blocks long.
+#[derive(Debug, Clone)]
+pub struct QMatrix {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    data: Vec<u8>,
+}
+
+impl QMatrix {
+    /// Wraps raw ggml data of `rows` rows of `cols` values.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
+        if cols == 0 || !cols.is_multiple_of(ty.block_elems()) {
+            return Err(Error::Malformed(format!(
+                "a row of {cols} values is not a whole number of {ty:?} blocks"
+            )));
+        }
+        let row_bytes = cols / ty.block_elems() * ty.block_bytes();
+        if data.len() != rows * row_bytes {
+            return Err(Error::Malformed(format!(
+                "{ty:?} matrix [{rows}, {cols}] needs {} bytes, got {}",
+                rows * row_bytes,
+                data.len()
+            )));
+        }
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            row_bytes,
+            data,
+        })
+    }
+
+    /// Copies a GGUF tensor of row-major shape `[rows, cols]` (ggml dims `[cols, rows]`) as is.
+    pub fn from_gguf(g: &Gguf<'_>, name: &str, rows: usize, cols: usize) -> Result<Self> {
+        let (info, raw) = g.raw(name)?;
+        if info.shape() != [rows, cols] {
+            return Err(Error::ShapeMismatch {
+                name: name.into(),
+                expected: vec![rows, cols],
+                actual: info.shape(),
+            });
+        }
+        Self::new(info.ggml_type, rows, cols, raw.to_vec())
+    }
+
+    /// Stacks matrices with the same column count and type on the row axis (Q, K and V become
+    /// one matrix, so one pass over the input computes all three). `None` when types differ.
+    pub fn stack(parts: &[&QMatrix]) -> Option<Self> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|p| p.ty != first.ty || p.cols != first.cols)
+        {
+            return None;
+        }
+        let data = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        Some(Self {
+            ty: first.ty,
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols: first.cols,
+            row_bytes: first.row_bytes,
+            data,
+        })
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Storage type.
+    pub fn ggml_type(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Bytes held (the quantised data).
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Dequantises row `r` into `out` (`cols` values).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        dequantize_row(self.ty, self.row(r), out);
+    }
+
+    fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// `x · Wᵀ`: `x` holds `n` rows of `cols` values; returns `n` rows of `rows` values.
+    pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
+        let mut y = vec![0f32; n * self.rows];
+        self.matmul_into(x, n, &mut y);
+        y
+    }
+
+    /// [`matmul`](Self::matmul) into a caller's buffer of `n * rows` values.
+    pub fn matmul_into(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        assert_eq!(x.len(), n * self.cols, "input is n × cols");
+        assert_eq!(y.len(), n * self.rows, "output is n × rows");
+        if n == 0 {
+            return;
+        }
+        if n >= GEMM_MIN_ROWS {
+            self.matmul_gemm(x, n, y);
+            return;
+        }
+        // Tasks own disjoint output rows, so they write `[rows, n]` (the transpose) and it is
+        // turned around once at the end; for a single input row the two layouts coincide.
+        let per_task = self
+            .rows
+            .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
+            .max(MIN_ROWS_PER_TASK);
+        let run = |yt: &mut [f32]| {
+            yt.par_chunks_mut(per_task * n)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    pulp::Arch::new().dispatch(RowsTask {
+                        m: self,
+                        r0: task * per_task,
+                        x,
+                        n,
+                        out,
+                    })
+                });
+        };
+        if n == 1 {
+            run(y);
+            return;
+        }
+        let mut yt = vec![0f32; n * self.rows];
+        run(&mut yt);
+        for (r, col) in yt.chunks_exact(n).enumerate() {
+            for (t, v) in col.iter().enumerate() {
+                y[t * self.rows + r] = *v;
+            }
+        }
+    }
+}
+
+impl QMatrix {
+    /// The prefill path: a transient f32 copy of the matrix, then burn-flex's matmul.
+    fn matmul_gemm(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        let mut w = vec![0f32; self.rows * self.cols];
+        w.par_chunks_mut(self.cols * MIN_ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, out)| {
+                for (i, row) in out.chunks_exact_mut(self.cols).enumerate() {
+                    self.dequantize_row(task * MIN_ROWS_PER_TASK + i, row);
+                }
+            });
+        let device = Default::default();
+        let w = Tensor::<Flex, 2>::from_data(TensorData::new(w, [self.rows, self.cols]), &device);
+        let x = Tensor::<Flex, 2>::from_data(TensorData::new(x.to_vec(), [n, self.cols]), &device);
+        let out = x
+            .matmul(w.transpose())
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("an f32 tensor reads back as f32");
+        y.copy_from_slice(&out);
+    }
+}
+
+/// Output rows `r0..` of all `n` inputs into `out` (`[rows of this task, n]`), compiled for the
+/// widest vector unit the CPU has.
+struct RowsTask<'a> {
+    m: &'a QMatrix,
+    r0: usize,
+    x: &'a [f32],
+    n: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for RowsTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self { m, r0, x, n, out } = self;
+        let cols = m.cols;
+        let mut w = vec![0f32; cols];
+        for (i, o) in out.chunks_exact_mut(n).enumerate() {
+            dequantize_row(m.ty, m.row(r0 + i), &mut w);
+            let xt = |t: usize| &x[t * cols..(t + 1) * cols];
+            // Four inputs at a time: every weight vector loaded feeds four products.
+            let mut t = 0;
+            while t + 4 <= n {
+                o[t..t + 4].copy_from_slice(&dot4(
+                    simd,
+                    &w,
+                    [xt(t), xt(t + 1), xt(t + 2), xt(t + 3)],
+                ));
+                t += 4;
+            }
+            for (t, slot) in o.iter_mut().enumerate().skip(t) {
+                *slot = dot_simd(simd, &w, xt(t));
+            }
+        }
+    }
+}
+
+/// Dequantises a whole row of ggml blocks.
+#[inline(always)]
+pub fn dequantize_row(ty: GgmlType, raw: &[u8], out: &mut [f32]) {
+    let (elems, bytes) = (ty.block_elems(), ty.block_bytes());
+    for (b, o) in raw.chunks_exact(bytes).zip(out.chunks_exact_mut(elems)) {
+        dequantize_block(ty, b, o);
+    }
+}
+
+/// `Σ a·b` (plain loop with independent partial sums, for callers outside a SIMD context).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 16;
+    let (ac, ar) = a.as_chunks::<L>();
+    let (bc, br) = b.as_chunks::<L>();
+    let mut acc = [0f32; L];
+    for (x, y) in ac.iter().zip(bc) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ a·b` on vector registers, two independent accumulators to hide the FMA latency.
+#[inline(always)]
+fn dot_simd<S: pulp::Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let (av, at) = S::as_simd_f32s(a);
+    let (bv, bt) = S::as_simd_f32s(b);
+    let (mut s0, mut s1) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+    let mut pairs = av.chunks_exact(2).zip(bv.chunks_exact(2));
+    for (x, y) in &mut pairs {
+        s0 = simd.mul_add_e_f32s(x[0], y[0], s0);
+        s1 = simd.mul_add_e_f32s(x[1], y[1], s1);
+    }
+    if av.len() % 2 == 1 {
+        s0 = simd.mul_add_e_f32s(av[av.len() - 1], bv[av.len() - 1], s0);
+    }
+    let tail: f32 = at.iter().zip(bt).map(|(x, y)| x * y).sum();
+    simd.reduce_sum_f32s(simd.add_f32s(s0, s1)) + tail
+}
+
+/// `Σ w·xₖ` for four vectors at once.
+#[inline(always)]
+fn dot4<S: pulp::Simd>(simd: S, w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+    let (wv, wt) = S::as_simd_f32s(w);
+    let (x0, t0) = S::as_simd_f32s(x[0]);
+    let (x1, t1) = S::as_simd_f32s(x[1]);
+    let (x2, t2) = S::as_simd_f32s(x[2]);
+    let (x3, t3) = S::as_simd_f32s(x[3]);
+    let z = simd.splat_f32s(0.0);
+    let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+    for ((w, (v0, v1)), (v2, v3)) in wv.iter().zip(x0.iter().zip(x1)).zip(x2.iter().zip(x3)) {
+        a0 = simd.mul_add_e_f32s(*w, *v0, a0);
+        a1 = simd.mul_add_e_f32s(*w, *v1, a1);
+        a2 = simd.mul_add_e_f32s(*w, *v2, a2);
+        a3 = simd.mul_add_e_f32s(*w, *v3, a3);
+    }
+    let tail = |t: &[f32]| -> f32 { wt.iter().zip(t).map(|(a, b)| a * b).sum() };
+    [
+        simd.reduce_sum_f32s(a0) + tail(t0),
+        simd.reduce_sum_f32s(a1) + tail(t1),
+        simd.reduce_sum_f32s(a2) + tail(t2),
+        simd.reduce_sum_f32s(a3) + tail(t3),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::gguf::dequantize;
+
+    const TYPES: [GgmlType; 5] = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ];
+
+    /// Random blocks whose f16 scale fields are small finite numbers (random bytes there could
+    /// be NaN or 65504, which no real file holds).
+    fn random_blocks(ty: GgmlType, n_blocks: usize, seed: u64) -> Vec<u8> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let bytes = ty.block_bytes();
+        let scales: &[usize] = match ty {
+            GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
+            GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+            GgmlType::Q6_K => &[208],
+            GgmlType::F32 | GgmlType::F16 => &[],
+        };
+        let mut data: Vec<u8> = (0..n_blocks * bytes).map(|_| rng.r#gen()).collect();
+        for b in data.chunks_exact_mut(bytes) {
+            for &at in scales {
+                let s = f16::from_f32(rng.gen_range(-0.05f32..0.05)).to_le_bytes();
+                b[at..at + 2].copy_from_slice(&s);
+            }
+        }
+        data
+    }
+
+    /// Reference: dequantise the whole matrix, then a plain f64 matrix product.
+    fn reference(m: &QMatrix, x: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+        let w = dequantize(m.ty, &m.data);
+        let mut y = vec![0f32; n * m.rows];
+        let mut mag = vec![0f32; n * m.rows];
+        for t in 0..n {
+            for r in 0..m.rows {
+                let (mut s, mut a) = (0f64, 0f64);
+                for c in 0..m.cols {
+                    let p = w[r * m.cols + c] as f64 * x[t * m.cols + c] as f64;
+                    s += p;
+                    a += p.abs();
+                }
+                y[t * m.rows + r] = s as f32;
+                mag[t * m.rows + r] = a as f32;
+            }
+        }
+        (y, mag)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The on-the-fly kernel equals dequantise-then-f32-matmul for every format, every
+        /// input count (the 4-wide path and its remainder, and the GEMM path) and row count
+        /// (partial tasks).
+        #[test]
+        fn matmul_equals_dequantize_then_matmul(
+            ty_index in 0usize..TYPES.len(),
+            rows in 1usize..40,
+            blocks_per_row in 1usize..4,
+            n in prop_oneof![1usize..7, GEMM_MIN_ROWS..GEMM_MIN_ROWS + 3],
+            seed in any::<u64>(),
+        ) {
+            let ty = TYPES[ty_index];
+            let cols = blocks_per_row * ty.block_elems();
+            let m = QMatrix::new(ty, rows, cols, random_blocks(ty, rows * blocks_per_row, seed)).unwrap();
+            let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 + seed as usize) % 2001) as f32 / 1000.0 - 1.0).collect();
+            let got = m.matmul(&x, n);
+            let (want, mag) = reference(&m, &x, n);
+            for i in 0..got.len() {
+                // f32 rounding over `cols` products: relative to the sum of magnitudes.
+                let tol = 1e-5 * mag[i].max(1e-6);
+                prop_assert!((got[i] - want[i]).abs() <= tol,
+                    "{ty:?} [{rows}x{cols}] n={n} at {i}: {} vs {} (tol {tol})", got[i], want[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn dequantisers_match_the_gguf_package() {
+        // worker/tests/golden/quant_blocks.json: random blocks dequantised by PyPI `gguf`'s own
+        // numpy code (scripts/reference/quant_blocks.py).
+        let golden: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/golden/quant_blocks.json")).unwrap();
+        for (name, ty) in [
+            ("Q4_0", GgmlType::Q4_0),
+            ("Q4_1", GgmlType::Q4_1),
+            ("Q8_0", GgmlType::Q8_0),
+            ("Q4_K", GgmlType::Q4_K),
+            ("Q6_K", GgmlType::Q6_K),
+        ] {
+            let raw = hex::decode(golden[name]["hex"].as_str().unwrap()).unwrap();
+            let want: Vec<f32> = golden[name]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let got = dequantize(ty, &raw);
+            assert_eq!(got.len(), want.len(), "{name}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "{name}[{i}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_ragged_rows_and_wrong_lengths() {
+        assert!(QMatrix::new(GgmlType::Q4_1, 2, 48, vec![0; 80]).is_err());
+        assert!(QMatrix::new(GgmlType::Q4_1, 2, 32, vec![0; 39]).is_err());
+        let a = QMatrix::new(GgmlType::Q4_1, 2, 32, vec![0; 40]).unwrap();
+        let b = QMatrix::new(GgmlType::Q8_0, 1, 32, vec![0; 34]).unwrap();
+        assert!(QMatrix::stack(&[&a, &b]).is_none());
+        assert_eq!(QMatrix::stack(&[&a, &a]).unwrap().rows(), 4);
+    }
+}
