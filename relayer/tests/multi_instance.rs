@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_relayer::store::{JobState, SealedInput, Store};
-use cocoon_relayer::{Relayer, StaticRegistry};
+use cocoon_relayer::{Relayer, RelayerConfig, StaticRegistry};
 use cocoon_testkit::stub::StubWorker;
 use common::{fast_config, opened};
 
@@ -21,7 +21,14 @@ struct Instance {
 
 async fn instance(url: &str, registry: Arc<StaticRegistry>) -> Instance {
     let store = Store::connect(url, 4).await.unwrap();
-    let relayer = Relayer::new(store, registry, fast_config());
+    // A loaded CI machine can take longer than fast_config's 400 ms to a first chunk; a timeout
+    // there is a legitimate fail-over (a second attempt), which is not what this file is about.
+    let config = RelayerConfig {
+        first_chunk_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
+        ..fast_config()
+    };
+    let relayer = Relayer::new(store, registry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ws = format!("ws://{}", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
