@@ -96,8 +96,50 @@ CREATE TABLE IF NOT EXISTS channel_vouchers (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (global_id, root, escrow, channel_id)
 );
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS channel_settlements (
+    global_id INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    escrow TEXT NOT NULL,
+    channel_id INTEGER NOT NULL,
+    cumulative TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (global_id, root, escrow, channel_id, cumulative)
+);
+PRAGMA user_version = 2;
 ";
+
+/// Where a settlement the node started stands (`channel_settlements.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementStatus {
+    /// Recorded before it was sent; a crash here leaves it so (the chain tells the rest).
+    Submitting,
+    /// The chain confirmed it.
+    Submitted,
+    /// Sending or the contract failed.
+    Failed,
+}
+
+impl SettlementStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitting => "submitting",
+            Self::Submitted => "submitted",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "submitting" => Self::Submitting,
+            "submitted" => Self::Submitted,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
 
 /// Handle to the channel ledger; cheap to clone.
 #[derive(Debug, Clone)]
@@ -334,6 +376,92 @@ impl ChannelLedger {
             receipts.into_iter().map(|r| r.body),
             best,
         )?)
+    }
+
+    /// Records that a settlement of the channel up to `cumulative` is about to be sent; false when
+    /// one with that cumulative amount was ever started (whatever became of it): the node never
+    /// submits the same cumulative amount twice.
+    pub async fn begin_settlement(
+        &self,
+        channel: &ChannelRef,
+        cumulative: u128,
+        last_seq: u32,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO channel_settlements (global_id, root, escrow, channel_id, cumulative, last_seq, status, detail, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, '', ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(channel.global_id)
+        .bind(channel.root.to_hex())
+        .bind(channel.escrow.to_hex())
+        .bind(to_db(channel.channel_id))
+        .bind(cumulative.to_string())
+        .bind(i64::from(last_seq))
+        .bind(SettlementStatus::Submitting.as_str())
+        .bind(unix_now_i64())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records how the settlement up to `cumulative` ended (`detail`: the transaction or the
+    /// error).
+    pub async fn finish_settlement(
+        &self,
+        channel: &ChannelRef,
+        cumulative: u128,
+        status: SettlementStatus,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE channel_settlements SET status = ?, detail = ?, updated_at = ?
+             WHERE global_id = ? AND root = ? AND escrow = ? AND channel_id = ? AND cumulative = ?",
+        )
+        .bind(status.as_str())
+        .bind(detail)
+        .bind(unix_now_i64())
+        .bind(channel.global_id)
+        .bind(channel.root.to_hex())
+        .bind(channel.escrow.to_hex())
+        .bind(to_db(channel.channel_id))
+        .bind(cumulative.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// The settlements started for the channel: (cumulative, status), oldest first.
+    pub async fn settlements(&self, channel: &ChannelRef) -> Result<Vec<(u128, SettlementStatus)>> {
+        let rows = sqlx::query(
+            "SELECT cumulative, status FROM channel_settlements
+             WHERE global_id = ? AND root = ? AND escrow = ? AND channel_id = ? ORDER BY last_seq, updated_at",
+        )
+        .bind(channel.global_id)
+        .bind(channel.root.to_hex())
+        .bind(channel.escrow.to_hex())
+        .bind(to_db(channel.channel_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|r| {
+                let c: String = r.try_get("cumulative").map_err(|e| self.db(e))?;
+                let s: String = r.try_get("status").map_err(|e| self.db(e))?;
+                let c = c
+                    .parse::<u128>()
+                    .map_err(|e| corrupt("channel_settlements", "cumulative", e))?;
+                let s = SettlementStatus::parse(&s).ok_or_else(|| {
+                    corrupt(
+                        "channel_settlements",
+                        "status",
+                        format!("unknown status {s:?}"),
+                    )
+                })?;
+                Ok((c, s))
+            })
+            .collect()
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -231,6 +231,12 @@ pub struct NodeArgs {
     /// Post receipts on-chain from this worker's wallet instead of relying on the relayer.
     #[arg(long = "self-submit")]
     pub self_submit: bool,
+    /// Channels (v2 Root): what a client may leave unpaid (default: one request's max cost).
+    #[arg(long = "channel.credit", env = "COCOON_CHANNEL_CREDIT")]
+    pub channel_credit: Option<Ton>,
+    /// Channels (v2 Root): seconds between looks for due settlements.
+    #[arg(long = "channel.settle-every", env = "COCOON_CHANNEL_SETTLE_EVERY", default_value_t = super::DEFAULT_SETTLE_EVERY.as_secs())]
+    pub settle_every_secs: u64,
     /// Log as JSON lines.
     #[arg(long = "log.json", env = "COCOON_WORKER_LOG_JSON")]
     pub log_json: bool,
@@ -253,6 +259,8 @@ impl Default for NodeArgs {
             stake: Ton(DEFAULT_STAKE),
             capacity: DEFAULT_CAPACITY,
             self_submit: false,
+            channel_credit: None,
+            settle_every_secs: super::DEFAULT_SETTLE_EVERY.as_secs(),
             log_json: false,
         }
     }
@@ -337,6 +345,11 @@ impl NodeArgs {
                 ttl: self.tee_inputs.ttl,
                 renew_before: self.tee_inputs.renew_before,
                 ..Renewal::default()
+            },
+            channels: super::ChannelOptions {
+                credit: self.channel_credit.map(|t| t.nano()),
+                settle_every: std::time::Duration::from_secs(self.settle_every_secs.max(1)),
+                ..super::ChannelOptions::default()
             },
         })
     }

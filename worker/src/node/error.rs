@@ -74,6 +74,9 @@ pub enum NodeError {
     /// A contract call or getter failed.
     #[error("contract: {0}")]
     Contract(#[from] ContractError),
+    /// The channel ledger (protocol v2) failed.
+    #[error("channel ledger: {0}")]
+    ChannelLedger(#[from] super::channel_ledger::ChannelLedgerError),
     /// Building or signing a receipt failed.
     #[error("receipt: {0}")]
     Receipt(#[from] ReceiptError),

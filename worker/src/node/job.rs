@@ -70,15 +70,15 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
-fn fail(code: JobFailure, message: impl Into<String>) -> Outcome {
+pub(crate) fn fail(code: JobFailure, message: impl Into<String>) -> Outcome {
     Outcome::Failed(code, message.into())
 }
 
-fn internal(message: impl Into<String>) -> Outcome {
+pub(crate) fn internal(message: impl Into<String>) -> Outcome {
     fail(JobFailure::Internal, message)
 }
 
-fn bad_input(message: impl Into<String>) -> Outcome {
+pub(crate) fn bad_input(message: impl Into<String>) -> Outcome {
     fail(JobFailure::BadInput, message)
 }
 
@@ -137,38 +137,38 @@ pub(crate) async fn serve(
     }
 }
 
-/// Seals output messages into numbered chunks of one attempt.
-struct Stream<'a> {
-    d: &'a Dispatch,
-    out: &'a UnboundedSender<WorkerMessage>,
-    sealer: ResponseSealer,
-    seq: u32,
+/// Where a stream's sealed chunks go: `(seq, sealed bytes)`; false once nobody listens.
+pub(crate) type ChunkSink<'a> = Box<dyn FnMut(u32, Vec<u8>) -> bool + Send + 'a>;
+
+/// Seals output messages into numbered chunks of one attempt (a v1 job's or a channel
+/// request's: the sink decides the message).
+pub(crate) struct Stream<'a> {
+    /// What the stream answers, for logs.
+    pub(crate) label: String,
+    pub(crate) sink: ChunkSink<'a>,
+    pub(crate) sealer: ResponseSealer,
+    pub(crate) seq: u32,
 }
 
 impl Stream<'_> {
-    fn send(&mut self, msg: &JobOutput, is_final: bool) -> Result<(), Outcome> {
+    pub(crate) fn send(&mut self, msg: &JobOutput, is_final: bool) -> Result<(), Outcome> {
         let data = self
             .sealer
             .seal_chunk(&msg.encode(), is_final)
             .map_err(|e| internal(format!("sealing a chunk failed: {e}")))?;
-        self.out
-            .send(WorkerMessage::Chunk(Chunk {
-                job: self.d.job.clone(),
-                attempt: self.d.attempt,
-                seq: self.seq,
-                data,
-            }))
-            .map_err(|_| internal("the relayer connection closed"))?;
+        if !(self.sink)(self.seq, data) {
+            return Err(internal("the relayer connection closed"));
+        }
         self.seq += 1;
         Ok(())
     }
 }
 
 /// What the model did, in billing terms.
-struct Usage {
-    tokens_in: u32,
-    tokens_out: u32,
-    finish: FinishReason,
+pub(crate) struct Usage {
+    pub(crate) tokens_in: u32,
+    pub(crate) tokens_out: u32,
+    pub(crate) finish: FinishReason,
 }
 
 async fn answer(
@@ -220,9 +220,18 @@ async fn answer(
             spec.name
         )));
     }
+    let (job, attempt) = (d.job.clone(), d.attempt);
     let mut stream = Stream {
-        d,
-        out,
+        label: d.job.to_string(),
+        sink: Box::new(move |seq, data| {
+            out.send(WorkerMessage::Chunk(Chunk {
+                job: job.clone(),
+                attempt,
+                seq,
+                data,
+            }))
+            .is_ok()
+        }),
         sealer: opened.response,
         seq: 0,
     };
@@ -233,53 +242,20 @@ async fn answer(
                 .into_iter()
                 .map(|m| ChatMessage::new(&m.role, &m.content))
                 .collect();
-            generate(
-                ctx,
-                m,
-                Prompt::Chat(messages),
-                params,
-                max_cost,
-                &mut stream,
-                cancel,
-            )
-            .await?
+            let ids = tokenize_prompt(m, &Prompt::Chat(messages))?;
+            let prices = (ctx.price_in, ctx.price_out);
+            generate(m, ids, params, prices, max_cost, &mut stream, cancel).await?
         }
         (Task::Completion { prompt, params }, ModelHandle::Text(m)) => {
-            generate(
-                ctx,
-                m,
-                Prompt::Text(prompt),
-                params,
-                max_cost,
-                &mut stream,
-                cancel,
-            )
-            .await?
+            let ids = tokenize_prompt(m, &Prompt::Text(prompt))?;
+            let prices = (ctx.price_in, ctx.price_out);
+            generate(m, ids, params, prices, max_cost, &mut stream, cancel).await?
         }
         (Task::Embeddings { input }, ModelHandle::Embedding(m)) => {
-            let tokens_in = input
-                .iter()
-                .map(|t| m.tokenize(t).map(|ids| ids.len()))
-                .sum::<crate::Result<usize>>()
-                .map_err(|e| engine_failure("cannot tokenize", &e))?;
-            let tokens_in = u32::try_from(tokens_in).map_err(|_| bad_input("input too long"))?;
+            let tokens_in = embedding_tokens(m, &input)?;
             input_only_cost(tokens_in, ctx.price_in, max_cost)
                 .map_err(|e| bad_input(e.to_string()))?;
-            let model = m.clone();
-            let e = tokio::task::spawn_blocking(move || model.embed(&input))
-                .await
-                .map_err(|e| internal(format!("embedding task: {e}")))?
-                .map_err(|e| engine_failure("embedding failed", &e))?;
-            if cancel.load(Ordering::SeqCst) {
-                return Err(Outcome::Cancelled);
-            }
-            stream.send(&JobOutput::Embeddings { vectors: e.vectors }, false)?;
-            Usage {
-                tokens_in: u32::try_from(e.prompt_tokens)
-                    .map_err(|_| internal("input too long"))?,
-                tokens_out: 0,
-                finish: FinishReason::Stop,
-            }
+            embed(m, input, &mut stream, cancel).await?
         }
         _ => return Err(bad_input("request kind does not match the model")),
     };
@@ -347,19 +323,48 @@ async fn answer(
     Ok(receipt)
 }
 
-async fn generate(
-    ctx: &NodeContext,
-    model: &Arc<TextModel>,
-    prompt: Prompt,
-    params: cocoon_sdk::job::GenerationParams,
-    max_cost: u128,
+/// The input tokens of an embeddings request.
+pub(crate) fn embedding_tokens(
+    m: &crate::EmbeddingModel,
+    input: &[String],
+) -> Result<u32, Outcome> {
+    let tokens_in = input
+        .iter()
+        .map(|t| m.tokenize(t).map(|ids| ids.len()))
+        .sum::<crate::Result<usize>>()
+        .map_err(|e| engine_failure("cannot tokenize", &e))?;
+    u32::try_from(tokens_in).map_err(|_| bad_input("input too long"))
+}
+
+/// Embeds `input` on a blocking thread and streams the vectors as one chunk.
+pub(crate) async fn embed(
+    m: &Arc<crate::EmbeddingModel>,
+    input: Vec<String>,
     stream: &mut Stream<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<Usage, Outcome> {
+    let model = m.clone();
+    let e = tokio::task::spawn_blocking(move || model.embed(&input))
+        .await
+        .map_err(|e| internal(format!("embedding task: {e}")))?
+        .map_err(|e| engine_failure("embedding failed", &e))?;
+    if cancel.load(Ordering::SeqCst) {
+        return Err(Outcome::Cancelled);
+    }
+    stream.send(&JobOutput::Embeddings { vectors: e.vectors }, false)?;
+    Ok(Usage {
+        tokens_in: u32::try_from(e.prompt_tokens).map_err(|_| internal("input too long"))?,
+        tokens_out: 0,
+        finish: FinishReason::Stop,
+    })
+}
+
+/// The prompt's tokens, refused before any work when they cannot fit the model's context (no
+/// other worker of this model could serve it either).
+pub(crate) fn tokenize_prompt(model: &TextModel, prompt: &Prompt) -> Result<Vec<u32>, Outcome> {
     let ids = model
-        .tokenize(&prompt)
+        .tokenize(prompt)
         .map_err(|e| engine_failure("cannot tokenize the prompt", &e))?;
-    // Refused before any work when it cannot fit: no other worker of this model could serve it.
     let context = model.info().config.context;
     if ids.len() >= context {
         return Err(fail(
@@ -370,15 +375,23 @@ async fn generate(
             ),
         ));
     }
+    Ok(ids)
+}
+
+/// Runs `ids` through the model within `max_cost` at `prices` (input, output), streaming the
+/// text: the first text alone as soon as it is generated, then [`TOKENS_PER_CHUNK`] at a time.
+pub(crate) async fn generate(
+    model: &Arc<TextModel>,
+    ids: Vec<u32>,
+    params: cocoon_sdk::job::GenerationParams,
+    prices: (u128, u128),
+    max_cost: u128,
+    stream: &mut Stream<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Usage, Outcome> {
     let tokens_in = u32::try_from(ids.len()).map_err(|_| bad_input("prompt too long"))?;
-    let budget = output_budget(
-        tokens_in,
-        params.max_tokens,
-        ctx.price_in,
-        ctx.price_out,
-        max_cost,
-    )
-    .map_err(|e| bad_input(e.to_string()))?;
+    let budget = output_budget(tokens_in, params.max_tokens, prices.0, prices.1, max_cost)
+        .map_err(|e| bad_input(e.to_string()))?;
     let req = GenerateRequest {
         prompt: Prompt::Tokens(ids),
         max_tokens: budget as usize,
@@ -391,7 +404,7 @@ async fn generate(
         stop_tokens: Vec::new(),
         ignore_eos: false,
     };
-    debug!(target: "worker::node::job", job = %stream.d.job, tokens_in, budget, "generating");
+    debug!(target: "worker::node::job", request = %stream.label, tokens_in, budget, "generating");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let model = model.clone();
     let cancel_flag = cancel.clone();

@@ -151,6 +151,11 @@ impl NodeKeys {
         self.path.as_ref().map(|p| sibling(p, "receipts"))
     }
 
+    /// Where the channel ledger lives (protocol v2): `<key file>.channels` (none without a file).
+    pub fn channel_ledger_path(&self) -> Option<PathBuf> {
+        self.path.as_ref().map(|p| sibling(p, "channels"))
+    }
+
     /// Where the evidence registered on-chain is kept: `<key file>.evidence` (none without a
     /// file). Real TEE reports are signed with fresh randomness, so the node must keep the exact
     /// bytes whose hash it registered.

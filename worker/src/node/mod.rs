@@ -17,6 +17,10 @@
 //! - [`job`]: one dispatched job end to end.
 //! - [`stop`], [`pricing`]: stop strings; output tokens within the max cost.
 //! - [`ledger`]: receipts signed, one per job, durable.
+//! - On a v2 Root (payment channels): `onchain_v2` (the Worker v2 record), [`channel_cache`]
+//!   (channel states from the chain), `channel_desk` (one book per channel, vouchers),
+//!   `channel_serve` (one channel request), [`channel_ledger`] (receipts, vouchers,
+//!   settlements), `settle_loop` (settlement by policy and on shutdown).
 //! - [`submit`]: self-submission of receipts.
 //! - [`cli`]: the `run` / `register` flags.
 //!
@@ -44,6 +48,7 @@
 //!     capacity: 8,
 //!     self_submit: false,
 //!     renewal: Default::default(),
+//!     channels: Default::default(),
 //! };
 //! register(&cfg).await?;
 //! let node = Node::start(cfg).await?;
@@ -52,7 +57,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod channel_cache;
+mod channel_desk;
 pub mod channel_ledger;
+mod channel_serve;
 pub mod cli;
 pub mod error;
 pub mod job;
@@ -60,9 +68,11 @@ pub mod keys;
 pub mod ledger;
 pub mod models;
 pub mod onchain;
+mod onchain_v2;
 pub mod pricing;
 pub mod renew;
 pub mod session;
+mod settle_loop;
 pub mod stop;
 pub mod submit;
 
@@ -73,7 +83,8 @@ use std::time::Duration;
 
 use cocoon_sdk::attest::{AttestationProvider, EvidenceKind};
 use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
-use cocoon_sdk::contracts::RootClient;
+use cocoon_sdk::contracts::v2::ChainChannels;
+use cocoon_sdk::contracts::{RootClient, RootVersion, detect_root_version};
 use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::receipt::SignedReceipt;
 use cocoon_sdk::relay::JobRef;
@@ -92,6 +103,35 @@ pub use renew::Renewal;
 
 /// Default jobs run at once.
 pub const DEFAULT_CAPACITY: u32 = 8;
+
+/// Default interval of the settlement loop (a due settlement waits at most this long).
+pub const DEFAULT_SETTLE_EVERY: Duration = Duration::from_secs(60);
+
+/// How the node serves payment channels (used on a v2 Root only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelOptions {
+    /// How much a channel's client may leave unpaid, nanoTON; `None`: one request's maximum
+    /// cost at the largest context served, at the channel's prices (the client then pays each
+    /// receipt, with its next request's voucher, before it is served again).
+    pub credit: Option<u128>,
+    /// How often due settlements are looked for.
+    pub settle_every: Duration,
+    /// Settle when a channel's settlement window ends within this many seconds.
+    pub settle_margin_secs: u32,
+    /// How long a channel state read from the chain is used before it is read again.
+    pub cache_ttl: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self {
+            credit: None,
+            settle_every: DEFAULT_SETTLE_EVERY,
+            settle_margin_secs: cocoon_sdk::channel::DEFAULT_SETTLE_MARGIN_SECS,
+            cache_ttl: channel_cache::DEFAULT_CHANNEL_TTL,
+        }
+    }
+}
 
 /// Everything a worker node needs.
 #[derive(Clone)]
@@ -122,6 +162,8 @@ pub struct NodeConfig {
     pub self_submit: bool,
     /// Attestation lifetime and when to renew it.
     pub renewal: Renewal,
+    /// Payment channels (v2 Roots).
+    pub channels: ChannelOptions,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -140,6 +182,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("capacity", &self.capacity)
             .field("self_submit", &self.self_submit)
             .field("renewal", &self.renewal)
+            .field("channels", &self.channels)
             .finish()
     }
 }
@@ -183,6 +226,8 @@ pub(crate) struct NodeContext {
     /// The evidence hash the current relayer session was opened with (None between sessions).
     pub(crate) announced: watch::Sender<Option<[u8; 32]>>,
     receipts: Mutex<Option<mpsc::UnboundedSender<SignedReceipt>>>,
+    /// The node's payment channels (None on a v1 Root: channel requests are refused).
+    pub(crate) channels: Option<Arc<channel_desk::ChannelDesk>>,
 }
 
 impl NodeContext {
@@ -246,11 +291,18 @@ impl Node {
     pub async fn start(cfg: NodeConfig) -> Result<NodeHandle> {
         cfg.validate()?;
         let chain = TonCenterClient::new(cfg.chain.clone())?;
-        let registry = RootClient::at(&chain, cfg.root.clone()).models().await?;
+        let version = detect_root_version(&chain, &cfg.root).await?;
+        let registry = match version {
+            RootVersion::V1 => RootClient::at(&chain, cfg.root.clone()).models().await?,
+            RootVersion::V2 => onchain_v2::served_registry(&chain, &cfg).await?,
+        };
         for m in &cfg.models {
             models::check_registered(&m.spec, &registry)?;
         }
-        let verified = onchain::verify_own_record(&chain, &cfg).await?;
+        let verified = match version {
+            RootVersion::V1 => onchain::verify_own_record(&chain, &cfg).await?,
+            RootVersion::V2 => onchain_v2::verify_own_record(&chain, &cfg).await?,
+        };
         let kind = cfg.attestation.kind();
         if kind == EvidenceKind::Simulated {
             warn!(target: "worker::node", worker = %verified.address.to_hex(), "UNATTESTED (SIMULATED TEE): no hardware protects prompts on this worker; development networks only");
@@ -274,6 +326,12 @@ impl Node {
         } else {
             (None, None)
         };
+        let channels = match version {
+            RootVersion::V1 => None,
+            RootVersion::V2 => Some(Arc::new(
+                open_channels(&cfg, &chain, &verified.address, &loaded).await?,
+            )),
+        };
         let (connected_tx, connected_rx) = watch::channel(false);
         let ctx = Arc::new(NodeContext {
             keys: cfg.keys.clone(),
@@ -292,6 +350,7 @@ impl Node {
             connected: connected_tx,
             announced: watch::channel(None).0,
             receipts: Mutex::new(receipts_tx),
+            channels: channels.clone(),
         });
         let url = session::worker_ws_url(&cfg.relayer_url)?;
         info!(target: "worker::node", worker = %ctx.address_hex, relayer = %url, models = ?ctx.models.keys().collect::<Vec<_>>(), attestation = %kind, price_in = ctx.price_in, price_out = ctx.price_out, capacity = ctx.capacity, self_submit = cfg.self_submit, "worker node started");
@@ -302,16 +361,73 @@ impl Node {
             shutdown_rx.clone(),
             ctx.reattested.subscribe(),
         ));
-        let renewer = tokio::spawn(renew::run(ctx.clone(), cfg.clone(), chain, shutdown_rx));
+        let settler = channels.map(|desk| {
+            let settle = settle_loop::SettleLoop {
+                chain: chain.clone(),
+                root: cfg.root.clone(),
+                wallet: cfg.wallet.clone(),
+                every: cfg.channels.settle_every,
+                margin_secs: cfg.channels.settle_margin_secs,
+            };
+            tokio::spawn(settle_loop::run(
+                ctx.clone(),
+                desk,
+                settle,
+                shutdown_rx.clone(),
+            ))
+        });
+        // Renewal re-registers through the v1 Worker; a v2 node re-registers by hand for now.
+        let renewer = match version {
+            RootVersion::V1 => {
+                tokio::spawn(renew::run(ctx.clone(), cfg.clone(), chain, shutdown_rx))
+            }
+            RootVersion::V2 => {
+                warn!(target: "worker::node", expires_at = ctx.evidence().expires_at, "v2 Root: the attestation is not renewed automatically; re-register before it expires");
+                tokio::spawn(async {})
+            }
+        };
         Ok(NodeHandle {
             ctx,
             shutdown: shutdown_tx,
             session,
             renewer,
             submitter,
+            settler,
             connected: connected_rx,
         })
     }
+}
+
+/// The node's channels on a v2 Root: the ledger beside the key file (in memory without one),
+/// channel states from the Escrows through a cache, every channel of the ledger restored.
+async fn open_channels(
+    cfg: &NodeConfig,
+    chain: &TonCenterClient,
+    worker: &TonAddress,
+    models: &BTreeMap<u32, (ModelSpec, ModelHandle)>,
+) -> Result<channel_desk::ChannelDesk> {
+    let ledger = match cfg.keys.channel_ledger_path() {
+        Some(p) => channel_ledger::ChannelLedger::open(&p).await?,
+        None => channel_ledger::ChannelLedger::in_memory().await?,
+    };
+    let credit = match cfg.channels.credit {
+        Some(c) => channel_desk::Credit::Fixed(c),
+        None => channel_desk::Credit::OneRequest {
+            tokens: models
+                .values()
+                .filter_map(|(_, h)| match h {
+                    ModelHandle::Text(m) => u32::try_from(m.info().config.context).ok(),
+                    ModelHandle::Embedding(_) => None,
+                })
+                .max()
+                .unwrap_or(512),
+        },
+    };
+    let cache =
+        channel_cache::ChannelCache::new(ChainChannels::new(chain.clone()), cfg.channels.cache_ttl);
+    let desk = channel_desk::ChannelDesk::new(cache, ledger, worker.clone(), credit);
+    desk.restore_all().await?;
+    Ok(desk)
 }
 
 /// A running node.
@@ -321,6 +437,7 @@ pub struct NodeHandle {
     session: JoinHandle<()>,
     renewer: JoinHandle<()>,
     submitter: Option<JoinHandle<()>>,
+    settler: Option<JoinHandle<()>>,
     connected: watch::Receiver<bool>,
 }
 
@@ -388,11 +505,16 @@ impl NodeHandle {
     }
 
     /// Stops gracefully: refuses new jobs, finishes the jobs in flight and sends their results,
-    /// closes the session, then submits the receipts still queued (with `self_submit`).
+    /// closes the session, settles every channel with an unsettled voucher (v2 Root), then
+    /// submits the receipts still queued (with `self_submit`).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.session.await;
         let _ = self.renewer.await;
+        // Every channel with anything unsettled is settled once more (after the jobs drained).
+        if let Some(s) = self.settler {
+            let _ = s.await;
+        }
         self.ctx
             .receipts
             .lock()

@@ -144,7 +144,7 @@ pub(crate) async fn attest(
 
 /// The evidence whose hash the record holds: the stored copy, or a fresh one when the provider
 /// reproduces it (simulated evidence is deterministic; real reports are not, hence the file).
-async fn evidence_for(
+pub(crate) async fn evidence_for(
     cfg: &NodeConfig,
     worker: &TonAddress,
     record: &WorkerRecordView,
@@ -179,7 +179,7 @@ async fn evidence_for(
     }
 }
 
-fn save_evidence(cfg: &NodeConfig, ev: &NodeEvidence) {
+pub(crate) fn save_evidence(cfg: &NodeConfig, ev: &NodeEvidence) {
     if let Some(path) = cfg.keys.evidence_path()
         && let Err(e) = super::keys::write_private(&path, &ev.bytes)
     {
@@ -189,7 +189,11 @@ fn save_evidence(cfg: &NodeConfig, ev: &NodeEvidence) {
 
 /// Fields of `record` that differ from this node (keys, prices, models). With `exact_models` the
 /// record must list exactly the served models; otherwise it must include them.
-fn differences(cfg: &NodeConfig, record: &WorkerRecordView, exact_models: bool) -> Vec<String> {
+pub(crate) fn differences(
+    cfg: &NodeConfig,
+    record: &WorkerRecordView,
+    exact_models: bool,
+) -> Vec<String> {
     let mut out = Vec::new();
     if record.receipt_key != cfg.keys.receipt_key() {
         out.push(format!(
@@ -232,11 +236,11 @@ fn differences(cfg: &NodeConfig, record: &WorkerRecordView, exact_models: bool) 
     out
 }
 
-fn served_ids(cfg: &NodeConfig) -> BTreeSet<u32> {
+pub(crate) fn served_ids(cfg: &NodeConfig) -> BTreeSet<u32> {
     cfg.models.iter().map(|m| m.spec.id).collect()
 }
 
-fn status_name(status: u8) -> &'static str {
+pub(crate) fn status_name(status: u8) -> &'static str {
     match status {
         worker_status::UNINITIALIZED => "uninitialized",
         worker_status::ACTIVE => "active",
@@ -334,9 +338,15 @@ pub(crate) async fn verify_own_record(
 
 /// Registers this node's Worker through Root (with `cfg.stake`), or updates it when the record
 /// differs or its attestation is about to expire; sends nothing when it already matches.
+/// On a v2 Root the Worker v2 is registered the same way (`onchain_v2`).
 pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
     cfg.validate()?;
     let chain = TonCenterClient::new(cfg.chain.clone())?;
+    if cocoon_sdk::contracts::detect_root_version(&chain, &cfg.root).await?
+        == cocoon_sdk::contracts::RootVersion::V2
+    {
+        return super::onchain_v2::register(&chain, cfg).await;
+    }
     let root = RootClient::at(&chain, cfg.root.clone());
     let registry = root.models().await?;
     for m in &cfg.models {

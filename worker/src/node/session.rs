@@ -236,27 +236,69 @@ async fn session(
                     RelayMessage::Challenge(_) | RelayMessage::Welcome(_) => {
                         return Err("unexpected handshake message mid-session".into());
                     }
-                    // This node serves per-job requests only: a channel request is refused with
-                    // a code that lets the relayer try the client's next channel.
                     RelayMessage::ChannelDispatch(d) => {
-                        warn!(target: "worker::node::session", request = d.request_id, "channel request refused: this node does not serve channel mode");
-                        let refused = WorkerMessage::ChannelRefused(ChannelRefused {
-                            request_id: d.request_id,
-                            attempt: d.attempt,
-                            code: ChannelRefusal::Internal,
-                            message: "this worker node does not serve channel mode".into(),
-                            expected_seq: None,
-                            receipt: None,
-                        });
-                        sink.send(frame(&refused)).await.map_err(|e| e.to_string())?;
+                        debug!(target: "worker::node::session", request = d.request_id, attempt = d.attempt, channel = d.ticket.channel.channel_id, seq = d.ticket.seq, "channel dispatch");
+                        let busy = if draining {
+                            Some("shutting down")
+                        } else if rolling {
+                            Some("re-attesting: reconnecting shortly")
+                        } else {
+                            None
+                        };
+                        match (&ctx.channels, busy) {
+                            (None, _) => {
+                                let _ = out_tx.send(channel_refused(&d, ChannelRefusal::Internal, "this worker node serves a v1 Root: no channel mode"));
+                            }
+                            (Some(_), Some(why)) => {
+                                let _ = out_tx.send(channel_refused(&d, ChannelRefusal::Busy, why));
+                            }
+                            (Some(_), None) if !ctx.try_acquire() => {
+                                let _ = out_tx.send(channel_refused(&d, ChannelRefusal::Busy, "at capacity"));
+                            }
+                            (Some(desk), None) => {
+                                let (ctx, desk, out) = (ctx.clone(), desk.clone(), out_tx.clone());
+                                tokio::spawn(async move {
+                                    if super::channel_serve::serve(ctx.clone(), desk, d, out).await {
+                                        ctx.jobs_served.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                    ctx.release();
+                                });
+                            }
+                        }
                     }
-                    RelayMessage::ChannelVoucher(v) => {
-                        debug!(target: "worker::node::session", channel = v.channel.channel_id, "voucher for a channel this node does not serve; dropped");
-                    }
+                    RelayMessage::ChannelVoucher(v) => match &ctx.channels {
+                        None => {
+                            debug!(target: "worker::node::session", channel = v.channel.channel_id, "voucher on a v1 Root; dropped");
+                        }
+                        Some(desk) => {
+                            let desk = desk.clone();
+                            tokio::spawn(async move {
+                                match desk.push_voucher(&v.channel, &v.voucher).await {
+                                    Ok(intake) => debug!(target: "worker::node::session", channel = v.channel.channel_id, seq = v.voucher.body.last_seq, ?intake, "voucher taken"),
+                                    Err(r) => warn!(target: "worker::node::session", channel = v.channel.channel_id, seq = v.voucher.body.last_seq, code = ?r.code, reason = %r.message, "voucher refused"),
+                                }
+                            });
+                        }
+                    },
                 }
             }
         }
     }
+}
+
+fn channel_refused(
+    d: &cocoon_sdk::relay::channel::ChannelDispatch,
+    code: ChannelRefusal,
+    message: &str,
+) -> WorkerMessage {
+    WorkerMessage::ChannelRefused(ChannelRefused {
+        request_id: d.request_id,
+        attempt: d.attempt,
+        code,
+        message: message.into(),
+        expected_seq: None,
+        receipt: None,
+    })
 }
 
 async fn handshake(

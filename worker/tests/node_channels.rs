@@ -1,0 +1,430 @@
+//! The worker node in channel mode (protocol v2) on localnet with a Root v2: the node registers
+//! its Worker v2, the real relayer admits it by that record, a client opens a channel on its
+//! Escrow and sends several requests through `POST /v2/requests` (real SmolLM2), checking every
+//! receipt with its `ChannelSession` before signing the next voucher. Also: a request beyond the
+//! client's credit and one beyond the channel's amount are refused, a replayed seq gets the
+//! receipt already signed (never a second one, across a restart too), a voucher pushed through
+//! `/v2/vouchers` is the one the node settles, once, on shutdown — and the Escrow's books match
+//! to the nanoTON.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_relayer::RelayerConfig;
+use cocoon_relayer::service::{self, ChainConfig, RelayerHandle, ServiceConfig};
+use cocoon_sdk::channel::{
+    BPS, ChannelRef, ChannelSession, RequestExpectation, SignedChannelReceipt, SignedVoucher,
+    request_seal_context, worker_share,
+};
+use cocoon_sdk::contracts::v2::{EscrowClient, OpenChannelArgs, settlement_logs};
+use cocoon_sdk::job::models::SMOLLM2_135M;
+use cocoon_sdk::job::{ChatMessage, GenerationParams, JobOutput, JobRequest};
+use cocoon_sdk::relay::channel::{
+    ChannelEvent, ChannelRefusal, ChannelSubmit, ChannelTicket, ChannelVoucherPush,
+};
+use cocoon_sdk::relay::{CHANNEL_REQUESTS_PATH, CHANNEL_VOUCHERS_PATH, PROTOCOL_VERSION};
+use cocoon_sdk::seal::{ClientSeal, seal_input};
+use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::SendOptions;
+use cocoon_testkit::{DevChainV2, dev};
+use cocoon_worker::BackendKind;
+use cocoon_worker::node::{
+    ChannelOptions, Node, NodeConfig, NodeHandle, RegisterOutcome, ServedModel, register,
+};
+use ed25519_dalek::SigningKey;
+
+use cocoon_sdk::attest::SimulatedProvider;
+use cocoon_worker::node::NodeKeys;
+
+const PRICE_IN: u128 = 1;
+const PRICE_OUT: u128 = 1_000;
+
+const MAX_TOKENS: u32 = 6;
+/// What the node serves unpaid: one request's max cost (a ~30-token prompt, 6 output tokens
+/// at 1,000 each) fits, two do not.
+const CREDIT: u128 = 9_000;
+const RELAYER_BPS: u16 = 100;
+
+fn chat(question: &str) -> JobRequest {
+    JobRequest::chat(
+        vec![ChatMessage::new("user", question)],
+        GenerationParams {
+            max_tokens: MAX_TOKENS,
+            temperature: 0.0,
+            top_p: 1.0,
+            stop: Vec::new(),
+            seed: Some(1),
+        },
+    )
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    escrow: cocoon_sdk::tlb::TonAddress,
+    worker_key: [u8; 32],
+}
+
+/// A request as sent: its seal (to open the answer) and what its receipt must match.
+struct Sent {
+    seal: ClientSeal,
+    events: Vec<ChannelEvent>,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        channel: &ChannelRef,
+        seq: u32,
+        voucher: Option<SignedVoucher>,
+        question: &str,
+    ) -> Sent {
+        let seal = seal_input(
+            &chat(question).encode().unwrap(),
+            &[self.worker_key],
+            &request_seal_context(&self.escrow, SMOLLM2_135M.id),
+        )
+        .unwrap();
+        let body = ChannelSubmit {
+            version: PROTOCOL_VERSION,
+            tickets: vec![ChannelTicket {
+                channel: channel.clone(),
+                seq,
+                voucher,
+            }],
+            model_id: SMOLLM2_135M.id,
+            max_tokens: MAX_TOKENS,
+            sealed_input: seal.sealed.clone(),
+        };
+        // The relayer sends its Welcome before it lists the session: a node that just connected
+        // may be "offline" (503, nothing dispatched) for a moment.
+        let mut tries = 0;
+        let resp = loop {
+            let resp = self
+                .http
+                .post(format!("{}{CHANNEL_REQUESTS_PATH}", self.base))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            tries += 1;
+            if resp.status().as_u16() != 503 || tries == 50 {
+                break resp;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let status = resp.status().as_u16();
+        let text = tokio::time::timeout(Duration::from_secs(300), resp.text())
+            .await
+            .expect("the stream ends")
+            .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let events = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| serde_json::from_str(d.trim()).unwrap())
+            .collect();
+        Sent { seal, events }
+    }
+}
+
+/// Opens a served request's answer and checks its receipt with the session (which signs the
+/// next voucher). Returns the receipt and the answer's text.
+fn accept(
+    session: &mut ChannelSession,
+    worker_key: &[u8; 32],
+    sent: &Sent,
+) -> (SignedChannelReceipt, String) {
+    let mut opener = sent.seal.response_opener(worker_key).unwrap();
+    let mut outputs = Vec::new();
+    let mut receipt = None;
+    for e in &sent.events {
+        match e {
+            ChannelEvent::Chunk { data, .. } => {
+                outputs.push(JobOutput::decode(&opener.open_chunk(data).unwrap()).unwrap())
+            }
+            ChannelEvent::Receipt {
+                receipt: r, chunks, ..
+            } => {
+                assert_eq!(*chunks as usize, outputs.len());
+                receipt = Some(r.clone());
+            }
+            _ => {}
+        }
+    }
+    let receipt = receipt.unwrap_or_else(|| panic!("no receipt in {:?}", sent.events));
+    // The first chunk is text on its own (sent as soon as the first token was generated).
+    assert!(
+        matches!(&outputs[0], JobOutput::Delta { text } if !text.is_empty()),
+        "{outputs:?}"
+    );
+    assert!(matches!(outputs.last(), Some(JobOutput::Done { .. })));
+    let text = outputs
+        .iter()
+        .filter_map(|o| match o {
+            JobOutput::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let expect = RequestExpectation {
+        model_id: SMOLLM2_135M.id,
+        max_tokens: MAX_TOKENS,
+        input_commitment: sent.seal.input_commitment,
+        output_commitment: opener.finish().unwrap(),
+    };
+    session.on_receipt(&receipt, &expect).unwrap();
+    (receipt, text)
+}
+
+/// The refusal of a request that was not served (then the stream failed: one ticket only).
+fn refusal(sent: &Sent) -> (ChannelRefusal, Option<u32>, Option<SignedChannelReceipt>) {
+    assert!(
+        matches!(sent.events.last(), Some(ChannelEvent::Failed { .. })),
+        "{:?}",
+        sent.events
+    );
+    sent.events
+        .iter()
+        .find_map(|e| match e {
+            ChannelEvent::Refused {
+                code,
+                expected_seq,
+                receipt,
+                ..
+            } => Some((*code, *expected_seq, receipt.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no refusal in {:?}", sent.events))
+}
+
+async fn relayer(
+    chain: &DevChainV2,
+    dir: &std::path::Path,
+) -> (RelayerHandle, cocoon_sdk::wallet::Wallet) {
+    let wallet = chain.funded_wallet(NANO_PER_TON).await.unwrap();
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        format!("sqlite://{}?mode=rwc", dir.join("relayer.db").display()),
+    );
+    cfg.relayer = RelayerConfig {
+        first_chunk_timeout: Duration::from_secs(120),
+        idle_timeout: Duration::from_secs(120),
+        ..RelayerConfig::default()
+    };
+    cfg.chain = Some(ChainConfig::new(
+        cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
+        chain.root.clone(),
+        wallet.clone(),
+    ));
+    (service::spawn(cfg).await.unwrap(), wallet)
+}
+
+async fn start(cfg: &NodeConfig) -> NodeHandle {
+    let node = Node::start(cfg.clone()).await.unwrap();
+    assert!(
+        node.wait_connected(Duration::from_secs(30)).await,
+        "node connects"
+    );
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_session_is_served_receipted_and_settled_once() {
+    let chain = DevChainV2::on(
+        cocoon_testkit::chain::start_localnet().await.unwrap(),
+        BTreeMap::from([(SMOLLM2_135M.id, SMOLLM2_135M.registry_hash())]),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (relayer, relayer_wallet) = relayer(&chain, dir.path()).await;
+
+    // The node registers its Worker v2 (stake + record) and starts against that record.
+    let owner = chain.funded_wallet(50 * NANO_PER_TON).await.unwrap();
+    let cfg = NodeConfig {
+        chain: cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
+        root: chain.root.clone(),
+        relayer_url: relayer.url(),
+        wallet: owner,
+        keys: NodeKeys::load_or_create(&dir.path().join("worker-keys.json")).unwrap(),
+        models: vec![ServedModel::load(SMOLLM2_135M, BackendKind::Flex)],
+        attestation: Arc::new(SimulatedProvider {
+            label: "node-channels-test".into(),
+        }),
+        price_in: PRICE_IN,
+        price_out: PRICE_OUT,
+        stake: dev::MIN_STAKE,
+        capacity: 2,
+        self_submit: false,
+        renewal: Default::default(),
+        channels: ChannelOptions {
+            credit: Some(CREDIT),
+            // Settled on shutdown only in this test.
+            settle_every: Duration::from_secs(3_600),
+            ..ChannelOptions::default()
+        },
+    };
+    assert!(matches!(
+        register(&cfg).await.unwrap(),
+        RegisterOutcome::Registered { .. }
+    ));
+    assert!(matches!(
+        register(&cfg).await.unwrap(),
+        RegisterOutcome::Unchanged { .. }
+    ));
+    let node = start(&cfg).await;
+    let worker_key = cfg.keys.encryption_key();
+
+    // The client opens a channel on its Escrow with one transaction: room for three requests, not four.
+    let client = chain.funded_wallet(20 * NANO_PER_TON).await.unwrap();
+    let escrow = EscrowClient::for_owner(&chain.chain, &chain.root, client.address())
+        .await
+        .unwrap();
+    escrow
+        .deposit(&client, 5 * NANO_PER_TON, &SendOptions::default())
+        .await
+        .unwrap();
+    let voucher_key = SigningKey::from_bytes(&[0x2a; 32]);
+    let amount: u128 = 20_000;
+    let opened = escrow
+        .open_channel(
+            &client,
+            OpenChannelArgs {
+                amount,
+                worker_owner: cfg.wallet.address().clone(),
+                expires_at: chain.now().await.unwrap() + 6 * 3600,
+                price_in: PRICE_IN,
+                price_out: PRICE_OUT,
+                voucher_key: voucher_key.verifying_key().to_bytes(),
+                relayer: relayer_wallet.address().clone(),
+                relayer_fee_bps: RELAYER_BPS,
+                notify_relayer: true,
+            },
+            &SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let ch = opened.channel.clone();
+    let mut session =
+        ChannelSession::open(opened.state.clone(), cfg.keys.receipt_key(), voucher_key).unwrap();
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: relayer.url(),
+        escrow: escrow.address().clone(),
+        worker_key,
+    };
+
+    // --- seq 1: served, streamed, receipted; the session checks it and signs voucher 1
+    let now = chain.now().await.unwrap();
+    let t = session.next_request(now).unwrap();
+    assert_eq!((t.seq, t.voucher.is_none()), (1, true));
+    let s1 = c.send(&ch, 1, None, "What is the capital of France?").await;
+    let (r1, text) = accept(&mut session, &worker_key, &s1);
+    assert!(!text.is_empty());
+    assert_eq!((r1.body.seq, &r1.body.channel), (1, &ch));
+    assert_eq!(
+        r1.body.cost,
+        u128::from(r1.body.tokens_in) * PRICE_IN + u128::from(r1.body.tokens_out) * PRICE_OUT
+    );
+    let v1 = session.latest_voucher().unwrap().clone();
+
+    // --- seq 2 without paying seq 1: beyond the credit, refused (another channel may serve)
+    let unpaid = c.send(&ch, 2, None, "Name a colour.").await;
+    let (code, _, _) = refusal(&unpaid);
+    assert_eq!(code, ChannelRefusal::OverCredit);
+    assert!(code.fails_over());
+
+    // --- a voucher that is not the client's: refused
+    let forged = cocoon_sdk::channel::Voucher { ..v1.body.clone() }
+        .sign(&SigningKey::from_bytes(&[0x55; 32]))
+        .unwrap();
+    let bad = c.send(&ch, 2, Some(forged), "Name a colour.").await;
+    assert_eq!(refusal(&bad).0, ChannelRefusal::BadVoucher);
+
+    // --- a seq ahead of the next: refused with the seq expected
+    let ahead = c.send(&ch, 5, Some(v1.clone()), "Name a colour.").await;
+    let (code, expected, _) = refusal(&ahead);
+    assert_eq!((code, expected), (ChannelRefusal::WrongSeq, Some(2)));
+
+    // --- seq 2 with voucher 1: served
+    let s2 = c.send(&ch, 2, Some(v1.clone()), "Name a colour.").await;
+    let (r2, _) = accept(&mut session, &worker_key, &s2);
+    assert_eq!(r2.body.seq, 2);
+    let v2 = session.latest_voucher().unwrap().clone();
+
+    // --- seq 2 again: the receipt already signed comes back, never a second one
+    let replay = c.send(&ch, 2, Some(v2.clone()), "Something else.").await;
+    let (code, expected, again) = refusal(&replay);
+    assert_eq!((code, expected), (ChannelRefusal::SeqTaken, Some(3)));
+    assert_eq!(again.as_ref(), Some(&r2));
+
+    // --- seq 3: served; seq 4 cannot fit the channel's amount
+    let s3 = c.send(&ch, 3, Some(v2.clone()), "Say hello.").await;
+    let (r3, _) = accept(&mut session, &worker_key, &s3);
+    let v3 = session.latest_voucher().unwrap().clone();
+    let cumulative = r1.body.cost + r2.body.cost + r3.body.cost;
+    assert_eq!(v3.body.cumulative, cumulative);
+    assert_eq!(v3.body.last_seq, 3);
+    // Seq 4 could cost at least its output: 6 tokens at 1,000.
+    assert!(amount - cumulative < u128::from(MAX_TOKENS) * PRICE_OUT);
+    let full = c.send(&ch, 4, Some(v3.clone()), "One more?").await;
+    assert_eq!(refusal(&full).0, ChannelRefusal::Exhausted);
+
+    // --- voucher 3 pushed outside a request (what a client does before it stops)
+    let resp = c
+        .http
+        .post(format!("{}{CHANNEL_VOUCHERS_PATH}", c.base))
+        .json(&ChannelVoucherPush {
+            version: PROTOCOL_VERSION,
+            channel: ch.clone(),
+            voucher: v3.clone(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    // The node takes it asynchronously; give it a moment before shutting down.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // --- shutdown settles once: exactly voucher 3, split as the Escrow computes it
+    let before = escrow.state().await.unwrap();
+    assert_eq!(node.jobs_served(), 3);
+    node.shutdown().await;
+    let logs = settlement_logs(&chain.chain, escrow.address(), ch.channel_id)
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!((logs[0].seq(), logs[0].cumulative()), (3, cumulative));
+    assert_eq!(logs[0].acc(), v3.body.acc);
+    assert_eq!(&logs[0].worker_owner, cfg.wallet.address());
+    let state = escrow.channel(ch.channel_id).await.unwrap().unwrap();
+    let relayer_fee = cumulative * u128::from(RELAYER_BPS) / BPS;
+    let protocol_fee = cumulative * u128::from(dev::PROTOCOL_FEE_BPS) / BPS;
+    let share = worker_share(cumulative, RELAYER_BPS, dev::PROTOCOL_FEE_BPS);
+    assert_eq!(share, cumulative - relayer_fee - protocol_fee);
+    assert_eq!(
+        (state.settled, state.last_seq, state.relayer_due),
+        (cumulative, 3, relayer_fee)
+    );
+    let after = escrow.state().await.unwrap();
+    assert_eq!(after.locked, before.locked - share - protocol_fee);
+    assert_eq!(after.fees_due, before.fees_due + protocol_fee);
+
+    // --- a restarted node keeps its ledger: seq 3 again gets the same receipt, not a new one
+    let node = start(&cfg).await;
+    let replay = c.send(&ch, 3, Some(v3.clone()), "Say hello again.").await;
+    let (code, expected, again) = refusal(&replay);
+    assert_eq!((code, expected), (ChannelRefusal::SeqTaken, Some(4)));
+    assert_eq!(again.as_ref(), Some(&r3));
+    // Nothing new to settle: the same cumulative is never submitted twice.
+    node.shutdown().await;
+    assert_eq!(
+        settlement_logs(&chain.chain, escrow.address(), ch.channel_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    relayer.shutdown().await.unwrap();
+}
