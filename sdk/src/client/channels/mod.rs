@@ -476,45 +476,8 @@ impl ChannelClient {
     async fn open_channels(&self, model: u32, bound: TokenBound) -> Result<()> {
         let _sending = self.inner.sending.lock().await;
         let root = self.root_v2().await?;
-        let listed = self.inner.relayer.workers(Some(model)).await?;
+        let (verified, rejected) = self.screen(model, &root).await?;
         let now = unix_now();
-        let check = WorkerCheck {
-            root: &self.inner.config.root,
-            worker_code: &root.worker_code,
-            policy: &root.policy,
-            min_stake: root.min_stake,
-            now,
-        };
-        let mut verified = Vec::new();
-        let mut rejected = Vec::new();
-        for info in &listed.workers {
-            let Ok(address) = TonAddress::from_str(&info.worker) else {
-                rejected.push(format!("{}: not an address", info.worker));
-                continue;
-            };
-            if let Some(w) = lock(&self.inner.workers).fresh(info, &address, now) {
-                verified.push(w.clone());
-                continue;
-            }
-            let checked = match read_worker_v2(&self.inner.chain, &self.inner.config.root, &address)
-                .await?
-            {
-                None => Err("no Worker v2 contract there".to_owned()),
-                Some((state, record)) => check_worker_v2(info, &address, &state, &record, &check),
-            };
-            match checked {
-                Ok(w) => {
-                    debug!(target: "sdk::channels", worker = %address, kind = %w.kind(), "worker verified");
-                    lock(&self.inner.workers).insert(info, w.clone());
-                    verified.push(w);
-                }
-                Err(reason) => {
-                    warn!(target: "sdk::channels", worker = %address, %reason, "worker refused");
-                    lock(&self.inner.workers).forget(&address);
-                    rejected.push(format!("{address}: {reason}"));
-                }
-            }
-        }
         let verified: Vec<ChannelWorker> = verified
             .into_iter()
             .filter(|w| w.models.contains(&model))
@@ -561,6 +524,67 @@ impl ChannelClient {
             Some(e) if distinct == 0 => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// The workers the relayer lists for `model` that pass every check (cached ones are not
+    /// read again), with the reasons of those refused.
+    async fn screen(&self, model: u32, root: &RootV2) -> Result<(Vec<ChannelWorker>, Vec<String>)> {
+        let listed = self.inner.relayer.workers(Some(model)).await?;
+        let now = unix_now();
+        let check = WorkerCheck {
+            root: &self.inner.config.root,
+            worker_code: &root.worker_code,
+            policy: &root.policy,
+            min_stake: root.min_stake,
+            now,
+        };
+        let mut verified = Vec::new();
+        let mut rejected = Vec::new();
+        for info in &listed.workers {
+            let Ok(address) = TonAddress::from_str(&info.worker) else {
+                rejected.push(format!("{}: not an address", info.worker));
+                continue;
+            };
+            if let Some(w) = lock(&self.inner.workers).fresh(info, &address, now) {
+                verified.push(w.clone());
+                continue;
+            }
+            let checked = match read_worker_v2(&self.inner.chain, &self.inner.config.root, &address)
+                .await?
+            {
+                None => Err("no Worker v2 contract there".to_owned()),
+                Some((state, record)) => check_worker_v2(info, &address, &state, &record, &check),
+            };
+            match checked {
+                Ok(w) => {
+                    debug!(target: "sdk::channels", worker = %address, kind = %w.kind(), "worker verified");
+                    lock(&self.inner.workers).insert(info, w.clone());
+                    verified.push(w);
+                }
+                Err(reason) => {
+                    warn!(target: "sdk::channels", worker = %address, %reason, "worker refused");
+                    lock(&self.inner.workers).forget(&address);
+                    rejected.push(format!("{address}: {reason}"));
+                }
+            }
+        }
+        Ok((verified, rejected))
+    }
+
+    /// The verified workers serving `model` now (relayer list, chain reads for uncached ones).
+    pub async fn workers(&self, model: u32) -> Result<Vec<ChannelWorker>> {
+        let root = self.root_v2().await?;
+        let (verified, _) = self.screen(model, &root).await?;
+        Ok(verified
+            .into_iter()
+            .filter(|w| w.models.contains(&model))
+            .collect())
+    }
+
+    /// Whether Root v2 registers `model` under this sdk's registry hash for it.
+    pub async fn has_model(&self, model: &ModelSpec) -> Result<bool> {
+        let root = RootClient::at(&self.inner.chain, self.inner.config.root.clone());
+        Ok(root.model(model.id).await? == Some(model.registry_hash()))
     }
 
     async fn global_id(&self, escrow: &EscrowClient<'_, TonCenterClient>) -> Result<i32> {

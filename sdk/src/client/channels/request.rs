@@ -47,6 +47,9 @@ pub struct ChannelResult {
     pub usage: Usage,
     /// nanoTON charged by the receipt.
     pub cost: u128,
+    /// The most the request could have cost on that channel (its token bound at the channel's
+    /// prices).
+    pub max_cost: u128,
     /// The channel's cumulative amount paid after it (the voucher's).
     pub cumulative: u128,
     /// Its attestation kind ([`EvidenceKind::Simulated`] = UNATTESTED).
@@ -71,6 +74,8 @@ pub enum ChannelEvent {
         channel: ChannelRef,
         /// Its worker.
         worker: TonAddress,
+        /// Its attestation kind, as verified.
+        attestation_kind: EvidenceKind,
         /// Attempt number.
         attempt: u32,
     },
@@ -343,6 +348,7 @@ impl ChannelStream {
         Ok(Some(ChannelEvent::Dispatched {
             channel,
             worker: self.named[ticket].worker.clone(),
+            attestation_kind: self.named[ticket].kind,
             attempt,
         }))
     }
@@ -450,6 +456,7 @@ impl ChannelStream {
             )));
         }
         let channel_id = named.channel.channel_id;
+        let slot_prices;
         let voucher = {
             let mut slots = lock(&self.inner.slots);
             let slot = slots
@@ -458,6 +465,10 @@ impl ChannelStream {
                 .ok_or_else(|| {
                     ChannelClientError::Failed(format!("channel {channel_id} vanished"))
                 })?;
+            slot_prices = (
+                slot.session.state().price_in,
+                slot.session.state().price_out,
+            );
             match slot.session.on_receipt(&receipt, &expectation) {
                 Ok(v) => {
                     let v = v.clone();
@@ -488,6 +499,8 @@ impl ChannelStream {
             finish_reason,
             usage,
             cost: b.cost,
+            max_cost: crate::client::cost_of(self.bound, slot_prices.0, slot_prices.1)
+                .unwrap_or(u128::MAX),
             cumulative: voucher.body.cumulative,
             attestation_kind: named.kind,
             input_commitment: self.seal.input_commitment,
