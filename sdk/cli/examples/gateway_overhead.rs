@@ -54,6 +54,7 @@ impl Backend for InstantBackend {
             open_tx: None,
             open_time: Duration::ZERO,
             settlement: None,
+            channel: None,
         }))));
         Ok(futures_util::stream::iter(ev).boxed())
     }

@@ -76,6 +76,7 @@ fn summary(
         open_tx: Some("cd".repeat(32)),
         open_time: Duration::from_millis(20),
         settlement: None,
+        channel: None,
     })
 }
 

@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod channels;
 mod cost;
 mod error;
 mod job;

@@ -51,6 +51,11 @@ impl RelayerApi {
         &self.base
     }
 
+    /// The HTTP client (shared connection pool).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `GET /health`.
     pub async fn health(&self) -> Result<Health> {
         let r = self.get("/health").await?;

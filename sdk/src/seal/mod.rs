@@ -21,7 +21,7 @@ pub use input::{
     ClientSeal, MAX_INPUT_LEN, OpenedInput, RecipientEntry, ResponseSecrets, SEALED_INPUT_VERSION,
     SUITE_X25519_SHA256_CHACHA20, SealedInput, input_commitment, open_input, seal_input,
 };
-pub use job::JobContext;
+pub use job::{CHANNEL_JOB_ID, JobContext};
 pub use keys::EncryptionKeyPair;
 pub use stream::{
     CHUNK_VERSION, MAX_CHUNK_LEN, ResponseOpener, ResponseSealer, SealedChunk, output_commitment,

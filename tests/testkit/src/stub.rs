@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tonlib_core::TonAddress;
 
-use cocoon_sdk::channel::{ChannelReceipt, SignedChannelReceipt};
+use cocoon_sdk::channel::{ACC_ZERO, ChannelReceipt, SignedChannelReceipt};
+use cocoon_sdk::job::{FinishReason, JobOutput, JobRequest, Task};
 use cocoon_sdk::receipt::{ReceiptBody, ReceiptCommitments, ReceiptError, ReceiptHashes};
 use cocoon_sdk::relay::auth::auth_payload;
 use cocoon_sdk::relay::channel::{
@@ -25,6 +26,7 @@ use cocoon_sdk::relay::worker::{
     Chunk, Dispatch, Done, Heartbeat, Hello, JobFailed, JobFailure, RelayMessage, WorkerMessage,
 };
 use cocoon_sdk::relay::{JobRef, PROTOCOL_VERSION, WORKER_WS_PATH};
+use cocoon_sdk::seal::{EncryptionKeyPair, JobContext, open_input};
 use cocoon_sdk::tlb::{TlbError, TlbType as _};
 
 use cocoon_relayer::registry::{OnChainWorker, WorkerStatus};
@@ -42,6 +44,9 @@ pub enum StubMode {
     Refuse,
     /// Answers with a receipt signed by the wrong key.
     BadReceipt,
+    /// In channel mode with [`StubWorker::sealing`]: a correctly signed receipt that commits to
+    /// another output than the one sent (only the client, which opens the answer, can tell).
+    WrongOutput,
 }
 
 /// A stub worker's identity: receipt key, encryption key, address, evidence.
@@ -67,6 +72,10 @@ pub struct StubWorker {
     pub mode: StubMode,
     /// In channel mode: refuse every channel request with this code instead of serving it.
     pub channel_refusal: Option<ChannelRefusal>,
+    /// In channel mode: the worker's encryption key pair. With it the stub answers like a real
+    /// worker: it opens the sealed input, seals an echo of it, and signs a receipt that chains
+    /// from the ticket's voucher with the real output commitment (what a client checks).
+    pub sealing: Option<EncryptionKeyPair>,
 }
 
 impl StubWorker {
@@ -93,6 +102,7 @@ impl StubWorker {
             prices: (1, 2),
             mode: StubMode::Answer,
             channel_refusal: None,
+            sealing: None,
         }
     }
 
@@ -224,7 +234,7 @@ impl StubWorker {
                     let _ = ws.close(None).await;
                     return;
                 }
-                StubMode::Answer | StubMode::BadReceipt => self.answer(&d),
+                StubMode::Answer | StubMode::BadReceipt | StubMode::WrongOutput => self.answer(&d),
             };
             for r in replies {
                 if send(&mut ws, &r).await.is_err() {
@@ -296,6 +306,9 @@ impl StubWorker {
                 receipt: None,
             })];
         }
+        if let Some(enc) = &self.sealing {
+            return self.answer_channel_sealed(d, enc);
+        }
         let mut out: Vec<WorkerMessage> = (0..self.chunks)
             .map(|seq| {
                 WorkerMessage::ChannelChunk(ChannelChunk {
@@ -326,6 +339,132 @@ impl StubWorker {
                 expected_seq: None,
                 receipt: None,
             })),
+        }
+        out
+    }
+
+    /// A sealed answer (see [`StubWorker::sealing`]), or a `bad_request` refusal when the input
+    /// does not open.
+    fn answer_channel_sealed(
+        &self,
+        d: &ChannelDispatch,
+        enc: &EncryptionKeyPair,
+    ) -> Vec<WorkerMessage> {
+        let refuse = |message: String| {
+            vec![WorkerMessage::ChannelRefused(ChannelRefused {
+                request_id: d.request_id,
+                attempt: d.attempt,
+                code: ChannelRefusal::BadRequest,
+                message,
+                expected_seq: None,
+                receipt: None,
+            })]
+        };
+        let cx = JobContext::channel_request(d.ticket.channel.escrow.clone(), d.model_id);
+        let opened = match open_input(&d.sealed_input, enc, &cx) {
+            Ok(o) => o,
+            Err(e) => return refuse(format!("cannot open the input: {e}")),
+        };
+        let request = match JobRequest::decode(&opened.plaintext) {
+            Ok(r) => r,
+            Err(e) => return refuse(format!("not a request: {e}")),
+        };
+        let mut outputs = Vec::new();
+        let tokens_in = opened.plaintext.len() as u32 / 4;
+        let tokens_out = match &request.task {
+            Task::Chat { messages, .. } => {
+                let last = messages.last().map(|m| m.content.as_str()).unwrap_or("");
+                let words: Vec<String> = format!("echo: {last}")
+                    .split(' ')
+                    .map(|w| format!("{w} "))
+                    .collect();
+                for w in &words {
+                    outputs.push(JobOutput::Delta { text: w.clone() });
+                }
+                words.len() as u32
+            }
+            Task::Completion { prompt, .. } => {
+                outputs.push(JobOutput::Delta {
+                    text: format!("{prompt}!"),
+                });
+                1
+            }
+            Task::Embeddings { input } => {
+                outputs.push(JobOutput::Embeddings {
+                    vectors: input.iter().map(|t| vec![t.len() as f32, 1.0]).collect(),
+                });
+                0
+            }
+        };
+        outputs.push(JobOutput::Done {
+            finish_reason: FinishReason::Stop,
+            prompt_tokens: tokens_in,
+            completion_tokens: tokens_out,
+        });
+        let mut sealer = opened.response;
+        let n = outputs.len();
+        let mut out = Vec::new();
+        for (i, o) in outputs.iter().enumerate() {
+            match sealer.seal_chunk(&o.encode(), i + 1 == n) {
+                Ok(data) => out.push(WorkerMessage::ChannelChunk(ChannelChunk {
+                    request_id: d.request_id,
+                    attempt: d.attempt,
+                    seq: i as u32,
+                    data,
+                })),
+                Err(e) => return refuse(format!("cannot seal: {e}")),
+            }
+        }
+        let cost = u128::from(tokens_in) * u128::from(self.prices.0)
+            + u128::from(tokens_out) * u128::from(self.prices.1);
+        // The receipt chains from what the ticket's voucher paid (a stub keeps no ledger).
+        let prev_acc = match &d.ticket.voucher {
+            Some(v) if v.body.last_seq + 1 == d.ticket.seq => v.body.acc,
+            _ => ACC_ZERO,
+        };
+        let signed = TonAddress::from_hex_str(&self.address)
+            .map_err(|e| e.to_string())
+            .and_then(|worker| {
+                let key = if self.mode == StubMode::BadReceipt {
+                    SigningKey::from_bytes(&[7; 32])
+                } else {
+                    self.signing_key.clone()
+                };
+                ChannelReceipt {
+                    channel: d.ticket.channel.clone(),
+                    seq: d.ticket.seq,
+                    worker,
+                    model_id: d.model_id,
+                    tokens_in,
+                    tokens_out,
+                    cost,
+                    time: 1_800_000_000,
+                    prev_acc,
+                    hashes: ReceiptHashes {
+                        weights_hash: [0x11; 32],
+                        evidence_hash: Sha256::digest(&self.evidence).into(),
+                    },
+                    commitments: ReceiptCommitments {
+                        input_commitment: opened.input_commitment,
+                        output_commitment: if self.mode == StubMode::WrongOutput {
+                            [0x22; 32]
+                        } else {
+                            sealer.output_commitment().map_err(|e| e.to_string())?
+                        },
+                    },
+                }
+                .sign(&key)
+                .map_err(|e| e.to_string())
+            });
+        match signed {
+            Ok(receipt) => out.push(WorkerMessage::ChannelDone(ChannelDone {
+                request_id: d.request_id,
+                attempt: d.attempt,
+                chunks: n as u32,
+                receipt,
+                cost,
+            })),
+            Err(e) => return refuse(format!("cannot sign: {e}")),
         }
         out
     }

@@ -110,6 +110,52 @@ impl ClientArgs {
     }
 }
 
+impl ClientArgs {
+    /// Whether the Root is a v2 Root (payment channels).
+    pub(super) async fn is_v2(&self, ctx: &Ctx) -> anyhow::Result<bool> {
+        let chain = ctx.chain()?;
+        let v = cocoon_sdk::contracts::detect_root_version(&chain, &self.root.root)
+            .await
+            .context("reading the Root's version")?;
+        Ok(v == cocoon_sdk::contracts::RootVersion::V2)
+    }
+
+    /// A channel-mode client (v2 Root): the voucher key beside the wallet file, the sessions
+    /// saved beside it too.
+    pub(super) async fn connect_channels(
+        &self,
+        ctx: &Ctx,
+    ) -> anyhow::Result<cocoon_sdk::client::channels::ChannelClient> {
+        use cocoon_sdk::client::channels::{ChannelClient, ChannelConfig, default_store_path};
+        let wallet = ctx.open_wallet()?;
+        let wallet_file = ctx.wallet.path();
+        let key = super::channel::load_or_create_voucher_key(
+            &super::channel::default_voucher_key_path(&wallet_file),
+        )?;
+        let mut c = ChannelConfig::new(
+            ctx.cli_chain.config(),
+            self.root.root.clone(),
+            self.relayer.clone(),
+        );
+        c.policy = policy_mode(self.policy, ctx.net());
+        c.channels = self
+            .candidates
+            .clamp(1, cocoon_sdk::relay::channel::MAX_TICKETS);
+        c.store = Some(default_store_path(&wallet_file, &self.root.root));
+        c.send = ctx.wallet.send_options();
+        if c.policy == PolicyMode::Development {
+            tracing::warn!(target: "cli", "development policy: UNATTESTED (SIMULATED TEE) workers are accepted");
+        }
+        ctx.out
+            .progress(
+                "connecting to Root v2 and the relayer",
+                ChannelClient::connect(c, wallet, key),
+            )
+            .await
+            .context("connecting to the network")
+    }
+}
+
 /// The evidence policy `arg` asks for on `network` (development on localnet when not said).
 pub(super) fn policy_mode(arg: Option<PolicyArg>, network: Network) -> PolicyMode {
     match arg {
@@ -302,7 +348,9 @@ pub enum JobCmd {
     },
     /// Check a receipt kept from an earlier job (`receipt_boc` of `chat --json`): signed by its
     /// worker's on-chain key, priced at its on-chain prices, settled on-chain for this wallet's
-    /// Escrow with the same cost and receipt hash.
+    /// Escrow with the same cost and receipt hash. A channel receipt (protocol v2, the `receipt_boc`
+    /// of `chat --json` on a v2 Root) is proved against the settlement that anchors it, with the
+    /// later receipts of its channel saved beside the wallet.
     Verify {
         /// Where the client connects and what evidence it accepts.
         #[command(flatten)]
@@ -457,10 +505,105 @@ async fn finish(
 }
 
 pub(super) async fn chat(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
+    if a.client.is_v2(ctx).await? {
+        return chat_channels(ctx, a).await;
+    }
     let client = a.client.connect(ctx).await?;
     let (r, open_ms) = run_job(ctx, &client, &a.model, a.request(), a.job.options(), true).await?;
     let human = summary(&r, ctx.net());
     finish(ctx, &client, r, open_ms, a.job.settle, human).await
+}
+
+/// `cocoon chat` on a v2 Root: paid through the wallet's payment channels, nothing on-chain per
+/// request once they are open.
+async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
+    use cocoon_sdk::client::channels::ChannelEvent;
+    let client = a.client.connect_channels(ctx).await?;
+    let model = cocoon_sdk::job::ModelSpec::by_name(&a.model)
+        .with_context(|| format!("model {:?}", a.model))?;
+    let txs_before = client.transactions();
+    let mut stream = ctx
+        .out
+        .progress(
+            "sending over the channels",
+            client.request(model, a.request()),
+        )
+        .await?;
+    let stdout = std::io::stdout();
+    let r = loop {
+        match stream.next().await {
+            Some(Ok(ChannelEvent::Dispatched {
+                worker, attempt, ..
+            })) => {
+                tracing::info!(target: "cli", %worker, attempt, "dispatched");
+                if attempt > 1 && !ctx.out.json {
+                    println!("\n[failover to {}]", addr(&worker, ctx.net()));
+                }
+            }
+            Some(Ok(ChannelEvent::Delta(t))) => {
+                if !ctx.out.json {
+                    let mut out = stdout.lock();
+                    let _ = out.write_all(t.as_bytes());
+                    let _ = out.flush();
+                }
+            }
+            Some(Ok(ChannelEvent::Embeddings(_))) => {}
+            Some(Ok(ChannelEvent::Done(r))) => {
+                if !ctx.out.json {
+                    println!();
+                }
+                break *r;
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => anyhow::bail!("the request's stream ended without a result"),
+        }
+    };
+    let txs = client.transactions() - txs_before;
+    let receipt_boc = r
+        .receipt
+        .to_boc()
+        .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+        .unwrap_or_default();
+    let human = format!(
+        "channel {} seq {} · {} · worker {} · {} in / {} out tokens · cost {} TON (paid on the channel so far {}) · {} chain transaction(s)\nattestation: {}\nreceipt: {}",
+        r.channel.channel_id,
+        r.seq,
+        r.model.name,
+        addr(&r.worker, ctx.net()),
+        r.usage.prompt_tokens,
+        r.usage.completion_tokens,
+        format_ton(r.cost),
+        format_ton(r.cumulative),
+        txs,
+        r.attestation_kind,
+        receipt_boc,
+    );
+    if r.attestation_kind == cocoon_sdk::attest::EvidenceKind::Simulated && !ctx.out.json {
+        eprintln!(
+            "WARNING: answered by an UNATTESTED (SIMULATED TEE) worker: nothing was attested"
+        );
+    }
+    if ctx.out.json {
+        ctx.out.emit(
+            "",
+            json!({
+                "channel": { "escrow": r.channel.escrow.to_hex(), "id": r.channel.channel_id.to_string() },
+                "seq": r.seq,
+                "model": r.model.name,
+                "text": r.text,
+                "usage": r.usage,
+                "cost_nano": r.cost.to_string(),
+                "cumulative_nano": r.cumulative.to_string(),
+                "worker": addr(&r.worker, ctx.net()),
+                "attestation": r.attestation_kind.to_string(),
+                "receipt_boc": receipt_boc,
+                "transactions": txs,
+            }),
+        );
+    } else {
+        eprintln!("{human}");
+    }
+    Ok(())
 }
 
 pub(super) async fn embed(ctx: &Ctx, a: EmbedArgs) -> anyhow::Result<()> {
@@ -580,7 +723,72 @@ pub(super) async fn models(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cocoon job verify` of a channel receipt (protocol v2): proves it is anchored by a settlement
+/// the Escrow recorded, with the later receipts saved beside the wallet.
+async fn verify_channel_receipt(
+    ctx: &Ctx,
+    client: &ClientArgs,
+    receipt: &cocoon_sdk::channel::SignedChannelReceipt,
+) -> anyhow::Result<()> {
+    use cocoon_sdk::client::channels::{default_store_path, load, prove_receipt};
+    let chain = ctx.chain()?;
+    let root = &client.root.root;
+    let ch = &receipt.body.channel;
+    let store = default_store_path(&ctx.wallet.path(), root);
+    let saved = load(&store, root, &ch.escrow)
+        .with_context(|| format!("reading the saved channels {}", store.display()))?;
+    let receipts: Vec<_> = saved
+        .into_iter()
+        .flat_map(|s| s.channels)
+        .flat_map(|c| c.receipts)
+        .collect();
+    let log = ctx
+        .out
+        .progress(
+            "proving the receipt against the Escrow's settlements",
+            prove_receipt(&chain, receipt, &receipts),
+        )
+        .await?;
+    ctx.out.emit(
+        format!(
+            "receipt seq {} of channel {} is anchored on-chain: settlement at seq {} (cumulative {} TON, accumulator {})",
+            receipt.body.seq,
+            ch.channel_id,
+            log.seq(),
+            format_ton(log.cumulative()),
+            hex::encode(log.acc()),
+        ),
+        json!({
+            "verified": true,
+            "channel": { "escrow": ch.escrow.to_hex(), "id": ch.channel_id.to_string() },
+            "seq": receipt.body.seq,
+            "settlement": {
+                "seq": log.seq(),
+                "cumulative_nano": log.cumulative().to_string(),
+                "acc": hex::encode(log.acc()),
+            },
+        }),
+    );
+    Ok(())
+}
+
+/// A channel receipt's BOC given as base64 or hex, if `s` is one.
+fn parse_channel_receipt(s: &str) -> Option<cocoon_sdk::channel::SignedChannelReceipt> {
+    let s = s.trim();
+    let bytes = hex::decode(s)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(s).ok())?;
+    cocoon_sdk::channel::SignedChannelReceipt::from_boc(&bytes).ok()
+}
+
 pub(super) async fn job_cmd(ctx: &Ctx, c: JobCmd) -> anyhow::Result<()> {
+    if let JobCmd::Verify {
+        client, receipt, ..
+    } = &c
+        && let Some(r) = parse_channel_receipt(receipt)
+    {
+        return verify_channel_receipt(ctx, client, &r).await;
+    }
     match c {
         JobCmd::Status { client, job_id } => {
             let client = client.connect(ctx).await?;

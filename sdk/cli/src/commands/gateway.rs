@@ -19,7 +19,7 @@ use super::client::{ClientArgs, parse_kind};
 use crate::gateway::config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT,
 };
-use crate::gateway::{ClientBackend, GatewayConfig, JobPolicy};
+use crate::gateway::{ChannelBackend, ClientBackend, GatewayConfig, JobPolicy};
 
 /// Environment variable with the gateway's own API key.
 pub const GATEWAY_KEY_ENV: &str = "COCOON_GATEWAY_KEY";
@@ -117,6 +117,9 @@ impl GatewayArgs {
 }
 
 pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
+    if a.client.is_v2(ctx).await? {
+        return run_channels(ctx, a).await;
+    }
     let config = a.client.config(ctx);
     let client = a.client.connect(ctx).await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -135,6 +138,31 @@ pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
         json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "development": config.policy == PolicyMode::Development }),
     );
     crate::gateway::serve(listener, ClientBackend::new(client), gw, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// The gateway on a v2 Root: every request paid through the wallet's payment channels.
+async fn run_channels(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
+    let client = a.client.connect_channels(ctx).await?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let gw = a.gateway_config();
+    let development = client.config().policy == PolicyMode::Development;
+    ctx.out.emit(
+        format!(
+            "gateway listening on http://{addr}/v1 (payment channels, protocol v2)\n  escrow: {}\n  channels per request: {}\n  OpenAI apps: base_url=\"http://{addr}/v1\"{}\n  Ctrl-C to stop",
+            client.escrow_address(),
+            client.config().channels,
+            if gw.api_key.is_some() { ", api_key=<your gateway key>" } else { " (no API key required)" },
+        ),
+        json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "development": development, "channels": true }),
+    );
+    crate::gateway::serve(listener, ChannelBackend::new(client), gw, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -77,6 +77,21 @@ pub struct JobSummary {
     pub open_time: Duration,
     /// Settlement on-chain, when already known.
     pub settlement: Option<SettlementInfo>,
+    /// The channel that paid it (channel mode, protocol v2); `None` for a per-job request.
+    pub channel: Option<ChannelSummary>,
+}
+
+/// Where a channel-mode request was paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSummary {
+    /// The client's Escrow (raw address).
+    pub escrow: String,
+    /// The channel id on it.
+    pub channel_id: u64,
+    /// The receipt's seq on the channel.
+    pub seq: u32,
+    /// What the channel's vouchers have paid so far, this request included, nanoTON.
+    pub cumulative: u128,
 }
 
 /// The on-chain settlement of a job's receipt.

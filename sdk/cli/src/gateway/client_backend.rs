@@ -136,6 +136,7 @@ fn summary(r: &JobResult, open_time: Duration) -> JobSummary {
         open_tx: Some(hex::encode(r.open_tx)),
         open_time,
         settlement: None,
+        channel: None,
     }
 }
 

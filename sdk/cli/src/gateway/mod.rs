@@ -18,6 +18,7 @@
 //! - [`config`]: limits and job policy; [`error`]: [`GatewayError`] in the OpenAI error format.
 
 pub mod backend;
+pub mod channel_backend;
 pub mod client_backend;
 pub mod config;
 pub mod error;
@@ -27,7 +28,10 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 
-pub use backend::{Backend, BackendEvent, BackendEvents, JobSummary, ModelInfo, SettlementInfo};
+pub use backend::{
+    Backend, BackendEvent, BackendEvents, ChannelSummary, JobSummary, ModelInfo, SettlementInfo,
+};
+pub use channel_backend::ChannelBackend;
 pub use client_backend::ClientBackend;
 pub use config::{GatewayConfig, JobPolicy};
 pub use error::{GatewayError, Result};

@@ -146,6 +146,7 @@ mod tests {
             open_tx: Some("11".repeat(32)),
             open_time: Duration::ZERO,
             settlement: None,
+            channel: None,
         }))
     }
 

@@ -37,6 +37,22 @@ pub struct CocoonFields {
     pub open_ms: u64,
     /// The settlement, when already known (see `GET /v1/cocoon/jobs/{job}`).
     pub settlement: Option<SettlementJson>,
+    /// Channel mode: the channel that paid the request and the receipt's seq on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelJson>,
+}
+
+/// The channel of a channel-mode request as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelJson {
+    /// The client's Escrow (raw address).
+    pub escrow: String,
+    /// Channel id (decimal string: ids use all 64 bits).
+    pub id: String,
+    /// The receipt's seq on the channel.
+    pub seq: u32,
+    /// Paid by the channel's vouchers so far, nanoTON (decimal string).
+    pub cumulative_nano: String,
 }
 
 /// A settlement as JSON.
@@ -86,6 +102,12 @@ impl From<&JobSummary> for CocoonFields {
             open_tx: s.open_tx.clone(),
             open_ms: u64::try_from(s.open_time.as_millis()).unwrap_or(u64::MAX),
             settlement: s.settlement.as_ref().map(SettlementJson::from),
+            channel: s.channel.as_ref().map(|c| ChannelJson {
+                escrow: c.escrow.clone(),
+                id: c.channel_id.to_string(),
+                seq: c.seq,
+                cumulative_nano: c.cumulative.to_string(),
+            }),
         }
     }
 }
@@ -281,6 +303,7 @@ mod tests {
             open_tx: None,
             open_time: Duration::from_millis(1500),
             settlement: None,
+            channel: None,
         }
     }
 

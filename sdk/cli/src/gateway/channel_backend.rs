@@ -1,0 +1,210 @@
+//! [`Backend`] over the SDK's channel-mode client ([`ChannelClient`], protocol v2): requests are
+//! paid through the wallet's payment channels, nothing on-chain per request; each response's
+//! `cocoon` object names the channel, the seq and the receipt.
+
+use cocoon_sdk::client::channels::{
+    ChannelClient, ChannelClientError, ChannelEvent, ChannelResult,
+};
+use cocoon_sdk::job::models::KNOWN_MODELS;
+use cocoon_sdk::job::{JobRequest, ModelSpec};
+use cocoon_sdk::tlb::TlbType as _;
+use futures_util::StreamExt;
+
+use super::backend::{
+    Backend, BackendEvent, BackendEvents, ChannelSummary, JobSummary, ModelInfo, SettlementInfo,
+};
+use super::config::JobPolicy;
+use super::error::GatewayError;
+
+/// The gateway's backend on a v2 Root: one [`ChannelClient`] (one wallet, its channels).
+#[derive(Debug, Clone)]
+pub struct ChannelBackend {
+    client: ChannelClient,
+}
+
+impl ChannelBackend {
+    /// A backend over a connected channel client.
+    pub fn new(client: ChannelClient) -> Self {
+        Self { client }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &ChannelClient {
+        &self.client
+    }
+}
+
+/// How a channel-mode failure reads to an OpenAI caller.
+impl From<ChannelClientError> for GatewayError {
+    fn from(e: ChannelClientError) -> Self {
+        match e {
+            ChannelClientError::Client(e) => GatewayError::from(e),
+            ChannelClientError::NoChannel { model, reason } => GatewayError::NoWorker {
+                model: model.to_string(),
+                reason,
+            },
+            ChannelClientError::Refused { code, message } if code == "bad_request" => {
+                GatewayError::InvalidRequest {
+                    message: format!("the worker refused the request: {message}"),
+                    param: None,
+                }
+            }
+            e @ ChannelClientError::Refused { .. } => GatewayError::Upstream {
+                code: "worker_refused",
+                message: e.to_string(),
+            },
+            e @ ChannelClientError::Failed(_) => GatewayError::Upstream {
+                code: "worker_failed",
+                message: e.to_string(),
+            },
+            e @ ChannelClientError::Channel(_) => GatewayError::Upstream {
+                code: "receipt_invalid",
+                message: e.to_string(),
+            },
+            e @ ChannelClientError::Seal(_) => GatewayError::Upstream {
+                code: "bad_response",
+                message: e.to_string(),
+            },
+            e => {
+                tracing::error!(target: "gateway::channels", error = %e, "channel client failure");
+                GatewayError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// The summary of a paid channel request.
+pub fn summary(r: &ChannelResult) -> JobSummary {
+    let ch = &r.channel;
+    JobSummary {
+        job: format!("{}/channel/{}/{}", ch.escrow.to_hex(), ch.channel_id, r.seq),
+        finish_reason: r.finish_reason,
+        prompt_tokens: r.usage.prompt_tokens,
+        completion_tokens: r.usage.completion_tokens,
+        cost: r.cost,
+        max_cost: r.max_cost,
+        worker: r.worker.to_hex(),
+        attestation_kind: r.attestation_kind,
+        receipt_hash: r.receipt.body.hash().map(hex::encode).unwrap_or_default(),
+        // A receipt that checked was parsed from a BOC, so it serialises again.
+        receipt_boc: r.receipt.to_boc().unwrap_or_default(),
+        open_tx: None,
+        open_time: std::time::Duration::ZERO,
+        settlement: None,
+        channel: Some(ChannelSummary {
+            escrow: ch.escrow.to_hex(),
+            channel_id: ch.channel_id,
+            seq: r.seq,
+            cumulative: r.cumulative,
+        }),
+    }
+}
+
+impl Backend for ChannelBackend {
+    async fn models(&self) -> Result<Vec<ModelInfo>, GatewayError> {
+        let mut out = Vec::new();
+        for spec in KNOWN_MODELS {
+            if !self.client.has_model(spec).await? {
+                continue;
+            }
+            let workers = self.client.workers(spec.id).await?;
+            let mut kinds: Vec<_> = workers.iter().map(|w| w.kind()).collect();
+            kinds.sort_by_key(|k| k.to_string());
+            kinds.dedup();
+            out.push(ModelInfo {
+                spec: *spec,
+                attested_workers: u32::try_from(workers.len()).unwrap_or(u32::MAX),
+                available: u32::try_from(workers.len()).unwrap_or(u32::MAX),
+                attestation_kinds: kinds,
+                min_price_in: workers.iter().map(|w| w.price_in).min(),
+                min_price_out: workers.iter().map(|w| w.price_out).min(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn open_job(
+        &self,
+        model: &'static ModelSpec,
+        request: JobRequest,
+        _policy: &JobPolicy,
+    ) -> Result<BackendEvents, GatewayError> {
+        let stream = self.client.request(model, request).await?;
+        Ok(
+            futures_util::stream::unfold(stream, |mut stream| async move {
+                let ev = match stream.next().await? {
+                    Ok(ChannelEvent::Dispatched {
+                        worker,
+                        attestation_kind,
+                        ..
+                    }) => Ok(BackendEvent::Dispatched {
+                        worker: worker.to_hex(),
+                        attestation_kind,
+                    }),
+                    Ok(ChannelEvent::Delta(t)) => Ok(BackendEvent::Delta(t)),
+                    Ok(ChannelEvent::Embeddings(v)) => Ok(BackendEvent::Embeddings(v)),
+                    Ok(ChannelEvent::Done(r)) => Ok(BackendEvent::Done(Box::new(summary(&r)))),
+                    Err(e) => Err(GatewayError::from(e)),
+                };
+                Some((ev, stream))
+            })
+            .boxed(),
+        )
+    }
+
+    async fn settlement(&self, job: &str) -> Result<Option<SettlementInfo>, GatewayError> {
+        // A channel request is settled with the ones after it, by the worker, when its policy
+        // says so; `cocoon job verify` proves a receipt once a settlement anchors it.
+        Err(GatewayError::NotFound(format!(
+            "{job} is a channel request: settlements anchor many; prove its receipt with `cocoon job verify`"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cocoon_sdk::client::ClientError;
+
+    #[test]
+    fn channel_errors_map_to_openai_statuses() {
+        let cases: Vec<(ChannelClientError, u16, &str)> = vec![
+            (
+                ChannelClientError::NoChannel {
+                    model: 1,
+                    reason: "none".into(),
+                },
+                429,
+                "no_worker_available",
+            ),
+            (
+                ChannelClientError::Refused {
+                    code: "bad_request".into(),
+                    message: "too long".into(),
+                },
+                400,
+                "invalid_request",
+            ),
+            (
+                ChannelClientError::Channel(cocoon_sdk::channel::ChannelError::Closing),
+                502,
+                "receipt_invalid",
+            ),
+            (
+                ChannelClientError::Failed("no worker".into()),
+                502,
+                "worker_failed",
+            ),
+            (
+                ChannelClientError::Client(ClientError::Timeout("x".into())),
+                504,
+                "timeout",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let what = format!("{e:?}");
+            let g = GatewayError::from(e);
+            assert_eq!((g.status().as_u16(), g.code()), (status, code), "{what}");
+        }
+    }
+}
