@@ -385,4 +385,19 @@ mod tests {
         assert_eq!((a.store.max_connections, a.relayer.grace_period), (3, 5));
         assert!(FileConfig::parse("[store]\nbogus = 1\n").is_err());
     }
+
+    #[test]
+    fn the_highload_wallet_is_chosen_by_flag_or_file() {
+        let (a, _) = parse(&[]);
+        assert!(!a.chain.highload, "off by default");
+        let (a, _) = parse(&["--wallet.highload"]);
+        assert!(a.chain.highload);
+        let (mut a, m) = parse(&[]);
+        a.merge_file(
+            FileConfig::parse("[wallet]\nhighload = true\n").unwrap(),
+            &m,
+        );
+        assert!(a.chain.highload);
+        assert!(FileConfig::parse("[wallet]\nmnemonic = \"x\"\n").is_err());
+    }
 }

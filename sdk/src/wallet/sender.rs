@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::highload::{HighloadError, HighloadSender};
 use super::{OutMessage, SendOptions, Wallet, WalletError, WalletResult};
-use crate::chain::{ChainApi, Transaction};
+use crate::chain::{ChainApi, Message, Transaction};
 use crate::tlb::TonAddress;
 
 /// Sends one message at a time and waits until the chain shows it sent.
@@ -59,14 +59,10 @@ impl MessageSender for HighloadSender {
         _opts: &'a SendOptions,
     ) -> impl Future<Output = WalletResult<Transaction>> + Send + 'a {
         async move {
+            let wanted = msg.clone();
             let sent = self.send(msg).await.map_err(into_wallet_error)?;
             let mut tx = sent.tx;
-            let own = tx
-                .out_msgs
-                .iter()
-                .filter(|m| m.destination.is_some())
-                .nth(sent.index)
-                .cloned();
+            let own = own_message(&tx.out_msgs, &wanted, sent.index).cloned();
             tx.out_msgs = own.into_iter().collect();
             Ok(tx)
         }
@@ -101,6 +97,24 @@ impl<T: MessageSender + ?Sized> MessageSender for Arc<T> {
     ) -> impl Future<Output = WalletResult<Transaction>> + Send + 'a {
         (**self).send_message(chain, msg, opts)
     }
+}
+
+/// This send's message among a batch's: the one at its position when it is that message
+/// (receiver, value, body), else the first that is — the order a node lists out messages in is
+/// not something to bet another operation's outcome on.
+fn own_message<'m>(out: &'m [Message], msg: &OutMessage, index: usize) -> Option<&'m Message> {
+    let body = msg.body.as_ref().map(|b| b.cell_hash());
+    let is_it = |m: &&Message| {
+        m.destination.as_ref() == Some(&msg.dest)
+            && m.value == Some(msg.value)
+            && (body.is_none() || m.body.as_ref().map(|b| b.cell_hash()) == body)
+    };
+    let internal: Vec<&Message> = out.iter().filter(|m| m.destination.is_some()).collect();
+    internal
+        .get(index)
+        .copied()
+        .filter(is_it)
+        .or_else(|| internal.iter().copied().find(is_it))
 }
 
 fn into_wallet_error(e: HighloadError) -> WalletError {
