@@ -1,6 +1,6 @@
 //! The relayer's boundaries implemented over the sdk's chain layer (toncenter client, wallet,
 //! contract getters): [`ChainRegistry`] reads Worker contracts, [`ChainTransactions`] feeds the
-//! watcher, [`ChainWallet`] sends the submitter's batches.
+//! watcher, [`ChainWallet`] (V5R1) or [`HighloadChainWallet`] sends the submitter's batches.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use cocoon_sdk::messages::notify::LogReceiptSkipped;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::codec::{Codec as _, SetU32};
 use cocoon_sdk::tlb::{ArcCell, Cell, CellBuilder, TlbType as _, TonAddress};
+use cocoon_sdk::wallet::highload::{HighloadWallet, QueryId};
 use cocoon_sdk::wallet::{OutMessage, Wallet};
 use futures_util::future::BoxFuture;
 
@@ -270,6 +271,112 @@ impl<C: ChainApi + 'static> WalletSender for ChainWallet<C> {
             Ok(txs
                 .into_iter()
                 .find(|t| t.account == *self.wallet.address())
+                .map(|t| (t.id.lt, t.id.hash)))
+        })
+    }
+}
+
+/// The relayer's highload wallet (Highload Wallet v3 of the relayer's key) over the sdk's
+/// [`HighloadWallet`]: each batch is signed under a fresh query id instead of a seqno, so another
+/// process sending from the same wallet never races the submitter for a slot. Its address
+/// differs from the V5R1 one and must hold the TON that pays for `SubmitReceipts`.
+#[derive(Debug)]
+pub struct HighloadChainWallet<C> {
+    chain: Arc<C>,
+    wallet: HighloadWallet,
+    /// The next query id, and what the chain said at the last [`WalletSender::seqno`]: whether
+    /// the wallet is deployed and the chain's time (what `created_at` is set from).
+    state: Mutex<(QueryId, bool, u64)>,
+}
+
+impl<C: ChainApi + 'static> HighloadChainWallet<C> {
+    /// `wallet` sending through `chain`.
+    pub fn new(chain: Arc<C>, wallet: HighloadWallet) -> Self {
+        // A start shift from the clock: a restarted relayer (the ids of the previous run stay
+        // marked for the wallet's timeout) most likely starts on unused ids; a collision is
+        // still caught: the query id reads processed without this message, and the batch is
+        // released and signed again.
+        let shift = (unix_now_i64().rem_euclid(i64::from(QueryId::MAX_SHIFT) + 1)) as u16;
+        let first = QueryId::new(shift, 0).unwrap_or(QueryId::new(0, 0).expect("0 is a query id"));
+        Self {
+            chain,
+            wallet,
+            state: Mutex::new((first, false, 0)),
+        }
+    }
+
+    /// Seconds after which a message it signed can certainly no longer execute (the wallet's
+    /// timeout plus a slack for the index): the submitter's message expiry.
+    pub fn message_expiry(&self) -> i64 {
+        i64::from(self.wallet.timeout()) + 60
+    }
+}
+
+fn query_id_of(slot: u32) -> Result<QueryId, SourceError> {
+    QueryId::new((slot >> 10) as u16, (slot & 0x3ff) as u16)
+        .ok_or_else(|| SourceError(format!("{slot} is not a highload query id")))
+}
+
+impl<C: ChainApi + 'static> WalletSender for HighloadChainWallet<C> {
+    fn seqno(&self) -> BoxFuture<'_, Result<u32, SourceError>> {
+        Box::pin(async move {
+            let (deployed, chain_time) = self.wallet.status(&*self.chain).await.map_err(src_err)?;
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let id = st.0;
+            *st = (id.next(), deployed, chain_time);
+            Ok(id.value())
+        })
+    }
+
+    fn used(&self, sent_with: u32) -> BoxFuture<'_, Result<bool, SourceError>> {
+        Box::pin(async move {
+            self.wallet
+                .processed(&*self.chain, query_id_of(sent_with)?)
+                .await
+                .map_err(src_err)
+        })
+    }
+
+    fn build(
+        &self,
+        seqno: u32,
+        to: &str,
+        value: u128,
+        body: Cell,
+    ) -> Result<(Vec<u8>, [u8; 32]), SourceError> {
+        let dest = TonAddress::from_hex_str(to).map_err(src_err)?;
+        let (_, deployed, chain_time) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let signed = self
+            .wallet
+            .sign(
+                query_id_of(seqno)?,
+                HighloadWallet::created_at(chain_time),
+                &[OutMessage::call(dest, value, body)],
+                // The first external deploys the wallet; an active one ignores the state-init.
+                !deployed,
+            )
+            .map_err(src_err)?;
+        Ok((signed.boc, signed.hash_norm))
+    }
+
+    fn broadcast<'a>(&'a self, boc: &'a [u8]) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(async move { self.chain.send_boc(boc).await.map(|_| ()).map_err(src_err) })
+    }
+
+    fn outcome<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, Result<Option<BatchOutcome>, SourceError>> {
+        Box::pin(batch_outcome(&*self.chain, self.wallet.address(), msg_hash))
+    }
+
+    fn landed<'a>(
+        &'a self,
+        msg_hash: &'a [u8; 32],
+    ) -> BoxFuture<'a, Result<Option<(u64, [u8; 32])>, SourceError>> {
+        Box::pin(async move {
+            Ok(tx_of(&*self.chain, self.wallet.address(), msg_hash)
+                .await?
                 .map(|t| (t.id.lt, t.id.hash)))
         })
     }

@@ -175,6 +175,15 @@ pub struct OnChainArgs {
         hide_env_values = true
     )]
     pub mnemonic: Option<String>,
+    /// Send `SubmitReceipts` from the Highload Wallet v3 of the same mnemonic (its own address,
+    /// printed at start; fund it) instead of the V5R1 wallet: query ids instead of a seqno, so
+    /// another process sending from the relayer's key never races it.
+    #[arg(
+        id = "wallet.highload",
+        long = "wallet.highload",
+        env = "COCOON_RELAYER_WALLET_HIGHLOAD"
+    )]
+    pub highload: bool,
 }
 
 impl RelayerArgs {
@@ -200,6 +209,13 @@ pub struct FileConfig {
     store: Option<FileStore>,
     relayer: Option<FileRelayer>,
     registry: Option<FileRegistry>,
+    wallet: Option<FileWallet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWallet {
+    highload: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +297,7 @@ impl RunArgs {
         take!(file.relayer, idle_timeout => self.relayer.idle_timeout_s, "relayer.idle-timeout");
         take!(file.relayer, heartbeat => self.relayer.heartbeat_s, "relayer.heartbeat");
         take!(file.relayer, grace_period => self.relayer.grace_period, "relayer.grace-period");
+        take!(file.wallet, highload => self.chain.highload, "wallet.highload");
         if self.registry.workers.is_none() {
             self.registry.workers = file.registry.and_then(|r| r.workers);
         }
@@ -367,5 +384,20 @@ mod tests {
         assert_eq!(a.store.url, "postgres://u@h/db", "the flag wins");
         assert_eq!((a.store.max_connections, a.relayer.grace_period), (3, 5));
         assert!(FileConfig::parse("[store]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn the_highload_wallet_is_chosen_by_flag_or_file() {
+        let (a, _) = parse(&[]);
+        assert!(!a.chain.highload, "off by default");
+        let (a, _) = parse(&["--wallet.highload"]);
+        assert!(a.chain.highload);
+        let (mut a, m) = parse(&[]);
+        a.merge_file(
+            FileConfig::parse("[wallet]\nhighload = true\n").unwrap(),
+            &m,
+        );
+        assert!(a.chain.highload);
+        assert!(FileConfig::parse("[wallet]\nmnemonic = \"x\"\n").is_err());
     }
 }

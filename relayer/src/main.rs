@@ -10,6 +10,7 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use cocoon_relayer::cli::{FileConfig, RunArgs};
 use cocoon_relayer::{ChainConfig, ServiceConfig, StaticRegistry};
 use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::wallet::highload::HighloadWallet;
 use cocoon_sdk::wallet::{Wallet, WalletKind};
 use tracing_subscriber::EnvFilter;
 
@@ -106,8 +107,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         // testnet than on mainnet.
         let wallet = Wallet::from_mnemonic_on(mnemonic, WalletKind::V5r1, args.chain.chain.network)
             .context("relayer wallet")?;
+        let highload = if args.chain.highload {
+            let h = HighloadWallet::from_mnemonic_on(mnemonic, args.chain.chain.network)
+                .context("relayer highload wallet")?;
+            tracing::info!(target: "relayer::main", highload = %h.address().to_base64_url_flags(false, args.chain.chain.network.is_test()), "SubmitReceipts go out from the highload wallet (it pays for them)");
+            Some(h)
+        } else {
+            None
+        };
         config.chain = Some(ChainConfig {
             poll: Duration::from_secs(args.chain.poll_s.max(1)),
+            highload,
             ..ChainConfig::new(args.chain.chain.config(), root, wallet)
         });
     }

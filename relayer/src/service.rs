@@ -13,12 +13,13 @@ use cocoon_sdk::contracts::v2::ChainChannels;
 use cocoon_sdk::contracts::{RootClient, RootVersion, detect_root_version};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::Wallet;
+use cocoon_sdk::wallet::highload::HighloadWallet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::chain::{ChainRegistry, ChainTransactions, ChainWallet};
+use crate::chain::{ChainRegistry, ChainTransactions, ChainWallet, HighloadChainWallet};
 use crate::chain_v2::ChainRegistryV2;
 use crate::channels::SourceBook;
 use crate::config::{DEFAULT_RELAYER_ID, RelayerConfig};
@@ -45,6 +46,10 @@ pub struct ChainConfig {
     pub wallet: Wallet,
     /// Time between two watcher polls and two submitter rounds.
     pub poll: Duration,
+    /// When set, `SubmitReceipts` go out from this Highload Wallet v3 (query ids instead of a
+    /// seqno: no race with another process on the wallet) instead of from `wallet`, which still
+    /// receives `job_opened`.
+    pub highload: Option<HighloadWallet>,
 }
 
 impl std::fmt::Debug for ChainConfig {
@@ -55,6 +60,10 @@ impl std::fmt::Debug for ChainConfig {
             .field("root", &self.root.to_hex())
             .field("wallet", &self.wallet.address().to_hex())
             .field("poll", &self.poll)
+            .field(
+                "highload",
+                &self.highload.as_ref().map(|h| h.address().to_hex()),
+            )
             .finish()
     }
 }
@@ -67,6 +76,7 @@ impl ChainConfig {
             root,
             wallet,
             poll: DEFAULT_POLL_INTERVAL,
+            highload: None,
         }
     }
 }
@@ -267,11 +277,24 @@ pub async fn spawn(mut config: ServiceConfig) -> Result<RelayerHandle> {
                 }
             }
         })));
-        let s = Arc::new(Submitter::new(
-            store.clone(),
-            Arc::new(ChainWallet::new(client.clone(), c.wallet.clone())),
-            relayer.shared().metrics.clone(),
-        ));
+        let s = Arc::new(match &c.highload {
+            Some(h) => {
+                let sender = HighloadChainWallet::new(client.clone(), h.clone());
+                let expiry = sender.message_expiry();
+                info!(target: "relayer::service", highload = %h.address().to_hex(), "receipts go out from the highload wallet");
+                Submitter::new(
+                    store.clone(),
+                    Arc::new(sender),
+                    relayer.shared().metrics.clone(),
+                )
+                .with_message_expiry(expiry)
+            }
+            None => Submitter::new(
+                store.clone(),
+                Arc::new(ChainWallet::new(client.clone(), c.wallet.clone())),
+                relayer.shared().metrics.clone(),
+            ),
+        });
         submitter = Some(s.clone());
         background.push(tokio::spawn(every(period, stop_rx.clone(), move || {
             let s = s.clone();

@@ -1,7 +1,8 @@
 //! The receipt submitter: batches the receipts of each worker into `SubmitReceipts` messages
 //! sent from the relayer's wallet, through an outbox that makes every send recoverable.
 //!
-//! One message is in flight at a time (a wallet seqno admits one). A batch is written to the
+//! One message is in flight at a time (a wallet seqno admits one; with a highload wallet the
+//! slot is a query id instead, so other senders on the wallet never race it). A batch is written to the
 //! outbox before it is sent, its signed external message (with its seqno) is recorded before it is
 //! broadcast, and a re-broadcast always sends those same bytes — so after a crash, a timeout or a
 //! 5xx the message lands at most once. A batch is confirmed when its message is found on-chain;
@@ -50,7 +51,8 @@ pub type Landed = Option<(u64, [u8; 32])>;
 /// The relayer's wallet, as the submitter needs it (implemented over the sdk's wallet and chain
 /// client).
 pub trait WalletSender: Send + Sync + 'static {
-    /// The wallet's current seqno.
+    /// The slot the next message is signed with: a seqno wallet's current seqno, or a fresh
+    /// query id of a highload wallet.
     fn seqno(&self) -> BoxFuture<'_, std::result::Result<u32, SourceError>>;
     /// Signs (does not send) an external message with `seqno` carrying one internal message of
     /// `value` nanoTON and `body` to `to`. Returns the BOC and the message hash to look it up by.
@@ -61,6 +63,11 @@ pub trait WalletSender: Send + Sync + 'static {
         value: u128,
         body: Cell,
     ) -> std::result::Result<(Vec<u8>, [u8; 32]), SourceError>;
+    /// Whether the slot `sent_with` (a seqno, or a highload wallet's query id) has been used on
+    /// chain, by the message sent with it or by another. A seqno wallet: its seqno moved past.
+    fn used(&self, sent_with: u32) -> BoxFuture<'_, std::result::Result<bool, SourceError>> {
+        Box::pin(async move { Ok(self.seqno().await? > sent_with) })
+    }
     /// Broadcasts a signed external message.
     fn broadcast<'a>(
         &'a self,
@@ -331,9 +338,10 @@ impl Submitter {
                     return Ok(false);
                 }
             }
-            let seqno = self.wallet.seqno().await.map_err(chain_err)?;
             let sent_with = entry.seqno.unwrap_or(0);
-            if seqno > sent_with && unix_now_i64() - entry.updated_at >= self.confirm_grace {
+            let used = self.wallet.used(sent_with).await.map_err(chain_err)?;
+            let age = unix_now_i64() - entry.updated_at;
+            if used && age >= self.confirm_grace {
                 closed_elsewhere(
                     self.store
                         .mark_failed(
@@ -342,10 +350,9 @@ impl Submitter {
                         )
                         .await,
                 )?;
-                warn!(target: "relayer::submitter", id = entry.id, sent_with, seqno, "batch never landed; receipts released");
+                warn!(target: "relayer::submitter", id = entry.id, sent_with, "batch never landed; receipts released");
                 report.failed += 1;
-            } else if seqno == sent_with && unix_now_i64() - entry.updated_at >= self.message_expiry
-            {
+            } else if !used && age >= self.message_expiry {
                 closed_elsewhere(
                     self.store
                         .mark_failed(entry.id, "expired before it landed")
@@ -353,7 +360,7 @@ impl Submitter {
                 )?;
                 warn!(target: "relayer::submitter", id = entry.id, sent_with, "batch expired unsent; receipts released");
                 report.failed += 1;
-            } else if seqno == sent_with {
+            } else if !used {
                 // Not processed yet: the same bytes again (harmless if the first copy lands).
                 if let Some(boc) = &entry.message {
                     match self.wallet.broadcast(boc).await {

@@ -12,11 +12,12 @@ use std::time::Duration;
 use cocoon_relayer::config::RelayerConfig;
 use cocoon_relayer::service::{self, ChainConfig, RelayerHandle, ServiceConfig};
 use cocoon_relayer::store::JobState;
-use cocoon_sdk::chain::{ChainApi, RetryPolicy, TonCenterConfig};
+use cocoon_sdk::chain::{ChainApi, Network, RetryPolicy, TonCenterConfig};
 use cocoon_sdk::messages::escrow::Settle;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::TlbType as _;
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::highload::HighloadWallet;
 use cocoon_testkit::stub::StubWorker;
 use cocoon_testkit::{Fault, FaultProxy};
 use localnet::{GRACE, Net, setup, submit, wait_for};
@@ -33,6 +34,15 @@ fn relayer_config() -> RelayerConfig {
 }
 
 async fn spawn(n: &Net, api: TonCenterConfig, db: &std::path::Path) -> RelayerHandle {
+    spawn_with(n, api, db, None).await
+}
+
+async fn spawn_with(
+    n: &Net,
+    api: TonCenterConfig,
+    db: &std::path::Path,
+    highload: Option<HighloadWallet>,
+) -> RelayerHandle {
     // Shown with a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("relayer=debug"))
@@ -45,6 +55,7 @@ async fn spawn(n: &Net, api: TonCenterConfig, db: &std::path::Path) -> RelayerHa
     cfg.relayer = relayer_config();
     cfg.chain = Some(ChainConfig {
         poll: Duration::from_millis(200),
+        highload,
         ..ChainConfig::new(api, n.root.clone(), n.relayer.clone())
     });
     service::spawn(cfg).await.unwrap()
@@ -97,12 +108,7 @@ async fn run_jobs(n: &Net, h: &RelayerHandle, ids: &[u64]) -> Vec<JobRef> {
 async fn jobs_settle_on_chain_and_refused_settlements_fail_with_the_exit_code() {
     let n = setup(StubWorker::new(1, vec![1]), 5 * NANO_PER_TON).await;
     let dir = tempfile::tempdir().unwrap();
-    let h = spawn(
-        &n,
-        TonCenterConfig::new(n.dev.localnet.url()),
-        &dir.path().join("r.db"),
-    )
-    .await;
+    let h = spawn(&n, n.dev.api(), &dir.path().join("r.db")).await;
     assert_eq!(h.address(), Some(n.relayer.address()));
     let health: serde_json::Value = reqwest::get(format!("{}/health", h.url()))
         .await
@@ -184,14 +190,14 @@ async fn a_restart_catches_up_from_the_persisted_cursor() {
     let n = setup(StubWorker::new(2, vec![1]), 5 * NANO_PER_TON).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
-    let h = spawn(&n, TonCenterConfig::new(n.dev.localnet.url()), &db).await;
+    let h = spawn(&n, n.dev.api(), &db).await;
     let first = n.open(1, b"one", 600).await;
     wait_for(h.store(), &first, 60, |s| s == JobState::Opened).await;
     h.shutdown().await.unwrap();
 
     // Opened while the relayer is down.
     let missed = [n.open(2, b"two", 600).await, n.open(3, b"three", 600).await];
-    let h = spawn(&n, TonCenterConfig::new(n.dev.localnet.url()), &db).await;
+    let h = spawn(&n, n.dev.api(), &db).await;
     for j in &missed {
         wait_for(h.store(), j, 60, |s| s == JobState::Opened).await;
     }
@@ -262,5 +268,68 @@ async fn chain_faults_neither_lose_nor_duplicate_work() {
         jobs.iter().map(|j| (j.job_id, 1)).collect(),
         "every job settled, none twice"
     );
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_a_highload_wallet_settlements_go_out_from_it() {
+    let n = setup(StubWorker::new(4, vec![1]), 5 * NANO_PER_TON).await;
+    let highload =
+        HighloadWallet::from_mnemonic_on(&n.relayer_mnemonic, Network::Localnet).unwrap();
+    assert_ne!(highload.address(), n.relayer.address());
+    n.dev
+        .localnet
+        .fund(highload.address(), 5 * NANO_PER_TON)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h = spawn_with(
+        &n,
+        n.dev.api(),
+        &dir.path().join("r.db"),
+        Some(highload.clone()),
+    )
+    .await;
+    // Jobs still name the V5R1 wallet: it receives job_opened and stays the relayer's identity.
+    assert_eq!(h.address(), Some(n.relayer.address()));
+    let _w = n
+        .stub
+        .connect(&h.url().replace("http://", "ws://"))
+        .await
+        .unwrap();
+    let jobs = run_jobs(&n, &h, &[1, 2, 3]).await;
+    let counts = settlements_on_chain(&n).await;
+    assert_eq!(
+        counts,
+        jobs.iter().map(|j| (j.job_id, 1)).collect(),
+        "every job settled, none twice"
+    );
+    // Every SubmitReceipts left from the highload wallet (deployed by the first one), none from
+    // the V5R1 wallet.
+    let worker = cocoon_sdk::tlb::TonAddress::from_hex_str(&n.stub.address).unwrap();
+    let from_highload: usize = n
+        .chain
+        .transactions(highload.address(), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|t| &t.out_msgs)
+        .filter(|m| m.destination.as_ref() == Some(&worker))
+        .count();
+    assert!(from_highload >= 1, "batches sent from the highload wallet");
+    let from_v5: usize = n
+        .chain
+        .transactions(n.relayer.address(), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.out_msgs
+                .iter()
+                .filter(|m| m.destination.is_some())
+                .count()
+        })
+        .sum();
+    assert_eq!(from_v5, 0, "the V5R1 wallet sent nothing");
     h.shutdown().await.unwrap();
 }

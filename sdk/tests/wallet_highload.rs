@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_sdk::chain::{ChainApi, ChainError, Network, TonCenterClient};
+use cocoon_sdk::contracts::{ContractError, EscrowClient};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::highload::{
     HighloadConfig, HighloadError, HighloadSender, HighloadWallet, QueryId, exit,
 };
-use cocoon_sdk::wallet::{OutMessage, Wallet, WalletKind, generate_mnemonic};
+use cocoon_sdk::wallet::{OutMessage, SendOptions, Wallet, WalletKind, generate_mnemonic};
 use cocoon_testkit::chain::{
-    Localnet, LocalnetTiming, balance, start_localnet, start_localnet_with,
+    DevChain, Localnet, LocalnetTiming, balance, start_localnet, start_localnet_with,
 };
 
 fn fresh_address() -> cocoon_sdk::tlb::TonAddress {
@@ -266,4 +267,59 @@ async fn a_broadcast_that_never_arrived_is_signed_again_after_its_timeout_and_la
     assert_eq!(proxy.forwarded("v3/message"), 1);
     assert!(w.processed(&*chain, sent.query_id).await.unwrap());
     assert_eq!(incoming(&chain, &dest).await, vec![NANO_PER_TON]);
+}
+
+/// The contract clients take any `MessageSender`: the same Escrow operations go out through the
+/// highload queue, several at once, each with the outcome of its own message only, and a refusal
+/// still surfaces with the contract's exit code.
+#[tokio::test]
+async fn contract_operations_go_through_the_highload_queue() {
+    let dev = DevChain::start_with_registry(BTreeMap::new())
+        .await
+        .unwrap();
+    let chain = Arc::new(dev.chain.clone());
+    let w = funded_highload(&dev.localnet, 30 * NANO_PER_TON).await;
+    let sender = HighloadSender::spawn(chain, w, fast());
+    let opts = SendOptions::default();
+    let escrow = EscrowClient::for_owner(&dev.chain, &dev.root, sender.address())
+        .await
+        .unwrap();
+    // The first deposit creates the Escrow through Root (and deploys the highload wallet).
+    let first = escrow.deposit(&sender, NANO_PER_TON, &opts).await.unwrap();
+    assert_eq!(first.wallet_tx.out_msgs.len(), 1);
+    let (a, b, c) = tokio::join!(
+        escrow.deposit(&sender, 2 * NANO_PER_TON, &opts),
+        escrow.deposit(&sender, 3 * NANO_PER_TON, &opts),
+        escrow.deposit(&sender, 4 * NANO_PER_TON, &opts),
+    );
+    for (i, o) in [a, b, c].into_iter().enumerate() {
+        let o = o.unwrap_or_else(|e| panic!("deposit {i}: {e}"));
+        assert_eq!(
+            o.wallet_tx.out_msgs.len(),
+            1,
+            "deposit {i}: only its own message"
+        );
+        assert_eq!(
+            o.txs
+                .iter()
+                .filter(|t| &t.account == escrow.address())
+                .count(),
+            1,
+            "deposit {i}: only its own Escrow transaction is traced"
+        );
+    }
+    let st = escrow.state().await.unwrap();
+    assert!(
+        st.free > 9 * NANO_PER_TON && st.free <= 10 * NANO_PER_TON,
+        "every deposit credited once: {}",
+        st.free
+    );
+    // More than the free balance: the Escrow refuses, and the error names it.
+    match escrow.withdraw(&sender, 100 * NANO_PER_TON, &opts).await {
+        Err(ContractError::Failed { op, account, .. }) => {
+            assert_eq!(op, "withdraw");
+            assert_eq!(account, escrow.address().to_base64_url());
+        }
+        other => panic!("expected the Escrow's refusal, got {other:?}"),
+    }
 }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tracing::info;
 
-use cocoon_sdk::chain::{ChainResult, TonCenterClient, TonCenterConfig};
+use cocoon_sdk::chain::{ChainResult, RateLimit, TonCenterClient, TonCenterConfig};
 use cocoon_sdk::tlb::TonAddress;
 
 /// How long to wait for the server to print its URL and answer.
@@ -23,6 +23,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SCRIPT_ENV: &str = "COCOON_LOCALNET_SCRIPT";
 /// Environment variable naming the Node binary (default `node`).
 pub const NODE_ENV: &str = "COCOON_NODE";
+/// Environment variable selecting the test profile of [`LocalnetTiming::from_env`].
+pub const TEST_NETWORK_ENV: &str = "COCOON_TEST_NETWORK";
+/// The API key clients of a rate-limited localnet send (any key gets the keyed limit).
+pub const TEST_API_KEY: &str = "cocoon-localnet-test";
 /// Prefix of the server's first stdout line.
 const URL_LINE: &str = "COCOON_LOCALNET_URL=";
 
@@ -93,6 +97,30 @@ impl LocalnetTiming {
         rate_limit_keyed: 0,
     };
 
+    /// The realistic test profile (`COCOON_TEST_NETWORK=realistic`): mainnet's block rhythm, an
+    /// indexer that trails it by more than a block, and toncenter's free-plan limits (1 request/s
+    /// without a key, 10 with one). Duplicate-seqno messages are dropped at execution whenever
+    /// sends wait for a block.
+    pub const REALISTIC: Self = Self {
+        block_interval_ms: 400,
+        index_lag_ms: 1200,
+        rate_limit: 1,
+        rate_limit_keyed: 10,
+    };
+
+    /// The profile `COCOON_TEST_NETWORK` names: unset, empty or `instant` for the instant
+    /// network, `realistic` for [`Self::REALISTIC`]; anything else is an error (a typo must not
+    /// silently run the kind network).
+    pub fn from_env() -> LocalnetResult<Self> {
+        match std::env::var(TEST_NETWORK_ENV).unwrap_or_default().trim() {
+            "" | "instant" => Ok(Self::default()),
+            "realistic" => Ok(Self::REALISTIC),
+            other => Err(LocalnetError::NotReady(format!(
+                "{TEST_NETWORK_ENV}={other:?}: expected instant or realistic"
+            ))),
+        }
+    }
+
     fn args(&self) -> [(&'static str, u32); 4] {
         [
             ("--block-interval", self.block_interval_ms),
@@ -117,6 +145,7 @@ pub struct Localnet {
     child: Child,
     url: String,
     http: reqwest::Client,
+    timing: LocalnetTiming,
 }
 
 impl Localnet {
@@ -176,7 +205,12 @@ impl Localnet {
             .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| LocalnetError::NotReady(e.to_string()))?;
-        let net = Self { child, url, http };
+        let net = Self {
+            child,
+            url,
+            http,
+            timing: cfg.timing,
+        };
         net.wait_ready().await?;
         info!(target: "sdk::localnet", url = %net.url, "localnet ready");
         Ok(net)
@@ -208,9 +242,28 @@ impl Localnet {
         &self.url
     }
 
-    /// A toncenter client for this localnet.
+    /// How this localnet behaves.
+    pub fn timing(&self) -> LocalnetTiming {
+        self.timing
+    }
+
+    /// The API configuration a well-behaved client of this localnet uses: on a rate-limited one,
+    /// an API key and a request budget within the keyed limit (as a service on testnet runs with
+    /// its toncenter key), so its calls are not answered with 429 storms.
+    pub fn api_config(&self) -> TonCenterConfig {
+        let mut c = TonCenterConfig::new(self.url.clone());
+        if self.timing.rate_limit_keyed > 0 {
+            c.api_key = Some(TEST_API_KEY.to_owned());
+            c.rate_limit = RateLimit::PerSecond(self.timing.rate_limit_keyed);
+        } else if self.timing.rate_limit > 0 {
+            c.rate_limit = RateLimit::PerSecond(self.timing.rate_limit);
+        }
+        c
+    }
+
+    /// A toncenter client for this localnet ([`Self::api_config`]).
     pub fn client(&self) -> ChainResult<TonCenterClient> {
-        TonCenterClient::new(TonCenterConfig::new(self.url.clone()))
+        TonCenterClient::new(self.api_config())
     }
 
     async fn dev(&self, call: &'static str, body: Value) -> LocalnetResult<Value> {

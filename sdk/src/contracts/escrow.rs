@@ -13,7 +13,7 @@ use crate::messages::escrow::{Close, Deposit, ExpireJob, OpenJob, Withdraw};
 use crate::messages::records::JobRoute;
 use crate::messages::root::CreateEscrow;
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
-use crate::wallet::{OutMessage, SendOptions, Wallet};
+use crate::wallet::{MessageSender, OutMessage, SendOptions};
 
 /// `get_escrow_state` result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,7 +122,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
 
     async fn send(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         op: &'static str,
         dest: &TonAddress,
         value: u128,
@@ -143,7 +143,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// deploys it), directly with `Deposit` afterwards.
     pub async fn deposit(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -186,7 +186,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Opens a job, locking `max_cost`.
     pub async fn open_job(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         a: OpenJobArgs,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -223,7 +223,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Expires a job after deadline + grace (anyone may).
     pub async fn expire(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         job_id: u64,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -245,7 +245,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Withdraws `amount` of free balance to the owner.
     pub async fn withdraw(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -265,7 +265,11 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     }
 
     /// Closes the escrow (no open jobs), paying everything out.
-    pub async fn close(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
+    pub async fn close(
+        &self,
+        wallet: &impl MessageSender,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
         self.send(
             wallet,
             "close",

@@ -1,9 +1,11 @@
 //! Contract clients: deploy Root, register and manage Workers, create and drive Escrows, read
 //! every getter as a typed struct, and derive child addresses from code + (root, owner).
 //!
-//! Every operation is a wallet transfer confirmed with [`crate::wallet::Wallet::send_and_confirm`]
-//! followed by a trace of the transactions it caused ([`Outcome`]); a contract that refused it
-//! surfaces as [`ContractError::Failed`] with the contract's named exit code.
+//! Every operation is one message sent through a [`MessageSender`] (a person's
+//! [`crate::wallet::Wallet`], confirmed with [`crate::wallet::Wallet::send_and_confirm`], or a
+//! service's [`crate::wallet::highload::HighloadSender`]) followed by a trace of the transactions
+//! it caused ([`Outcome`]); a contract that refused it surfaces as [`ContractError::Failed`] with
+//! the contract's named exit code.
 
 mod code;
 mod errors;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use crate::chain::{ChainApi, ChainError, StackEntry};
 use crate::messages::records::{EscrowData, WorkerData};
 use crate::tlb::{TlbError, TlbType, TonAddress};
-use crate::wallet::{OutMessage, SendOptions, Wallet, WalletError};
+use crate::wallet::{MessageSender, OutMessage, SendOptions, WalletError};
 
 /// Value RegisterWorker carries on top of the stake (Root's and the Worker's gas, deploy fee).
 pub const REGISTER_GAS: u128 = 50_000_000;
@@ -146,13 +148,13 @@ async fn get_method<C: ChainApi>(
 /// it is an error naming `op`. Every client operation goes through here.
 async fn call<C: ChainApi>(
     chain: &C,
-    wallet: &Wallet,
+    wallet: &impl MessageSender,
     op: &'static str,
     msg: OutMessage,
     opts: &SendOptions,
 ) -> ContractResult<Outcome> {
-    let c = wallet.send_and_confirm(chain, &[msg], opts).await?;
-    Outcome::of(chain, op, c, TRACE_TIMEOUT)
+    let tx = wallet.send_message(chain, msg, opts).await?;
+    Outcome::of_tx(chain, op, tx, TRACE_TIMEOUT)
         .await?
         .ensure_success()
 }

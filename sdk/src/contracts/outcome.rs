@@ -20,7 +20,8 @@ const POLL: Duration = Duration::from_millis(300);
 pub struct Outcome {
     /// Operation name, for errors.
     pub op: &'static str,
-    /// The wallet's transaction.
+    /// The wallet's transaction that sent the operation's message (for a highload batch: the
+    /// batch's transaction, its `out_msgs` narrowed to this operation's message).
     pub wallet_tx: Transaction,
     /// Descendant transactions in the order they were found (breadth first).
     pub txs: Vec<Transaction>,
@@ -38,6 +39,22 @@ impl Outcome {
         Ok(Self {
             op,
             wallet_tx: c.tx,
+            txs,
+        })
+    }
+
+    /// Traces the descendants of the transaction that sent an operation's message (what
+    /// [`crate::wallet::MessageSender::send_message`] returns).
+    pub async fn of_tx<C: ChainApi>(
+        chain: &C,
+        op: &'static str,
+        tx: Transaction,
+        timeout: Duration,
+    ) -> ChainResult<Self> {
+        let txs = trace(chain, &tx, timeout).await?;
+        Ok(Self {
+            op,
+            wallet_tx: tx,
             txs,
         })
     }

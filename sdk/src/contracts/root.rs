@@ -13,7 +13,7 @@ use crate::messages::records::{RootCodes, RootData, RootParams, RootPolicy};
 use crate::messages::root::*;
 use crate::tlb::codec::{Codec, MapU32Bits256, Set256};
 use crate::tlb::{ArcCell, Cell, CellBuilder, TlbType, TonAddress};
-use crate::wallet::{OutMessage, SendOptions, Wallet, contract_address};
+use crate::wallet::{MessageSender, OutMessage, SendOptions, contract_address};
 
 /// `get_owner` result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,7 +95,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Deploys a Root with `data` from `wallet`, attaching `value` nanoTON.
     pub async fn deploy(
         chain: &'a C,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         data: &RootData,
         value: u128,
         opts: &SendOptions,
@@ -206,7 +206,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
 
     async fn owner_op(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         op: &'static str,
         body: Cell,
         opts: &SendOptions,
@@ -224,7 +224,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `SetParams`.
     pub async fn set_params(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         params: RootParams,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -244,7 +244,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `SetAllowedKinds`.
     pub async fn set_allowed_kinds(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         allowed_kinds: u8,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -264,7 +264,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `AddMeasurement`.
     pub async fn add_measurement(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         measurement: [u8; 32],
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -284,7 +284,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `RemoveMeasurement`.
     pub async fn remove_measurement(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         measurement: [u8; 32],
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -304,7 +304,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `SetModel`.
     pub async fn set_model(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         model_id: u32,
         model_hash: [u8; 32],
         opts: &SendOptions,
@@ -326,7 +326,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `RemoveModel`.
     pub async fn remove_model(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         model_id: u32,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -346,7 +346,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: `TransferOwnership`.
     pub async fn transfer_ownership(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         new_owner: TonAddress,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -366,7 +366,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Pending owner: `AcceptOwnership`.
     pub async fn accept_ownership(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         self.owner_op(

@@ -18,7 +18,7 @@ use crate::messages::worker::{
 use crate::receipt::SignedReceipt;
 use crate::tlb::codec::SetU32;
 use crate::tlb::{Cell, TlbType, TonAddress};
-use crate::wallet::{OutMessage, SendOptions, Wallet};
+use crate::wallet::{MessageSender, OutMessage, SendOptions};
 
 /// `get_worker_state` result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,7 +102,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
 
     async fn send(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         op: &'static str,
         dest: &TonAddress,
         value: u128,
@@ -122,7 +122,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Registers the wallet's Worker through Root with `stake` (value = stake + register gas).
     pub async fn register(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         stake: u128,
         record: WorkerRecord,
         opts: &SendOptions,
@@ -147,7 +147,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Re-registers keys, prices, models or attestation through Root.
     pub async fn update(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         record: WorkerRecord,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -163,7 +163,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Adds stake.
     pub async fn top_up(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -184,7 +184,11 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     }
 
     /// Starts unbonding.
-    pub async fn unbond(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
+    pub async fn unbond(
+        &self,
+        wallet: &impl MessageSender,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
         self.send(
             wallet,
             "unbond",
@@ -202,7 +206,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Withdraws the stake (after the unbonding delay).
     pub async fn withdraw_stake(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         self.send(
@@ -222,7 +226,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Withdraws `amount` of earnings.
     pub async fn withdraw_earnings(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -246,7 +250,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// returns). Invalid receipts are skipped by the contract and logged, not fatal.
     pub async fn submit_receipts(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         receipts: Vec<SignedReceipt>,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -272,7 +276,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// it paid to the reporter.
     pub async fn report_equivocation(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         receipt_a: SignedReceipt,
         receipt_b: SignedReceipt,
         opts: &SendOptions,

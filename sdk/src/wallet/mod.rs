@@ -24,6 +24,7 @@ pub mod file;
 pub mod highload;
 mod message;
 mod mnemonic;
+mod sender;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -37,6 +38,7 @@ use tracing::{debug, info, warn};
 pub use file::WalletFileError;
 pub use message::{OutMessage, contract_address, normalized_hash};
 pub use mnemonic::{WORDS as MNEMONIC_WORDS, generate as generate_mnemonic};
+pub use sender::MessageSender;
 
 use crate::chain::{AccountStatus, ChainApi, ChainError, Network, StackEntry, Transaction};
 use crate::tlb::{self, ArcCell, Cell, TlbError, TonAddress};
@@ -118,6 +120,10 @@ pub enum WalletError {
         /// Time waited.
         waited: Duration,
     },
+    /// A highload wallet's send failed (see [`highload::HighloadError`] for which outcomes are
+    /// safe to send again).
+    #[error(transparent)]
+    Highload(Box<highload::HighloadError>),
 }
 
 /// Result of wallet operations.

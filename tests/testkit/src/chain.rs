@@ -139,9 +139,10 @@ impl DevChain {
         })
     }
 
-    /// The API configuration of this localnet (for services that build their own client).
+    /// The API configuration of this localnet (for services that build their own client): with
+    /// the key and request budget of its profile ([`Localnet::api_config`]).
     pub fn api(&self) -> TonCenterConfig {
-        TonCenterConfig::new(self.localnet.url().to_owned())
+        self.localnet.api_config()
     }
 
     /// An sdk client configuration for this network and `relayer_url`, accepting Simulated
@@ -246,9 +247,11 @@ pub struct RegisteredWorker {
     pub models: Vec<u32>,
 }
 
-/// Starts a fresh localnet on a free port.
+/// Starts a fresh localnet on a free port, with the test profile `COCOON_TEST_NETWORK` names
+/// (default instant; `realistic`: block timing, index lag, toncenter's rate limits).
 pub async fn start_localnet() -> Result<Localnet> {
-    start_localnet_with(LocalnetTiming::default()).await
+    let timing = LocalnetTiming::from_env().map_err(|e| TestkitError::Localnet(e.to_string()))?;
+    start_localnet_with(timing).await
 }
 
 /// Starts a fresh localnet on a free port that behaves like the real network as `timing` says.

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use cocoon_sdk::contracts::RootClient;
+use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::messages::records::RootParams;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::{Ton, format_ton};
@@ -50,9 +51,12 @@ pub enum RootCmd {
         /// Which Root.
         #[command(flatten)]
         root: RootArg,
-        /// Model id.
+        /// Model id (taken from --model when not given).
         #[arg(long)]
-        id: u32,
+        id: Option<u32>,
+        /// A model the sdk knows, by name (e.g. smollm2-135m-instruct): its id and hash.
+        #[arg(long, conflicts_with_all = ["name", "hash"])]
+        model: Option<String>,
         /// `name@revision:weights-sha256`.
         #[arg(long, conflicts_with = "hash")]
         name: Option<String>,
@@ -173,15 +177,25 @@ pub(super) async fn run(ctx: &Ctx, c: RootCmd) -> anyhow::Result<()> {
         RootCmd::AddModel {
             root,
             id,
+            model,
             name,
             hash,
         } => {
             let w = ctx.open_wallet()?;
             let r = RootClient::at(&chain, root.root);
-            let h = match (name, hash) {
-                (Some(n), None) => Sha256::digest(n.as_bytes()).into(),
-                (None, Some(h)) => hex32(&h, "model hash")?,
-                _ => bail!("give --name or --hash"),
+            let (id, h) = match (model, name, hash) {
+                (Some(m), None, None) => {
+                    let spec = ModelSpec::by_name(&m)?;
+                    (id.unwrap_or(spec.id), spec.registry_hash())
+                }
+                (None, Some(n), None) => (
+                    id.context("--name needs --id")?,
+                    Sha256::digest(n.as_bytes()).into(),
+                ),
+                (None, None, Some(h)) => {
+                    (id.context("--hash needs --id")?, hex32(&h, "model hash")?)
+                }
+                _ => bail!("give --model, --name or --hash"),
             };
             let o = ctx
                 .out

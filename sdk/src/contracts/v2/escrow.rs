@@ -15,7 +15,7 @@ use crate::messages::v2::notify::ChannelOpened;
 use crate::messages::v2::records::ChannelParties;
 use crate::messages::v2::root::CreateEscrow;
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
-use crate::wallet::{SendOptions, Wallet};
+use crate::wallet::{MessageSender, SendOptions};
 
 /// `get_escrow_state` result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,7 +166,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
 
     async fn send(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         op: &'static str,
         value: u128,
         body: Cell,
@@ -180,7 +180,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Deposit afterwards (value = amount).
     pub async fn deposit(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -223,7 +223,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// channel is then read back with `get_channel` and checked against `a`.
     pub async fn open_channel(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         a: OpenChannelArgs,
         opts: &SendOptions,
     ) -> ContractResult<ChannelOpen> {
@@ -316,7 +316,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Adds `amount` to channel `channel_id` (value = amount + `get_fees().top_up`).
     pub async fn top_up(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         channel_id: u64,
         amount: u128,
         opts: &SendOptions,
@@ -340,7 +340,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Asks to close channel `channel_id` early: the worker keeps the grace period to settle.
     pub async fn request_close(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         channel_id: u64,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -357,7 +357,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// returns to the free balance, the relayer gets its accrued fees.
     pub async fn close_channel(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         channel_id: u64,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -373,7 +373,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Withdraws `amount` of the free balance to the owner.
     pub async fn withdraw(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -389,7 +389,7 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
     /// Pays the protocol fees due to the treasury (anyone may).
     pub async fn collect_fees(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         let fee = self.fees().await?.collect_fees;

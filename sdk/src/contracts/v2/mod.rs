@@ -37,7 +37,7 @@ use super::{ContractError, ContractResult, Outcome, StackReader, TRACE_TIMEOUT};
 use crate::chain::{ChainApi, StackEntry};
 use crate::messages::v2::records::{EscrowData, WorkerData};
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
-use crate::wallet::{OutMessage, SendOptions, Wallet};
+use crate::wallet::{MessageSender, OutMessage, SendOptions};
 
 pub use super::{Contract, query_id};
 
@@ -84,7 +84,7 @@ async fn get_method<C: ChainApi>(
 /// anywhere in it is [`ContractError::Failed`] with its v2 name.
 async fn call<C: ChainApi>(
     chain: &C,
-    wallet: &Wallet,
+    wallet: &impl MessageSender,
     op: &'static str,
     dest: &TonAddress,
     value: u128,
@@ -103,13 +103,13 @@ async fn call<C: ChainApi>(
 
 async fn send<C: ChainApi>(
     chain: &C,
-    wallet: &Wallet,
+    wallet: &impl MessageSender,
     op: &'static str,
     msg: OutMessage,
     opts: &SendOptions,
 ) -> ContractResult<Outcome> {
-    let c = wallet.send_and_confirm(chain, &[msg], opts).await?;
-    let outcome = Outcome::of(chain, op, c, TRACE_TIMEOUT).await?;
+    let tx = wallet.send_message(chain, msg, opts).await?;
+    let outcome = Outcome::of_tx(chain, op, tx, TRACE_TIMEOUT).await?;
     ensure_success(outcome)
 }
 

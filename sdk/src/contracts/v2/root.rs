@@ -16,7 +16,7 @@ use crate::messages::v2::records::{
 use crate::messages::v2::root::{AcceptOwnership, ApplyChange, CancelChange, SetTeePolicy};
 use crate::tlb::codec::{Set256, Set384};
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
-use crate::wallet::{OutMessage, SendOptions, Wallet, contract_address};
+use crate::wallet::{MessageSender, OutMessage, SendOptions, contract_address};
 
 /// `get_policy` result (the model registry is read per model with [`RootClient::model`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,7 +113,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Deploys a Root v2 with `data` from `wallet`, attaching `value` nanoTON.
     pub async fn deploy(
         chain: &'a C,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         data: &RootData,
         value: u128,
         opts: &SendOptions,
@@ -300,7 +300,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// cell); it applies after the governance delay with [`Self::apply_change`].
     pub async fn queue_change(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         body: Cell,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -312,7 +312,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// as Root would refuse it (BadParams).
     pub async fn queue_tee_policy(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         tee: TeePolicy,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -337,7 +337,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Anyone, after the change's ready time: applies it.
     pub async fn apply_change(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         change_id: u32,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -352,7 +352,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Owner: drops a queued change.
     pub async fn cancel_change(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         change_id: u32,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -367,7 +367,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
     /// Pending owner: completes an ownership transfer.
     pub async fn accept_ownership(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         let body = AcceptOwnership {
@@ -380,7 +380,7 @@ impl<'a, C: ChainApi> RootClient<'a, C> {
 
     async fn governance(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         op: &'static str,
         body: Cell,
         opts: &SendOptions,

@@ -19,7 +19,7 @@ use crate::messages::v2::worker::{
 };
 use crate::tlb::codec::SetU32;
 use crate::tlb::{Cell, TlbType, TonAddress};
-use crate::wallet::{SendOptions, Wallet};
+use crate::wallet::{MessageSender, SendOptions};
 
 use super::logs::SettlementLog;
 
@@ -179,7 +179,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
 
     async fn send(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         op: &'static str,
         dest: &TonAddress,
         value: u128,
@@ -193,7 +193,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// `get_fees().register`).
     pub async fn register(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         stake: u128,
         record: WorkerRecord,
         opts: &SendOptions,
@@ -227,7 +227,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// the settlement's record (from the payout).
     pub async fn submit_settlement(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         receipt: &SignedChannelReceipt,
         voucher: &SignedVoucher,
         opts: &SendOptions,
@@ -251,7 +251,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// settlement's record.
     pub async fn submit(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         msg: &SubmitSettlement,
         opts: &SendOptions,
     ) -> ContractResult<(Outcome, SettlementLog)> {
@@ -275,7 +275,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// registered: the stake is slashed and part of it paid to the reporter.
     pub async fn report_equivocation(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         a: (&[u8; 32], SignedChannelReceipt),
         b: (&[u8; 32], SignedChannelReceipt),
         opts: &SendOptions,
@@ -303,7 +303,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Owner: a new record (renewed attestation, keys, prices, models), checked by Root.
     pub async fn update_record(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         record: WorkerRecord,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -320,7 +320,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Owner: adds `amount` to the stake.
     pub async fn top_up_stake(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         amount: u128,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
@@ -342,7 +342,11 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     }
 
     /// Owner: starts unbonding.
-    pub async fn unbond(&self, wallet: &Wallet, opts: &SendOptions) -> ContractResult<Outcome> {
+    pub async fn unbond(
+        &self,
+        wallet: &impl MessageSender,
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
         let fee = self.fees().await?.stake_op;
         let body = Unbond {
             query_id: query_id(),
@@ -355,7 +359,7 @@ impl<'a, C: ChainApi> WorkerClient<'a, C> {
     /// Owner: withdraws the stake after the unbonding delay.
     pub async fn withdraw_stake(
         &self,
-        wallet: &Wallet,
+        wallet: &impl MessageSender,
         opts: &SendOptions,
     ) -> ContractResult<Outcome> {
         let fee = self.fees().await?.stake_op;
