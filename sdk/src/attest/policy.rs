@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::evidence::EvidenceKind;
+use super::gpu::GpuPolicy;
 
 /// A launch measurement: the SNP MEASUREMENT, or for TDX SHA-384(MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2)
 /// (RTMR3 is extended at run time and is not a launch value). Simulated evidence has all zeros.
@@ -217,6 +218,8 @@ pub struct Policy {
     pub snp: SnpPolicy,
     /// TDX rules.
     pub tdx: TdxPolicy,
+    /// NVIDIA GPU rules.
+    pub gpu: GpuPolicy,
     clock: Arc<dyn Clock>,
 }
 
@@ -230,6 +233,7 @@ impl Policy {
             allow_list: allow_list.into_iter().collect(),
             snp: SnpPolicy::default(),
             tdx: TdxPolicy::default(),
+            gpu: GpuPolicy::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -316,6 +320,13 @@ impl Policy {
         tee: &crate::messages::v2::records::TeePolicy,
     ) -> Self {
         Self::development_from_root(root).with_root_tee_policy(tee)
+    }
+
+    /// Requires GPU evidence (`--require-gpu-attestation`): workers without a valid NVIDIA
+    /// confidential-computing report are refused.
+    pub fn require_gpu(mut self, required: bool) -> Self {
+        self.gpu.required = required;
+        self
     }
 
     /// Replaces the clock (tests pin it; TDX sample collateral is only valid in a fixed window).
