@@ -95,6 +95,7 @@ pub(crate) async fn start(
         capacity: setup.capacity,
         self_submit: false,
         renewal: Default::default(),
+        gpu: None,
     };
     register(&config)
         .await

@@ -44,6 +44,7 @@
 //!     capacity: 8,
 //!     self_submit: false,
 //!     renewal: Default::default(),
+//!     gpu: None,
 //! };
 //! register(&cfg).await?;
 //! let node = Node::start(cfg).await?;
@@ -71,7 +72,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cocoon_sdk::attest::{AttestationProvider, EvidenceKind};
+use cocoon_sdk::attest::{AttestationProvider, EvidenceKind, GpuEvidenceProvider};
 use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
 use cocoon_sdk::contracts::RootClient;
 use cocoon_sdk::job::ModelSpec;
@@ -122,6 +123,8 @@ pub struct NodeConfig {
     pub self_submit: bool,
     /// Attestation lifetime and when to renew it.
     pub renewal: Renewal,
+    /// NVIDIA GPU evidence, bound into every attestation when set (`--tee.gpu-evidence-command`).
+    pub gpu: Option<Arc<dyn GpuEvidenceProvider>>,
 }
 
 impl std::fmt::Debug for NodeConfig {

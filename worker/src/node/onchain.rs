@@ -125,7 +125,19 @@ pub(crate) async fn attest(
     expires_at: u32,
     policy: &Policy,
 ) -> Result<NodeEvidence> {
-    let report_data = binding(cfg, worker, expires_at)?.report_data()?;
+    let mut bound = binding(cfg, worker, expires_at)?;
+    let gpu = match cfg.gpu.clone() {
+        Some(gpu) => {
+            let nonce = bound.gpu_nonce()?;
+            let evidence = tokio::task::spawn_blocking(move || gpu.collect(&nonce))
+                .await
+                .map_err(|e| NodeError::Config(format!("GPU attestation task failed: {e}")))??;
+            bound.gpu_evidence_hash = Some(evidence.hash());
+            Some(evidence)
+        }
+        None => None,
+    };
+    let report_data = bound.report_data()?;
     let provider = cfg.attestation.clone();
     if provider.kind() == EvidenceKind::Simulated {
         warn!(target: "worker::node", "UNATTESTED (SIMULATED TEE): this worker runs outside any TEE; only development Roots accept it");
@@ -134,6 +146,10 @@ pub(crate) async fn attest(
         .await
         .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))?
         .map_err(NodeError::from_attest)?;
+    let evidence = match gpu {
+        Some(gpu) => Evidence::with_gpu(evidence, gpu)?,
+        None => evidence,
+    };
     describe(cfg, worker, evidence, expires_at, policy)
 }
 

@@ -77,6 +77,7 @@ impl NodeNet for DevChain {
             capacity: 4,
             self_submit: false,
             renewal: Default::default(),
+            gpu: None,
         }
     }
 
