@@ -3,8 +3,8 @@
 //! `REPORT_DATA = SHA-512("cocoon/worker-binding/v1\0" ‖ ed25519_pk[32] ‖ x25519_pk[32] ‖
 //! workchain:i8 ‖ address hash[32] ‖ chain_nonce[32] ‖ gpu_evidence_sha256[32])`
 //!
-//! The GPU field is 32 zero bytes while no GPU evidence is collected; it is already part of the
-//! preimage so adding GPU attestation later does not change the layout. The chain nonce (a recent
+//! The GPU field is sha256 of the GPU evidence ([`super::GpuEvidence::hash`]) when the worker
+//! serves one, 32 zero bytes otherwise. The chain nonce (a recent
 //! masterchain block hash or Root's epoch seed) gives freshness, since neither SNP nor TDX reports
 //! carry a time.
 
@@ -15,6 +15,9 @@ use super::error::{AttestError, Result};
 
 /// Domain tag of the binding preimage.
 pub const WORKER_BINDING_DOMAIN: &[u8] = b"cocoon/worker-binding/v1\0";
+
+/// Domain tag of [`WorkerBinding::gpu_nonce`].
+pub const GPU_NONCE_DOMAIN: &[u8] = b"cocoon/gpu-nonce/v1\0";
 
 /// Domain tag of [`attestation_nonce`].
 pub const ATTESTATION_NONCE_DOMAIN: &[u8] = b"cocoon/attestation-nonce/v1\0";
@@ -66,6 +69,24 @@ impl WorkerBinding {
         h.update(self.worker.hash_part.as_slice());
         h.update(self.chain_nonce);
         h.update(self.gpu_evidence_hash.unwrap_or([0; 32]));
+        Ok(h.finalize().into())
+    }
+
+    /// The nonce the worker's GPU must sign: `sha256("cocoon/gpu-nonce/v1\0" ‖ ed25519_pk ‖
+    /// x25519_pk ‖ workchain:i8 ‖ address hash ‖ chain_nonce)`. It binds the GPU report to the
+    /// same keys, Worker and freshness as the CPU report, which in turn binds the GPU evidence's
+    /// hash, so neither can be paired with another's.
+    pub fn gpu_nonce(&self) -> Result<[u8; 32]> {
+        use sha2::Sha256;
+        let workchain = i8::try_from(self.worker.workchain)
+            .map_err(|_| AttestError::WorkchainOutOfRange(self.worker.workchain))?;
+        let mut h = Sha256::new();
+        h.update(GPU_NONCE_DOMAIN);
+        h.update(self.receipt_key);
+        h.update(self.encryption_key);
+        h.update(workchain.to_be_bytes());
+        h.update(self.worker.hash_part.as_slice());
+        h.update(self.chain_nonce);
         Ok(h.finalize().into())
     }
 

@@ -291,4 +291,72 @@ pub enum AttestError {
         #[source]
         source: std::io::Error,
     },
+    /// The GPU attestation report does not parse (SPDM GET_MEASUREMENTS request + response).
+    #[error("GPU attestation report does not parse: {0}")]
+    GpuReportParse(String),
+    /// A GPU device or RIM signing chain does not verify up to its pinned NVIDIA root.
+    #[error("{which} certificate chain is refused: {reason}")]
+    GpuCertChain {
+        /// Which chain (GPU device, driver RIM, VBIOS RIM).
+        which: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The GPU report's ECDSA signature does not verify under the attestation key certificate.
+    #[error("GPU attestation report signature is invalid")]
+    GpuReportSignatureInvalid,
+    /// The report's firmware id differs from the one in the attestation key certificate.
+    #[error("GPU report FWID does not match its attestation key certificate")]
+    GpuFwidMismatch,
+    /// A RIM is malformed, or signs something other than the whole document with ECDSA-SHA384.
+    #[error("{which} is invalid: {reason}")]
+    GpuRimInvalid {
+        /// Which RIM.
+        which: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A RIM's XML signature does not verify (digest or SignedInfo signature).
+    #[error("{which} signature is invalid: {reason}")]
+    GpuRimSignatureInvalid {
+        /// Which RIM.
+        which: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A RIM describes another driver or VBIOS version than the report names.
+    #[error("{which} is for version {rim}, the GPU report names {report}")]
+    GpuRimVersionMismatch {
+        /// Which RIM.
+        which: &'static str,
+        /// Version in the RIM.
+        rim: String,
+        /// Version in the report.
+        report: String,
+    },
+    /// A runtime GPU measurement is none of its RIM's golden values.
+    #[error("GPU measurement {index} (from {rim}) does not match its golden value: {actual}")]
+    GpuMeasurementMismatch {
+        /// Measurement index, 0-based as in RIMs.
+        index: u8,
+        /// The RIM that holds the golden value.
+        rim: &'static str,
+        /// Hex of the runtime value, or `absent`.
+        actual: String,
+    },
+    /// The GPU signed another nonce than the one derived from the worker's keys and chain nonce.
+    #[error("GPU report nonce does not bind the worker's keys")]
+    GpuNonceMismatch,
+    /// REPORT_DATA does not carry the hash of the GPU evidence served with it.
+    #[error("REPORT_DATA does not bind the GPU evidence served with it")]
+    GpuNotBound,
+    /// The policy requires GPU attestation and the evidence has none.
+    #[error("GPU attestation is required and the worker's evidence has none")]
+    GpuEvidenceRequired,
+    /// GPU evidence was nested inside GPU evidence.
+    #[error("GPU evidence wraps evidence that already has a GPU part")]
+    GpuNested,
+    /// The GPU evidence provider failed.
+    #[error("GPU evidence provider: {0}")]
+    GpuProvider(String),
 }

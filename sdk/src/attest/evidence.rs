@@ -7,6 +7,8 @@
 //!                                   | len ask_ark_pem (0 = absent) | ask_ark_pem
 //! Tdx:       0x74647801 ("tdx\x01") | len quote | quote | len collateral_json | collateral_json
 //! Simulated: 0x73696d01 ("sim\x01") | report_data (64) | len label (u8) | label (UTF-8)
+//! WithGpu:   0x67707501 ("gpu\x01") | len cpu | cpu (one of the above) | len gpu | gpu
+//!            (GpuEvidence::encode)
 //! ```
 //!
 //! The kind tag comes first and the three tags differ, so Simulated evidence can never decode as
@@ -18,12 +20,15 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::error::{AttestError, Result};
+use super::gpu::GpuEvidence;
 
 /// Size of an SEV-SNP attestation report (ABI spec, table "ATTESTATION_REPORT").
 pub const SNP_REPORT_LEN: usize = 1184;
 const TAG_SEV_SNP: u32 = 0x736e_7001;
 const TAG_TDX: u32 = 0x7464_7801;
 const TAG_SIMULATED: u32 = 0x7369_6d01;
+const TAG_WITH_GPU: u32 = 0x6770_7501;
+const MAX_GPU_LEN: usize = 1024 * 1024;
 const MAX_CERT_LEN: usize = 16 * 1024;
 const MAX_CHAIN_LEN: usize = 32 * 1024;
 const MAX_QUOTE_LEN: usize = 64 * 1024;
@@ -91,6 +96,13 @@ pub enum Evidence {
         /// The collateral as JSON bytes, kept verbatim so the hash is stable.
         collateral_json: Vec<u8>,
     },
+    /// CPU evidence with the GPU evidence its REPORT_DATA binds (NVIDIA Hopper CC).
+    WithGpu {
+        /// The CPU TEE's evidence (never itself `WithGpu`).
+        cpu: Box<Evidence>,
+        /// The GPU's evidence; its hash is REPORT_DATA's GPU field.
+        gpu: GpuEvidence,
+    },
     /// No hardware evidence: development only.
     Simulated {
         /// What a real TEE would have put in REPORT_DATA.
@@ -104,6 +116,7 @@ impl Evidence {
     /// The kind of this evidence.
     pub fn kind(&self) -> EvidenceKind {
         match self {
+            Self::WithGpu { cpu, .. } => cpu.kind(),
             Self::SevSnp { .. } => EvidenceKind::SevSnp,
             Self::Tdx { .. } => EvidenceKind::Tdx,
             Self::Simulated { .. } => EvidenceKind::Simulated,
@@ -131,6 +144,11 @@ impl Evidence {
                 out.extend_from_slice(&TAG_TDX.to_be_bytes());
                 put_var(&mut out, quote);
                 put_var(&mut out, collateral_json);
+            }
+            Self::WithGpu { cpu, gpu } => {
+                out.extend_from_slice(&TAG_WITH_GPU.to_be_bytes());
+                put_var(&mut out, &cpu.encode());
+                put_var(&mut out, &gpu.encode());
             }
             Self::Simulated { report_data, label } => {
                 out.extend_from_slice(&TAG_SIMULATED.to_be_bytes());
@@ -185,6 +203,18 @@ impl Evidence {
                     .to_owned();
                 Self::Simulated { report_data, label }
             }
+            TAG_WITH_GPU => {
+                let cpu =
+                    Self::decode(r.var("cpu evidence", 1, MAX_QUOTE_LEN + MAX_COLLATERAL_LEN)?)?;
+                if matches!(cpu, Self::WithGpu { .. }) {
+                    return Err(AttestError::GpuNested);
+                }
+                let gpu = GpuEvidence::decode(r.var("gpu evidence", 1, MAX_GPU_LEN)?)?;
+                Self::WithGpu {
+                    cpu: Box::new(cpu),
+                    gpu,
+                }
+            }
             tag => return Err(AttestError::UnknownKind { tag }),
         };
         if r.pos != bytes.len() {
@@ -199,6 +229,34 @@ impl Evidence {
     /// carried by every receipt.
     pub fn hash(&self) -> [u8; 32] {
         Sha256::digest(self.encode()).into()
+    }
+
+    /// CPU evidence with GPU evidence attached; the CPU report's REPORT_DATA must bind
+    /// `gpu.hash()` ([`super::WorkerBinding::gpu_evidence_hash`]).
+    pub fn with_gpu(cpu: Evidence, gpu: GpuEvidence) -> Result<Self> {
+        match cpu {
+            Self::WithGpu { .. } => Err(AttestError::GpuNested),
+            cpu => Ok(Self::WithGpu {
+                cpu: Box::new(cpu),
+                gpu,
+            }),
+        }
+    }
+
+    /// The CPU TEE's evidence (itself, unless GPU evidence is attached).
+    pub fn cpu(&self) -> &Evidence {
+        match self {
+            Self::WithGpu { cpu, .. } => cpu,
+            other => other,
+        }
+    }
+
+    /// The GPU evidence, when attached.
+    pub fn gpu(&self) -> Option<&GpuEvidence> {
+        match self {
+            Self::WithGpu { gpu, .. } => Some(gpu),
+            _ => None,
+        }
     }
 
     /// Simulated evidence for a REPORT_DATA; the label is cut to 64 bytes at a char boundary.
@@ -229,6 +287,13 @@ impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Simulated { label, .. } => write!(f, "{} evidence ({label})", self.kind()),
+            Self::WithGpu { cpu, .. } => {
+                write!(
+                    f,
+                    "{cpu} + NVIDIA GPU evidence {}",
+                    hex::encode(self.hash())
+                )
+            }
             _ => write!(f, "{} evidence {}", self.kind(), hex::encode(self.hash())),
         }
     }

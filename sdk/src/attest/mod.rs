@@ -13,6 +13,7 @@ mod binding;
 mod crl;
 mod error;
 mod evidence;
+mod gpu;
 mod policy;
 mod provider;
 mod snp;
@@ -20,10 +21,16 @@ mod tdx;
 mod verify;
 
 pub use binding::{
-    ATTESTATION_NONCE_DOMAIN, WORKER_BINDING_DOMAIN, WorkerBinding, attestation_nonce,
+    ATTESTATION_NONCE_DOMAIN, GPU_NONCE_DOMAIN, WORKER_BINDING_DOMAIN, WorkerBinding,
+    attestation_nonce,
 };
 pub use error::{AttestError, MissingInput, Result};
 pub use evidence::{Evidence, EvidenceKind, SNP_REPORT_LEN};
+pub use gpu::{
+    CommandGpuProvider, GoldenMeasurement, GpuEvidence, GpuEvidenceProvider, GpuPolicy, GpuTrust,
+    NVIDIA_DEVICE_ROOT_PEM, NVIDIA_RIM_ROOT_PEM, Rim, SPDM_REQUEST_LEN, SPDM_SIGNATURE_LEN,
+    SpdmReport, VerifiedGpu, pem_chain, verify_gpu, verify_rim,
+};
 pub use policy::{
     Clock, FixedClock, Measurement, Policy, SnpPolicy, SnpProduct, SnpRoot, SnpTcb, SnpTrust,
     SystemClock, TD_ATTRIBUTE_DEBUG, TD_ATTRIBUTE_SEPT_VE_DISABLE, TdxPolicy, measurement_id,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::evidence::EvidenceKind;
+use super::gpu::GpuPolicy;
 
 /// A launch measurement: the SNP MEASUREMENT, or for TDX SHA-384(MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2)
 /// (RTMR3 is extended at run time and is not a launch value). Simulated evidence has all zeros.
@@ -120,6 +121,8 @@ pub struct SnpPolicy {
     /// Per-product minimum, checked in addition to `min_tcb` (SVNs are numbered per product
     /// line: Milan's microcode SVN says nothing about Genoa's).
     pub min_tcb_per_product: BTreeMap<SnpProduct, SnpTcb>,
+    /// Minimum FMC SVN, checked only on reports that carry one (Turin-era processors).
+    pub min_fmc: u8,
     /// The VMPL the report must come from (0 = the guest kernel itself).
     pub vmpl: u32,
     /// Minimum report format version.
@@ -140,6 +143,7 @@ impl Default for SnpPolicy {
             trust: SnpTrust::Amd,
             min_tcb: SnpTcb::default(),
             min_tcb_per_product: BTreeMap::new(),
+            min_fmc: 0,
             vmpl: 0,
             min_report_version: 2,
             allow_vlek: true,
@@ -166,8 +170,12 @@ pub struct TdxPolicy {
     pub td_attributes: u64,
     /// MRCONFIGID the TD must carry (the host sets it at launch), when set.
     pub mr_config_id: Option<[u8; 48]>,
+    /// Accepted MRCONFIGID values (Root's `mr_config_ids`); empty = any.
+    pub mr_config_ids: Vec<[u8; 48]>,
     /// MROWNER the TD must carry, when set.
     pub mr_owner: Option<[u8; 48]>,
+    /// Accepted MROWNER values (Root's `mr_owners`); empty = any.
+    pub mr_owners: Vec<[u8; 48]>,
     /// MROWNERCONFIG the TD must carry, when set.
     pub mr_owner_config: Option<[u8; 48]>,
     /// Accepted RTMR3 values (extended at run time, e.g. by the app's measured config); empty =
@@ -182,7 +190,9 @@ impl Default for TdxPolicy {
             td_attributes_mask: TD_ATTRIBUTE_DEBUG,
             td_attributes: 0,
             mr_config_id: None,
+            mr_config_ids: Vec::new(),
             mr_owner: None,
+            mr_owners: Vec::new(),
             mr_owner_config: None,
             rtmr3: Vec::new(),
         }
@@ -208,6 +218,8 @@ pub struct Policy {
     pub snp: SnpPolicy,
     /// TDX rules.
     pub tdx: TdxPolicy,
+    /// NVIDIA GPU rules.
+    pub gpu: GpuPolicy,
     clock: Arc<dyn Clock>,
 }
 
@@ -221,6 +233,7 @@ impl Policy {
             allow_list: allow_list.into_iter().collect(),
             snp: SnpPolicy::default(),
             tdx: TdxPolicy::default(),
+            gpu: GpuPolicy::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -270,6 +283,50 @@ impl Policy {
     pub fn development_from_root(root: &crate::messages::records::RootPolicy) -> Self {
         Self::development(root.measurements.iter().copied())
             .with_allowed_kinds_mask(root.allowed_kinds)
+    }
+
+    /// Adds a v2 Root's TEE policy (`get_tee_policy`): its SEV-SNP minimum TCB per component
+    /// and its TDX attributes rule and MRCONFIGID/MROWNER/RTMR3 allow-lists (empty: any value).
+    /// The built-in rules stay: DEBUG is refused whatever Root's TDX mask says.
+    pub fn with_root_tee_policy(mut self, tee: &crate::messages::v2::records::TeePolicy) -> Self {
+        let min = &tee.snp_min_tcb;
+        self.snp.min_tcb = SnpTcb {
+            bootloader: min.boot_loader,
+            tee: min.tee,
+            snp: min.snp,
+            microcode: min.microcode,
+        };
+        self.snp.min_fmc = min.fmc;
+        let tdx = &tee.tdx;
+        self.tdx.td_attributes_mask = tdx.td_attributes_mask | TD_ATTRIBUTE_DEBUG;
+        self.tdx.td_attributes = tdx.td_attributes_value & !TD_ATTRIBUTE_DEBUG;
+        self.tdx.mr_config_ids = tdx.mr_config_ids.iter().copied().collect();
+        self.tdx.mr_owners = tdx.mr_owners.iter().copied().collect();
+        self.tdx.rtmr3 = tdx.rtmr3s.iter().copied().collect();
+        self
+    }
+
+    /// The production policy a v2 Root publishes: [`Policy::from_root`] plus its TEE policy.
+    pub fn from_root_v2(
+        root: &crate::messages::records::RootPolicy,
+        tee: &crate::messages::v2::records::TeePolicy,
+    ) -> Self {
+        Self::from_root(root).with_root_tee_policy(tee)
+    }
+
+    /// The development policy of a local v2 Root (honours its Simulated bit), with its TEE policy.
+    pub fn development_from_root_v2(
+        root: &crate::messages::records::RootPolicy,
+        tee: &crate::messages::v2::records::TeePolicy,
+    ) -> Self {
+        Self::development_from_root(root).with_root_tee_policy(tee)
+    }
+
+    /// Requires GPU evidence (`--require-gpu-attestation`): workers without a valid NVIDIA
+    /// confidential-computing report are refused.
+    pub fn require_gpu(mut self, required: bool) -> Self {
+        self.gpu.required = required;
+        self
     }
 
     /// Replaces the clock (tests pin it; TDX sample collateral is only valid in a fixed window).

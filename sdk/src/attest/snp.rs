@@ -80,6 +80,15 @@ pub(crate) fn verify(
     check_signature(raw, &leaf)?;
     check_leaf_extensions(&leaf_x509, (!vlek).then_some(&report.chip_id), &tcb)?;
     check_min_tcb(&tcb, chain.product, policy)?;
+    if let Some(fmc) = report.reported_tcb.fmc
+        && fmc < policy.snp.min_fmc
+    {
+        return Err(AttestError::TcbTooLow {
+            component: "fmc",
+            reported: fmc,
+            minimum: policy.snp.min_fmc,
+        });
+    }
 
     Ok(Verified {
         kind: EvidenceKind::SevSnp,

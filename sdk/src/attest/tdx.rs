@@ -45,6 +45,17 @@ pub(crate) fn verify(
             });
         }
     }
+    for (register, actual, allowed) in [
+        ("MRCONFIGID", &td.mr_config_id, &rules.mr_config_ids),
+        ("MROWNER", &td.mr_owner, &rules.mr_owners),
+    ] {
+        if !allowed.is_empty() && !allowed.contains(actual) {
+            return Err(AttestError::TdxRegisterMismatch {
+                register,
+                actual: hex::encode(actual),
+            });
+        }
+    }
     if !rules.rtmr3.is_empty() && !rules.rtmr3.contains(&td.rt_mr3) {
         return Err(AttestError::TdxRegisterMismatch {
             register: "RTMR3",

@@ -7,6 +7,7 @@ use tracing::{debug, warn};
 use super::binding::WorkerBinding;
 use super::error::{AttestError, Result};
 use super::evidence::{Evidence, EvidenceKind};
+use super::gpu::{SpdmReport, verify_gpu};
 use super::policy::{Measurement, Policy, SnpProduct, SnpTcb, measurement_id};
 use super::{snp, tdx};
 
@@ -119,8 +120,28 @@ impl fmt::Display for Verified {
 }
 
 /// Verifies evidence against the vendor roots and `policy`; the binding is checked separately with
-/// [`Verified::check_binding`] (or in one go with [`verify_worker`]).
+/// [`Verified::check_binding`] (or in one go with [`verify_worker`], which evidence with a GPU
+/// part needs: its nonce and hash bind to the worker's keys).
 pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified> {
+    let evidence_hash = evidence.hash();
+    let verified = match evidence {
+        Evidence::WithGpu { cpu, gpu } => {
+            let verified = verify_cpu(cpu, policy, evidence_hash)?;
+            let gpu = verify_gpu(gpu, policy)?;
+            debug!(target: "sdk::attest", driver = %gpu.driver_version, vbios = %gpu.vbios_version, measurements = gpu.measurements_checked, "GPU evidence verified");
+            verified
+        }
+        cpu if policy.gpu.required => {
+            verify_cpu(cpu, policy, evidence_hash)?;
+            return Err(AttestError::GpuEvidenceRequired);
+        }
+        cpu => verify_cpu(cpu, policy, evidence_hash)?,
+    };
+    debug!(target: "sdk::attest", kind = %verified.kind, evidence_hash = %hex::encode(evidence_hash), "evidence verified");
+    Ok(verified)
+}
+
+fn verify_cpu(evidence: &Evidence, policy: &Policy, evidence_hash: [u8; 32]) -> Result<Verified> {
     let kind = evidence.kind();
     if kind == EvidenceKind::Simulated && !policy.is_development() {
         warn!(target: "sdk::attest", "refusing UNATTESTED (SIMULATED TEE) evidence under a production policy");
@@ -129,8 +150,7 @@ pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified>
     if !policy.allows_kind(kind) {
         return Err(AttestError::KindNotAllowed(kind));
     }
-    let evidence_hash = evidence.hash();
-    let verified = match evidence {
+    Ok(match evidence {
         Evidence::SevSnp {
             report,
             vcek_der,
@@ -146,6 +166,7 @@ pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified>
             quote,
             collateral_json,
         } => tdx::verify(quote, collateral_json, policy, evidence_hash)?,
+        Evidence::WithGpu { .. } => return Err(AttestError::GpuNested),
         Evidence::Simulated { report_data, label } => {
             if !policy.allows_measurement(&[0; 48]) {
                 return Err(AttestError::MeasurementNotAllowed {
@@ -162,18 +183,40 @@ pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified>
                 evidence_hash,
             }
         }
-    };
-    debug!(target: "sdk::attest", kind = %verified.kind, evidence_hash = %hex::encode(evidence_hash), "evidence verified");
-    Ok(verified)
+    })
 }
 
-/// Verifies evidence and its binding to a worker's keys, Worker address and chain nonce.
+/// Verifies evidence and its binding to a worker's keys, Worker address and chain nonce. With a
+/// GPU part, the GPU must have signed [`WorkerBinding::gpu_nonce`] and REPORT_DATA must carry the
+/// GPU evidence's hash (whatever `binding.gpu_evidence_hash` says, it is taken from the evidence).
 pub fn verify_worker(
     evidence: &Evidence,
     policy: &Policy,
     binding: &WorkerBinding,
 ) -> Result<Verified> {
     let verified = verify_evidence(evidence, policy)?;
-    verified.check_binding(binding)?;
+    let Some(gpu) = evidence.gpu() else {
+        verified.check_binding(binding)?;
+        return Ok(verified);
+    };
+    let report = SpdmReport::parse(&gpu.report)?;
+    if report.nonce != binding.gpu_nonce()? {
+        return Err(AttestError::GpuNonceMismatch);
+    }
+    let with_gpu = WorkerBinding {
+        gpu_evidence_hash: Some(gpu.hash()),
+        ..binding.clone()
+    };
+    if verified.check_binding(&with_gpu).is_err() {
+        let without = WorkerBinding {
+            gpu_evidence_hash: None,
+            ..binding.clone()
+        };
+        return Err(if verified.check_binding(&without).is_ok() {
+            AttestError::GpuNotBound
+        } else {
+            AttestError::BindingMismatch
+        });
+    }
     Ok(verified)
 }

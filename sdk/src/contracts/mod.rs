@@ -235,3 +235,32 @@ pub async fn detect_root_version<C: ChainApi>(
         Err(e) => Err(e.into()),
     }
 }
+
+/// The attestation policy the Root at `root` publishes, whichever protocol it speaks: its allowed
+/// kinds and measurements, and on a v2 Root also its TEE policy (SEV-SNP minimum TCB, TDX
+/// attributes and MRCONFIGID/MROWNER/RTMR3 allow-lists). `development` honours Root's Simulated
+/// bit ([`crate::attest::Policy::development_from_root`]); never set it for mainnet.
+pub async fn attestation_policy<C: ChainApi>(
+    chain: &C,
+    root: &TonAddress,
+    development: bool,
+) -> ContractResult<crate::attest::Policy> {
+    use crate::attest::Policy;
+    let view = RootClient::at(chain, root.clone()).policy().await?;
+    let base = crate::messages::records::RootPolicy {
+        allowed_kinds: view.allowed_kinds,
+        measurements: view.measurements,
+    };
+    let policy = if development {
+        Policy::development_from_root(&base)
+    } else {
+        Policy::from_root(&base)
+    };
+    Ok(match detect_root_version(chain, root).await? {
+        RootVersion::V1 => policy,
+        RootVersion::V2 => {
+            let tee = v2::RootClient::at(chain, root.clone()).tee_policy().await?;
+            policy.with_root_tee_policy(&tee)
+        }
+    })
+}

@@ -4,3 +4,4 @@
 pub mod amd_pki;
 pub mod fake_tsm;
 pub mod http_stub;
+pub mod nv_pki;

@@ -96,6 +96,7 @@ pub(crate) async fn start(
         self_submit: false,
         renewal: Default::default(),
         channels: Default::default(),
+        gpu: None,
     };
     register(&config)
         .await

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use cocoon_sdk::args::{ChainArgs, RELAYER_URL_ENV, ROOT_ENV, WalletArgs};
 use cocoon_sdk::attest::{
-    AttestError, AttestationProvider, CONFIGFS_TSM_REPORT_DIR, MissingInput, ProviderConfig,
-    SimulatedProvider, SnpCertConfig, SnpProduct, TdxCollateralConfig, TeeInterface,
-    detect_provider,
+    AttestError, AttestationProvider, CONFIGFS_TSM_REPORT_DIR, CommandGpuProvider,
+    GpuEvidenceProvider, MissingInput, ProviderConfig, SimulatedProvider, SnpCertConfig,
+    SnpProduct, TdxCollateralConfig, TeeInterface, detect_provider,
 };
 use cocoon_sdk::chain::Network;
 use cocoon_sdk::job::ModelSpec;
@@ -101,6 +101,14 @@ pub struct TeeArgs {
     /// at every attestation.
     #[arg(long = "tee.pccs-url", env = "COCOON_TEE_PCCS_URL")]
     pub pccs_url: Option<String>,
+    /// NVIDIA GPU in confidential-computing mode: a program run as `PROGRAM <nonce hex>` that
+    /// prints the GPU evidence as JSON (`report_hex`, `cert_chain_pem`, `driver_rim`,
+    /// `vbios_rim`); its hash is bound into REPORT_DATA and clients can require it.
+    #[arg(
+        long = "tee.gpu-evidence-command",
+        env = "COCOON_TEE_GPU_EVIDENCE_COMMAND"
+    )]
+    pub gpu_evidence_command: Option<PathBuf>,
     /// Lifetime of a fresh attestation, seconds.
     #[arg(long = "tee.ttl", env = "COCOON_TEE_TTL", default_value_t = DEFAULT_ATTESTATION_TTL)]
     pub ttl: u32,
@@ -121,6 +129,7 @@ impl Default for TeeArgs {
             snp_product: None,
             tdx_collateral: None,
             pccs_url: None,
+            gpu_evidence_command: None,
             ttl: DEFAULT_ATTESTATION_TTL,
             renew_before: RENEW_BEFORE,
         }
@@ -351,6 +360,12 @@ impl NodeArgs {
                 settle_every: std::time::Duration::from_secs(self.settle_every_secs.max(1)),
                 ..super::ChannelOptions::default()
             },
+            gpu: self.tee_inputs.gpu_evidence_command.clone().map(|program| {
+                Arc::new(CommandGpuProvider {
+                    program,
+                    args: Vec::new(),
+                }) as Arc<dyn GpuEvidenceProvider>
+            }),
         })
     }
 }

@@ -49,6 +49,7 @@
 //!     self_submit: false,
 //!     renewal: Default::default(),
 //!     channels: Default::default(),
+//!     gpu: None,
 //! };
 //! register(&cfg).await?;
 //! let node = Node::start(cfg).await?;
@@ -81,7 +82,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cocoon_sdk::attest::{AttestationProvider, EvidenceKind};
+use cocoon_sdk::attest::{AttestationProvider, EvidenceKind, GpuEvidenceProvider};
 use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
 use cocoon_sdk::contracts::v2::ChainChannels;
 use cocoon_sdk::contracts::{RootClient, RootVersion, detect_root_version};
@@ -164,6 +165,8 @@ pub struct NodeConfig {
     pub renewal: Renewal,
     /// Payment channels (v2 Roots).
     pub channels: ChannelOptions,
+    /// NVIDIA GPU evidence, bound into every attestation when set (`--tee.gpu-evidence-command`).
+    pub gpu: Option<Arc<dyn GpuEvidenceProvider>>,
 }
 
 impl std::fmt::Debug for NodeConfig {

@@ -11,8 +11,8 @@ use cocoon_sdk::attest::{
     Evidence, EvidenceKind, Policy, WorkerBinding, attestation_nonce, verify_worker,
 };
 use cocoon_sdk::chain::{AccountStatus, ChainApi, TonCenterClient};
-use cocoon_sdk::contracts::{RootClient, RootPolicyView, WorkerClient, WorkerRecordView};
-use cocoon_sdk::messages::records::{Attestation, RootPolicy, WorkerRecord, worker_status};
+use cocoon_sdk::contracts::{RootClient, WorkerClient, WorkerRecordView, attestation_policy};
+use cocoon_sdk::messages::records::{Attestation, WorkerRecord, worker_status};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::SendOptions;
 use tracing::{info, warn};
@@ -81,16 +81,11 @@ pub(crate) async fn chain_now<C: ChainApi>(chain: &C, root: &TonAddress) -> Resu
     Ok(u32::try_from(chain.account(root).await?.sync_utime).unwrap_or(u32::MAX))
 }
 
-fn policy_for(kind: EvidenceKind, view: &RootPolicyView) -> Policy {
-    let root = RootPolicy {
-        allowed_kinds: view.allowed_kinds,
-        measurements: view.measurements.clone(),
-    };
-    if kind == EvidenceKind::Simulated {
-        Policy::development_from_root(&root)
-    } else {
-        Policy::from_root(&root)
-    }
+/// The policy this node's evidence must pass, as clients read it from Root (on a v2 Root with its
+/// TEE policy): development only for a simulated TEE.
+async fn node_policy<C: ChainApi>(chain: &C, cfg: &NodeConfig) -> Result<Policy> {
+    let development = cfg.attestation.kind() == EvidenceKind::Simulated;
+    Ok(attestation_policy(chain, &cfg.root, development).await?)
 }
 
 fn binding(cfg: &NodeConfig, worker: &TonAddress, expires_at: u32) -> Result<WorkerBinding> {
@@ -109,10 +104,10 @@ fn describe(
     worker: &TonAddress,
     evidence: Evidence,
     expires_at: u32,
-    policy: &RootPolicyView,
+    policy: &Policy,
 ) -> Result<NodeEvidence> {
     let b = binding(cfg, worker, expires_at)?;
-    let verified = verify_worker(&evidence, &policy_for(evidence.kind(), policy), &b)?;
+    let verified = verify_worker(&evidence, policy, &b)?;
     let bytes = evidence.encode();
     Ok(NodeEvidence {
         hash: verified.evidence_hash,
@@ -128,9 +123,21 @@ pub(crate) async fn attest(
     cfg: &NodeConfig,
     worker: &TonAddress,
     expires_at: u32,
-    policy: &RootPolicyView,
+    policy: &Policy,
 ) -> Result<NodeEvidence> {
-    let report_data = binding(cfg, worker, expires_at)?.report_data()?;
+    let mut bound = binding(cfg, worker, expires_at)?;
+    let gpu = match cfg.gpu.clone() {
+        Some(gpu) => {
+            let nonce = bound.gpu_nonce()?;
+            let evidence = tokio::task::spawn_blocking(move || gpu.collect(&nonce))
+                .await
+                .map_err(|e| NodeError::Config(format!("GPU attestation task failed: {e}")))??;
+            bound.gpu_evidence_hash = Some(evidence.hash());
+            Some(evidence)
+        }
+        None => None,
+    };
+    let report_data = bound.report_data()?;
     let provider = cfg.attestation.clone();
     if provider.kind() == EvidenceKind::Simulated {
         warn!(target: "worker::node", "UNATTESTED (SIMULATED TEE): this worker runs outside any TEE; only development Roots accept it");
@@ -139,6 +146,10 @@ pub(crate) async fn attest(
         .await
         .map_err(|e| NodeError::Config(format!("attestation task failed: {e}")))?
         .map_err(NodeError::from_attest)?;
+    let evidence = match gpu {
+        Some(gpu) => Evidence::with_gpu(evidence, gpu)?,
+        None => evidence,
+    };
     describe(cfg, worker, evidence, expires_at, policy)
 }
 
@@ -148,7 +159,7 @@ pub(crate) async fn evidence_for(
     cfg: &NodeConfig,
     worker: &TonAddress,
     record: &WorkerRecordView,
-    policy: &RootPolicyView,
+    policy: &Policy,
 ) -> std::result::Result<NodeEvidence, String> {
     if let Some(path) = cfg.keys.evidence_path()
         && let Ok(bytes) = std::fs::read(&path)
@@ -311,7 +322,7 @@ pub(crate) async fn verify_own_record(
             record.kind
         ));
     }
-    let policy = RootClient::at(chain, cfg.root.clone()).policy().await?;
+    let policy = node_policy(chain, cfg).await?;
     let evidence = if diffs.is_empty() {
         match evidence_for(cfg, &address, &record, &policy).await {
             Ok(ev) => Some(ev),
@@ -352,14 +363,15 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
     for m in &cfg.models {
         check_registered(&m.spec, &registry)?;
     }
-    let policy = root.policy().await?;
+    let view = root.policy().await?;
     let kind = cfg.attestation.kind();
-    if policy.allowed_kinds & (1 << kind.code()) == 0 {
+    if view.allowed_kinds & (1 << kind.code()) == 0 {
         return Err(NodeError::Config(format!(
             "Root does not accept {kind} attestation (allowed kinds mask {:#05b})",
-            policy.allowed_kinds
+            view.allowed_kinds
         )));
     }
+    let policy = node_policy(&chain, cfg).await?;
     let worker = WorkerClient::for_owner(&chain, &cfg.root, cfg.wallet.address()).await?;
     let address = worker.address().clone();
     let now = chain_now(&chain, &cfg.root).await?;
@@ -448,8 +460,7 @@ pub(crate) async fn renew_attestation(
     cfg: &NodeConfig,
     address: &TonAddress,
 ) -> Result<NodeEvidence> {
-    let root = RootClient::at(chain, cfg.root.clone());
-    let policy = root.policy().await?;
+    let policy = node_policy(chain, cfg).await?;
     let worker = WorkerClient::for_owner(chain, &cfg.root, cfg.wallet.address()).await?;
     let record = worker.record().await?;
     if record.receipt_key != cfg.keys.receipt_key()

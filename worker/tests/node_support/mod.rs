@@ -78,6 +78,7 @@ impl NodeNet for DevChain {
             self_submit: false,
             renewal: Default::default(),
             channels: Default::default(),
+            gpu: None,
         }
     }
 
