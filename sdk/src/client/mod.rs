@@ -212,7 +212,10 @@ impl Client {
     /// and derives the wallet's Escrow address.
     pub async fn connect(config: ClientConfig, wallet: Wallet) -> Result<Client> {
         let chain = TonCenterClient::new(config.chain.clone())?;
-        let relayer = RelayerApi::new(&config.relayer_url)?;
+        // Reads of this client's jobs are signed with a key derived from the wallet's, so only
+        // this client (or the relayer's operator) can follow them.
+        let relayer = RelayerApi::new(&config.relayer_url)?
+            .with_reader(wallet.derived_key(crate::relay::read_auth::READER_KEY_DOMAIN));
         let root = read_root(&chain, &config.root, config.policy).await?;
         let health = relayer.health().await?;
         if health.relayer_id.is_empty() {

@@ -32,6 +32,11 @@ pub struct SubmitInput {
     /// job names a worker (then only that one is used).
     #[serde(default)]
     pub candidates: Vec<String>,
+    /// The client's reader key (ed25519, hex): only reads signed with it (or the operator's
+    /// token) see the job's status and stream; see [`super::read_auth`]. Without one, only the
+    /// operator may read the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
 }
 
 /// `202 Accepted` answer to a submitted input.
@@ -240,6 +245,9 @@ pub enum ApiErrorCode {
     RateLimited,
     /// The route needs the operator token, and none (or another) was sent (403).
     Forbidden,
+    /// Reading a job needs a read proof of its owner or the operator token, and none valid was
+    /// sent (401).
+    Unauthorized,
     /// Something failed inside the relayer (500).
     Internal,
 }

@@ -42,5 +42,5 @@ pub use fake_relayer::{FakeRelayer, Script};
 pub use faults::{Fault, FaultProxy};
 pub use gateway::start_gateway;
 pub use proxy::{Flow, TcpProxy};
-pub use sse::collect_stream;
+pub use sse::{collect_stream, collect_stream_with};
 pub use stub::{StubHandle, StubMode, StubWorker};
