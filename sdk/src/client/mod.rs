@@ -31,6 +31,7 @@
 mod cost;
 mod error;
 mod job;
+mod reclaim;
 mod relayer;
 mod settlement;
 pub mod sse;
@@ -40,6 +41,10 @@ pub use cost::{TokenBound, cost_of, max_cost, token_bound};
 pub use error::{ClientError, Result};
 pub use job::{
     JobEvent, JobOptions, JobResult, JobStream, MAX_RECONNECTS, Usage, select_candidates,
+};
+pub use reclaim::{
+    DEFAULT_RECLAIM_INTERVAL, EXPIRE_COST_PER_JOB, EXPIRE_COST_PER_TRANSFER, LockedJob,
+    ReclaimOptions, ReclaimReport, Reclaimer, ReclaimerTask,
 };
 pub use relayer::{EventStream, RelayerApi};
 pub use settlement::{SETTLEMENT_TIMEOUT, Settlement};

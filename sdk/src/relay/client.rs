@@ -3,11 +3,16 @@
 //! | method | path | body / answer |
 //! |---|---|---|
 //! | `POST` | `/v1/jobs/{escrow}/{job_id}/input` | [`SubmitInput`] → `202` [`SubmitAccepted`] |
-//! | `GET` | `/v1/jobs/{escrow}/{job_id}` | [`JobStatus`] |
-//! | `GET` | `/v1/jobs/{escrow}/{job_id}/stream` | Server-Sent Events, one [`StreamEvent`] each |
+//! | `GET` | `/v1/jobs/{escrow}/{job_id}` | [`JobStatus`] (owner or operator) |
+//! | `GET` | `/v1/jobs/{escrow}/{job_id}/stream` | Server-Sent Events, one [`StreamEvent`] each (owner or operator) |
+//! | `GET` | `/v1/jobs` | the relayer's job list (operator only) |
 //! | `GET` | `/v1/workers?model={id}` | [`WorkerList`] |
 //! | `GET` | `/health` | [`Health`] |
 //! | `GET` | `/metrics` | Prometheus text format |
+//!
+//! A job is read by its owner with a read proof ([`super::read_auth`]) signed by the reader key
+//! its [`SubmitInput`] named, or by the operator with `Authorization: Bearer <token>`; anyone
+//! else gets `401 unauthorized` (no valid proof) or `404 job_not_found` (a proof by another key).
 //!
 //! Every 4xx/5xx answer has an [`ApiError`] body. In SSE, the event name is the
 //! [`StreamEvent`] variant (`status`, `dispatched`, `chunk`, `receipt`, `failed`, `refused`) and

@@ -40,7 +40,7 @@ pub use chain_v2::{DevChainV2, deploy_dev_root_v2};
 pub use error::{Result, TestkitError};
 pub use fake_relayer::{FakeRelayer, Script};
 pub use faults::{Fault, FaultProxy};
-pub use gateway::start_gateway;
+pub use gateway::{start_gateway, start_gateway_over};
 pub use proxy::{Flow, TcpProxy};
 pub use sse::{collect_stream, collect_stream_with};
 pub use stub::{StubHandle, StubMode, StubWorker};
