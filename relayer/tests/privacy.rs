@@ -32,7 +32,7 @@ async fn owned_job(r: &TestRelayer, id: u64) -> JobRef {
         .submit_input(
             &job,
             &input,
-            &[stub.address.clone()],
+            std::slice::from_ref(&stub.address),
             Duration::from_secs(5),
         )
         .await

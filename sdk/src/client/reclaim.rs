@@ -95,14 +95,17 @@ struct Watched {
     locked: u128,
 }
 
+/// A due job: its id and locked funds.
+type Due = (u64, u128);
+
 /// Splits the due jobs (id → locked) into transfers worth sending (at most `per_transfer` jobs
 /// each) and the jobs that would cost more than they free. The richest jobs go first, so a
 /// transfer's fixed cost is carried by the jobs most worth freeing.
 fn plan(
-    mut due: Vec<(u64, u128)>,
+    mut due: Vec<Due>,
     per_transfer: usize,
     opts: &ReclaimOptions,
-) -> (Vec<Vec<(u64, u128)>>, Vec<(u64, u128)>) {
+) -> (Vec<Vec<Due>>, Vec<Due>) {
     due.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let (worth, mut uneconomic): (Vec<_>, Vec<_>) =
         due.into_iter().partition(|(_, l)| *l > opts.cost_per_job);
