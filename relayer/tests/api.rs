@@ -66,6 +66,7 @@ async fn sealed_input_is_dispatched_and_streamed_back_with_a_verified_receipt() 
             "{}/v1/jobs/{}/{}",
             r.http, job.job.escrow, job.job.job_id
         ))
+        .bearer_auth(common::OPERATOR_TOKEN)
         .send()
         .await
         .unwrap()
@@ -340,6 +341,7 @@ async fn read_routes_answer_json() {
     expect_error(
         r.client
             .get(format!("{}/v1/jobs/{}/{}", r.http, job.escrow, job.job_id))
+            .bearer_auth(common::OPERATOR_TOKEN)
             .send()
             .await
             .unwrap(),
@@ -353,6 +355,7 @@ async fn read_routes_answer_json() {
                 "{}/v1/jobs/{}/{}/stream",
                 r.http, job.escrow, job.job_id
             ))
+            .bearer_auth(common::OPERATOR_TOKEN)
             .send()
             .await
             .unwrap(),

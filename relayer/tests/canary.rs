@@ -88,6 +88,7 @@ async fn a_sealed_canary_prompt_never_appears_in_plaintext() {
     let status = r
         .client
         .get(format!("{}/v1/jobs/{}/1", r.http, job.job.escrow))
+        .bearer_auth(common::OPERATOR_TOKEN)
         .send()
         .await
         .unwrap()

@@ -64,6 +64,7 @@ async fn two_relayers_never_dispatch_one_job_twice() {
             let sealed = SealedInput {
                 ciphertext: input,
                 candidates: vec![a_worker.address.clone(), b_worker.address.clone()],
+                reader: None,
             };
             t.store.submit_input(&j.job, &sealed).await.unwrap();
             jobs.push(j.job);
@@ -124,6 +125,7 @@ async fn dispatch_claims_are_exclusive_and_orphans_are_requeued_after_their_leas
             &SealedInput {
                 ciphertext: b"x".to_vec(),
                 candidates: vec!["w".into()],
+                reader: None,
             },
         )
         .await

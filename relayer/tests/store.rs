@@ -12,6 +12,7 @@ fn input(candidates: &[String]) -> SealedInput {
     SealedInput {
         ciphertext: vec![0xc1, 0xc2, 0xc3],
         candidates: candidates.to_vec(),
+        reader: Some("ab".repeat(32)),
     }
 }
 
@@ -38,6 +39,12 @@ async fn job_lifecycle_to_settled() {
         assert_eq!(
             s.sealed_input(&job.job).await.unwrap().unwrap(),
             input(std::slice::from_ref(&w))
+        );
+        assert_eq!(
+            s.reader_key(&job.job).await.unwrap(),
+            Some("ab".repeat(32)),
+            "{}",
+            t.name
         );
 
         s.mark_dispatched(&job.job, &w, 1).await.unwrap();
@@ -186,6 +193,7 @@ async fn submit_input_errors_store_nothing() {
         let second = SealedInput {
             ciphertext: vec![9],
             candidates: vec![],
+            reader: None,
         };
         assert!(
             matches!(
@@ -237,6 +245,7 @@ async fn concurrent_submissions_have_one_winner() {
                         &SealedInput {
                             ciphertext: vec![i],
                             candidates: vec![],
+                            reader: None,
                         },
                     )
                     .await

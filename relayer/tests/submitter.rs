@@ -176,6 +176,7 @@ async fn answered_jobs(store: &Store, worker: &str, n: u64) -> Vec<JobRef> {
                 &SealedInput {
                     ciphertext: b"in".to_vec(),
                     candidates: vec![worker.into()],
+                    reader: None,
                 },
             )
             .await

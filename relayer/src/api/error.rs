@@ -32,6 +32,7 @@ impl ApiFailure {
             ApiErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ApiErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {
@@ -81,6 +82,16 @@ impl From<Error> for ApiFailure {
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110: a 401 names the schemes that would be accepted.
+            let schemes = format!("{}, Bearer", cocoon_sdk::relay::read_auth::READ_SCHEME);
+            return (
+                self.status,
+                [(axum::http::header::WWW_AUTHENTICATE, schemes)],
+                Json(self.body),
+            )
+                .into_response();
+        }
         (self.status, Json(self.body)).into_response()
     }
 }

@@ -1,4 +1,5 @@
-//! `POST /v1/jobs/{escrow}/{job_id}/input` and `GET /v1/jobs/{escrow}/{job_id}`.
+//! `POST /v1/jobs/{escrow}/{job_id}/input`, `GET /v1/jobs/{escrow}/{job_id}` (the owner's and
+//! the operator's) and `GET /v1/jobs` (the operator's).
 
 use std::sync::Arc;
 
@@ -148,6 +149,7 @@ async fn accept(
             &SealedInput {
                 ciphertext: req.sealed_input,
                 candidates,
+                reader: super::access::parse_reader(req.reader.as_deref())?,
             },
         )
         .await?;
@@ -164,12 +166,14 @@ async fn accept(
     ))
 }
 
-/// Where a job stands and why.
+/// Where a job stands and why: for its owner and the operator only.
 pub async fn status(
     State(shared): State<Arc<Shared>>,
     Path((escrow, job_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<JobStatus>, ApiFailure> {
     let job = job_ref(&escrow, &job_id)?;
+    super::access::authorize_read(&shared, &headers, &job).await?;
     let r = shared
         .store
         .job(&job)
@@ -204,30 +208,6 @@ pub struct JobList {
     pub jobs: Vec<JobStatus>,
 }
 
-/// Whether `headers` carry the operator token (compared in constant time over digests).
-fn is_operator(shared: &Shared, headers: &axum::http::HeaderMap) -> bool {
-    let Some(want) = shared.config.operator_token.as_deref() else {
-        return false;
-    };
-    let Some(got) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim_start().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-    else {
-        return false;
-    };
-    let (want, got): ([u8; 32], [u8; 32]) = (
-        Sha256::digest(want.as_bytes()).into(),
-        Sha256::digest(got.as_bytes()).into(),
-    );
-    want.iter()
-        .zip(got.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
-}
-
 /// Lists jobs for reconciliation: every job ends settled, expired or failed, with why. It names
 /// every client's jobs, their workers and failures, so only the operator may read it.
 pub async fn list(
@@ -235,7 +215,7 @@ pub async fn list(
     headers: axum::http::HeaderMap,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobList>, ApiFailure> {
-    if !is_operator(&shared, &headers) {
+    if !super::access::is_operator(&shared, &headers) {
         return Err(ApiFailure::new(
             ApiErrorCode::Forbidden,
             "the job list is the operator's: send Authorization: Bearer <operator token>",

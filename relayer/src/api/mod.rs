@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per route family (client jobs, workers, health and metrics) and
 //! the worker WebSocket ([`worker`]).
 
+mod access;
 mod channel;
 mod error;
 mod health;

@@ -1,5 +1,6 @@
 //! `GET /v1/jobs/{escrow}/{job_id}/stream`: the job's events as Server-Sent Events, from the
-//! start of the stream, ending after the receipt (or the failure).
+//! start of the stream, ending after the receipt (or the failure). Only the job's owner and the
+//! operator may follow it: chunk sizes and timing would tell anyone else how long the answer is.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,8 +23,10 @@ use crate::store::JobState;
 pub async fn stream(
     State(shared): State<Arc<Shared>>,
     Path((escrow, job_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiFailure> {
     let job = job_ref(&escrow, &job_id)?;
+    super::access::authorize_read(&shared, &headers, &job).await?;
     let record = shared
         .store
         .job(&job)

@@ -166,6 +166,9 @@ pub struct SealedInput {
     pub ciphertext: Vec<u8>,
     /// Worker addresses it is sealed to, most preferred first.
     pub candidates: Vec<String>,
+    /// The client's reader key (ed25519, lowercase hex), when it named one: the key whose
+    /// read proofs may see the job.
+    pub reader: Option<String>,
 }
 
 const JOB_COLUMNS: &str = "escrow, job_id, escrow_owner, model_id, max_cost, deadline, input_commitment, \
@@ -535,14 +538,15 @@ impl Store {
         }
         let candidates = serde_json::to_string(&input.candidates).unwrap_or_else(|_| "[]".into());
         let inserted = sqlx::query(
-            "INSERT INTO sealed_inputs (escrow, job_id, ciphertext, candidates, received_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO sealed_inputs (escrow, job_id, ciphertext, candidates, received_at, reader_key) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&job.escrow)
         .bind(to_db(job.job_id))
         .bind(input.ciphertext.clone())
         .bind(candidates)
         .bind(now)
+        .bind(input.reader.clone())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() != 1 {
@@ -560,7 +564,7 @@ impl Store {
     /// The sealed input of a job, if submitted.
     pub async fn sealed_input(&self, job: &JobRef) -> Result<Option<SealedInput>> {
         let row = sqlx::query(
-            "SELECT ciphertext, candidates FROM sealed_inputs WHERE escrow = $1 AND job_id = $2",
+            "SELECT ciphertext, candidates, reader_key FROM sealed_inputs WHERE escrow = $1 AND job_id = $2",
         )
         .bind(&job.escrow)
         .bind(to_db(job.job_id))
@@ -572,7 +576,23 @@ impl Store {
             ciphertext: row.try_get("ciphertext")?,
             candidates: serde_json::from_str(&candidates)
                 .map_err(|e| corrupt("sealed_inputs", "candidates", e.to_string()))?,
+            reader: row.try_get("reader_key")?,
         }))
+    }
+
+    /// The reader key the client named with the job's sealed input: `None` when no input was
+    /// submitted or it named none (then only the operator may read the job).
+    pub async fn reader_key(&self, job: &JobRef) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT reader_key FROM sealed_inputs WHERE escrow = $1 AND job_id = $2")
+                .bind(&job.escrow)
+                .bind(to_db(job.job_id))
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match row {
+            Some(row) => row.try_get("reader_key")?,
+            None => None,
+        })
     }
 
     /// Marks every unfinished job whose deadline + `grace` lies before `now` as expired and

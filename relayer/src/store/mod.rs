@@ -75,6 +75,11 @@ impl Engine {
                     "dispatch_lease",
                     include_str!("../../migrations/sqlite/0002_dispatch_lease.sql"),
                 ),
+                (
+                    3,
+                    "reader_key",
+                    include_str!("../../migrations/sqlite/0003_reader_key.sql"),
+                ),
             ],
             Engine::Postgres => &[
                 (
@@ -86,6 +91,11 @@ impl Engine {
                     2,
                     "dispatch_lease",
                     include_str!("../../migrations/postgres/0002_dispatch_lease.sql"),
+                ),
+                (
+                    3,
+                    "reader_key",
+                    include_str!("../../migrations/postgres/0003_reader_key.sql"),
                 ),
             ],
         }

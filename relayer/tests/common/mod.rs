@@ -108,9 +108,14 @@ pub struct TestRelayer {
     pub db: TestStore,
 }
 
+/// The operator token of test relayers: tests read every job's stream as the operator (the
+/// owner's own reads are tested in `privacy.rs`).
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+
 /// Fast timeouts so failover tests finish quickly.
 pub fn fast_config() -> RelayerConfig {
     RelayerConfig {
+        operator_token: Some(OPERATOR_TOKEN.into()),
         first_chunk_timeout: Duration::from_millis(400),
         idle_timeout: Duration::from_millis(400),
         heartbeat_interval: Duration::from_secs(2),
@@ -183,7 +188,10 @@ impl TestRelayer {
 
     /// Reads a job's SSE stream until its final event (or the timeout).
     pub async fn stream(&self, job: &JobRef) -> Vec<StreamEvent> {
-        cocoon_testkit::collect_stream(&self.http, job, Duration::from_secs(10))
+        let api = cocoon_sdk::client::RelayerApi::new(&self.http)
+            .unwrap()
+            .with_operator_token(OPERATOR_TOKEN);
+        cocoon_testkit::collect_stream_with(&api, job, Duration::from_secs(10))
             .await
             .unwrap()
     }

@@ -32,6 +32,7 @@ pub mod channels;
 mod cost;
 mod error;
 mod job;
+mod reclaim;
 mod relayer;
 mod settlement;
 pub mod sse;
@@ -41,6 +42,10 @@ pub use cost::{TokenBound, cost_of, max_cost, token_bound};
 pub use error::{ClientError, Result};
 pub use job::{
     JobEvent, JobOptions, JobResult, JobStream, MAX_RECONNECTS, Usage, select_candidates,
+};
+pub use reclaim::{
+    DEFAULT_RECLAIM_INTERVAL, EXPIRE_COST_PER_JOB, EXPIRE_COST_PER_TRANSFER, LockedJob,
+    ReclaimOptions, ReclaimReport, Reclaimer, ReclaimerTask,
 };
 pub use relayer::{EventStream, RelayerApi};
 pub use settlement::{SETTLEMENT_TIMEOUT, Settlement};
@@ -213,7 +218,10 @@ impl Client {
     /// and derives the wallet's Escrow address.
     pub async fn connect(config: ClientConfig, wallet: Wallet) -> Result<Client> {
         let chain = TonCenterClient::new(config.chain.clone())?;
-        let relayer = RelayerApi::new(&config.relayer_url)?;
+        // Reads of this client's jobs are signed with a key derived from the wallet's, so only
+        // this client (or the relayer's operator) can follow them.
+        let relayer = RelayerApi::new(&config.relayer_url)?
+            .with_reader(wallet.derived_key(crate::relay::read_auth::READER_KEY_DOMAIN));
         let root = read_root(&chain, &config.root, config.policy).await?;
         let health = relayer.health().await?;
         if health.relayer_id.is_empty() {

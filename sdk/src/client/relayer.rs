@@ -1,6 +1,7 @@
 //! The relayer's client HTTP API ([`crate::relay::client`]) over reqwest: health, worker list,
 //! input submission (retried while the relayer's watcher has not yet seen the job on-chain), and
-//! the job's event stream.
+//! the job's event stream. Reads of a job (status, stream) carry a read proof signed with the
+//! client's reader key ([`crate::relay::read_auth`]), which the submission names.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::sse::{SseEvent, SseParser};
 use crate::relay::client::{
     ApiError, Health, JobStatus, StreamEvent, SubmitAccepted, SubmitInput, WorkerList,
 };
+use crate::relay::read_auth::{ReadProof, reader_public_hex};
 use crate::relay::{JobRef, PROTOCOL_VERSION};
 
 /// Timeout of one plain request (health, worker list, submission).
@@ -28,6 +30,25 @@ const SUBMIT_RETRY_MAX: Duration = Duration::from_secs(2);
 pub struct RelayerApi {
     base: String,
     http: reqwest::Client,
+    reads: Option<ReadAuth>,
+}
+
+/// How job reads are authenticated; secrets are kept out of `Debug` output.
+#[derive(Clone)]
+enum ReadAuth {
+    /// The job owner's reader key (ed25519 secret seed).
+    Reader([u8; 32]),
+    /// The relayer operator's token.
+    Operator(String),
+}
+
+impl std::fmt::Debug for ReadAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReadAuth::Reader(_) => "Reader(…)",
+            ReadAuth::Operator(_) => "Operator(…)",
+        })
+    }
 }
 
 impl RelayerApi {
@@ -43,7 +64,41 @@ impl RelayerApi {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ClientError::RelayerUnreachable(format!("HTTP client: {e}")))?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            reads: None,
+        })
+    }
+
+    /// This client with a reader key (an ed25519 secret seed): submissions name its public
+    /// half, and status and stream reads are signed with it, so only this client (or the
+    /// relayer's operator) can read its jobs.
+    pub fn with_reader(mut self, reader: [u8; 32]) -> Self {
+        self.reads = Some(ReadAuth::Reader(reader));
+        self
+    }
+
+    /// This client reading as the relayer's operator (any job, and `GET /v1/jobs`).
+    pub fn with_operator_token(mut self, token: impl Into<String>) -> Self {
+        self.reads = Some(ReadAuth::Operator(token.into()));
+        self
+    }
+
+    /// The `Authorization` value of a read of `job`: a fresh read proof or the operator token.
+    fn read_proof(&self, job: &JobRef) -> Option<String> {
+        Some(match self.reads.as_ref()? {
+            ReadAuth::Reader(r) => ReadProof::sign(r, job, crate::clock::unix_now()).header(),
+            ReadAuth::Operator(t) => format!("Bearer {t}"),
+        })
+    }
+
+    fn read(&self, url: String, job: &JobRef) -> reqwest::RequestBuilder {
+        let req = self.http.get(url);
+        match self.read_proof(job) {
+            Some(proof) => req.header(reqwest::header::AUTHORIZATION, proof),
+            None => req,
+        }
     }
 
     /// The base URL.
@@ -85,6 +140,10 @@ impl RelayerApi {
             version: PROTOCOL_VERSION,
             sealed_input: sealed_input.to_vec(),
             candidates: candidates.to_vec(),
+            reader: match &self.reads {
+                Some(ReadAuth::Reader(r)) => Some(reader_public_hex(r)),
+                _ => None,
+            },
         };
         let url = format!("{}/v1/jobs/{}/{}/input", self.base, job.escrow, job.job_id);
         let until = tokio::time::Instant::now() + wait;
@@ -142,9 +201,13 @@ impl RelayerApi {
 
     /// `GET /v1/jobs/{escrow}/{job_id}`: where the relayer says a job stands.
     pub async fn job_status(&self, job: &JobRef) -> Result<JobStatus> {
+        let url = format!("{}/v1/jobs/{}/{}", self.base, job.escrow, job.job_id);
         let r = self
-            .get(&format!("/v1/jobs/{}/{}", job.escrow, job.job_id))
-            .await?;
+            .read(url, job)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
         json(r, "job status").await
     }
 
@@ -152,8 +215,7 @@ impl RelayerApi {
     pub async fn stream(&self, job: &JobRef) -> Result<EventStream> {
         let url = format!("{}/v1/jobs/{}/{}/stream", self.base, job.escrow, job.job_id);
         let r = self
-            .http
-            .get(&url)
+            .read(url, job)
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await

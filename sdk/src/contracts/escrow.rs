@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::root::RootClient;
 use super::worker::hex32;
 use super::{
-    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, call, get_method,
-    query_id,
+    ContractError, ContractResult, MAX_COST_LIMIT, OP_GAS, Outcome, StackReader, TRACE_TIMEOUT,
+    call, get_method, query_id,
 };
 use crate::chain::{AccountStatus, ChainApi, StackEntry};
 use crate::messages::escrow::{Close, Deposit, ExpireJob, OpenJob, Withdraw};
@@ -240,6 +240,30 @@ impl<'a, C: ChainApi> EscrowClient<'a, C> {
             opts,
         )
         .await
+    }
+
+    /// Expires several jobs in one wallet transfer (one `expire_job` message each). A job
+    /// settled or expired meanwhile is refused by the Escrow without affecting the others, so
+    /// the outcome is not checked for success: read the jobs afterwards ([`Self::job`]).
+    pub async fn expire_many(
+        &self,
+        wallet: &Wallet,
+        job_ids: &[u64],
+        opts: &SendOptions,
+    ) -> ContractResult<Outcome> {
+        let msgs = job_ids
+            .iter()
+            .map(|&job_id| {
+                let body = ExpireJob {
+                    query_id: query_id(),
+                    job_id,
+                }
+                .to_cell()?;
+                Ok(OutMessage::call(self.address.clone(), OP_GAS, body))
+            })
+            .collect::<ContractResult<Vec<_>>>()?;
+        let c = wallet.send_and_confirm(self.chain, &msgs, opts).await?;
+        Ok(Outcome::of(self.chain, "expire jobs", c, TRACE_TIMEOUT).await?)
     }
 
     /// Withdraws `amount` of free balance to the owner.

@@ -3,11 +3,16 @@
 //! | method | path | body / answer |
 //! |---|---|---|
 //! | `POST` | `/v1/jobs/{escrow}/{job_id}/input` | [`SubmitInput`] → `202` [`SubmitAccepted`] |
-//! | `GET` | `/v1/jobs/{escrow}/{job_id}` | [`JobStatus`] |
-//! | `GET` | `/v1/jobs/{escrow}/{job_id}/stream` | Server-Sent Events, one [`StreamEvent`] each |
+//! | `GET` | `/v1/jobs/{escrow}/{job_id}` | [`JobStatus`] (owner or operator) |
+//! | `GET` | `/v1/jobs/{escrow}/{job_id}/stream` | Server-Sent Events, one [`StreamEvent`] each (owner or operator) |
+//! | `GET` | `/v1/jobs` | the relayer's job list (operator only) |
 //! | `GET` | `/v1/workers?model={id}` | [`WorkerList`] |
 //! | `GET` | `/health` | [`Health`] |
 //! | `GET` | `/metrics` | Prometheus text format |
+//!
+//! A job is read by its owner with a read proof ([`super::read_auth`]) signed by the reader key
+//! its [`SubmitInput`] named, or by the operator with `Authorization: Bearer <token>`; anyone
+//! else gets `401 unauthorized` (no valid proof) or `404 job_not_found` (a proof by another key).
 //!
 //! Every 4xx/5xx answer has an [`ApiError`] body. In SSE, the event name is the
 //! [`StreamEvent`] variant (`status`, `dispatched`, `chunk`, `receipt`, `failed`, `refused`) and
@@ -32,6 +37,11 @@ pub struct SubmitInput {
     /// job names a worker (then only that one is used).
     #[serde(default)]
     pub candidates: Vec<String>,
+    /// The client's reader key (ed25519, hex): only reads signed with it (or the operator's
+    /// token) see the job's status and stream; see [`super::read_auth`]. Without one, only the
+    /// operator may read the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
 }
 
 /// `202 Accepted` answer to a submitted input.
@@ -240,6 +250,9 @@ pub enum ApiErrorCode {
     RateLimited,
     /// The route needs the operator token, and none (or another) was sent (403).
     Forbidden,
+    /// Reading a job needs a read proof of its owner or the operator token, and none valid was
+    /// sent (401).
+    Unauthorized,
     /// Something failed inside the relayer (500).
     Internal,
 }

@@ -11,6 +11,7 @@
 //! - [`client`]: the client HTTP API: submit the sealed input for (escrow, job id), the
 //!   Server-Sent-Events stream of sealed chunks and the receipt, the worker list, errors.
 //! - [`auth`]: exactly which bytes a worker signs to open a session.
+//! - [`read_auth`]: how the owner of a job proves it may read the job's status and stream.
 //! - [`channel`]: channel mode (protocol v2): requests with a channel, seq and voucher, answered
 //!   with a signed channel receipt.
 //!
@@ -24,6 +25,7 @@ pub mod bytes;
 pub mod channel;
 pub mod client;
 pub mod job;
+pub mod read_auth;
 pub mod worker;
 
 pub use job::JobRef;

@@ -285,6 +285,18 @@ impl Wallet {
         out
     }
 
+    /// A 32-byte secret for another purpose, derived one-way from the wallet's secret key and
+    /// `domain` (e.g. [`crate::relay::read_auth::READER_KEY_DOMAIN`]): stable across restarts,
+    /// never the wallet key itself, and useless for signing wallet transfers.
+    pub fn derived_key(&self, domain: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(domain);
+        h.update([0u8]);
+        h.update(&self.inner.key_pair.secret_key);
+        h.finalize().into()
+    }
+
     /// Current seqno (0 for a wallet not deployed yet).
     pub async fn seqno<C: ChainApi>(&self, chain: &C) -> WalletResult<u32> {
         let st = chain.account(self.address()).await?;

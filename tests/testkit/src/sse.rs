@@ -15,7 +15,16 @@ pub async fn collect_stream(
     job: &JobRef,
     timeout: Duration,
 ) -> Result<Vec<StreamEvent>> {
-    let mut stream = RelayerApi::new(base)?.stream(job).await?;
+    collect_stream_with(&RelayerApi::new(base)?, job, timeout).await
+}
+
+/// [`collect_stream`] through `api` (which may carry a reader key or the operator token).
+pub async fn collect_stream_with(
+    api: &RelayerApi,
+    job: &JobRef,
+    timeout: Duration,
+) -> Result<Vec<StreamEvent>> {
+    let mut stream = api.stream(job).await?;
     let mut events = Vec::new();
     let read = async {
         while let Some(ev) = stream.next().await? {

@@ -226,6 +226,7 @@ pub async fn submit(
         "version": 1,
         "sealed_input": base64(sealed),
         "candidates": candidates.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
+        "reader": cocoon_sdk::relay::read_auth::reader_public_hex(&READER),
     });
     let resp = reqwest::Client::new()
         .post(format!(
@@ -246,9 +247,15 @@ fn base64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// Reads the job's event stream until its final event or `timeout`.
+/// The reader key test clients name with their inputs (the relayer shows a job only to it).
+const READER: [u8; 32] = [0x5e; 32];
+
+/// Reads the job's event stream until its final event or `timeout`, as the job's owner.
 pub async fn stream(relayer: &RelayerHandle, job: &JobRef, timeout: Duration) -> Vec<StreamEvent> {
-    cocoon_testkit::collect_stream(&relayer.url(), job, timeout)
+    let api = cocoon_sdk::client::RelayerApi::new(&relayer.url())
+        .unwrap()
+        .with_reader(READER);
+    cocoon_testkit::collect_stream_with(&api, job, timeout)
         .await
         .unwrap()
 }

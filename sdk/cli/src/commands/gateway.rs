@@ -82,6 +82,11 @@ pub struct GatewayArgs {
     /// Requests per second one peer IP may make on average (429 beyond; 0: no limit).
     #[arg(long = "rate-limit", alias = "gateway.rate-limit", env = "COCOON_GATEWAY_RATE_LIMIT", default_value_t = cocoon_http::DEFAULT_RATE_PER_SECOND)]
     pub rate_per_second: u32,
+    /// Seconds between passes of the reclaimer, which expires the Escrow's jobs that can no
+    /// longer be served (callers that hung up, jobs that expired unanswered) once expiring them
+    /// frees more than it costs (0: off).
+    #[arg(long = "reclaim-interval", alias = "gateway.reclaim-interval", env = "COCOON_GATEWAY_RECLAIM_INTERVAL", default_value_t = cocoon_sdk::client::DEFAULT_RECLAIM_INTERVAL.as_secs())]
+    pub reclaim_interval_s: u64,
     /// Requests one peer IP may make in a burst.
     #[arg(long = "rate-burst", alias = "gateway.rate-burst", env = "COCOON_GATEWAY_RATE_BURST", default_value_t = cocoon_http::DEFAULT_RATE_BURST)]
     pub rate_burst: u32,
@@ -137,7 +142,17 @@ pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
         ),
         json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "development": config.policy == PolicyMode::Development }),
     );
-    crate::gateway::serve(listener, ClientBackend::new(client), gw, async {
+    let backend = match a.reclaim_interval_s {
+        0 => ClientBackend::new(client),
+        s => ClientBackend::with_reclaimer(
+            client,
+            cocoon_sdk::client::ReclaimOptions {
+                interval: Duration::from_secs(s),
+                ..Default::default()
+            },
+        ),
+    };
+    crate::gateway::serve(listener, backend, gw, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cocoon_sdk::client::{
-    Client, ClientError, JobEvent as ClientEvent, JobOptions, JobResult, JobStream,
+    Client, ClientError, JobEvent as ClientEvent, JobOptions, JobResult, JobStream, ReclaimOptions,
+    ReclaimReport, ReclaimerTask,
 };
 use cocoon_sdk::job::{JobRequest, ModelSpec};
 use cocoon_sdk::relay::worker::JobFailure;
@@ -25,6 +26,9 @@ pub const RECENT_JOBS: usize = 4096;
 pub struct ClientBackend {
     client: Client,
     recent: Recent,
+    /// Expires the Escrow's jobs that can no longer be served (callers that hung up, jobs that
+    /// expired unanswered); stops with the backend.
+    _reclaimer: Option<ReclaimerTask>,
 }
 
 /// The last [`RECENT_JOBS`] results, shared with the job streams that add to it.
@@ -36,12 +40,33 @@ impl ClientBackend {
         Self {
             client,
             recent: Arc::default(),
+            _reclaimer: None,
+        }
+    }
+
+    /// A backend whose Escrow's unservable jobs are expired on-chain by themselves (see
+    /// [`cocoon_sdk::client::Reclaimer`]); each pass that frees funds is logged. Call it inside
+    /// a Tokio runtime.
+    pub fn with_reclaimer(client: Client, options: ReclaimOptions) -> Self {
+        let task = client.spawn_reclaimer(options, log_reclaim);
+        Self {
+            _reclaimer: Some(task),
+            ..Self::new(client)
         }
     }
 
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+fn log_reclaim(r: &ReclaimReport) {
+    for j in &r.reclaimed {
+        tracing::info!(target: "gateway::reclaim", job = %j.job, freed = %j.locked, "an unserved job expired; its funds are free again");
+    }
+    for j in &r.uneconomic {
+        tracing::warn!(target: "gateway::reclaim", job = %j.job, locked = %j.locked, "an unserved job stays locked: expiring it would cost more than it frees");
     }
 }
 
