@@ -18,6 +18,7 @@
 //! - [`stop`], [`pricing`]: stop strings; output tokens within the max cost.
 //! - [`ledger`]: receipts signed, one per job, durable.
 //! - [`submit`]: self-submission of receipts.
+//! - [`metrics`], [`status`]: Prometheus metrics and readiness on `--metrics.listen`.
 //! - [`cli`]: the `run` / `register` flags.
 //!
 //! # Example
@@ -58,11 +59,13 @@ pub mod error;
 pub mod job;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod models;
 pub mod onchain;
 pub mod pricing;
 pub mod renew;
 pub mod session;
+pub mod status;
 pub mod stop;
 pub mod submit;
 
@@ -183,6 +186,7 @@ pub(crate) struct NodeContext {
     /// The evidence hash the current relayer session was opened with (None between sessions).
     pub(crate) announced: watch::Sender<Option<[u8; 32]>>,
     receipts: Mutex<Option<mpsc::UnboundedSender<SignedReceipt>>>,
+    pub(crate) metrics: Arc<metrics::NodeMetrics>,
 }
 
 impl NodeContext {
@@ -292,6 +296,7 @@ impl Node {
             connected: connected_tx,
             announced: watch::channel(None).0,
             receipts: Mutex::new(receipts_tx),
+            metrics: Arc::new(metrics::NodeMetrics::new()),
         });
         let url = session::worker_ws_url(&cfg.relayer_url)?;
         info!(target: "worker::node", worker = %ctx.address_hex, relayer = %url, models = ?ctx.models.keys().collect::<Vec<_>>(), attestation = %kind, price_in = ctx.price_in, price_out = ctx.price_out, capacity = ctx.capacity, self_submit = cfg.self_submit, "worker node started");
@@ -302,9 +307,14 @@ impl Node {
             shutdown_rx.clone(),
             ctx.reattested.subscribe(),
         ));
+        let status = status::StatusSource {
+            ctx: ctx.clone(),
+            chain: chain.clone(),
+        };
         let renewer = tokio::spawn(renew::run(ctx.clone(), cfg.clone(), chain, shutdown_rx));
         Ok(NodeHandle {
             ctx,
+            status,
             shutdown: shutdown_tx,
             session,
             renewer,
@@ -317,6 +327,7 @@ impl Node {
 /// A running node.
 pub struct NodeHandle {
     ctx: Arc<NodeContext>,
+    status: status::StatusSource,
     shutdown: watch::Sender<bool>,
     session: JoinHandle<()>,
     renewer: JoinHandle<()>,
@@ -343,6 +354,11 @@ impl NodeHandle {
     /// Jobs answered with a receipt since start.
     pub fn jobs_served(&self) -> u64 {
         self.ctx.jobs_served.load(Ordering::SeqCst)
+    }
+
+    /// What the status listener serves ([`status::serve`]): metrics and readiness.
+    pub fn status(&self) -> status::StatusSource {
+        self.status.clone()
     }
 
     /// Jobs running now.
