@@ -51,6 +51,14 @@ pub enum Command {
 pub struct RunArgs {
     #[command(flatten)]
     node: NodeArgs,
+    /// Serve `/metrics` (Prometheus text) and `/health` (models loaded, relayer session up,
+    /// chain reachable) on this address, e.g. `127.0.0.1:9480`. Off when not given.
+    #[arg(
+        id = "metrics.listen",
+        long = "metrics.listen",
+        env = "COCOON_WORKER_METRICS_LISTEN"
+    )]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Register first when the wallet has no Worker yet (or update a record that differs). Always
     /// done in a TEE, whose keys are generated at start.
     #[arg(long)]
@@ -250,7 +258,22 @@ async fn run_node(a: RunArgs) -> Result<()> {
     if a.register || cfg.keys.is_in_tee() {
         print_outcome(&node::register(&cfg).await?);
     }
+    // Bound before the models load, so a taken port fails at once.
+    let status_listener = match a.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics.listen {addr}"))?,
+        ),
+        None => None,
+    };
     let handle = Node::start(cfg).await.context("starting the worker node")?;
+    let (stop_status, status_stopped) = tokio::sync::oneshot::channel::<()>();
+    let status_task = status_listener.map(|l| {
+        tokio::spawn(node::status::serve(handle.status(), l, async move {
+            let _ = status_stopped.await;
+        }))
+    });
     eprintln!(
         "worker {} serving; Ctrl-C stops it gracefully",
         handle.address().to_hex()
@@ -258,6 +281,10 @@ async fn run_node(a: RunArgs) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping: finishing jobs in flight …");
     handle.shutdown().await;
+    let _ = stop_status.send(());
+    if let Some(t) = status_task {
+        t.await?.context("status listener")?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use burn::tensor::backend::Backend;
@@ -211,6 +212,31 @@ pub struct TextModel {
     template: Option<ChatTemplate>,
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<thread::JoinHandle<()>>,
+    load: Arc<SchedulerLoad>,
+}
+
+/// What the scheduler is doing now, for the node's metrics (updated at every decode step).
+#[derive(Debug, Default)]
+pub struct SchedulerLoad {
+    batch: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+impl SchedulerLoad {
+    /// Sequences in the last decode step.
+    pub fn batch(&self) -> usize {
+        self.batch.load(Ordering::Relaxed)
+    }
+
+    /// Sequences waiting for a batch slot.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, batch: usize, waiting: usize) {
+        self.batch.store(batch, Ordering::Relaxed);
+        self.waiting.store(waiting, Ordering::Relaxed);
+    }
 }
 
 impl TextModel {
@@ -281,6 +307,8 @@ impl TextModel {
         info!(target: "worker::engine", hash = %weights_hash, layers = info.config.n_layers, "text model loaded");
         let (tx, rx) = mpsc::channel();
         let max_batch = max_batch.max(1);
+        let load = Arc::new(SchedulerLoad::default());
+        let shared_load = load.clone();
         let worker = thread::Builder::new()
             .name("cocoon-decode".into())
             .spawn(move || {
@@ -288,6 +316,7 @@ impl TextModel {
                     model,
                     eos,
                     max_batch,
+                    load: shared_load,
                 }
                 .run(rx)
             })
@@ -298,7 +327,13 @@ impl TextModel {
             template,
             jobs: Some(tx),
             worker: Some(worker),
+            load,
         })
+    }
+
+    /// Batch and queue of the scheduler now.
+    pub fn scheduler_load(&self) -> &SchedulerLoad {
+        &self.load
     }
 
     /// Facts about the model.
@@ -492,6 +527,7 @@ struct Scheduler<E: TextEngine> {
     model: E,
     eos: Vec<u32>,
     max_batch: usize,
+    load: Arc<SchedulerLoad>,
 }
 
 impl<E: TextEngine> Scheduler<E> {
@@ -500,6 +536,7 @@ impl<E: TextEngine> Scheduler<E> {
         let mut waiting: VecDeque<Job> = VecDeque::new();
         loop {
             if active.is_empty() && waiting.is_empty() {
+                self.load.set(0, 0);
                 match jobs.recv() {
                     Ok(j) => waiting.push_back(j),
                     Err(_) => return,
@@ -542,6 +579,7 @@ impl<E: TextEngine> Scheduler<E> {
             if active.is_empty() {
                 continue;
             }
+            self.load.set(active.len(), waiting.len());
             debug!(target: "worker::engine", batch = active.len(), waiting = waiting.len(), "decode step");
             let logits = {
                 let mut batch: Vec<(&[u32], &mut E::Cache)> = active

@@ -13,6 +13,7 @@
 //! - [`commands`]: the command line, one module per command family (`wallet`, `escrow`,
 //!   `worker`, `root`, `deploy`, `localnet`, the client commands, `gateway`).
 //! - [`gateway`]: the OpenAI-compatible HTTP gateway (`cocoon gateway`).
+//! - [`dashboard`]: the network dashboard (`cocoon dashboard`): one embedded page and its JSON API.
 //! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API);
 //!   `cocoon localnet` and the test kit use it.
 //!
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod dashboard;
 pub mod gateway;
 pub mod localnet;
 mod output;

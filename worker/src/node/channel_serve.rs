@@ -114,6 +114,7 @@ async fn answer(
     d: ChannelDispatch,
     out: &UnboundedSender<WorkerMessage>,
 ) -> Result<ChannelDone, Refusal> {
+    let arrived = std::time::Instant::now();
     // The receipt names the evidence in force when the request arrived (the one sealed to).
     let evidence_hash = ctx.evidence().hash;
     let ticket = &d.ticket;
@@ -254,6 +255,8 @@ async fn answer(
         }),
         sealer: opened.response,
         seq: 0,
+        arrived,
+        metrics: ctx.metrics.clone(),
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let weights_hash = handle.weights_hash().0;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
 use super::NodeContext;
+use super::metrics::JobOutcome;
 use super::models::ModelHandle;
 use super::pricing::{input_only_cost, output_budget};
 use super::stop::StopFilter;
@@ -117,14 +118,26 @@ pub(crate) async fn serve(
     let started = std::time::Instant::now();
     match answer(&ctx, &d, &out, &cancel).await {
         Ok(receipt) => {
+            ctx.metrics.job_ended(JobOutcome::Done, None);
+            if let Ok(hash) = receipt.body.signing_hash() {
+                ctx.metrics.receipt_signed(
+                    hash,
+                    receipt.body.tokens_in,
+                    receipt.body.tokens_out,
+                    receipt.body.cost,
+                );
+            }
             info!(target: "worker::node::job", job = %d.job, attempt = d.attempt, model = d.model_id, tokens_in = receipt.body.tokens_in, tokens_out = receipt.body.tokens_out, cost = receipt.body.cost, ms = started.elapsed().as_millis() as u64, "job done");
             Some(receipt)
         }
         Err(Outcome::Cancelled) => {
+            ctx.metrics.job_ended(JobOutcome::Cancelled, None);
             info!(target: "worker::node::job", job = %d.job, attempt = d.attempt, "job cancelled by the relayer");
             None
         }
         Err(Outcome::Failed(code, message)) => {
+            ctx.metrics
+                .job_ended(JobOutcome::Failed, Some(code.as_str()));
             warn!(target: "worker::node::job", job = %d.job, attempt = d.attempt, ?code, %message, "job refused");
             let _ = out.send(WorkerMessage::JobFailed(JobFailed {
                 job: d.job.clone(),
@@ -148,6 +161,10 @@ pub(crate) struct Stream<'a> {
     pub(crate) sink: ChunkSink<'a>,
     pub(crate) sealer: ResponseSealer,
     pub(crate) seq: u32,
+    /// When the dispatch arrived (time to first token counts from here).
+    pub(crate) arrived: std::time::Instant,
+    /// Where the time to first token and the decode rate are recorded.
+    pub(crate) metrics: Arc<super::metrics::NodeMetrics>,
 }
 
 impl Stream<'_> {
@@ -177,6 +194,7 @@ async fn answer(
     out: &UnboundedSender<WorkerMessage>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<SignedReceipt, Outcome> {
+    let arrived = std::time::Instant::now();
     // The receipt names the evidence in force when the job arrived (the one the client sealed
     // to), even if the node re-attests while the job runs.
     let evidence_hash = ctx.evidence().hash;
@@ -234,6 +252,8 @@ async fn answer(
         }),
         sealer: opened.response,
         seq: 0,
+        arrived,
+        metrics: ctx.metrics.clone(),
     };
     let max_cost = u128::from(d.max_cost);
     let usage = match (request.task, model) {
@@ -433,7 +453,15 @@ pub(crate) async fn generate(
         }
         (result, filter.stopped())
     });
+    let mut first_text = None;
     while let Some(text) = rx.recv().await {
+        if first_text.is_none() {
+            let now = std::time::Instant::now();
+            stream.metrics
+                .time_to_first_token
+                .observe(now.duration_since(stream.arrived).as_secs_f64());
+            first_text = Some(now);
+        }
         if let Err(e) = stream.send(&JobOutput::Delta { text }, false) {
             // Nobody will read the rest: free the batch slot.
             cancel.store(true, Ordering::SeqCst);
@@ -447,6 +475,15 @@ pub(crate) async fn generate(
         return Err(Outcome::Cancelled);
     }
     let g = result.map_err(|e| engine_failure("generation failed", &e))?;
+    if let Some(first) = first_text {
+        let secs = first.elapsed().as_secs_f64();
+        // One token (or all in one chunk) gives no interval to measure a rate over.
+        if g.completion_tokens > 1 && secs > 0.0 {
+            stream.metrics
+                .decode_tokens_per_second
+                .observe((g.completion_tokens - 1) as f64 / secs);
+        }
+    }
     let finish = match (hit_stop, g.finish) {
         (true, _) | (false, EngineFinish::Stop) => FinishReason::Stop,
         (false, EngineFinish::Length) => FinishReason::Length,

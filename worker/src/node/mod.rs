@@ -22,6 +22,7 @@
 //!   `channel_serve` (one channel request), [`channel_ledger`] (receipts, vouchers,
 //!   settlements), `settle_loop` (settlement by policy and on shutdown).
 //! - [`submit`]: self-submission of receipts.
+//! - [`metrics`], [`status`]: Prometheus metrics and readiness on `--metrics.listen`.
 //! - [`cli`]: the `run` / `register` flags.
 //!
 //! # Example
@@ -67,6 +68,7 @@ pub mod error;
 pub mod job;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod models;
 pub mod onchain;
 mod onchain_v2;
@@ -74,6 +76,7 @@ pub mod pricing;
 pub mod renew;
 pub mod session;
 mod settle_loop;
+pub mod status;
 pub mod stop;
 pub mod submit;
 
@@ -231,6 +234,7 @@ pub(crate) struct NodeContext {
     receipts: Mutex<Option<mpsc::UnboundedSender<SignedReceipt>>>,
     /// The node's payment channels (None on a v1 Root: channel requests are refused).
     pub(crate) channels: Option<Arc<channel_desk::ChannelDesk>>,
+    pub(crate) metrics: Arc<metrics::NodeMetrics>,
 }
 
 impl NodeContext {
@@ -354,6 +358,7 @@ impl Node {
             announced: watch::channel(None).0,
             receipts: Mutex::new(receipts_tx),
             channels: channels.clone(),
+            metrics: Arc::new(metrics::NodeMetrics::new()),
         });
         let url = session::worker_ws_url(&cfg.relayer_url)?;
         info!(target: "worker::node", worker = %ctx.address_hex, relayer = %url, models = ?ctx.models.keys().collect::<Vec<_>>(), attestation = %kind, price_in = ctx.price_in, price_out = ctx.price_out, capacity = ctx.capacity, self_submit = cfg.self_submit, "worker node started");
@@ -364,6 +369,10 @@ impl Node {
             shutdown_rx.clone(),
             ctx.reattested.subscribe(),
         ));
+        let status = status::StatusSource {
+            ctx: ctx.clone(),
+            chain: chain.clone(),
+        };
         let settler = channels.map(|desk| {
             let settle = settle_loop::SettleLoop {
                 chain: chain.clone(),
@@ -391,6 +400,7 @@ impl Node {
         };
         Ok(NodeHandle {
             ctx,
+            status,
             shutdown: shutdown_tx,
             session,
             renewer,
@@ -436,6 +446,7 @@ async fn open_channels(
 /// A running node.
 pub struct NodeHandle {
     ctx: Arc<NodeContext>,
+    status: status::StatusSource,
     shutdown: watch::Sender<bool>,
     session: JoinHandle<()>,
     renewer: JoinHandle<()>,
@@ -463,6 +474,11 @@ impl NodeHandle {
     /// Jobs answered with a receipt since start.
     pub fn jobs_served(&self) -> u64 {
         self.ctx.jobs_served.load(Ordering::SeqCst)
+    }
+
+    /// What the status listener serves ([`status::serve`]): metrics and readiness.
+    pub fn status(&self) -> status::StatusSource {
+        self.status.clone()
     }
 
     /// Jobs running now.

@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod client;
+pub mod dashboard;
 pub mod deploy;
 pub mod escrow;
 pub mod gateway;
@@ -75,6 +76,8 @@ pub enum Command {
     /// Jobs: verify a receipt and its settlement.
     #[command(subcommand)]
     Job(client::JobCmd),
+    /// Web dashboard of the network: Root, workers, settlements, relayer health.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Which Root (all contract commands need it).
@@ -155,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(a) => client::embed(&ctx, a).await,
         Command::Models(a) => client::models(&ctx, a).await,
         Command::Job(c) => client::job_cmd(&ctx, c).await,
+        Command::Dashboard(a) => dashboard::run(&ctx, a).await,
     }
 }
 

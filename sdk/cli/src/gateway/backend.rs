@@ -11,6 +11,7 @@ use futures_util::stream::BoxStream;
 
 use super::config::JobPolicy;
 use super::error::GatewayError;
+use super::health::Readiness;
 
 /// One model of the network as the gateway lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +131,12 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         job: &str,
     ) -> impl Future<Output = Result<Option<SettlementInfo>, GatewayError>> + Send;
+
+    /// Probes what a request needs (relayer, chain) for `/health`. A backend without upstreams
+    /// keeps the default: no checks, always ready.
+    fn readiness(&self) -> impl Future<Output = Readiness> + Send {
+        async { Readiness::default() }
+    }
 }
 
 /// A shared backend is a backend (the caller keeps a handle, e.g. to read its state).
@@ -152,5 +159,9 @@ impl<B: Backend> Backend for std::sync::Arc<B> {
         job: &str,
     ) -> impl Future<Output = Result<Option<SettlementInfo>, GatewayError>> + Send {
         (**self).settlement(job)
+    }
+
+    fn readiness(&self) -> impl Future<Output = Readiness> + Send {
+        (**self).readiness()
     }
 }

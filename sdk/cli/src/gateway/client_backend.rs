@@ -271,6 +271,10 @@ impl Backend for ClientBackend {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn readiness(&self) -> super::health::Readiness {
+        super::health::client_readiness(&self.client).await
+    }
 }
 
 #[cfg(test)]

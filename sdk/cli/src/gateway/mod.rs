@@ -15,6 +15,7 @@
 //! - [`sse`]: the streaming framing.
 //! - [`backend`]: the [`Backend`] trait the routes call; [`client_backend`]: it over the SDK client.
 //! - [`middleware`]: API key and CORS.
+//! - [`health`]: `/health` from the backend's readiness probes; [`metrics`]: `/metrics`.
 //! - [`config`]: limits and job policy; [`error`]: [`GatewayError`] in the OpenAI error format.
 
 pub mod backend;
@@ -22,6 +23,8 @@ pub mod channel_backend;
 pub mod client_backend;
 pub mod config;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod openai;
 pub mod routes;

@@ -8,12 +8,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::backend::Backend;
 use super::config::GatewayConfig;
 use super::error::GatewayError;
+use super::health;
+use super::metrics::{self, GatewayMetrics};
 use super::middleware::{ApiKey, Cors, cors, require_key};
 use super::routes::{Shared, embeddings, jobs, models, text};
 
@@ -26,13 +27,15 @@ use super::routes::{Shared, embeddings, jobs, models, text};
 /// | `POST /v1/embeddings` | embeddings (`float` or `base64`) |
 /// | `GET /v1/models`, `GET /v1/models/{model}` | models, attested workers, prices |
 /// | `GET /v1/cocoon/jobs/{escrow}/{id}` | on-chain settlement of a job |
-/// | `GET /health` | liveness (no key needed) |
+/// | `GET /health` | readiness: relayer and chain answer (no key needed) |
+/// | `GET /metrics` | Prometheus text: requests by route and status, latency (no key needed) |
 pub fn router<B: Backend>(backend: B, config: GatewayConfig) -> Router {
     let key = Arc::new(ApiKey::new(config.api_key.as_deref()));
     let cors_cfg = Arc::new(Cors::new(&config.cors_origins));
     let body_limit = config.max_body_bytes;
     let limits = config.listener_limits();
     let render = GatewayError::render_refusal();
+    let metrics_state = Arc::new(GatewayMetrics::new());
     let shared = Arc::new(Shared { backend, config });
     let api = Router::new()
         .route("/v1/chat/completions", post(text::chat::<B>))
@@ -43,23 +46,25 @@ pub fn router<B: Backend>(backend: B, config: GatewayConfig) -> Router {
         .route("/v1/cocoon/jobs/{*job}", get(jobs::settlement::<B>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(shared);
+        .with_state(shared.clone());
     // The key is checked before any of the body is read (a caller without it never gets to
     // send one); the rate limit comes before both.
     let api = cocoon_http::guard::guard_body(api, &limits, render.clone())
         .layer(from_fn_with_state(key, require_key));
     let router = Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/health", get(health::health::<B>))
+        .with_state(shared)
+        .route("/metrics", get(metrics::render))
+        .with_state(metrics_state.clone())
         .merge(api);
     let router = cocoon_http::guard::limit_rate(router, &limits, render);
-    if cors_cfg.enabled() {
+    let router = if cors_cfg.enabled() {
         router.layer(from_fn_with_state(cors_cfg, cors))
     } else {
         router
-    }
+    };
+    // Outermost: refusals by the rate limit and the key count too.
+    router.layer(from_fn_with_state(metrics_state, metrics::track))
 }
 
 async fn not_found(uri: axum::http::Uri) -> GatewayError {

@@ -1,0 +1,486 @@
+//! What the page shows, read from the chain and the relayer. The relayer lists the workers
+//! connected now; every worker seen once stays listed (with when it was last seen), and its
+//! Worker contract is read for stake, earnings, status and the attested record. Settlements are
+//! read from each known Worker contract's transactions: a `SubmitReceipts` carries the signed
+//! receipts (tokens), and each `Settle` it sends to an Escrow is one settled request (cost).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use cocoon_sdk::chain::{ChainApi, Network, TonCenterClient, Transaction};
+use cocoon_sdk::client::{RelayerApi, read_worker};
+use cocoon_sdk::contracts::RootClient;
+use cocoon_sdk::job::models::KNOWN_MODELS;
+use cocoon_sdk::messages::escrow::Settle;
+use cocoon_sdk::messages::records::worker_status;
+use cocoon_sdk::messages::worker::SubmitReceipts;
+use cocoon_sdk::tlb::{TlbType as _, TonAddress};
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tracing::debug;
+
+use super::DEFAULT_POLL_MS;
+
+/// Transactions read per page of a Worker's history.
+const PAGE: u32 = 50;
+/// Settlements kept (the oldest are dropped beyond it).
+pub const MAX_SETTLEMENTS: usize = 10_000;
+
+/// Everything the page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// Unix time the overview was read.
+    pub generated_at: u64,
+    /// How often the page polls, ms.
+    pub poll_ms: u64,
+    /// `mainnet`, `testnet` or `localnet`.
+    pub network: String,
+    /// Root's parameters, policy and models.
+    pub root: RootView,
+    /// The relayer's health.
+    pub relayer: RelayerView,
+    /// Every worker seen, connected ones first.
+    pub workers: Vec<WorkerRow>,
+    /// Settlements, oldest first.
+    pub settlements: Vec<SettlementPoint>,
+}
+
+/// Root as read now.
+#[derive(Debug, Clone, Serialize)]
+pub struct RootView {
+    /// Address (user-friendly).
+    pub address: String,
+    /// Protocol version of the Root read.
+    pub version: u8,
+    /// Parameters by name (nanoTON, seconds, basis points).
+    pub params: BTreeMap<&'static str, String>,
+    /// Allowed TEE kinds, by name.
+    pub allowed_kinds: Vec<&'static str>,
+    /// Allow-listed measurements (hex).
+    pub measurements: Vec<String>,
+    /// Registered models.
+    pub models: Vec<ModelRow>,
+    /// Governance changes queued, with when they take effect. A v1 Root applies changes at once
+    /// (no timelock), so it never has any.
+    pub queued_changes: Vec<QueuedChange>,
+}
+
+/// A registered model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRow {
+    /// Model id.
+    pub id: u32,
+    /// Known name, or the id.
+    pub name: String,
+    /// Registry hash (hex).
+    pub hash: String,
+}
+
+/// A queued governance change.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedChange {
+    /// What changes.
+    pub what: String,
+    /// Unix time it takes effect.
+    pub effective_at: u64,
+}
+
+/// The relayer as probed now.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayerView {
+    /// Base URL.
+    pub url: String,
+    /// `/health` answered ok.
+    pub ok: bool,
+    /// Its status, or why it could not be read.
+    pub status: String,
+    /// Worker sessions.
+    pub workers: u32,
+    /// Its identity (wallet address).
+    pub relayer_id: String,
+}
+
+/// A worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRow {
+    /// Worker contract (user-friendly).
+    pub address: String,
+    /// Owner wallet (user-friendly), when the contract was read.
+    pub owner: Option<String>,
+    /// `simulated`, `sev-snp`, `tdx` or `unknown`.
+    pub attestation: &'static str,
+    /// Whether the attestation is simulated: no hardware protects prompts on this worker.
+    pub unattested: bool,
+    /// Measurement on record (hex).
+    pub measurement: String,
+    /// Unix time the attestation expires.
+    pub attestation_expires_at: u32,
+    /// Model names.
+    pub models: Vec<String>,
+    /// nanoTON per input token.
+    pub price_in: String,
+    /// nanoTON per output token.
+    pub price_out: String,
+    /// Stake, nanoTON.
+    pub stake: String,
+    /// Earned and not withdrawn, nanoTON.
+    pub earned: String,
+    /// `active`, `unbonding`, `slashed`, `exited`, `uninitialized`, `unknown`.
+    pub status: &'static str,
+    /// In the relayer's listing now.
+    pub connected: bool,
+    /// Heartbeats on time.
+    pub healthy: bool,
+    /// Jobs running.
+    pub load: u32,
+    /// Jobs it can run at once.
+    pub capacity: u32,
+    /// Unix time it was last in the relayer's listing.
+    pub last_seen: u64,
+}
+
+/// One settled request.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettlementPoint {
+    /// Unix time of the Worker's transaction.
+    pub time: u64,
+    /// Worker contract (user-friendly).
+    pub worker: String,
+    /// Job id on its Escrow.
+    pub job_id: u64,
+    /// nanoTON paid.
+    pub cost: String,
+    /// Prompt tokens (from the receipt; 0 when the receipt was not found).
+    pub tokens_in: u32,
+    /// Output tokens.
+    pub tokens_out: u32,
+    /// On-chain fees of the submitting transaction, shared among its settlements, nanoTON.
+    pub fees: String,
+    /// Transaction hash (hex).
+    pub tx: String,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    address: TonAddress,
+    last_seen: u64,
+    healthy: bool,
+    load: u32,
+    capacity: u32,
+    scanned_lt: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    workers: BTreeMap<String, Known>,
+    settlements: Vec<SettlementPoint>,
+}
+
+/// Reads the overview; keeps what it learnt between reads.
+#[derive(Debug)]
+pub struct Collector {
+    chain: TonCenterClient,
+    network: Network,
+    root: TonAddress,
+    relayer: RelayerApi,
+    relayer_url: String,
+    poll_ms: u64,
+    state: Mutex<State>,
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        0 => "simulated",
+        1 => "sev-snp",
+        2 => "tdx",
+        _ => "unknown",
+    }
+}
+
+fn status_name(s: u8) -> &'static str {
+    match s {
+        worker_status::UNINITIALIZED => "uninitialized",
+        worker_status::ACTIVE => "active",
+        worker_status::UNBONDING => "unbonding",
+        worker_status::SLASHED => "slashed",
+        worker_status::EXITED => "exited",
+        _ => "unknown",
+    }
+}
+
+fn model_name(id: u32) -> String {
+    KNOWN_MODELS
+        .iter()
+        .find(|m| m.id == id)
+        .map_or_else(|| format!("model {id}"), |m| m.name.to_string())
+}
+
+fn now() -> u64 {
+    cocoon_sdk::clock::unix_now_u32().into()
+}
+
+impl Collector {
+    /// A collector for `root`, asking the relayer at `relayer_url`.
+    pub fn new(
+        chain: TonCenterClient,
+        network: Network,
+        root: TonAddress,
+        relayer_url: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            chain,
+            network,
+            root,
+            relayer: RelayerApi::new(relayer_url)
+                .with_context(|| format!("relayer URL {relayer_url}"))?,
+            relayer_url: relayer_url.to_owned(),
+            poll_ms: DEFAULT_POLL_MS,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn friendly(&self, a: &TonAddress) -> String {
+        a.to_base64_url_flags(false, self.network.is_test())
+    }
+
+    /// Reads everything now. Fails only when Root cannot be read (the chain is down); a relayer
+    /// that does not answer is shown as such.
+    pub async fn overview(&self) -> anyhow::Result<Overview> {
+        // One read at a time: concurrent polls would scan the same transactions twice.
+        let mut state = self.state.lock().await;
+        let root = self.root_view().await?;
+        let relayer = self.relayer_view().await;
+        let listed = self.relayer.workers(None).await.map(|l| l.workers);
+        let t = now();
+        if let Ok(listed) = &listed {
+            for w in listed {
+                let Ok(address) = w.worker.parse::<TonAddress>() else {
+                    continue;
+                };
+                let k = state.workers.entry(address.to_hex()).or_insert(Known {
+                    address,
+                    last_seen: t,
+                    healthy: w.healthy,
+                    load: w.load,
+                    capacity: w.capacity,
+                    scanned_lt: 0,
+                });
+                k.last_seen = t;
+                k.healthy = w.healthy;
+                k.load = w.load;
+                k.capacity = w.capacity;
+            }
+        }
+        let connected: Vec<String> = listed
+            .as_ref()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|w| w.worker.parse::<TonAddress>().ok())
+                    .map(|a| a.to_hex())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut workers = Vec::new();
+        let keys: Vec<String> = state.workers.keys().cloned().collect();
+        for key in keys {
+            let known = state.workers[&key].clone();
+            let is_connected = connected.contains(&key);
+            workers.push(self.worker_row(&known, is_connected).await);
+            let (points, lt) = self.scan(&known.address, known.scanned_lt).await;
+            state.settlements.extend(points);
+            if let Some(k) = state.workers.get_mut(&key) {
+                k.scanned_lt = lt;
+            }
+        }
+        state.settlements.sort_by_key(|s| s.time);
+        let excess = state.settlements.len().saturating_sub(MAX_SETTLEMENTS);
+        state.settlements.drain(..excess);
+        workers.sort_by_key(|w| (!w.connected, w.address.clone()));
+        Ok(Overview {
+            generated_at: t,
+            poll_ms: self.poll_ms,
+            network: format!("{:?}", self.network).to_lowercase(),
+            root,
+            relayer,
+            workers,
+            settlements: state.settlements.clone(),
+        })
+    }
+
+    async fn root_view(&self) -> anyhow::Result<RootView> {
+        let root = RootClient::at(&self.chain, self.root.clone());
+        let p = root.params().await.context("reading Root's parameters")?;
+        let policy = root.policy().await.context("reading Root's policy")?;
+        let models = root.models().await.context("reading Root's models")?;
+        let params = BTreeMap::from([
+            ("min_stake_nanoton", p.min_stake.to_string()),
+            ("unbonding_delay_s", p.unbonding_delay.to_string()),
+            ("grace_period_s", p.grace_period.to_string()),
+            ("relayer_fee_cap_bps", p.relayer_fee_cap_bps.to_string()),
+            ("protocol_fee_bps", p.protocol_fee_bps.to_string()),
+            ("reporter_reward_bps", p.reporter_reward_bps.to_string()),
+            ("treasury", self.friendly(&p.treasury)),
+        ]);
+        Ok(RootView {
+            address: self.friendly(&self.root),
+            version: 1,
+            params,
+            allowed_kinds: (0..3u8)
+                .filter(|k| policy.allowed_kinds & (1 << k) != 0)
+                .map(kind_name)
+                .collect(),
+            measurements: policy.measurements.iter().map(hex::encode).collect(),
+            models: models
+                .iter()
+                .map(|(id, hash)| ModelRow {
+                    id: *id,
+                    name: model_name(*id),
+                    hash: hex::encode(hash),
+                })
+                .collect(),
+            queued_changes: Vec::new(),
+        })
+    }
+
+    async fn relayer_view(&self) -> RelayerView {
+        match self.relayer.health().await {
+            Ok(h) => RelayerView {
+                url: self.relayer_url.clone(),
+                ok: h.status == "ok",
+                status: h.status,
+                workers: h.workers,
+                relayer_id: h.relayer_id,
+            },
+            Err(e) => RelayerView {
+                url: self.relayer_url.clone(),
+                ok: false,
+                status: format!("unreachable: {e}"),
+                workers: 0,
+                relayer_id: String::new(),
+            },
+        }
+    }
+
+    async fn worker_row(&self, k: &Known, connected: bool) -> WorkerRow {
+        let onchain = read_worker(&self.chain, &k.address).await;
+        if let Err(e) = &onchain {
+            debug!(target: "cli::dashboard", worker = %k.address, error = %e, "reading a Worker failed");
+        }
+        let onchain = onchain.ok().flatten();
+        let (state, record) = match onchain {
+            Some(w) => (Some(w.state), Some(w.record)),
+            None => (None, None),
+        };
+        let kind = record.as_ref().map_or(u8::MAX, |r| r.kind);
+        WorkerRow {
+            address: self.friendly(&k.address),
+            owner: state.as_ref().map(|s| self.friendly(&s.owner)),
+            attestation: kind_name(kind),
+            unattested: kind == 0,
+            measurement: record
+                .as_ref()
+                .map(|r| hex::encode(r.measurement))
+                .unwrap_or_default(),
+            attestation_expires_at: record.as_ref().map_or(0, |r| r.expires_at),
+            models: record
+                .as_ref()
+                .map(|r| r.models.iter().map(|m| model_name(*m)).collect())
+                .unwrap_or_default(),
+            price_in: record
+                .as_ref()
+                .map(|r| r.price_in.to_string())
+                .unwrap_or_default(),
+            price_out: record
+                .as_ref()
+                .map(|r| r.price_out.to_string())
+                .unwrap_or_default(),
+            stake: state
+                .as_ref()
+                .map(|s| s.stake.to_string())
+                .unwrap_or_default(),
+            earned: state
+                .as_ref()
+                .map(|s| s.earned.to_string())
+                .unwrap_or_default(),
+            status: state.as_ref().map_or("unknown", |s| status_name(s.status)),
+            connected,
+            healthy: connected && k.healthy,
+            load: if connected { k.load } else { 0 },
+            capacity: k.capacity,
+            last_seen: k.last_seen,
+        }
+    }
+
+    /// Settlements in the Worker's transactions after `after_lt`, and the lt read up to.
+    async fn scan(&self, worker: &TonAddress, mut after_lt: u64) -> (Vec<SettlementPoint>, u64) {
+        let mut points = Vec::new();
+        loop {
+            let txs = match self.chain.transactions(worker, after_lt, PAGE).await {
+                Ok(t) => t,
+                Err(e) => {
+                    debug!(target: "cli::dashboard", %worker, error = %e, "reading transactions failed");
+                    return (points, after_lt);
+                }
+            };
+            let n = txs.len();
+            for tx in &txs {
+                after_lt = after_lt.max(tx.id.lt);
+                points.extend(self.settlements_in(worker, tx));
+            }
+            if n < PAGE as usize {
+                return (points, after_lt);
+            }
+        }
+    }
+
+    fn settlements_in(&self, worker: &TonAddress, tx: &Transaction) -> Vec<SettlementPoint> {
+        if tx.failed() {
+            return Vec::new();
+        }
+        let settles: Vec<Settle> = tx
+            .out_msgs
+            .iter()
+            .filter(|m| m.opcode == Some(Settle::OP))
+            .filter_map(|m| m.body.as_ref().and_then(|b| Settle::from_cell(b).ok()))
+            .collect();
+        if settles.is_empty() {
+            return Vec::new();
+        }
+        let receipts: BTreeMap<[u8; 32], (u32, u32)> = tx
+            .in_msg
+            .as_ref()
+            .filter(|m| m.opcode == Some(SubmitReceipts::OP))
+            .and_then(|m| m.body.as_ref())
+            .and_then(|b| SubmitReceipts::from_cell(b).ok())
+            .map(|s| {
+                s.receipts
+                    .iter()
+                    .filter_map(|r| {
+                        Some((
+                            r.body.signing_hash().ok()?,
+                            (r.body.tokens_in, r.body.tokens_out),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fee_share = tx.total_fees / settles.len() as u128;
+        settles
+            .into_iter()
+            .map(|s| {
+                let (tokens_in, tokens_out) =
+                    receipts.get(&s.receipt_hash).copied().unwrap_or_default();
+                SettlementPoint {
+                    time: tx.now,
+                    worker: self.friendly(worker),
+                    job_id: s.job_id,
+                    cost: s.cost.to_string(),
+                    tokens_in,
+                    tokens_out,
+                    fees: fee_share.to_string(),
+                    tx: hex::encode(tx.id.hash),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,24 @@
+//! `cocoon dashboard`: one web page that shows the network — Root's parameters, the workers with
+//! their attestation, prices, stake and load, settlements over time with plots, the relayer's
+//! health — served by this binary with every asset embedded (no framework fetched at run time),
+//! readable on a phone, updating live by polling a small JSON API.
+//!
+//! ```text
+//!  browser ──GET / (page.html: inline CSS, JS, SVG plots)──▶ dashboard ──▶ chain (toncenter)
+//!          ──GET /api/overview every few seconds────────▶ (this)     ──▶ relayer (/health, /v1/workers)
+//! ```
+//!
+//! - [`collect`]: reads the chain and the relayer into an [`Overview`] (settlements are kept
+//!   between polls, so each poll reads only new transactions).
+//! - [`server`]: the router on the hardened `cocoon-http` listener.
+
+pub mod collect;
+pub mod server;
+
+pub use collect::{Collector, Overview, SettlementPoint, WorkerRow};
+pub use server::{PAGE, router, serve};
+
+/// Default address of the dashboard: loopback (put a reverse proxy in front to publish it).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8088";
+/// How often the page polls the API, milliseconds (the page reads it from the overview).
+pub const DEFAULT_POLL_MS: u64 = 3_000;
