@@ -54,6 +54,7 @@ impl Backend for OneWord {
             open_tx: None,
             open_time: Duration::from_millis(1),
             settlement: None,
+            channel: None,
         };
         Ok(futures_util::stream::iter([
             Ok(BackendEvent::Dispatched {

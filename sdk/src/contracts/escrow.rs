@@ -13,7 +13,7 @@ use crate::messages::escrow::{Close, Deposit, ExpireJob, OpenJob, Withdraw};
 use crate::messages::records::JobRoute;
 use crate::messages::root::CreateEscrow;
 use crate::tlb::{ArcCell, Cell, TlbType, TonAddress};
-use crate::wallet::{MessageSender, OutMessage, SendOptions};
+use crate::wallet::{MessageSender, OutMessage, SendOptions, Wallet};
 
 /// `get_escrow_state` result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use cocoon_sdk::chain::{AccountStatus, ChainApi, TonCenterClient};
 use cocoon_sdk::contracts::v2::{RootClient, WorkerClient};
-use cocoon_sdk::contracts::{RootPolicyView, WorkerRecordView};
+use cocoon_sdk::attest::{EvidenceKind, Policy};
+use cocoon_sdk::contracts::{WorkerRecordView, attestation_policy};
 use cocoon_sdk::messages::v2::records::{Attestation, WorkerRecord, worker_status};
-use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::SendOptions;
 use tracing::info;
 
@@ -75,7 +75,7 @@ pub(crate) async fn verify_own_record(
         ));
     }
     if diffs.is_empty() {
-        let policy = policy(chain, &cfg.root).await?;
+        let policy = policy(chain, cfg).await?;
         match evidence_for(cfg, &address, &record, &policy).await {
             Ok(evidence) => {
                 return Ok(VerifiedWorker {
@@ -107,12 +107,11 @@ fn view(r: cocoon_sdk::contracts::v2::WorkerRecordView) -> WorkerRecordView {
     }
 }
 
-async fn policy(chain: &TonCenterClient, root: &TonAddress) -> Result<RootPolicyView> {
-    let p = RootClient::at(chain, root.clone()).policy().await?;
-    Ok(RootPolicyView {
-        allowed_kinds: p.allowed_kinds,
-        measurements: p.measurements,
-    })
+/// The policy this node's evidence must pass, as clients read it from Root v2 (with its TEE
+/// policy): development only for a simulated TEE.
+async fn policy(chain: &TonCenterClient, cfg: &NodeConfig) -> Result<Policy> {
+    let development = cfg.attestation.kind() == EvidenceKind::Simulated;
+    Ok(attestation_policy(chain, &cfg.root, development).await?)
 }
 
 /// Registers this node's Worker v2 through the Root v2 (with `cfg.stake`), or updates its record
@@ -122,14 +121,15 @@ pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Resul
     for m in &cfg.models {
         check_registered(&m.spec, &registry)?;
     }
-    let policy = policy(chain, &cfg.root).await?;
+    let root_policy = RootClient::at(chain, cfg.root.clone()).policy().await?;
     let kind = cfg.attestation.kind();
-    if policy.allowed_kinds & (1 << kind.code()) == 0 {
+    if root_policy.allowed_kinds & (1 << kind.code()) == 0 {
         return Err(NodeError::Config(format!(
             "Root does not accept {kind} attestation (allowed kinds mask {:#05b})",
-            policy.allowed_kinds
+            root_policy.allowed_kinds
         )));
     }
+    let policy = policy(chain, cfg).await?;
     let address = RootClient::at(chain, cfg.root.clone())
         .worker_address(cfg.wallet.address())
         .await?;
