@@ -132,6 +132,13 @@ pub struct RelayerArgs {
     /// On-chain grace period after job deadlines, seconds (Root's `grace_period`).
     #[arg(id = "relayer.grace-period", long = "relayer.grace-period", env = "COCOON_RELAYER_GRACE_PERIOD", default_value_t = config::DEFAULT_GRACE_PERIOD)]
     pub grace_period: u32,
+    /// Admit only workers serving valid NVIDIA GPU confidential-computing evidence.
+    #[arg(
+        id = "relayer.require-gpu-attestation",
+        long = "require-gpu-attestation",
+        env = "COCOON_REQUIRE_GPU_ATTESTATION"
+    )]
+    pub require_gpu_attestation: bool,
 }
 
 /// `--registry.*`
@@ -196,6 +203,7 @@ impl RelayerArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_s),
             heartbeat_interval: Duration::from_secs(self.heartbeat_s.max(1)),
             grace_period: self.grace_period,
+            require_gpu_attestation: self.require_gpu_attestation,
             ..RelayerConfig::default()
         }
     }

@@ -53,6 +53,10 @@ pub struct RelayerConfig {
     /// The token (`Authorization: Bearer <token>`) that opens the relayer's books: `GET
     /// /v1/jobs` lists every client's jobs, so without a token it is refused to everyone.
     pub operator_token: Option<String>,
+    /// Admit only workers whose evidence carries NVIDIA GPU evidence that verifies (device chain
+    /// to NVIDIA's root, report signature, signed RIMs, measurements). Clients still check the
+    /// binding to the worker's keys themselves.
+    pub require_gpu_attestation: bool,
 }
 
 impl Default for RelayerConfig {
@@ -68,6 +72,7 @@ impl Default for RelayerConfig {
             expiry_sweep: DEFAULT_EXPIRY_SWEEP,
             listener: cocoon_http::Limits::with_max_body(0),
             operator_token: None,
+            require_gpu_attestation: false,
         }
     }
 }

@@ -159,6 +159,9 @@ pub enum Rejection {
     /// The worker offers a model it did not register.
     #[error("model {0} is not registered for this worker")]
     UnregisteredModel(u32),
+    /// The relayer requires GPU attestation and the evidence has none, or it does not verify.
+    #[error("GPU attestation: {0}")]
+    GpuAttestation(String),
     /// Capacity 0 or no models: nothing to serve.
     #[error("worker offers no capacity or no models")]
     NothingToServe,
@@ -198,6 +201,22 @@ pub fn check_worker(hello: &Hello, chain: &OnChainWorker, now: u32) -> Result<()
         return Err(Rejection::UnregisteredModel(*m));
     }
     Ok(())
+}
+
+/// The relayer's `--require-gpu-attestation` gate: the served evidence carries NVIDIA GPU
+/// evidence that verifies against NVIDIA's pinned roots at `now`. The binding of that evidence to
+/// the worker's keys is the client's check (`cocoon_sdk::attest::verify_worker`).
+pub fn check_gpu_evidence(evidence: &[u8], now: u64) -> Result<(), Rejection> {
+    use cocoon_sdk::attest::{Evidence, FixedClock, Policy, verify_gpu};
+    let evidence =
+        Evidence::decode(evidence).map_err(|e| Rejection::GpuAttestation(e.to_string()))?;
+    let gpu = evidence
+        .gpu()
+        .ok_or_else(|| Rejection::GpuAttestation("the evidence has no GPU part".into()))?;
+    let policy = Policy::production([]).with_clock(std::sync::Arc::new(FixedClock(now)));
+    verify_gpu(gpu, &policy)
+        .map(|_| ())
+        .map_err(|e| Rejection::GpuAttestation(e.to_string()))
 }
 
 #[cfg(test)]
@@ -478,5 +497,18 @@ expires_at = 2000000000
         assert!(StaticRegistry::from_toml(&good.replace(&addr, "nope")).is_err());
         assert!(StaticRegistry::from_toml(&format!("{good}bogus = 1\n")).is_err());
         assert!(StaticRegistry::from_toml("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn gpu_gate_refuses_evidence_without_a_gpu_part_or_undecodable() {
+        let sim = cocoon_sdk::attest::Evidence::simulated([0; 64], "dev").encode();
+        assert!(matches!(
+            check_gpu_evidence(&sim, 1_800_000_000),
+            Err(Rejection::GpuAttestation(m)) if m.contains("no GPU part")
+        ));
+        assert!(matches!(
+            check_gpu_evidence(b"junk", 1_800_000_000),
+            Err(Rejection::GpuAttestation(_))
+        ));
     }
 }

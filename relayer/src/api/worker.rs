@@ -25,7 +25,7 @@ use crate::channels::ChannelRouter;
 use crate::config::RelayerConfig;
 use crate::dispatcher::Dispatcher;
 use crate::metrics::Metrics;
-use crate::registry::{OnChainWorker, WorkerRegistry, check_worker};
+use crate::registry::{OnChainWorker, WorkerRegistry, check_gpu_evidence, check_worker};
 use crate::sessions::{Session, Sessions};
 use crate::store::{Store, WorkerRow};
 
@@ -186,6 +186,10 @@ async fn admit(shared: &SessionDeps, socket: &mut WebSocket) -> Result<Option<Ad
     let now = u32::try_from(unix_now_i64()).unwrap_or(u32::MAX);
     check_worker(&hello, &chain, now)
         .map_err(|why| (SessionErrorCode::NotRegistered, why.to_string()))?;
+    if shared.config.require_gpu_attestation {
+        check_gpu_evidence(&hello.evidence, u64::from(now))
+            .map_err(|why| (SessionErrorCode::NotRegistered, why.to_string()))?;
+    }
     Ok(Some(Admitted {
         hello,
         worker,

@@ -4,7 +4,13 @@
 //! ```text
 //! worker: WorkerBinding::report_data ─▶ AttestationProvider::attest ─▶ Evidence ─▶ hash on-chain
 //! client: Evidence ─▶ verify_evidence(policy from Root) ─▶ Verified ─▶ check_binding(keys on-chain)
+//! GPU:    WorkerBinding::gpu_nonce ─▶ GpuEvidenceProvider ─▶ GpuEvidence (hash in REPORT_DATA)
+//!         ─▶ Evidence::WithGpu ─▶ verify_worker (GPU chain, RIMs, measurements, nonce, binding)
 //! ```
+//!
+//! The policy read from a v2 Root ([`Policy::from_root_v2`], or
+//! [`crate::contracts::attestation_policy`] for either Root version) carries Root's TEE policy:
+//! the SEV-SNP minimum TCB and the TDX attribute and register allow-lists.
 //!
 //! Simulated evidence exists for local development only: a production [`Policy`] has no path
 //! that accepts it, and it prints as `UNATTESTED (SIMULATED TEE)` wherever it appears.
