@@ -86,6 +86,19 @@ impl Client {
             &request_seal_context(&self.escrow, SMOLLM2_135M.id),
         )
         .unwrap();
+        let sealed = seal.sealed.clone();
+        self.send_sealed(channel, seq, voucher, seal, sealed).await
+    }
+
+    /// Sends `sealed` as the request's input (what a broken or hostile client might).
+    async fn send_sealed(
+        &self,
+        channel: &ChannelRef,
+        seq: u32,
+        voucher: Option<SignedVoucher>,
+        seal: ClientSeal,
+        sealed: Vec<u8>,
+    ) -> Sent {
         let body = ChannelSubmit {
             version: PROTOCOL_VERSION,
             tickets: vec![ChannelTicket {
@@ -95,7 +108,7 @@ impl Client {
             }],
             model_id: SMOLLM2_135M.id,
             max_tokens: MAX_TOKENS,
-            sealed_input: seal.sealed.clone(),
+            sealed_input: sealed,
         };
         // The relayer sends its Welcome before it lists the session: a node that just connected
         // may be "offline" (503, nothing dispatched) for a moment.
@@ -420,6 +433,34 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
     let (code, expected, again) = refusal(&replay);
     assert_eq!((code, expected), (ChannelRefusal::SeqTaken, Some(3)));
     assert_eq!(again.as_ref(), Some(&r2));
+
+    // --- requests no worker can serve end at once (bad_request does not fail over), and
+    // leave seq 3 free: an input that does not open, a prompt beyond the model's context
+    let seal = seal_input(
+        b"{}",
+        &[worker_key],
+        &request_seal_context(&c.escrow, SMOLLM2_135M.id),
+    )
+    .unwrap();
+    let mut garbage = seal.sealed.clone();
+    let last = garbage.len() - 1;
+    garbage[last] ^= 1;
+    let broken = c.send_sealed(&ch, 3, Some(v2.clone()), seal, garbage).await;
+    let (code, _, _) = refusal(&broken);
+    assert_eq!(code, ChannelRefusal::BadRequest);
+    assert!(!code.fails_over());
+    let long = "lorem ipsum ".repeat(5_000);
+    let too_long = c.send(&ch, 3, Some(v2.clone()), &long).await;
+    let refused = too_long
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ChannelEvent::Refused { code, message, .. } => Some((*code, message.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(refused.0, ChannelRefusal::BadRequest);
+    assert!(refused.1.contains("context"), "{}", refused.1);
 
     // --- seq 3: served; seq 4 cannot fit the channel's amount
     let s3 = c.send(&ch, 3, Some(v2.clone()), "Say hello.").await;
