@@ -86,6 +86,19 @@ impl Client {
             &request_seal_context(&self.escrow, SMOLLM2_135M.id),
         )
         .unwrap();
+        let sealed = seal.sealed.clone();
+        self.send_sealed(channel, seq, voucher, seal, sealed).await
+    }
+
+    /// Sends `sealed` as the request's input (what a broken or hostile client might).
+    async fn send_sealed(
+        &self,
+        channel: &ChannelRef,
+        seq: u32,
+        voucher: Option<SignedVoucher>,
+        seal: ClientSeal,
+        sealed: Vec<u8>,
+    ) -> Sent {
         let body = ChannelSubmit {
             version: PROTOCOL_VERSION,
             tickets: vec![ChannelTicket {
@@ -95,7 +108,7 @@ impl Client {
             }],
             model_id: SMOLLM2_135M.id,
             max_tokens: MAX_TOKENS,
-            sealed_input: seal.sealed.clone(),
+            sealed_input: sealed,
         };
         // The relayer sends its Welcome before it lists the session: a node that just connected
         // may be "offline" (503, nothing dispatched) for a moment.
@@ -229,8 +242,19 @@ async fn start(cfg: &NodeConfig) -> NodeHandle {
     node
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_channel_session_is_served_receipted_and_settled_once() {
+/// Localnet with a Root v2, the relayer, a registered node (not started) and a client with a
+/// deposit on its Escrow.
+struct World {
+    chain: DevChainV2,
+    _dir: tempfile::TempDir,
+    relayer: RelayerHandle,
+    relayer_wallet: cocoon_sdk::wallet::Wallet,
+    cfg: NodeConfig,
+    client: cocoon_sdk::wallet::Wallet,
+    escrow: cocoon_sdk::tlb::TonAddress,
+}
+
+async fn world(channels: ChannelOptions) -> World {
     let chain = DevChainV2::on(
         cocoon_testkit::chain::start_localnet().await.unwrap(),
         BTreeMap::from([(SMOLLM2_135M.id, SMOLLM2_135M.registry_hash())]),
@@ -240,7 +264,7 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
     let dir = tempfile::tempdir().unwrap();
     let (relayer, relayer_wallet) = relayer(&chain, dir.path()).await;
 
-    // The node registers its Worker v2 (stake + record) and starts against that record.
+    // The node registers its Worker v2 (stake + record); start-up checks that record.
     let owner = chain.funded_wallet(50 * NANO_PER_TON).await.unwrap();
     let cfg = NodeConfig {
         chain: cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
@@ -258,12 +282,7 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
         capacity: 2,
         self_submit: false,
         renewal: Default::default(),
-        channels: ChannelOptions {
-            credit: Some(CREDIT),
-            // Settled on shutdown only in this test.
-            settle_every: Duration::from_secs(3_600),
-            ..ChannelOptions::default()
-        },
+        channels,
     };
     assert!(matches!(
         register(&cfg).await.unwrap(),
@@ -273,10 +292,6 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
         register(&cfg).await.unwrap(),
         RegisterOutcome::Unchanged { .. }
     ));
-    let node = start(&cfg).await;
-    let worker_key = cfg.keys.encryption_key();
-
-    // The client opens a channel on its Escrow with one transaction: room for three requests, not four.
     let client = chain.funded_wallet(20 * NANO_PER_TON).await.unwrap();
     let escrow = EscrowClient::for_owner(&chain.chain, &chain.root, client.address())
         .await
@@ -285,35 +300,95 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
         .deposit(&client, 5 * NANO_PER_TON, &SendOptions::default())
         .await
         .unwrap();
-    let voucher_key = SigningKey::from_bytes(&[0x2a; 32]);
-    let amount: u128 = 20_000;
-    let opened = escrow
-        .open_channel(
-            &client,
-            OpenChannelArgs {
-                amount,
-                worker_owner: cfg.wallet.address().clone(),
-                expires_at: chain.now().await.unwrap() + 6 * 3600,
-                price_in: PRICE_IN,
-                price_out: PRICE_OUT,
-                voucher_key: voucher_key.verifying_key().to_bytes(),
-                relayer: relayer_wallet.address().clone(),
-                relayer_fee_bps: RELAYER_BPS,
-                notify_relayer: true,
-            },
-            &SendOptions::default(),
+    let escrow = escrow.address().clone();
+    World {
+        chain,
+        _dir: dir,
+        relayer,
+        relayer_wallet,
+        cfg,
+        client,
+        escrow,
+    }
+}
+
+impl World {
+    fn escrow(&self) -> EscrowClient<'_, cocoon_sdk::chain::TonCenterClient> {
+        EscrowClient::at(
+            &self.chain.chain,
+            self.chain.root.clone(),
+            self.escrow.clone(),
         )
-        .await
-        .unwrap();
-    let ch = opened.channel.clone();
-    let mut session =
-        ChannelSession::open(opened.state.clone(), cfg.keys.receipt_key(), voucher_key).unwrap();
-    let c = Client {
-        http: reqwest::Client::new(),
-        base: relayer.url(),
-        escrow: escrow.address().clone(),
-        worker_key,
-    };
+    }
+
+    /// Opens a channel of `amount` to the node with one transaction; the client's session.
+    async fn open(&self, amount: u128) -> (ChannelRef, ChannelSession) {
+        let voucher_key = SigningKey::from_bytes(&[0x2a; 32]);
+        let opened = self
+            .escrow()
+            .open_channel(
+                &self.client,
+                OpenChannelArgs {
+                    amount,
+                    worker_owner: self.cfg.wallet.address().clone(),
+                    expires_at: self.chain.now().await.unwrap() + 6 * 3600,
+                    price_in: PRICE_IN,
+                    price_out: PRICE_OUT,
+                    voucher_key: voucher_key.verifying_key().to_bytes(),
+                    relayer: self.relayer_wallet.address().clone(),
+                    relayer_fee_bps: RELAYER_BPS,
+                    notify_relayer: true,
+                },
+                &SendOptions::default(),
+            )
+            .await
+            .unwrap();
+        let session =
+            ChannelSession::open(opened.state, self.cfg.keys.receipt_key(), voucher_key).unwrap();
+        (opened.channel, session)
+    }
+
+    fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.relayer.url(),
+            escrow: self.escrow().address().clone(),
+            worker_key: self.cfg.keys.encryption_key(),
+        }
+    }
+
+    async fn push(&self, ch: &ChannelRef, voucher: &SignedVoucher) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{CHANNEL_VOUCHERS_PATH}", self.relayer.url()))
+            .json(&ChannelVoucherPush {
+                version: PROTOCOL_VERSION,
+                channel: ch.clone(),
+                voucher: voucher.clone(),
+            })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_session_is_served_receipted_and_settled_once() {
+    let w = world(ChannelOptions {
+        credit: Some(CREDIT),
+        // Settled on shutdown only in this test.
+        settle_every: Duration::from_secs(3_600),
+        ..ChannelOptions::default()
+    })
+    .await;
+    let (chain, cfg) = (&w.chain, &w.cfg);
+    let node = start(cfg).await;
+    let worker_key = cfg.keys.encryption_key();
+    // Room for three requests, not four.
+    let amount: u128 = 20_000;
+    let (ch, mut session) = w.open(amount).await;
+    let escrow = w.escrow();
+    let c = w.client();
 
     // --- seq 1: served, streamed, receipted; the session checks it and signs voucher 1
     let now = chain.now().await.unwrap();
@@ -359,6 +434,34 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
     assert_eq!((code, expected), (ChannelRefusal::SeqTaken, Some(3)));
     assert_eq!(again.as_ref(), Some(&r2));
 
+    // --- requests no worker can serve end at once (bad_request does not fail over), and
+    // leave seq 3 free: an input that does not open, a prompt beyond the model's context
+    let seal = seal_input(
+        b"{}",
+        &[worker_key],
+        &request_seal_context(&c.escrow, SMOLLM2_135M.id),
+    )
+    .unwrap();
+    let mut garbage = seal.sealed.clone();
+    let last = garbage.len() - 1;
+    garbage[last] ^= 1;
+    let broken = c.send_sealed(&ch, 3, Some(v2.clone()), seal, garbage).await;
+    let (code, _, _) = refusal(&broken);
+    assert_eq!(code, ChannelRefusal::BadRequest);
+    assert!(!code.fails_over());
+    let long = "lorem ipsum ".repeat(5_000);
+    let too_long = c.send(&ch, 3, Some(v2.clone()), &long).await;
+    let refused = too_long
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ChannelEvent::Refused { code, message, .. } => Some((*code, message.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(refused.0, ChannelRefusal::BadRequest);
+    assert!(refused.1.contains("context"), "{}", refused.1);
+
     // --- seq 3: served; seq 4 cannot fit the channel's amount
     let s3 = c.send(&ch, 3, Some(v2.clone()), "Say hello.").await;
     let (r3, _) = accept(&mut session, &worker_key, &s3);
@@ -372,18 +475,7 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
     assert_eq!(refusal(&full).0, ChannelRefusal::Exhausted);
 
     // --- voucher 3 pushed outside a request (what a client does before it stops)
-    let resp = c
-        .http
-        .post(format!("{}{CHANNEL_VOUCHERS_PATH}", c.base))
-        .json(&ChannelVoucherPush {
-            version: PROTOCOL_VERSION,
-            channel: ch.clone(),
-            voucher: v3.clone(),
-        })
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
+    w.push(&ch, &v3).await;
     // The node takes it asynchronously; give it a moment before shutting down.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -412,7 +504,7 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
     assert_eq!(after.fees_due, before.fees_due + protocol_fee);
 
     // --- a restarted node keeps its ledger: seq 3 again gets the same receipt, not a new one
-    let node = start(&cfg).await;
+    let node = start(cfg).await;
     let replay = c.send(&ch, 3, Some(v3.clone()), "Say hello again.").await;
     let (code, expected, again) = refusal(&replay);
     assert_eq!((code, expected), (ChannelRefusal::SeqTaken, Some(4)));
@@ -426,5 +518,66 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
             .len(),
         1
     );
-    relayer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_settlement_loop_settles_a_channel_nearing_its_window_end_once_per_amount() {
+    // The channel's window (6 h + grace) ends within the margin: every voucher is due at once.
+    let w = world(ChannelOptions {
+        settle_every: Duration::from_millis(500),
+        settle_margin_secs: 24 * 3600,
+        ..ChannelOptions::default()
+    })
+    .await;
+    let node = start(&w.cfg).await;
+    let (ch, mut session) = w.open(NANO_PER_TON).await;
+    let escrow = w.escrow();
+    let c = w.client();
+    let worker_key = w.cfg.keys.encryption_key();
+    let logs = || async {
+        settlement_logs(&w.chain.chain, escrow.address(), ch.channel_id)
+            .await
+            .unwrap()
+    };
+    let settled = |n: usize| async move {
+        for _ in 0..120 {
+            if logs().await.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        logs().await
+    };
+
+    // Nothing is settled before the client pays anything.
+    let s1 = c.send(&ch, 1, None, "What is the capital of France?").await;
+    accept(&mut session, &worker_key, &s1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(logs().await.is_empty());
+
+    // Voucher 1 pushed: settled by the loop while the node serves on.
+    let v1 = session.latest_voucher().unwrap().clone();
+    w.push(&ch, &v1).await;
+    let after_one = settled(1).await;
+    assert_eq!(after_one.len(), 1);
+    assert_eq!(after_one[0].cumulative(), v1.body.cumulative);
+
+    // Voucher 2 arrives with the next request: the next settlement carries only the new amount.
+    let s2 = c.send(&ch, 2, Some(v1.clone()), "Name a colour.").await;
+    accept(&mut session, &worker_key, &s2);
+    let v2 = session.latest_voucher().unwrap().clone();
+    w.push(&ch, &v2).await;
+    let after_two = settled(2).await;
+    assert_eq!(after_two.len(), 2);
+    assert_eq!(
+        (after_two[1].seq(), after_two[1].cumulative()),
+        (2, v2.body.cumulative)
+    );
+    let state = escrow.channel(ch.channel_id).await.unwrap().unwrap();
+    assert_eq!((state.settled, state.last_seq), (v2.body.cumulative, 2));
+
+    // Shutdown finds nothing more to settle; no amount is ever submitted twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.shutdown().await;
+    assert_eq!(logs().await.len(), 2);
 }

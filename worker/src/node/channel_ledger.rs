@@ -577,6 +577,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cumulative_amount_is_submitted_once_and_its_end_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channels.db");
+        let ch = state(7).channel;
+        let ledger = ChannelLedger::open(&path).await.unwrap();
+        assert!(ledger.begin_settlement(&ch, 5_000, 2).await.unwrap());
+        // The same amount again — after a failure, a restart, anything — is refused.
+        assert!(!ledger.begin_settlement(&ch, 5_000, 2).await.unwrap());
+        ledger
+            .finish_settlement(&ch, 5_000, SettlementStatus::Failed, "bounced")
+            .await
+            .unwrap();
+        assert!(!ledger.begin_settlement(&ch, 5_000, 2).await.unwrap());
+        assert!(ledger.begin_settlement(&ch, 9_000, 3).await.unwrap());
+        ledger
+            .finish_settlement(&ch, 9_000, SettlementStatus::Submitted, "tx")
+            .await
+            .unwrap();
+        ledger.close().await;
+        let reopened = ChannelLedger::open(&path).await.unwrap();
+        assert_eq!(
+            reopened.settlements(&ch).await.unwrap(),
+            vec![
+                (5_000, SettlementStatus::Failed),
+                (9_000, SettlementStatus::Submitted)
+            ]
+        );
+        assert!(!reopened.begin_settlement(&ch, 9_000, 3).await.unwrap());
+        // Another channel's amounts are its own.
+        assert!(
+            reopened
+                .begin_settlement(&state(8).channel, 9_000, 3)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
     #[ignore = "the crashing half of a_crash_between_persisting_and_sending_never_yields_a_second_receipt (a child process)"]
     async fn crash_child_records_a_receipt_and_dies_before_sending() {
         let path = std::env::var_os(CRASH_DB).expect("run by the parent test");

@@ -46,7 +46,7 @@ impl Chunker {
     pub(crate) fn push(&mut self, text: &str) -> Option<String> {
         self.pending.push_str(text);
         self.tokens += 1;
-        let due = !self.sent_first || self.tokens % TOKENS_PER_CHUNK == 0;
+        let due = !self.sent_first || self.tokens.is_multiple_of(TOKENS_PER_CHUNK);
         if due && !self.pending.is_empty() {
             self.sent_first = true;
             self.tokens = 0;
