@@ -283,6 +283,7 @@ async fn world(channels: ChannelOptions) -> World {
         self_submit: false,
         renewal: Default::default(),
         channels,
+        gpu: None,
     };
     assert!(matches!(
         register(&cfg).await.unwrap(),

@@ -243,9 +243,9 @@ async fn open(
         heartbeat_interval_ms: u64::try_from(shared.config.heartbeat_interval.as_millis())
             .unwrap_or(u64::MAX),
     };
-    if !send_frame(socket, &RelayMessage::Welcome(welcome)).await {
-        return None;
-    }
+    // Listed before the Welcome goes out, so a client that learns the worker is connected is
+    // never told "offline"; what is dispatched meanwhile waits in the session's queue, which is
+    // written only after the Welcome.
     if let Some(old) = shared.sessions.insert(session.clone()) {
         old.send(RelayMessage::Error(SessionError {
             code: SessionErrorCode::Replaced,
@@ -253,6 +253,13 @@ async fn open(
         }));
         shared.dispatcher.session_closed(&old);
         shared.channels.session_closed(&old);
+    }
+    if !send_frame(socket, &RelayMessage::Welcome(welcome)).await {
+        if shared.sessions.remove(&session) {
+            shared.dispatcher.session_closed(&session);
+            shared.channels.session_closed(&session);
+        }
+        return None;
     }
     shared
         .metrics
