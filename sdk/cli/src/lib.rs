@@ -13,6 +13,7 @@
 //! - [`commands`]: the command line, one module per command family (`wallet`, `escrow`,
 //!   `worker`, `root`, `deploy`, `localnet`, the client commands, `gateway`).
 //! - [`gateway`]: the OpenAI-compatible HTTP gateway (`cocoon gateway`).
+//! - [`watch`]: the equivocation watcher (`cocoon watch`).
 //! - [`dashboard`]: the network dashboard (`cocoon dashboard`): one embedded page and its JSON API.
 //! - [`localnet`]: starts/stops the local network (sandbox emulator behind a toncenter API);
 //!   `cocoon localnet` and the test kit use it.
@@ -27,6 +28,7 @@ pub mod dashboard;
 pub mod gateway;
 pub mod localnet;
 mod output;
+pub mod watch;
 
 pub use commands::{Cli, Command, run};
 pub use localnet::{Localnet, LocalnetConfig, LocalnetError, LocalnetTiming};

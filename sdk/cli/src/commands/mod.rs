@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod localnet;
 pub mod root;
 pub mod wallet;
+pub mod watch;
 pub mod worker;
 
 use anyhow::Context;
@@ -78,6 +79,9 @@ pub enum Command {
     Job(client::JobCmd),
     /// Web dashboard of the network: Root, workers, settlements, relayer health.
     Dashboard(dashboard::DashboardArgs),
+    /// Report equivocating workers: two different receipts for one (channel, seq) slash the
+    /// Worker's stake (protocol v2).
+    Watch(watch::WatchArgs),
 }
 
 /// Which Root (all contract commands need it).
@@ -159,6 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(a) => client::models(&ctx, a).await,
         Command::Job(c) => client::job_cmd(&ctx, c).await,
         Command::Dashboard(a) => dashboard::run(&ctx, a).await,
+        Command::Watch(a) => watch::run(&ctx, a).await,
     }
 }
 
