@@ -84,7 +84,8 @@ pub struct ChannelConfig {
     pub channels: usize,
     /// Amount locked in a new channel; a top-up brings a channel back to it (nanoTON).
     pub channel_amount: u128,
-    /// A channel with less left than this (or than the request's max cost) is topped up first.
+    /// A channel with less left than this (or than the request's max cost) is topped up first;
+    /// at most `channel_amount` is used.
     pub top_up_below: u128,
     /// Lifetime of a new channel (s), capped by Root's maximum.
     pub lifetime: u32,
@@ -657,7 +658,12 @@ impl ChannelClient {
             .filter_map(|s| {
                 let st = s.session.state();
                 let max_cost = cost_of(bound, st.price_in, st.price_out).unwrap_or(u128::MAX);
-                let threshold = inner.config.top_up_below.max(max_cost);
+                // A threshold above the channel amount would top up before every request.
+                let threshold = inner
+                    .config
+                    .top_up_below
+                    .min(inner.config.channel_amount)
+                    .max(max_cost);
                 s.session.needs_top_up(threshold).then(|| {
                     let target = inner.config.channel_amount.max(max_cost);
                     (s.id(), s.session.top_up_amount(target).max(1))
