@@ -242,6 +242,22 @@ impl ChannelClient {
                 });
             }
         }
+        // One read per resumed channel, at start only: a channel closed or settled while the
+        // client was away is not offered to the relayer again.
+        if !slots.is_empty() {
+            let e = EscrowClient::at(&chain, config.root.clone(), escrow.clone());
+            for s in slots.iter_mut().filter(|s| !s.closed) {
+                match e.channel(s.id()).await? {
+                    None => s.closed = true,
+                    Some(fresh) => {
+                        if let Err(err) = s.session.refresh(fresh) {
+                            warn!(target: "sdk::channels", channel_id = s.id(), error = %err, "saved channel disagrees with the chain: not used");
+                            s.closed = true;
+                        }
+                    }
+                }
+            }
+        }
         info!(target: "sdk::channels", root = %config.root, relayer = %relayer_id, %escrow, resumed = slots.len(), "connected");
         Ok(Self {
             inner: Arc::new(Inner {
