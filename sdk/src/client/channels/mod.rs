@@ -84,7 +84,8 @@ pub struct ChannelConfig {
     pub channels: usize,
     /// Amount locked in a new channel; a top-up brings a channel back to it (nanoTON).
     pub channel_amount: u128,
-    /// A channel with less left than this (or than the request's max cost) is topped up first.
+    /// A channel with less left than this (or than the request's max cost) is topped up first;
+    /// at most `channel_amount` is used.
     pub top_up_below: u128,
     /// Lifetime of a new channel (s), capped by Root's maximum.
     pub lifetime: u32,
@@ -239,6 +240,22 @@ impl ChannelClient {
                     busy: false,
                     closed: c.closed,
                 });
+            }
+        }
+        // One read per resumed channel, at start only: a channel closed or settled while the
+        // client was away is not offered to the relayer again.
+        if !slots.is_empty() {
+            let e = EscrowClient::at(&chain, config.root.clone(), escrow.clone());
+            for s in slots.iter_mut().filter(|s| !s.closed) {
+                match e.channel(s.id()).await? {
+                    None => s.closed = true,
+                    Some(fresh) => {
+                        if let Err(err) = s.session.refresh(fresh) {
+                            warn!(target: "sdk::channels", channel_id = s.id(), error = %err, "saved channel disagrees with the chain: not used");
+                            s.closed = true;
+                        }
+                    }
+                }
             }
         }
         info!(target: "sdk::channels", root = %config.root, relayer = %relayer_id, %escrow, resumed = slots.len(), "connected");
@@ -657,7 +674,12 @@ impl ChannelClient {
             .filter_map(|s| {
                 let st = s.session.state();
                 let max_cost = cost_of(bound, st.price_in, st.price_out).unwrap_or(u128::MAX);
-                let threshold = inner.config.top_up_below.max(max_cost);
+                // A threshold above the channel amount would top up before every request.
+                let threshold = inner
+                    .config
+                    .top_up_below
+                    .min(inner.config.channel_amount)
+                    .max(max_cost);
                 s.session.needs_top_up(threshold).then(|| {
                     let target = inner.config.channel_amount.max(max_cost);
                     (s.id(), s.session.top_up_amount(target).max(1))

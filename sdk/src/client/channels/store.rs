@@ -130,3 +130,93 @@ mod receipts {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::channel::{ChannelRef, ChannelSession, ChannelState};
+
+    fn saved(root: &TonAddress, escrow: &TonAddress) -> SavedChannels {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let a = TonAddress::new(0, [1u8; 32].into());
+        let state = ChannelState {
+            channel: ChannelRef {
+                global_id: -239,
+                root: root.clone(),
+                escrow: escrow.clone(),
+                channel_id: u64::MAX - 1,
+            },
+            amount: 1_000,
+            settled: 0,
+            last_seq: 0,
+            expires_at: 100,
+            close_requested_at: 0,
+            settle_until: 130,
+            price_in: 1,
+            price_out: 3,
+            worker: a.clone(),
+            worker_owner: a.clone(),
+            relayer: a,
+            relayer_fee_bps: 100,
+            protocol_fee_bps: 100,
+            voucher_key: key.verifying_key().to_bytes(),
+            relayer_due: 0,
+        };
+        let session = ChannelSession::open(state, [9; 32], key).unwrap();
+        SavedChannels {
+            version: STORE_VERSION,
+            root: root.clone(),
+            escrow: escrow.clone(),
+            channels: vec![SavedChannel {
+                snapshot: session.snapshot(),
+                receipts: Vec::new(),
+                closed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_store_roundtrips_holds_no_secret_and_refuses_another_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, escrow) = (
+            TonAddress::new(0, [2u8; 32].into()),
+            TonAddress::new(0, [3u8; 32].into()),
+        );
+        let path = default_store_path(&dir.path().join("wallet.json"), &root);
+        assert_eq!(
+            load(&path, &root, &escrow)
+                .unwrap()
+                .map(|s| s.channels.len()),
+            None
+        );
+        save(&path, &saved(&root, &escrow)).unwrap();
+        let back = load(&path, &root, &escrow).unwrap().unwrap();
+        assert_eq!(
+            back.channels[0].snapshot,
+            saved(&root, &escrow).channels[0].snapshot
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains(&hex::encode([5u8; 32])),
+            "the voucher key seed is not saved"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let other = TonAddress::new(0, [4u8; 32].into());
+        assert!(matches!(
+            load(&path, &other, &escrow),
+            Err(ChannelClientError::Store { .. })
+        ));
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(
+            load(&path, &root, &escrow),
+            Err(ChannelClientError::Store { .. })
+        ));
+    }
+}
