@@ -40,7 +40,7 @@ pub use accumulator::{ACC_ZERO, Accumulator, InclusionProof, chain_step};
 pub use error::{ChannelError, Result};
 pub use receipt::{CHANNEL_RECEIPT_TAG, ChannelReceipt, SignedChannelReceipt};
 pub use refs::ChannelRef;
-pub use seal_context::{CHANNEL_REQUEST_JOB_ID, request_seal_context};
+pub use seal_context::request_seal_context;
 pub use session::{
     ChannelSession, RequestExpectation, RequestTicket, SNAPSHOT_VERSION, SessionSnapshot,
 };

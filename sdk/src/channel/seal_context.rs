@@ -8,16 +8,8 @@ use tonlib_core::TonAddress;
 
 use crate::seal::JobContext;
 
-/// The job id in the [`JobContext`] of every channel request (channels have no job ids; v1 job
-/// ids start at 1 and live on v1 Escrows, so the binding never collides with a v1 job's).
-pub const CHANNEL_REQUEST_JOB_ID: u64 = 0;
-
 /// The [`JobContext`] a channel request on `escrow`'s channels for `model_id` is sealed and
-/// opened with (client: `seal_input`; worker: `open_input`).
+/// opened with (client: `seal_input`; worker: `open_input`): [`JobContext::channel_request`].
 pub fn request_seal_context(escrow: &TonAddress, model_id: u32) -> JobContext {
-    JobContext {
-        escrow: escrow.clone(),
-        job_id: CHANNEL_REQUEST_JOB_ID,
-        model_id,
-    }
+    JobContext::channel_request(escrow.clone(), model_id)
 }
