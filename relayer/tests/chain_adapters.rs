@@ -236,7 +236,9 @@ async fn chain_faults_neither_lose_nor_duplicate_work() {
             base_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(200),
         },
-        ..TonCenterConfig::new(proxy.url.clone())
+        base_url: proxy.url.clone(),
+        // The profile's key and budget (COCOON_TEST_NETWORK=realistic), through the proxy.
+        ..n.dev.api()
     };
     let dir = tempfile::tempdir().unwrap();
     let h = spawn(&n, api, &dir.path().join("r.db")).await;
