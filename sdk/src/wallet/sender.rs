@@ -34,16 +34,14 @@ impl MessageSender for Wallet {
         Wallet::address(self)
     }
 
-    fn send_message<'a, C: ChainApi>(
+    async fn send_message<'a, C: ChainApi>(
         &'a self,
         chain: &'a C,
         msg: OutMessage,
         opts: &'a SendOptions,
-    ) -> impl Future<Output = WalletResult<Transaction>> + Send + 'a {
-        async move {
-            let c = self.send_and_confirm(chain, &[msg], opts).await?;
-            Ok(c.tx)
-        }
+    ) -> WalletResult<Transaction> {
+        let c = self.send_and_confirm(chain, &[msg], opts).await?;
+        Ok(c.tx)
     }
 }
 
@@ -52,20 +50,18 @@ impl MessageSender for HighloadSender {
         HighloadSender::address(self)
     }
 
-    fn send_message<'a, C: ChainApi>(
+    async fn send_message<'a, C: ChainApi>(
         &'a self,
         _chain: &'a C,
         msg: OutMessage,
         _opts: &'a SendOptions,
-    ) -> impl Future<Output = WalletResult<Transaction>> + Send + 'a {
-        async move {
-            let wanted = msg.clone();
-            let sent = self.send(msg).await.map_err(into_wallet_error)?;
-            let mut tx = sent.tx;
-            let own = own_message(&tx.out_msgs, &wanted, sent.index).cloned();
-            tx.out_msgs = own.into_iter().collect();
-            Ok(tx)
-        }
+    ) -> WalletResult<Transaction> {
+        let wanted = msg.clone();
+        let sent = self.send(msg).await.map_err(into_wallet_error)?;
+        let mut tx = sent.tx;
+        let own = own_message(&tx.out_msgs, &wanted, sent.index).cloned();
+        tx.out_msgs = own.into_iter().collect();
+        Ok(tx)
     }
 }
 
