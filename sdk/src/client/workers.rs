@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use crate::attest::{
-    Evidence, EvidenceKind, Policy, RecordedAttestation, Verified, WorkerBinding, verify_evidence,
+    Evidence, EvidenceKind, Policy, RecordedAttestation, Verified, WorkerBinding, verify_worker,
 };
 use crate::chain::{ChainApi, ChainError};
 use crate::contracts::{StackReader, WorkerRecordView, WorkerState};
@@ -244,7 +244,17 @@ pub fn check_worker(
             hex::encode(record.evidence_hash)
         ));
     }
-    let verified = verify_evidence(&evidence, cx.policy).map_err(|e| format!("evidence: {e}"))?;
+    let binding = WorkerBinding {
+        receipt_key: record.receipt_key,
+        encryption_key: record.encryption_key,
+        worker: address.clone(),
+        chain_nonce: crate::attest::attestation_nonce(cx.root, record.expires_at)
+            .map_err(|e| format!("binding: {e}"))?,
+        gpu_evidence_hash: None,
+    };
+    // The binding of the worker's keys, and of its GPU evidence when it serves one.
+    let verified =
+        verify_worker(&evidence, cx.policy, &binding).map_err(|e| format!("evidence: {e}"))?;
     verified
         .check_record(
             &RecordedAttestation {
@@ -256,17 +266,6 @@ pub fn check_worker(
             cx.now,
         )
         .map_err(|e| format!("on-chain record: {e}"))?;
-    let binding = WorkerBinding {
-        receipt_key: record.receipt_key,
-        encryption_key: record.encryption_key,
-        worker: address.clone(),
-        chain_nonce: crate::attest::attestation_nonce(cx.root, record.expires_at)
-            .map_err(|e| format!("binding: {e}"))?,
-        gpu_evidence_hash: None,
-    };
-    verified
-        .check_binding(&binding)
-        .map_err(|e| format!("binding: {e}"))?;
     Ok(VerifiedWorker {
         address: address.clone(),
         owner: state.owner.clone(),

@@ -374,10 +374,13 @@ impl ChannelClient {
             allowed_kinds: view.allowed_kinds,
             measurements: view.measurements,
         };
+        // Root v2's TEE policy (minimum SNP TCB, TDX rules) binds every worker this client pays.
+        let tee = root.tee_policy().await?;
         let policy = match self.inner.config.policy {
             PolicyMode::Production => Policy::from_root(&policy),
             PolicyMode::Development => Policy::development_from_root(&policy),
-        };
+        }
+        .with_root_tee_policy(&tee);
         let (worker_code, _) = root.codes().await?;
         let r = RootV2 {
             policy,

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::attest::{
-    Evidence, EvidenceKind, Policy, RecordedAttestation, Verified, WorkerBinding, verify_evidence,
+    Evidence, EvidenceKind, Policy, RecordedAttestation, Verified, WorkerBinding, verify_worker,
 };
 use crate::chain::{ChainApi, ChainError};
 use crate::contracts::ContractError;
@@ -139,7 +139,17 @@ pub fn check_worker_v2(
             hex::encode(record.evidence_hash)
         ));
     }
-    let verified = verify_evidence(&evidence, cx.policy).map_err(|e| format!("evidence: {e}"))?;
+    let binding = WorkerBinding {
+        receipt_key: record.receipt_key,
+        encryption_key: record.encryption_key,
+        worker: address.clone(),
+        chain_nonce: crate::attest::attestation_nonce(cx.root, record.expires_at)
+            .map_err(|e| format!("binding: {e}"))?,
+        gpu_evidence_hash: None,
+    };
+    // The binding of the worker's keys, and of its GPU evidence when it serves one.
+    let verified =
+        verify_worker(&evidence, cx.policy, &binding).map_err(|e| format!("evidence: {e}"))?;
     verified
         .check_record(
             &RecordedAttestation {
@@ -151,17 +161,6 @@ pub fn check_worker_v2(
             cx.now,
         )
         .map_err(|e| format!("on-chain record: {e}"))?;
-    let binding = WorkerBinding {
-        receipt_key: record.receipt_key,
-        encryption_key: record.encryption_key,
-        worker: address.clone(),
-        chain_nonce: crate::attest::attestation_nonce(cx.root, record.expires_at)
-            .map_err(|e| format!("binding: {e}"))?,
-        gpu_evidence_hash: None,
-    };
-    verified
-        .check_binding(&binding)
-        .map_err(|e| format!("binding: {e}"))?;
     Ok(ChannelWorker {
         address: address.clone(),
         owner: state.owner.clone(),
