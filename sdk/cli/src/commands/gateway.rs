@@ -84,7 +84,8 @@ pub struct GatewayArgs {
     pub rate_per_second: u32,
     /// Seconds between passes of the reclaimer, which expires the Escrow's jobs that can no
     /// longer be served (callers that hung up, jobs that expired unanswered) once expiring them
-    /// frees more than it costs (0: off).
+    /// frees more than it costs, and on a v2 Root closes channels whose settlement window ended
+    /// (0: off).
     #[arg(long = "reclaim-interval", alias = "gateway.reclaim-interval", env = "COCOON_GATEWAY_RECLAIM_INTERVAL", default_value_t = cocoon_sdk::client::DEFAULT_RECLAIM_INTERVAL.as_secs())]
     pub reclaim_interval_s: u64,
     /// Requests one peer IP may make in a burst.
@@ -177,7 +178,11 @@ async fn run_channels(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
         ),
         json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "development": development, "channels": true }),
     );
-    crate::gateway::serve(listener, ChannelBackend::new(client), gw, async {
+    let backend = match a.reclaim_interval_s {
+        0 => ChannelBackend::new(client),
+        s => ChannelBackend::with_reclaimer(client, Duration::from_secs(s)),
+    };
+    crate::gateway::serve(listener, backend, gw, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

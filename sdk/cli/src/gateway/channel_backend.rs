@@ -20,12 +20,54 @@ use super::error::GatewayError;
 #[derive(Debug, Clone)]
 pub struct ChannelBackend {
     client: ChannelClient,
+    /// Closes channels whose settlement window ended; stops when the last clone is dropped.
+    _reclaimer: Option<std::sync::Arc<ReclaimTask>>,
+}
+
+/// The periodic [`ChannelClient::reclaim`] of a gateway, aborted on drop.
+#[derive(Debug)]
+struct ReclaimTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ReclaimTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ChannelBackend {
     /// A backend over a connected channel client.
     pub fn new(client: ChannelClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            _reclaimer: None,
+        }
+    }
+
+    /// A backend that also runs [`ChannelClient::reclaim`] every `interval`, so what a channel
+    /// did not spend comes back to the Escrow's free balance once its window ends, with no
+    /// manual step.
+    pub fn with_reclaimer(client: ChannelClient, interval: std::time::Duration) -> Self {
+        let c = client.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match c.reclaim().await {
+                    Ok(closed) if !closed.is_empty() => {
+                        tracing::info!(target: "gateway::reclaim", channels = ?closed, "channels past their settlement window closed; their rest is free again");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(target: "gateway::reclaim", error = %e, "reclaiming channels failed; retried at the next pass");
+                    }
+                }
+            }
+        });
+        Self {
+            client,
+            _reclaimer: Some(std::sync::Arc::new(ReclaimTask(task))),
+        }
     }
 
     /// The client.
