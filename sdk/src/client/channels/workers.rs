@@ -148,8 +148,8 @@ pub fn check_worker_v2(
         gpu_evidence_hash: None,
     };
     // The binding of the worker's keys, and of its GPU evidence when it serves one.
-    let verified =
-        verify_worker(&evidence, cx.policy, &binding).map_err(|e| format!("evidence: {e}"))?;
+    let verified = verify_worker(&evidence, cx.policy, &binding)
+        .map_err(|e| format!("evidence and its binding: {e}"))?;
     verified
         .check_record(
             &RecordedAttestation {
