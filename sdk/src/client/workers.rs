@@ -234,38 +234,23 @@ pub fn check_worker(
             record.expires_at, cx.now
         ));
     }
-    let evidence =
-        Evidence::decode(&info.evidence).map_err(|e| format!("evidence does not decode: {e}"))?;
-    let evidence_hash = evidence.hash();
-    if evidence_hash != record.evidence_hash {
-        return Err(format!(
-            "evidence hash {} differs from the on-chain {}",
-            hex::encode(evidence_hash),
-            hex::encode(record.evidence_hash)
-        ));
-    }
-    let binding = WorkerBinding {
-        receipt_key: record.receipt_key,
-        encryption_key: record.encryption_key,
-        worker: address.clone(),
-        chain_nonce: crate::attest::attestation_nonce(cx.root, record.expires_at)
-            .map_err(|e| format!("binding: {e}"))?,
-        gpu_evidence_hash: None,
-    };
-    // The binding of the worker's keys, and of its GPU evidence when it serves one.
-    let verified = verify_worker(&evidence, cx.policy, &binding)
-        .map_err(|e| format!("evidence and its binding: {e}"))?;
-    verified
-        .check_record(
-            &RecordedAttestation {
+    let verified = verify_listed_evidence(
+        &info.evidence,
+        address,
+        RecordedKeys {
+            receipt_key: record.receipt_key,
+            encryption_key: record.encryption_key,
+            attestation: RecordedAttestation {
                 kind: record.kind,
                 measurement: record.measurement,
                 evidence_hash: record.evidence_hash,
                 expires_at: record.expires_at,
             },
-            cx.now,
-        )
-        .map_err(|e| format!("on-chain record: {e}"))?;
+        },
+        cx.root,
+        cx.policy,
+        cx.now,
+    )?;
     Ok(VerifiedWorker {
         address: address.clone(),
         owner: state.owner.clone(),
@@ -275,13 +260,61 @@ pub fn check_worker(
         price_out: record.price_out,
         models: record.models.clone(),
         stake: state.stake,
-        evidence_hash,
+        evidence_hash: record.evidence_hash,
         expires_at: record.expires_at,
         attestation: verified,
         load: info.load,
         capacity: info.capacity,
         healthy: info.healthy,
     })
+}
+
+/// What a Worker's on-chain record holds about its keys and attestation.
+pub(crate) struct RecordedKeys {
+    /// ed25519 receipt key.
+    pub(crate) receipt_key: [u8; 32],
+    /// X25519 key inputs are sealed to.
+    pub(crate) encryption_key: [u8; 32],
+    /// The attestation recorded with them.
+    pub(crate) attestation: RecordedAttestation,
+}
+
+/// Checks the evidence the relayer lists for the Worker at `address` against its on-chain record
+/// (v1 and v2 clients alike): it decodes, hashes to the recorded hash, verifies under `policy`
+/// with its binding to the recorded keys (and to its GPU evidence when it serves one), and
+/// matches the recorded kind, measurement and expiry.
+pub(crate) fn verify_listed_evidence(
+    listed: &[u8],
+    address: &TonAddress,
+    record: RecordedKeys,
+    root: &TonAddress,
+    policy: &Policy,
+    now: u64,
+) -> std::result::Result<Verified, String> {
+    let evidence =
+        Evidence::decode(listed).map_err(|e| format!("evidence does not decode: {e}"))?;
+    let evidence_hash = evidence.hash();
+    if evidence_hash != record.attestation.evidence_hash {
+        return Err(format!(
+            "evidence hash {} differs from the on-chain {}",
+            hex::encode(evidence_hash),
+            hex::encode(record.attestation.evidence_hash)
+        ));
+    }
+    let binding = WorkerBinding {
+        receipt_key: record.receipt_key,
+        encryption_key: record.encryption_key,
+        worker: address.clone(),
+        chain_nonce: crate::attest::attestation_nonce(root, record.attestation.expires_at)
+            .map_err(|e| format!("binding: {e}"))?,
+        gpu_evidence_hash: None,
+    };
+    let verified = verify_worker(&evidence, policy, &binding)
+        .map_err(|e| format!("evidence and its binding: {e}"))?;
+    verified
+        .check_record(&record.attestation, now)
+        .map_err(|e| format!("on-chain record: {e}"))?;
+    Ok(verified)
 }
 
 #[cfg(test)]

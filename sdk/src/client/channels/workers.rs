@@ -10,10 +10,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::attest::{
-    Evidence, EvidenceKind, Policy, RecordedAttestation, Verified, WorkerBinding, verify_worker,
-};
+use crate::attest::{EvidenceKind, Policy, RecordedAttestation, Verified};
 use crate::chain::{ChainApi, ChainError};
+use crate::client::workers::{RecordedKeys, verify_listed_evidence};
 use crate::contracts::ContractError;
 use crate::contracts::v2::{WorkerClient, WorkerRecordView, WorkerState, worker_address};
 use crate::messages::v2::records::worker_status;
@@ -129,38 +128,23 @@ pub fn check_worker_v2(
             record.expires_at, cx.now
         ));
     }
-    let evidence =
-        Evidence::decode(&info.evidence).map_err(|e| format!("evidence does not decode: {e}"))?;
-    let evidence_hash = evidence.hash();
-    if evidence_hash != record.evidence_hash {
-        return Err(format!(
-            "evidence hash {} differs from the on-chain {}",
-            hex::encode(evidence_hash),
-            hex::encode(record.evidence_hash)
-        ));
-    }
-    let binding = WorkerBinding {
-        receipt_key: record.receipt_key,
-        encryption_key: record.encryption_key,
-        worker: address.clone(),
-        chain_nonce: crate::attest::attestation_nonce(cx.root, record.expires_at)
-            .map_err(|e| format!("binding: {e}"))?,
-        gpu_evidence_hash: None,
-    };
-    // The binding of the worker's keys, and of its GPU evidence when it serves one.
-    let verified = verify_worker(&evidence, cx.policy, &binding)
-        .map_err(|e| format!("evidence and its binding: {e}"))?;
-    verified
-        .check_record(
-            &RecordedAttestation {
+    let verified = verify_listed_evidence(
+        &info.evidence,
+        address,
+        RecordedKeys {
+            receipt_key: record.receipt_key,
+            encryption_key: record.encryption_key,
+            attestation: RecordedAttestation {
                 kind: record.kind,
                 measurement: record.measurement,
                 evidence_hash: record.evidence_hash,
                 expires_at: record.expires_at,
             },
-            cx.now,
-        )
-        .map_err(|e| format!("on-chain record: {e}"))?;
+        },
+        cx.root,
+        cx.policy,
+        cx.now,
+    )?;
     Ok(ChannelWorker {
         address: address.clone(),
         owner: state.owner.clone(),
@@ -169,7 +153,7 @@ pub fn check_worker_v2(
         price_in: record.price_in,
         price_out: record.price_out,
         models: record.models.clone(),
-        evidence_hash,
+        evidence_hash: record.evidence_hash,
         expires_at: record.expires_at,
         attestation: verified,
     })
