@@ -83,7 +83,7 @@ pub(crate) async fn chain_now<C: ChainApi>(chain: &C, root: &TonAddress) -> Resu
 
 /// The policy this node's evidence must pass, as clients read it from Root (on a v2 Root with its
 /// TEE policy): development only for a simulated TEE.
-async fn node_policy<C: ChainApi>(chain: &C, cfg: &NodeConfig) -> Result<Policy> {
+pub(crate) async fn node_policy<C: ChainApi>(chain: &C, cfg: &NodeConfig) -> Result<Policy> {
     let development = cfg.attestation.kind() == EvidenceKind::Simulated;
     Ok(attestation_policy(chain, &cfg.root, development).await?)
 }
@@ -245,6 +245,38 @@ pub(crate) fn differences(
         ));
     }
     out
+}
+
+/// What differs between this node and its Worker's on-chain record (v1 or v2, as a view), or
+/// why the record needs renewing: empty when the record already matches and stays valid long
+/// enough.
+pub(crate) async fn record_changes(
+    cfg: &NodeConfig,
+    address: &TonAddress,
+    record: &WorkerRecordView,
+    now: u32,
+    policy: &Policy,
+) -> Vec<String> {
+    let kind = cfg.attestation.kind();
+    let mut changes = differences(cfg, record, true);
+    if record.kind != kind.code() {
+        changes.push(format!(
+            "attestation kind: chain has {}, node has {kind}",
+            record.kind
+        ));
+    }
+    if record.expires_at <= now.saturating_add(cfg.renewal.renew_before) {
+        changes.push(format!(
+            "attestation expires at {} (chain time {now}): renewing",
+            record.expires_at
+        ));
+    }
+    if changes.is_empty()
+        && let Err(e) = evidence_for(cfg, address, record, policy).await
+    {
+        changes.push(e);
+    }
+    changes
 }
 
 pub(crate) fn served_ids(cfg: &NodeConfig) -> BTreeSet<u32> {
@@ -411,24 +443,7 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
         }
         worker_status::ACTIVE => {
             let record = worker.record().await?;
-            let mut changes = differences(cfg, &record, true);
-            if record.kind != kind.code() {
-                changes.push(format!(
-                    "attestation kind: chain has {}, node has {kind}",
-                    record.kind
-                ));
-            }
-            if record.expires_at <= now.saturating_add(cfg.renewal.renew_before) {
-                changes.push(format!(
-                    "attestation expires at {} (chain time {now}): renewing",
-                    record.expires_at
-                ));
-            }
-            if changes.is_empty()
-                && let Err(e) = evidence_for(cfg, &address, &record, &policy).await
-            {
-                changes.push(e);
-            }
+            let changes = record_changes(cfg, &address, &record, now, &policy).await;
             if changes.is_empty() {
                 info!(target: "worker::node", worker = %address.to_hex(), "worker record already matches");
                 return Ok(RegisterOutcome::Unchanged { worker: address });

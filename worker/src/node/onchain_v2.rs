@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 
 use cocoon_sdk::chain::{AccountStatus, ChainApi, TonCenterClient};
+use cocoon_sdk::contracts::WorkerRecordView;
 use cocoon_sdk::contracts::v2::{RootClient, WorkerClient};
-use cocoon_sdk::attest::{EvidenceKind, Policy};
-use cocoon_sdk::contracts::{WorkerRecordView, attestation_policy};
 use cocoon_sdk::messages::v2::records::{Attestation, WorkerRecord, worker_status};
 use cocoon_sdk::wallet::SendOptions;
 use tracing::info;
@@ -18,7 +17,7 @@ use super::error::{NodeError, Result};
 use super::models::check_registered;
 use super::onchain::{
     NodeEvidence, RegisterOutcome, VerifiedWorker, attest, chain_now, differences, evidence_for,
-    save_evidence, served_ids, status_name,
+    node_policy, record_changes, save_evidence, served_ids, status_name,
 };
 
 /// The registry hashes of the served models in the Root v2's registry (absent ones left out).
@@ -75,7 +74,7 @@ pub(crate) async fn verify_own_record(
         ));
     }
     if diffs.is_empty() {
-        let policy = policy(chain, cfg).await?;
+        let policy = node_policy(chain, cfg).await?;
         match evidence_for(cfg, &address, &record, &policy).await {
             Ok(evidence) => {
                 return Ok(VerifiedWorker {
@@ -107,13 +106,6 @@ fn view(r: cocoon_sdk::contracts::v2::WorkerRecordView) -> WorkerRecordView {
     }
 }
 
-/// The policy this node's evidence must pass, as clients read it from Root v2 (with its TEE
-/// policy): development only for a simulated TEE.
-async fn policy(chain: &TonCenterClient, cfg: &NodeConfig) -> Result<Policy> {
-    let development = cfg.attestation.kind() == EvidenceKind::Simulated;
-    Ok(attestation_policy(chain, &cfg.root, development).await?)
-}
-
 /// Registers this node's Worker v2 through the Root v2 (with `cfg.stake`), or updates its record
 /// when it differs or its attestation is about to expire; sends nothing when it already matches.
 pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Result<RegisterOutcome> {
@@ -129,7 +121,7 @@ pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Resul
             root_policy.allowed_kinds
         )));
     }
-    let policy = policy(chain, cfg).await?;
+    let policy = node_policy(chain, cfg).await?;
     let address = RootClient::at(chain, cfg.root.clone())
         .worker_address(cfg.wallet.address())
         .await?;
@@ -171,24 +163,7 @@ pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Resul
         }
         worker_status::ACTIVE => {
             let record = view(worker.record().await?);
-            let mut changes = differences(cfg, &record, true);
-            if record.kind != kind.code() {
-                changes.push(format!(
-                    "attestation kind: chain has {}, node has {kind}",
-                    record.kind
-                ));
-            }
-            if record.expires_at <= now.saturating_add(cfg.renewal.renew_before) {
-                changes.push(format!(
-                    "attestation expires at {} (chain time {now}): renewing",
-                    record.expires_at
-                ));
-            }
-            if changes.is_empty()
-                && let Err(e) = evidence_for(cfg, &address, &record, &policy).await
-            {
-                changes.push(e);
-            }
+            let changes = record_changes(cfg, &address, &record, now, &policy).await;
             if changes.is_empty() {
                 return Ok(RegisterOutcome::Unchanged { worker: address });
             }
