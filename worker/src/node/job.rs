@@ -457,7 +457,8 @@ pub(crate) async fn generate(
     while let Some(text) = rx.recv().await {
         if first_text.is_none() {
             let now = std::time::Instant::now();
-            stream.metrics
+            stream
+                .metrics
                 .time_to_first_token
                 .observe(now.duration_since(stream.arrived).as_secs_f64());
             first_text = Some(now);
@@ -479,7 +480,8 @@ pub(crate) async fn generate(
         let secs = first.elapsed().as_secs_f64();
         // One token (or all in one chunk) gives no interval to measure a rate over.
         if g.completion_tokens > 1 && secs > 0.0 {
-            stream.metrics
+            stream
+                .metrics
                 .decode_tokens_per_second
                 .observe((g.completion_tokens - 1) as f64 / secs);
         }
