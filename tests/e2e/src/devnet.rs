@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cocoon_relayer::service::{ChainConfig, RelayerHandle, ServiceConfig, spawn};
+use cocoon_sdk::client::channels::ChannelConfig;
 use cocoon_sdk::client::{ClientConfig, PolicyMode};
 use cocoon_sdk::contracts::WorkerClient;
 use cocoon_sdk::job::ModelSpec;
@@ -13,9 +14,11 @@ use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, KNOWN_MODELS, SMOLLM2_135M};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::Wallet;
-use cocoon_testkit::DevChain;
+use cocoon_testkit::chain::{LocalnetTiming, registry, start_localnet, start_localnet_with};
 use cocoon_testkit::dev;
+use cocoon_testkit::{DevChain, DevChainV2};
 use cocoon_worker::BackendKind;
+use cocoon_worker::node::ChannelOptions;
 use tempfile::TempDir;
 
 use crate::workers::{self, RunningWorker};
@@ -38,6 +41,8 @@ pub struct WorkerSetup {
     pub capacity: u32,
     /// Stake, nanoTON.
     pub stake: u128,
+    /// How the node serves and settles channels (protocol v2).
+    pub channels: ChannelOptions,
 }
 
 impl Default for WorkerSetup {
@@ -49,6 +54,7 @@ impl Default for WorkerSetup {
             price_out: 4_000,
             capacity: 8,
             stake: 20 * NANO_PER_TON,
+            channels: ChannelOptions::default(),
         }
     }
 }
@@ -63,9 +69,23 @@ pub fn default_backend() -> BackendKind {
     }
 }
 
+/// How apps pay on a devnet: which Root it deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Protocol v1: a Root v1, an on-chain job and a settlement per request.
+    #[default]
+    Jobs,
+    /// Protocol v2: a Root v2; apps pay workers through payment channels.
+    Channels,
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct DevnetOptions {
+    /// The protocol (which Root is deployed).
+    pub protocol: Protocol,
+    /// How localnet behaves; `None`: the test profile `COCOON_TEST_NETWORK` names.
+    pub timing: Option<LocalnetTiming>,
     /// Worker nodes.
     pub workers: Vec<WorkerSetup>,
     /// The relayer's store; default a SQLite file in the devnet's temporary directory.
@@ -79,6 +99,8 @@ pub struct DevnetOptions {
 impl Default for DevnetOptions {
     fn default() -> Self {
         Self {
+            protocol: Protocol::default(),
+            timing: None,
             workers: vec![WorkerSetup::default()],
             store_url: None,
             relayer_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -89,8 +111,10 @@ impl Default for DevnetOptions {
 
 /// A running local network.
 pub struct Devnet {
-    /// Localnet and Root.
+    /// Localnet and Root (a Root v2 under [`Protocol::Channels`]).
     pub chain: DevChain,
+    /// The protocol its Root speaks.
+    pub protocol: Protocol,
     /// The relayer (`None` after [`Devnet::stop_relayer`]).
     pub relayer: Option<RelayerHandle>,
     /// The relayer's wallet.
@@ -119,7 +143,24 @@ impl Devnet {
     /// Starts localnet, Root, the relayer and the workers; returns when every worker has an
     /// authenticated session with the relayer.
     pub async fn start(options: DevnetOptions) -> anyhow::Result<Self> {
-        let chain = DevChain::start(KNOWN_MODELS).await?;
+        let localnet = match options.timing {
+            Some(t) => start_localnet_with(t).await?,
+            None => start_localnet().await?,
+        };
+        let chain = match options.protocol {
+            Protocol::Jobs => DevChain::on(localnet, registry(KNOWN_MODELS)).await?,
+            Protocol::Channels => {
+                let v2 = DevChainV2::on(localnet, registry(KNOWN_MODELS)).await?;
+                // The same four parts; only the Root's code differs, and every service finds
+                // the version from the Root itself.
+                DevChain {
+                    localnet: v2.localnet,
+                    chain: v2.chain,
+                    root: v2.root,
+                    governor: v2.governor,
+                }
+            }
+        };
         let dir = tempfile::tempdir()?;
         let relayer_wallet = chain.funded_wallet(100 * NANO_PER_TON).await?;
         let relayer = spawn_relayer(
@@ -133,6 +174,7 @@ impl Devnet {
         let relayer_url = relayer.url();
         let mut net = Self {
             chain,
+            protocol: options.protocol,
             relayer: Some(relayer),
             relayer_wallet,
             relayer_url,
@@ -204,6 +246,19 @@ impl Devnet {
         c
     }
 
+    /// A channel client configuration for this network (protocol v2): development policy, this
+    /// relayer, one channel per worker of the network (at most 8), sessions kept in memory.
+    pub fn channel_config(&self) -> ChannelConfig {
+        let mut c = ChannelConfig::new(
+            self.chain.api(),
+            self.chain.root.clone(),
+            self.relayer_url.clone(),
+        );
+        c.policy = PolicyMode::Development;
+        c.channels = self.workers.len().clamp(1, 8);
+        c
+    }
+
     /// The relayer's socket address (for proxies in front of it).
     pub fn relayer_addr(&self) -> SocketAddr {
         self.relayer_url
@@ -212,8 +267,13 @@ impl Devnet {
             .expect("the relayer URL is http://IP:PORT")
     }
 
-    /// nanoTON worker `i` has earned so far (its Worker contract's `earned`).
+    /// nanoTON worker `i` has earned so far (its Worker contract's `earned`; protocol v1 only:
+    /// under channels each settlement pays the owner's wallet at once).
     pub async fn worker_earned(&self, i: usize) -> anyhow::Result<u128> {
+        anyhow::ensure!(
+            self.protocol == Protocol::Jobs,
+            "a Worker v2 keeps no earnings: channel settlements pay its owner's wallet"
+        );
         let owner = self.workers[i].owner.address();
         Ok(
             WorkerClient::for_owner(&self.chain.chain, &self.chain.root, owner)

@@ -2,7 +2,8 @@
 //!
 //! [`Devnet::start`] brings up, in this order: the test kit's development chain (localnet — the
 //! real contracts in the TVM emulator, a child `node` process — and the development Root, which
-//! allows the Simulated TEE kind and registers the network's models), a relayer (real SQLite store, watching the chain and submitting receipts from its own
+//! allows the Simulated TEE kind and registers the network's models; a Root v2 under
+//! [`Protocol::Channels`]), a relayer (real SQLite store, watching the chain and submitting receipts from its own
 //! wallet) and worker nodes (the real models on burn, registered on-chain with a stake, dialled
 //! into the relayer). The demo (`cocoon-demo`), the long-running `cocoon-devnet` and the
 //! cross-component tests in `tests/` all start the network this way.
@@ -18,7 +19,7 @@
 pub mod devnet;
 mod workers;
 
-pub use devnet::{Devnet, DevnetOptions, WorkerSetup};
+pub use devnet::{Devnet, DevnetOptions, Protocol, WorkerSetup};
 pub use workers::RunningWorker;
 
 /// Logs to stderr for binaries and tests: `RUST_LOG` when set, else `default`.

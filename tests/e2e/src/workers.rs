@@ -95,7 +95,7 @@ pub(crate) async fn start(
         capacity: setup.capacity,
         self_submit: false,
         renewal: Default::default(),
-        channels: Default::default(),
+        channels: setup.channels.clone(),
         gpu: None,
     };
     register(&config)

@@ -280,6 +280,11 @@ impl ChannelClient {
         })
     }
 
+    /// The wallet that owns the Escrow and pays for its transactions.
+    pub fn wallet_address(&self) -> &TonAddress {
+        self.inner.wallet.address()
+    }
+
     /// The client's Escrow v2.
     pub fn escrow_address(&self) -> &TonAddress {
         &self.inner.escrow
