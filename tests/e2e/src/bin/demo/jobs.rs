@@ -1,92 +1,20 @@
-//! `cocoon-demo`: a whole Cocoon network on this machine, then a real chat job and a real
-//! embeddings job through the SDK, with the receipts, the settlements and the balances.
-//! `scripts/demo` builds and runs it; everything it starts stops on exit or Ctrl-C.
+//! Protocol v1 (`--protocol jobs`): an escrow deposit, then a chat job and an embeddings job,
+//! each opened on-chain and settled by the relayer with the worker's receipt.
 
 use std::io::Write as _;
-use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
-use cocoon_e2e::{Devnet, DevnetOptions, WorkerSetup, init_logs};
+use cocoon_e2e::Devnet;
 use cocoon_sdk::client::{Client, JobEvent, JobOptions, JobResult};
 use cocoon_sdk::contracts::WorkerClient;
 use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::{NANO_PER_TON, format_ton};
-use cocoon_worker::BackendKind;
 
-/// Runs the demo.
-#[derive(Debug, Parser)]
-#[command(
-    name = "cocoon-demo",
-    about = "Cocoon on a local network: a chat job and an embeddings job, end to end"
-)]
-struct Args {
-    /// Inference backend of the worker: flex (CPU) or wgpu (the GPU code path; on a machine without a GPU Mesa lavapipe runs it, minutes per answer).
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
-    backend: BackendKind,
-    /// The question for the chat job.
-    #[arg(
-        long,
-        default_value = "What is the capital of France? Answer in one sentence."
-    )]
-    prompt: String,
-    /// Most tokens of the answer.
-    #[arg(long, default_value_t = 48)]
-    max_tokens: u32,
-    /// Log filter (RUST_LOG syntax).
-    #[arg(long, default_value = "error")]
-    log: String,
-}
+use crate::{Args, embedding_texts, print_similarities, say};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    init_logs(&args.log);
-    let backend = args.backend;
-    say(
-        "starting a local network: localnet (the real contracts in the TVM emulator), Root, relayer, one worker",
-    );
-    let started = Instant::now();
-    let options = DevnetOptions {
-        workers: vec![WorkerSetup {
-            backend,
-            ..WorkerSetup::default()
-        }],
-        ..DevnetOptions::default()
-    };
-    let net = Devnet::start(options)
-        .await
-        .context("starting the local network")?;
-    println!("   localnet      {}", net.api_url());
-    println!("   Root          {}", net.root());
-    println!(
-        "   relayer       {}  (wallet {})",
-        net.relayer_url,
-        net.relayer_wallet.address()
-    );
-    for w in &net.workers {
-        println!(
-            "   worker        {}  models {}, {}  backend {:?}",
-            w.address, SMOLLM2_135M.name, ALL_MINILM_L6_V2.name, backend
-        );
-    }
-    println!(
-        "   attestation   UNATTESTED (SIMULATED TEE): no TEE on this machine; sealing, receipts and payments work as in production"
-    );
-    println!("   ready in {:.1} s", started.elapsed().as_secs_f64());
-
-    let outcome = tokio::select! {
-        r = run(&net, &args) => r,
-        _ = tokio::signal::ctrl_c() => { say("interrupted"); Ok(()) }
-    };
-    say("stopping everything the demo started");
-    net.stop().await;
-    outcome
-}
-
-async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
+pub(crate) async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     let wallet = net.funded_wallet(50 * NANO_PER_TON).await?;
     let client = Client::connect(net.client_config(), wallet)
         .await
@@ -134,11 +62,7 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
     print_result(&chat);
 
     say(&format!("embeddings job on {}", ALL_MINILM_L6_V2.name));
-    let texts = vec![
-        "The cat sits on the mat.".to_string(),
-        "A cat is sitting on a rug.".to_string(),
-        "Stock markets fell sharply today.".to_string(),
-    ];
+    let texts = embedding_texts();
     let embed = client
         .open_job(
             ALL_MINILM_L6_V2.name,
@@ -152,19 +76,7 @@ async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
         .embeddings
         .clone()
         .context("an embeddings job returns vectors")?;
-    println!(
-        "   {} vectors of dimension {}",
-        vectors.len(),
-        vectors.first().map_or(0, Vec::len)
-    );
-    for (i, t) in texts.iter().enumerate().skip(1) {
-        println!(
-            "   cosine({:?}, {:?}) = {:.3}",
-            texts[0],
-            t,
-            cosine(&vectors[0], &vectors[i])
-        );
-    }
+    print_similarities(&texts, &vectors);
     print_result(&embed);
 
     say("waiting for the relayer to post the receipts on-chain, then finding the settlements");
@@ -233,17 +145,6 @@ fn print_result(r: &JobResult) {
         "                 weights {}",
         hex::encode(r.receipt.body.hashes.weights_hash)
     );
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
-
-fn say(what: &str) {
-    println!("\n\x1b[1m==> {what}\x1b[0m");
 }
 
 struct Balances {
