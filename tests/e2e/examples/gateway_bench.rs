@@ -1,27 +1,62 @@
 //! Time to first token and tokens/s: the worker engine called directly vs the same request
-//! through the OpenAI-compatible gateway (SDK client → chain → relayer → worker node → back), in
-//! the same run, on the same machine, with the same model, prompt and greedy decoding.
+//! through the SDK client and through the OpenAI-compatible gateway (gateway → SDK client →
+//! relayer → worker node → back), in the same run, on the same machine, with the same model,
+//! prompt and greedy decoding.
 //!
-//! The on-chain job opening (OpenJob sent and confirmed) is reported apart, from the gateway's
-//! `cocoon.open_ms`; "added" is what the gateway, the SDK client and the relayer add on top of
-//! the engine's own time to first token, with the opening taken out.
+//! By default the requests are paid through payment channels (protocol v2) on a localnet that
+//! makes a block every 400 ms, as mainnet does: the channel is opened by the warm-up request,
+//! and no measured request waits for the chain. `--protocol jobs` measures protocol v1, where
+//! every request opens a job on-chain: that opening is reported apart (the gateway's
+//! `cocoon.open_ms`) and taken out of "added".
 //!
 //! ```text
-//! cargo run --release -p cocoon-e2e --example gateway_bench -- [runs] [max_tokens]
+//! cargo run --release -p cocoon-e2e --example gateway_bench -- [--runs 5] [--max-tokens 32] \
+//!     [--protocol channels|jobs] [--block-interval 400]
 //! ```
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cocoon_cli::gateway::{self, ClientBackend, GatewayConfig};
-use cocoon_e2e::{Devnet, DevnetOptions, init_logs};
+use clap::{Parser, ValueEnum};
+use cocoon_cli::gateway::{self, ChannelBackend, ClientBackend, GatewayConfig};
+use cocoon_e2e::{Devnet, DevnetOptions, Protocol, init_logs};
+use cocoon_sdk::client::channels::{ChannelClient, ChannelEvent};
 use cocoon_sdk::client::{Client, JobEvent, JobOptions};
+use cocoon_sdk::job::models::SMOLLM2_135M;
 use cocoon_sdk::job::{GenerationParams, JobRequest};
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_testkit::chain::LocalnetTiming;
 use cocoon_worker::{ChatMessage, GenerateRequest, Prompt, models};
 use serde_json::{Value, json};
 
 const PROMPT: &str = "Write a short paragraph about the sea.";
+
+/// How the measured requests are paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pay {
+    /// Protocol v2: payment channels, opened once.
+    Channels,
+    /// Protocol v1: an on-chain job per request.
+    Jobs,
+}
+
+/// The gateway benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "gateway_bench")]
+struct Args {
+    /// Measured runs per path (after one warm-up each).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Tokens per answer.
+    #[arg(long, default_value_t = 32)]
+    max_tokens: usize,
+    /// How requests are paid.
+    #[arg(long, value_enum, default_value_t = Pay::Channels)]
+    protocol: Pay,
+    /// Localnet's block interval, ms (mainnet: ~400).
+    #[arg(long, default_value_t = 400)]
+    block_interval: u32,
+}
 
 /// One measured generation.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +144,58 @@ async fn through_client(client: &Client, max_tokens: usize) -> anyhow::Result<Ru
     anyhow::bail!("the job ended without a result")
 }
 
+async fn through_channel_client(client: &ChannelClient, max_tokens: usize) -> anyhow::Result<Run> {
+    let req = JobRequest::chat(
+        vec![cocoon_sdk::job::ChatMessage::new("user", PROMPT)],
+        GenerationParams {
+            max_tokens: max_tokens as u32,
+            temperature: 0.0,
+            ..GenerationParams::default()
+        },
+    );
+    let start = Instant::now();
+    let mut stream = client.request(&SMOLLM2_135M, req).await?;
+    let (mut first, mut last) = (None, None);
+    while let Some(ev) = stream.next().await {
+        match ev? {
+            ChannelEvent::Delta(t) if !t.is_empty() => {
+                let now = start.elapsed();
+                first.get_or_insert(now);
+                last = Some(now);
+            }
+            ChannelEvent::Done(r) => {
+                let (ttft, last) = (
+                    first.context("no text streamed")?,
+                    last.context("no text streamed")?,
+                );
+                let rest = r.usage.completion_tokens.saturating_sub(1) as f64;
+                return Ok(Run {
+                    ttft,
+                    tokens_per_s: rest / (last - ttft).as_secs_f64(),
+                    open: Duration::ZERO,
+                });
+            }
+            _ => {}
+        }
+    }
+    anyhow::bail!("the request ended without a result")
+}
+
+/// The SDK client of either protocol.
+enum Sdk {
+    Jobs(Client),
+    Channels(ChannelClient),
+}
+
+impl Sdk {
+    async fn run(&self, max_tokens: usize) -> anyhow::Result<Run> {
+        match self {
+            Self::Jobs(c) => through_client(c, max_tokens).await,
+            Self::Channels(c) => through_channel_client(c, max_tokens).await,
+        }
+    }
+}
+
 async fn through_gateway(
     http: &reqwest::Client,
     url: &str,
@@ -164,33 +251,58 @@ async fn through_gateway(
     Ok(Run {
         ttft,
         tokens_per_s: rest / (last - ttft).as_secs_f64(),
-        open: open.context("no cocoon.open_ms")?,
+        // A channel request opens nothing on-chain.
+        open: open.unwrap_or(Duration::ZERO),
     })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
     init_logs("warn");
-    let mut args = std::env::args().skip(1);
-    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
-    let max_tokens: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(32);
-
-    let net = Devnet::start(DevnetOptions::default()).await?;
-    net.wait_for_workers(1).await?;
-    let client = Client::connect(
-        net.client_config(),
-        net.funded_wallet(20 * NANO_PER_TON).await?,
-    )
+    let args = Args::parse();
+    let (runs, max_tokens) = (args.runs, args.max_tokens);
+    let protocol = match args.protocol {
+        Pay::Channels => Protocol::Channels,
+        Pay::Jobs => Protocol::Jobs,
+    };
+    let net = Devnet::start(DevnetOptions {
+        protocol,
+        timing: Some(LocalnetTiming {
+            block_interval_ms: args.block_interval,
+            index_lag_ms: args.block_interval,
+            ..LocalnetTiming::default()
+        }),
+        ..DevnetOptions::default()
+    })
     .await?;
-    client.deposit(5 * NANO_PER_TON).await?;
+    net.wait_for_workers(1).await?;
+    let wallet = net.funded_wallet(20 * NANO_PER_TON).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(gateway::serve(
-        listener,
-        ClientBackend::new(client.clone()),
-        GatewayConfig::default(),
-        std::future::pending(),
-    ));
+    let sdk = match protocol {
+        Protocol::Jobs => {
+            let client = Client::connect(net.client_config(), wallet).await?;
+            client.deposit(5 * NANO_PER_TON).await?;
+            tokio::spawn(gateway::serve(
+                listener,
+                ClientBackend::new(client.clone()),
+                GatewayConfig::default(),
+                std::future::pending(),
+            ));
+            Sdk::Jobs(client)
+        }
+        Protocol::Channels => {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[0x6b; 32]);
+            let client = ChannelClient::connect(net.channel_config(), wallet, key).await?;
+            tokio::spawn(gateway::serve(
+                listener,
+                ChannelBackend::new(client.clone()),
+                GatewayConfig::default(),
+                std::future::pending(),
+            ));
+            Sdk::Channels(client)
+        }
+    };
     let http = reqwest::Client::new();
 
     // The same engine code the worker node runs, on the same backend, loaded here.
@@ -204,13 +316,13 @@ async fn main() -> anyhow::Result<()> {
     // uses the tokens it reported; the direct run ignores end-of-turn to give equal lengths.
     let m = model.clone();
     tokio::task::spawn_blocking(move || direct(&m, max_tokens)).await??;
-    through_client(&client, max_tokens).await?;
+    sdk.run(max_tokens).await?;
     through_gateway(&http, &url, max_tokens).await?;
     let (mut d, mut c, mut g) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let m = model.clone();
         d.push(tokio::task::spawn_blocking(move || direct(&m, max_tokens)).await??);
-        c.push(through_client(&client, max_tokens).await?);
+        c.push(sdk.run(max_tokens).await?);
         g.push(through_gateway(&http, &url, max_tokens).await?);
     }
     let c_ttft_ex = median(c.iter().map(|r| ms(r.ttft) - ms(r.open)).collect());
@@ -222,7 +334,10 @@ async fn main() -> anyhow::Result<()> {
     let g_open = median(g.iter().map(|r| ms(r.open)).collect());
     let g_ttft_ex = median(g.iter().map(|r| ms(r.ttft) - ms(r.open)).collect());
     let g_tps = median(g.iter().map(|r| r.tokens_per_s).collect());
-    println!("gateway bench: {runs} runs, max_tokens {max_tokens}, backend {backend:?}, medians");
+    println!(
+        "gateway bench: {:?}, blocks every {} ms, {runs} runs, max_tokens {max_tokens}, backend {backend:?}, medians",
+        args.protocol, args.block_interval
+    );
     println!("  {:<44} {:>10} {:>10}", "", "TTFT ms", "tokens/s");
     println!(
         "  {:<44} {:>10.1} {:>10.1}",
