@@ -106,16 +106,22 @@ pub(crate) async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
         net.root().clone(),
         client.escrow_address().clone(),
     );
+    // The channel's state (a get-method) and its history (the indexer, which may trail the
+    // chain by a block) are read separately: wait until both show the settlement.
     let deadline = Instant::now() + SETTLE_WAIT;
-    while escrow.channel(channel.channel_id).await?.is_some() {
+    let logs = loop {
+        let logs =
+            settlement_logs(client.chain(), client.escrow_address(), channel.channel_id).await?;
+        if !logs.is_empty() && escrow.channel(channel.channel_id).await?.is_none() {
+            break logs;
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
             "the worker did not settle the final voucher within {SETTLE_WAIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
     client.reclaim().await?;
-    let logs = settlement_logs(client.chain(), client.escrow_address(), channel.channel_id).await?;
     anyhow::ensure!(
         logs.len() == 1,
         "{} settlements of the channel on-chain, expected one",
