@@ -460,7 +460,8 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(refused.0, ChannelRefusal::BadRequest);
+    assert_eq!(refused.0, ChannelRefusal::ContextLengthExceeded);
+    assert!(!refused.0.fails_over());
     assert!(refused.1.contains("context"), "{}", refused.1);
 
     // --- seq 3: served; seq 4 cannot fit the channel's amount

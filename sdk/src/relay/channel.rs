@@ -186,8 +186,10 @@ pub enum ChannelRefusal {
     OverCredit,
     /// The voucher does not check (signature, channel, amounts) or is older than one held.
     BadVoucher,
-    /// The request itself cannot be served by any worker (too long, unknown model, undecryptable).
+    /// The request itself cannot be served by any worker (unknown model, undecryptable, malformed).
     BadRequest,
+    /// The prompt does not fit the model's context window: no worker can serve it either.
+    ContextLengthExceeded,
     /// The worker failed; another channel may answer.
     Internal,
 }
@@ -221,7 +223,7 @@ impl ChannelRefusal {
     /// Whether another ticket's channel (another worker) may serve the request: everything that is
     /// about this channel or worker, not about the request itself.
     pub fn fails_over(self) -> bool {
-        !matches!(self, Self::BadRequest)
+        !matches!(self, Self::BadRequest | Self::ContextLengthExceeded)
     }
 }
 
@@ -662,6 +664,11 @@ mod tests {
             assert!(r.fails_over());
         }
         assert!(!ChannelRefusal::BadRequest.fails_over());
+        assert!(!ChannelRefusal::ContextLengthExceeded.fails_over());
+        assert_eq!(
+            serde_json::to_value(ChannelRefusal::ContextLengthExceeded).unwrap(),
+            "context_length_exceeded"
+        );
         assert_eq!(
             serde_json::to_string(&ChannelRefusal::BadVoucher).unwrap(),
             r#""bad_voucher""#

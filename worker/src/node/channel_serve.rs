@@ -19,7 +19,7 @@ use cocoon_sdk::channel::{
 use cocoon_sdk::job::{JobOutput, JobRequest, Task};
 use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
 use cocoon_sdk::relay::channel::{ChannelChunk, ChannelDispatch, ChannelDone, ChannelRefusal};
-use cocoon_sdk::relay::worker::WorkerMessage;
+use cocoon_sdk::relay::worker::{JobFailure, WorkerMessage};
 use cocoon_sdk::seal::{SealError, input_commitment, open_input};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
@@ -64,6 +64,9 @@ pub(crate) async fn serve(
 /// request (final); the rest may succeed on another ticket's channel.
 fn refusal_of(o: Outcome) -> Refusal {
     match o {
+        Outcome::Failed(JobFailure::ContextLengthExceeded, message) => {
+            Refusal::new(ChannelRefusal::ContextLengthExceeded, message)
+        }
         Outcome::Failed(code, message) if code.is_final() => Refusal::new(
             ChannelRefusal::BadRequest,
             format!("{}: {message}", code.as_str()),

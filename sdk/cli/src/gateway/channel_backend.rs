@@ -85,6 +85,9 @@ impl From<ChannelClientError> for GatewayError {
                 model: model.to_string(),
                 reason,
             },
+            ChannelClientError::Refused { code, message } if code == "context_length_exceeded" => {
+                GatewayError::ContextLengthExceeded(message)
+            }
             ChannelClientError::Refused { code, message } if code == "bad_request" => {
                 GatewayError::InvalidRequest {
                     message: format!("the worker refused the request: {message}"),
@@ -226,6 +229,14 @@ mod tests {
                 },
                 400,
                 "invalid_request",
+            ),
+            (
+                ChannelClientError::Refused {
+                    code: "context_length_exceeded".into(),
+                    message: "12031 prompt tokens, the context holds 8192".into(),
+                },
+                400,
+                "context_length_exceeded",
             ),
             (
                 ChannelClientError::Channel(cocoon_sdk::channel::ChannelError::Closing),

@@ -120,7 +120,9 @@ pub struct ChannelStream {
     parser: SseParser,
     ready: VecDeque<SseEvent>,
     attempt: Option<Attempt>,
-    last_refusal: Option<(String, String)>,
+    /// The latest refusal: its code (`snake_case`), detail, and whether it ends the request
+    /// (no other channel may serve it).
+    last_refusal: Option<(String, String, bool)>,
     finished: bool,
 }
 
@@ -217,7 +219,7 @@ impl ChannelStream {
                 Ok(None) => {
                     self.finished = true;
                     return Some(Err(match self.last_refusal.take() {
-                        Some((code, message)) => ChannelClientError::Refused { code, message },
+                        Some((code, message, _)) => ChannelClientError::Refused { code, message },
                         None => bad("the relayer closed the stream before the receipt"),
                     }));
                 }
@@ -294,16 +296,19 @@ impl ChannelStream {
                 message,
                 ..
             } => {
+                let last = !code.fails_over();
                 let code = serde_json::to_value(code)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
                 info!(target: "sdk::channels", attempt, %code, %message, "a worker refused; the relayer fails over when it can");
-                self.last_refusal = Some((code, message));
+                self.last_refusal = Some((code, message, last));
                 Ok(None)
             }
+            // A refusal that no channel could overcome (a prompt beyond the context, say) is the
+            // answer, however many channels the request named.
             Wire::Failed { reason } => Err(match self.last_refusal.take() {
-                Some((code, message)) if self.named.len() == 1 => {
+                Some((code, message, last)) if last || self.named.len() == 1 => {
                     ChannelClientError::Refused { code, message }
                 }
                 _ => ChannelClientError::Failed(reason),
