@@ -30,7 +30,7 @@ use cocoon_sdk::wallet::SendOptions;
 use cocoon_testkit::{DevChainV2, dev};
 use cocoon_worker::BackendKind;
 use cocoon_worker::node::{
-    ChannelOptions, Node, NodeConfig, NodeHandle, RegisterOutcome, ServedModel, register,
+    ChannelOptions, Node, NodeConfig, NodeHandle, RegisterOutcome, Renewal, ServedModel, register,
 };
 use ed25519_dalek::SigningKey;
 
@@ -582,4 +582,80 @@ async fn the_settlement_loop_settles_a_channel_nearing_its_window_end_once_per_a
     tokio::time::sleep(Duration::from_secs(2)).await;
     node.shutdown().await;
     assert_eq!(logs().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_v2_node_renews_its_attestation_before_expiry_and_serves_on() {
+    let mut w = world(ChannelOptions::default()).await;
+    w.cfg.renewal = Renewal {
+        check_every: Duration::from_millis(200),
+        ..Renewal::default()
+    };
+    let node = start(&w.cfg).await;
+    let record_of = || async {
+        cocoon_sdk::contracts::v2::WorkerClient::at(
+            &w.chain.chain,
+            w.chain.root.clone(),
+            node.address().clone(),
+        )
+        .record()
+        .await
+        .unwrap()
+    };
+    let before = record_of().await;
+    assert_eq!(before.evidence_hash, node.evidence().hash);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(node.renewals(), 0, "a fresh attestation is not renewed");
+
+    // The chain clock moves into the renewal window: the node renews by itself, once.
+    let now = w.chain.now().await.unwrap();
+    let into_window = before.expires_at - now - w.cfg.renewal.renew_before / 2;
+    w.chain
+        .localnet
+        .advance_time(u64::from(into_window))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while node.renewals() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node did not renew its attestation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = record_of().await;
+    assert_eq!(
+        after.evidence_hash,
+        node.evidence().hash,
+        "the chain holds the new evidence"
+    );
+    assert_ne!(after.evidence_hash, before.evidence_hash);
+    assert!(after.expires_at > before.expires_at);
+    // Nothing else in the record changed: keys, prices, models.
+    assert_eq!(
+        (
+            after.receipt_key,
+            after.encryption_key,
+            after.price_in,
+            after.price_out,
+            &after.models
+        ),
+        (
+            before.receipt_key,
+            before.encryption_key,
+            before.price_in,
+            before.price_out,
+            &before.models
+        )
+    );
+
+    // The node serves channel requests with its renewed record (the relayer admits it again).
+    assert!(node.wait_connected(Duration::from_secs(30)).await);
+    let (ch, mut session) = w.open(NANO_PER_TON / 10).await;
+    let sent = w.client().send(&ch, 1, None, "Say hello.").await;
+    let (receipt, _) = accept(&mut session, &w.cfg.keys.encryption_key(), &sent);
+    assert_eq!(receipt.body.seq, 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(node.renewals(), 1, "renewed once, not at every check");
+    node.shutdown().await;
 }

@@ -388,16 +388,13 @@ impl Node {
                 shutdown_rx.clone(),
             ))
         });
-        // Renewal re-registers through the v1 Worker; a v2 node re-registers by hand for now.
-        let renewer = match version {
-            RootVersion::V1 => {
-                tokio::spawn(renew::run(ctx.clone(), cfg.clone(), chain, shutdown_rx))
-            }
-            RootVersion::V2 => {
-                warn!(target: "worker::node", expires_at = ctx.evidence().expires_at, "v2 Root: the attestation is not renewed automatically; re-register before it expires");
-                tokio::spawn(async {})
-            }
-        };
+        let renewer = tokio::spawn(renew::run(
+            ctx.clone(),
+            cfg.clone(),
+            chain,
+            version,
+            shutdown_rx,
+        ));
         Ok(NodeHandle {
             ctx,
             status,

@@ -511,19 +511,36 @@ pub(crate) async fn renew_attestation(
     worker
         .update(&cfg.wallet, updated, &SendOptions::default())
         .await?;
+    await_attestation(address, &ev, || async {
+        let r = worker.record().await?;
+        Ok((r.evidence_hash, r.expires_at))
+    })
+    .await?;
+    Ok(ev)
+}
+
+/// Waits until the record read by `read` (evidence hash, expiry) holds the renewed attestation.
+pub(crate) async fn await_attestation<F, Fut>(
+    address: &TonAddress,
+    ev: &NodeEvidence,
+    read: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<([u8; 32], u32)>>,
+{
     let deadline = tokio::time::Instant::now() + RENEW_CONFIRM_TIMEOUT;
     loop {
-        let now_record = worker.record().await?;
-        if now_record.evidence_hash == ev.hash && now_record.expires_at == expires_at {
-            return Ok(ev);
+        let (hash, expires_at) = read().await?;
+        if hash == ev.hash && expires_at == ev.expires_at {
+            return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             return Err(NodeError::RecordMismatch {
                 address: address.to_hex(),
                 differences: vec![format!(
-                    "attestation renewal sent but the record still has evidence {} expiring at {}",
-                    hex::encode(now_record.evidence_hash),
-                    now_record.expires_at
+                    "attestation renewal sent but the record still has evidence {} expiring at {expires_at}",
+                    hex::encode(hash),
                 )],
             });
         }

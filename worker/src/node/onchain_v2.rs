@@ -9,6 +9,7 @@ use cocoon_sdk::chain::{AccountStatus, ChainApi, TonCenterClient};
 use cocoon_sdk::contracts::WorkerRecordView;
 use cocoon_sdk::contracts::v2::{RootClient, WorkerClient};
 use cocoon_sdk::messages::v2::records::{Attestation, WorkerRecord, worker_status};
+use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::SendOptions;
 use tracing::info;
 
@@ -16,8 +17,8 @@ use super::NodeConfig;
 use super::error::{NodeError, Result};
 use super::models::check_registered;
 use super::onchain::{
-    NodeEvidence, RegisterOutcome, VerifiedWorker, attest, chain_now, differences, evidence_for,
-    node_policy, record_changes, save_evidence, served_ids, status_name,
+    NodeEvidence, RegisterOutcome, VerifiedWorker, attest, await_attestation, chain_now,
+    differences, evidence_for, node_policy, record_changes, save_evidence, served_ids, status_name,
 };
 
 /// The registry hashes of the served models in the Root v2's registry (absent ones left out).
@@ -104,6 +105,60 @@ fn view(r: cocoon_sdk::contracts::v2::WorkerRecordView) -> WorkerRecordView {
         evidence_hash: r.evidence_hash,
         expires_at: r.expires_at,
     }
+}
+
+/// Renews the attestation of a serving node on its Worker v2, as
+/// [`super::onchain::renew_attestation`] does on v1: fresh evidence bound to a new expiry, an
+/// update of the record that changes nothing else (keys stay, so the channel ledger and every
+/// receipt already signed stay valid). Returns once the chain holds it.
+pub(crate) async fn renew_attestation(
+    chain: &TonCenterClient,
+    cfg: &NodeConfig,
+    address: &TonAddress,
+) -> Result<NodeEvidence> {
+    let policy = node_policy(chain, cfg).await?;
+    let worker = WorkerClient::at(chain, cfg.root.clone(), address.clone());
+    let record = worker.record().await?;
+    if record.receipt_key != cfg.keys.receipt_key()
+        || record.encryption_key != cfg.keys.encryption_key()
+    {
+        return Err(NodeError::RecordMismatch {
+            address: address.to_hex(),
+            differences: vec![
+                "keys: the record no longer holds this node's keys; not renewing".into(),
+            ],
+        });
+    }
+    let expires_at = chain_now(chain, &cfg.root)
+        .await?
+        .saturating_add(cfg.renewal.ttl);
+    let ev = attest(cfg, address, expires_at, &policy).await?;
+    let updated = WorkerRecord {
+        receipt_key: record.receipt_key,
+        encryption_key: record.encryption_key,
+        price_in: record.price_in,
+        price_out: record.price_out,
+        models: record.models.clone(),
+        attestation: Attestation {
+            kind: cfg.attestation.kind().code(),
+            measurement: ev.measurement,
+            evidence_hash: ev.hash,
+            expires_at,
+        },
+    };
+    // Kept before sending: a node that stops after the update lands finds the evidence whose hash
+    // the chain holds.
+    save_evidence(cfg, &ev);
+    info!(target: "worker::node::renew", worker = %address.to_hex(), old_expiry = record.expires_at, new_expiry = expires_at, evidence_hash = %hex::encode(ev.hash), "renewing the Worker v2 attestation");
+    worker
+        .update_record(&cfg.wallet, updated, &SendOptions::default())
+        .await?;
+    await_attestation(address, &ev, || async {
+        let r = worker.record().await?;
+        Ok((r.evidence_hash, r.expires_at))
+    })
+    .await?;
+    Ok(ev)
 }
 
 /// Registers this node's Worker v2 through the Root v2 (with `cfg.stake`), or updates its record

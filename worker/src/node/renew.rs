@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_sdk::chain::TonCenterClient;
+use cocoon_sdk::contracts::RootVersion;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::onchain::{DEFAULT_ATTESTATION_TTL, RENEW_BEFORE, chain_now, renew_attestation};
-use super::{NodeConfig, NodeContext};
+use super::{NodeConfig, NodeContext, onchain_v2};
 
 /// Default interval between expiry checks.
 pub const DEFAULT_RENEW_CHECK: Duration = Duration::from_secs(60);
@@ -39,12 +40,14 @@ impl Default for Renewal {
     }
 }
 
-/// Checks the expiry every `check_every` until shutdown; renews when due. A failed renewal is
-/// retried at the next check (the old attestation stays valid until its expiry).
+/// Checks the expiry every `check_every` until shutdown; renews when due, through the Worker of
+/// the Root's `version`. A failed renewal is retried at the next check (the old attestation stays
+/// valid until its expiry).
 pub(crate) async fn run(
     ctx: Arc<NodeContext>,
     cfg: NodeConfig,
     chain: TonCenterClient,
+    version: RootVersion,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(cfg.renewal.check_every);
@@ -68,7 +71,11 @@ pub(crate) async fn run(
             continue;
         }
         info!(target: "worker::node::renew", worker = %ctx.address_hex, expires_at, chain_time = now, "attestation expires soon: renewing");
-        match renew_attestation(&chain, &cfg, &ctx.address).await {
+        let renewed = match version {
+            RootVersion::V1 => renew_attestation(&chain, &cfg, &ctx.address).await,
+            RootVersion::V2 => onchain_v2::renew_attestation(&chain, &cfg, &ctx.address).await,
+        };
+        match renewed {
             Ok(ev) => {
                 let expires_at = ev.expires_at;
                 ctx.set_evidence(ev);
