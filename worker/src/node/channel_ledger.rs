@@ -106,10 +106,31 @@ CREATE TABLE IF NOT EXISTS channel_settlements (
     status TEXT NOT NULL,
     detail TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (global_id, root, escrow, channel_id, cumulative)
 );
-PRAGMA user_version = 2;
 ";
+
+/// The schema's version (`user_version`): 3 added `channel_settlements.attempts`.
+const SCHEMA_VERSION: i64 = 3;
+
+/// A failed settlement of an amount is sent again at most this many times in all...
+pub const MAX_SETTLE_ATTEMPTS: i64 = 5;
+/// ...and not sooner than this after the failure (seconds): longer than the channel cache's
+/// lifetime, so a settlement that did land after all is seen on-chain before a retry.
+pub const SETTLE_RETRY_AFTER_SECS: i64 = 60;
+
+/// What [`ChannelLedger::begin_settlement`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementStart {
+    /// Recorded (first attempt or a retry): send it now.
+    Started,
+    /// Sent once already (submitted, or a crash left it "submitting"), or its attempts are spent:
+    /// never again.
+    Done,
+    /// It failed; it may be sent again once [`SETTLE_RETRY_AFTER_SECS`] have passed.
+    RetryLater,
+}
 
 /// Where a settlement the node started stands (`channel_settlements.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +219,23 @@ impl ChannelLedger {
             .await
             .map_err(db)?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(db)?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&pool)
+            .await
+            .map_err(db)?;
+        if version == 2 {
+            // A ledger of schema 2 has channel_settlements without `attempts`.
+            sqlx::raw_sql(
+                "ALTER TABLE channel_settlements ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+            )
+            .execute(&pool)
+            .await
+            .map_err(db)?;
+        }
+        sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .execute(&pool)
+            .await
+            .map_err(db)?;
         tracing::debug!(target: "worker::channel_ledger", path = %path.display(), "channel ledger ready");
         Ok(Self { pool, path })
     }
@@ -378,15 +416,29 @@ impl ChannelLedger {
         )?)
     }
 
-    /// Records that a settlement of the channel up to `cumulative` is about to be sent; false when
-    /// one with that cumulative amount was ever started (whatever became of it): the node never
-    /// submits the same cumulative amount twice.
+    /// Records that a settlement of the channel up to `cumulative` is about to be sent. An amount
+    /// is sent once; only a settlement that failed (the send or the contract) is sent again,
+    /// [`SETTLE_RETRY_AFTER_SECS`] after its failure and [`MAX_SETTLE_ATTEMPTS`] times at most, so
+    /// a transient failure does not cost the worker a channel's earnings and a lasting one does
+    /// not burn fees forever. One that may have been sent (a crash while "submitting") is never
+    /// sent again.
     pub async fn begin_settlement(
         &self,
         channel: &ChannelRef,
         cumulative: u128,
         last_seq: u32,
-    ) -> Result<bool> {
+    ) -> Result<SettlementStart> {
+        self.begin_settlement_at(channel, cumulative, last_seq, unix_now_i64())
+            .await
+    }
+
+    async fn begin_settlement_at(
+        &self,
+        channel: &ChannelRef,
+        cumulative: u128,
+        last_seq: u32,
+        now: i64,
+    ) -> Result<SettlementStart> {
         let done = sqlx::query(
             "INSERT INTO channel_settlements (global_id, root, escrow, channel_id, cumulative, last_seq, status, detail, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, '', ?) ON CONFLICT DO NOTHING",
@@ -398,11 +450,55 @@ impl ChannelLedger {
         .bind(cumulative.to_string())
         .bind(i64::from(last_seq))
         .bind(SettlementStatus::Submitting.as_str())
-        .bind(unix_now_i64())
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(|e| self.db(e))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(SettlementStart::Started);
+        }
+        let retried = sqlx::query(
+            "UPDATE channel_settlements SET status = ?, attempts = attempts + 1, updated_at = ?
+             WHERE global_id = ? AND root = ? AND escrow = ? AND channel_id = ? AND cumulative = ?
+               AND status = ? AND attempts < ? AND updated_at <= ?",
+        )
+        .bind(SettlementStatus::Submitting.as_str())
+        .bind(now)
+        .bind(channel.global_id)
+        .bind(channel.root.to_hex())
+        .bind(channel.escrow.to_hex())
+        .bind(to_db(channel.channel_id))
+        .bind(cumulative.to_string())
+        .bind(SettlementStatus::Failed.as_str())
+        .bind(MAX_SETTLE_ATTEMPTS)
+        .bind(now - SETTLE_RETRY_AFTER_SECS)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        if retried.rows_affected() == 1 {
+            return Ok(SettlementStart::Started);
+        }
+        let row = sqlx::query(
+            "SELECT status, attempts FROM channel_settlements
+             WHERE global_id = ? AND root = ? AND escrow = ? AND channel_id = ? AND cumulative = ?",
+        )
+        .bind(channel.global_id)
+        .bind(channel.root.to_hex())
+        .bind(channel.escrow.to_hex())
+        .bind(to_db(channel.channel_id))
+        .bind(cumulative.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        let status: String = row.try_get("status").map_err(|e| self.db(e))?;
+        let attempts: i64 = row.try_get("attempts").map_err(|e| self.db(e))?;
+        Ok(
+            if status == SettlementStatus::Failed.as_str() && attempts < MAX_SETTLE_ATTEMPTS {
+                SettlementStart::RetryLater
+            } else {
+                SettlementStart::Done
+            },
+        )
     }
 
     /// Records how the settlement up to `cumulative` ended (`detail`: the transaction or the
@@ -499,6 +595,7 @@ mod tests {
     use super::*;
 
     const NOW: u32 = 1_800_000_000;
+    const T0: i64 = NOW as i64;
     /// Where the crashing child writes its ledger.
     const CRASH_DB: &str = "COCOON_TEST_CHANNEL_LEDGER_CRASH_DB";
 
@@ -582,15 +679,24 @@ mod tests {
         let path = dir.path().join("channels.db");
         let ch = state(7).channel;
         let ledger = ChannelLedger::open(&path).await.unwrap();
-        assert!(ledger.begin_settlement(&ch, 5_000, 2).await.unwrap());
-        // The same amount again — after a failure, a restart, anything — is refused.
-        assert!(!ledger.begin_settlement(&ch, 5_000, 2).await.unwrap());
+        let start = |l: &ChannelLedger, ch: &ChannelRef, c: u128, seq: u32, now: i64| {
+            let (l, ch) = (l.clone(), ch.clone());
+            async move { l.begin_settlement_at(&ch, c, seq, now).await.unwrap() }
+        };
+        assert_eq!(
+            start(&ledger, &ch, 5_000, 2, T0).await,
+            SettlementStart::Started
+        );
+        // The same amount again while it may be on its way (or after a crash): never.
+        assert_eq!(
+            start(&ledger, &ch, 5_000, 2, T0 + 3_600).await,
+            SettlementStart::Done
+        );
         ledger
             .finish_settlement(&ch, 5_000, SettlementStatus::Failed, "bounced")
             .await
             .unwrap();
-        assert!(!ledger.begin_settlement(&ch, 5_000, 2).await.unwrap());
-        assert!(ledger.begin_settlement(&ch, 9_000, 3).await.unwrap());
+        assert!(ledger.begin_settlement(&ch, 9_000, 3).await.unwrap() == SettlementStart::Started);
         ledger
             .finish_settlement(&ch, 9_000, SettlementStatus::Submitted, "tx")
             .await
@@ -604,14 +710,115 @@ mod tests {
                 (9_000, SettlementStatus::Submitted)
             ]
         );
-        assert!(!reopened.begin_settlement(&ch, 9_000, 3).await.unwrap());
+        assert_eq!(
+            reopened.begin_settlement(&ch, 9_000, 3).await.unwrap(),
+            SettlementStart::Done
+        );
         // Another channel's amounts are its own.
-        assert!(
+        assert_eq!(
             reopened
                 .begin_settlement(&state(8).channel, 9_000, 3)
                 .await
-                .unwrap()
+                .unwrap(),
+            SettlementStart::Started
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_settlement_is_retried_after_a_pause_a_bounded_number_of_times() {
+        let ledger = ChannelLedger::in_memory().await.unwrap();
+        let ch = state(7).channel;
+        let fail = |t: i64| {
+            let (l, ch) = (ledger.clone(), ch.clone());
+            async move {
+                assert_eq!(
+                    l.begin_settlement_at(&ch, 5_000, 2, t).await.unwrap(),
+                    SettlementStart::Started
+                );
+                l.finish_settlement(&ch, 5_000, SettlementStatus::Failed, "toncenter 503")
+                    .await
+                    .unwrap();
+            }
+        };
+        // finish_settlement stamps the failure with the wall clock; times are counted from it.
+        fail(unix_now_i64()).await;
+        for _ in 1..MAX_SETTLE_ATTEMPTS {
+            // Not at once: the chain may still show it landing.
+            assert_eq!(
+                ledger
+                    .begin_settlement_at(&ch, 5_000, 2, unix_now_i64() + 1)
+                    .await
+                    .unwrap(),
+                SettlementStart::RetryLater
+            );
+            fail(unix_now_i64() + SETTLE_RETRY_AFTER_SECS).await;
+        }
+        let t = unix_now_i64();
+        // Its attempts are spent: never again.
+        assert_eq!(
+            ledger
+                .begin_settlement_at(&ch, 5_000, 2, t + 10 * SETTLE_RETRY_AFTER_SECS)
+                .await
+                .unwrap(),
+            SettlementStart::Done
+        );
+        // A retry that lands is final.
+        let other = state(8).channel;
+        assert_eq!(
+            ledger.begin_settlement_at(&other, 1, 1, t).await.unwrap(),
+            SettlementStart::Started
+        );
+        ledger
+            .finish_settlement(&other, 1, SettlementStatus::Submitted, "tx")
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger
+                .begin_settlement_at(&other, 1, 1, t + 10 * SETTLE_RETRY_AFTER_SECS)
+                .await
+                .unwrap(),
+            SettlementStart::Done
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ledger_of_schema_2_gains_the_attempts_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let opts = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            let v2 = SCHEMA.replace("    attempts INTEGER NOT NULL DEFAULT 1,\n", "");
+            assert!(!v2.contains("attempts"));
+            sqlx::raw_sql(&v2).execute(&pool).await.unwrap();
+            sqlx::raw_sql("PRAGMA user_version = 2")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO channel_settlements VALUES (1, 'r', 'e', 7, '5000', 2, 'failed', '', 0)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let ledger = ChannelLedger::open(&path).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&ledger.pool)
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM channel_settlements")
+            .fetch_one(&ledger.pool)
+            .await
+            .unwrap();
+        assert_eq!(attempts, 1);
+        ledger.close().await;
+        // Opening again changes nothing.
+        ChannelLedger::open(&path).await.unwrap().close().await;
     }
 
     #[tokio::test]

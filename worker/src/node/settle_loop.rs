@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! tick / shutdown ─▶ fee = Worker.get_fees().settle ─▶ book.settlement(now, policy)
-//!   ─▶ ledger.begin_settlement(channel, cumulative)   (false: started once already, never again)
+//!   ─▶ ledger.begin_settlement(channel, cumulative)   (Done: sent once already, never again;
+//!                                                      RetryLater: it failed, sent again later)
 //!   ─▶ submit_settlement(receipt of voucher.last_seq, voucher) ─▶ ledger: submitted | failed
 //! ```
 
@@ -22,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::NodeContext;
 use super::channel_desk::{Book, ChannelDesk};
-use super::channel_ledger::SettlementStatus;
+use super::channel_ledger::{SettlementStart, SettlementStatus};
 
 /// What the settlement loop needs besides the desk.
 #[derive(Debug, Clone)]
@@ -106,10 +107,14 @@ async fn settle(desk: &ChannelDesk, cfg: &SettleLoop, book: &Book, s: Settlement
         Err(e) => return fail(e.to_string()),
     };
     match desk.ledger.begin_settlement(&ch, cumulative, seq).await {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(SettlementStart::Started) => {}
+        Ok(SettlementStart::Done) => {
             book.lock().await.settlement_submitted(cumulative);
-            debug!(target: "worker::node::settle", channel_id = ch.channel_id, cumulative = %cumulative, "settlement of this amount already started once");
+            debug!(target: "worker::node::settle", channel_id = ch.channel_id, cumulative = %cumulative, "settlement of this amount already sent once");
+            return false;
+        }
+        Ok(SettlementStart::RetryLater) => {
+            debug!(target: "worker::node::settle", channel_id = ch.channel_id, cumulative = %cumulative, "settlement of this amount failed; retried after a pause");
             return false;
         }
         Err(e) => return fail(e.to_string()),
@@ -136,6 +141,10 @@ async fn settle(desk: &ChannelDesk, cfg: &SettleLoop, book: &Book, s: Settlement
             info!(target: "worker::node::settle", channel_id = ch.channel_id, cumulative = %cumulative, tx = %detail, "settled");
             true
         }
-        Err(e) => fail(e.to_string()),
+        Err(e) => {
+            // Proposed again at a later pass; the ledger paces and bounds the retries.
+            book.lock().await.settlement_failed();
+            fail(e.to_string())
+        }
     }
 }
