@@ -153,13 +153,15 @@ async fn app(net: &Devnet, key: u8) -> ChannelClient {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_apps_pay_through_their_channels_and_every_escrow_balances_exactly() {
     init_logs("warn");
-    // Worker 0 takes one request at a time: the apps' simultaneous requests it refuses fail over
-    // to worker 1, so both serve.
+    // Worker 0 is the cheaper one, so the relayer lists it first and every app's requests name
+    // its channel first; it takes one request at a time, and the apps' simultaneous requests it
+    // refuses fail over to worker 1: both serve.
     let net = Devnet::start(DevnetOptions {
         protocol: Protocol::Channels,
         workers: vec![
             WorkerSetup {
                 capacity: 1,
+                price_out: 3_000,
                 channels: settling_fast(),
                 ..WorkerSetup::default()
             },
