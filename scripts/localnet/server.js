@@ -363,6 +363,11 @@ function phases(tx) {
   const out = { aborted: false, compute_ph: { skipped: true }, action: null };
   if (d.type !== 'generic') return out;
   out.aborted = d.aborted;
+  // toncenter v3 names the storage phase's fee too: exact balance checks need it (storage fees
+  // accrue with real time here).
+  if (d.storagePhase) {
+    out.storage_ph = { storage_fees_collected: d.storagePhase.storageFeesCollected.toString() };
+  }
   if (d.computePhase.type === 'vm') {
     out.compute_ph = {
       skipped: false,

@@ -11,11 +11,13 @@
 //! Everything it starts stops when the [`Devnet`] is dropped or [`Devnet::stop`]ped.
 //!
 //! # Layout
+//! - [`canary`]: what the confidentiality (canary) tests share.
 //! - [`devnet`]: the relayer and the worker nodes on top of a `cocoon_testkit::DevChain`, and
 //!   clients for apps. Links to workers go through the test kit's recording `TcpProxy`.
 
 #![warn(missing_docs)]
 
+pub mod canary;
 pub mod devnet;
 mod workers;
 

@@ -1,52 +1,77 @@
 //! Confidentiality, end to end: a canary string in a prompt never appears in plaintext in the
 //! relayer's database, in any log line of any component (relayer, worker, sdk) at debug level,
-//! or on the client↔relayer and worker↔relayer links — while the job itself works. The links are
-//! read as an observer would ([`cocoon_testkit::wire`]: WebSocket frames unmasked, base64 and hex
-//! fields decoded); the companion tests show that reading catches a plaintext leak on both kinds
-//! of link, which a raw byte search would miss.
+//! or on the client↔relayer and worker↔relayer links — while the request itself works, as a v1
+//! job and as a channel request (protocol v2). The links are read as an observer would
+//! ([`cocoon_testkit::wire`]: WebSocket frames unmasked, base64 and hex fields decoded); the
+//! companion tests show that reading catches a plaintext leak on both kinds of link, which a raw
+//! byte search would miss. Both network tests share the process's log capture.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use cocoon_e2e::{Devnet, DevnetOptions};
+use cocoon_e2e::canary::{CANARY, capture_logs, contains, relayer_db};
+use cocoon_e2e::{Devnet, DevnetOptions, Protocol, WorkerSetup};
+use cocoon_sdk::client::channels::ChannelClient;
 use cocoon_sdk::client::{Client, JobOptions};
+use cocoon_sdk::contracts::v2::EscrowClient;
 use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_testkit::{Flow, TcpProxy, wire};
+use cocoon_worker::node::ChannelOptions;
+use ed25519_dalek::SigningKey;
 
-const CANARY: &str = "CANARY-7f3a9c-purple-giraffe";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn canary_chat(max_tokens: u32) -> JobRequest {
+    JobRequest::chat(
+        vec![ChatMessage::new(
+            "user",
+            format!("Repeat exactly: {CANARY}"),
+        )],
+        GenerationParams {
+            max_tokens,
+            temperature: 0.0,
+            ..GenerationParams::default()
+        },
+    )
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+/// Neither link carries the canary, read as an observer would; the links carried `sealed_len`
+/// bytes at least, the worker's as WebSocket frames.
+fn assert_links_clean(client_link: &TcpProxy, net: &Devnet, sealed_len: usize) {
+    let worker_link = net.workers[0].proxy.flows();
+    let client_flows = client_link.flows();
+    assert!(
+        client_link.recorded_len() > sealed_len && net.workers[0].proxy.recorded_len() > sealed_len,
+        "the links carried the requests"
+    );
+    // The sealed input crossed both links as base64 inside JSON (the worker's in WebSocket
+    // frames): the reader decodes it, so the search below looks where a leak would be.
+    assert!(
+        worker_link
+            .iter()
+            .any(|f| wire::websocket_payloads(&f.down).is_some()),
+        "the worker link was read as WebSocket frames"
+    );
+    assert!(
+        !wire::carries(&client_flows, CANARY.as_bytes()),
+        "canary on the client↔relayer link"
+    );
+    assert!(
+        !wire::carries(&worker_link, CANARY.as_bytes()),
+        "canary on the worker↔relayer link"
+    );
+}
+
+/// The relayer's database, once it stopped, holds no canary.
+async fn assert_db_clean(net: &mut Devnet) {
+    net.stop_relayer().await.unwrap();
+    let db = relayer_db(net.dir.path()).unwrap();
+    assert!(db.len() > 4096, "the relayer's database was found");
+    assert!(!contains(&db, CANARY), "canary in the relayer's database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            "debug,wgpu_core=warn,wgpu_hal=warn,naga=warn,cubecl=warn,burn=warn,hyper=info,h2=info",
-        )
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .init();
+    let logs = capture_logs();
 
     let mut net = Devnet::start(DevnetOptions::default()).await.unwrap();
     // The client reaches the relayer through a recording proxy.
@@ -58,17 +83,7 @@ async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
         .unwrap();
     app.deposit(2 * NANO_PER_TON).await.unwrap();
 
-    let chat = JobRequest::chat(
-        vec![ChatMessage::new(
-            "user",
-            format!("Repeat exactly: {CANARY}"),
-        )],
-        GenerationParams {
-            max_tokens: 24,
-            temperature: 0.0,
-            ..GenerationParams::default()
-        },
-    );
+    let chat = canary_chat(24);
     let plaintext = chat.encode().unwrap();
     assert!(
         contains(&plaintext, CANARY),
@@ -93,50 +108,99 @@ async fn canary_prompt_never_leaves_client_and_worker_in_plaintext() {
     app.verify_settlement(&r).await.unwrap();
     app.verify_settlement(&r2).await.unwrap();
 
-    let worker_link = net.workers[0].proxy.flows();
-    let client_flows = client_link.flows();
-    assert!(
-        client_link.recorded_len() > plaintext.len()
-            && net.workers[0].proxy.recorded_len() > plaintext.len(),
-        "the links carried the jobs"
-    );
-    // The sealed input crossed both links as base64 inside JSON (the worker's in WebSocket
-    // frames): the reader decodes it, so the search below looks where a leak would be.
-    assert!(
-        worker_link
-            .iter()
-            .any(|f| wire::websocket_payloads(&f.down).is_some()),
-        "the worker link was read as WebSocket frames"
-    );
-    assert!(
-        !wire::carries(&client_flows, CANARY.as_bytes()),
-        "canary on the client↔relayer link"
-    );
-    assert!(
-        !wire::carries(&worker_link, CANARY.as_bytes()),
-        "canary on the worker↔relayer link"
-    );
+    assert_links_clean(&client_link, &net, plaintext.len());
     let job_id = r.job.job_id.to_string();
-    let logs = logs.0.lock().unwrap().clone();
+    let logs = logs.bytes();
     assert!(
         contains(&logs, &job_id) || contains(&logs, &r.job.escrow),
         "logs were captured"
     );
     assert!(!contains(&logs, CANARY), "canary in a log line");
-    net.stop_relayer().await.unwrap();
-    let mut db = Vec::new();
-    for entry in std::fs::read_dir(net.dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.file_name()
+    assert_db_clean(&mut net).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canary_prompt_on_a_channel_never_leaves_client_and_worker_in_plaintext() {
+    let logs = capture_logs();
+    let mut net = Devnet::start(DevnetOptions {
+        protocol: Protocol::Channels,
+        workers: vec![WorkerSetup {
+            channels: ChannelOptions {
+                settle_every: Duration::from_millis(500),
+                ..ChannelOptions::default()
+            },
+            ..WorkerSetup::default()
+        }],
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    // The client reaches the relayer through a recording proxy.
+    let client_link = TcpProxy::start(net.relayer_addr()).await.unwrap();
+    let mut config = net.channel_config();
+    config.relayer_url = format!("http://{}", client_link.addr());
+    config.channel_amount = NANO_PER_TON / 20;
+    let app = ChannelClient::connect(
+        config,
+        net.funded_wallet(5 * NANO_PER_TON).await.unwrap(),
+        SigningKey::from_bytes(&[0x3c; 32]),
+    )
+    .await
+    .unwrap();
+
+    let chat = canary_chat(8);
+    let plaintext = chat.encode().unwrap();
+    assert!(
+        contains(&plaintext, CANARY),
+        "the scanner finds the canary where it is"
+    );
+    let r = app
+        .request(&SMOLLM2_135M, chat)
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert!(r.usage.completion_tokens > 0);
+    let e = JobRequest::embeddings(vec![format!("{CANARY} in an embedding")]);
+    let r2 = app
+        .request(&ALL_MINILM_L6_V2, e)
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(r2.channel, r.channel);
+    // The final voucher goes through the links too; the worker settles it, and both receipts
+    // are proven on-chain.
+    app.close(r.channel.channel_id).await.unwrap();
+    let escrow = EscrowClient::at(
+        app.chain(),
+        net.root().clone(),
+        app.escrow_address().clone(),
+    );
+    for _ in 0..240 {
+        if escrow
+            .channel(r.channel.channel_id)
+            .await
             .unwrap()
-            .to_string_lossy()
-            .starts_with("relayer.sqlite")
+            .is_none()
         {
-            db.extend(std::fs::read(&p).unwrap());
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(db.len() > 4096, "the relayer's database was found");
-    assert!(!contains(&db, CANARY), "canary in the relayer's database");
+    app.verify(&r.receipt).await.unwrap();
+    app.verify(&r2.receipt).await.unwrap();
+
+    assert_links_clean(&client_link, &net, plaintext.len());
+    let logs = logs.bytes();
+    assert!(
+        contains(&logs, &format!("channel_id={}", r.channel.channel_id)),
+        "logs were captured"
+    );
+    assert!(!contains(&logs, CANARY), "canary in a log line");
+    assert_db_clean(&mut net).await;
 }
 
 /// A JSON body with the "sealed" input in base64, as the links carry it: with sealing switched
