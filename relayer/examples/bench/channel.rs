@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
@@ -115,7 +115,29 @@ impl Client {
     }
 }
 
-/// Runs both sides of channel mode.
+/// The relayer's own threads, named so their CPU time can be told from the clients' and the
+/// stubs' (all share one process and the machine's cores).
+const RELAYER_THREADS: &str = "relayer-rt";
+
+/// CPU time the relayer's threads have used so far (Linux `schedstat`; `None` elsewhere).
+fn relayer_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    let mut seen = false;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != RELAYER_THREADS {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        seen = true;
+    }
+    seen.then(|| Duration::from_nanos(total))
+}
+
+/// Runs both sides of channel mode, alternating them `--rounds` times so that both see the
+/// same noise from the rest of the machine.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     let url = args.store_url.clone().unwrap_or_else(|| {
@@ -124,9 +146,6 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             dir.path().join("bench.db").display()
         )
     });
-    // Channel requests write nothing; the store records worker sessions only.
-    let store = Store::connect(&url, 4).await?;
-    let registry = Arc::new(StaticRegistry::new());
     let stubs: Vec<StubWorker> = (0..args.workers)
         .map(|i| {
             let mut s = StubWorker::new(i, vec![MODEL]);
@@ -134,13 +153,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             s
         })
         .collect();
+    let registry = Arc::new(StaticRegistry::new());
     for s in &stubs {
         registry.insert(s.address.clone(), s.on_chain());
     }
-    let mut config = RelayerConfig::default();
-    // The benchmark's lanes all come from loopback: no per-client rate limit.
-    config.listener.rate_per_second = 0;
-    let relayer = Relayer::new(store.clone(), registry, config);
 
     // One channel per lane, spread over the workers, all naming this relayer.
     let me = addr(0x77);
@@ -177,17 +193,37 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         book.insert((channel.escrow.clone(), channel.channel_id), state);
         channels.push(channel);
     }
-    relayer
-        .shared()
-        .channels
-        .configure(Arc::new(Book(book)), Some(me));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    // The relayer runs on its own runtime, as in its own process, with as many threads as the
+    // machine has cores.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(RELAYER_THREADS)
+        .enable_all()
+        .build()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relayer.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let (ready, listening) = tokio::sync::oneshot::channel();
+    let server = rt.spawn(async move {
+        // Channel requests write nothing; the store records worker sessions only.
+        let store = Store::connect(&url, 4).await?;
+        let mut config = RelayerConfig::default();
+        // The benchmark's lanes all come from loopback: no per-client rate limit.
+        config.listener.rate_per_second = 0;
+        let relayer = Relayer::new(store.clone(), registry, config);
+        relayer
+            .shared()
+            .channels
+            .configure(Arc::new(Book(book)), Some(me));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let _ = ready.send(listener.local_addr()?);
+        relayer
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await?;
+        store.close().await;
+        anyhow::Ok(())
+    });
+    let addr = listening.await.context("the relayer did not start")?;
     let mut handles = Vec::new();
     for s in &stubs {
         handles.push(
@@ -202,38 +238,54 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             .map(|i| sealed_input(i, args.input_bytes))
             .collect(),
     );
-    let clients = |key: &SigningKey| -> Vec<Client> {
-        channels
-            .iter()
-            .map(|c| Client::new(c.clone(), key.clone()))
-            .collect()
+    let clients = || -> Lanes {
+        Arc::new(
+            channels
+                .iter()
+                .map(|c| tokio::sync::Mutex::new(Client::new(c.clone(), voucher_key.clone())))
+                .collect(),
+        )
     };
-    let direct = direct_side(args, &stubs[0], clients(&voucher_key), inputs.clone()).await?;
-    let relayed = relayer_side(
-        args,
-        &format!("http://{addr}"),
-        clients(&voucher_key),
-        inputs,
-    )
-    .await?;
+    let (direct_clients, relayer_clients) = (clients(), clients());
+    let direct_server = DirectServer::start(&stubs[0]).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .tcp_nodelay(true)
+        .build()?;
+    let base = format!("http://{addr}");
+    let mut direct = Side::default();
+    let mut relayed = Side::default();
+    let mut relayer_cpu_used = Some(Duration::ZERO);
+    for _ in 0..args.rounds {
+        direct.merge(
+            direct_side(args, direct_server.addr, &direct_clients, inputs.clone()).await?,
+        );
+        let cpu_before = relayer_cpu();
+        relayed.merge(relayer_side(args, &http, &base, &relayer_clients, inputs.clone()).await?);
+        relayer_cpu_used = match (relayer_cpu_used, cpu_before, relayer_cpu()) {
+            (Some(sum), Some(before), Some(after)) => Some(sum + after.saturating_sub(before)),
+            _ => None,
+        };
+    }
+    direct_server.stop();
     let served: u32 = handles.iter().map(|h| h.jobs()).sum();
 
     // Workers leave first, so the relayer's shutdown has no session to wait for.
+    drop(http);
     for h in handles {
         h.disconnect();
     }
     let _ = stop.send(());
-    let _ = server.await;
-    store.close().await;
-    if served as usize != args.requests {
-        bail!(
-            "the stub workers served {served} requests through the relayer, {} were sent",
-            args.requests
-        );
+    server.await??;
+    rt.shutdown_background();
+    let sent = args.requests * args.rounds;
+    if served as usize != sent {
+        bail!("the stub workers served {served} requests through the relayer, {sent} were sent");
     }
 
     let heading = format!(
-        "relayer bench, channel mode (v2): {} requests per side, {} in flight on {} channels, {} stub workers, {}-byte inputs, {} chunk(s)",
+        "relayer bench, channel mode (v2): {} rounds of {} requests per side, {} in flight on {} channels, {} stub workers, {}-byte inputs, {} chunk(s)",
+        args.rounds,
         args.requests,
         args.concurrency,
         args.concurrency.min(args.requests),
@@ -241,13 +293,26 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         args.input_bytes,
         args.chunks,
     );
+    let mut notes = Vec::new();
+    if let Some(cpu) = relayer_cpu_used {
+        let per = cpu.as_secs_f64() / relayed.latencies.len().max(1) as f64;
+        notes.push(format!(
+            "relayer threads' own CPU: {:.1} us per request routed ({:.0} requests per CPU-second; the rest of the machine ran the clients and the stubs)",
+            per * 1e6,
+            1.0 / per.max(1e-12)
+        ));
+    }
     Ok(Report {
         heading,
         unit: "req",
         direct: ("direct  (client -> stub worker, WebSocket)", direct),
         relayed: ("relayer (POST /v2/requests + SSE, routed)", relayed),
+        notes,
     })
 }
+
+/// Each lane's client, kept across rounds (seqs go on).
+type Lanes = Arc<Vec<tokio::sync::Mutex<Client>>>;
 
 /// Reads one request's SSE stream to its end; its receipt.
 async fn read_stream(mut resp: reqwest::Response) -> anyhow::Result<SignedChannelReceipt> {
@@ -270,21 +335,14 @@ async fn read_stream(mut resp: reqwest::Response) -> anyhow::Result<SignedChanne
 
 async fn relayer_side(
     args: &BenchArgs,
+    client: &reqwest::Client,
     http: &str,
-    clients: Vec<Client>,
+    clients: &Lanes,
     inputs: Arc<Vec<Vec<u8>>>,
 ) -> anyhow::Result<Side> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency * 2)
-        .tcp_nodelay(true)
-        .build()?;
     let url = format!("{http}{CHANNEL_REQUESTS_PATH}");
-    let clients = Arc::new(
-        clients
-            .into_iter()
-            .map(tokio::sync::Mutex::new)
-            .collect::<Vec<_>>(),
-    );
+    let clients = clients.clone();
+    let client = client.clone();
     lanes(args.concurrency, inputs.len(), move |lane, mine| {
         let (client, url, clients, inputs) =
             (client.clone(), url.clone(), clients.clone(), inputs.clone());
@@ -323,36 +381,47 @@ async fn relayer_side(
     .await
 }
 
+/// A stub worker answering channel dispatches on its own WebSocket endpoint.
+struct DirectServer {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl DirectServer {
+    async fn start(stub: &StubWorker) -> anyhow::Result<Self> {
+        // The stub's answers served straight over a WebSocket: what a client would see talking
+        // to the worker itself.
+        let served = Arc::new(stub.clone());
+        let app = axum::Router::new().route(
+            "/direct",
+            axum::routing::get(move |ws: WebSocketUpgrade| {
+                let stub = served.clone();
+                async move { ws.on_upgrade(move |socket| direct_worker(stub, socket)) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        // The baseline gets TCP_NODELAY like the relayer, so the comparison is of the work done.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { addr, task })
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
 async fn direct_side(
     args: &BenchArgs,
-    stub: &StubWorker,
-    clients: Vec<Client>,
+    addr: std::net::SocketAddr,
+    clients: &Lanes,
     inputs: Arc<Vec<Vec<u8>>>,
 ) -> anyhow::Result<Side> {
-    // The stub's answers served straight over a WebSocket: what a client would see talking to
-    // the worker itself.
-    let served = Arc::new(stub.clone());
-    let app = axum::Router::new().route(
-        "/direct",
-        axum::routing::get(move |ws: WebSocketUpgrade| {
-            let stub = served.clone();
-            async move { ws.on_upgrade(move |socket| direct_worker(stub, socket)) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    // The baseline gets TCP_NODELAY like the relayer, so the comparison is of the work done.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let clients = Arc::new(
-        clients
-            .into_iter()
-            .map(tokio::sync::Mutex::new)
-            .collect::<Vec<_>>(),
-    );
-    let side = lanes(args.concurrency, inputs.len(), move |lane, mine| {
+    let clients = clients.clone();
+    lanes(args.concurrency, inputs.len(), move |lane, mine| {
         let (clients, inputs) = (clients.clone(), inputs.clone());
         async move {
             let mut me = clients[lane].lock().await;
@@ -395,12 +464,11 @@ async fn direct_side(
                 out.push(t.elapsed());
                 me.paid(&receipt)?;
             }
+            let _ = ws.close(None).await;
             Ok(out)
         }
     })
-    .await;
-    server.abort();
-    side
+    .await
 }
 
 async fn direct_worker(stub: Arc<StubWorker>, mut socket: WebSocket) {

@@ -126,6 +126,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         unit: "jobs",
         direct: ("direct  (client -> stub worker, WebSocket)", direct),
         relayed: ("relayer (HTTP input + SSE, store, dispatch)", relayed),
+        notes: Vec::new(),
     })
 }
 

@@ -49,18 +49,29 @@ pub struct BenchArgs {
     /// Output chunks per request.
     #[arg(long, default_value_t = 1)]
     chunks: u32,
+    /// Channel mode: direct and relayed runs alternate this many times (each of `--requests`),
+    /// so that both sides meet the same noise from the rest of the machine.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Store URL (default: a SQLite file in a temp dir).
     #[arg(long = "store.url")]
     store_url: Option<String>,
 }
 
 /// One side's measurements.
+#[derive(Default)]
 pub struct Side {
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Side {
+    /// Adds another round of the same side.
+    fn merge(&mut self, other: Side) {
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+    }
+
     fn percentile(&self, p: f64) -> Duration {
         let mut v = self.latencies.clone();
         v.sort();
@@ -79,6 +90,8 @@ pub struct Report {
     unit: &'static str,
     direct: (&'static str, Side),
     relayed: (&'static str, Side),
+    /// Further measured lines.
+    notes: Vec<String>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -103,6 +116,9 @@ fn print(r: &Report) {
         ms(x.percentile(0.99)) - ms(d.percentile(0.99)),
         x.throughput() / d.throughput().max(1e-9)
     );
+    for n in &r.notes {
+        println!("  {n}");
+    }
 }
 
 /// Splits `requests` across `concurrency` lanes; each lane runs `f` on its share in turn.
@@ -151,8 +167,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = BenchArgs::parse();
-    if args.requests == 0 || args.concurrency == 0 || args.workers == 0 {
-        bail!("--requests, --concurrency and --workers must be positive");
+    if args.requests == 0 || args.concurrency == 0 || args.workers == 0 || args.rounds == 0 {
+        bail!("--requests, --concurrency, --workers and --rounds must be positive");
     }
     let report = match args.mode {
         Mode::Channel => channel::run(&args).await?,
