@@ -257,9 +257,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut relayed = Side::default();
     let mut relayer_cpu_used = Some(Duration::ZERO);
     for _ in 0..args.rounds {
-        direct.merge(
-            direct_side(args, direct_server.addr, &direct_clients, inputs.clone()).await?,
-        );
+        direct.merge(direct_side(args, direct_server.addr, &direct_clients, inputs.clone()).await?);
         let cpu_before = relayer_cpu();
         relayed.merge(relayer_side(args, &http, &base, &relayer_clients, inputs.clone()).await?);
         relayer_cpu_used = match (relayer_cpu_used, cpu_before, relayer_cpu()) {

@@ -248,9 +248,12 @@ async fn shutdown_returns_once_the_connections_are_closed() {
     }));
     // A request answered on a connection that is then closed.
     assert!(
-        raw(addr, b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .contains("200")
+        raw(
+            addr,
+            b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .await
+        .contains("200")
     );
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
