@@ -22,6 +22,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{BenchArgs, Report, Side, lanes, sealed_input};
 
+/// The operator token the bench reads job streams with.
+const OPERATOR_TOKEN: &str = "bench-operator-token";
+
 /// Runs both sides of job mode.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
@@ -47,6 +50,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     // The benchmark's lanes all come from loopback: no per-client rate limit.
     let mut config = RelayerConfig::default();
     config.listener.rate_per_second = 0;
+    // The bench reads every job's stream as the operator (a client would sign a read proof).
+    config.operator_token = Some(OPERATOR_TOKEN.into());
     let relayer = Relayer::new(store.clone(), registry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -177,7 +182,10 @@ async fn relayer_side(
                         resp.text().await.unwrap_or_default()
                     );
                 }
-                let mut stream = RelayerApi::new(&http)?.stream(job).await?;
+                let mut stream = RelayerApi::new(&http)?
+                    .with_operator_token(OPERATOR_TOKEN)
+                    .stream(job)
+                    .await?;
                 loop {
                     match stream.next().await? {
                         Some(StreamEvent::Receipt { .. }) => break,
