@@ -27,7 +27,7 @@ pub struct Session {
     pub models: Vec<u32>,
     /// Evidence as served.
     pub evidence: Vec<u8>,
-    pub(crate) tx: mpsc::Sender<RelayMessage>,
+    pub(crate) tx: mpsc::Sender<Outbound>,
     pub(crate) load: AtomicU32,
     /// What the worker says it can run at once (hello, heartbeats).
     pub(crate) capacity: AtomicU32,
@@ -37,10 +37,28 @@ pub struct Session {
     pub(crate) last_seen: Mutex<Instant>,
 }
 
+/// A frame queued to a worker.
+// A queue slot is as large as a RelayMessage, as it was when the queue held them directly;
+// boxing the message would allocate once more per frame.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A message the session's writer encodes.
+    Message(RelayMessage),
+    /// A message already encoded as its JSON text (see [`Session::send_encoded`]).
+    Encoded(String),
+}
+
 impl Session {
     /// Queues a frame to the worker; `false` when the session is gone or hopelessly behind.
     pub fn send(&self, msg: RelayMessage) -> bool {
-        self.tx.try_send(msg).is_ok()
+        self.tx.try_send(Outbound::Message(msg)).is_ok()
+    }
+
+    /// Queues a message already encoded as the JSON of a [`RelayMessage`] (the hot path builds
+    /// channel dispatches from the client's own encoding of its voucher and input).
+    pub(crate) fn send_encoded(&self, text: String) -> bool {
+        self.tx.try_send(Outbound::Encoded(text)).is_ok()
     }
 
     /// Jobs running (the larger of what the worker reports and what the relayer assigned).

@@ -798,18 +798,36 @@ pub mod boc {
         d
     }
 
+    /// The reflected CRC-32C polynomial.
+    const CRC32C_POLY: u32 = 0x82f6_3b78;
+
+    /// The CRC of each byte value, so a byte costs one lookup instead of eight shifts (every
+    /// receipt and voucher on the request path is encoded as a BOC).
+    const CRC32C_TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut crc = i as u32;
+            let mut bit = 0;
+            while bit < 8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ CRC32C_POLY
+                } else {
+                    crc >> 1
+                };
+                bit += 1;
+            }
+            table[i] = crc;
+            i += 1;
+        }
+        table
+    };
+
     /// CRC-32C (Castagnoli), as BOCs use.
     pub fn crc32c(data: &[u8]) -> u32 {
         let mut crc = !0u32;
         for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0x82f6_3b78
-                } else {
-                    crc >> 1
-                };
-            }
+            crc = (crc >> 8) ^ CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize];
         }
         !crc
     }

@@ -1,5 +1,6 @@
 //! Channel mode's client routes: `POST /v2/requests` (a [`ChannelSubmit`], answered with a
-//! Server-Sent-Events stream of [`ChannelEvent`]s) and `POST /v2/vouchers` (a
+//! Server-Sent-Events stream of
+//! [`ChannelEvent`](cocoon_sdk::relay::channel::ChannelEvent)s) and `POST /v2/vouchers` (a
 //! [`ChannelVoucherPush`] handed to the channel's worker).
 //!
 //! Bodies are parsed here rather than by axum's `Json` so that every malformed body is a 400
@@ -14,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use cocoon_sdk::relay::PROTOCOL_VERSION;
-use cocoon_sdk::relay::channel::{ChannelEvent, ChannelSubmit, ChannelVoucherPush};
+use cocoon_sdk::relay::channel::{ChannelSubmit, ChannelVoucherPush};
 use cocoon_sdk::relay::client::ApiErrorCode;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -22,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiFailure;
-use crate::channels::{ChannelRouter, TicketRefusal, VoucherRefusal, route};
+use crate::channels::route::{self, Rendered};
+use crate::channels::{ChannelRouter, TicketRefusal, VoucherRefusal};
 
 /// Events buffered per client stream before the request waits for the client.
 const STREAM_EVENTS: usize = 64;
@@ -71,10 +73,8 @@ fn none_routable(refused: &[TicketRefusal]) -> ApiFailure {
     }
 }
 
-fn event(ev: &ChannelEvent) -> Result<Event, Infallible> {
-    Ok(Event::default()
-        .event(ev.name())
-        .data(serde_json::to_string(ev).unwrap_or_default()))
+fn event(ev: Rendered) -> Result<Event, Infallible> {
+    Ok(Event::default().event(ev.name).data(ev.data))
 }
 
 /// `POST /v2/requests`.
@@ -127,8 +127,9 @@ async fn start(router: Arc<ChannelRouter>, body: &[u8]) -> Result<Response, ApiF
         return Err(none_routable(&refused));
     }
     let (tx, rx) = mpsc::channel(STREAM_EVENTS);
-    tokio::spawn(route::run(router, submit, routable, tx));
-    let stream = ReceiverStream::new(rx).map(|ev| event(&ev));
+    let encoded = route::EncodedSubmit::of(body);
+    tokio::spawn(route::run(router, submit, encoded, routable, tx));
+    let stream = ReceiverStream::new(rx).map(event);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

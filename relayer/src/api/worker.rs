@@ -26,7 +26,7 @@ use crate::config::RelayerConfig;
 use crate::dispatcher::Dispatcher;
 use crate::metrics::Metrics;
 use crate::registry::{OnChainWorker, WorkerRegistry, check_gpu_evidence, check_worker};
-use crate::sessions::{Session, Sessions};
+use crate::sessions::{Outbound, Session, Sessions};
 use crate::store::{Store, WorkerRow};
 
 /// Frames queued to one worker before the relayer treats it as stuck.
@@ -202,7 +202,7 @@ async fn open(
     shared: &SessionDeps,
     socket: &mut WebSocket,
     admitted: Admitted,
-) -> Option<(Arc<Session>, mpsc::Receiver<RelayMessage>)> {
+) -> Option<(Arc<Session>, mpsc::Receiver<Outbound>)> {
     let Admitted {
         hello,
         worker,
@@ -224,7 +224,7 @@ async fn open(
         warn!(target: "relayer::sessions", %worker, error = %e, "could not record worker");
     }
 
-    let (tx, rx) = mpsc::channel::<RelayMessage>(OUTBOX_FRAMES);
+    let (tx, rx) = mpsc::channel::<Outbound>(OUTBOX_FRAMES);
     let session = Arc::new(Session {
         id: shared.sessions.next_id.fetch_add(1, Ordering::Relaxed) + 1,
         worker: worker.clone(),
@@ -273,18 +273,28 @@ async fn open(
 /// Writes queued frames to the worker until an error frame (the last one) or the queue closes.
 async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<RelayMessage>,
+    mut rx: mpsc::Receiver<Outbound>,
 ) {
-    while let Some(msg) = rx.recv().await {
-        let fatal = matches!(msg, RelayMessage::Error(_));
-        let Ok(text) = serde_json::to_string(&msg) else {
-            continue;
+    while let Some(frame) = rx.recv().await {
+        let (text, fatal) = match frame {
+            Outbound::Message(msg) => match serde_json::to_string(&msg) {
+                Ok(text) => (text, matches!(msg, RelayMessage::Error(_))),
+                Err(_) => continue,
+            },
+            Outbound::Encoded(text) => (text, false),
         };
         if sink.send(Message::Text(text.into())).await.is_err() || fatal {
             break;
         }
     }
     let _ = sink.send(Message::Close(None)).await;
+}
+
+/// The receipt of a `channel_done` frame as the worker encoded it: the relayer checks the parsed
+/// receipt and hands the client these same bytes, sparing a second encoding per request.
+#[derive(serde::Deserialize)]
+struct EncodedReceipt {
+    receipt: String,
 }
 
 /// Whether the session goes on after a frame.
@@ -359,12 +369,15 @@ fn on_frame(shared: &SessionDeps, session: &Arc<Session>, frame: Message) -> Nex
             Next::Continue
         }
         Ok(WorkerMessage::Hello(_)) => malformed("hello twice".into()),
-        Ok(
-            msg @ (WorkerMessage::ChannelChunk(_)
-            | WorkerMessage::ChannelDone(_)
-            | WorkerMessage::ChannelRefused(_)),
-        ) => {
-            shared.channels.worker_frame(session, msg);
+        Ok(msg @ WorkerMessage::ChannelDone(_)) => {
+            let encoded = serde_json::from_str::<EncodedReceipt>(&text)
+                .ok()
+                .map(|e| e.receipt);
+            shared.channels.worker_frame(session, msg, encoded);
+            Next::Continue
+        }
+        Ok(msg @ (WorkerMessage::ChannelChunk(_) | WorkerMessage::ChannelRefused(_))) => {
+            shared.channels.worker_frame(session, msg, None);
             Next::Continue
         }
         Ok(msg) => {

@@ -92,7 +92,9 @@ pub struct Routable {
 #[derive(Debug)]
 pub(crate) enum WorkerAnswer {
     Chunk(ChannelChunk),
-    Done(ChannelDone),
+    /// The answer, and its receipt exactly as the worker encoded it (base64 BOC), which is
+    /// passed on once checked rather than encoded again.
+    Done(ChannelDone, Option<String>),
     Refused(ChannelRefused),
     Disconnected,
 }
@@ -288,11 +290,21 @@ impl ChannelRouter {
     }
 
     /// A channel-mode frame from a worker session: goes to the request's current attempt,
-    /// if the frame is from the session that attempt was sent to.
-    pub fn worker_frame(&self, session: &Session, msg: WorkerMessage) {
+    /// if the frame is from the session that attempt was sent to. `encoded_receipt`: with a
+    /// `ChannelDone`, its receipt field as the frame carried it.
+    pub fn worker_frame(
+        &self,
+        session: &Session,
+        msg: WorkerMessage,
+        encoded_receipt: Option<String>,
+    ) {
         let (id, attempt, answer) = match msg {
             WorkerMessage::ChannelChunk(c) => (c.request_id, c.attempt, WorkerAnswer::Chunk(c)),
-            WorkerMessage::ChannelDone(d) => (d.request_id, d.attempt, WorkerAnswer::Done(d)),
+            WorkerMessage::ChannelDone(d) => (
+                d.request_id,
+                d.attempt,
+                WorkerAnswer::Done(d, encoded_receipt),
+            ),
             WorkerMessage::ChannelRefused(r) => (r.request_id, r.attempt, WorkerAnswer::Refused(r)),
             _ => return,
         };

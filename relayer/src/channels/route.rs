@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use cocoon_sdk::channel::ChannelRef;
 use cocoon_sdk::relay::channel::{
     ChannelDispatch, ChannelDone, ChannelEvent, ChannelRefusal, ChannelSubmit,
 };
@@ -12,6 +13,50 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::{ChannelRouter, Routable, WorkerAnswer};
+
+/// One event of a request's stream, rendered for Server-Sent Events: the event name and its
+/// JSON (a [`ChannelEvent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// [`ChannelEvent::name`].
+    pub name: &'static str,
+    /// The event as JSON.
+    pub data: String,
+}
+
+impl Rendered {
+    /// Renders `ev`.
+    pub fn event(ev: &ChannelEvent) -> Self {
+        Self {
+            name: ev.name(),
+            data: serde_json::to_string(ev).unwrap_or_default(),
+        }
+    }
+
+    /// The `receipt` event of a checked receipt, carrying the receipt exactly as the worker
+    /// encoded it (`encoded`, base64 BOC; the client parses and checks it itself). Encoding it
+    /// again would give the same event at the cost of a cell tree built and hashed per request.
+    pub fn receipt(attempt: u32, chunks: u32, encoded: &str) -> Self {
+        #[derive(serde::Serialize)]
+        struct ReceiptEvent<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            attempt: u32,
+            chunks: u32,
+            receipt: &'a str,
+        }
+        Self {
+            name: "receipt",
+            data: serde_json::to_string(&ReceiptEvent {
+                kind: "receipt",
+                attempt,
+                chunks,
+                receipt: encoded,
+            })
+            .unwrap_or_default(),
+        }
+    }
+}
 
 /// How one attempt ended.
 enum Outcome {
@@ -23,12 +68,84 @@ enum Outcome {
     Next(String),
 }
 
+/// The parts of a request body the relayer hands the worker as the client encoded them (its
+/// sealed input and each ticket's voucher, base64), once the whole body has parsed as a
+/// [`ChannelSubmit`]: decoding and encoding them again per dispatch would give the same frame
+/// at the cost of a cell tree built and hashed per voucher.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct EncodedSubmit {
+    tickets: Vec<EncodedTicket>,
+    sealed_input: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct EncodedTicket {
+    channel: ChannelRef,
+    #[serde(default)]
+    voucher: Option<String>,
+}
+
+impl EncodedSubmit {
+    /// The encoded parts of `body`, a request that parsed as a [`ChannelSubmit`].
+    pub fn of(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The `channel_dispatch` frame of `r`'s ticket, or `None` when this body does not hold
+    /// that ticket.
+    fn dispatch(
+        &self,
+        submit: &ChannelSubmit,
+        r: &Routable,
+        request_id: u64,
+        attempt: u32,
+    ) -> Option<String> {
+        #[derive(serde::Serialize)]
+        struct Ticket<'a> {
+            channel: &'a ChannelRef,
+            seq: u32,
+            voucher: Option<&'a str>,
+        }
+        #[derive(serde::Serialize)]
+        struct Dispatch<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            request_id: u64,
+            attempt: u32,
+            ticket: Ticket<'a>,
+            model_id: u32,
+            max_tokens: u32,
+            sealed_input: &'a str,
+        }
+        let ticket = self
+            .tickets
+            .iter()
+            .find(|t| t.channel == r.ticket.channel)?;
+        serde_json::to_string(&Dispatch {
+            kind: "channel_dispatch",
+            request_id,
+            attempt,
+            ticket: Ticket {
+                channel: &r.ticket.channel,
+                seq: r.ticket.seq,
+                voucher: ticket.voucher.as_deref(),
+            },
+            model_id: submit.model_id,
+            max_tokens: submit.max_tokens,
+            sealed_input: &self.sealed_input,
+        })
+        .ok()
+    }
+}
+
 /// Serves `submit` on the routable tickets in order, sending its events to `events`.
+/// `encoded`: the body's encoded parts, passed on as they are (see [`EncodedSubmit`]).
 pub async fn run(
     router: Arc<ChannelRouter>,
     submit: ChannelSubmit,
+    encoded: Option<EncodedSubmit>,
     routable: Vec<Routable>,
-    events: mpsc::Sender<ChannelEvent>,
+    events: mpsc::Sender<Rendered>,
 ) {
     let mut attempt = 0u32;
     let mut why = Vec::new();
@@ -42,15 +159,21 @@ pub async fn run(
         };
         attempt += 1;
         let (request_id, answers) = router.open_route(&session, attempt);
-        let dispatch = ChannelDispatch {
-            request_id,
-            attempt,
-            ticket: r.ticket.clone(),
-            model_id: submit.model_id,
-            max_tokens: submit.max_tokens,
-            sealed_input: submit.sealed_input.clone(),
+        let queued = match encoded
+            .as_ref()
+            .and_then(|e| e.dispatch(&submit, &r, request_id, attempt))
+        {
+            Some(frame) => session.send_encoded(frame),
+            None => session.send(RelayMessage::ChannelDispatch(ChannelDispatch {
+                request_id,
+                attempt,
+                ticket: r.ticket.clone(),
+                model_id: submit.model_id,
+                max_tokens: submit.max_tokens,
+                sealed_input: submit.sealed_input.clone(),
+            })),
         };
-        let outcome = if !session.send(RelayMessage::ChannelDispatch(dispatch)) {
+        let outcome = if !queued {
             Outcome::Next(format!(
                 "the worker of channel {channel_id} is not reachable"
             ))
@@ -60,7 +183,7 @@ pub async fn run(
                 channel: r.ticket.channel.clone(),
                 attempt,
             };
-            if events.send(dispatched).await.is_err() {
+            if events.send(Rendered::event(&dispatched)).await.is_err() {
                 Outcome::Ended
             } else {
                 follow(
@@ -88,7 +211,9 @@ pub async fn run(
     } else {
         why.join("; ")
     };
-    let _ = events.send(ChannelEvent::Failed { reason }).await;
+    let _ = events
+        .send(Rendered::event(&ChannelEvent::Failed { reason }))
+        .await;
 }
 
 /// Passes one attempt's answers on until it ends.
@@ -98,7 +223,7 @@ async fn follow(
     receipt_key: &[u8; 32],
     attempt: u32,
     mut answers: mpsc::UnboundedReceiver<WorkerAnswer>,
-    events: &mpsc::Sender<ChannelEvent>,
+    events: &mpsc::Sender<Rendered>,
 ) -> Outcome {
     let channel_id = r.ticket.channel.channel_id;
     let mut timeout = router.first_chunk_timeout;
@@ -117,15 +242,18 @@ async fn follow(
                 seq: c.seq,
                 data: c.data,
             },
-            WorkerAnswer::Done(d) => {
+            WorkerAnswer::Done(d, encoded) => {
                 if let Err(why) = check_receipt(r, receipt_key, &d) {
                     warn!(target: "relayer::channels", channel = channel_id, %why, "worker answered with a bad receipt");
                     return Outcome::Next(format!("the worker of channel {channel_id}: {why}"));
                 }
-                let done = ChannelEvent::Receipt {
-                    attempt,
-                    chunks: d.chunks,
-                    receipt: d.receipt,
+                let done = match encoded {
+                    Some(encoded) => Rendered::receipt(attempt, d.chunks, &encoded),
+                    None => Rendered::event(&ChannelEvent::Receipt {
+                        attempt,
+                        chunks: d.chunks,
+                        receipt: d.receipt,
+                    }),
                 };
                 let _ = events.send(done).await;
                 return Outcome::Served;
@@ -150,20 +278,22 @@ async fn follow(
                     expected_seq: f.expected_seq,
                     receipt: f.receipt,
                 };
-                if events.send(refused).await.is_err() {
+                if events.send(Rendered::event(&refused)).await.is_err() {
                     return Outcome::Ended;
                 }
                 if fails_over {
                     return Outcome::Next(reason);
                 }
-                let _ = events.send(ChannelEvent::Failed { reason }).await;
+                let _ = events
+                    .send(Rendered::event(&ChannelEvent::Failed { reason }))
+                    .await;
                 return Outcome::Ended;
             }
             WorkerAnswer::Disconnected => {
                 return Outcome::Next(format!("the worker of channel {channel_id} disconnected"));
             }
         };
-        if events.send(event).await.is_err() {
+        if events.send(Rendered::event(&event)).await.is_err() {
             return Outcome::Ended;
         }
     }
@@ -185,4 +315,155 @@ fn check_receipt(r: &Routable, receipt_key: &[u8; 32], d: &ChannelDone) -> Resul
     d.receipt
         .verify_signature(receipt_key)
         .map_err(|e| format!("receipt signature: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use cocoon_sdk::channel::{ChannelReceipt, ChannelState, Voucher};
+    use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
+    use cocoon_sdk::relay::channel::ChannelTicket;
+    use cocoon_sdk::tlb::{TlbType as _, TonAddress};
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+
+    fn addr(n: u8) -> TonAddress {
+        TonAddress::new(0, [n; 32].into())
+    }
+
+    fn channel(id: u64) -> ChannelRef {
+        ChannelRef {
+            global_id: -239,
+            root: addr(1),
+            escrow: addr(2),
+            channel_id: id,
+        }
+    }
+
+    fn routable(ticket: &ChannelTicket) -> Routable {
+        Routable {
+            ticket: ticket.clone(),
+            state: ChannelState {
+                channel: ticket.channel.clone(),
+                amount: 1_000_000,
+                settled: 0,
+                last_seq: 0,
+                expires_at: u32::MAX,
+                close_requested_at: 0,
+                settle_until: u32::MAX,
+                price_in: 1,
+                price_out: 1,
+                worker: addr(4),
+                worker_owner: addr(5),
+                relayer: addr(6),
+                relayer_fee_bps: 100,
+                protocol_fee_bps: 100,
+                voucher_key: [9; 32],
+                relayer_due: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_dispatch_built_from_the_client_encoding_is_the_frame_the_sdk_would_encode() {
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let voucher = |id: u64| {
+            Voucher {
+                channel: channel(id),
+                cumulative: 5_000,
+                last_seq: 4,
+                acc: [3; 32],
+                is_final: false,
+            }
+            .sign(&key)
+            .unwrap()
+        };
+        let submit = ChannelSubmit {
+            version: cocoon_sdk::relay::PROTOCOL_VERSION,
+            tickets: vec![
+                ChannelTicket {
+                    channel: channel(1),
+                    seq: 5,
+                    voucher: Some(voucher(1)),
+                },
+                ChannelTicket {
+                    channel: channel(2),
+                    seq: 1,
+                    voucher: None,
+                },
+            ],
+            model_id: 3,
+            max_tokens: 64,
+            sealed_input: b"sealed input / with bytes \xff".to_vec(),
+        };
+        let body = serde_json::to_vec(&submit).unwrap();
+        let encoded = EncodedSubmit::of(&body).unwrap();
+        for (i, ticket) in submit.tickets.iter().enumerate() {
+            let frame = encoded
+                .dispatch(&submit, &routable(ticket), 40 + i as u64, i as u32 + 1)
+                .unwrap();
+            let expected = RelayMessage::ChannelDispatch(ChannelDispatch {
+                request_id: 40 + i as u64,
+                attempt: i as u32 + 1,
+                ticket: ticket.clone(),
+                model_id: 3,
+                max_tokens: 64,
+                sealed_input: submit.sealed_input.clone(),
+            });
+            assert_eq!(frame, serde_json::to_string(&expected).unwrap());
+            assert_eq!(
+                serde_json::from_str::<RelayMessage>(&frame).unwrap(),
+                expected
+            );
+        }
+        // A ticket the body does not hold has no encoded frame (the caller encodes it).
+        let other = ChannelTicket {
+            channel: channel(3),
+            seq: 1,
+            voucher: None,
+        };
+        assert!(encoded.dispatch(&submit, &routable(&other), 1, 1).is_none());
+    }
+
+    #[test]
+    fn a_receipt_passed_on_as_encoded_is_the_event_the_sdk_would_render() {
+        let receipt = ChannelReceipt {
+            channel: channel(7),
+            seq: 3,
+            worker: addr(4),
+            model_id: 1,
+            tokens_in: 16,
+            tokens_out: 8,
+            cost: 40_000,
+            time: 1_800_000_000,
+            prev_acc: [5; 32],
+            hashes: ReceiptHashes {
+                weights_hash: [6; 32],
+                evidence_hash: [7; 32],
+            },
+            commitments: ReceiptCommitments {
+                input_commitment: [8; 32],
+                output_commitment: [9; 32],
+            },
+        }
+        .sign(&SigningKey::from_bytes(&[3; 32]))
+        .unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(receipt.to_boc().unwrap());
+        let passed = Rendered::receipt(2, 5, &encoded);
+        let rendered = Rendered::event(&ChannelEvent::Receipt {
+            attempt: 2,
+            chunks: 5,
+            receipt: receipt.clone(),
+        });
+        assert_eq!(passed, rendered);
+        assert_eq!(
+            serde_json::from_str::<ChannelEvent>(&passed.data).unwrap(),
+            ChannelEvent::Receipt {
+                attempt: 2,
+                chunks: 5,
+                receipt
+            }
+        );
+    }
 }

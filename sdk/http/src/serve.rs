@@ -101,6 +101,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Only the connections' receivers may keep the channel open: with this one alive,
+    // `closed()` could never resolve and every shutdown would wait the whole grace.
+    drop(stopped);
     let _ = stop.send(true);
     if tokio::time::timeout(SHUTDOWN_GRACE, stop.closed())
         .await

@@ -229,3 +229,36 @@ async fn a_flooding_client_gets_429_and_others_do_not() {
         .unwrap();
     assert!(status_line(&mut other).await.contains("200"));
 }
+
+/// With no connection left open, shutting down does not sit out the grace
+/// (30 s): `serve` returns once the connections are gone.
+#[tokio::test]
+async fn shutdown_returns_once_the_connections_are_closed() {
+    let limits = limits();
+    let app = cocoon_http::harden(
+        Router::new().route("/health", get(|| async { "ok" })),
+        &limits,
+        render(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cocoon_http::serve(listener, app, limits, async move {
+        let _ = rx.await;
+    }));
+    // A request answered on a connection that is then closed.
+    assert!(
+        raw(
+            addr,
+            b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .await
+        .contains("200")
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returns well before the shutdown grace")
+        .unwrap()
+        .unwrap();
+}

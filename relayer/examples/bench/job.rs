@@ -1,16 +1,12 @@
-//! The relayer benchmark (`cargo run --release -p cocoon-relayer --example bench`): dispatch
-//! throughput and added latency, measured side by side in one run. It lives beside the relayer,
-//! not in its binary: the stub workers it drives come from the test kit.
-//! Stub workers answer instantly; the baseline ("direct") sends the same dispatches straight
-//! to a stub over a WebSocket, so the difference is what the relayer adds: HTTP input, store
-//! writes, worker selection, forwarding and the SSE stream.
+//! Job mode (protocol v1): jobs opened "on-chain" up front, then per job the input posted, its
+//! dispatch (store writes, worker selection, WebSocket forwarding) and its SSE stream read to the
+//! receipt, against the same dispatches sent straight to a stub worker.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
-use clap::Parser;
 use cocoon_relayer::relayer::Relayer;
 use cocoon_relayer::store::{Cursor, OpenedJob, Store};
 use cocoon_relayer::{RelayerConfig, StaticRegistry};
@@ -24,57 +20,13 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Dispatch throughput and added latency against a direct call, with stub workers.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "bench")]
-pub struct BenchArgs {
-    /// Jobs per side.
-    #[arg(long, default_value_t = 2000)]
-    jobs: usize,
-    /// Jobs in flight at once.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Stub workers connected to the relayer.
-    #[arg(long, default_value_t = 2)]
-    workers: u8,
-    /// Sealed input size, bytes.
-    #[arg(long, default_value_t = 256)]
-    input_bytes: usize,
-    /// Output chunks per job.
-    #[arg(long, default_value_t = 1)]
-    chunks: u32,
-    /// Store URL (default: a SQLite file in a temp dir).
-    #[arg(long = "store.url")]
-    store_url: Option<String>,
-}
+use crate::{BenchArgs, Report, Side, lanes, sealed_input};
 
-struct Side {
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
+/// The operator token the bench reads job streams with.
+const OPERATOR_TOKEN: &str = "bench-operator-token";
 
-impl Side {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.latencies.clone();
-        v.sort();
-        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v.get(idx).copied().unwrap_or_default()
-    }
-
-    fn throughput(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Runs both sides and prints the comparison.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.jobs == 0 || args.concurrency == 0 || args.workers == 0 {
-        bail!("--jobs, --concurrency and --workers must be positive");
-    }
+/// Runs both sides of job mode.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     let url = args.store_url.clone().unwrap_or_else(|| {
         format!(
@@ -98,6 +50,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // The benchmark's lanes all come from loopback: no per-client rate limit.
     let mut config = RelayerConfig::default();
     config.listener.rate_per_second = 0;
+    // The bench reads every job's stream as the operator (a client would sign a read proof).
+    config.operator_token = Some(OPERATOR_TOKEN.into());
     let relayer = Relayer::new(store.clone(), registry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -116,7 +70,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // Jobs are opened "on-chain" up front, in one transaction, as the watcher records them.
     let escrow = format!("0:{}", hex::encode([0xe5; 32]));
-    let inputs: Vec<Vec<u8>> = (0..args.jobs)
+    let inputs: Vec<Vec<u8>> = (0..args.requests)
         .map(|i| sealed_input(i, args.input_bytes))
         .collect();
     let deadline = u32::try_from(unix_now_i64() + 3600).unwrap_or(u32::MAX);
@@ -138,7 +92,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .apply_transaction(
             &escrow,
             Cursor {
-                lt: args.jobs as u64,
+                lt: args.requests as u64,
                 hash: [0; 32],
             },
             &opened,
@@ -146,9 +100,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await?;
     let candidates: Vec<String> = stubs.iter().map(|s| s.address.clone()).collect();
 
-    let direct = direct_side(&args, &stubs[0], &opened, &inputs).await?;
+    let direct = direct_side(args, &stubs[0], &opened, &inputs).await?;
     let relayed = relayer_side(
-        &args,
+        args,
         &format!("http://{addr}"),
         &opened,
         &inputs,
@@ -163,66 +117,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     store.close().await;
 
-    println!(
-        "relayer bench: {} jobs per side, {} in flight, {} stub workers, {}-byte inputs, {} chunk(s), store {}",
-        args.jobs,
+    let heading = format!(
+        "relayer bench, job mode (v1): {} jobs per side, {} in flight, {} stub workers, {}-byte inputs, {} chunk(s), store {}",
+        args.requests,
         args.concurrency,
         args.workers,
         args.input_bytes,
         args.chunks,
         url.split(':').next().unwrap_or("?")
     );
-    for (name, s) in [
-        ("direct  (client -> stub worker, WebSocket)", &direct),
-        ("relayer (HTTP input + SSE, store, dispatch)", &relayed),
-    ] {
-        println!(
-            "  {name}: {:>9.0} jobs/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-            s.throughput(),
-            ms(s.percentile(0.50)),
-            ms(s.percentile(0.99))
-        );
-    }
-    println!(
-        "  added by the relayer: p50 {:+.3} ms, p99 {:+.3} ms; throughput ratio relayer/direct {:.3}",
-        ms(relayed.percentile(0.50)) - ms(direct.percentile(0.50)),
-        ms(relayed.percentile(0.99)) - ms(direct.percentile(0.99)),
-        relayed.throughput() / direct.throughput().max(1e-9)
-    );
-    Ok(())
-}
-
-fn sealed_input(i: usize, len: usize) -> Vec<u8> {
-    // Stand-in ciphertext: pseudo-random bytes, distinct per job.
-    let mut out = Vec::with_capacity(len);
-    let mut block = Sha256::digest(i.to_be_bytes());
-    while out.len() < len {
-        out.extend_from_slice(&block);
-        block = Sha256::digest(block);
-    }
-    out.truncate(len);
-    out
-}
-
-/// Splits `jobs` across `concurrency` lanes; each lane runs `f` on its jobs in turn.
-async fn lanes<F, Fut>(concurrency: usize, jobs: usize, f: F) -> anyhow::Result<Side>
-where
-    F: Fn(usize, Vec<usize>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
-{
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for lane in 0..concurrency.min(jobs) {
-        let mine: Vec<usize> = (lane..jobs).step_by(concurrency).collect();
-        tasks.push(tokio::spawn(f(lane, mine)));
-    }
-    let mut latencies = Vec::with_capacity(jobs);
-    for t in tasks {
-        latencies.extend(t.await??);
-    }
-    Ok(Side {
-        elapsed: start.elapsed(),
-        latencies,
+    Ok(Report {
+        heading,
+        unit: "jobs",
+        direct: ("direct  (client -> stub worker, WebSocket)", direct),
+        relayed: ("relayer (HTTP input + SSE, store, dispatch)", relayed),
+        notes: Vec::new(),
     })
 }
 
@@ -273,7 +182,10 @@ async fn relayer_side(
                         resp.text().await.unwrap_or_default()
                     );
                 }
-                let mut stream = RelayerApi::new(&http)?.stream(job).await?;
+                let mut stream = RelayerApi::new(&http)?
+                    .with_operator_token(OPERATOR_TOKEN)
+                    .stream(job)
+                    .await?;
                 loop {
                     match stream.next().await? {
                         Some(StreamEvent::Receipt { .. }) => break,
@@ -387,17 +299,4 @@ async fn direct_worker(stub: Arc<StubWorker>, mut socket: WebSocket) {
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Per-job info logs would be part of what is measured.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    run(BenchArgs::parse()).await
 }
