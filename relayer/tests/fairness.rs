@@ -11,10 +11,13 @@ use cocoon_testkit::stub::StubWorker;
 use common::{TestRelayer, fast_config, start};
 
 /// A relayer whose expiry sweep leaves jobs past their deadline alone for an hour (so they sit
-/// in the store as waiting junk).
+/// in the store as waiting junk). A slow first chunk on a loaded machine is not what these tests
+/// are about: generous stream timeouts keep a late stub from counting as a failure.
 fn lingering_expired() -> RelayerConfig {
     RelayerConfig {
         grace_period: 3600,
+        first_chunk_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
         ..fast_config()
     }
 }
@@ -57,8 +60,10 @@ async fn three_hundred_junk_jobs_do_not_delay_a_real_one() {
         matches!(events.last(), Some(StreamEvent::Receipt { .. })),
         "{events:?}"
     );
+    // Starved, it would wait for the junk to leave the store: an hour. The bound only tells
+    // "dispatched when the worker came" from that, with room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );
