@@ -81,6 +81,9 @@ impl ChainConfig {
     }
 }
 
+/// Shortest time between two probes of the chain for `/health` (one read each: a public
+/// toncenter rate-limits).
+const CHAIN_PROBE_MIN_PERIOD: Duration = Duration::from_secs(1);
 /// Longest time between two probes of the chain for `/health`.
 const CHAIN_PROBE_MAX_PERIOD: Duration = Duration::from_secs(5);
 
@@ -252,9 +255,7 @@ pub async fn spawn(mut config: ServiceConfig) -> Result<RelayerHandle> {
         let shared = relayer.shared().clone();
         shared.chain.configure();
         let (client, root) = (client.clone(), c.root.clone());
-        let period = c
-            .poll
-            .clamp(Duration::from_millis(100), CHAIN_PROBE_MAX_PERIOD);
+        let period = c.poll.clamp(CHAIN_PROBE_MIN_PERIOD, CHAIN_PROBE_MAX_PERIOD);
         background.push(tokio::spawn(every(period, stop_rx.clone(), move || {
             let (shared, client, root) = (shared.clone(), client.clone(), root.clone());
             async move {
