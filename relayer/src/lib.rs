@@ -45,6 +45,7 @@
 pub mod address;
 pub mod api;
 pub mod chain;
+pub mod chain_health;
 pub mod chain_v2;
 pub mod channels;
 pub mod cli;

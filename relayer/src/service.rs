@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cocoon_sdk::chain::{TonCenterClient, TonCenterConfig};
+use cocoon_sdk::chain::{ChainApi as _, TonCenterClient, TonCenterConfig};
 use cocoon_sdk::contracts::v2::ChainChannels;
 use cocoon_sdk::contracts::{RootClient, RootVersion, detect_root_version};
 use cocoon_sdk::tlb::TonAddress;
@@ -17,7 +17,7 @@ use cocoon_sdk::wallet::highload::HighloadWallet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::chain::{ChainRegistry, ChainTransactions, ChainWallet, HighloadChainWallet};
 use crate::chain_v2::ChainRegistryV2;
@@ -80,6 +80,12 @@ impl ChainConfig {
         }
     }
 }
+
+/// Shortest time between two probes of the chain for `/health` (one read each: a public
+/// toncenter rate-limits).
+const CHAIN_PROBE_MIN_PERIOD: Duration = Duration::from_secs(1);
+/// Longest time between two probes of the chain for `/health`.
+const CHAIN_PROBE_MAX_PERIOD: Duration = Duration::from_secs(5);
 
 /// Everything [`spawn`] needs.
 #[derive(Clone)]
@@ -244,6 +250,25 @@ pub async fn spawn(mut config: ServiceConfig) -> Result<RelayerHandle> {
     let (stop, stop_rx) = watch::channel(false);
     let mut background = Vec::new();
     let mut submitter = None;
+    if let (Some(client), Some(c)) = (&client, &config.chain) {
+        // `/health` reports whether the chain answers: Root's account, read every period.
+        let shared = relayer.shared().clone();
+        shared.chain.configure();
+        let (client, root) = (client.clone(), c.root.clone());
+        let period = c.poll.clamp(CHAIN_PROBE_MIN_PERIOD, CHAIN_PROBE_MAX_PERIOD);
+        background.push(tokio::spawn(every(period, stop_rx.clone(), move || {
+            let (shared, client, root) = (shared.clone(), client.clone(), root.clone());
+            async move {
+                match client.account(&root).await {
+                    Ok(_) => shared.chain.succeeded(),
+                    Err(e) => {
+                        debug!(target: "relayer::service", error = %e, "chain probe failed");
+                        shared.chain.failed(e.to_string());
+                    }
+                }
+            }
+        })));
+    }
     if v2 && let (Some(client), Some(c)) = (&client, &config.chain) {
         relayer.shared().channels.configure(
             Arc::new(SourceBook(ChainChannels::new((**client).clone()))),

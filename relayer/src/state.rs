@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::chain_health::ChainHealth;
 use crate::channels::ChannelRouter;
 use crate::config::RelayerConfig;
 use crate::dispatcher::{DispatchDeps, Dispatcher};
@@ -34,6 +35,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Tunables.
     pub config: RelayerConfig,
+    /// Whether the chain answers (reported by `/health`).
+    pub chain: ChainHealth,
     close: watch::Sender<bool>,
 }
 
@@ -68,6 +71,7 @@ impl Shared {
             channels,
             metrics,
             config,
+            chain: ChainHealth::default(),
             close: watch::channel(false).0,
         }
     }

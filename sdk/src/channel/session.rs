@@ -171,6 +171,11 @@ impl ChannelSession {
         }
     }
 
+    /// The Worker's receipt key this session checks receipts against.
+    pub fn receipt_key(&self) -> &[u8; 32] {
+        &self.receipt_key
+    }
+
     /// The channel as last read from the chain.
     pub fn state(&self) -> &ChannelState {
         &self.state

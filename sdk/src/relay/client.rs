@@ -211,6 +211,12 @@ pub struct Health {
     /// chain. Clients name this address as the relayer of the jobs they open.
     #[serde(default)]
     pub relayer_id: String,
+    /// Whether the chain answered recently (`None`: the relayer runs without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<bool>,
+    /// Why the chain is counted unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_error: Option<String>,
 }
 
 /// The body of every error answer.

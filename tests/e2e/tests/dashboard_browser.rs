@@ -3,6 +3,10 @@
 //! The rendered DOM must list the worker (labelled as simulated) and, after one request, show its
 //! settlement; screenshots (desktop and phone widths) are saved under the target directory as
 //! artifacts. Chromium is required: the test fails with the install command when it is missing.
+//!
+//! The second test does the same on a Root v2 (payment channels): Root v2's queued governance
+//! change with when it takes effect, the Worker v2, and a channel's settlement after a session
+//! (open, one request, close, the worker settles once).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,12 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cocoon_cli::dashboard::{self, Collector};
-use cocoon_e2e::{Devnet, DevnetOptions, WorkerSetup, init_logs};
+use cocoon_e2e::{Devnet, DevnetOptions, Protocol, WorkerSetup, init_logs};
 use cocoon_sdk::chain::Network;
+use cocoon_sdk::client::channels::ChannelClient;
 use cocoon_sdk::client::{Client, JobOptions};
+use cocoon_sdk::contracts::v2::{EscrowClient, RootClient as RootV2};
 use cocoon_sdk::job::models::SMOLLM2_135M;
 use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
+use cocoon_sdk::messages::v2::root::AddMeasurement;
+use cocoon_sdk::tlb::TlbType as _;
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::SendOptions;
+use cocoon_worker::node::ChannelOptions;
 
 /// Environment variable naming the Chromium binary (default: `chromium` on the PATH).
 const CHROMIUM_ENV: &str = "COCOON_CHROMIUM";
@@ -198,14 +208,23 @@ async fn the_page_lists_workers_and_shows_a_settlement_after_a_request() {
     assert!(dom.contains(&tokens), "tokens {tokens} in {dom}");
 
     // 4. Screenshots, desktop and phone width, kept as artifacts.
+    screenshots(&browser, profile.path(), &url, "dashboard").await;
+
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    net.stop().await;
+}
+
+/// Saves desktop and phone-width screenshots of `url` as `<stem>.png` and `<stem>-phone.png`.
+async fn screenshots(browser: &Path, profile: &Path, url: &str, stem: &str) {
     let dir = artifacts_dir();
     for (name, size) in [
-        ("dashboard.png", "1280,1400"),
-        ("dashboard-phone.png", "390,1800"),
+        (format!("{stem}.png"), "1280,1400"),
+        (format!("{stem}-phone.png"), "390,1800"),
     ] {
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
-        let (b, p, u) = (browser.clone(), profile.path().to_owned(), url.clone());
+        let (b, p, u) = (browser.to_owned(), profile.to_owned(), url.to_owned());
         let shot = path.clone();
         tokio::task::spawn_blocking(move || {
             headless(
@@ -226,6 +245,172 @@ async fn the_page_lists_workers_and_shows_a_settlement_after_a_request() {
         assert!(len > 10_000, "{} is only {len} bytes", path.display());
         eprintln!("screenshot: {}", path.display());
     }
+}
+
+/// Waits, off the runtime, until the rendered DOM of `url` satisfies `ready`.
+async fn wait_dom(
+    browser: &Path,
+    profile: &Path,
+    url: &str,
+    what: &'static str,
+    ready: impl Fn(&str) -> bool + Send + 'static,
+) -> String {
+    let (b, p, u) = (browser.to_owned(), profile.to_owned(), url.to_owned());
+    tokio::task::spawn_blocking(move || dom_until(&b, &p, &u, what, ready))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_root_v2_the_page_shows_governance_the_worker_and_a_channel_settlement() {
+    init_logs("warn");
+    let browser = chromium();
+    let net = Devnet::start(DevnetOptions {
+        protocol: Protocol::Channels,
+        workers: vec![WorkerSetup {
+            models: vec![&SMOLLM2_135M],
+            // Looks for due settlements every second: the closed channel's final voucher is
+            // settled at once (a production node waits until settling is worth its fee).
+            channels: ChannelOptions {
+                settle_every: Duration::from_secs(1),
+                ..ChannelOptions::default()
+            },
+            ..WorkerSetup::default()
+        }],
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    // A governance change waits out Root's delay: the page must say when it takes effect.
+    let root = RootV2::at(&net.chain.chain, net.root().clone());
+    let measurement = [0x5a; 32];
+    let body = AddMeasurement {
+        query_id: 7,
+        measurement,
+    }
+    .to_cell()
+    .unwrap();
+    root.queue_change(&net.chain.governor, body, &SendOptions::default())
+        .await
+        .unwrap();
+    let queued = root.pending_changes(0).await.unwrap();
+    assert_eq!(queued.len(), 1, "the change is queued");
+    let change_id = queued[0].id;
+
+    let collector = Arc::new(
+        Collector::new(
+            net.chain.chain.clone(),
+            Network::Localnet,
+            net.root().clone(),
+            &net.relayer_url,
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(dashboard::serve(listener, collector, async move {
+        let _ = stopped.await;
+    }));
+    let profile = tempfile::tempdir().unwrap();
+    let worker = net.workers[0]
+        .address
+        .to_base64_url_flags(false, Network::Localnet.is_test());
+
+    // 1. Root v2, its queued change, the Worker v2 (simulated, said plainly).
+    let w = worker.clone();
+    let dom = wait_dom(&browser, profile.path(), &url, "the worker row", move |d| {
+        d.contains(&format!("data-worker=\"{w}\""))
+    })
+    .await;
+    assert!(dom.contains("<dd>v2</dd>"), "{dom}");
+    assert!(dom.contains("governance_delay_s"), "{dom}");
+    assert!(
+        dom.contains(&format!("data-change=\"{change_id}\"")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!("allow measurement {}", hex::encode(measurement))),
+        "{dom}"
+    );
+    assert!(dom.contains("takes effect"), "{dom}");
+    assert!(dom.contains("SIMULATED — UNATTESTED"), "{dom}");
+    assert!(dom.contains("smollm2-135m-instruct"), "{dom}");
+    assert!(dom.contains("online"), "{dom}");
+    assert!(
+        dom.contains("id=\"settlements-count\" class=\"dim\">0<"),
+        "{dom}"
+    );
+
+    // 2. A channel session: open, one request, close; the worker settles once.
+    let wallet = net.funded_wallet(10 * NANO_PER_TON).await.unwrap();
+    let key = cocoon_cli::commands::channel::load_or_create_voucher_key(
+        &net.dir.path().join("dashboard.voucher-key"),
+    )
+    .unwrap();
+    let mut config = net.channel_config();
+    config.channel_amount = NANO_PER_TON / 20;
+    config.top_up_below = NANO_PER_TON / 200;
+    let app = ChannelClient::connect(config, wallet, key).await.unwrap();
+    let request = JobRequest::chat(
+        vec![ChatMessage::new("user", "Name a colour.")],
+        GenerationParams {
+            max_tokens: 4,
+            temperature: 0.0,
+            ..GenerationParams::default()
+        },
+    );
+    let result = app
+        .request(&SMOLLM2_135M, request)
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    let channel_id = result.channel.channel_id;
+    app.close(channel_id).await.unwrap();
+    let escrow = EscrowClient::at(
+        app.chain(),
+        net.root().clone(),
+        app.escrow_address().clone(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while escrow.channel(channel_id).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the worker never settled");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // 3. The settlement appears, under the worker, with its request, tokens and payment.
+    let dom = wait_dom(
+        &browser,
+        profile.path(),
+        &url,
+        "the settlement row",
+        move |d| d.contains(&format!("data-channel=\"{channel_id}\" data-seq=\"1\"")),
+    )
+    .await;
+    assert!(
+        dom.contains("id=\"settlements-count\" class=\"dim\">1<"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!("channel {channel_id} seq 1 (closed)")),
+        "{dom}"
+    );
+    let tokens = format!(
+        "{} / {}",
+        result.usage.prompt_tokens, result.usage.completion_tokens
+    );
+    assert!(dom.contains(&tokens), "tokens {tokens} in {dom}");
+    let short = format!("{}…{}", &worker[..6], &worker[worker.len() - 6..]);
+    let row = dom.split("data-channel=").nth(1).expect("a settlement row");
+    assert!(
+        row.contains(&short),
+        "the settlement names the worker {short}: {row}"
+    );
+
+    // 4. Screenshots.
+    screenshots(&browser, profile.path(), &url, "dashboard-channels").await;
 
     let _ = stop.send(());
     served.await.unwrap().unwrap();

@@ -212,6 +212,8 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<Health> {
         workers: s.workers.lock().unwrap().len() as u32,
         store: true,
         relayer_id: s.relayer_id.clone(),
+        chain: None,
+        chain_error: None,
     })
 }
 

@@ -3,26 +3,28 @@
 //! Worker contract is read for stake, earnings, status and the attested record. Settlements are
 //! read from each known Worker contract's transactions: a `SubmitReceipts` carries the signed
 //! receipts (tokens), and each `Settle` it sends to an Escrow is one settled request (cost).
+//! On a Root v2 (payment channels) the Escrows are learnt from the settlements the Workers
+//! submit, and the settlements themselves are read from the Escrows' history ([`super::v2`]).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use cocoon_sdk::chain::{ChainApi, Network, TonCenterClient, Transaction};
 use cocoon_sdk::client::{RelayerApi, read_worker};
-use cocoon_sdk::contracts::RootClient;
+use cocoon_sdk::contracts::{RootClient, RootVersion, detect_root_version};
 use cocoon_sdk::job::models::KNOWN_MODELS;
 use cocoon_sdk::messages::escrow::Settle;
 use cocoon_sdk::messages::records::worker_status;
 use cocoon_sdk::messages::worker::SubmitReceipts;
 use cocoon_sdk::tlb::{TlbType as _, TonAddress};
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 use tracing::debug;
 
 use super::DEFAULT_POLL_MS;
 
 /// Transactions read per page of a Worker's history.
-const PAGE: u32 = 50;
+pub(super) const PAGE: u32 = 50;
 /// Settlements kept (the oldest are dropped beyond it).
 pub const MAX_SETTLEMENTS: usize = 10_000;
 
@@ -50,7 +52,7 @@ pub struct Overview {
 pub struct RootView {
     /// Address (user-friendly).
     pub address: String,
-    /// Protocol version of the Root read.
+    /// Protocol version of the Root read: 1 (a job per request) or 2 (payment channels).
     pub version: u8,
     /// Parameters by name (nanoTON, seconds, basis points).
     pub params: BTreeMap<&'static str, String>,
@@ -79,6 +81,8 @@ pub struct ModelRow {
 /// A queued governance change.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueuedChange {
+    /// Change id (v2).
+    pub id: Option<u32>,
     /// What changes.
     pub what: String,
     /// Unix time it takes effect.
@@ -98,6 +102,8 @@ pub struct RelayerView {
     pub workers: u32,
     /// Its identity (wallet address).
     pub relayer_id: String,
+    /// Whether the relayer reaches the chain (`None`: it runs without one, or did not say).
+    pub chain: Option<bool>,
 }
 
 /// A worker.
@@ -139,30 +145,77 @@ pub struct WorkerRow {
     pub last_seen: u64,
 }
 
-/// One settled request.
+/// One settlement: a settled job (v1), or a channel settlement covering every request since the
+/// channel's previous one (v2).
 #[derive(Debug, Clone, Serialize)]
 pub struct SettlementPoint {
-    /// Unix time of the Worker's transaction.
+    /// Unix time of the settling transaction.
     pub time: u64,
-    /// Worker contract (user-friendly).
+    /// Worker contract (user-friendly; empty when a v2 settlement's Worker is not known).
     pub worker: String,
-    /// Job id on its Escrow.
-    pub job_id: u64,
-    /// nanoTON paid.
+    /// Job id on its Escrow (v1).
+    pub job_id: Option<u64>,
+    /// Channel id on its Escrow (v2), in decimal: ids are random 64-bit numbers, beyond what a
+    /// JavaScript number holds exactly.
+    pub channel_id: Option<String>,
+    /// The Escrow (v2; user-friendly).
+    pub escrow: Option<String>,
+    /// Seq of the last receipt settled (v2).
+    pub seq: Option<u32>,
+    /// The channel closed in this settlement (v2).
+    pub is_final: bool,
+    /// Requests this settlement paid for: 1 for a job, the seq advance for a channel.
+    pub requests: u32,
+    /// nanoTON the app paid for them.
     pub cost: String,
-    /// Prompt tokens (from the receipt; 0 when the receipt was not found).
+    /// Prompt tokens: the job's receipt (v1), the last settled receipt's (v2: the chain holds
+    /// only that one); 0 when the receipt was not found.
     pub tokens_in: u32,
-    /// Output tokens.
+    /// Output tokens, the same way.
     pub tokens_out: u32,
-    /// On-chain fees of the submitting transaction, shared among its settlements, nanoTON.
+    /// On-chain fees of the settlement, nanoTON: v1 the submitting transaction's, shared among
+    /// its settlements; v2 the Worker's and the Escrow's transactions.
     pub fees: String,
-    /// Transaction hash (hex).
+    /// Transaction hash (hex): the Worker's (v1), the Escrow's (v2).
     pub tx: String,
 }
 
+/// What the chain says of a worker, ready to show.
 #[derive(Debug, Clone)]
-struct Known {
-    address: TonAddress,
+pub(super) struct OnChainRow {
+    pub(super) owner: Option<String>,
+    pub(super) kind: u8,
+    pub(super) measurement: String,
+    pub(super) expires_at: u32,
+    pub(super) models: Vec<String>,
+    pub(super) price_in: String,
+    pub(super) price_out: String,
+    pub(super) stake: String,
+    pub(super) earned: String,
+    pub(super) status: &'static str,
+}
+
+impl Default for OnChainRow {
+    /// A worker whose contract could not be read.
+    fn default() -> Self {
+        Self {
+            owner: None,
+            kind: u8::MAX,
+            measurement: String::new(),
+            expires_at: 0,
+            models: Vec::new(),
+            price_in: String::new(),
+            price_out: String::new(),
+            stake: String::new(),
+            earned: String::new(),
+            status: "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Known {
+    pub(super) address: TonAddress,
     last_seen: u64,
     healthy: bool,
     load: u32,
@@ -174,6 +227,7 @@ struct Known {
 struct State {
     workers: BTreeMap<String, Known>,
     settlements: Vec<SettlementPoint>,
+    channels: super::v2::ChannelsSeen,
 }
 
 /// Reads the overview; keeps what it learnt between reads.
@@ -185,10 +239,11 @@ pub struct Collector {
     relayer: RelayerApi,
     relayer_url: String,
     poll_ms: u64,
+    version: OnceCell<RootVersion>,
     state: Mutex<State>,
 }
 
-fn kind_name(kind: u8) -> &'static str {
+pub(super) fn kind_name(kind: u8) -> &'static str {
     match kind {
         0 => "simulated",
         1 => "sev-snp",
@@ -208,14 +263,14 @@ fn status_name(s: u8) -> &'static str {
     }
 }
 
-fn model_name(id: u32) -> String {
+pub(super) fn model_name(id: u32) -> String {
     KNOWN_MODELS
         .iter()
         .find(|m| m.id == id)
         .map_or_else(|| format!("model {id}"), |m| m.name.to_string())
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     cocoon_sdk::clock::unix_now_u32().into()
 }
 
@@ -235,12 +290,33 @@ impl Collector {
                 .with_context(|| format!("relayer URL {relayer_url}"))?,
             relayer_url: relayer_url.to_owned(),
             poll_ms: DEFAULT_POLL_MS,
+            version: OnceCell::new(),
             state: Mutex::new(State::default()),
         })
     }
 
-    fn friendly(&self, a: &TonAddress) -> String {
+    pub(super) fn friendly(&self, a: &TonAddress) -> String {
         a.to_base64_url_flags(false, self.network.is_test())
+    }
+
+    pub(super) fn chain(&self) -> &TonCenterClient {
+        &self.chain
+    }
+
+    pub(super) fn root(&self) -> &TonAddress {
+        &self.root
+    }
+
+    /// The Root's protocol, asked once (a Root never changes version).
+    async fn version(&self) -> anyhow::Result<RootVersion> {
+        self.version
+            .get_or_try_init(|| async {
+                detect_root_version(&self.chain, &self.root)
+                    .await
+                    .context("reading Root's version")
+            })
+            .await
+            .copied()
     }
 
     /// Reads everything now. Fails only when Root cannot be read (the chain is down); a relayer
@@ -248,7 +324,11 @@ impl Collector {
     pub async fn overview(&self) -> anyhow::Result<Overview> {
         // One read at a time: concurrent polls would scan the same transactions twice.
         let mut state = self.state.lock().await;
-        let root = self.root_view().await?;
+        let version = self.version().await?;
+        let root = match version {
+            RootVersion::V1 => self.root_view().await?,
+            RootVersion::V2 => self.root_view_v2().await?,
+        };
         let relayer = self.relayer_view().await;
         let listed = self.relayer.workers(None).await.map(|l| l.workers);
         let t = now();
@@ -285,12 +365,26 @@ impl Collector {
         for key in keys {
             let known = state.workers[&key].clone();
             let is_connected = connected.contains(&key);
-            workers.push(self.worker_row(&known, is_connected).await);
-            let (points, lt) = self.scan(&known.address, known.scanned_lt).await;
-            state.settlements.extend(points);
+            let lt = match version {
+                RootVersion::V1 => {
+                    workers.push(self.worker_row(&known, is_connected).await);
+                    let (points, lt) = self.scan(&known.address, known.scanned_lt).await;
+                    state.settlements.extend(points);
+                    lt
+                }
+                RootVersion::V2 => {
+                    workers.push(self.worker_row_v2(&known, is_connected).await);
+                    self.scan_worker_v2(&known.address, known.scanned_lt, &mut state.channels)
+                        .await
+                }
+            };
             if let Some(k) = state.workers.get_mut(&key) {
                 k.scanned_lt = lt;
             }
+        }
+        if version == RootVersion::V2 {
+            let points = self.scan_escrows_v2(&mut state.channels).await;
+            state.settlements.extend(points);
         }
         state.settlements.sort_by_key(|s| s.time);
         let excess = state.settlements.len().saturating_sub(MAX_SETTLEMENTS);
@@ -350,6 +444,7 @@ impl Collector {
                 status: h.status,
                 workers: h.workers,
                 relayer_id: h.relayer_id,
+                chain: h.chain,
             },
             Err(e) => RelayerView {
                 url: self.relayer_url.clone(),
@@ -357,7 +452,32 @@ impl Collector {
                 status: format!("unreachable: {e}"),
                 workers: 0,
                 relayer_id: String::new(),
+                chain: None,
             },
+        }
+    }
+
+    /// A worker's row from what the relayer said of it and what was read on-chain.
+    pub(super) fn row(&self, k: &Known, connected: bool, onchain: Option<OnChainRow>) -> WorkerRow {
+        let o = onchain.unwrap_or_default();
+        WorkerRow {
+            address: self.friendly(&k.address),
+            owner: o.owner,
+            attestation: kind_name(o.kind),
+            unattested: o.kind == 0,
+            measurement: o.measurement,
+            attestation_expires_at: o.expires_at,
+            models: o.models,
+            price_in: o.price_in,
+            price_out: o.price_out,
+            stake: o.stake,
+            earned: o.earned,
+            status: o.status,
+            connected,
+            healthy: connected && k.healthy,
+            load: if connected { k.load } else { 0 },
+            capacity: k.capacity,
+            last_seen: k.last_seen,
         }
     }
 
@@ -366,49 +486,19 @@ impl Collector {
         if let Err(e) = &onchain {
             debug!(target: "cli::dashboard", worker = %k.address, error = %e, "reading a Worker failed");
         }
-        let onchain = onchain.ok().flatten();
-        let (state, record) = match onchain {
-            Some(w) => (Some(w.state), Some(w.record)),
-            None => (None, None),
-        };
-        let kind = record.as_ref().map_or(u8::MAX, |r| r.kind);
-        WorkerRow {
-            address: self.friendly(&k.address),
-            owner: state.as_ref().map(|s| self.friendly(&s.owner)),
-            attestation: kind_name(kind),
-            unattested: kind == 0,
-            measurement: record
-                .as_ref()
-                .map(|r| hex::encode(r.measurement))
-                .unwrap_or_default(),
-            attestation_expires_at: record.as_ref().map_or(0, |r| r.expires_at),
-            models: record
-                .as_ref()
-                .map(|r| r.models.iter().map(|m| model_name(*m)).collect())
-                .unwrap_or_default(),
-            price_in: record
-                .as_ref()
-                .map(|r| r.price_in.to_string())
-                .unwrap_or_default(),
-            price_out: record
-                .as_ref()
-                .map(|r| r.price_out.to_string())
-                .unwrap_or_default(),
-            stake: state
-                .as_ref()
-                .map(|s| s.stake.to_string())
-                .unwrap_or_default(),
-            earned: state
-                .as_ref()
-                .map(|s| s.earned.to_string())
-                .unwrap_or_default(),
-            status: state.as_ref().map_or("unknown", |s| status_name(s.status)),
-            connected,
-            healthy: connected && k.healthy,
-            load: if connected { k.load } else { 0 },
-            capacity: k.capacity,
-            last_seen: k.last_seen,
-        }
+        let onchain = onchain.ok().flatten().map(|w| OnChainRow {
+            owner: Some(self.friendly(&w.state.owner)),
+            kind: w.record.kind,
+            measurement: hex::encode(w.record.measurement),
+            expires_at: w.record.expires_at,
+            models: w.record.models.iter().map(|m| model_name(*m)).collect(),
+            price_in: w.record.price_in.to_string(),
+            price_out: w.record.price_out.to_string(),
+            stake: w.state.stake.to_string(),
+            earned: w.state.earned.to_string(),
+            status: status_name(w.state.status),
+        });
+        self.row(k, connected, onchain)
     }
 
     /// Settlements in the Worker's transactions after `after_lt`, and the lt read up to.
@@ -473,7 +563,12 @@ impl Collector {
                 SettlementPoint {
                     time: tx.now,
                     worker: self.friendly(worker),
-                    job_id: s.job_id,
+                    job_id: Some(s.job_id),
+                    channel_id: None,
+                    escrow: None,
+                    seq: None,
+                    is_final: false,
+                    requests: 1,
                     cost: s.cost.to_string(),
                     tokens_in,
                     tokens_out,

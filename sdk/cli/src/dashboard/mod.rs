@@ -9,11 +9,13 @@
 //! ```
 //!
 //! - [`collect`]: reads the chain and the relayer into an [`Overview`] (settlements are kept
-//!   between polls, so each poll reads only new transactions).
+//!   between polls, so each poll reads only new transactions); on a Root v2, [`v2`] reads the
+//!   governance queue, Worker v2 contracts and channel settlements from the Escrows.
 //! - [`server`]: the router on the hardened `cocoon-http` listener.
 
 pub mod collect;
 pub mod server;
+mod v2;
 
 pub use collect::{Collector, Overview, SettlementPoint, WorkerRow};
 pub use server::{PAGE, router, serve};

@@ -18,12 +18,14 @@
 //! The sessions are saved beside the wallet (no secret in the file; the voucher key is the
 //! caller's) and resumed by the next `connect`.
 
+mod equivocation;
 mod error;
 mod proof;
 mod request;
 mod store;
 mod workers;
 
+pub use equivocation::EquivocationReport;
 pub use error::{ChannelClientError, Result};
 pub use proof::prove_receipt;
 pub use request::{ChannelEvent, ChannelResult, ChannelStream};
@@ -44,7 +46,7 @@ use super::relayer::RelayerApi;
 use super::{ClientError, PolicyMode};
 use crate::attest::Policy;
 use crate::chain::{AccountStatus, ChainApi, TonCenterClient, TonCenterConfig};
-use crate::channel::{ChannelSession, SignedChannelReceipt};
+use crate::channel::{ChannelSession, ReceiptWatch, SignedChannelReceipt};
 use crate::clock::unix_now;
 use crate::contracts::v2::{EscrowClient, OpenChannelArgs, RootClient, SettlementLog};
 use crate::contracts::{ESCROW_STORAGE_RESERVE, RootVersion, detect_root_version};
@@ -185,6 +187,10 @@ struct Inner {
     sending: tokio::sync::Mutex<()>,
     transactions: AtomicU64,
     requests: AtomicU64,
+    /// Every receipt received, by (channel, seq): the evidence of an equivocation.
+    watch: Mutex<ReceiptWatch>,
+    /// Equivocation reports sent.
+    reports: Mutex<Vec<EquivocationReport>>,
 }
 
 /// A channel-mode client: one wallet, its Escrow v2, its channels. Cheap to clone.
@@ -276,6 +282,8 @@ impl ChannelClient {
                 sending: tokio::sync::Mutex::new(()),
                 transactions: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
+                watch: Mutex::new(ReceiptWatch::new()),
+                reports: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -308,6 +316,12 @@ impl ChannelClient {
     /// Transactions this client sent (deposits, opens, top-ups, closes) since it connected.
     pub fn transactions(&self) -> u64 {
         self.inner.transactions.load(Ordering::SeqCst)
+    }
+
+    /// Equivocation reports this client sent since it connected (a worker that signed two
+    /// different receipts for one (channel, seq) is reported as soon as the second arrives).
+    pub fn equivocation_reports(&self) -> Vec<EquivocationReport> {
+        lock(&self.inner.reports).clone()
     }
 
     /// Requests served and paid since it connected.

@@ -437,6 +437,15 @@ impl ChannelStream {
                 receipt.body.channel.channel_id, a.number, named.channel.channel_id
             )));
         }
+        // Kept before any other check: a validly signed receipt is evidence whatever else is
+        // wrong with it.
+        let key = lock(&self.inner.slots)
+            .iter()
+            .find(|s| s.id() == named.channel.channel_id)
+            .map(|s| *s.session.receipt_key());
+        if let Some(key) = key {
+            super::equivocation::observe(&self.inner, key, &receipt).await;
+        }
         if chunks != a.chunks {
             return Err(bad(format!(
                 "the receipt covers {chunks} chunks, {} were received",

@@ -62,6 +62,12 @@ impl SettlementLog {
         settlements_of(t, escrow).find(|s| s.channel_id() == channel_id)
     }
 
+    /// Every settlement a transaction of the Escrow at `escrow` recorded, whatever the channel
+    /// (at most one in practice): what a reader of the Escrow's whole history wants.
+    pub fn all_in_transaction(t: &Transaction, escrow: &TonAddress) -> Vec<Self> {
+        settlements_of(t, escrow).collect()
+    }
+
     /// The settlement of `channel_id` anywhere in an operation's trace.
     pub fn in_outcome(o: &Outcome, escrow: &TonAddress, channel_id: u64) -> Option<Self> {
         o.txs
