@@ -99,7 +99,9 @@ pub(crate) async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
 
-    say("the app closes the channel: a close request and its final voucher; the worker settles once with it");
+    say(
+        "the app closes the channel: a close request and its final voucher; the worker settles once with it",
+    );
     client.close(channel.channel_id).await?;
     let escrow = EscrowClient::at(
         client.chain(),
@@ -150,7 +152,9 @@ pub(crate) async fn run(net: &Devnet, args: &Args) -> anyhow::Result<()> {
         format_ton(log.released().unwrap_or(0))
     );
 
-    say("proving the first answer's receipt is on-chain (receipt accumulator against the settlement)");
+    say(
+        "proving the first answer's receipt is on-chain (receipt accumulator against the settlement)",
+    );
     let proven = client.verify(&results[0].receipt).await?;
     println!(
         "   receipt seq {} of channel {}: included in the settlement of transaction {}",
