@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use cocoon_sdk::job::{ModelKind, ModelSpec};
 use tracing::info;
@@ -110,8 +112,10 @@ impl ServedModel {
                     },
                     _ => pinned_source(&self.spec)?,
                 };
-                info!(target: "worker::node", model = self.spec.name, %backend, path = %source.path.display(), "loading model");
-                match self.spec.kind {
+                let bytes = std::fs::metadata(&source.path).map_or(0, |m| m.len());
+                info!(target: "worker::node", model = self.spec.name, %backend, path = %source.path.display(), bytes, "loading model");
+                let progress = LoadProgress::watch(self.spec.name);
+                let loaded = match self.spec.kind {
                     ModelKind::Text => ModelHandle::Text(Arc::new(
                         backend
                             .load_text(&source, self.max_batch)
@@ -120,7 +124,10 @@ impl ServedModel {
                     ModelKind::Embedding => ModelHandle::Embedding(Arc::new(
                         backend.load_embedding(&source).map_err(model_err)?,
                     )),
-                }
+                };
+                let elapsed = progress.finish();
+                info!(target: "worker::node", model = self.spec.name, %backend, bytes, elapsed_ms = elapsed.as_millis() as u64, "model loaded");
+                loaded
             }
         };
         if handle.kind() != self.spec.kind {
@@ -143,6 +150,55 @@ impl ServedModel {
             });
         }
         Ok(handle)
+    }
+}
+
+/// How often a model load still running says so.
+const LOAD_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs every [`LOAD_PROGRESS_EVERY`] while a model loads (a large GGUF takes minutes), so an
+/// operator sees the node working rather than stuck; stops when finished or dropped.
+struct LoadProgress {
+    started: Instant,
+    stop: Option<mpsc::Sender<()>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoadProgress {
+    fn watch(model: &'static str) -> Self {
+        let started = Instant::now();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let ticker = std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(LOAD_PROGRESS_EVERY)
+            {
+                info!(target: "worker::node", model, elapsed_s = started.elapsed().as_secs(), "still loading model");
+            }
+        });
+        Self {
+            started,
+            stop: Some(stop),
+            ticker: Some(ticker),
+        }
+    }
+
+    /// Stops the ticker; the load's duration.
+    fn finish(mut self) -> Duration {
+        self.end();
+        self.started.elapsed()
+    }
+
+    fn end(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for LoadProgress {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -189,6 +245,15 @@ mod tests {
     use cocoon_sdk::job::models::{ALL_MINILM_L6_V2, SMOLLM2_135M};
 
     use super::*;
+
+    #[test]
+    fn load_progress_stops_when_the_load_ends_or_is_abandoned() {
+        // finish() joins the ticker: it returns as soon as the load is done, not after a tick.
+        let took = LoadProgress::watch("smollm2-135m-instruct").finish();
+        assert!(took < LOAD_PROGRESS_EVERY, "{took:?}");
+        // A load that fails drops it: the ticker ends too (drop joins it).
+        drop(LoadProgress::watch("all-minilm-l6-v2"));
+    }
 
     #[test]
     fn registry_check_names_the_problem() {
