@@ -20,7 +20,7 @@ use crate::client::relayer::{api_error, unreachable};
 use crate::client::sse::{SseEvent, SseParser};
 use crate::job::{FinishReason, JobOutput, ModelKind, ModelSpec};
 use crate::relay::channel::{
-    ChannelEvent as Wire, ChannelSubmit, ChannelTicket, ChannelVoucherPush,
+    ChannelEvent as Wire, ChannelRefusal, ChannelSubmit, ChannelTicket, ChannelVoucherPush,
 };
 use crate::relay::{CHANNEL_REQUESTS_PATH, CHANNEL_VOUCHERS_PATH, PROTOCOL_VERSION};
 use crate::seal::{ClientSeal, JobContext, ResponseOpener, seal_input};
@@ -120,9 +120,8 @@ pub struct ChannelStream {
     parser: SseParser,
     ready: VecDeque<SseEvent>,
     attempt: Option<Attempt>,
-    /// The latest refusal: its code (`snake_case`), detail, and whether it ends the request
-    /// (no other channel may serve it).
-    last_refusal: Option<(String, String, bool)>,
+    /// The latest refusal and its detail.
+    last_refusal: Option<(ChannelRefusal, String)>,
     finished: bool,
 }
 
@@ -201,6 +200,29 @@ pub(super) async fn start(
     })
 }
 
+/// A worker's refusal as the client's error, its code in `snake_case` as on the wire.
+fn refused(code: ChannelRefusal, message: String) -> ChannelClientError {
+    let code = serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    ChannelClientError::Refused { code, message }
+}
+
+/// Why a request of `tickets` channels failed: the last refusal when it decides the request (no
+/// other channel could overcome it — a prompt beyond the context, say — or it was the only
+/// channel), else the relayer's reason.
+fn failure(
+    last_refusal: Option<(ChannelRefusal, String)>,
+    tickets: usize,
+    reason: String,
+) -> ChannelClientError {
+    match last_refusal {
+        Some((code, message)) if !code.fails_over() || tickets == 1 => refused(code, message),
+        _ => ChannelClientError::Failed(reason),
+    }
+}
+
 fn bad(msg: impl Into<String>) -> ChannelClientError {
     ClientError::BadResponse(msg.into()).into()
 }
@@ -219,7 +241,7 @@ impl ChannelStream {
                 Ok(None) => {
                     self.finished = true;
                     return Some(Err(match self.last_refusal.take() {
-                        Some((code, message, _)) => ChannelClientError::Refused { code, message },
+                        Some((code, message)) => refused(code, message),
                         None => bad("the relayer closed the stream before the receipt"),
                     }));
                 }
@@ -296,23 +318,13 @@ impl ChannelStream {
                 message,
                 ..
             } => {
-                let last = !code.fails_over();
-                let code = serde_json::to_value(code)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                info!(target: "sdk::channels", attempt, %code, %message, "a worker refused; the relayer fails over when it can");
-                self.last_refusal = Some((code, message, last));
+                info!(target: "sdk::channels", attempt, code = ?code, %message, "a worker refused; the relayer fails over when it can");
+                self.last_refusal = Some((code, message));
                 Ok(None)
             }
-            // A refusal that no channel could overcome (a prompt beyond the context, say) is the
-            // answer, however many channels the request named.
-            Wire::Failed { reason } => Err(match self.last_refusal.take() {
-                Some((code, message, last)) if last || self.named.len() == 1 => {
-                    ChannelClientError::Refused { code, message }
-                }
-                _ => ChannelClientError::Failed(reason),
-            }),
+            Wire::Failed { reason } => {
+                Err(failure(self.last_refusal.take(), self.named.len(), reason))
+            }
         }
     }
 
@@ -543,5 +555,41 @@ pub(super) async fn push_voucher(inner: &Inner, channel: &ChannelRef, voucher: &
         Err(e) => {
             warn!(target: "sdk::channels", channel_id = channel.channel_id, error = %e, "voucher not delivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(e: &ChannelClientError) -> Option<&str> {
+        match e {
+            ChannelClientError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_final_refusal_decides_the_request_whatever_the_number_of_channels() {
+        let too_long = || Some((ChannelRefusal::ContextLengthExceeded, "8193 tokens".into()));
+        for tickets in [1, 2, 8] {
+            let e = failure(too_long(), tickets, "no channel left".into());
+            assert_eq!(
+                code_of(&e),
+                Some("context_length_exceeded"),
+                "{tickets}: {e}"
+            );
+        }
+        // A refusal about one channel only speaks for the request when it was the only one.
+        let busy = || Some((ChannelRefusal::Busy, "serving seq 3".into()));
+        assert_eq!(code_of(&failure(busy(), 1, "x".into())), Some("busy"));
+        assert!(matches!(
+            failure(busy(), 2, "every channel refused".into()),
+            ChannelClientError::Failed(r) if r == "every channel refused"
+        ));
+        assert!(matches!(
+            failure(None, 1, "worker offline".into()),
+            ChannelClientError::Failed(_)
+        ));
     }
 }
