@@ -475,22 +475,9 @@ pub(crate) async fn renew_attestation(
     cfg: &NodeConfig,
     address: &TonAddress,
 ) -> Result<NodeEvidence> {
-    let policy = node_policy(chain, cfg).await?;
     let worker = WorkerClient::for_owner(chain, &cfg.root, cfg.wallet.address()).await?;
     let record = worker.record().await?;
-    if record.receipt_key != cfg.keys.receipt_key()
-        || record.encryption_key != cfg.keys.encryption_key()
-    {
-        return Err(NodeError::RecordMismatch {
-            address: address.to_hex(),
-            differences: vec![
-                "keys: the record no longer holds this node's keys; not renewing".into(),
-            ],
-        });
-    }
-    let now = chain_now(chain, &cfg.root).await?;
-    let expires_at = now.saturating_add(cfg.renewal.ttl);
-    let ev = attest(cfg, address, expires_at, &policy).await?;
+    let ev = renewal_evidence(chain, cfg, address, &record).await?;
     let updated = WorkerRecord {
         receipt_key: record.receipt_key,
         encryption_key: record.encryption_key,
@@ -501,13 +488,9 @@ pub(crate) async fn renew_attestation(
             kind: cfg.attestation.kind().code(),
             measurement: ev.measurement,
             evidence_hash: ev.hash,
-            expires_at,
+            expires_at: ev.expires_at,
         },
     };
-    // Kept before sending: if the node stops after the update lands, the next start finds the
-    // evidence whose hash the chain holds.
-    save_evidence(cfg, &ev);
-    info!(target: "worker::node::renew", worker = %address.to_hex(), old_expiry = record.expires_at, new_expiry = expires_at, evidence_hash = %hex::encode(ev.hash), "renewing attestation");
     worker
         .update(&cfg.wallet, updated, &SendOptions::default())
         .await?;
@@ -516,6 +499,36 @@ pub(crate) async fn renew_attestation(
         Ok((r.evidence_hash, r.expires_at))
     })
     .await?;
+    Ok(ev)
+}
+
+/// The part of a renewal that is the same on every Worker version: the record (as read) must
+/// still hold this node's keys; fresh evidence bound to a new expiry, saved before the update is
+/// sent (if the node stops after the update lands, the next start finds the evidence whose hash
+/// the chain holds).
+pub(crate) async fn renewal_evidence(
+    chain: &TonCenterClient,
+    cfg: &NodeConfig,
+    address: &TonAddress,
+    record: &WorkerRecordView,
+) -> Result<NodeEvidence> {
+    if record.receipt_key != cfg.keys.receipt_key()
+        || record.encryption_key != cfg.keys.encryption_key()
+    {
+        return Err(NodeError::RecordMismatch {
+            address: address.to_hex(),
+            differences: vec![
+                "keys: the record no longer holds this node's keys; not renewing".into(),
+            ],
+        });
+    }
+    let policy = node_policy(chain, cfg).await?;
+    let expires_at = chain_now(chain, &cfg.root)
+        .await?
+        .saturating_add(cfg.renewal.ttl);
+    let ev = attest(cfg, address, expires_at, &policy).await?;
+    save_evidence(cfg, &ev);
+    info!(target: "worker::node::renew", worker = %address.to_hex(), old_expiry = record.expires_at, new_expiry = expires_at, evidence_hash = %hex::encode(ev.hash), "renewing attestation");
     Ok(ev)
 }
 

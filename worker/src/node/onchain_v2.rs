@@ -18,7 +18,8 @@ use super::error::{NodeError, Result};
 use super::models::check_registered;
 use super::onchain::{
     NodeEvidence, RegisterOutcome, VerifiedWorker, attest, await_attestation, chain_now,
-    differences, evidence_for, node_policy, record_changes, save_evidence, served_ids, status_name,
+    differences, evidence_for, node_policy, record_changes, renewal_evidence, save_evidence,
+    served_ids, status_name,
 };
 
 /// The registry hashes of the served models in the Root v2's registry (absent ones left out).
@@ -116,23 +117,9 @@ pub(crate) async fn renew_attestation(
     cfg: &NodeConfig,
     address: &TonAddress,
 ) -> Result<NodeEvidence> {
-    let policy = node_policy(chain, cfg).await?;
     let worker = WorkerClient::at(chain, cfg.root.clone(), address.clone());
-    let record = worker.record().await?;
-    if record.receipt_key != cfg.keys.receipt_key()
-        || record.encryption_key != cfg.keys.encryption_key()
-    {
-        return Err(NodeError::RecordMismatch {
-            address: address.to_hex(),
-            differences: vec![
-                "keys: the record no longer holds this node's keys; not renewing".into(),
-            ],
-        });
-    }
-    let expires_at = chain_now(chain, &cfg.root)
-        .await?
-        .saturating_add(cfg.renewal.ttl);
-    let ev = attest(cfg, address, expires_at, &policy).await?;
+    let record = view(worker.record().await?);
+    let ev = renewal_evidence(chain, cfg, address, &record).await?;
     let updated = WorkerRecord {
         receipt_key: record.receipt_key,
         encryption_key: record.encryption_key,
@@ -143,13 +130,9 @@ pub(crate) async fn renew_attestation(
             kind: cfg.attestation.kind().code(),
             measurement: ev.measurement,
             evidence_hash: ev.hash,
-            expires_at,
+            expires_at: ev.expires_at,
         },
     };
-    // Kept before sending: a node that stops after the update lands finds the evidence whose hash
-    // the chain holds.
-    save_evidence(cfg, &ev);
-    info!(target: "worker::node::renew", worker = %address.to_hex(), old_expiry = record.expires_at, new_expiry = expires_at, evidence_hash = %hex::encode(ev.hash), "renewing the Worker v2 attestation");
     worker
         .update_record(&cfg.wallet, updated, &SendOptions::default())
         .await?;
