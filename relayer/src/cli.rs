@@ -132,6 +132,10 @@ pub struct RelayerArgs {
     /// On-chain grace period after job deadlines, seconds (Root's `grace_period`).
     #[arg(id = "relayer.grace-period", long = "relayer.grace-period", env = "COCOON_RELAYER_GRACE_PERIOD", default_value_t = config::DEFAULT_GRACE_PERIOD)]
     pub grace_period: u32,
+    /// Seconds a job may go without any follower of its stream, after its client followed it,
+    /// before it is cancelled unanswered and unbilled (a caller who hung up).
+    #[arg(id = "relayer.abandon-after", long = "relayer.abandon-after", env = "COCOON_RELAYER_ABANDON_AFTER", default_value_t = config::DEFAULT_ABANDON_AFTER.as_secs())]
+    pub abandon_after_s: u64,
     /// Admit only workers serving valid NVIDIA GPU confidential-computing evidence.
     #[arg(
         id = "relayer.require-gpu-attestation",
@@ -203,6 +207,7 @@ impl RelayerArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_s),
             heartbeat_interval: Duration::from_secs(self.heartbeat_s.max(1)),
             grace_period: self.grace_period,
+            abandon_after: Duration::from_secs(self.abandon_after_s.max(1)),
             require_gpu_attestation: self.require_gpu_attestation,
             ..RelayerConfig::default()
         }

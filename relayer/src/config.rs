@@ -24,6 +24,11 @@ pub const DEFAULT_GRACE_PERIOD: u32 = 600;
 /// worker's claimed capacity counts only up to the larger of this and twice the most jobs it
 /// was seen answering at once.
 pub const TRUSTED_CAPACITY: u32 = 4;
+/// How long a job whose client followed its stream and then left (every follower gone) is kept
+/// before it is cancelled unanswered: long enough for the SDK to reconnect a dropped stream
+/// (its backoff totals about 6 s), short enough that an abandoned answer is not generated and
+/// billed.
+pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(15);
 /// How often the relayer sweeps for expired jobs.
 pub const DEFAULT_EXPIRY_SWEEP: Duration = Duration::from_secs(30);
 
@@ -46,6 +51,8 @@ pub struct RelayerConfig {
     pub grace_period: u32,
     /// Expiry sweep interval.
     pub expiry_sweep: Duration,
+    /// Time without any follower after which a job its client followed is cancelled.
+    pub abandon_after: Duration,
     /// The listener's timeouts, connection caps and per-client rate limit (clients and workers
     /// alike). Its body cap is ignored: [`RelayerConfig::listener_limits`] derives it from
     /// `max_input_bytes`.
@@ -70,6 +77,7 @@ impl Default for RelayerConfig {
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
             expiry_sweep: DEFAULT_EXPIRY_SWEEP,
+            abandon_after: DEFAULT_ABANDON_AFTER,
             listener: cocoon_http::Limits::with_max_body(0),
             operator_token: None,
             require_gpu_attestation: false,

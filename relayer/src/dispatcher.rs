@@ -51,6 +51,29 @@ enum Outcome {
     Failover(String),
     /// The worker refused the job for good ([`JobFailure::is_final`]): no other worker is tried.
     Refused(JobFailure, String),
+    /// Its client stopped following it: cancelled, not retried.
+    Abandoned,
+}
+
+/// Why a job whose client left is ended (stored as its reason and told to the worker).
+pub const ABANDONED_REASON: &str = "abandoned: the client stopped following the job";
+
+/// How often an attempt checks that someone still follows its job.
+const ABANDON_CHECK: Duration = Duration::from_millis(250);
+
+/// Whether `job`'s client followed it and then left for longer than the configured patience.
+fn abandoned(d: &DispatchDeps, job: &JobRef) -> bool {
+    d.hub
+        .alone_for(job)
+        .is_some_and(|alone| alone >= d.config.abandon_after)
+}
+
+fn cancel(session: &Session, job: &JobRef, attempt: u32, reason: &str) {
+    session.send(RelayMessage::Cancel(Cancel {
+        job: job.clone(),
+        attempt,
+        reason: reason.into(),
+    }));
 }
 
 /// Longest worker detail kept with a refusal.
@@ -362,6 +385,9 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
             // The expiry sweep closes the books on it.
             return Ok(());
         }
+        if abandoned(d, job) {
+            return end_abandoned(d, job).await;
+        }
         let Some(session) = rank_candidates(d, &record, &input, &tried)
             .into_iter()
             .next()
@@ -418,6 +444,7 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
             Outcome::Refused(code, detail) => {
                 return end_refused(d, job, &session, attempt, code, &detail).await;
             }
+            Outcome::Abandoned => return end_abandoned(d, job).await,
             Outcome::Failover(reason) => {
                 d.metrics.failovers.inc();
                 failed_over = true;
@@ -457,6 +484,29 @@ async fn end_refused(
         StreamEvent::Refused {
             code,
             reason: detail.chars().take(MAX_REFUSAL_DETAIL).collect(),
+        },
+    );
+    Ok(())
+}
+
+/// Its client hung up: the job ends unanswered, so no receipt bills it, and the Escrow refunds it
+/// after the deadline (the gateway and the SDK reclaim expired jobs by themselves).
+async fn end_abandoned(d: &DispatchDeps, job: &JobRef) -> Result<(), Error> {
+    match d
+        .store
+        .transition(job, JobState::Failed, Some(ABANDONED_REASON))
+        .await
+    {
+        Ok(_) => {}
+        Err(Error::InvalidTransition { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    d.metrics.abandoned.inc();
+    info!(target: "relayer::dispatch", %job, "client stopped following the job; cancelled unanswered");
+    d.hub.publish(
+        job,
+        StreamEvent::Failed {
+            reason: ABANDONED_REASON.into(),
         },
     );
     Ok(())
@@ -522,6 +572,9 @@ async fn follow(
     let started = Instant::now();
     let mut chunks: u32 = 0;
     let mut renewed = Instant::now();
+    // One clock for the whole attempt: a fast stream of chunks must not keep putting the check off.
+    let mut check = tokio::time::interval(ABANDON_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let budget = if chunks == 0 {
             d.config.first_chunk_timeout
@@ -531,17 +584,24 @@ async fn follow(
         let to_deadline = Duration::from_secs(
             u64::try_from(i64::from(record.opened.deadline) - unix_now_i64()).unwrap_or(0),
         );
-        let event = match tokio::time::timeout(budget.min(to_deadline), rx.recv()).await {
-            Err(_) => {
-                session.send(RelayMessage::Cancel(Cancel {
-                    job: job.clone(),
-                    attempt,
-                    reason: "timeout".into(),
-                }));
-                return Ok(Outcome::Failover("timeout".into()));
+        let until = tokio::time::Instant::now() + budget.min(to_deadline);
+        let got = loop {
+            tokio::select! {
+                got = rx.recv() => break got,
+                _ = tokio::time::sleep_until(until) => {
+                    cancel(session, job, attempt, "timeout");
+                    return Ok(Outcome::Failover("timeout".into()));
+                }
+                _ = check.tick() => {
+                    if abandoned(d, job) {
+                        cancel(session, job, attempt, ABANDONED_REASON);
+                        return Ok(Outcome::Abandoned);
+                    }
+                }
             }
-            Ok(None) => return Ok(Outcome::Failover("route dropped".into())),
-            Ok(Some(e)) => e,
+        };
+        let Some(event) = got else {
+            return Ok(Outcome::Failover("route dropped".into()));
         };
         match event {
             AttemptEvent::Chunk(c) => {

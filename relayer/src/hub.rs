@@ -1,5 +1,8 @@
 //! Per-job event streams to clients: every event of a job is kept (in memory) and broadcast, so
 //! a client that connects late still receives the whole stream from its start, with no gap.
+//!
+//! The hub also counts each job's live followers, so the dispatcher can tell a caller who hung
+//! up ([`Hub::alone_for`]) and cancel work nobody will read.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,22 @@ struct Channel {
     history: Vec<StreamEvent>,
     tx: broadcast::Sender<StreamEvent>,
     finished_at: Option<Instant>,
+    /// Live followers now.
+    followers: usize,
+    /// Since when a job that had followers has none.
+    alone_since: Option<Instant>,
+}
+
+impl Channel {
+    fn new() -> Self {
+        Self {
+            history: Vec::new(),
+            tx: broadcast::channel(BROADCAST_CAPACITY).0,
+            finished_at: None,
+            followers: 0,
+            alone_since: None,
+        }
+    }
 }
 
 /// A subscription: the events so far, then the live ones.
@@ -46,11 +65,7 @@ impl Hub {
     /// Appends an event to a job's stream.
     pub fn publish(&self, job: &JobRef, event: StreamEvent) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let ch = jobs.entry(job.clone()).or_insert_with(|| Channel {
-            history: Vec::new(),
-            tx: broadcast::channel(BROADCAST_CAPACITY).0,
-            finished_at: None,
-        });
+        let ch = jobs.entry(job.clone()).or_insert_with(Channel::new);
         if event.is_final() {
             ch.finished_at = Some(Instant::now());
         }
@@ -78,11 +93,7 @@ impl Hub {
     /// not started yet).
     pub fn subscribe_or_create(&self, job: &JobRef) -> Subscription {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let ch = jobs.entry(job.clone()).or_insert_with(|| Channel {
-            history: Vec::new(),
-            tx: broadcast::channel(BROADCAST_CAPACITY).0,
-            finished_at: None,
-        });
+        let ch = jobs.entry(job.clone()).or_insert_with(Channel::new);
         let live = if ch.finished_at.is_some() {
             None
         } else {
@@ -92,6 +103,36 @@ impl Hub {
             history: ch.history.clone(),
             live,
         }
+    }
+
+    /// Counts a live follower of `job` until the returned guard is dropped.
+    pub fn follow(self: &Arc<Self>, job: &JobRef) -> Follower {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let ch = jobs.entry(job.clone()).or_insert_with(Channel::new);
+        ch.followers += 1;
+        ch.alone_since = None;
+        Follower {
+            hub: self.clone(),
+            job: job.clone(),
+        }
+    }
+
+    fn unfollow(&self, job: &JobRef) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ch) = jobs.get_mut(job) {
+            ch.followers = ch.followers.saturating_sub(1);
+            if ch.followers == 0 {
+                ch.alone_since = Some(Instant::now());
+            }
+        }
+    }
+
+    /// How long `job` has had no follower after having had one; `None` while it is followed or
+    /// was never followed through this hub (a client that polls, or follows at another relayer
+    /// instance, is never taken for gone).
+    pub fn alone_for(&self, job: &JobRef) -> Option<Duration> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.get(job)?.alone_since.map(|t| t.elapsed())
     }
 
     /// Drops streams finished longer than `retention` ago; returns how many.
@@ -113,6 +154,19 @@ impl Hub {
 
 /// Shared handle.
 pub type SharedHub = Arc<Hub>;
+
+/// A live follower of a job's stream, counted until dropped.
+#[derive(Debug)]
+pub struct Follower {
+    hub: Arc<Hub>,
+    job: JobRef,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.hub.unfollow(&self.job);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -142,5 +196,26 @@ mod tests {
         assert_eq!(hub.evict_finished(Duration::from_secs(60)), 0);
         assert_eq!(hub.evict_finished(Duration::ZERO), 1);
         assert!(hub.subscribe(&job).is_none());
+    }
+
+    #[test]
+    fn a_job_is_alone_only_after_its_last_follower_left() {
+        let hub = Arc::new(Hub::new());
+        let job = JobRef::new("0:00", 1);
+        hub.publish(&job, chunk(0));
+        assert_eq!(hub.alone_for(&job), None, "never followed");
+        let a = hub.follow(&job);
+        let b = hub.follow(&job);
+        drop(a);
+        assert_eq!(hub.alone_for(&job), None, "one follower is left");
+        drop(b);
+        assert!(hub.alone_for(&job).is_some(), "nobody follows it now");
+        let back = hub.follow(&job);
+        assert_eq!(hub.alone_for(&job), None, "a reconnect clears it");
+        drop(back);
+        assert!(
+            hub.alone_for(&JobRef::new("0:00", 2)).is_none(),
+            "unknown job"
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Jobs ended at once because a worker refused them for good (bad input, context length,
     /// undecryptable or replayed input).
     pub final_refusals: Counter,
+    /// Jobs ended because their client stopped following them.
+    pub abandoned: Counter,
     /// Inputs refused by the API, by error code.
     pub rejected_inputs: Family<Labels, Counter>,
     /// Worker sessions refused, by reason.
@@ -80,6 +82,12 @@ impl Metrics {
             "Jobs ended at once by a final worker refusal",
             final_refusals.clone(),
         );
+        let abandoned = Counter::default();
+        registry.register(
+            "abandoned_jobs",
+            "Jobs ended unanswered because their client stopped following the stream",
+            abandoned.clone(),
+        );
         let rejected_inputs = Family::<Labels, Counter>::default();
         registry.register(
             "rejected_inputs",
@@ -112,6 +120,7 @@ impl Metrics {
             dispatch_attempts,
             failovers,
             final_refusals,
+            abandoned,
             rejected_inputs,
             rejected_sessions,
             chain_lag,

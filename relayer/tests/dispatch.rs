@@ -7,6 +7,7 @@ use std::time::Duration;
 use cocoon_relayer::RelayerConfig;
 use cocoon_relayer::dispatcher::WAITING_REASON;
 use cocoon_relayer::store::JobState;
+use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::relay::client::{StreamEvent, WorkerList};
 use cocoon_sdk::relay::worker::JobFailure;
 use cocoon_testkit::stub::{StubMode, StubWorker};
@@ -426,4 +427,175 @@ async fn a_claimed_capacity_counts_only_as_far_as_it_was_earned() {
         dispatch_order(&r, 1, &[&honest.address, &liar.address]).await,
         vec![(honest.address.clone(), 1)]
     );
+}
+
+/// A worker that takes every dispatch and never answers; what the relayer tells it comes out of
+/// the returned channel.
+async fn mute_worker(
+    r: &common::TestRelayer,
+    stub: &StubWorker,
+) -> tokio::sync::mpsc::UnboundedReceiver<cocoon_sdk::relay::worker::RelayMessage> {
+    let mut ws = common::raw_session(r, stub).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(msg) = common::next_message(&mut ws).await {
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Opens a job's event stream as its reader would and returns it once the dispatch shows.
+async fn follow_until_dispatched(r: &common::TestRelayer, job: &JobRef) -> reqwest::Response {
+    let mut resp = r
+        .client
+        .get(format!(
+            "{}/v1/jobs/{}/{}/stream",
+            r.http, job.escrow, job.job_id
+        ))
+        .bearer_auth(common::OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("event: dispatched") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+            .await
+            .expect("the dispatch shows within 5 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    resp
+}
+
+/// Whether the relayer cancels `job` at the worker within `within`.
+async fn cancelled_within(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<cocoon_sdk::relay::worker::RelayMessage>,
+    job: &JobRef,
+    within: Duration,
+) -> Option<String> {
+    use cocoon_sdk::relay::worker::RelayMessage;
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(RelayMessage::Cancel(c))) if c.job == *job => return Some(c.reason),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+fn patient_config() -> RelayerConfig {
+    RelayerConfig {
+        // Only the client's absence may end these attempts.
+        first_chunk_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        abandon_after: Duration::from_millis(600),
+        ..fast_config()
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_client_hung_up_is_cancelled_unanswered_and_never_billed() {
+    use cocoon_relayer::dispatcher::ABANDONED_REASON;
+    let r = start(patient_config()).await;
+    let stub = StubWorker::new(1, vec![1]);
+    let mut worker = mute_worker(&r, &stub).await;
+    let input = b"sealed".to_vec();
+    let job = r.open(1, &input).await;
+    assert_eq!(
+        r.submit(&job.job, &input, &[&stub.address]).await.status(),
+        202
+    );
+
+    let stream = follow_until_dispatched(&r, &job.job).await;
+    drop(stream); // the caller hangs up
+
+    let reason = cancelled_within(&mut worker, &job.job, Duration::from_secs(5)).await;
+    assert_eq!(
+        reason.as_deref(),
+        Some(ABANDONED_REASON),
+        "the worker is told to stop"
+    );
+    // The cancel goes out first; the books follow.
+    let mut rec = r.store.job(&job.job).await.unwrap().unwrap();
+    for _ in 0..40 {
+        if rec.state != JobState::Dispatched {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rec = r.store.job(&job.job).await.unwrap().unwrap();
+    }
+    assert_eq!(
+        (rec.state, rec.reason.as_deref(), rec.attempts),
+        (JobState::Failed, Some(ABANDONED_REASON), 1),
+        "ended in its one attempt, not retried elsewhere"
+    );
+    assert!(
+        r.store.receipt(&job.job).await.unwrap().is_none(),
+        "nothing to bill"
+    );
+    // Whoever reads the stream later learns why it ended.
+    assert_eq!(
+        r.stream(&job.job).await.last(),
+        Some(&StreamEvent::Failed {
+            reason: ABANDONED_REASON.into()
+        })
+    );
+    let metrics = r
+        .client
+        .get(format!("{}/metrics", r.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cocoon_relayer_abandoned_jobs_total") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_reconnects_in_time_or_never_followed_keeps_its_job() {
+    let r = start(patient_config()).await;
+    let stub = StubWorker::new(1, vec![1]);
+    let mut worker = mute_worker(&r, &stub).await;
+    let input = b"sealed".to_vec();
+    let followed = r.open(1, &input).await;
+    let polled = r.open(2, b"other").await;
+    assert_eq!(
+        r.submit(&followed.job, &input, &[&stub.address])
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        r.submit(&polled.job, b"other", &[&stub.address])
+            .await
+            .status(),
+        202
+    );
+
+    let first = follow_until_dispatched(&r, &followed.job).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _again = follow_until_dispatched(&r, &followed.job).await;
+
+    for job in [&followed.job, &polled.job] {
+        assert_eq!(
+            cancelled_within(&mut worker, job, Duration::from_millis(1500)).await,
+            None,
+            "{job}: still followed, or never followed at all"
+        );
+        let rec = r.store.job(job).await.unwrap().unwrap();
+        assert_eq!(rec.state, JobState::Dispatched, "{job}");
+    }
 }

@@ -63,8 +63,13 @@ pub async fn stream(
         }
         None => shared.hub.subscribe_or_create(&job),
     };
+    // Counted while this connection lasts: a job nobody follows any more is cancelled.
+    let follower = sub.live.is_some().then(|| shared.hub.follow(&job));
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(forward(shared, job, sub, tx));
+    tokio::spawn(async move {
+        forward(shared, job, sub, tx).await;
+        drop(follower);
+    });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
 }
 
@@ -92,6 +97,9 @@ async fn forward(
     loop {
         tokio::select! {
             _ = close.changed() => return,
+            // The connection is gone (the body was dropped): stop counting it as a follower now,
+            // not at the next event, which may be far off while a long prompt is read.
+            _ = tx.closed() => return,
             got = live.recv() => match got {
                 Ok(ev) => {
                     if tx.send(Ok(event(&ev))).await.is_err() || ev.is_final() {
