@@ -131,6 +131,18 @@ async fn requests_over_channels_failover_top_up_prove_and_reclaim() {
         .await
         .unwrap();
 
+    // --- a client that requires GPU attestation pays none of these workers (no GPU evidence)
+    let mut gpu_cfg = client.config().clone();
+    gpu_cfg.require_gpu = true;
+    gpu_cfg.store = None;
+    let gpu = ChannelClient::connect(gpu_cfg, wallet.clone(), key.clone())
+        .await
+        .unwrap();
+    assert!(gpu.workers(SMOLLM2_135M.id).await.unwrap().is_empty());
+    let refused = ask(&gpu, "hello there").await.unwrap_err().to_string();
+    assert!(refused.contains("GPU attestation is required"), "{refused}");
+    assert_eq!(gpu.transactions(), 0, "nothing was opened for it");
+
     // --- the first request opens the Escrow and two channels (to two workers); then nothing
     let first = ask(&client, "hello there").await.unwrap();
     assert_eq!(first.text, "echo: hello there ");

@@ -247,6 +247,19 @@ async fn connect_funds_workers_and_refusals() {
         other => panic!("expected AttestationRejected, got {other:?}"),
     }
 
+    // --- a client that requires GPU attestation refuses a worker whose evidence has none
+    let gpu_wallet = net.funded_wallet(NANO_PER_TON).await.unwrap();
+    let mut gpu_config = net.client_config(&relayer.url);
+    gpu_config.require_gpu = true;
+    let gpu_client = Client::connect(gpu_config, gpu_wallet).await.unwrap();
+    match gpu_client.workers(&SMOLLM2_135M).await {
+        Err(ClientError::AttestationRejected { worker, reason }) => {
+            assert_eq!(worker, a.address.to_hex());
+            assert!(reason.contains("GPU attestation is required"), "{reason}");
+        }
+        other => panic!("expected AttestationRejected, got {other:?}"),
+    }
+
     // --- a worker whose evidence hash on-chain differs from the evidence the relayer serves
     let c = net.register_worker(3, &[1], 1_000, 3_000).await.unwrap();
     let mut forged = c.info();

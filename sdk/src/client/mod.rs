@@ -106,6 +106,9 @@ pub struct ClientConfig {
     pub relayer_url: String,
     /// Evidence accepted.
     pub policy: PolicyMode,
+    /// Accept only workers whose evidence carries NVIDIA GPU evidence that verifies and is bound
+    /// to their report (`--require-gpu-attestation`).
+    pub require_gpu: bool,
     /// Workers to seal each input to.
     pub candidates: usize,
     /// Job deadline.
@@ -126,6 +129,7 @@ impl ClientConfig {
             root,
             relayer_url: relayer_url.into(),
             policy: PolicyMode::Production,
+            require_gpu: false,
             candidates: DEFAULT_CANDIDATES,
             deadline: DEFAULT_DEADLINE,
             relayer_fee_bps: DEFAULT_RELAYER_FEE_BPS,
@@ -222,7 +226,7 @@ impl Client {
         // this client (or the relayer's operator) can follow them.
         let relayer = RelayerApi::new(&config.relayer_url)?
             .with_reader(wallet.derived_key(crate::relay::read_auth::READER_KEY_DOMAIN));
-        let root = read_root(&chain, &config.root, config.policy).await?;
+        let root = read_root(&chain, &config.root, config.policy, config.require_gpu).await?;
         let health = relayer.health().await?;
         if health.relayer_id.is_empty() {
             return Err(ClientError::BadResponse(
@@ -504,6 +508,7 @@ impl Client {
             &self.inner.chain,
             &self.inner.config.root,
             self.inner.config.policy,
+            self.inner.config.require_gpu,
         )
         .await?;
         *self.inner.root.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
@@ -535,6 +540,7 @@ async fn read_root(
     chain: &TonCenterClient,
     address: &TonAddress,
     mode: PolicyMode,
+    require_gpu: bool,
 ) -> Result<RootView> {
     let root = RootClient::at(chain, address.clone());
     let params = root.params().await?;
@@ -546,7 +552,8 @@ async fn read_root(
     let policy = match mode {
         PolicyMode::Production => Policy::from_root(&policy),
         PolicyMode::Development => Policy::development_from_root(&policy),
-    };
+    }
+    .require_gpu(require_gpu);
     let models = root.models().await?;
     let (worker_code, _) = root.codes().await?;
     Ok(RootView {

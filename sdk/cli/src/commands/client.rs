@@ -71,6 +71,13 @@ pub struct ClientArgs {
     /// Default: development on localnet, production elsewhere.
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
+    /// Accept only workers that also prove their GPU runs in confidential-computing mode (NVIDIA
+    /// evidence verified against NVIDIA's root and signed RIMs, bound to the CPU TEE report).
+    #[arg(
+        long = "require-gpu-attestation",
+        env = "COCOON_REQUIRE_GPU_ATTESTATION"
+    )]
+    pub require_gpu: bool,
     /// Workers each input is sealed to (the relayer fails over among them).
     #[arg(long, default_value_t = DEFAULT_CANDIDATES)]
     pub candidates: usize,
@@ -88,6 +95,7 @@ impl ClientArgs {
             self.relayer.clone(),
         );
         c.policy = policy_mode(self.policy, ctx.net());
+        c.require_gpu = self.require_gpu;
         c.candidates = self.candidates;
         c.deadline = Duration::from_secs(self.job_deadline_secs);
         c.send = ctx.wallet.send_options();
@@ -138,6 +146,7 @@ impl ClientArgs {
             self.relayer.clone(),
         );
         c.policy = policy_mode(self.policy, ctx.net());
+        c.require_gpu = self.require_gpu;
         c.channels = self
             .candidates
             .clamp(1, cocoon_sdk::relay::channel::MAX_TICKETS);
@@ -315,6 +324,12 @@ pub struct ModelsArgs {
     /// Default: development on localnet, production elsewhere.
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
+    /// Count only workers that also prove their GPU runs in confidential-computing mode.
+    #[arg(
+        long = "require-gpu-attestation",
+        env = "COCOON_REQUIRE_GPU_ATTESTATION"
+    )]
+    pub require_gpu: bool,
     /// Also list the verified workers of each model (who is connected is known to a relayer only).
     #[arg(long, requires = "relayer")]
     pub workers: bool,
@@ -327,6 +342,7 @@ impl ModelsArgs {
             root: self.root.clone(),
             relayer: self.relayer.clone()?,
             policy: self.policy,
+            require_gpu: self.require_gpu,
             candidates: DEFAULT_CANDIDATES,
             job_deadline_secs: DEFAULT_DEADLINE.as_secs(),
         })

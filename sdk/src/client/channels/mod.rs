@@ -82,6 +82,9 @@ pub struct ChannelConfig {
     pub relayer_url: String,
     /// Evidence accepted.
     pub policy: PolicyMode,
+    /// Accept only workers whose evidence carries NVIDIA GPU evidence that verifies and is bound
+    /// to their report (`--require-gpu-attestation`).
+    pub require_gpu: bool,
     /// Channels (to different workers) each request names, 1..=8.
     pub channels: usize,
     /// Amount locked in a new channel; a top-up brings a channel back to it (nanoTON).
@@ -107,6 +110,7 @@ impl ChannelConfig {
             root,
             relayer_url: relayer_url.into(),
             policy: PolicyMode::Production,
+            require_gpu: false,
             channels: DEFAULT_CHANNELS,
             channel_amount: DEFAULT_CHANNEL_AMOUNT,
             top_up_below: DEFAULT_TOP_UP_BELOW,
@@ -399,7 +403,8 @@ impl ChannelClient {
             PolicyMode::Production => Policy::from_root(&policy),
             PolicyMode::Development => Policy::development_from_root(&policy),
         }
-        .with_root_tee_policy(&tee);
+        .with_root_tee_policy(&tee)
+        .require_gpu(self.inner.config.require_gpu);
         let (worker_code, _) = root.codes().await?;
         let r = RootV2 {
             policy,
