@@ -305,6 +305,24 @@ async fn gateway_and_cli_over_payment_channels_on_localnet() {
     a[2] = SMOLLM2_135M.name;
     let (ok, _, err) = cocoon(&api, &wallet, &a).await;
     assert!(!ok && err.contains("an embedding"), "{err}");
+    // A max cost lowers max_tokens to fit (the model's recommended length costs far more here).
+    let mut a = vec!["chat", "--max-cost", "100000n"];
+    a.extend_from_slice(&base);
+    a.push("hi");
+    let c = ok_json(&api, &wallet, &a).await;
+    let max_cost: u128 = c["max_cost_nano"].as_str().unwrap().parse().unwrap();
+    let cost: u128 = c["cost_nano"].as_str().unwrap().parse().unwrap();
+    assert!(
+        max_cost <= 100_000 && max_cost > 100_000 - 3_000 && cost <= max_cost,
+        "{c}"
+    );
+    assert_eq!(c["transactions"], 0, "{c}");
+    // Not even the input fits: refused before anything is sent.
+    let mut a = vec!["chat", "--max-cost", "1000n"];
+    a.extend_from_slice(&base);
+    a.push("hi");
+    let (ok, _, err) = cocoon(&api, &wallet, &a).await;
+    assert!(!ok && err.contains("within the max cost 1000"), "{err}");
 
     // --- models: Root v2's registry alone, then with the verified workers and their prices
     let m = ok_json(&api, &wallet, &["models", "--root", &root]).await;
