@@ -123,7 +123,7 @@ pub enum JobEvent {
 
 /// Rank of an attestation kind for [`JobOptions::min_attestation`]: hardware TEEs rank above
 /// Simulated and equal to each other.
-fn attestation_rank(kind: EvidenceKind) -> u8 {
+pub(crate) fn attestation_rank(kind: EvidenceKind) -> u8 {
     match kind {
         EvidenceKind::Simulated => 0,
         EvidenceKind::SevSnp | EvidenceKind::Tdx => 1,
@@ -342,7 +342,7 @@ impl Client {
     }
 }
 
-fn kind_name(k: ModelKind) -> &'static str {
+pub(crate) fn kind_name(k: ModelKind) -> &'static str {
     match k {
         ModelKind::Text => "a text",
         ModelKind::Embedding => "an embedding",

@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 use cocoon_sdk::args::RELAYER_URL_ENV;
 use cocoon_sdk::attest::EvidenceKind;
 use cocoon_sdk::chain::Network;
+use cocoon_sdk::client::channels::{
+    ChannelClient, ChannelEvent, ChannelResult, RequestOptions, default_store_path,
+};
 use cocoon_sdk::client::{
     Client, ClientConfig, ClientError, DEFAULT_CANDIDATES, DEFAULT_DEADLINE, JobEvent, JobOptions,
     JobResult, PolicyMode, SETTLEMENT_TIMEOUT, Settlement,
@@ -118,28 +121,47 @@ impl ClientArgs {
     }
 }
 
+/// Whether `root` is a v2 Root (payment channels).
+async fn root_is_v2(ctx: &Ctx, root: &TonAddress) -> anyhow::Result<bool> {
+    let chain = ctx.chain()?;
+    let v = cocoon_sdk::contracts::detect_root_version(&chain, root)
+        .await
+        .context("reading the Root's version")?;
+    Ok(v == cocoon_sdk::contracts::RootVersion::V2)
+}
+
 impl ClientArgs {
     /// Whether the Root is a v2 Root (payment channels).
     pub(super) async fn is_v2(&self, ctx: &Ctx) -> anyhow::Result<bool> {
-        let chain = ctx.chain()?;
-        let v = cocoon_sdk::contracts::detect_root_version(&chain, &self.root.root)
-            .await
-            .context("reading the Root's version")?;
-        Ok(v == cocoon_sdk::contracts::RootVersion::V2)
+        root_is_v2(ctx, &self.root.root).await
     }
 
     /// A channel-mode client (v2 Root): the voucher key beside the wallet file, the sessions
     /// saved beside it too.
-    pub(super) async fn connect_channels(
-        &self,
-        ctx: &Ctx,
-    ) -> anyhow::Result<cocoon_sdk::client::channels::ChannelClient> {
-        use cocoon_sdk::client::channels::{ChannelClient, ChannelConfig, default_store_path};
-        let wallet = ctx.open_wallet()?;
+    pub(super) async fn connect_channels(&self, ctx: &Ctx) -> anyhow::Result<ChannelClient> {
         let wallet_file = ctx.wallet.path();
         let key = super::channel::load_or_create_voucher_key(
             &super::channel::default_voucher_key_path(&wallet_file),
         )?;
+        let store = default_store_path(&wallet_file, &self.root.root);
+        self.connect_channels_with(ctx, key, Some(store)).await
+    }
+
+    /// A channel-mode client that only reads (Root v2, the relayer's verified workers): a
+    /// throwaway voucher key and nothing saved, so listing models leaves no file behind.
+    async fn connect_channels_read_only(&self, ctx: &Ctx) -> anyhow::Result<ChannelClient> {
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        self.connect_channels_with(ctx, key, None).await
+    }
+
+    async fn connect_channels_with(
+        &self,
+        ctx: &Ctx,
+        key: ed25519_dalek::SigningKey,
+        store: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<ChannelClient> {
+        use cocoon_sdk::client::channels::ChannelConfig;
+        let wallet = ctx.open_wallet()?;
         let mut c = ChannelConfig::new(
             ctx.cli_chain.config(),
             self.root.root.clone(),
@@ -150,7 +172,7 @@ impl ClientArgs {
         c.channels = self
             .candidates
             .clamp(1, cocoon_sdk::relay::channel::MAX_TICKETS);
-        c.store = Some(default_store_path(&wallet_file, &self.root.root));
+        c.store = store;
         c.send = ctx.wallet.send_options();
         if c.policy == PolicyMode::Development {
             tracing::warn!(target: "cli", "development policy: UNATTESTED (SIMULATED TEE) workers are accepted");
@@ -194,6 +216,7 @@ pub struct JobArgs {
     #[arg(long = "prefer-worker")]
     pub prefer_workers: Vec<TonAddress>,
     /// Most the job may lock (TON; `123n` for nanoTON). Default: what the request can cost.
+    /// On a v2 Root: most the request may cost, `max_tokens` lowered to fit.
     #[arg(long = "max-cost")]
     pub max_cost: Option<Ton>,
     /// After the answer, wait for the receipt's settlement on-chain and check it.
@@ -215,6 +238,38 @@ impl JobArgs {
             deadline: None,
         }
     }
+
+    /// The channel-mode limits these flags describe (v2 Root): the same worker choice and
+    /// prices, checked against each channel's prices; `--max-cost` lowers `max_tokens` to fit.
+    pub fn channel_options(&self) -> RequestOptions {
+        RequestOptions {
+            worker: self.worker.clone(),
+            min_attestation: self.min_attestation,
+            max_price_in: self.max_price_in,
+            max_price_out: self.max_price_out,
+            preferred_workers: self.prefer_workers.clone(),
+            max_cost: self.max_cost.map(Ton::nano),
+        }
+    }
+
+    /// Refuses what channel mode cannot do: `--settle` waits for a per-job settlement, while a
+    /// channel's worker settles many requests at once when its policy says so.
+    fn check_channel_mode(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.settle,
+            "--settle is for v1 jobs: on a v2 Root the worker settles a channel's requests together; \
+             prove a receipt with `cocoon job verify --receipt <receipt_boc>` once a settlement anchors it"
+        );
+        Ok(())
+    }
+}
+
+/// A model of the network's table by name or registry id.
+fn model_spec(model: &str) -> anyhow::Result<&'static ModelSpec> {
+    ModelSpec::by_name(model)
+        .ok()
+        .or_else(|| model.parse().ok().and_then(|id| ModelSpec::by_id(id).ok()))
+        .with_context(|| format!("unknown model {model:?}"))
 }
 
 /// `cocoon chat …`
@@ -533,18 +588,41 @@ pub(super) async fn chat(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
 /// `cocoon chat` on a v2 Root: paid through the wallet's payment channels, nothing on-chain per
 /// request once they are open.
 async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
-    use cocoon_sdk::client::channels::ChannelEvent;
+    a.job.check_channel_mode()?;
     let client = a.client.connect_channels(ctx).await?;
-    let model = cocoon_sdk::job::ModelSpec::by_name(&a.model)
-        .with_context(|| format!("model {:?}", a.model))?;
+    let (r, txs) = run_channel_request(
+        ctx,
+        &client,
+        &a.model,
+        a.request(),
+        &a.job.channel_options(),
+        true,
+    )
+    .await?;
+    finish_channels(ctx, &r, txs);
+    Ok(())
+}
+
+/// Sends `request` over the client's channels, streaming text to stdout in text mode; returns
+/// the checked result and the chain transactions it took (opening or topping up channels).
+async fn run_channel_request(
+    ctx: &Ctx,
+    client: &ChannelClient,
+    model: &str,
+    request: JobRequest,
+    options: &RequestOptions,
+    stream_text: bool,
+) -> anyhow::Result<(ChannelResult, u64)> {
+    let model = model_spec(model)?;
     let txs_before = client.transactions();
     let mut stream = ctx
         .out
         .progress(
             "sending over the channels",
-            client.request(model, a.request()),
+            client.request_with(model, request, options),
         )
         .await?;
+    let text = stream_text && !ctx.out.json;
     let stdout = std::io::stdout();
     let r = loop {
         match stream.next().await {
@@ -552,12 +630,12 @@ async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
                 worker, attempt, ..
             })) => {
                 tracing::info!(target: "cli", %worker, attempt, "dispatched");
-                if attempt > 1 && !ctx.out.json {
+                if attempt > 1 && text {
                     println!("\n[failover to {}]", addr(&worker, ctx.net()));
                 }
             }
             Some(Ok(ChannelEvent::Delta(t))) => {
-                if !ctx.out.json {
+                if text {
                     let mut out = stdout.lock();
                     let _ = out.write_all(t.as_bytes());
                     let _ = out.flush();
@@ -565,7 +643,7 @@ async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
             }
             Some(Ok(ChannelEvent::Embeddings(_))) => {}
             Some(Ok(ChannelEvent::Done(r))) => {
-                if !ctx.out.json {
+                if text {
                     println!();
                 }
                 break *r;
@@ -574,13 +652,27 @@ async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
             None => anyhow::bail!("the request's stream ended without a result"),
         }
     };
-    let txs = client.transactions() - txs_before;
+    Ok((r, client.transactions() - txs_before))
+}
+
+/// Prints a channel request's outcome: the summary on stderr, or the JSON object.
+fn finish_channels(ctx: &Ctx, r: &ChannelResult, txs: u64) {
     let receipt_boc = r
         .receipt
         .to_boc()
         .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
         .unwrap_or_default();
-    let human = format!(
+    if r.attestation_kind == EvidenceKind::Simulated && !ctx.out.json {
+        eprintln!(
+            "WARNING: answered by an UNATTESTED (SIMULATED TEE) worker: nothing was attested"
+        );
+    }
+    if ctx.out.json {
+        ctx.out
+            .emit("", channel_result_json(r, ctx.net(), txs, &receipt_boc));
+        return;
+    }
+    eprintln!(
         "channel {} seq {} · {} · worker {} · {} in / {} out tokens · cost {} TON (paid on the channel so far {}) · {} chain transaction(s)\nattestation: {}\nreceipt: {}",
         r.channel.channel_id,
         r.seq,
@@ -594,50 +686,73 @@ async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
         r.attestation_kind,
         receipt_boc,
     );
-    if r.attestation_kind == cocoon_sdk::attest::EvidenceKind::Simulated && !ctx.out.json {
-        eprintln!(
-            "WARNING: answered by an UNATTESTED (SIMULATED TEE) worker: nothing was attested"
-        );
-    }
+}
+
+fn channel_result_json(r: &ChannelResult, net: Network, txs: u64, receipt_boc: &str) -> Value {
+    json!({
+        "channel": { "escrow": r.channel.escrow.to_hex(), "id": r.channel.channel_id.to_string() },
+        "seq": r.seq,
+        "model": r.model.name,
+        "text": r.text,
+        "embeddings": r.embeddings,
+        "finish_reason": match r.finish_reason { FinishReason::Stop => "stop", FinishReason::Length => "length" },
+        "usage": r.usage,
+        "cost_nano": r.cost.to_string(),
+        "max_cost_nano": r.max_cost.to_string(),
+        "cumulative_nano": r.cumulative.to_string(),
+        "worker": addr(&r.worker, net),
+        "attestation": r.attestation_kind.to_string(),
+        "unattested": r.attestation_kind == EvidenceKind::Simulated,
+        "receipt_hash": r.receipt.body.hash().map(hex::encode).unwrap_or_default(),
+        "receipt_boc": receipt_boc,
+        "transactions": txs,
+    })
+}
+
+/// Prints the head of each vector in text mode.
+fn print_embeddings(ctx: &Ctx, texts: &[String], vectors: Option<&Vec<Vec<f32>>>) {
     if ctx.out.json {
-        ctx.out.emit(
-            "",
-            json!({
-                "channel": { "escrow": r.channel.escrow.to_hex(), "id": r.channel.channel_id.to_string() },
-                "seq": r.seq,
-                "model": r.model.name,
-                "text": r.text,
-                "usage": r.usage,
-                "cost_nano": r.cost.to_string(),
-                "cumulative_nano": r.cumulative.to_string(),
-                "worker": addr(&r.worker, ctx.net()),
-                "attestation": r.attestation_kind.to_string(),
-                "receipt_boc": receipt_boc,
-                "transactions": txs,
-            }),
-        );
-    } else {
-        eprintln!("{human}");
+        return;
     }
-    Ok(())
+    for (text, v) in texts.iter().zip(vectors.into_iter().flatten()) {
+        let head: Vec<String> = v.iter().take(4).map(|x| format!("{x:.4}")).collect();
+        println!(
+            "{text:?}: [{}, …] ({} dimensions)",
+            head.join(", "),
+            v.len()
+        );
+    }
 }
 
 pub(super) async fn embed(ctx: &Ctx, a: EmbedArgs) -> anyhow::Result<()> {
+    if a.client.is_v2(ctx).await? {
+        return embed_channels(ctx, a).await;
+    }
     let client = a.client.connect(ctx).await?;
     let request = JobRequest::embeddings(a.texts.clone());
     let (r, open_ms) = run_job(ctx, &client, &a.model, request, a.job.options(), false).await?;
-    if !ctx.out.json {
-        for (text, v) in a.texts.iter().zip(r.embeddings.iter().flatten()) {
-            let head: Vec<String> = v.iter().take(4).map(|x| format!("{x:.4}")).collect();
-            println!(
-                "{text:?}: [{}, …] ({} dimensions)",
-                head.join(", "),
-                v.len()
-            );
-        }
-    }
+    print_embeddings(ctx, &a.texts, r.embeddings.as_ref());
     let human = summary(&r, ctx.net());
     finish(ctx, &client, r, open_ms, a.job.settle, human).await
+}
+
+/// `cocoon embed` on a v2 Root: paid through the wallet's payment channels like chat.
+async fn embed_channels(ctx: &Ctx, a: EmbedArgs) -> anyhow::Result<()> {
+    a.job.check_channel_mode()?;
+    let client = a.client.connect_channels(ctx).await?;
+    let request = JobRequest::embeddings(a.texts.clone());
+    let (r, txs) = run_channel_request(
+        ctx,
+        &client,
+        &a.model,
+        request,
+        &a.job.channel_options(),
+        false,
+    )
+    .await?;
+    print_embeddings(ctx, &a.texts, r.embeddings.as_ref());
+    finish_channels(ctx, &r, txs);
+    Ok(())
 }
 
 /// Root's model registry alone: what `cocoon models` shows without a relayer.
@@ -668,7 +783,112 @@ async fn registered_models(ctx: &Ctx, root: &RootArg) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The models of the network's table that Root v2 registers under their registry hash (a v2
+/// Root has no getter listing its whole registry).
+async fn registered_models_v2(
+    ctx: &Ctx,
+    root: &TonAddress,
+) -> anyhow::Result<Vec<&'static ModelSpec>> {
+    let chain = ctx.chain()?;
+    let root = cocoon_sdk::contracts::v2::RootClient::at(&chain, root.clone());
+    let mut out = Vec::new();
+    for spec in cocoon_sdk::job::models::KNOWN_MODELS {
+        if root.model(spec.id).await? == Some(spec.registry_hash()) {
+            out.push(spec);
+        }
+    }
+    Ok(out)
+}
+
+/// `cocoon models` on a v2 Root: Root v2's models; with a relayer, each one's verified Worker v2
+/// records (attestation, stake, code, keys checked as channel mode checks them) and lowest
+/// prices, which a channel opened now would fix for its life.
+async fn models_channels(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
+    let specs = ctx
+        .out
+        .progress(
+            "reading Root v2's models",
+            registered_models_v2(ctx, &a.root.root),
+        )
+        .await?;
+    let client = match a.client() {
+        Some(c) => Some(c.connect_channels_read_only(ctx).await?),
+        None => None,
+    };
+    let mut human = String::new();
+    let mut list = Vec::new();
+    for spec in &specs {
+        let mut entry = json!({
+            "id": spec.id,
+            "name": spec.name,
+            "known": true,
+            "registry_hash": hex::encode(spec.registry_hash()),
+        });
+        let Some(client) = &client else {
+            human.push_str(&format!("{:>3}  {}\n", spec.id, spec.name));
+            list.push(entry);
+            continue;
+        };
+        let workers = ctx
+            .out
+            .progress("verifying workers", client.workers(spec.id))
+            .await?;
+        let mut kinds: Vec<String> = workers.iter().map(|w| w.kind().to_string()).collect();
+        kinds.sort();
+        kinds.dedup();
+        let min_in = workers.iter().map(|w| w.price_in).min();
+        let min_out = workers.iter().map(|w| w.price_out).min();
+        let price = |p: Option<u128>| p.map_or("-".to_owned(), |p| format!("{p}n"));
+        human.push_str(&format!(
+            "{:>3}  {:<24} workers {}  from {} in / {} out per token  {}\n",
+            spec.id,
+            spec.name,
+            workers.len(),
+            price(min_in),
+            price(min_out),
+            kinds.join(", "),
+        ));
+        entry["workers"] = json!(workers.len());
+        entry["min_price_in_nano"] = json!(min_in.map(|p| p.to_string()));
+        entry["min_price_out_nano"] = json!(min_out.map(|p| p.to_string()));
+        entry["attestation"] = json!(kinds);
+        if a.workers {
+            let mut arr = Vec::new();
+            for w in &workers {
+                human.push_str(&format!(
+                    "       {}  {}  {}n in / {}n out  attested until {}\n",
+                    addr(&w.address, ctx.net()),
+                    w.kind(),
+                    w.price_in,
+                    w.price_out,
+                    w.expires_at,
+                ));
+                arr.push(json!({
+                    "worker": addr(&w.address, ctx.net()),
+                    "owner": addr(&w.owner, ctx.net()),
+                    "attestation": w.kind().to_string(),
+                    "price_in_nano": w.price_in.to_string(),
+                    "price_out_nano": w.price_out.to_string(),
+                    "expires_at": w.expires_at,
+                }));
+            }
+            entry["verified_workers"] = Value::Array(arr);
+        }
+        list.push(entry);
+    }
+    if specs.is_empty() {
+        human.push_str("Root registers none of the models this cocoon knows\n");
+    } else if client.is_none() {
+        human.push_str("(workers and prices: pass --relayer)\n");
+    }
+    ctx.out.emit(human.trim_end(), json!({ "models": list }));
+    Ok(())
+}
+
 pub(super) async fn models(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
+    if root_is_v2(ctx, &a.root.root).await? {
+        return models_channels(ctx, a).await;
+    }
     let Some(client_args) = a.client() else {
         return registered_models(ctx, &a.root).await;
     };
@@ -1041,6 +1261,66 @@ mod tests {
         let C::Embed(e) = t.c else { panic!() };
         assert_eq!(e.texts, vec!["a", "b"]);
         assert_eq!(e.model, DEFAULT_EMBED_MODEL);
+    }
+
+    #[test]
+    fn job_flags_become_channel_limits_and_settle_is_refused_on_channels() {
+        let w = "0:0101010101010101010101010101010101010101010101010101010101010101";
+        let t = T::try_parse_from([
+            "x",
+            "embed",
+            "--root",
+            ROOT,
+            "--relayer",
+            "http://r",
+            "--worker",
+            w,
+            "--min-attestation",
+            "sev-snp",
+            "--max-price-in",
+            "5",
+            "--max-price-out",
+            "6",
+            "--prefer-worker",
+            w,
+            "--max-cost",
+            "7n",
+            "text",
+        ])
+        .unwrap();
+        let C::Embed(e) = t.c else { panic!() };
+        let o = e.job.channel_options();
+        let addr: TonAddress = w.parse().unwrap();
+        assert_eq!(
+            o,
+            RequestOptions {
+                worker: Some(addr.clone()),
+                min_attestation: Some(EvidenceKind::SevSnp),
+                max_price_in: Some(5),
+                max_price_out: Some(6),
+                preferred_workers: vec![addr],
+                max_cost: Some(7),
+            }
+        );
+        assert_eq!(
+            JobArgs::default().channel_options(),
+            RequestOptions::default()
+        );
+        assert!(e.job.check_channel_mode().is_ok());
+        let settle = JobArgs {
+            settle: true,
+            ..JobArgs::default()
+        };
+        let err = settle.check_channel_mode().unwrap_err().to_string();
+        assert!(err.contains("cocoon job verify"), "{err}");
+    }
+
+    #[test]
+    fn models_resolve_by_name_or_registry_id() {
+        assert_eq!(model_spec("all-minilm-l6-v2").unwrap().id, 2);
+        assert_eq!(model_spec("1").unwrap().name, DEFAULT_CHAT_MODEL);
+        let err = model_spec("gpt-4").unwrap_err().to_string();
+        assert!(err.contains("gpt-4"), "{err}");
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub struct GatewayArgs {
     /// Worker to try first when it qualifies (repeat for an order of preference).
     #[arg(long = "prefer-worker")]
     pub prefer_workers: Vec<TonAddress>,
-    /// Cap on what one job may lock (TON; `123n` for nanoTON). Default: what max_tokens needs.
+    /// Cap on what one job may lock, or one channel request cost (TON; `123n` for nanoTON).
+    /// Default: what max_tokens needs; on channels, max_tokens is lowered to fit the cap.
     #[arg(long = "max-cost")]
     pub max_cost: Option<Ton>,
     /// Seconds a connection has to send a complete request head (new or kept alive).

@@ -1,9 +1,12 @@
 //! [`Backend`] over the SDK's channel-mode client ([`ChannelClient`], protocol v2): requests are
 //! paid through the wallet's payment channels, nothing on-chain per request; each response's
-//! `cocoon` object names the channel, the seq and the receipt.
+//! `cocoon` object names the channel, the seq and the receipt. The gateway's [`JobPolicy`] picks
+//! the channels (attestation minimum, price caps against each channel's fixed prices, preferred
+//! workers) and its max cost lowers `max_tokens` to what fits; a request nothing fits gets 429
+//! `no_worker_available` naming the limit.
 
 use cocoon_sdk::client::channels::{
-    ChannelClient, ChannelClientError, ChannelEvent, ChannelResult,
+    ChannelClient, ChannelClientError, ChannelEvent, ChannelResult, RequestOptions,
 };
 use cocoon_sdk::job::models::KNOWN_MODELS;
 use cocoon_sdk::job::{JobRequest, ModelSpec};
@@ -118,6 +121,18 @@ impl From<ChannelClientError> for GatewayError {
     }
 }
 
+/// What the gateway's policy asks of every channel request.
+fn options(policy: &JobPolicy) -> RequestOptions {
+    RequestOptions {
+        worker: None,
+        min_attestation: policy.min_attestation,
+        max_price_in: policy.max_price_in,
+        max_price_out: policy.max_price_out,
+        preferred_workers: policy.preferred_workers.clone(),
+        max_cost: policy.max_cost,
+    }
+}
+
 /// The summary of a paid channel request.
 pub fn summary(r: &ChannelResult) -> JobSummary {
     let ch = &r.channel;
@@ -172,9 +187,12 @@ impl Backend for ChannelBackend {
         &self,
         model: &'static ModelSpec,
         request: JobRequest,
-        _policy: &JobPolicy,
+        policy: &JobPolicy,
     ) -> Result<BackendEvents, GatewayError> {
-        let stream = self.client.request(model, request).await?;
+        let stream = self
+            .client
+            .request_with(model, request, &options(policy))
+            .await?;
         Ok(
             futures_util::stream::unfold(stream, |mut stream| async move {
                 let ev = match stream.next().await? {
@@ -209,7 +227,156 @@ impl Backend for ChannelBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cocoon_sdk::attest::EvidenceKind;
     use cocoon_sdk::client::ClientError;
+    use cocoon_sdk::client::TokenBound;
+    use cocoon_sdk::client::channels::Offer;
+    use cocoon_sdk::tlb::TonAddress;
+
+    fn worker(b: u8) -> TonAddress {
+        TonAddress::new(0, [b; 32].into())
+    }
+
+    const BOUND: TokenBound = TokenBound {
+        input: 100,
+        output: 50,
+    };
+
+    /// Whether a channel of `w` (kind, prices) may serve a request under `policy`.
+    fn admitted(
+        policy: &JobPolicy,
+        w: &TonAddress,
+        kind: EvidenceKind,
+        prices: (u128, u128),
+    ) -> bool {
+        options(policy).admits(
+            Offer {
+                worker: w,
+                kind,
+                price_in: prices.0,
+                price_out: prices.1,
+            },
+            BOUND,
+        )
+    }
+
+    #[test]
+    fn an_empty_policy_admits_any_channel() {
+        let p = JobPolicy::default();
+        assert_eq!(options(&p), RequestOptions::default());
+        assert!(admitted(
+            &p,
+            &worker(1),
+            EvidenceKind::Simulated,
+            (u128::MAX, u128::MAX)
+        ));
+    }
+
+    #[test]
+    fn the_minimum_attestation_refuses_simulated_channels() {
+        let p = JobPolicy {
+            min_attestation: Some(EvidenceKind::SevSnp),
+            ..JobPolicy::default()
+        };
+        assert!(!admitted(&p, &worker(1), EvidenceKind::Simulated, (1, 1)));
+        assert!(admitted(&p, &worker(1), EvidenceKind::Tdx, (1, 1)));
+    }
+
+    #[test]
+    fn the_input_price_cap_refuses_dearer_channels() {
+        let p = JobPolicy {
+            max_price_in: Some(1_000),
+            ..JobPolicy::default()
+        };
+        assert!(admitted(
+            &p,
+            &worker(1),
+            EvidenceKind::Tdx,
+            (1_000, u128::MAX / 4)
+        ));
+        assert!(!admitted(&p, &worker(1), EvidenceKind::Tdx, (1_001, 1)));
+    }
+
+    #[test]
+    fn the_output_price_cap_refuses_dearer_channels() {
+        let p = JobPolicy {
+            max_price_out: Some(3_000),
+            ..JobPolicy::default()
+        };
+        assert!(admitted(
+            &p,
+            &worker(1),
+            EvidenceKind::Tdx,
+            (u128::MAX / 4, 3_000)
+        ));
+        assert!(!admitted(&p, &worker(1), EvidenceKind::Tdx, (1, 3_001)));
+    }
+
+    #[test]
+    fn preferred_workers_keep_their_order() {
+        let p = JobPolicy {
+            preferred_workers: vec![worker(2), worker(1)],
+            ..JobPolicy::default()
+        };
+        let o = options(&p);
+        assert_eq!(
+            (o.rank(&worker(2)), o.rank(&worker(1)), o.rank(&worker(3))),
+            (0, 1, usize::MAX)
+        );
+        // Preference orders, it does not exclude.
+        assert!(admitted(&p, &worker(3), EvidenceKind::Tdx, (1, 1)));
+    }
+
+    #[test]
+    fn the_max_cost_caps_max_tokens_and_refuses_what_cannot_fit() {
+        use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest, Task};
+        let p = JobPolicy {
+            max_cost: Some(100 * 1_000 + 10 * 3_000),
+            ..JobPolicy::default()
+        };
+        assert_eq!(options(&p).max_cost, p.max_cost);
+        // A channel that cannot pay for the input and one token within it is not used.
+        assert!(admitted(&p, &worker(1), EvidenceKind::Tdx, (1_000, 3_000)));
+        assert!(!admitted(&p, &worker(1), EvidenceKind::Tdx, (1_300, 3_000)));
+        // What a request may generate is lowered to what the cap pays for.
+        let request = JobRequest::chat(
+            vec![ChatMessage::new("user", "hi")],
+            GenerationParams {
+                max_tokens: 4_096,
+                ..GenerationParams::default()
+            },
+        );
+        let bound = cocoon_sdk::client::token_bound(&request);
+        let cap = u128::from(bound.input) * 1_000 + 10 * 3_000;
+        let capped =
+            cocoon_sdk::client::channels::cap_to_cost(request, bound, [(1_000, 3_000)], cap)
+                .unwrap();
+        let Task::Chat { params, .. } = capped.task else {
+            panic!()
+        };
+        assert_eq!(params.max_tokens, 10);
+    }
+
+    #[test]
+    fn nothing_fitting_the_policy_is_a_clear_429() {
+        let o = options(&JobPolicy {
+            max_price_in: Some(5),
+            ..JobPolicy::default()
+        });
+        let e = ChannelClientError::NoChannel {
+            model: 1,
+            reason: o.explain(2, &[cocoon_sdk::client::channels::Refusal::Price; 2]),
+        };
+        let g = GatewayError::from(e);
+        assert_eq!(
+            (g.status().as_u16(), g.code()),
+            (429, "no_worker_available")
+        );
+        assert!(
+            g.to_string().contains("price limits (in ≤ 5, out ≤ any)"),
+            "{g}"
+        );
+    }
 
     #[test]
     fn channel_errors_map_to_openai_statuses() {

@@ -85,7 +85,8 @@ pub struct JobPolicy {
     /// Workers tried first, in order, when they qualify.
     pub preferred_workers: Vec<TonAddress>,
     /// Cap on the maximum cost locked per job, nanoTON (default: what the worker's prices and
-    /// `max_tokens` need).
+    /// `max_tokens` need). In channel mode, the most one request may cost: `max_tokens` is
+    /// lowered to fit at the prices of the dearest channel named.
     pub max_cost: Option<u128>,
 }
 

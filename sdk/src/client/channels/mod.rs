@@ -22,6 +22,7 @@ mod equivocation;
 mod error;
 mod proof;
 mod request;
+mod select;
 mod store;
 mod workers;
 
@@ -29,6 +30,7 @@ pub use equivocation::EquivocationReport;
 pub use error::{ChannelClientError, Result};
 pub use proof::prove_receipt;
 pub use request::{ChannelEvent, ChannelResult, ChannelStream};
+pub use select::{Offer, Refusal, RequestOptions, cap_to_cost};
 pub use store::{STORE_VERSION, SavedChannel, SavedChannels, default_store_path, load, save};
 pub use workers::{ChannelWorker, WorkerCache, WorkerCheck, check_worker_v2, read_worker_v2};
 
@@ -42,6 +44,7 @@ use ed25519_dalek::SigningKey;
 use tracing::{debug, info, warn};
 
 use super::cost::{TokenBound, cost_of, token_bound};
+use super::job::kind_name;
 use super::relayer::RelayerApi;
 use super::{ClientError, PolicyMode};
 use crate::attest::Policy;
@@ -201,6 +204,16 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct ChannelClient {
     inner: Arc<Inner>,
+}
+
+/// What [`RequestOptions`] checks of a verified worker, at its published prices.
+fn offer_of(w: &ChannelWorker) -> Offer<'_> {
+    Offer {
+        worker: &w.address,
+        kind: w.kind(),
+        price_in: w.price_in,
+        price_out: w.price_out,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -374,13 +387,57 @@ impl ChannelClient {
 
     /// Starts a request on the client's channels for `model` (see the module doc).
     pub async fn request(&self, model: &ModelSpec, request: JobRequest) -> Result<ChannelStream> {
-        let plaintext = request.encode().map_err(ClientError::from)?;
+        self.request_with(model, request, &RequestOptions::default())
+            .await
+    }
+
+    /// [`Self::request`] on the channels `options` admits only (pinned worker, attestation,
+    /// prices, preference order), with `max_tokens` lowered to fit `options.max_cost` at the
+    /// prices of the dearest channel named. [`ChannelClientError::NoChannel`] says which limit
+    /// left none.
+    pub async fn request_with(
+        &self,
+        model: &ModelSpec,
+        request: JobRequest,
+        options: &RequestOptions,
+    ) -> Result<ChannelStream> {
+        if request.model_kind() != model.kind {
+            return Err(
+                ClientError::InvalidRequest(crate::job::JobError::Invalid(format!(
+                    "{} is {} model, the request needs {}",
+                    model.name,
+                    kind_name(model.kind),
+                    kind_name(request.model_kind())
+                )))
+                .into(),
+            );
+        }
         let bound = token_bound(&request);
-        let ids = self.acquire(model.id, bound).await?;
+        let ids = self.acquire(model.id, bound, options).await?;
         let lease = Lease {
             inner: self.inner.clone(),
             ids,
         };
+        let request = match options.max_cost {
+            None => request,
+            Some(max_cost) => {
+                let prices: Vec<(u128, u128)> = lock(&self.inner.slots)
+                    .iter()
+                    .filter(|s| lease.ids.contains(&s.id()))
+                    .map(|s| (s.session.state().price_in, s.session.state().price_out))
+                    .collect();
+                cap_to_cost(request, bound, prices, max_cost).ok_or_else(|| {
+                    ChannelClientError::NoChannel {
+                        model: model.id,
+                        reason: format!(
+                            "the request cannot be served within the max cost {max_cost} nanoTON"
+                        ),
+                    }
+                })?
+            }
+        };
+        let plaintext = request.encode().map_err(ClientError::from)?;
+        let bound = token_bound(&request);
         request::start(self.inner.clone(), lease, *model, bound, plaintext).await
     }
 
@@ -418,17 +475,30 @@ impl ChannelClient {
         Ok(r)
     }
 
-    /// The most a request can cost on a channel at these prices.
-    fn max_cost(bound: TokenBound, price_in: u128, price_out: u128) -> Result<u128> {
-        cost_of(bound, price_in, price_out).ok_or_else(|| {
-            ClientError::BadResponse("the request's max cost overflows".into()).into()
-        })
+    /// The most a request can cost on a channel at these prices (within `options.max_cost`).
+    fn max_cost(
+        bound: TokenBound,
+        price_in: u128,
+        price_out: u128,
+        options: &RequestOptions,
+    ) -> Result<u128> {
+        let cost = cost_of(bound, price_in, price_out).ok_or_else(|| {
+            ChannelClientError::from(ClientError::BadResponse(
+                "the request's max cost overflows".into(),
+            ))
+        })?;
+        Ok(options.max_cost.map_or(cost, |m| cost.min(m)))
     }
 
     /// Up to K usable channels for `model`, to different workers, marked busy: the open ones
     /// first (no chain read when their workers are cached); channels to more verified workers
     /// are opened when fewer than K exist; any below the threshold is topped up.
-    async fn acquire(&self, model: u32, bound: TokenBound) -> Result<Vec<u64>> {
+    async fn acquire(
+        &self,
+        model: u32,
+        bound: TokenBound,
+        options: &RequestOptions,
+    ) -> Result<Vec<u64>> {
         let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
         let k = self.inner.config.channels;
         let mut tried_open = false;
@@ -443,10 +513,20 @@ impl ChannelClient {
                 let mut usable: Vec<TonAddress> = Vec::new();
                 let mut busy = 0;
                 for s in slots.iter().filter(|s| !s.closed) {
+                    let st = s.session.state();
                     let serves = s.session.next_request(now32).is_ok()
-                        && cache
-                            .get(s.worker(), now)
-                            .is_some_and(|w| w.models.contains(&model));
+                        && cache.get(s.worker(), now).is_some_and(|w| {
+                            w.models.contains(&model)
+                                && options.admits(
+                                    Offer {
+                                        worker: &w.address,
+                                        kind: w.kind(),
+                                        price_in: st.price_in,
+                                        price_out: st.price_out,
+                                    },
+                                    bound,
+                                )
+                        });
                     if !serves {
                         continue;
                     }
@@ -455,15 +535,18 @@ impl ChannelClient {
                     }
                     if s.busy {
                         busy += 1;
-                    } else if idle.len() < k && !idle.iter().any(|(_, a)| a == s.worker()) {
+                    } else if !idle.iter().any(|(_, a)| a == s.worker()) {
                         idle.push((s.id(), s.worker().clone()));
                     }
                 }
+                // Preferred workers first, the rest in the order their channels were opened.
+                idle.sort_by_key(|(_, a)| options.rank(a));
+                idle.truncate(k);
                 (idle, usable, busy)
             };
             if usable.len() < k && !tried_open {
                 tried_open = true;
-                if let Err(e) = self.open_channels(model, bound).await {
+                if let Err(e) = self.open_channels(model, bound, options).await {
                     if usable.is_empty() {
                         return Err(e);
                     }
@@ -474,7 +557,7 @@ impl ChannelClient {
             if !idle.is_empty() {
                 let ids: Vec<u64> = idle.into_iter().map(|(id, _)| id).collect();
                 if self.claim(&ids) {
-                    if let Err(e) = self.top_up_where_needed(&ids, bound).await {
+                    if let Err(e) = self.top_up_where_needed(&ids, bound, options).await {
                         self.release(&ids);
                         return Err(e);
                     }
@@ -517,7 +600,12 @@ impl ChannelClient {
     /// Lists the model's workers (relayer), verifies the ones not cached (chain), resumes saved
     /// channels to them, and opens channels to verified workers until K channels to different
     /// workers exist.
-    async fn open_channels(&self, model: u32, bound: TokenBound) -> Result<()> {
+    async fn open_channels(
+        &self,
+        model: u32,
+        bound: TokenBound,
+        options: &RequestOptions,
+    ) -> Result<()> {
         let _sending = self.inner.sending.lock().await;
         let root = self.root_v2().await?;
         let (verified, rejected) = self.screen(model, &root).await?;
@@ -536,10 +624,44 @@ impl ChannelClient {
                 },
             });
         }
+        let total = verified.len();
+        let mut refusals = Vec::new();
+        let mut verified: Vec<ChannelWorker> = verified
+            .into_iter()
+            .filter(|w| match options.refusal(offer_of(w), bound) {
+                None => true,
+                Some(r) => {
+                    refusals.push(r);
+                    false
+                }
+            })
+            .collect();
+        if verified.is_empty() {
+            return Err(ChannelClientError::NoChannel {
+                model,
+                reason: options.explain(total, &refusals),
+            });
+        }
+        verified.sort_by_key(|w| options.rank(&w.address));
         let now32 = u32::try_from(now).unwrap_or(u32::MAX);
+        // Channels the options refuse (opened at other prices, say) do not count.
         let have: Vec<TonAddress> = lock(&self.inner.slots)
             .iter()
             .filter(|s| !s.closed && s.session.next_request(now32).is_ok())
+            .filter(|s| {
+                let st = s.session.state();
+                verified.iter().any(|w| {
+                    &w.address == s.worker()
+                        && options.admits(
+                            Offer {
+                                price_in: st.price_in,
+                                price_out: st.price_out,
+                                ..offer_of(w)
+                            },
+                            bound,
+                        )
+                })
+            })
             .map(|s| s.worker().clone())
             .collect();
         let mut distinct = have
@@ -555,6 +677,7 @@ impl ChannelClient {
                 bound,
                 w.price_in,
                 w.price_out,
+                options,
             )?);
             match self.open_one(w, amount, &root).await {
                 Ok(()) => distinct += 1,
@@ -693,14 +816,20 @@ impl ChannelClient {
 
     /// Tops up each of `ids` whose remaining amount is below the threshold or the request's max
     /// cost, back to the configured channel amount.
-    async fn top_up_where_needed(&self, ids: &[u64], bound: TokenBound) -> Result<()> {
+    async fn top_up_where_needed(
+        &self,
+        ids: &[u64],
+        bound: TokenBound,
+        options: &RequestOptions,
+    ) -> Result<()> {
         let inner = &self.inner;
         let needs: Vec<(u64, u128)> = lock(&inner.slots)
             .iter()
             .filter(|s| ids.contains(&s.id()))
             .filter_map(|s| {
                 let st = s.session.state();
-                let max_cost = cost_of(bound, st.price_in, st.price_out).unwrap_or(u128::MAX);
+                let max_cost =
+                    Self::max_cost(bound, st.price_in, st.price_out, options).unwrap_or(u128::MAX);
                 // A threshold above the channel amount would top up before every request.
                 let threshold = inner
                     .config
