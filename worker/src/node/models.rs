@@ -8,11 +8,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cocoon_sdk::job::{ModelKind, ModelSpec};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 use super::error::{NodeError, Result};
 use crate::hash::{ReadObserver, reporting_reads};
+use crate::progress;
 use crate::text::DEFAULT_MAX_BATCH;
 use crate::{BackendKind, EmbeddingModel, ModelSource, TextModel, WeightsHash, models};
 
@@ -167,11 +168,7 @@ const BAR_TICK: Duration = Duration::from_millis(200);
 
 /// A bar by bytes read on stderr when it is a terminal, drawn nowhere otherwise.
 fn load_bar(model: &str, bytes: u64, is_terminal: bool) -> ProgressBar {
-    let target = if is_terminal {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
+    let target = progress::draw_target(is_terminal);
     let bar = ProgressBar::with_draw_target(Some(bytes), target);
     bar.set_style(
         ProgressStyle::with_template(
@@ -212,6 +209,7 @@ impl LoadProgress {
             }
         });
         if drawn {
+            progress::set_drawn(Some(&bar));
             bar.enable_steady_tick(BAR_TICK);
         }
         Self {
@@ -241,6 +239,9 @@ impl LoadProgress {
     }
 
     fn end(&mut self) {
+        if !self.bar.is_hidden() {
+            progress::set_drawn(None);
+        }
         self.bar.finish_and_clear();
         drop(self.stop.take());
         if let Some(t) = self.ticker.take() {
