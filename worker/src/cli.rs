@@ -192,7 +192,8 @@ fn init_logs(json: bool, default: &str) {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Lifts a model-load bar drawn on the terminal around each line.
+        .with_writer(crate::progress::log_writer);
     if json {
         builder.json().init();
     } else {

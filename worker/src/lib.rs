@@ -51,6 +51,7 @@ pub mod llama_cpu;
 pub mod minilm;
 pub mod models;
 pub mod node;
+pub mod progress;
 pub mod qmatmul;
 pub mod sampling;
 pub mod text;

@@ -1,11 +1,39 @@
 //! Human or JSON output, and a progress indicator while waiting on the chain.
 
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
+
+/// How often a spinner turns.
+const SPINNER_TICK: Duration = Duration::from_millis(100);
+
+/// Where progress is drawn: stderr on a terminal, nowhere otherwise (a log file or a pipe gets
+/// no control sequences and no redraws).
+pub(crate) fn progress_target(is_terminal: bool) -> ProgressDrawTarget {
+    if is_terminal {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+/// A spinner saying `msg`, turning on its own, drawn only when `is_terminal`.
+pub(crate) fn spinner(msg: &str, is_terminal: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, progress_target(is_terminal));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(msg.to_owned());
+    if is_terminal {
+        bar.enable_steady_tick(SPINNER_TICK);
+    }
+    bar
+}
 
 /// Prints results as text or as one JSON document.
 #[derive(Debug, Clone, Copy)]
@@ -38,28 +66,38 @@ impl Printer {
             eprintln!("{msg}…");
             return fut.await;
         }
-        let text = msg.to_owned();
-        let spinner = tokio::spawn(async move {
-            const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-            let mut i = 0usize;
-            loop {
-                eprint!("\r{} {text}", FRAMES[i % FRAMES.len()]);
-                let _ = std::io::stderr().flush();
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
+        let bar = spinner(msg, tty);
         let out = fut.await;
-        spinner.abort();
-        eprint!("\r\x1b[2K");
-        let _ = std::io::stderr().flush();
+        bar.finish_and_clear();
         out
     }
 }
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Args)]
 pub struct OutputArgs {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_drawn_when_stderr_is_not_a_terminal() {
+        assert!(progress_target(false).is_hidden());
+        let bar = spinner("waiting for the chain", false);
+        assert!(bar.is_hidden());
+        bar.tick();
+        bar.finish_and_clear();
+    }
+
+    #[test]
+    fn a_terminal_gets_the_spinner_with_its_message() {
+        let bar = spinner("deploying Root", true);
+        assert_eq!(bar.message(), "deploying Root");
+        bar.finish_and_clear();
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! The second test does the same on a Root v2 (payment channels): Root v2's queued governance
 //! change with when it takes effect, the Worker v2, and a channel's settlement after a session
-//! (open, one request, close, the worker settles once).
+//! (open, one request, close, the worker settles once), and the worker's earnings: exactly what the
+//! settled receipt cost.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -247,6 +248,16 @@ async fn screenshots(browser: &Path, profile: &Path, url: &str, stem: &str) {
     }
 }
 
+/// nanoTON as the page writes TON: exact, trailing zeros dropped.
+fn ton(nano: u128) -> String {
+    let (whole, frac) = (nano / NANO_PER_TON, nano % NANO_PER_TON);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:09}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
 /// Waits, off the runtime, until the rendered DOM of `url` satisfies `ready`.
 async fn wait_dom(
     browser: &Path,
@@ -407,6 +418,25 @@ async fn on_a_root_v2_the_page_shows_governance_the_worker_and_a_channel_settlem
     assert!(
         row.contains(&short),
         "the settlement names the worker {short}: {row}"
+    );
+    // The worker's earnings: exactly what its settled receipts cost (one receipt here, so the
+    // final voucher's cumulative is its cost), in nanoTON and as TON on the page.
+    assert_eq!(result.cumulative, result.cost, "one receipt in the channel");
+    assert!(result.cost > 0);
+    let worker_row = dom
+        .split(&format!("data-worker=\"{worker}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("the worker row");
+    assert!(
+        worker_row.contains(&format!("data-earned=\"{}\"", result.cost)),
+        "the worker earned {} nanoTON: {worker_row}",
+        result.cost
+    );
+    assert!(
+        worker_row.contains(&format!(">{}</td>", ton(result.cost))),
+        "the worker's earnings in TON ({}): {worker_row}",
+        ton(result.cost)
     );
 
     // 4. Screenshots.

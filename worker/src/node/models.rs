@@ -1,14 +1,19 @@
 //! Which models a node serves, on which backend, and the check that Root approved their weights.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cocoon_sdk::job::{ModelKind, ModelSpec};
+use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 use super::error::{NodeError, Result};
+use crate::hash::{ReadObserver, reporting_reads};
+use crate::progress;
 use crate::text::DEFAULT_MAX_BATCH;
 use crate::{BackendKind, EmbeddingModel, ModelSource, TextModel, WeightsHash, models};
 
@@ -114,17 +119,20 @@ impl ServedModel {
                 };
                 let bytes = std::fs::metadata(&source.path).map_or(0, |m| m.len());
                 info!(target: "worker::node", model = self.spec.name, %backend, path = %source.path.display(), bytes, "loading model");
-                let progress = LoadProgress::watch(self.spec.name);
-                let loaded = match self.spec.kind {
-                    ModelKind::Text => ModelHandle::Text(Arc::new(
-                        backend
-                            .load_text(&source, self.max_batch)
-                            .map_err(model_err)?,
-                    )),
-                    ModelKind::Embedding => ModelHandle::Embedding(Arc::new(
-                        backend.load_embedding(&source).map_err(model_err)?,
-                    )),
-                };
+                let progress =
+                    LoadProgress::watch(self.spec.name, bytes, std::io::stderr().is_terminal());
+                let loaded = reporting_reads(progress.observer(), || {
+                    Ok::<_, NodeError>(match self.spec.kind {
+                        ModelKind::Text => ModelHandle::Text(Arc::new(
+                            backend
+                                .load_text(&source, self.max_batch)
+                                .map_err(model_err)?,
+                        )),
+                        ModelKind::Embedding => ModelHandle::Embedding(Arc::new(
+                            backend.load_embedding(&source).map_err(model_err)?,
+                        )),
+                    })
+                })?;
                 let elapsed = progress.finish();
                 info!(target: "worker::node", model = self.spec.name, %backend, bytes, elapsed_ms = elapsed.as_millis() as u64, "model loaded");
                 loaded
@@ -153,42 +161,88 @@ impl ServedModel {
     }
 }
 
-/// How often a model load still running says so.
+/// How often a model load still running says so (in the log, when no bar is drawn).
 const LOAD_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How often the bar redraws while the weights become tensors (no bytes move then).
+const BAR_TICK: Duration = Duration::from_millis(200);
 
-/// Logs every [`LOAD_PROGRESS_EVERY`] while a model loads (a large GGUF takes minutes), so an
-/// operator sees the node working rather than stuck; stops when finished or dropped.
+/// A bar by bytes read on stderr when it is a terminal, drawn nowhere otherwise.
+fn load_bar(model: &str, bytes: u64, is_terminal: bool) -> ProgressBar {
+    let target = progress::draw_target(is_terminal);
+    let bar = ProgressBar::with_draw_target(Some(bytes), target);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("loading {model}"));
+    bar
+}
+
+/// Shows a model load: on a terminal a bar by bytes read (then a ticking "building" once the
+/// weights are read: a large GGUF takes minutes either way); otherwise a log line every
+/// [`LOAD_PROGRESS_EVERY`], so an operator sees the node working rather than stuck. Stops when
+/// finished or dropped.
 struct LoadProgress {
     started: Instant,
+    bar: ProgressBar,
     stop: Option<mpsc::Sender<()>>,
     ticker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LoadProgress {
-    fn watch(model: &'static str) -> Self {
+    fn watch(model: &'static str, bytes: u64, is_terminal: bool) -> Self {
         let started = Instant::now();
+        let bar = load_bar(model, bytes, is_terminal);
         let (stop, stopped) = mpsc::channel::<()>();
+        let drawn = !bar.is_hidden();
         let ticker = std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(LOAD_PROGRESS_EVERY)
             {
-                info!(target: "worker::node", model, elapsed_s = started.elapsed().as_secs(), "still loading model");
+                // The bar says it already; a log line would break it.
+                if !drawn {
+                    info!(target: "worker::node", model, elapsed_s = started.elapsed().as_secs(), "still loading model");
+                }
             }
         });
+        if drawn {
+            progress::set_drawn(Some(&bar));
+            bar.enable_steady_tick(BAR_TICK);
+        }
         Self {
             started,
+            bar,
             stop: Some(stop),
             ticker: Some(ticker),
         }
     }
 
-    /// Stops the ticker; the load's duration.
+    /// What the weights read reports to: moves the bar, and says when the read is done.
+    fn observer(&self) -> ReadObserver {
+        let bar = self.bar.clone();
+        Rc::new(move |read, total| {
+            bar.set_length(total);
+            bar.set_position(read);
+            if read == total {
+                bar.set_message("building the model");
+            }
+        })
+    }
+
+    /// Stops the ticker and clears the bar; the load's duration.
     fn finish(mut self) -> Duration {
         self.end();
         self.started.elapsed()
     }
 
     fn end(&mut self) {
+        if !self.bar.is_hidden() {
+            progress::set_drawn(None);
+        }
+        self.bar.finish_and_clear();
         drop(self.stop.take());
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
@@ -249,10 +303,32 @@ mod tests {
     #[test]
     fn load_progress_stops_when_the_load_ends_or_is_abandoned() {
         // finish() joins the ticker: it returns as soon as the load is done, not after a tick.
-        let took = LoadProgress::watch("smollm2-135m-instruct").finish();
+        let took = LoadProgress::watch("smollm2-135m-instruct", 100, false).finish();
         assert!(took < LOAD_PROGRESS_EVERY, "{took:?}");
         // A load that fails drops it: the ticker ends too (drop joins it).
-        drop(LoadProgress::watch("all-minilm-l6-v2"));
+        drop(LoadProgress::watch("all-minilm-l6-v2", 100, false));
+    }
+
+    #[test]
+    fn the_load_bar_is_drawn_only_on_a_terminal_and_follows_the_read() {
+        let progress = LoadProgress::watch("smollm2-135m-instruct", 1_000, false);
+        assert!(
+            progress.bar.is_hidden(),
+            "nothing drawn when stderr is not a terminal"
+        );
+        let report = progress.observer();
+        report(400, 1_000);
+        assert_eq!(progress.bar.position(), 400);
+        assert_eq!(progress.bar.message(), "loading smollm2-135m-instruct");
+        // The file grew since its size was taken: the read's total wins.
+        report(1_200, 1_200);
+        assert_eq!(progress.bar.length(), Some(1_200));
+        assert_eq!(progress.bar.message(), "building the model");
+        progress.finish();
+        // On a terminal the bar draws to stderr (hidden all the same when the test's stderr
+        // is captured, which indicatif checks itself).
+        let drawn = load_bar("all-minilm-l6-v2", 10, true);
+        assert_eq!(drawn.length(), Some(10));
     }
 
     #[test]

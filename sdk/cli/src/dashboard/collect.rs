@@ -1,7 +1,7 @@
 //! What the page shows, read from the chain and the relayer. The relayer lists the workers
 //! connected now; every worker seen once stays listed (with when it was last seen), and its
-//! Worker contract is read for stake, earnings, status and the attested record. Settlements are
-//! read from each known Worker contract's transactions: a `SubmitReceipts` carries the signed
+//! Worker contract is read for stake, earnings (v1), status and the attested record. Settlements
+//! are read from each known Worker contract's transactions: a `SubmitReceipts` carries the signed
 //! receipts (tokens), and each `Settle` it sends to an Escrow is one settled request (cost).
 //! On a Root v2 (payment channels) the Escrows are learnt from the settlements the Workers
 //! submit, and the settlements themselves are read from the Escrows' history ([`super::v2`]).
@@ -129,7 +129,10 @@ pub struct WorkerRow {
     pub price_out: String,
     /// Stake, nanoTON.
     pub stake: String,
-    /// Earned and not withdrawn, nanoTON.
+    /// Earnings, nanoTON. v1: earned and not withdrawn (the Worker contract's counter, the
+    /// worker's share after the relayer's and the protocol's fees). v2: what its settled receipts
+    /// cost, summed from its channels' settlements (a Worker v2 keeps no counter; the Escrow
+    /// takes the relayer's and the protocol's fees out of it and pays the rest at once).
     pub earned: String,
     /// `active`, `unbonding`, `slashed`, `exited`, `uninitialized`, `unknown`.
     pub status: &'static str,
@@ -385,6 +388,13 @@ impl Collector {
         if version == RootVersion::V2 {
             let points = self.scan_escrows_v2(&mut state.channels).await;
             state.settlements.extend(points);
+            // Summed over every settlement read, not only the ones kept for the page; a
+            // settlement names its worker by the owner it paid.
+            for w in &mut workers {
+                if let Some(owner) = &w.owner {
+                    w.earned = state.channels.earned(owner).to_string();
+                }
+            }
         }
         state.settlements.sort_by_key(|s| s.time);
         let excess = state.settlements.len().saturating_sub(MAX_SETTLEMENTS);

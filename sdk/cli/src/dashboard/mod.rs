@@ -10,10 +10,12 @@
 //!
 //! - [`collect`]: reads the chain and the relayer into an [`Overview`] (settlements are kept
 //!   between polls, so each poll reads only new transactions); on a Root v2, [`v2`] reads the
-//!   governance queue, Worker v2 contracts and channel settlements from the Escrows.
+//!   governance queue, Worker v2 contracts and channel settlements from the Escrows, and
+//!   [`earnings`] sums each Worker v2's earnings from those settlements.
 //! - [`server`]: the router on the hardened `cocoon-http` listener.
 
 pub mod collect;
+mod earnings;
 pub mod server;
 mod v2;
 

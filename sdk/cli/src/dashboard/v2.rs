@@ -6,8 +6,9 @@
 //! reference). The settlements themselves are read from the Escrows' own history (the payout
 //! record, [`SettlementLog`]), so only what an Escrow really paid is shown. A settlement covers
 //! every request since the channel's previous one: its requests are the seq advance, its cost
-//! the cumulative advance. A Worker v2's earnings are not shown: each settlement pays the owner's
-//! wallet its share together with the settlement's unspent gas, in one message.
+//! the cumulative advance. A Worker v2's earnings are the sum of those advances over the
+//! settlements that paid its owner ([`Earnings`]): the payout's value cannot tell them, as it also
+//! carries the settlement's unspent gas.
 
 use std::collections::BTreeMap;
 
@@ -25,16 +26,25 @@ use super::collect::{
     Collector, Known, ModelRow, OnChainRow, PAGE, QueuedChange, RootView, SettlementPoint,
     WorkerRow, kind_name, model_name,
 };
+use super::earnings::{ChannelKey, Earnings};
 
 /// What the dashboard learnt of channels so far (kept between polls).
 #[derive(Debug, Default)]
 pub(super) struct ChannelsSeen {
     /// Escrows by raw address: the address and the lt their history was read up to.
     escrows: BTreeMap<String, (TonAddress, u64)>,
-    /// The last settlement of each (Escrow, channel): seq and cumulative.
-    last: BTreeMap<(String, u64), (u32, u128)>,
+    /// Each channel's last settlement, its worker, and what each worker earned.
+    earnings: Earnings,
     /// Settlements submitted by a known Worker, by (Escrow, channel, seq).
     submitted: BTreeMap<(String, u64, u32), Submitted>,
+}
+
+impl ChannelsSeen {
+    /// What the Worker v2 owned by `owner` (user-friendly) earned in the settlements read so
+    /// far, nanoTON.
+    pub(super) fn earned(&self, owner: &str) -> u128 {
+        self.earnings.earned(owner)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +179,7 @@ impl Collector {
             debug!(target: "cli::dashboard", worker = %k.address, error = %e, "reading a Worker v2 failed");
         }
         let onchain = state.ok().map(|s| {
-            // No `earned`: a Worker v2 keeps no earnings, each settlement pays its owner's wallet.
+            // `earned` is filled in from the settlements once the Escrows were read.
             let mut row = OnChainRow {
                 owner: Some(self.friendly(&s.owner)),
                 stake: s.stake.to_string(),
@@ -285,9 +295,11 @@ impl Collector {
         log: &SettlementLog,
         seen: &mut ChannelsSeen,
     ) -> SettlementPoint {
-        let channel = (key.to_owned(), log.channel_id());
-        let (prev_seq, prev_cumulative) = seen.last.get(&channel).copied().unwrap_or((0, 0));
-        seen.last.insert(channel, (log.seq(), log.cumulative()));
+        let channel: ChannelKey = (key.to_owned(), log.channel_id());
+        let owner = self.friendly(&log.worker_owner);
+        let advance = seen
+            .earnings
+            .settled(&channel, &owner, log.seq(), log.cumulative());
         let submitted = seen
             .submitted
             .get(&(key.to_owned(), log.channel_id(), log.seq()))
@@ -304,8 +316,8 @@ impl Collector {
             escrow: Some(self.friendly(escrow)),
             seq: Some(log.seq()),
             is_final: log.is_final(),
-            requests: log.seq().saturating_sub(prev_seq),
-            cost: log.cumulative().saturating_sub(prev_cumulative).to_string(),
+            requests: advance.requests,
+            cost: advance.cost.to_string(),
             tokens_in: submitted.as_ref().map_or(0, |s| s.tokens_in),
             tokens_out: submitted.as_ref().map_or(0, |s| s.tokens_out),
             fees: (tx.total_fees + worker_fees).to_string(),
