@@ -3,6 +3,8 @@
 //! no flags gives `Default::default()`. Behind the `clap` feature, so a library user that parses
 //! no command line does not link clap.
 
+pub mod config_file;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
