@@ -9,23 +9,24 @@
 //! file = "/etc/cocoon/wallet.json"    # --wallet.file
 //! ```
 //!
-//! Precedence is flag > environment variable > file > default. The file's values are handed to
+//! A flag's long aliases are keys too (`[gateway] listen` for `--listen`, alias
+//! `--gateway.listen`). Precedence is flag > environment variable > file > default. The file's values are handed to
 //! clap as if typed (`--chain.api-url=...` appended to argv), so clap's own value parsers check
 //! them and a bad one fails with clap's message naming the flag, plus the file's path. A key that
 //! is no flag anywhere in the program is an error (a typo is never silently ignored); a key that
 //! is a flag of another subcommand than the one run is skipped, so one file can serve every
 //! subcommand of a binary (`cocoon gateway` and `cocoon wallet show` read the same file).
 //!
-//! A binary adds [`config_arg`] to its command and parses with [`get_matches`] (or
-//! [`try_get_matches_from`] in tests).
+//! A binary parses its derived `Parser` with [`parse`] (which adds [`config_arg`]), or adds
+//! [`config_arg`] to a `Command` and calls [`get_matches`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command, Parser};
 
 /// Id (and long name) of the `--config <FILE>` argument [`config_arg`] builds.
 pub const CONFIG_ID: &str = "config";
@@ -75,6 +76,16 @@ pub enum ConfigFileError {
         /// The key, with its tables joined by dots (`chain.api-url`).
         key: String,
     },
+    /// Two keys name the same flag (its long name and an alias: `listen` and `[gateway] listen`).
+    #[error("config file {}: keys `{first}` and `{second}` set the same flag", path.display())]
+    SetTwice {
+        /// The file.
+        path: PathBuf,
+        /// The first key.
+        first: String,
+        /// The other key.
+        second: String,
+    },
     /// A key's TOML value has a shape its flag cannot take (a list for a flag of one value, text
     /// for an on/off flag, a negative count).
     #[error("config file {}: key `{key}` (--{key}) {reason}", path.display())]
@@ -111,6 +122,23 @@ impl ConfigFileError {
             }
         }
     }
+}
+
+/// Parses the process's arguments into `P`, with `--config <FILE>` (or the environment variable
+/// `env`) naming the file; prints the error and exits on failure, as clap's `Parser::parse` does.
+pub fn parse<P: Parser>(env: &'static str) -> P {
+    try_parse_from(env, std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse`] of `argv` (program name first), returning the error.
+pub fn try_parse_from<P, I, T>(env: &'static str, argv: I) -> Result<P, ConfigFileError>
+where
+    P: Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let matches = try_get_matches_from(P::command().arg(config_arg(env)), argv)?;
+    Ok(P::from_arg_matches(&matches)?)
 }
 
 /// Parses the process's arguments with the file `--config` names; prints the error and exits
@@ -198,10 +226,11 @@ fn merge(
     let (leaf, leaf_matches) = invoked(&built, first);
 
     let mut tokens = Vec::new();
+    let mut set_by = BTreeMap::new();
     for (key, value) in entries {
         let Some(arg) = leaf
             .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()) && settable(a))
+            .find(|a| settable(a) && long_names(a).any(|l| l == key))
         else {
             if known.contains(&key) {
                 continue; // a flag of another subcommand
@@ -211,6 +240,13 @@ fn merge(
                 key,
             });
         };
+        if let Some(first) = set_by.insert(arg.get_id().as_str(), key.clone()) {
+            return Err(ConfigFileError::SetTwice {
+                path: path.to_owned(),
+                first,
+                second: key,
+            });
+        }
         if !matches!(
             leaf_matches.value_source(arg.get_id().as_str()),
             None | Some(ValueSource::DefaultValue)
@@ -278,9 +314,16 @@ fn settable(arg: &Arg) -> bool {
         )
 }
 
+/// The long name and long aliases of `arg` (`--listen` and `--gateway.listen`).
+fn long_names(arg: &Arg) -> impl Iterator<Item = &str> {
+    arg.get_long()
+        .into_iter()
+        .chain(arg.get_all_aliases().unwrap_or_default())
+}
+
 fn settable_longs(cmd: &Command, out: &mut BTreeSet<String>) {
     for a in cmd.get_arguments().filter(|a| settable(a)) {
-        out.extend(a.get_long().map(str::to_owned));
+        out.extend(long_names(a).map(str::to_owned));
     }
     for sub in cmd.get_subcommands() {
         settable_longs(sub, out);

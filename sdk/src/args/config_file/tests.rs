@@ -28,6 +28,7 @@ fn cmd() -> Command {
                 .arg(
                     Arg::new("name")
                         .long("api.name")
+                        .alias("name")
                         .env(ENV_NAME)
                         .default_value("dflt"),
                 )
@@ -225,6 +226,17 @@ fn an_unknown_key_names_itself_and_the_file() {
             "{key}"
         );
     }
+}
+
+#[test]
+fn an_alias_is_a_key_but_only_once() {
+    let m = parse(&["serve"], "name = \"by-alias\"\n").unwrap();
+    assert_eq!(serve(&m).get_one::<String>("name").unwrap(), "by-alias");
+    let e = parse(&["serve"], "name = \"a\"\n[api]\nname = \"b\"\n").unwrap_err();
+    assert!(
+        matches!(&e, ConfigFileError::SetTwice { .. }) && e.to_string().contains(FILE),
+        "{e:?}"
+    );
 }
 
 #[test]
