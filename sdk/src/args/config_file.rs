@@ -270,15 +270,15 @@ fn merge(
         Ok(m) => Ok(m),
         Err(error) => {
             // An error the command line makes alone is the command line's.
-            if let Err(own) = cmd.try_get_matches_from(argv) {
-                if !matches!(
+            if let Err(own) = cmd.try_get_matches_from(argv)
+                && !matches!(
                     own.kind(),
                     ErrorKind::MissingRequiredArgument
                         | ErrorKind::MissingSubcommand
                         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-                ) {
-                    return Err(own.into());
-                }
+                )
+            {
+                return Err(own.into());
             }
             Err(ConfigFileError::Value {
                 path: path.to_owned(),
