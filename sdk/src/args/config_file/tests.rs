@@ -11,12 +11,13 @@ const ENV_NAME: &str = "COCOON_CONFIG_FILE_TEST_NAME";
 const ENV_PORT: &str = "COCOON_CONFIG_FILE_TEST_PORT";
 const ENV_FAST: &str = "COCOON_CONFIG_FILE_TEST_FAST";
 const ENV_PEERS: &str = "COCOON_CONFIG_FILE_TEST_PEERS";
+const ENV_CONFIG: &str = "COCOON_CONFIG_FILE_TEST_CONFIG";
 
 /// `prog [--chain.api-url] serve [--api.name --api.port --fast --peer...] [positional]`,
 /// `prog other [--other.x]`, `prog nested inner [--inner.depth] (required)`.
 fn cmd() -> Command {
     Command::new("prog")
-        .arg(config_arg("COCOON_CONFIG_FILE_TEST_CONFIG"))
+        .arg(config_arg(ENV_CONFIG))
         .arg(
             Arg::new("api_url")
                 .long("chain.api-url")
@@ -168,6 +169,10 @@ fn a_false_switch_in_the_file_leaves_it_off() {
 #[test]
 fn the_environment_wins_over_the_file() {
     // The environment of this process is not ours to change: run `env_child` in a child with it.
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    config
+        .write_all(b"[chain]\napi-url = \"http://env-config\"\n")
+        .unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -179,6 +184,7 @@ fn the_environment_wins_over_the_file() {
         .env(ENV_PORT, "7")
         .env(ENV_FAST, "true")
         .env(ENV_PEERS, "e:1,e:2")
+        .env(ENV_CONFIG, config.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -205,6 +211,12 @@ fn env_child() {
     // And a flag still wins over the environment.
     let m = parse(&["serve", "--api.port", "5"], FULL).unwrap();
     assert_eq!(*serve(&m).get_one::<u16>("port").unwrap(), 5);
+    // The environment variable of `--config` names the file.
+    let m = try_get_matches_from(cmd(), ["prog", "serve"]).unwrap();
+    assert_eq!(
+        serve(&m).get_one::<String>("api_url").unwrap(),
+        "http://env-config"
+    );
 }
 
 #[test]
