@@ -1,15 +1,14 @@
-//! Command-line and file configuration of `cocoon-relayer run`: clap flags (namespaced per
-//! subsystem, each with an environment variable), an optional TOML file for whatever the flags
-//! and environment leave at their defaults, and defaults from the library constants.
+//! The `cocoon-relayer` command line: clap flags (namespaced per subsystem, each with an
+//! environment variable), the TOML file of `--config` for whatever the flags and environment leave
+//! unset (keys are the long flag names, see [`cocoon_sdk::args::config_file`]), and defaults from
+//! the library constants.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
-use clap::{ArgMatches, Args};
+use clap::{Args, Parser, Subcommand};
 use cocoon_sdk::args::ROOT_ENV;
-use serde::Deserialize;
 
 use crate::config::{self, RelayerConfig};
 use crate::store::{DEFAULT_MAX_CONNECTIONS, DEFAULT_STORE_URL};
@@ -17,13 +16,48 @@ use crate::store::{DEFAULT_MAX_CONNECTIONS, DEFAULT_STORE_URL};
 /// Default address of the HTTP/WebSocket listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 
+/// Environment variable with the configuration file (`--config`).
+pub const CONFIG_ENV: &str = "COCOON_RELAYER_CONFIG";
+
+/// Cocoon relayer: watches the chain, dispatches sealed jobs to workers, relays sealed answers
+/// and receipts.
+#[derive(Debug, Parser)]
+#[command(name = "cocoon-relayer", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the client API and the worker endpoint.
+    Run(Box<RunArgs>),
+    /// Reconciliation: every job in the store with its state and why (settled, expired, failed...).
+    Jobs(JobsArgs),
+}
+
+/// `cocoon-relayer jobs` arguments.
+#[derive(Debug, clap::Args)]
+pub struct JobsArgs {
+    /// The relayer's database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only jobs in this state (`opened`, ..., `settled`, `expired`, `failed`).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Most jobs listed.
+    #[arg(long, default_value_t = 100_000)]
+    pub limit: u32,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `cocoon-relayer run` arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RunArgs {
-    /// TOML file with the same keys as the flags (`[api] listen = ...`, `[store] url = ...`);
-    /// flags and environment variables win over it.
-    #[arg(long = "config", env = "COCOON_RELAYER_CONFIG")]
-    pub config: Option<PathBuf>,
     /// HTTP API.
     #[command(flatten)]
     pub api: ApiArgs,
@@ -214,131 +248,41 @@ impl RelayerArgs {
     }
 }
 
-/// The TOML file: every key optional, same names as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    api: Option<FileApi>,
-    store: Option<FileStore>,
-    relayer: Option<FileRelayer>,
-    registry: Option<FileRegistry>,
-    wallet: Option<FileWallet>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileWallet {
-    highload: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(rename_all = "kebab-case")]
-struct FileApi {
-    listen: Option<SocketAddr>,
-    header_timeout: Option<u64>,
-    body_timeout: Option<u64>,
-    idle_timeout: Option<u64>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    rate_limit: Option<u32>,
-    rate_burst: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileStore {
-    url: Option<String>,
-    max_connections: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileRelayer {
-    id: Option<String>,
-    max_input_bytes: Option<usize>,
-    first_chunk_timeout: Option<u64>,
-    idle_timeout: Option<u64>,
-    heartbeat: Option<u64>,
-    grace_period: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRegistry {
-    workers: Option<PathBuf>,
-}
-
-impl FileConfig {
-    /// Parses the TOML text.
-    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
-    }
-}
-
-impl RunArgs {
-    /// Fills every argument that neither a flag nor the environment set from `file`.
-    pub fn merge_file(&mut self, file: FileConfig, matches: &ArgMatches) {
-        let unset = |id: &str| {
-            matches!(
-                matches.value_source(id),
-                None | Some(ValueSource::DefaultValue)
-            )
-        };
-        macro_rules! take {
-            ($section:expr, $field:ident => $target:expr, $id:literal) => {
-                if let Some(v) = $section.as_ref().and_then(|s| s.$field.clone()) {
-                    if unset($id) {
-                        $target = v;
-                    }
-                }
-            };
-        }
-        take!(file.api, listen => self.api.listen, "api.listen");
-        take!(file.api, header_timeout => self.api.header_timeout_s, "api.header-timeout");
-        take!(file.api, body_timeout => self.api.body_timeout_s, "api.body-timeout");
-        take!(file.api, idle_timeout => self.api.idle_timeout_s, "api.idle-timeout");
-        take!(file.api, max_connections => self.api.max_connections, "api.max-connections");
-        take!(file.api, max_connections_per_ip => self.api.max_connections_per_ip, "api.max-connections-per-ip");
-        take!(file.api, rate_limit => self.api.rate_per_second, "api.rate-limit");
-        take!(file.api, rate_burst => self.api.rate_burst, "api.rate-burst");
-        take!(file.store, url => self.store.url, "store.url");
-        take!(file.store, max_connections => self.store.max_connections, "store.max-connections");
-        take!(file.relayer, id => self.relayer.id, "relayer.id");
-        take!(file.relayer, max_input_bytes => self.relayer.max_input_bytes, "relayer.max-input-bytes");
-        take!(file.relayer, first_chunk_timeout => self.relayer.first_chunk_timeout_s, "relayer.first-chunk-timeout");
-        take!(file.relayer, idle_timeout => self.relayer.idle_timeout_s, "relayer.idle-timeout");
-        take!(file.relayer, heartbeat => self.relayer.heartbeat_s, "relayer.heartbeat");
-        take!(file.relayer, grace_period => self.relayer.grace_period, "relayer.grace-period");
-        take!(file.wallet, highload => self.chain.highload, "wallet.highload");
-        if self.registry.workers.is_none() {
-            self.registry.workers = file.registry.and_then(|r| r.workers);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+    use std::path::Path;
+
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    use cocoon_sdk::args::config_file::{self, ConfigFileError};
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        run: RunArgs,
+    const FILE: &str = "/etc/cocoon/relayer.toml";
+
+    /// `cocoon-relayer run ARGS` with the configuration file `toml`.
+    fn run_with(args: &[&str], toml: &str) -> Result<RunArgs, ConfigFileError> {
+        let argv = ["cocoon-relayer", "run"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let m = config_file::try_get_matches_with_toml(
+            Cli::command().arg(config_file::config_arg(CONFIG_ENV)),
+            argv,
+            toml,
+            Path::new(FILE),
+        )?;
+        match Cli::from_arg_matches(&m)?.command {
+            Command::Run(a) => Ok(*a),
+            Command::Jobs(_) => panic!("run was asked"),
+        }
     }
 
-    fn parse(args: &[&str]) -> (RunArgs, ArgMatches) {
-        let m = Wrap::command()
-            .try_get_matches_from(std::iter::once("x").chain(args.iter().copied()))
-            .unwrap();
-        (Wrap::from_arg_matches(&m).unwrap().run, m)
+    fn parse(args: &[&str]) -> RunArgs {
+        run_with(args, "").unwrap()
     }
 
     #[test]
     fn no_flags_give_the_library_defaults() {
-        let (a, _) = parse(&[]);
+        let a = parse(&[]);
         assert_eq!(a.api.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(a.store.url, DEFAULT_STORE_URL);
         assert_eq!(a.store.max_connections, DEFAULT_MAX_CONNECTIONS);
@@ -371,7 +315,7 @@ mod tests {
 
     #[test]
     fn chain_flags_are_the_shared_ones() {
-        let (a, _) = parse(&[
+        let a = parse(&[
             "--chain.api-url",
             "http://127.0.0.1:1",
             "--chain.root",
@@ -386,31 +330,65 @@ mod tests {
 
     #[test]
     fn file_fills_only_what_flags_left_default() {
-        let (mut a, m) = parse(&["--store.url", "postgres://u@h/db"]);
-        let file = FileConfig::parse(
-            "[api]\nlisten = \"0.0.0.0:9000\"\nrate-limit = 7\n[store]\nurl = \"sqlite://f.db\"\nmax-connections = 3\n[relayer]\ngrace-period = 5\n",
+        let a = run_with(
+            &["--store.url", "postgres://u@h/db"],
+            "[api]\nlisten = \"0.0.0.0:9000\"\nrate-limit = 7\n[store]\nurl = \"sqlite://f.db\"\nmax-connections = 3\n[relayer]\ngrace-period = 5\n[registry]\nworkers = \"workers.toml\"\n",
         )
         .unwrap();
-        a.merge_file(file, &m);
         assert_eq!(a.api.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(a.api.limits().rate_per_second, 7);
         assert_eq!(a.store.url, "postgres://u@h/db", "the flag wins");
         assert_eq!((a.store.max_connections, a.relayer.grace_period), (3, 5));
-        assert!(FileConfig::parse("[store]\nbogus = 1\n").is_err());
+        assert_eq!(a.registry.workers, Some(PathBuf::from("workers.toml")));
+        assert!(matches!(
+            run_with(&[], "[store]\nbogus = 1\n"),
+            Err(ConfigFileError::UnknownKey { key, .. }) if key == "store.bogus"
+        ));
+        let e = run_with(&[], "[api]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("--api.listen") && e.to_string().contains(FILE),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_highload_wallet_is_chosen_by_flag_or_file() {
-        let (a, _) = parse(&[]);
+        let a = parse(&[]);
         assert!(!a.chain.highload, "off by default");
-        let (a, _) = parse(&["--wallet.highload"]);
+        let a = parse(&["--wallet.highload"]);
         assert!(a.chain.highload);
-        let (mut a, m) = parse(&[]);
-        a.merge_file(
-            FileConfig::parse("[wallet]\nhighload = true\n").unwrap(),
-            &m,
-        );
+        let a = run_with(&[], "[wallet]\nhighload = true\n").unwrap();
         assert!(a.chain.highload);
-        assert!(FileConfig::parse("[wallet]\nmnemonic = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn config_names_the_file_on_either_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relayer.toml");
+        std::fs::write(
+            &path,
+            "[api]\nlisten = \"127.0.0.1:9481\"\n[store]\nurl = \"sqlite://j.db\"\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let cli = config_file::try_parse_from::<Cli, _, _>(
+            CONFIG_ENV,
+            ["cocoon-relayer", "run", "--config", path],
+        )
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(a.api.listen, "127.0.0.1:9481".parse().unwrap());
+        // `jobs` reads the same file and takes only its own keys (`[store]`).
+        let cli = config_file::try_parse_from::<Cli, _, _>(
+            CONFIG_ENV,
+            ["cocoon-relayer", "--config", path, "jobs"],
+        )
+        .unwrap();
+        let Command::Jobs(j) = cli.command else {
+            panic!("jobs")
+        };
+        assert_eq!(j.store.url, "sqlite://j.db");
     }
 }

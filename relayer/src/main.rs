@@ -6,47 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
-use cocoon_relayer::cli::{FileConfig, RunArgs};
+use cocoon_relayer::cli::{Cli, Command, JobsArgs, RunArgs};
 use cocoon_relayer::{ChainConfig, ServiceConfig, StaticRegistry};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::wallet::highload::HighloadWallet;
 use cocoon_sdk::wallet::{Wallet, WalletKind};
 use tracing_subscriber::EnvFilter;
-
-/// Cocoon relayer: watches the chain, dispatches sealed jobs to workers, relays sealed answers
-/// and receipts.
-#[derive(Debug, Parser)]
-#[command(name = "cocoon-relayer", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve the client API and the worker endpoint.
-    Run(Box<RunArgs>),
-    /// Reconciliation: every job in the store with its state and why (settled, expired, failed...).
-    Jobs(JobsArgs),
-}
-
-/// `cocoon-relayer jobs`
-#[derive(Debug, clap::Args)]
-struct JobsArgs {
-    /// The relayer's database.
-    #[command(flatten)]
-    store: cocoon_relayer::cli::StoreArgs,
-    /// Only jobs in this state (`opened`, ..., `settled`, `expired`, `failed`).
-    #[arg(long)]
-    state: Option<String>,
-    /// Most jobs listed.
-    #[arg(long, default_value_t = 100_000)]
-    limit: u32,
-    /// One JSON object per line instead of a table.
-    #[arg(long)]
-    json: bool,
-}
 
 fn init_logs(json: bool, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -62,19 +27,9 @@ fn init_logs(json: bool, default: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches)?;
+    let cli: Cli = cocoon_sdk::args::config_file::parse(cocoon_relayer::cli::CONFIG_ENV);
     match cli.command {
-        Command::Run(mut args) => {
-            if let Some(path) = &args.config {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let file = FileConfig::parse(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?;
-                if let Some(sub) = matches.subcommand_matches("run") {
-                    args.merge_file(file, sub);
-                }
-            }
+        Command::Run(args) => {
             init_logs(args.log_json, "info");
             run(*args).await
         }

@@ -1,7 +1,10 @@
 //! Argument groups shared by every Cocoon binary (`cocoon`, `cocoon-worker`, `cocoon-relayer`):
 //! clap `Args` with namespaced flags, every default a library constant, and a test that parsing
 //! no flags gives `Default::default()`. Behind the `clap` feature, so a library user that parses
-//! no command line does not link clap.
+//! no command line does not link clap. [`config_file`] gives every binary the same `--config`
+//! TOML file, whose keys are these flags' long names.
+
+pub mod config_file;
 
 use std::path::PathBuf;
 use std::time::Duration;

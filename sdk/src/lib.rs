@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //!
-//! - [`args`] (feature `clap`): the `--chain.*` and `--wallet.*` flags every binary shares.
+//! - [`args`] (feature `clap`): the `--chain.*` and `--wallet.*` flags every binary shares, and
+//!   the `--config <FILE>` TOML file every binary reads ([`args::config_file`]).
 //! - [`attest`]: TEE evidence (SEV-SNP, TDX, Simulated), verification policy, key binding, providers.
 //! - [`seal`]: HPKE sealing to one or K workers, the sealed response stream, commitments.
 //! - [`chain`]: the [`chain::ChainApi`] trait and its toncenter v2/v3 client.

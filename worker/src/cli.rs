@@ -18,7 +18,11 @@ use crate::{
     models,
 };
 
-/// `cocoon-worker`: the worker node and its inference engine.
+/// Environment variable with the configuration file (`--config`).
+pub const CONFIG_ENV: &str = "COCOON_WORKER_CONFIG";
+
+/// `cocoon-worker`: the worker node and its inference engine. `src/main.rs` parses it with
+/// `--config <FILE>` ([`CONFIG_ENV`]): a TOML file whose keys are the long flag names.
 #[derive(Parser, Debug)]
 #[command(
     name = "cocoon-worker",
@@ -439,4 +443,65 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         bench::report(&figures, info.tensor_bytes, a.bandwidth_gbs)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use cocoon_sdk::args::config_file;
+
+    use super::*;
+
+    #[test]
+    fn the_config_file_reaches_the_node_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.toml");
+        std::fs::write(
+            &path,
+            r#"
+relayer = "wss://relayer.example:8480"
+models = ["smollm2-135m-instruct", "all-minilm-l6-v2"]
+self-submit = true
+[channel]
+credit = "2.5"
+[chain]
+api-url = "http://127.0.0.1:8081"
+"#,
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let cli: Cli = config_file::try_parse_from(
+            CONFIG_ENV,
+            [
+                "cocoon-worker",
+                "run",
+                "--config",
+                path,
+                "--relayer",
+                "ws://flag:1",
+            ],
+        )
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(a.node.channel_credit, Some(Ton(2_500_000_000)));
+        assert_eq!(a.node.models, ["smollm2-135m-instruct", "all-minilm-l6-v2"]);
+        assert!(a.node.self_submit);
+        assert_eq!(a.node.chain.config().base_url, "http://127.0.0.1:8081");
+        assert_eq!(a.node.relayer, "ws://flag:1", "the flag wins over the file");
+        // `generate` has none of these flags: the same file leaves it alone.
+        let cli: Cli = config_file::try_parse_from(
+            CONFIG_ENV,
+            [
+                "cocoon-worker",
+                "generate",
+                "--prompt",
+                "hi",
+                "--config",
+                path,
+            ],
+        )
+        .unwrap();
+        assert!(matches!(cli.command, Command::Generate(_)));
+    }
 }

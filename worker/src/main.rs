@@ -1,7 +1,8 @@
 //! `cocoon-worker`: the worker node and its inference engine (logic in `cocoon_worker::cli`).
 
-use clap::Parser;
+use cocoon_worker::cli::{CONFIG_ENV, Cli};
 
 fn main() -> anyhow::Result<()> {
-    cocoon_worker::cli::run(cocoon_worker::cli::Cli::parse())
+    let cli: Cli = cocoon_sdk::args::config_file::parse(CONFIG_ENV);
+    cocoon_worker::cli::run(cli)
 }

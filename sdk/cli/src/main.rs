@@ -1,6 +1,6 @@
 //! The `cocoon` command line (logic in `cocoon_cli::commands`).
 
-use clap::Parser;
+use cocoon_sdk::args::config_file;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -11,7 +11,8 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = cocoon_cli::run(cocoon_cli::Cli::parse()).await {
+    let cli: cocoon_cli::Cli = config_file::parse(cocoon_cli::commands::CONFIG_ENV);
+    if let Err(e) = cocoon_cli::run(cli).await {
         // One line with the whole cause chain; backtraces are for COCOON_LOG=debug sessions.
         eprintln!("error: {e:#}");
         std::process::exit(1);

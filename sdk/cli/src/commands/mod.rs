@@ -25,6 +25,10 @@ use serde_json::json;
 
 use crate::output::{OutputArgs, Printer};
 
+/// Environment variable with the configuration file (`--config`): a TOML file whose keys are the
+/// long flag names, read by `src/main.rs` through `cocoon_sdk::args::config_file`.
+pub const CONFIG_ENV: &str = "COCOON_CONFIG";
+
 /// `cocoon`: operate the Cocoon network from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "cocoon", version, about)]
@@ -170,6 +174,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_file_reaches_the_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cocoon.toml");
+        let root = "0:".to_owned() + &"ab".repeat(32);
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+root = "{root}"
+relayer = "http://127.0.0.1:8480"
+min-attestation = "sev-snp"
+[chain]
+api-url = "http://127.0.0.1:8081"
+[wallet]
+file = "/etc/cocoon/wallet.json"
+[gateway]
+listen = "127.0.0.1:9999"
+rate-limit = 50
+"#
+            ),
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let c: Cli = cocoon_sdk::args::config_file::try_parse_from(
+            CONFIG_ENV,
+            ["cocoon", "gateway", "--config", path],
+        )
+        .unwrap();
+        assert_eq!(c.chain.config().base_url, "http://127.0.0.1:8081");
+        assert_eq!(
+            c.wallet.path(),
+            std::path::Path::new("/etc/cocoon/wallet.json")
+        );
+        let Command::Gateway(g) = c.command else {
+            panic!("gateway")
+        };
+        assert_eq!(g.listen, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(g.rate_per_second, 50, "a `gateway.` alias is a key");
+        assert!(g.min_attestation.is_some());
+        assert_eq!(g.client.relayer, "http://127.0.0.1:8480");
+        // The same file serves a command without the gateway's flags.
+        let c: Cli = cocoon_sdk::args::config_file::try_parse_from(
+            CONFIG_ENV,
+            ["cocoon", "--config", path, "wallet", "show"],
+        )
+        .unwrap();
+        assert_eq!(
+            c.wallet.path(),
+            std::path::Path::new("/etc/cocoon/wallet.json")
+        );
+    }
 
     #[test]
     fn commands_parse() {
