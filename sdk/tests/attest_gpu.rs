@@ -274,6 +274,16 @@ fn gpu_evidence_bound_to_the_worker_verifies_with_the_cpu_report() {
     let verified = verify_worker(&ev, &policy, &binding()).unwrap();
     assert_eq!(verified.evidence_hash, ev.hash());
     let gpu = verify_gpu(ev.gpu().unwrap(), &policy).unwrap();
+    // What a client shows is what it verified: the GPU part travels with the result.
+    assert_eq!(verified.gpu.as_ref(), Some(&gpu));
+    assert!(
+        verified.to_string().contains(&format!(
+            "NVIDIA GPU in confidential-computing mode (driver {}, VBIOS {}, 64 measurements)",
+            nv::DRIVER_VERSION,
+            nv::VBIOS_VERSION
+        )),
+        "{verified}"
+    );
     assert_eq!(gpu.driver_version, nv::DRIVER_VERSION);
     assert_eq!(gpu.vbios_version, nv::VBIOS_VERSION);
     assert_eq!(gpu.measurements_checked, 64);
@@ -285,7 +295,8 @@ fn gpu_evidence_bound_to_the_worker_verifies_with_the_cpu_report() {
 #[test]
 fn gpu_required_and_absent_rejected() {
     let (cpu, policy) = snp(binding().report_data().unwrap());
-    verify_worker(&cpu, &policy, &binding()).unwrap();
+    let verified = verify_worker(&cpu, &policy, &binding()).unwrap();
+    assert_eq!(verified.gpu, None, "no GPU part, none shown");
     let err = verify_worker(&cpu, &policy.require_gpu(true), &binding()).unwrap_err();
     assert!(matches!(err, AttestError::GpuEvidenceRequired), "{err}");
 }

@@ -50,4 +50,4 @@ pub use provider::{
     parse_cert_table,
 };
 pub use tdx::tdx_measurement;
-pub use verify::{RecordedAttestation, Tcb, Verified, verify_evidence, verify_worker};
+pub use verify::{RecordedAttestation, Tcb, Verified, gpu_label, verify_evidence, verify_worker};

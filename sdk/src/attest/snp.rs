@@ -99,6 +99,7 @@ pub(crate) fn verify(
         },
         report_data: report.report_data,
         evidence_hash,
+        gpu: None,
     })
 }
 

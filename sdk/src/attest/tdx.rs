@@ -81,6 +81,7 @@ pub(crate) fn verify(
         },
         report_data: td.report_data,
         evidence_hash,
+        gpu: None,
     })
 }
 

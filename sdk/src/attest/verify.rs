@@ -7,7 +7,7 @@ use tracing::{debug, warn};
 use super::binding::WorkerBinding;
 use super::error::{AttestError, Result};
 use super::evidence::{Evidence, EvidenceKind};
-use super::gpu::{SpdmReport, verify_gpu};
+use super::gpu::{SpdmReport, VerifiedGpu, verify_gpu};
 use super::policy::{Measurement, Policy, SnpProduct, SnpTcb, measurement_id};
 use super::{snp, tdx};
 
@@ -45,6 +45,9 @@ pub struct Verified {
     pub report_data: [u8; 64],
     /// sha256 of the canonical evidence encoding.
     pub evidence_hash: [u8; 32],
+    /// The GPU part, when the evidence carries one that verified: the GPU runs in
+    /// confidential-computing mode with the measured driver and VBIOS.
+    pub gpu: Option<VerifiedGpu>,
 }
 
 /// A worker's attestation as its Worker contract records it (TL-B `attestation$_ kind:uint8
@@ -108,6 +111,14 @@ impl Verified {
     }
 }
 
+/// How a verified GPU is shown to people: what was proved, with the versions the RIMs matched.
+pub fn gpu_label(gpu: &VerifiedGpu) -> String {
+    format!(
+        "NVIDIA GPU in confidential-computing mode (driver {}, VBIOS {}, {} measurements)",
+        gpu.driver_version, gpu.vbios_version, gpu.measurements_checked
+    )
+}
+
 impl fmt::Display for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -115,7 +126,11 @@ impl fmt::Display for Verified {
             "{} measurement {}",
             self.kind,
             hex::encode(self.measurement)
-        )
+        )?;
+        match &self.gpu {
+            Some(gpu) => write!(f, " + {}", gpu_label(gpu)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -126,9 +141,10 @@ pub fn verify_evidence(evidence: &Evidence, policy: &Policy) -> Result<Verified>
     let evidence_hash = evidence.hash();
     let verified = match evidence {
         Evidence::WithGpu { cpu, gpu } => {
-            let verified = verify_cpu(cpu, policy, evidence_hash)?;
+            let mut verified = verify_cpu(cpu, policy, evidence_hash)?;
             let gpu = verify_gpu(gpu, policy)?;
             debug!(target: "sdk::attest", driver = %gpu.driver_version, vbios = %gpu.vbios_version, measurements = gpu.measurements_checked, "GPU evidence verified");
+            verified.gpu = Some(gpu);
             verified
         }
         cpu if policy.gpu.required => {
@@ -181,6 +197,7 @@ fn verify_cpu(evidence: &Evidence, policy: &Policy, evidence_hash: [u8; 32]) -> 
                 tcb: Tcb::Simulated,
                 report_data: *report_data,
                 evidence_hash,
+                gpu: None,
             }
         }
     })

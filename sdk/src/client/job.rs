@@ -79,6 +79,8 @@ pub struct JobResult {
     pub worker: TonAddress,
     /// Its attestation kind ([`EvidenceKind::Simulated`] = UNATTESTED).
     pub attestation_kind: EvidenceKind,
+    /// Its GPU evidence, verified and bound to its keys (none: it proved no GPU).
+    pub gpu: Option<crate::attest::VerifiedGpu>,
     /// The worker's signed receipt.
     pub receipt: SignedReceipt,
     /// Representation hash of the receipt body (what the Escrow's settlement log carries).
@@ -742,6 +744,7 @@ impl JobStream {
             cost: b.cost,
             worker: served.address.clone(),
             attestation_kind: served.kind(),
+            gpu: served.attestation.gpu.clone(),
             receipt_hash,
             open_tx: self.open_tx,
             open_lt: self.open_lt,
@@ -778,6 +781,7 @@ mod tests {
                 tcb: Tcb::Simulated,
                 report_data: [0; 64],
                 evidence_hash: [n; 32],
+                gpu: None,
             },
             load,
             capacity: 2,

@@ -457,6 +457,7 @@ fn result_json(r: &JobResult, net: Network, open_ms: u128) -> Value {
         "max_cost_nano": r.max_cost.to_string(),
         "worker": addr(&r.worker, net),
         "attestation": r.attestation_kind.to_string(),
+        "gpu": gpu_json(r.gpu.as_ref()),
         "unattested": r.unattested(),
         "receipt_hash": hex::encode(r.receipt_hash),
         "receipt_boc": r.receipt.to_boc().map(|b| base64::engine::general_purpose::STANDARD.encode(b)).unwrap_or_default(),
@@ -486,8 +487,33 @@ fn summary(r: &JobResult, net: Network) -> String {
         format_ton(r.max_cost),
         hex::encode(r.receipt_hash),
     );
-    s.push_str(&format!("\nattestation: {}", r.attestation_kind));
+    s.push_str(&format!(
+        "\nattestation: {}",
+        attestation_line(r.attestation_kind, r.gpu.as_ref())
+    ));
     s
+}
+
+/// The attestation a person reads: the CPU TEE, and the GPU when the worker proved one.
+fn attestation_line(kind: EvidenceKind, gpu: Option<&cocoon_sdk::attest::VerifiedGpu>) -> String {
+    match gpu {
+        Some(gpu) => format!("{kind} + {}", cocoon_sdk::attest::gpu_label(gpu)),
+        None => kind.to_string(),
+    }
+}
+
+/// The GPU evidence a worker proved, for `--json` (null: none).
+fn gpu_json(gpu: Option<&cocoon_sdk::attest::VerifiedGpu>) -> Value {
+    gpu.map_or(Value::Null, |g| {
+        json!({
+            "vendor": "nvidia",
+            "confidential_computing": true,
+            "driver_version": g.driver_version,
+            "vbios_version": g.vbios_version,
+            "measurements_checked": g.measurements_checked,
+            "evidence_hash": hex::encode(g.evidence_hash),
+        })
+    })
 }
 
 /// Runs a job, streaming text to stdout in text mode; returns the checked result.
@@ -683,7 +709,7 @@ fn finish_channels(ctx: &Ctx, r: &ChannelResult, txs: u64) {
         format_ton(r.cost),
         format_ton(r.cumulative),
         txs,
-        r.attestation_kind,
+        attestation_line(r.attestation_kind, r.gpu.as_ref()),
         receipt_boc,
     );
 }
@@ -702,6 +728,7 @@ fn channel_result_json(r: &ChannelResult, net: Network, txs: u64, receipt_boc: &
         "cumulative_nano": r.cumulative.to_string(),
         "worker": addr(&r.worker, net),
         "attestation": r.attestation_kind.to_string(),
+        "gpu": gpu_json(r.gpu.as_ref()),
         "unattested": r.attestation_kind == EvidenceKind::Simulated,
         "receipt_hash": r.receipt.body.hash().map(hex::encode).unwrap_or_default(),
         "receipt_boc": receipt_boc,
@@ -858,7 +885,7 @@ async fn models_channels(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
                 human.push_str(&format!(
                     "       {}  {}  {}n in / {}n out  attested until {}\n",
                     addr(&w.address, ctx.net()),
-                    w.kind(),
+                    attestation_line(w.kind(), w.attestation.gpu.as_ref()),
                     w.price_in,
                     w.price_out,
                     w.expires_at,
@@ -867,6 +894,7 @@ async fn models_channels(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
                     "worker": addr(&w.address, ctx.net()),
                     "owner": addr(&w.owner, ctx.net()),
                     "attestation": w.kind().to_string(),
+                    "gpu": gpu_json(w.attestation.gpu.as_ref()),
                     "price_in_nano": w.price_in.to_string(),
                     "price_out_nano": w.price_out.to_string(),
                     "expires_at": w.expires_at,
@@ -932,7 +960,7 @@ pub(super) async fn models(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
                 human.push_str(&format!(
                     "       {}  {}  {}n in / {}n out  load {}/{}\n",
                     addr(&w.address, ctx.net()),
-                    w.kind(),
+                    attestation_line(w.kind(), w.attestation.gpu.as_ref()),
                     w.price_in,
                     w.price_out,
                     w.load,
@@ -941,6 +969,7 @@ pub(super) async fn models(ctx: &Ctx, a: ModelsArgs) -> anyhow::Result<()> {
                 arr.push(json!({
                     "worker": addr(&w.address, ctx.net()),
                     "attestation": w.kind().to_string(),
+                    "gpu": gpu_json(w.attestation.gpu.as_ref()),
                     "price_in_nano": w.price_in.to_string(),
                     "price_out_nano": w.price_out.to_string(),
                     "load": w.load,
@@ -1321,6 +1350,33 @@ mod tests {
         assert_eq!(model_spec("1").unwrap().name, DEFAULT_CHAT_MODEL);
         let err = model_spec("gpt-4").unwrap_err().to_string();
         assert!(err.contains("gpt-4"), "{err}");
+    }
+
+    #[test]
+    fn the_gpu_a_worker_proved_is_shown_in_text_and_json() {
+        let gpu = cocoon_sdk::attest::VerifiedGpu {
+            evidence_hash: [7; 32],
+            nonce: [1; 32],
+            driver_version: "550.54.14".into(),
+            vbios_version: "96.00.5e.00.01".into(),
+            measurements_checked: 64,
+        };
+        assert_eq!(
+            attestation_line(EvidenceKind::Tdx, Some(&gpu)),
+            format!(
+                "{} + NVIDIA GPU in confidential-computing mode (driver 550.54.14, VBIOS 96.00.5e.00.01, 64 measurements)",
+                EvidenceKind::Tdx
+            )
+        );
+        assert_eq!(
+            attestation_line(EvidenceKind::SevSnp, None),
+            EvidenceKind::SevSnp.to_string()
+        );
+        let j = gpu_json(Some(&gpu));
+        assert_eq!(j["driver_version"], "550.54.14");
+        assert_eq!(j["measurements_checked"], 64);
+        assert_eq!(j["evidence_hash"], hex::encode([7u8; 32]));
+        assert_eq!(gpu_json(None), Value::Null);
     }
 
     #[test]

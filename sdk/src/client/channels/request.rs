@@ -54,6 +54,8 @@ pub struct ChannelResult {
     pub cumulative: u128,
     /// Its attestation kind ([`EvidenceKind::Simulated`] = UNATTESTED).
     pub attestation_kind: EvidenceKind,
+    /// Its GPU evidence, verified and bound to its keys (none: it proved no GPU).
+    pub gpu: Option<crate::attest::VerifiedGpu>,
     /// The worker's signed receipt.
     pub receipt: SignedChannelReceipt,
     /// The voucher signed for it.
@@ -94,6 +96,7 @@ struct Named {
     worker: TonAddress,
     encryption_key: [u8; 32],
     kind: EvidenceKind,
+    gpu: Option<crate::attest::VerifiedGpu>,
 }
 
 #[derive(Debug)]
@@ -153,6 +156,7 @@ pub(super) async fn start(
                 worker: w.address.clone(),
                 encryption_key: w.encryption_key,
                 kind: w.kind(),
+                gpu: w.attestation.gpu.clone(),
             });
         }
         (tickets, named)
@@ -529,6 +533,7 @@ impl ChannelStream {
                 .unwrap_or(u128::MAX),
             cumulative: voucher.body.cumulative,
             attestation_kind: named.kind,
+            gpu: named.gpu,
             input_commitment: self.seal.input_commitment,
             output_commitment,
             receipt,
