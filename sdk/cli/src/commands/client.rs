@@ -121,10 +121,11 @@ impl ClientArgs {
     }
 
     /// A channel-mode client (v2 Root): the voucher key beside the wallet file, the sessions
-    /// saved beside it too.
+    /// saved beside it too; with `highload`, sending from the wallet's Highload Wallet v3.
     pub(super) async fn connect_channels(
         &self,
         ctx: &Ctx,
+        highload: bool,
     ) -> anyhow::Result<cocoon_sdk::client::channels::ChannelClient> {
         use cocoon_sdk::client::channels::{ChannelClient, ChannelConfig, default_store_path};
         let wallet = ctx.open_wallet()?;
@@ -143,6 +144,7 @@ impl ClientArgs {
             .clamp(1, cocoon_sdk::relay::channel::MAX_TICKETS);
         c.store = Some(default_store_path(&wallet_file, &self.root.root));
         c.send = ctx.wallet.send_options();
+        c.highload = highload;
         if c.policy == PolicyMode::Development {
             tracing::warn!(target: "cli", "development policy: UNATTESTED (SIMULATED TEE) workers are accepted");
         }
@@ -518,7 +520,7 @@ pub(super) async fn chat(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
 /// request once they are open.
 async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
     use cocoon_sdk::client::channels::ChannelEvent;
-    let client = a.client.connect_channels(ctx).await?;
+    let client = a.client.connect_channels(ctx, false).await?;
     let model = cocoon_sdk::job::ModelSpec::by_name(&a.model)
         .with_context(|| format!("model {:?}", a.model))?;
     let txs_before = client.transactions();
