@@ -426,6 +426,7 @@ mod tests {
             "COCOON_TEE_TTL",
             "COCOON_TEE_RENEW_BEFORE",
             "COCOON_WORKER_LOG_JSON",
+            "COCOON_WORKER_WALLET_HIGHLOAD",
             "TONCENTER_API_KEY",
         ] {
             if std::env::var_os(v).is_some() {
@@ -466,6 +467,7 @@ mod tests {
             "--self-submit",
             "--price-in",
             "7",
+            "--wallet.highload",
         ])
         .cmd
         else {
@@ -476,6 +478,7 @@ mod tests {
         assert_eq!(a.stake, Ton(12_500_000_000));
         assert!(a.self_submit);
         assert_eq!(a.price_in, 7);
+        assert!(a.highload);
     }
 
     #[test]
