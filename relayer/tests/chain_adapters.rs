@@ -18,7 +18,7 @@ use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::TlbType as _;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::highload::HighloadWallet;
-use cocoon_testkit::stub::StubWorker;
+use cocoon_testkit::stub::{StubHandle, StubWorker};
 use cocoon_testkit::{Fault, FaultProxy};
 use localnet::{GRACE, Net, setup, submit, wait_for};
 
@@ -84,6 +84,13 @@ async fn settlements_on_chain(n: &Net) -> std::collections::HashMap<u64, u32> {
     }
 }
 
+/// A stub session that heartbeats like a live worker: with a lagging chain (the realistic
+/// profile, injected faults) the first dispatch may come later than the relayer's session timeout.
+fn alive(stub: StubHandle) -> StubHandle {
+    stub.keep_alive(Duration::from_millis(500), 4);
+    stub
+}
+
 async fn run_jobs(n: &Net, h: &RelayerHandle, ids: &[u64]) -> Vec<JobRef> {
     let mut jobs = Vec::new();
     for id in ids {
@@ -123,11 +130,12 @@ async fn jobs_settle_on_chain_and_refused_settlements_fail_with_the_exit_code() 
     );
 
     let ws = h.url().replace("http://", "ws://");
-    let _w = n
-        .stub
-        .connect(&ws)
-        .await
-        .expect("a registered Worker is admitted");
+    let _w = alive(
+        n.stub
+            .connect(&ws)
+            .await
+            .expect("a registered Worker is admitted"),
+    );
     // Not a Worker contract under this Root: refused by the ChainRegistry.
     let stranger = StubWorker::new(9, vec![1]);
     assert!(
@@ -218,11 +226,12 @@ async fn a_restart_catches_up_from_the_persisted_cursor() {
         .sum();
     assert_eq!(total, 3, "every job once");
     // And the caught-up jobs are served like any other.
-    let _w = n
-        .stub
-        .connect(&h.url().replace("http://", "ws://"))
-        .await
-        .unwrap();
+    let _w = alive(
+        n.stub
+            .connect(&h.url().replace("http://", "ws://"))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         submit(&h.url(), &missed[0], b"two", &n.stub.address).await,
         202
@@ -255,11 +264,12 @@ async fn chain_faults_neither_lose_nor_duplicate_work() {
     };
     let dir = tempfile::tempdir().unwrap();
     let h = spawn(&n, api, &dir.path().join("r.db")).await;
-    let _w = n
-        .stub
-        .connect(&h.url().replace("http://", "ws://"))
-        .await
-        .unwrap();
+    let _w = alive(
+        n.stub
+            .connect(&h.url().replace("http://", "ws://"))
+            .await
+            .unwrap(),
+    );
 
     // The watcher's and the registry's reads fail, stall and are throttled; the broadcast of a
     // batch reaches the chain but its answer is lost; confirmation lookups fail.
@@ -307,11 +317,12 @@ async fn with_a_highload_wallet_settlements_go_out_from_it() {
     .await;
     // Jobs still name the V5R1 wallet: it receives job_opened and stays the relayer's identity.
     assert_eq!(h.address(), Some(n.relayer.address()));
-    let _w = n
-        .stub
-        .connect(&h.url().replace("http://", "ws://"))
-        .await
-        .unwrap();
+    let _w = alive(
+        n.stub
+            .connect(&h.url().replace("http://", "ws://"))
+            .await
+            .unwrap(),
+    );
     let jobs = run_jobs(&n, &h, &[1, 2, 3]).await;
     let counts = settlements_on_chain(&n).await;
     assert_eq!(

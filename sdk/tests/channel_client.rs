@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use cocoon_relayer::service::{self, ChainConfig, ServiceConfig};
+use cocoon_sdk::chain::ChainApi as _;
 use cocoon_sdk::channel::ChannelError;
 use cocoon_sdk::client::PolicyMode;
 use cocoon_sdk::client::channels::{
@@ -17,6 +18,7 @@ use cocoon_sdk::contracts::v2::{EscrowClient, WorkerClient};
 use cocoon_sdk::job::models::SMOLLM2_135M;
 use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
 use cocoon_sdk::units::NANO_PER_TON;
+use cocoon_sdk::wallet::highload::HighloadWallet;
 use cocoon_sdk::wallet::{SendOptions, Wallet};
 use cocoon_testkit::chain::start_localnet;
 use cocoon_testkit::dev::GRACE_PERIOD;
@@ -323,4 +325,115 @@ async fn requests_over_channels_failover_top_up_prove_and_reclaim() {
     assert!(client.channels().iter().all(|c| c.closed));
     // Closed channels keep their receipts: still provable.
     client.verify(&results[0].receipt).await.unwrap();
+}
+
+/// `ChannelConfig::highload` (the gateway's `--wallet.highload`): the Escrow's deposit, the
+/// channel's opening, its top-up, its close and its reclaim all go out from the Highload Wallet
+/// v3 of the wallet's key, which owns the Escrow; the V5R1 wallet of the key sends nothing.
+#[tokio::test]
+async fn with_a_highload_wallet_a_channel_opens_tops_up_and_closes_from_it() {
+    let chain = DevChainV2::on(
+        start_localnet().await.unwrap(),
+        BTreeMap::from([(SMOLLM2_135M.id, SMOLLM2_135M.registry_hash())]),
+    )
+    .await
+    .unwrap();
+    let w = chain
+        .register_worker(5, &[SMOLLM2_135M.id], PRICE_IN, PRICE_OUT)
+        .await
+        .unwrap();
+    let relayer_wallet = chain.funded_wallet(NANO_PER_TON).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServiceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display()),
+    );
+    cfg.chain = Some(ChainConfig::new(
+        chain.localnet.api_config(),
+        chain.root.clone(),
+        relayer_wallet,
+    ));
+    let relayer = service::spawn(cfg).await.unwrap();
+    let base = relayer.url();
+    let h = stub_of(&w, StubMode::Answer)
+        .connect(&base.replacen("http", "ws", 1))
+        .await
+        .unwrap();
+
+    // Only the highload wallet holds funds.
+    let wallet = Wallet::from_mnemonic(
+        &cocoon_sdk::wallet::generate_mnemonic(),
+        cocoon_sdk::wallet::WalletKind::V5r1,
+    )
+    .unwrap();
+    let highload = HighloadWallet::of_wallet(&wallet).unwrap();
+    chain
+        .localnet
+        .fund(highload.address(), 20 * NANO_PER_TON)
+        .await
+        .unwrap();
+    let key = SigningKey::from_bytes(&[0x5e; 32]);
+    let store = dir.path().join("wallet.channels.json");
+    let connect = |top_up_below: u128| {
+        let mut c = ChannelConfig::new(chain.localnet.api_config(), chain.root.clone(), &base);
+        c.policy = PolicyMode::Development;
+        c.channels = 1;
+        c.channel_amount = AMOUNT;
+        c.top_up_below = top_up_below;
+        c.lifetime = 3600;
+        c.store = Some(store.clone());
+        c.highload = true;
+        ChannelClient::connect(c, wallet.clone(), key.clone())
+    };
+
+    // Opened: the Escrow (created by the deposit) and the channel, both from the highload wallet.
+    let client = connect(1).await.unwrap();
+    assert_eq!(client.wallet_address(), highload.address());
+    let escrow = EscrowClient::for_owner(&chain.chain, &chain.root, highload.address())
+        .await
+        .unwrap();
+    assert_eq!(client.escrow_address(), escrow.address());
+    let first = ask(&client, "hello").await.unwrap();
+    assert_eq!(first.seq, 1);
+    assert_eq!(client.transactions(), 2, "escrow creation + the channel");
+    let id = first.channel.channel_id;
+    assert_eq!(
+        escrow.channel(id).await.unwrap().unwrap().amount,
+        AMOUNT,
+        "opened with its amount"
+    );
+    drop(client);
+
+    // Topped up: a restarted client finds less than its threshold left.
+    let client = connect(AMOUNT).await.unwrap();
+    let second = ask(&client, "again").await.unwrap();
+    assert_eq!((second.channel.channel_id, second.seq), (id, 2));
+    assert_eq!(client.transactions(), 1, "one top-up");
+    let st = escrow.channel(id).await.unwrap().unwrap();
+    assert_eq!(st.amount - first.cost, AMOUNT);
+
+    // Closed: the close request, then the reclaim after the grace period.
+    client.close(id).await.unwrap();
+    assert!(
+        escrow
+            .channel(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .close_requested_at
+            > 0
+    );
+    chain
+        .localnet
+        .advance_time(u64::from(GRACE_PERIOD) + 2)
+        .await
+        .unwrap();
+    assert_eq!(client.reclaim().await.unwrap(), vec![id]);
+    assert_eq!(escrow.state().await.unwrap().open_channels, 0);
+    assert_eq!(client.transactions(), 3, "top-up, close request, close");
+    assert_eq!(h.vouchers().len(), 3, "two vouchers and the final one");
+
+    // Nothing ever went out from the V5R1 wallet of the key: it was never deployed.
+    let v5 = chain.chain.account(wallet.address()).await.unwrap();
+    assert_ne!(v5.status, cocoon_sdk::chain::AccountStatus::Active);
 }

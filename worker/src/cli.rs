@@ -230,6 +230,13 @@ fn tokio_main(fut: impl std::future::Future<Output = Result<()>>) -> Result<()> 
 
 async fn register(a: RegisterArgs) -> Result<()> {
     let cfg = a.node.config()?;
+    if cfg.highload {
+        let test = a.node.chain.network.is_test();
+        println!(
+            "sending from the highload wallet {} (the Worker's owner: fund it)",
+            cfg.owner()?.to_base64_url_flags(false, test)
+        );
+    }
     print_outcome(&node::register(&cfg).await?);
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! client's credit and one beyond the channel's amount are refused, a replayed seq gets the
 //! receipt already signed (never a second one, across a restart too), a voucher pushed through
 //! `/v2/vouchers` is the one the node settles, once, on shutdown — and the Escrow's books match
-//! to the nanoTON.
+//! to the nanoTON. The settlement loop and the renewal run with the node sending from a
+//! highload wallet (`--wallet.highload`), which then owns the Worker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use cocoon_relayer::RelayerConfig;
 use cocoon_relayer::service::{self, ChainConfig, RelayerHandle, ServiceConfig};
+use cocoon_sdk::chain::ChainApi as _;
 use cocoon_sdk::channel::{
     BPS, ChannelRef, ChannelSession, RequestExpectation, SignedChannelReceipt, SignedVoucher,
     request_seal_context, worker_share,
@@ -27,6 +29,7 @@ use cocoon_sdk::relay::{CHANNEL_REQUESTS_PATH, CHANNEL_VOUCHERS_PATH, PROTOCOL_V
 use cocoon_sdk::seal::{ClientSeal, seal_input};
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::SendOptions;
+use cocoon_sdk::wallet::highload::HighloadWallet;
 use cocoon_testkit::{DevChainV2, dev};
 use cocoon_worker::BackendKind;
 use cocoon_worker::node::{
@@ -226,7 +229,7 @@ async fn relayer(
         ..RelayerConfig::default()
     };
     cfg.chain = Some(ChainConfig::new(
-        cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
+        chain.localnet.api_config(),
         chain.root.clone(),
         wallet.clone(),
     ));
@@ -255,6 +258,12 @@ struct World {
 }
 
 async fn world(channels: ChannelOptions) -> World {
+    world_with(channels, false).await
+}
+
+/// The world with the node sending from the highload wallet of its key when `highload` (only
+/// that wallet is funded: nothing can go out from the V5R1 one).
+async fn world_with(channels: ChannelOptions, highload: bool) -> World {
     let chain = DevChainV2::on(
         cocoon_testkit::chain::start_localnet().await.unwrap(),
         BTreeMap::from([(SMOLLM2_135M.id, SMOLLM2_135M.registry_hash())]),
@@ -265,9 +274,24 @@ async fn world(channels: ChannelOptions) -> World {
     let (relayer, relayer_wallet) = relayer(&chain, dir.path()).await;
 
     // The node registers its Worker v2 (stake + record); start-up checks that record.
-    let owner = chain.funded_wallet(50 * NANO_PER_TON).await.unwrap();
+    let owner = if highload {
+        let owner = cocoon_sdk::wallet::Wallet::from_mnemonic(
+            &cocoon_sdk::wallet::generate_mnemonic(),
+            cocoon_sdk::wallet::WalletKind::V5r1,
+        )
+        .unwrap();
+        let h = HighloadWallet::of_wallet(&owner).unwrap();
+        chain
+            .localnet
+            .fund(h.address(), 50 * NANO_PER_TON)
+            .await
+            .unwrap();
+        owner
+    } else {
+        chain.funded_wallet(50 * NANO_PER_TON).await.unwrap()
+    };
     let cfg = NodeConfig {
-        chain: cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
+        chain: chain.localnet.api_config(),
         root: chain.root.clone(),
         relayer_url: relayer.url(),
         wallet: owner,
@@ -281,6 +305,7 @@ async fn world(channels: ChannelOptions) -> World {
         stake: dev::MIN_STAKE,
         capacity: 2,
         self_submit: false,
+        highload,
         renewal: Default::default(),
         channels,
         gpu: None,
@@ -331,7 +356,7 @@ impl World {
                 &self.client,
                 OpenChannelArgs {
                     amount,
-                    worker_owner: self.cfg.wallet.address().clone(),
+                    worker_owner: self.cfg.owner().unwrap(),
                     expires_at: self.chain.now().await.unwrap() + 6 * 3600,
                     price_in: PRICE_IN,
                     price_out: PRICE_OUT,
@@ -491,7 +516,7 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert_eq!((logs[0].seq(), logs[0].cumulative()), (3, cumulative));
     assert_eq!(logs[0].acc(), v3.body.acc);
-    assert_eq!(&logs[0].worker_owner, cfg.wallet.address());
+    assert_eq!(logs[0].worker_owner, cfg.owner().unwrap());
     let state = escrow.channel(ch.channel_id).await.unwrap().unwrap();
     let relayer_fee = cumulative * u128::from(RELAYER_BPS) / BPS;
     let protocol_fee = cumulative * u128::from(dev::PROTOCOL_FEE_BPS) / BPS;
@@ -525,13 +550,18 @@ async fn a_channel_session_is_served_receipted_and_settled_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_settlement_loop_settles_a_channel_nearing_its_window_end_once_per_amount() {
     // The channel's window (6 h + grace) ends within the margin: every voucher is due at once.
-    let w = world(ChannelOptions {
-        settle_every: Duration::from_millis(500),
-        settle_margin_secs: 24 * 3600,
-        ..ChannelOptions::default()
-    })
+    // The node registered and settles from its highload wallet, which owns its Worker.
+    let w = world_with(
+        ChannelOptions {
+            settle_every: Duration::from_millis(500),
+            settle_margin_secs: 24 * 3600,
+            ..ChannelOptions::default()
+        },
+        true,
+    )
     .await;
     let node = start(&w.cfg).await;
+    assert_sent_from_highload(&w, &node).await;
     let (ch, mut session) = w.open(NANO_PER_TON).await;
     let escrow = w.escrow();
     let c = w.client();
@@ -586,7 +616,8 @@ async fn the_settlement_loop_settles_a_channel_nearing_its_window_end_once_per_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_v2_node_renews_its_attestation_before_expiry_and_serves_on() {
-    let mut w = world(ChannelOptions::default()).await;
+    // From the highload wallet: the Worker takes record updates from its owner only.
+    let mut w = world_with(ChannelOptions::default(), true).await;
     w.cfg.renewal = Renewal {
         check_every: Duration::from_millis(200),
         ..Renewal::default()
@@ -657,5 +688,24 @@ async fn a_v2_node_renews_its_attestation_before_expiry_and_serves_on() {
     assert_eq!(receipt.body.seq, 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(node.renewals(), 1, "renewed once, not at every check");
+    assert_sent_from_highload(&w, &node).await;
     node.shutdown().await;
+}
+
+/// The node's Worker is the highload wallet's, and nothing ever went out from the V5R1 wallet of
+/// the same key (it was never deployed).
+async fn assert_sent_from_highload(w: &World, node: &NodeHandle) {
+    let h = HighloadWallet::of_wallet(&w.cfg.wallet).unwrap();
+    assert_eq!(w.cfg.owner().unwrap(), *h.address());
+    let worker = cocoon_sdk::contracts::v2::RootClient::at(&w.chain.chain, w.chain.root.clone())
+        .worker_address(h.address())
+        .await
+        .unwrap();
+    assert_eq!(
+        &worker,
+        node.address(),
+        "the highload wallet owns the Worker"
+    );
+    let v5 = w.chain.chain.account(w.cfg.wallet.address()).await.unwrap();
+    assert_ne!(v5.status, cocoon_sdk::chain::AccountStatus::Active);
 }

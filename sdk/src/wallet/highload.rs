@@ -247,6 +247,12 @@ impl HighloadWallet {
         Self::from_key_pair_on(&mnemonic::key_pair(phrase)?, network, DEFAULT_TIMEOUT)
     }
 
+    /// The highload wallet of `wallet`'s key on its network, with the default timeout: a service
+    /// that loads a person's wallet file sends from this one instead (another address, to fund).
+    pub fn of_wallet(wallet: &super::Wallet) -> Result<Self, WalletError> {
+        Self::from_key_pair_on(&wallet.inner.key_pair, wallet.network(), DEFAULT_TIMEOUT)
+    }
+
     /// The highload wallet of a key pair on `network` with `timeout` seconds.
     pub fn from_key_pair_on(
         key_pair: &KeyPair,

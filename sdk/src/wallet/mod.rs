@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 pub use file::WalletFileError;
 pub use message::{OutMessage, contract_address, normalized_hash};
 pub use mnemonic::{WORDS as MNEMONIC_WORDS, generate as generate_mnemonic};
-pub use sender::MessageSender;
+pub use sender::{MessageSender, ServiceSender};
 
 use crate::chain::{AccountStatus, ChainApi, ChainError, Network, StackEntry, Transaction};
 use crate::tlb::{self, ArcCell, Cell, TlbError, TonAddress};

@@ -95,6 +95,83 @@ impl<T: MessageSender + ?Sized> MessageSender for Arc<T> {
     }
 }
 
+/// The sender of a service that may run either wallet: a V5R1 [`Wallet`] (one message per
+/// seqno) or a [`HighloadSender`] (`--wallet.highload`: many messages in flight, no seqno race
+/// with another process on the same key).
+#[derive(Clone)]
+pub enum ServiceSender {
+    /// Sends from the V5R1 (or V4R2) wallet itself.
+    Wallet(Wallet),
+    /// Sends through the queue of a Highload Wallet v3.
+    Highload(HighloadSender),
+}
+
+impl ServiceSender {
+    /// `wallet` itself, or, when `highload`, the queue of the Highload Wallet v3 of its key
+    /// ([`super::highload::HighloadWallet::of_wallet`]) started on `chain`.
+    pub fn start<C: ChainApi + 'static>(
+        wallet: &Wallet,
+        highload: bool,
+        chain: Arc<C>,
+    ) -> WalletResult<Self> {
+        if !highload {
+            return Ok(Self::Wallet(wallet.clone()));
+        }
+        let h = super::highload::HighloadWallet::of_wallet(wallet)?;
+        Ok(Self::Highload(HighloadSender::spawn(
+            chain,
+            h,
+            super::highload::HighloadConfig::default(),
+        )))
+    }
+
+    /// The address messages come from for `wallet` with or without `highload` (no queue is
+    /// started): what a contract sees as the sender, e.g. a Worker's owner.
+    pub fn address_of(wallet: &Wallet, highload: bool) -> WalletResult<TonAddress> {
+        if highload {
+            Ok(super::highload::HighloadWallet::of_wallet(wallet)?
+                .address()
+                .clone())
+        } else {
+            Ok(wallet.address().clone())
+        }
+    }
+}
+
+impl std::fmt::Debug for ServiceSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Self::Wallet(_) => "wallet",
+            Self::Highload(_) => "highload",
+        };
+        f.debug_struct("ServiceSender")
+            .field("kind", &kind)
+            .field("address", &MessageSender::address(self).to_hex())
+            .finish()
+    }
+}
+
+impl MessageSender for ServiceSender {
+    fn address(&self) -> &TonAddress {
+        match self {
+            Self::Wallet(w) => w.address(),
+            Self::Highload(h) => h.address(),
+        }
+    }
+
+    async fn send_message<'a, C: ChainApi>(
+        &'a self,
+        chain: &'a C,
+        msg: OutMessage,
+        opts: &'a SendOptions,
+    ) -> WalletResult<Transaction> {
+        match self {
+            Self::Wallet(w) => w.send_message(chain, msg, opts).await,
+            Self::Highload(h) => h.send_message(chain, msg, opts).await,
+        }
+    }
+}
+
 /// This send's message among a batch's: the one at its position when it is that message
 /// (receiver, value, body), else the first that is — the order a node lists out messages in is
 /// not something to bet another operation's outcome on.

@@ -94,6 +94,7 @@ pub(crate) async fn start(
         stake: setup.stake,
         capacity: setup.capacity,
         self_submit: false,
+        highload: false,
         renewal: Default::default(),
         channels: setup.channels.clone(),
         gpu: None,

@@ -533,6 +533,23 @@ impl StubHandle {
         let _ = self.frames.send(StubWorker::heartbeat(load, capacity));
     }
 
+    /// Sends a heartbeat (no load, `capacity`) every `every` while the session lasts, as a live
+    /// worker does: a test whose chain is slow (the realistic profile, injected faults) keeps
+    /// its stub connected until the jobs come.
+    pub fn keep_alive(&self, every: std::time::Duration, capacity: u32) {
+        let frames = self.frames.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                // Fails once the session has ended (its receiver is gone).
+                if frames.send(StubWorker::heartbeat(0, capacity)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
     /// Channel vouchers the relayer handed on so far.
     pub fn vouchers(&self) -> Vec<ChannelVoucherPush> {
         self.vouchers

@@ -240,6 +240,17 @@ pub struct NodeArgs {
     /// Post receipts on-chain from this worker's wallet instead of relying on the relayer.
     #[arg(long = "self-submit")]
     pub self_submit: bool,
+    /// Send from the Highload Wallet v3 of the wallet's mnemonic (its own address, printed by
+    /// `register`; fund it) instead of the V5R1 wallet: registration, record updates and
+    /// renewals, settlements and receipts, with query ids instead of a seqno, so another process
+    /// on the same key never races the node. That wallet owns the Worker: registering with it
+    /// makes another Worker than the V5R1 wallet's, and the node must keep the flag from then on.
+    #[arg(
+        id = "wallet.highload",
+        long = "wallet.highload",
+        env = "COCOON_WORKER_WALLET_HIGHLOAD"
+    )]
+    pub highload: bool,
     /// Channels (v2 Root): what a client may leave unpaid (default: one request's max cost).
     #[arg(long = "channel.credit", env = "COCOON_CHANNEL_CREDIT")]
     pub channel_credit: Option<Ton>,
@@ -268,6 +279,7 @@ impl Default for NodeArgs {
             stake: Ton(DEFAULT_STAKE),
             capacity: DEFAULT_CAPACITY,
             self_submit: false,
+            highload: false,
             channel_credit: None,
             settle_every_secs: super::DEFAULT_SETTLE_EVERY.as_secs(),
             log_json: false,
@@ -350,6 +362,7 @@ impl NodeArgs {
             stake: self.stake.nano(),
             capacity: self.capacity,
             self_submit: self.self_submit,
+            highload: self.highload,
             renewal: Renewal {
                 ttl: self.tee_inputs.ttl,
                 renew_before: self.tee_inputs.renew_before,
@@ -413,6 +426,7 @@ mod tests {
             "COCOON_TEE_TTL",
             "COCOON_TEE_RENEW_BEFORE",
             "COCOON_WORKER_LOG_JSON",
+            "COCOON_WORKER_WALLET_HIGHLOAD",
             "TONCENTER_API_KEY",
         ] {
             if std::env::var_os(v).is_some() {
@@ -453,6 +467,7 @@ mod tests {
             "--self-submit",
             "--price-in",
             "7",
+            "--wallet.highload",
         ])
         .cmd
         else {
@@ -463,6 +478,7 @@ mod tests {
         assert_eq!(a.stake, Ton(12_500_000_000));
         assert!(a.self_submit);
         assert_eq!(a.price_in, 7);
+        assert!(a.highload);
     }
 
     #[test]

@@ -48,6 +48,7 @@
 //!     stake: 10_000_000_000,
 //!     capacity: 8,
 //!     self_submit: false,
+//!     highload: false,
 //!     renewal: Default::default(),
 //!     channels: Default::default(),
 //!     gpu: None,
@@ -93,7 +94,7 @@ use cocoon_sdk::job::ModelSpec;
 use cocoon_sdk::receipt::SignedReceipt;
 use cocoon_sdk::relay::JobRef;
 use cocoon_sdk::tlb::TonAddress;
-use cocoon_sdk::wallet::Wallet;
+use cocoon_sdk::wallet::{ServiceSender, Wallet};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -148,6 +149,11 @@ pub struct NodeConfig {
     pub relayer_url: String,
     /// The worker owner's wallet: pays the stake, owns the Worker, posts receipts it submits itself.
     pub wallet: Wallet,
+    /// Send everything from the Highload Wallet v3 of the wallet's key instead (`--wallet.highload`):
+    /// registration, record updates and renewals, settlements and receipt batches. That wallet
+    /// is then the Worker's owner (the contracts accept record updates from the owner only), so
+    /// it is another Worker than the V5R1 wallet's, and its address is the one to fund.
+    pub highload: bool,
     /// Receipt and encryption keys.
     pub keys: NodeKeys,
     /// Models served and where their weights come from.
@@ -179,6 +185,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("root", &self.root.to_hex())
             .field("relayer_url", &self.relayer_url)
             .field("wallet", &self.wallet.address().to_hex())
+            .field("highload", &self.highload)
             .field("keys", &self.keys)
             .field("models", &self.models)
             .field("attestation", &self.attestation.kind())
@@ -194,6 +201,20 @@ impl std::fmt::Debug for NodeConfig {
 }
 
 impl NodeConfig {
+    /// The address the node's transactions come from: the Worker's owner (the wallet, or its
+    /// highload wallet with [`Self::highload`]).
+    pub fn owner(&self) -> Result<TonAddress> {
+        ServiceSender::address_of(&self.wallet, self.highload)
+            .map_err(|e| NodeError::Config(format!("highload wallet: {e}")))
+    }
+
+    /// What the node sends through: the wallet, or a fresh queue of its highload wallet on
+    /// `chain` (one per running node, shared by everything it sends).
+    pub(crate) fn sender(&self, chain: &TonCenterClient) -> Result<ServiceSender> {
+        ServiceSender::start(&self.wallet, self.highload, Arc::new(chain.clone()))
+            .map_err(|e| NodeError::Config(format!("highload wallet: {e}")))
+    }
+
     /// Checks what can be checked without the chain.
     pub fn validate(&self) -> Result<()> {
         if self.models.is_empty() {
@@ -326,9 +347,13 @@ impl Node {
             Some(p) => ReceiptLedger::open(p)?,
             None => ReceiptLedger::in_memory(),
         };
+        let sender = cfg.sender(&chain)?;
+        if let ServiceSender::Highload(h) = &sender {
+            info!(target: "worker::node", highload = %h.address().to_hex(), "the node sends from its highload wallet");
+        }
         let (receipts_tx, submitter) = if cfg.self_submit {
             let (tx, rx) = mpsc::unbounded_channel();
-            let handle = submit::spawn(chain.clone(), cfg.root.clone(), cfg.wallet.clone(), rx);
+            let handle = submit::spawn(chain.clone(), cfg.root.clone(), sender.clone(), rx);
             (Some(tx), Some(handle))
         } else {
             (None, None)
@@ -377,7 +402,7 @@ impl Node {
             let settle = settle_loop::SettleLoop {
                 chain: chain.clone(),
                 root: cfg.root.clone(),
-                wallet: cfg.wallet.clone(),
+                sender: sender.clone(),
                 every: cfg.channels.settle_every,
                 margin_secs: cfg.channels.settle_margin_secs,
             };
@@ -391,6 +416,7 @@ impl Node {
         let renewer = tokio::spawn(renew::run(
             ctx.clone(),
             cfg.clone(),
+            sender,
             chain,
             version,
             shutdown_rx,

@@ -14,7 +14,7 @@ use cocoon_sdk::chain::{AccountStatus, ChainApi, TonCenterClient};
 use cocoon_sdk::contracts::{RootClient, WorkerClient, WorkerRecordView, attestation_policy};
 use cocoon_sdk::messages::records::{Attestation, WorkerRecord, worker_status};
 use cocoon_sdk::tlb::TonAddress;
-use cocoon_sdk::wallet::SendOptions;
+use cocoon_sdk::wallet::{MessageSender as _, SendOptions, ServiceSender};
 use tracing::{info, warn};
 
 use super::NodeConfig;
@@ -308,7 +308,7 @@ pub(crate) async fn worker_address(
     cfg: &NodeConfig,
 ) -> Result<TonAddress> {
     Ok(RootClient::at(chain, cfg.root.clone())
-        .worker_address(cfg.wallet.address())
+        .worker_address(&cfg.owner()?)
         .await?)
 }
 
@@ -326,7 +326,7 @@ pub(crate) async fn verify_own_record(
     if chain.account(&address).await?.status != AccountStatus::Active {
         return Err(not_registered());
     }
-    let worker = WorkerClient::for_owner(chain, &cfg.root, cfg.wallet.address()).await?;
+    let worker = WorkerClient::for_owner(chain, &cfg.root, &cfg.owner()?).await?;
     let state = worker.state().await?;
     if matches!(
         state.status,
@@ -404,7 +404,8 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
         )));
     }
     let policy = node_policy(&chain, cfg).await?;
-    let worker = WorkerClient::for_owner(&chain, &cfg.root, cfg.wallet.address()).await?;
+    let sender = cfg.sender(&chain)?;
+    let worker = WorkerClient::for_owner(&chain, &cfg.root, sender.address()).await?;
     let address = worker.address().clone();
     let now = chain_now(&chain, &cfg.root).await?;
     let deployed = chain.account(&address).await?.status == AccountStatus::Active;
@@ -434,7 +435,7 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
             save_evidence(cfg, &ev);
             info!(target: "worker::node", worker = %address.to_hex(), stake = cfg.stake, evidence_hash = %hex::encode(ev.hash), "registering worker");
             worker
-                .register(&cfg.wallet, cfg.stake, fresh_record(&ev), &opts)
+                .register(&sender, cfg.stake, fresh_record(&ev), &opts)
                 .await?;
             Ok(RegisterOutcome::Registered {
                 worker: address,
@@ -451,7 +452,7 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
             let ev = attest(cfg, &address, expires_at, &policy).await?;
             save_evidence(cfg, &ev);
             info!(target: "worker::node", worker = %address.to_hex(), changes = ?changes, "updating worker record");
-            worker.update(&cfg.wallet, fresh_record(&ev), &opts).await?;
+            worker.update(&sender, fresh_record(&ev), &opts).await?;
             Ok(RegisterOutcome::Updated {
                 worker: address,
                 changes,
@@ -473,9 +474,10 @@ pub async fn register(cfg: &NodeConfig) -> Result<RegisterOutcome> {
 pub(crate) async fn renew_attestation(
     chain: &TonCenterClient,
     cfg: &NodeConfig,
+    sender: &ServiceSender,
     address: &TonAddress,
 ) -> Result<NodeEvidence> {
-    let worker = WorkerClient::for_owner(chain, &cfg.root, cfg.wallet.address()).await?;
+    let worker = WorkerClient::for_owner(chain, &cfg.root, sender.address()).await?;
     let record = worker.record().await?;
     let ev = renewal_evidence(chain, cfg, address, &record).await?;
     let updated = WorkerRecord {
@@ -492,7 +494,7 @@ pub(crate) async fn renew_attestation(
         },
     };
     worker
-        .update(&cfg.wallet, updated, &SendOptions::default())
+        .update(sender, updated, &SendOptions::default())
         .await?;
     await_attestation(address, &ev, || async {
         let r = worker.record().await?;

@@ -10,7 +10,7 @@ use cocoon_sdk::contracts::WorkerRecordView;
 use cocoon_sdk::contracts::v2::{RootClient, WorkerClient};
 use cocoon_sdk::messages::v2::records::{Attestation, WorkerRecord, worker_status};
 use cocoon_sdk::tlb::TonAddress;
-use cocoon_sdk::wallet::SendOptions;
+use cocoon_sdk::wallet::{MessageSender as _, SendOptions, ServiceSender};
 use tracing::info;
 
 use super::NodeConfig;
@@ -43,7 +43,7 @@ pub(crate) async fn verify_own_record(
     cfg: &NodeConfig,
 ) -> Result<VerifiedWorker> {
     let root = RootClient::at(chain, cfg.root.clone());
-    let address = root.worker_address(cfg.wallet.address()).await?;
+    let address = root.worker_address(&cfg.owner()?).await?;
     let not_registered = || NodeError::NotRegistered {
         address: address.to_hex(),
     };
@@ -115,6 +115,7 @@ fn view(r: cocoon_sdk::contracts::v2::WorkerRecordView) -> WorkerRecordView {
 pub(crate) async fn renew_attestation(
     chain: &TonCenterClient,
     cfg: &NodeConfig,
+    sender: &ServiceSender,
     address: &TonAddress,
 ) -> Result<NodeEvidence> {
     let worker = WorkerClient::at(chain, cfg.root.clone(), address.clone());
@@ -134,7 +135,7 @@ pub(crate) async fn renew_attestation(
         },
     };
     worker
-        .update_record(&cfg.wallet, updated, &SendOptions::default())
+        .update_record(sender, updated, &SendOptions::default())
         .await?;
     await_attestation(address, &ev, || async {
         let r = worker.record().await?;
@@ -160,8 +161,9 @@ pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Resul
         )));
     }
     let policy = node_policy(chain, cfg).await?;
+    let sender = cfg.sender(chain)?;
     let address = RootClient::at(chain, cfg.root.clone())
-        .worker_address(cfg.wallet.address())
+        .worker_address(sender.address())
         .await?;
     let worker = WorkerClient::at(chain, cfg.root.clone(), address.clone());
     let now = chain_now(chain, &cfg.root).await?;
@@ -192,7 +194,7 @@ pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Resul
             save_evidence(cfg, &ev);
             info!(target: "worker::node", worker = %address.to_hex(), stake = cfg.stake, evidence_hash = %hex::encode(ev.hash), "registering worker v2");
             worker
-                .register(&cfg.wallet, cfg.stake, fresh_record(&ev), &opts)
+                .register(&sender, cfg.stake, fresh_record(&ev), &opts)
                 .await?;
             Ok(RegisterOutcome::Registered {
                 worker: address,
@@ -209,7 +211,7 @@ pub(crate) async fn register(chain: &TonCenterClient, cfg: &NodeConfig) -> Resul
             save_evidence(cfg, &ev);
             info!(target: "worker::node", worker = %address.to_hex(), changes = ?changes, "updating worker v2 record");
             worker
-                .update_record(&cfg.wallet, fresh_record(&ev), &opts)
+                .update_record(&sender, fresh_record(&ev), &opts)
                 .await?;
             Ok(RegisterOutcome::Updated {
                 worker: address,

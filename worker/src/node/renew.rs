@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use cocoon_sdk::chain::TonCenterClient;
 use cocoon_sdk::contracts::RootVersion;
+use cocoon_sdk::wallet::ServiceSender;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -46,6 +47,7 @@ impl Default for Renewal {
 pub(crate) async fn run(
     ctx: Arc<NodeContext>,
     cfg: NodeConfig,
+    sender: ServiceSender,
     chain: TonCenterClient,
     version: RootVersion,
     mut shutdown: watch::Receiver<bool>,
@@ -72,8 +74,10 @@ pub(crate) async fn run(
         }
         info!(target: "worker::node::renew", worker = %ctx.address_hex, expires_at, chain_time = now, "attestation expires soon: renewing");
         let renewed = match version {
-            RootVersion::V1 => renew_attestation(&chain, &cfg, &ctx.address).await,
-            RootVersion::V2 => onchain_v2::renew_attestation(&chain, &cfg, &ctx.address).await,
+            RootVersion::V1 => renew_attestation(&chain, &cfg, &sender, &ctx.address).await,
+            RootVersion::V2 => {
+                onchain_v2::renew_attestation(&chain, &cfg, &sender, &ctx.address).await
+            }
         };
         match renewed {
             Ok(ev) => {

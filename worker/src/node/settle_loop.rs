@@ -17,7 +17,7 @@ use cocoon_sdk::chain::TonCenterClient;
 use cocoon_sdk::channel::{SettlePolicy, Settlement};
 use cocoon_sdk::contracts::v2::WorkerClient;
 use cocoon_sdk::tlb::TonAddress;
-use cocoon_sdk::wallet::{SendOptions, Wallet};
+use cocoon_sdk::wallet::{SendOptions, ServiceSender};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -30,7 +30,7 @@ use super::channel_ledger::{SettlementStart, SettlementStatus};
 pub(crate) struct SettleLoop {
     pub chain: TonCenterClient,
     pub root: TonAddress,
-    pub wallet: Wallet,
+    pub sender: ServiceSender,
     pub every: Duration,
     pub margin_secs: u32,
 }
@@ -123,7 +123,7 @@ async fn settle(desk: &ChannelDesk, cfg: &SettleLoop, book: &Book, s: Settlement
     info!(target: "worker::node::settle", channel_id = ch.channel_id, seq, cumulative = %cumulative, due = %s.due, worker_share = %s.worker_share, reason = ?s.reason, "submitting a settlement");
     let worker = WorkerClient::at(&cfg.chain, cfg.root.clone(), desk.worker.clone());
     let result = worker
-        .submit_settlement(&cfg.wallet, &receipt, &s.voucher, &SendOptions::default())
+        .submit_settlement(&cfg.sender, &receipt, &s.voucher, &SendOptions::default())
         .await;
     let (status, detail) = match &result {
         Ok((_, log)) => (SettlementStatus::Submitted, format!("{:?}", log.tx)),

@@ -9,7 +9,7 @@ use cocoon_sdk::chain::TonCenterClient;
 use cocoon_sdk::contracts::{MAX_BATCH, WorkerClient};
 use cocoon_sdk::receipt::SignedReceipt;
 use cocoon_sdk::tlb::TonAddress;
-use cocoon_sdk::wallet::{SendOptions, Wallet};
+use cocoon_sdk::wallet::{MessageSender, SendOptions, ServiceSender};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -25,7 +25,7 @@ pub const BATCH_SIZE: usize = if MAX_BATCH < 32 { MAX_BATCH } else { 32 };
 pub(crate) fn spawn(
     chain: TonCenterClient,
     root: TonAddress,
-    wallet: Wallet,
+    wallet: ServiceSender,
     mut rx: UnboundedReceiver<SignedReceipt>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -46,7 +46,7 @@ pub(crate) fn spawn(
 async fn submit(
     chain: &TonCenterClient,
     root: &TonAddress,
-    wallet: &Wallet,
+    wallet: &ServiceSender,
     batch: Vec<SignedReceipt>,
 ) {
     let n = batch.len();

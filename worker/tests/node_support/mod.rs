@@ -76,6 +76,7 @@ impl NodeNet for DevChain {
             stake: 10 * NANO_PER_TON,
             capacity: 4,
             self_submit: false,
+            highload: false,
             renewal: Default::default(),
             channels: Default::default(),
             gpu: None,

@@ -137,21 +137,26 @@ impl ClientArgs {
     }
 
     /// A channel-mode client (v2 Root): the voucher key beside the wallet file, the sessions
-    /// saved beside it too.
-    pub(super) async fn connect_channels(&self, ctx: &Ctx) -> anyhow::Result<ChannelClient> {
+    /// saved beside it too; with `highload`, sending from the wallet's Highload Wallet v3.
+    pub(super) async fn connect_channels(
+        &self,
+        ctx: &Ctx,
+        highload: bool,
+    ) -> anyhow::Result<ChannelClient> {
         let wallet_file = ctx.wallet.path();
         let key = super::channel::load_or_create_voucher_key(
             &super::channel::default_voucher_key_path(&wallet_file),
         )?;
         let store = default_store_path(&wallet_file, &self.root.root);
-        self.connect_channels_with(ctx, key, Some(store)).await
+        self.connect_channels_with(ctx, key, Some(store), highload)
+            .await
     }
 
     /// A channel-mode client that only reads (Root v2, the relayer's verified workers): a
     /// throwaway voucher key and nothing saved, so listing models leaves no file behind.
     async fn connect_channels_read_only(&self, ctx: &Ctx) -> anyhow::Result<ChannelClient> {
         let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-        self.connect_channels_with(ctx, key, None).await
+        self.connect_channels_with(ctx, key, None, false).await
     }
 
     async fn connect_channels_with(
@@ -159,6 +164,7 @@ impl ClientArgs {
         ctx: &Ctx,
         key: ed25519_dalek::SigningKey,
         store: Option<std::path::PathBuf>,
+        highload: bool,
     ) -> anyhow::Result<ChannelClient> {
         use cocoon_sdk::client::channels::ChannelConfig;
         let wallet = ctx.open_wallet()?;
@@ -174,6 +180,7 @@ impl ClientArgs {
             .clamp(1, cocoon_sdk::relay::channel::MAX_TICKETS);
         c.store = store;
         c.send = ctx.wallet.send_options();
+        c.highload = highload;
         if c.policy == PolicyMode::Development {
             tracing::warn!(target: "cli", "development policy: UNATTESTED (SIMULATED TEE) workers are accepted");
         }
@@ -615,7 +622,7 @@ pub(super) async fn chat(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
 /// request once they are open.
 async fn chat_channels(ctx: &Ctx, a: ChatArgs) -> anyhow::Result<()> {
     a.job.check_channel_mode()?;
-    let client = a.client.connect_channels(ctx).await?;
+    let client = a.client.connect_channels(ctx, false).await?;
     let (r, txs) = run_channel_request(
         ctx,
         &client,
@@ -766,7 +773,7 @@ pub(super) async fn embed(ctx: &Ctx, a: EmbedArgs) -> anyhow::Result<()> {
 /// `cocoon embed` on a v2 Root: paid through the wallet's payment channels like chat.
 async fn embed_channels(ctx: &Ctx, a: EmbedArgs) -> anyhow::Result<()> {
     a.job.check_channel_mode()?;
-    let client = a.client.connect_channels(ctx).await?;
+    let client = a.client.connect_channels(ctx, false).await?;
     let request = JobRequest::embeddings(a.texts.clone());
     let (r, txs) = run_channel_request(
         ctx,

@@ -89,6 +89,16 @@ pub struct GatewayArgs {
     /// (0: off).
     #[arg(long = "reclaim-interval", alias = "gateway.reclaim-interval", env = "COCOON_GATEWAY_RECLAIM_INTERVAL", default_value_t = cocoon_sdk::client::DEFAULT_RECLAIM_INTERVAL.as_secs())]
     pub reclaim_interval_s: u64,
+    /// v2 Root: open, top up and close the channels (and deposit) from the Highload Wallet v3
+    /// of the wallet file's mnemonic instead of the V5R1 wallet: many transfers in flight, no
+    /// seqno race with another process on the key. That wallet owns its own Escrow (printed at
+    /// start; fund the highload wallet).
+    #[arg(
+        id = "wallet.highload",
+        long = "wallet.highload",
+        env = "COCOON_GATEWAY_WALLET_HIGHLOAD"
+    )]
+    pub highload: bool,
     /// Requests one peer IP may make in a burst.
     #[arg(long = "rate-burst", alias = "gateway.rate-burst", env = "COCOON_GATEWAY_RATE_BURST", default_value_t = cocoon_http::DEFAULT_RATE_BURST)]
     pub rate_burst: u32,
@@ -127,6 +137,11 @@ pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
     if a.client.is_v2(ctx).await? {
         return run_channels(ctx, a).await;
     }
+    if a.highload {
+        anyhow::bail!(
+            "--wallet.highload sends a v2 Root's channel operations; this Root is v1 (jobs are opened from the wallet)"
+        );
+    }
     let config = a.client.config(ctx);
     let client = a.client.connect(ctx).await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -163,7 +178,7 @@ pub(super) async fn run(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
 
 /// The gateway on a v2 Root: every request paid through the wallet's payment channels.
 async fn run_channels(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
-    let client = a.client.connect_channels(ctx).await?;
+    let client = a.client.connect_channels(ctx, a.highload).await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -172,12 +187,14 @@ async fn run_channels(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
     let development = client.config().policy == PolicyMode::Development;
     ctx.out.emit(
         format!(
-            "gateway listening on http://{addr}/v1 (payment channels, protocol v2)\n  escrow: {}\n  channels per request: {}\n  OpenAI apps: base_url=\"http://{addr}/v1\"{}\n  Ctrl-C to stop",
+            "gateway listening on http://{addr}/v1 (payment channels, protocol v2)\n  escrow: {} (owned by {}{})\n  channels per request: {}\n  OpenAI apps: base_url=\"http://{addr}/v1\"{}\n  Ctrl-C to stop",
             client.escrow_address(),
+            client.wallet_address(),
+            if a.highload { ", the highload wallet" } else { "" },
             client.config().channels,
             if gw.api_key.is_some() { ", api_key=<your gateway key>" } else { " (no API key required)" },
         ),
-        json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "development": development, "channels": true }),
+        json!({ "url": format!("http://{addr}/v1"), "escrow": client.escrow_address().to_hex(), "owner": client.wallet_address().to_hex(), "highload": a.highload, "development": development, "channels": true }),
     );
     let backend = match a.reclaim_interval_s {
         0 => ChannelBackend::new(client),
@@ -203,6 +220,16 @@ mod tests {
     struct T {
         #[command(flatten)]
         g: GatewayArgs,
+    }
+
+    #[test]
+    fn the_highload_wallet_is_off_unless_asked() {
+        let root = "0:0000000000000000000000000000000000000000000000000000000000000000";
+        let t = T::try_parse_from(["x", "--root", root, "--relayer", "r"]).unwrap();
+        assert!(!t.g.highload);
+        let t = T::try_parse_from(["x", "--root", root, "--relayer", "r", "--wallet.highload"])
+            .unwrap();
+        assert!(t.g.highload);
     }
 
     #[test]

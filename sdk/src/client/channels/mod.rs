@@ -56,7 +56,7 @@ use crate::contracts::{ESCROW_STORAGE_RESERVE, RootVersion, detect_root_version}
 use crate::job::{JobRequest, ModelSpec};
 use crate::messages::records::RootPolicy;
 use crate::tlb::{ArcCell, TonAddress};
-use crate::wallet::{SendOptions, Wallet};
+use crate::wallet::{MessageSender as _, SendOptions, ServiceSender, Wallet};
 
 /// Channels a request names by default (K; the relayer fails over among them).
 pub const DEFAULT_CHANNELS: usize = 2;
@@ -103,6 +103,12 @@ pub struct ChannelConfig {
     pub store: Option<PathBuf>,
     /// How transfers are sent and confirmed.
     pub send: SendOptions,
+    /// Send every Escrow operation (deposit, open, top-up, close, equivocation report) from the
+    /// Highload Wallet v3 of the wallet's key ([`ServiceSender`]): a busy gateway never waits a
+    /// block per transfer nor races another process on the key for a seqno. That wallet owns
+    /// the Escrow (Root derives it from the sender), so it is another Escrow than the V5R1
+    /// wallet's, paid from the highload wallet's balance.
+    pub highload: bool,
 }
 
 impl ChannelConfig {
@@ -121,6 +127,7 @@ impl ChannelConfig {
             relayer_fee_bps: super::DEFAULT_RELAYER_FEE_BPS,
             store: None,
             send: SendOptions::default(),
+            highload: false,
         }
     }
 }
@@ -180,7 +187,8 @@ pub struct ChannelView {
 struct Inner {
     config: ChannelConfig,
     chain: TonCenterClient,
-    wallet: Wallet,
+    /// The wallet, or its highload queue ([`ChannelConfig::highload`]): the Escrow's owner.
+    wallet: ServiceSender,
     voucher_key: SigningKey,
     relayer: RelayerApi,
     relayer_id: TonAddress,
@@ -248,6 +256,8 @@ impl ChannelClient {
                 health.relayer_id
             ))
         })?;
+        let wallet = ServiceSender::start(&wallet, config.highload, Arc::new(chain.clone()))
+            .map_err(ClientError::from)?;
         let escrow = RootClient::at(&chain, config.root.clone())
             .escrow_address(wallet.address())
             .await?;
@@ -305,7 +315,8 @@ impl ChannelClient {
         })
     }
 
-    /// The wallet that owns the Escrow and pays for its transactions.
+    /// The wallet that owns the Escrow and pays for its transactions (the highload wallet with
+    /// [`ChannelConfig::highload`]).
     pub fn wallet_address(&self) -> &TonAddress {
         self.inner.wallet.address()
     }
