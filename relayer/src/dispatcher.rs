@@ -452,7 +452,9 @@ async fn run_job(d: &Dispatcher, job: &JobRef) -> Result<(), Error> {
             }
         }
     }
-    park_waiting(d, job, &record, &input, failed_over).await
+    // What this run holds: the attempt it claimed last, if it claimed any.
+    let held = failed_over.then_some(attempt);
+    park_waiting(d, job, &record, &input, held).await
 }
 
 /// A worker refused the job for a reason no worker can get past: it fails at once, with no
@@ -519,21 +521,16 @@ async fn park_waiting(
     job: &JobRef,
     record: &JobRecord,
     input: &SealedInput,
-    failed_over: bool,
+    held: Option<u32>,
 ) -> Result<(), Error> {
-    match d
-        .store
-        .transition(job, JobState::InputReceived, Some(WAITING_REASON))
-        .await
-    {
-        Ok(_)
-        | Err(Error::InvalidTransition {
-            from: JobState::InputReceived,
-            ..
-        }) => {}
-        Err(Error::InvalidTransition { .. }) => return Ok(()),
-        Err(e) => return Err(e),
+    // Only what this run holds is put back: a job another instance claimed after this run read
+    // it (its candidates are connected there, not here) stays with that attempt. An
+    // unconditional move back to waiting let a third run claim it again: dispatched twice.
+    if !d.store.park(job, held, WAITING_REASON).await? {
+        debug!(target: "relayer::dispatch", %job, "claimed elsewhere meanwhile; not parked");
+        return Ok(());
     }
+    let failed_over = held.is_some();
     d.inner.waiting.park(Waiting {
         job: job.clone(),
         deadline: record.opened.deadline,

@@ -71,6 +71,10 @@ async fn two_relayers_never_dispatch_one_job_twice() {
         }
         let (ha, hb) = tokio::join!(a_worker.connect(&a.ws), b_worker.connect(&b.ws));
         let (ha, hb) = (ha.unwrap(), hb.unwrap());
+        // On a loaded machine this can outlast the session timeout (3 heartbeats of 2 s): a
+        // dropped session fails its jobs over, which is not what this file is about.
+        ha.keep_alive(Duration::from_millis(500), 4);
+        hb.keep_alive(Duration::from_millis(500), 4);
         for _ in 0..5 {
             let (ra, rb) = tokio::join!(
                 a.relayer.shared().dispatcher.reload_waiting(),

@@ -266,6 +266,64 @@ async fn concurrent_submissions_have_one_winner() {
     }
 }
 
+/// A dispatcher that read a job as waiting, then found no candidate of its own, must not put
+/// back a job another instance claimed meanwhile (a third run would then claim it again and the
+/// job would be dispatched twice); it puts back only the attempt it holds.
+#[tokio::test]
+async fn parking_never_takes_back_a_job_claimed_elsewhere() {
+    for t in stores().await {
+        let s = &t.store;
+        let job = opened(3, 9, b"p");
+        s.insert_opened(&job).await.unwrap();
+        s.submit_input(&job.job, &input(&[worker_addr(1)]))
+            .await
+            .unwrap();
+        let lease = unix_now_i64() + 60;
+        assert!(
+            s.claim_dispatch(&job.job, &worker_addr(1), 1, JobState::InputReceived, lease)
+                .await
+                .unwrap()
+        );
+        // The stale run (it held no attempt) and a run holding another attempt: both refused.
+        assert!(
+            !s.park(&job.job, None, "waiting").await.unwrap(),
+            "{}",
+            t.name
+        );
+        assert!(
+            !s.park(&job.job, Some(2), "waiting").await.unwrap(),
+            "{}",
+            t.name
+        );
+        let r = s.job(&job.job).await.unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.attempts),
+            (JobState::Dispatched, 1),
+            "{}",
+            t.name
+        );
+        // The holder of attempt 1 failed over and ran out of candidates: it parks the job.
+        assert!(
+            s.park(&job.job, Some(1), "waiting").await.unwrap(),
+            "{}",
+            t.name
+        );
+        let r = s.job(&job.job).await.unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.attempts, r.reason.as_deref()),
+            (JobState::InputReceived, 1, Some("waiting")),
+            "{}",
+            t.name
+        );
+        // Waiting, it may be parked again (a new reason) by a run that holds nothing.
+        assert!(
+            s.park(&job.job, None, "still waiting").await.unwrap(),
+            "{}",
+            t.name
+        );
+    }
+}
+
 #[tokio::test]
 async fn state_machine_refuses_illegal_moves() {
     for t in stores().await {

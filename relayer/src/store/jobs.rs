@@ -454,6 +454,33 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Parks a job to wait for a worker, with `reason`. `held` is the attempt this dispatcher
+    /// holds (it failed over and ran out of candidates): only that attempt is put back. With
+    /// none, the job must still be waiting, untouched. Returns whether it parked: `false` when
+    /// another attempt (another relayer instance, a later start here) has claimed the job
+    /// meanwhile, which must then be left alone.
+    pub async fn park(&self, job: &JobRef, held: Option<u32>, reason: &str) -> Result<bool> {
+        let (from, attempts_clause) = match held {
+            Some(_) => (JobState::Dispatched, " AND attempts = $7"),
+            None => (JobState::InputReceived, ""),
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = $1, reason = $2, updated_at = $3 \
+             WHERE escrow = $4 AND job_id = $5 AND state = $6{attempts_clause}"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(JobState::InputReceived.as_str())
+            .bind(reason)
+            .bind(unix_now_i64())
+            .bind(&job.escrow)
+            .bind(to_db(job.job_id))
+            .bind(from.as_str());
+        if let Some(attempt) = held {
+            q = q.bind(i64::from(attempt));
+        }
+        Ok(q.execute(self.pool()).await?.rows_affected() == 1)
+    }
+
     /// Extends the lease of attempt `attempt` (only while that attempt still holds the job).
     pub async fn renew_lease(&self, job: &JobRef, attempt: u32, lease_until: i64) -> Result<bool> {
         let done = sqlx::query(
