@@ -385,7 +385,9 @@ impl Submitter {
             let jobs: Vec<_> = receipts.iter().map(|r| r.job.clone()).collect();
             let (entry, taken) = self.store.create_batch(&worker, &jobs).await?;
             if taken.is_empty() {
-                self.store.mark_failed(entry.id, "empty batch").await?;
+                // Another instance batched these receipts first, and may already have closed
+                // this empty batch while sending the oldest pending one.
+                closed_elsewhere(self.store.mark_failed(entry.id, "empty batch").await)?;
             } else {
                 report.batched += 1;
             }
@@ -409,9 +411,11 @@ impl Submitter {
         let body = match submit_receipts_body(u64::try_from(entry.id).unwrap_or(0), &bocs) {
             Ok(b) => b,
             Err(e) => {
-                self.store
-                    .mark_failed(entry.id, &format!("cannot build the message: {e}"))
-                    .await?;
+                closed_elsewhere(
+                    self.store
+                        .mark_failed(entry.id, &format!("cannot build the message: {e}"))
+                        .await,
+                )?;
                 report.failed += 1;
                 return Ok(());
             }
