@@ -240,15 +240,7 @@ async fn malformed_input_gets_clear_4xx_and_stores_nothing() {
     )
     .await;
 
-    let metrics = r
-        .client
-        .get(format!("{}/metrics", r.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = r.metrics().await;
     assert!(
         metrics.contains(r#"cocoon_relayer_rejected_inputs_total{code="commitment_mismatch"} 1"#),
         "{metrics}"
@@ -322,15 +314,7 @@ async fn read_routes_answer_json() {
         ),
         (Some("ok"), Some(1), Some(true))
     );
-    let metrics = r
-        .client
-        .get(format!("{}/metrics", r.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = r.metrics().await;
     assert!(
         metrics.contains(r#"cocoon_relayer_jobs{state="opened"} 0"#)
             && metrics.contains("cocoon_relayer_worker_sessions 1"),
@@ -398,15 +382,7 @@ async fn a_stranger_cannot_list_the_jobs() {
     // /metrics carries counts, never a client's job.
     let r = start(fast_config()).await;
     let j = r.open(1, b"a").await;
-    let metrics = r
-        .client
-        .get(format!("{}/metrics", r.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = r.metrics().await;
     assert!(!metrics.contains(&j.job.escrow[2..]), "{metrics}");
     assert!(!metrics.contains(&j.escrow_owner[2..]), "{metrics}");
 }

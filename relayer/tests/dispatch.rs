@@ -546,15 +546,7 @@ async fn a_job_whose_client_hung_up_is_cancelled_unanswered_and_never_billed() {
             reason: ABANDONED_REASON.into()
         })
     );
-    let metrics = r
-        .client
-        .get(format!("{}/metrics", r.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = r.metrics().await;
     assert!(
         metrics
             .lines()

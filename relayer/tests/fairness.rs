@@ -55,7 +55,8 @@ async fn three_hundred_junk_jobs_do_not_delay_a_real_one() {
     // The worker connects: the real job goes to it at once.
     let started = Instant::now();
     let h = r.worker(&worker).await;
-    let events = r.stream(&real.job).await;
+    h.keep_alive(Duration::from_millis(500), 4);
+    let events = r.stream_within(&real.job, Duration::from_secs(30)).await;
     assert!(
         matches!(events.last(), Some(StreamEvent::Receipt { .. })),
         "{events:?}"
@@ -63,7 +64,7 @@ async fn three_hundred_junk_jobs_do_not_delay_a_real_one() {
     // Starved, it would wait for the junk to leave the store: an hour. The bound only tells
     // "dispatched when the worker came" from that, with room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );

@@ -186,12 +186,29 @@ impl TestRelayer {
             .unwrap()
     }
 
-    /// Reads a job's SSE stream until its final event (or the timeout).
+    /// Reads a job's SSE stream until its final event (or 10 s).
     pub async fn stream(&self, job: &JobRef) -> Vec<StreamEvent> {
+        self.stream_within(job, Duration::from_secs(10)).await
+    }
+
+    /// Reads a job's SSE stream until its final event (or `within`).
+    pub async fn stream_within(&self, job: &JobRef, within: Duration) -> Vec<StreamEvent> {
         let api = cocoon_sdk::client::RelayerApi::new(&self.http)
             .unwrap()
             .with_operator_token(OPERATOR_TOKEN);
-        cocoon_testkit::collect_stream_with(&api, job, Duration::from_secs(10))
+        cocoon_testkit::collect_stream_with(&api, job, within)
+            .await
+            .unwrap()
+    }
+
+    /// The relayer's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.http))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap()
     }
