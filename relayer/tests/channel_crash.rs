@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use cocoon_sdk::attest::SimulatedProvider;
 use cocoon_sdk::chain::{ChainApi as _, TonCenterClient};
-use cocoon_sdk::channel::BPS;
+use cocoon_sdk::channel::{BPS, ChannelState};
 use cocoon_sdk::client::PolicyMode;
 use cocoon_sdk::client::channels::{ChannelClient, ChannelConfig, ChannelResult};
 use cocoon_sdk::contracts::v2::{EscrowClient, EscrowState, settlement_logs};
@@ -198,16 +198,19 @@ async fn last_lt(chain: &TonCenterClient, address: &TonAddress) -> u64 {
         .map_or(0, |t| t.lt)
 }
 
-/// The Escrow's state and the last transaction it reflects (read again if one landed between).
+/// The Escrow's state, channel `id`'s, and the last transaction they reflect (read again if one
+/// landed between).
 async fn snapshot(
     chain: &TonCenterClient,
     escrow: &EscrowClient<'_, TonCenterClient>,
-) -> (EscrowState, u64) {
+    id: u64,
+) -> (EscrowState, u64, ChannelState) {
     loop {
         let lt = last_lt(chain, escrow.address()).await;
         let st = escrow.state().await.unwrap();
+        let ch = escrow.channel(id).await.unwrap().unwrap();
         if last_lt(chain, escrow.address()).await == lt {
-            return (st, lt);
+            return (st, lt, ch);
         }
     }
 }
@@ -438,12 +441,12 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
             chain.root.clone(),
             app.escrow_address().clone(),
         );
-        let (st, lt) = snapshot(&chain.chain, &escrow).await;
         let channels = app.channels();
         assert_eq!(channels.len(), 1);
-        let ch = escrow.channel(channels[0].channel_id).await.unwrap();
-        // What is settled by then (the node may have settled the first voucher already).
-        books.push((st, lt, ch.map_or(0, |c| c.settled)));
+        let (st, lt, ch) = snapshot(&chain.chain, &escrow, channels[0].channel_id).await;
+        // What is settled by then, and the relayer's fees held for it in the channel (paid out
+        // of `locked` when the channel closes).
+        books.push((st, lt, ch.settled, ch.relayer_due));
     }
 
     // Traffic from every app while the relayer is killed and restarted.
@@ -554,7 +557,7 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
 
     // On-chain, per app.
     let mut lost_total = 0;
-    for (i, ((app, _), (log, (st0, lt0, settled0)))) in
+    for (i, ((app, _), (log, (st0, lt0, settled0, relayer_due0)))) in
         apps.iter().zip(logs.iter().zip(&books)).enumerate()
     {
         let log = log.lock().unwrap();
@@ -614,7 +617,20 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
         // settled then (each settlement's protocol fee kept in fees_due), released the rest, and
         // spent only storage fees — no transaction of it aborted.
         let (mut left, mut storage) = (0u128, 0u128);
+        let mut seen = Vec::new();
         for t in transactions_after(&api, app.escrow_address(), 0).await {
+            seen.push(format!(
+                "lt {} op {} in {} fees {} storage {} out {:?}",
+                t["lt"],
+                t["in_msg"]["opcode"],
+                t["in_msg"]["value"],
+                t["total_fees"],
+                t["description"]["storage_ph"]["storage_fees_collected"],
+                t["out_msgs"].as_array().map(|o| o
+                    .iter()
+                    .map(|m| (m["opcode"].clone(), m["value"].clone()))
+                    .collect::<Vec<_>>())
+            ));
             assert_eq!(
                 t["description"]["aborted"], false,
                 "seed {seed}: app {i}: {t}"
@@ -648,8 +664,9 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
         );
         assert_eq!(
             st.free,
-            st0.free + st0.locked - (paid - settled0) + left - storage,
-            "seed {seed}: app {i}: paid {paid}, settled at the snapshot {settled0}, storage {storage}, close requests left {left}"
+            st0.free + st0.locked - (paid - settled0) - relayer_due0 + left - storage,
+            "seed {seed}: app {i}: paid {paid}, settled at the snapshot {settled0} (relayer fees held {relayer_due0}), storage {storage}, close requests left {left}; after lt {lt0}, state {st0:?} -> {st:?}:\n{}",
+            seen.join("\n")
         );
         eprintln!(
             "app {i}: {} requests answered and paid, {lost} paid without their answer ({paid} nanoTON), {} failed, {} settlements",
