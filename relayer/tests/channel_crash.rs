@@ -116,10 +116,7 @@ fn log_tail(log: &std::path::Path) -> String {
 
 fn chat(i: u64) -> JobRequest {
     JobRequest::chat(
-        vec![ChatMessage::new(
-            "user",
-            &format!("Count to {}.", i % 7 + 2),
-        )],
+        vec![ChatMessage::new("user", format!("Count to {}.", i % 7 + 2))],
         GenerationParams {
             max_tokens: MAX_TOKENS,
             temperature: 0.0,
@@ -560,7 +557,8 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
     for (i, ((app, _), (log, (st0, lt0, settled0, relayer_due0)))) in
         apps.iter().zip(logs.iter().zip(&books)).enumerate()
     {
-        let log = log.lock().unwrap();
+        // The apps are done: their logs are complete.
+        let log = std::mem::take(&mut *log.lock().unwrap());
         let view = app.channels()[0].clone();
         let escrow = EscrowClient::at(
             &chain.chain,
