@@ -132,7 +132,7 @@ async fn gateway_and_cli_over_payment_channels_on_localnet() {
     ));
     let http = reqwest::Client::new();
 
-    // --- models: Root v2's registry with the verified workers
+    // --- models: Root v2's registry with the verified workers, in the OpenAI shape of v1
     let v: Value = http
         .get(format!("{url}/v1/models"))
         .send()
@@ -141,13 +141,37 @@ async fn gateway_and_cli_over_payment_channels_on_localnet() {
         .json()
         .await
         .unwrap();
-    let smol = v["data"]
+    assert_eq!(v["object"], "list", "{v}");
+    let listed: Vec<&str> = v["data"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["id"] == SMOLLM2_135M.name)
-        .unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(smol["cocoon"]["attested_workers"], 2, "{smol}");
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [SMOLLM2_135M.name, ALL_MINILM_L6_V2.name], "{v}");
+    for m in v["data"].as_array().unwrap() {
+        assert_eq!(m["object"], "model", "{m}");
+        assert_eq!(m["cocoon"]["attested_workers"], 2, "{m}");
+        assert_eq!(
+            m["cocoon"]["attestation_kinds"],
+            json!(["simulated"]),
+            "{m}"
+        );
+        assert_eq!(m["cocoon"]["min_price_in_nano"], "1000", "{m}");
+        assert_eq!(m["cocoon"]["min_price_out_nano"], "3000", "{m}");
+    }
+    let one = http
+        .get(format!("{url}/v1/models/{}", ALL_MINILM_L6_V2.name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let unknown = http
+        .get(format!("{url}/v1/models/gpt-4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 
     // --- the first request opens the channels; its cocoon object names channel, seq, receipt
     let r = http

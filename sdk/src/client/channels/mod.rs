@@ -11,6 +11,8 @@
 //!   │  over among them without asking again)
 //!   └─ ChannelStream: dispatched → deltas / embeddings → receipt checked (ChannelSession::on_receipt)
 //!      → voucher signed, saved, pushed to the worker → ChannelResult
+//!      (`seq_taken` with the receipt of an earlier request of that seq whose answer was lost —
+//!      a relayer crash after the worker signed — pays that receipt: the channel serves on)
 //! client.close(id) / client.reclaim() ── request close + final voucher; close after the window
 //! client.verify(&receipt) ── the receipt's inclusion in a settlement the Escrow recorded
 //! ```
@@ -148,8 +150,31 @@ struct RootV2 {
 struct Slot {
     session: ChannelSession,
     receipts: Vec<SignedChannelReceipt>,
+    /// The requests sent on the channel's next seq whose answer never came (the relayer or the
+    /// link died): the worker may have signed a receipt for one of them, which it resends when
+    /// that seq is asked for again; the client pays it only if it is one of these.
+    unanswered: Unanswered,
     busy: bool,
     closed: bool,
+}
+
+/// Requests sent with one seq and not answered yet.
+#[derive(Debug, Default)]
+struct Unanswered {
+    seq: u32,
+    requests: Vec<crate::channel::RequestExpectation>,
+}
+
+impl Unanswered {
+    /// Notes a request sent with `seq` (the ones sent with an earlier seq are forgotten: that
+    /// seq was paid).
+    fn sent(&mut self, seq: u32, request: crate::channel::RequestExpectation) {
+        if self.seq != seq {
+            self.seq = seq;
+            self.requests.clear();
+        }
+        self.requests.push(request);
+    }
 }
 
 impl Slot {
@@ -270,6 +295,7 @@ impl ChannelClient {
                 slots.push(Slot {
                     session,
                     receipts: c.receipts,
+                    unanswered: Unanswered::default(),
                     busy: false,
                     closed: c.closed,
                 });
@@ -818,6 +844,7 @@ impl ChannelClient {
         lock(&inner.slots).push(Slot {
             session,
             receipts: Vec::new(),
+            unanswered: Unanswered::default(),
             busy: false,
             closed: false,
         });

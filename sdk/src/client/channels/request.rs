@@ -167,6 +167,22 @@ pub(super) async fn start(
         &keys,
         &JobContext::channel_request(inner.escrow.clone(), model.id),
     )?;
+    {
+        let mut slots = lock(&inner.slots);
+        for (n, t) in named.iter().zip(&tickets) {
+            if let Some(s) = slots.iter_mut().find(|s| s.id() == n.channel.channel_id) {
+                s.unanswered.sent(
+                    t.seq,
+                    RequestExpectation {
+                        model_id: model.id,
+                        max_tokens: bound.output,
+                        input_commitment: seal.input_commitment,
+                        output_commitment: [0; 32],
+                    },
+                );
+            }
+        }
+    }
     let submit = ChannelSubmit {
         version: PROTOCOL_VERSION,
         tickets,
@@ -320,9 +336,13 @@ impl ChannelStream {
                 attempt,
                 code,
                 message,
+                receipt,
                 ..
             } => {
                 info!(target: "sdk::channels", attempt, code = ?code, %message, "a worker refused; the relayer fails over when it can");
+                if let (ChannelRefusal::SeqTaken, Some(r)) = (code, receipt) {
+                    pay_lost_answer(&self.inner, r).await;
+                }
                 self.last_refusal = Some((code, message));
                 Ok(None)
             }
@@ -503,6 +523,7 @@ impl ChannelStream {
                 Ok(v) => {
                     let v = v.clone();
                     slot.receipts.push(receipt.clone());
+                    slot.unanswered = Default::default();
                     v
                 }
                 Err(e) => {
@@ -540,6 +561,62 @@ impl ChannelStream {
             voucher,
         })))
     }
+}
+
+/// Pays the receipt a worker resent for a seq the client asked for again (`seq_taken`): the
+/// answer of an earlier request with that seq was lost on the way (a relayer crash after the
+/// worker signed), and the worker serves the channel no more until it is paid. Only a receipt
+/// for one of the requests the client sent with that seq and never got an answer to is paid
+/// (every check but the output commitment, which the client never saw); anything else is left
+/// unpaid and the channel is not used on.
+async fn pay_lost_answer(inner: &Inner, receipt: SignedChannelReceipt) {
+    let channel = receipt.body.channel.clone();
+    let key = lock(&inner.slots)
+        .iter()
+        .find(|s| s.session.channel() == &channel)
+        .map(|s| *s.session.receipt_key());
+    let Some(key) = key else {
+        return;
+    };
+    super::equivocation::observe(inner, key, &receipt).await;
+    let voucher = {
+        let mut slots = lock(&inner.slots);
+        let Some(slot) = slots.iter_mut().find(|s| s.session.channel() == &channel) else {
+            return;
+        };
+        let b = &receipt.body;
+        if slot.unanswered.seq != b.seq {
+            debug!(target: "sdk::channels", channel_id = channel.channel_id, seq = b.seq, "seq taken by a receipt of no request left unanswered");
+            return;
+        }
+        let Some(request) = slot
+            .unanswered
+            .requests
+            .iter()
+            .find(|r| r.input_commitment == b.commitments.input_commitment)
+            .cloned()
+        else {
+            warn!(target: "sdk::channels", channel_id = channel.channel_id, seq = b.seq, "the worker resent a receipt for an input this client never sent: not paid");
+            return;
+        };
+        match slot.session.on_receipt_without_answer(&receipt, &request) {
+            Ok(v) => {
+                let v = v.clone();
+                slot.receipts.push(receipt.clone());
+                slot.unanswered = Default::default();
+                v
+            }
+            Err(e) => {
+                warn!(target: "sdk::channels", channel_id = channel.channel_id, seq = b.seq, error = %e, "resent receipt refused: not paid");
+                return;
+            }
+        }
+    };
+    info!(target: "sdk::channels", channel_id = channel.channel_id, seq = receipt.body.seq, cost = %receipt.body.cost, "paid the receipt of a request whose answer was lost");
+    if let Err(e) = save_store(inner) {
+        warn!(target: "sdk::channels", channel_id = channel.channel_id, error = %e, "channels not saved");
+    }
+    push_voucher(inner, &channel, &voucher).await;
 }
 
 /// Hands `voucher` to the channel's worker through the relayer (so the worker can settle it). A
