@@ -117,6 +117,13 @@ impl Kernel {
     /// quantised activation row of the same length.
     #[inline(always)]
     pub fn dot(self, ty: GgmlType, row: &[u8], x: &QuantRow) -> f32 {
+        self.dot_n(ty, row, [x])[0]
+    }
+
+    /// [`dot`](Self::dot) against `N` activation rows at once: each weight block is unpacked
+    /// once for all of them (a batched decode step).
+    #[inline(always)]
+    pub fn dot_n<const N: usize>(self, ty: GgmlType, row: &[u8], x: [&QuantRow; N]) -> [f32; N] {
         #[cfg(target_arch = "x86_64")]
         {
             match ty {
@@ -211,41 +218,43 @@ mod x86 {
         ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
     }
 
-    /// Shared loop: `Σ d_w d_x Σq_w q_x + Σ c_w s_x` where `block` gives a weight block's scale,
-    /// its constant term `c_w` (`m` for Q4_1, `−8d` for Q4_0, 0 for Q8_0) and its widened
-    /// values. Two accumulators hide the FMA latency.
+    /// Shared loop: `Σ d_w d_x Σq_w q_x + Σ c_w s_x` for each of the `N` activation rows, where
+    /// `block` gives a weight block's scale, its constant term `c_w` (`m` for Q4_1, `−8d` for
+    /// Q4_0, 0 for Q8_0) and its widened values. A single row alternates two accumulators to
+    /// hide the FMA latency; several rows hide it by themselves.
     #[inline(always)]
-    fn dot_blocks(
+    fn dot_blocks<const N: usize>(
         s: V3,
         row: &[u8],
-        x: &QuantRow,
+        x: [&QuantRow; N],
         block_bytes: usize,
         block: impl Fn(&[u8]) -> (f32, f32, [__m256i; 2]),
-    ) -> f32 {
-        let mut acc = [s.avx._mm256_setzero_ps(); 2];
-        let mut constant = 0f32;
-        let blocks = row.chunks_exact(block_bytes).zip(x.q.chunks_exact(QK));
-        for (i, (b, xq)) in blocks.enumerate() {
+    ) -> [f32; N] {
+        let split = if N == 1 { 2 } else { 1 };
+        let mut acc = [[s.avx._mm256_setzero_ps(); 2]; N];
+        let mut constant = [0f32; N];
+        for (i, b) in row.chunks_exact(block_bytes).enumerate() {
             let (d, c, w) = block(b);
-            let p = products(s, w, xq);
-            let k = i & 1;
-            acc[k] = s
-                .fma
-                ._mm256_fmadd_ps(s.avx._mm256_set1_ps(d * x.d[i]), p, acc[k]);
-            constant += c * x.s[i];
+            let k = i % split;
+            for t in 0..N {
+                let p = products(s, w, &x[t].q[i * QK..(i + 1) * QK]);
+                let scale = s.avx._mm256_set1_ps(d * x[t].d[i]);
+                acc[t][k] = s.fma._mm256_fmadd_ps(scale, p, acc[t][k]);
+                constant[t] += c * x[t].s[i];
+            }
         }
-        hsum(s.avx._mm256_add_ps(acc[0], acc[1])) + constant
+        core::array::from_fn(|t| hsum(s.avx._mm256_add_ps(acc[t][0], acc[t][1])) + constant[t])
     }
 
     #[inline(always)]
-    pub fn dot_q4_1(s: V3, row: &[u8], x: &QuantRow) -> f32 {
+    pub fn dot_q4_1<const N: usize>(s: V3, row: &[u8], x: [&QuantRow; N]) -> [f32; N] {
         dot_blocks(s, row, x, 20, |b| {
             (f16_le(b, 0), f16_le(b, 2), unpack_nibbles(s, &b[4..]))
         })
     }
 
     #[inline(always)]
-    pub fn dot_q4_0(s: V3, row: &[u8], x: &QuantRow) -> f32 {
+    pub fn dot_q4_0<const N: usize>(s: V3, row: &[u8], x: [&QuantRow; N]) -> [f32; N] {
         dot_blocks(s, row, x, 18, |b| {
             let d = f16_le(b, 0);
             (d, -8.0 * d, unpack_nibbles(s, &b[2..]))
@@ -253,7 +262,7 @@ mod x86 {
     }
 
     #[inline(always)]
-    pub fn dot_q8_0(s: V3, row: &[u8], x: &QuantRow) -> f32 {
+    pub fn dot_q8_0<const N: usize>(s: V3, row: &[u8], x: [&QuantRow; N]) -> [f32; N] {
         dot_blocks(s, row, x, 34, |b| (f16_le(b, 0), 0.0, widen_i8(s, &b[2..])))
     }
 }

@@ -194,7 +194,14 @@ impl QMatrix {
     fn int_rows(&self, k: Kernel, r0: usize, xq: &[QuantRow], out: &mut [f32]) {
         for (i, o) in out.chunks_exact_mut(xq.len()).enumerate() {
             let row = self.row(r0 + i);
-            for (slot, x) in o.iter_mut().zip(xq) {
+            // Four inputs at a time: every weight block unpacked feeds four products.
+            let mut t = 0;
+            while t + 4 <= xq.len() {
+                let x = [&xq[t], &xq[t + 1], &xq[t + 2], &xq[t + 3]];
+                o[t..t + 4].copy_from_slice(&k.dot_n(self.ty, row, x));
+                t += 4;
+            }
+            for (slot, x) in o.iter_mut().zip(xq).skip(t) {
                 *slot = k.dot(self.ty, row, x);
             }
         }
