@@ -101,15 +101,17 @@ impl Kernel {
         }
     }
 
-    /// Runs `f` with the kernel's instruction set enabled, so that the kernels inline into it.
-    pub fn run<R>(self, f: impl FnOnce(Self) -> R) -> R {
+    /// Runs `op` with the kernel's instruction set enabled. It must be a [`pulp::WithSimd`]
+    /// whose `with_simd` is `#[inline(always)]`: a closure is not reliably inlined, and the
+    /// intrinsics inside it then become calls, an order of magnitude slower.
+    pub fn vectorize<Op: pulp::WithSimd>(self, op: Op) -> Op::Output {
         #[cfg(target_arch = "x86_64")]
         {
-            self.simd.vectorize(move || f(self))
+            pulp::Simd::vectorize(self.simd, op)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            f(self)
+            pulp::Simd::vectorize(pulp::Scalar::new(), op)
         }
     }
 

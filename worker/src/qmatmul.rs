@@ -163,7 +163,13 @@ impl QMatrix {
                 .for_each(|(task, out)| {
                     let r0 = task * per_task;
                     match kernel {
-                        Some(k) => k.run(|k| self.int_rows(k, r0, &xq, out)),
+                        Some(k) => k.vectorize(IntRowsTask {
+                            m: self,
+                            k,
+                            r0,
+                            xq: &xq,
+                            out,
+                        }),
                         None => pulp::Arch::new().dispatch(RowsTask {
                             m: self,
                             r0,
@@ -265,6 +271,24 @@ impl pulp::WithSimd for RowsTask<'_> {
                 *slot = dot_simd(simd, &w, xt(t));
             }
         }
+    }
+}
+
+/// [`RowsTask`] on the integer kernels, against quantised inputs.
+struct IntRowsTask<'a> {
+    m: &'a QMatrix,
+    k: Kernel,
+    r0: usize,
+    xq: &'a [QuantRow],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for IntRowsTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.m.int_rows(self.k, self.r0, self.xq, self.out);
     }
 }
 
