@@ -52,6 +52,7 @@ pub mod minilm;
 pub mod models;
 pub mod node;
 pub mod progress;
+pub mod qdot;
 pub mod qmatmul;
 pub mod sampling;
 pub mod text;

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, Gguf, dequantize_block};
+use crate::qdot::{self, Kernel, QuantRow};
 
 /// From this many input rows on (a prefill), the matrix is dequantised to a transient f32 copy
 /// and multiplied by burn-flex's GEMM (register-blocked, cache-tiled): dequantising once is then
@@ -150,17 +151,33 @@ impl QMatrix {
             .rows
             .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
             .max(MIN_ROWS_PER_TASK);
+        let kernel = Kernel::detect().filter(|_| qdot::covers(self.ty));
+        // The integer path quantises each input row once, before the tasks share it.
+        let xq: Vec<QuantRow> = match kernel {
+            Some(_) => x.chunks_exact(self.cols).map(QuantRow::new).collect(),
+            None => Vec::new(),
+        };
         let run = |yt: &mut [f32]| {
             yt.par_chunks_mut(per_task * n)
                 .enumerate()
                 .for_each(|(task, out)| {
-                    pulp::Arch::new().dispatch(RowsTask {
-                        m: self,
-                        r0: task * per_task,
-                        x,
-                        n,
-                        out,
-                    })
+                    let r0 = task * per_task;
+                    match kernel {
+                        Some(k) => k.vectorize(IntRowsTask {
+                            m: self,
+                            k,
+                            r0,
+                            xq: &xq,
+                            out,
+                        }),
+                        None => pulp::Arch::new().dispatch(RowsTask {
+                            m: self,
+                            r0,
+                            x,
+                            n,
+                            out,
+                        }),
+                    }
                 });
         };
         if n == 1 {
@@ -178,6 +195,24 @@ impl QMatrix {
 }
 
 impl QMatrix {
+    /// Output rows `r0..` of every quantised input into `out` (`[rows of this task, n]`).
+    #[inline(always)]
+    fn int_rows(&self, k: Kernel, r0: usize, xq: &[QuantRow], out: &mut [f32]) {
+        for (i, o) in out.chunks_exact_mut(xq.len()).enumerate() {
+            let row = self.row(r0 + i);
+            // Four inputs at a time: every weight block unpacked feeds four products.
+            let mut t = 0;
+            while t + 4 <= xq.len() {
+                let x = [&xq[t], &xq[t + 1], &xq[t + 2], &xq[t + 3]];
+                o[t..t + 4].copy_from_slice(&k.dot_n(self.ty, row, x));
+                t += 4;
+            }
+            for (slot, x) in o.iter_mut().zip(xq).skip(t) {
+                *slot = k.dot(self.ty, row, x);
+            }
+        }
+    }
+
     /// The prefill path: a transient f32 copy of the matrix, then burn-flex's matmul.
     fn matmul_gemm(&self, x: &[f32], n: usize, y: &mut [f32]) {
         let mut w = vec![0f32; self.rows * self.cols];
@@ -236,6 +271,24 @@ impl pulp::WithSimd for RowsTask<'_> {
                 *slot = dot_simd(simd, &w, xt(t));
             }
         }
+    }
+}
+
+/// [`RowsTask`] on the integer kernels, against quantised inputs.
+struct IntRowsTask<'a> {
+    m: &'a QMatrix,
+    k: Kernel,
+    r0: usize,
+    xq: &'a [QuantRow],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for IntRowsTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.m.int_rows(self.k, self.r0, self.xq, self.out);
     }
 }
 
@@ -384,12 +437,41 @@ mod tests {
             let m = QMatrix::new(ty, rows, cols, random_blocks(ty, rows * blocks_per_row, seed)).unwrap();
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 + seed as usize) % 2001) as f32 / 1000.0 - 1.0).collect();
             let got = m.matmul(&x, n);
-            let (want, mag) = reference(&m, &x, n);
+            let integer = n < GEMM_MIN_ROWS && qdot::covers(ty) && Kernel::detect().is_some();
+            // The integer kernels multiply by the quantised activations exactly (up to f32
+            // rounding); the f32 path by the activations themselves.
+            let exact_x = if integer {
+                x.chunks(cols).flat_map(|r| QuantRow::new(r).values()).collect()
+            } else {
+                x.clone()
+            };
+            let (want, mag) = reference(&m, &exact_x, n);
             for i in 0..got.len() {
                 // f32 rounding over `cols` products: relative to the sum of magnitudes.
                 let tol = 1e-5 * mag[i].max(1e-6);
                 prop_assert!((got[i] - want[i]).abs() <= tol,
                     "{ty:?} [{rows}x{cols}] n={n} at {i}: {} vs {} (tol {tol})", got[i], want[i]);
+            }
+            if integer {
+                // Against the unquantised activations: rounding moves each x by at most half a
+                // step, max|x_block| / 65534, so output r moves by at most Σ_blocks that · Σ|w|.
+                let (want, mag) = reference(&m, &x, n);
+                let w = dequantize(ty, &m.data);
+                for t in 0..n {
+                    for r in 0..rows {
+                        let mut bound = 1e-5 * mag[t * rows + r].max(1e-6);
+                        for b in 0..cols / qdot::QK {
+                            let span = b * qdot::QK..(b + 1) * qdot::QK;
+                            let xb = &x[t * cols..][span.clone()];
+                            let half_step = xb.iter().fold(0f32, |a, v| a.max(v.abs())) / 65534.0;
+                            let wsum: f32 = w[r * cols..][span].iter().map(|v| v.abs()).sum();
+                            bound += half_step * wsum * 1.0001;
+                        }
+                        let i = t * rows + r;
+                        prop_assert!((got[i] - want[i]).abs() <= bound,
+                            "{ty:?} n={n} at {i}: {} vs f32 {} (bound {bound})", got[i], want[i]);
+                    }
+                }
             }
         }
     }
