@@ -97,7 +97,7 @@ impl<B: Backend> Bert<B> {
         let w = Weights { st };
         let c = &config;
         let d = c.hidden_size;
-        if c.num_attention_heads == 0 || d % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !d.is_multiple_of(c.num_attention_heads) {
             return Err(Error::Metadata {
                 key: "num_attention_heads".into(),
                 reason: "must divide hidden_size".into(),

@@ -140,10 +140,10 @@ impl ChatTemplate {
     /// Renders messages and the assistant prompt that asks the model to answer.
     pub fn render(&self, messages: &[ChatMessage]) -> String {
         let mut out = String::new();
-        if let (Some(sys), Some(first)) = (&self.default_system, messages.first()) {
-            if first.role != "system" {
-                out.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
-            }
+        if let (Some(sys), Some(first)) = (&self.default_system, messages.first())
+            && first.role != "system"
+        {
+            out.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
         }
         for m in messages {
             out.push_str(&format!(

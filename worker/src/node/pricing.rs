@@ -34,11 +34,10 @@ pub fn output_budget(
         needed: input,
         what: "the input tokens",
     })?;
-    let affordable = if price_out == 0 {
-        u128::from(max_tokens)
-    } else {
-        left / price_out
-    };
+    // A free output token makes any length affordable.
+    let affordable = left
+        .checked_div(price_out)
+        .unwrap_or(u128::from(max_tokens));
     let budget = u32::try_from(affordable.min(u128::from(max_tokens))).unwrap_or(max_tokens);
     if budget == 0 {
         return Err(BudgetError::TooLow {
