@@ -11,12 +11,15 @@
 //! amount once (settled amounts strictly grow, no Escrow transaction aborted), and every Escrow's
 //! books exact to the nanoTON; the requests that failed cost nothing but a lost answer's receipt.
 
+mod binary;
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use binary::{free_port, spawn_relayer};
 use cocoon_sdk::attest::SimulatedProvider;
 use cocoon_sdk::chain::{ChainApi as _, TonCenterClient};
 use cocoon_sdk::channel::{BPS, ChannelState};
@@ -44,14 +47,6 @@ const PRICE_OUT: u128 = 1_000;
 /// `request_close#c0c02307`, as toncenter v3 names an opcode.
 const OP_REQUEST_CLOSE: &str = "0xc0c02307";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The relayer binary, serving `port`, its store in `db`, its log appended to `log`.
 fn start_relayer(
     chain: &DevChainV2,
@@ -60,34 +55,15 @@ fn start_relayer(
     db: &str,
     log: &std::path::Path,
 ) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cocoon-relayer"))
-        .args([
-            "run",
-            "--api.listen",
-            &format!("127.0.0.1:{port}"),
-            "--store.url",
-            db,
-        ])
-        .args([
-            "--chain.api-url",
-            chain.localnet.url(),
-            "--chain.root",
-            &chain.root.to_hex(),
-            "--chain.poll",
-            "1",
-        ])
-        .env("COCOON_RELAYER_MNEMONIC", mnemonic)
-        .env("RUST_LOG", "relayer=info")
-        .env_remove("COCOON_RELAYER_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    spawn_relayer(
+        chain.localnet.url(),
+        &chain.root.to_hex(),
+        mnemonic,
+        port,
+        db,
+        log,
+        &[],
+    )
 }
 
 /// Waits until the relayer answers `/health` (panics with its log after 30 s).

@@ -2,11 +2,13 @@
 //! points while it runs many jobs and restarted each time. Every job must end settled, none lost,
 //! none settled twice — checked on-chain.
 
+mod binary;
 mod localnet;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
+use binary::{free_port, spawn_relayer};
 use cocoon_relayer::store::{JobState, Store};
 use cocoon_sdk::chain::ChainApi;
 use cocoon_sdk::messages::escrow::Settle;
@@ -19,50 +21,24 @@ use rand::{Rng as _, SeedableRng as _};
 const JOBS: u64 = 10;
 const KILLS: usize = 5;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(n: &Net, port: u16, db: &str, log: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cocoon-relayer"))
-        .args([
-            "run",
-            "--api.listen",
-            &format!("127.0.0.1:{port}"),
-            "--store.url",
-            db,
-        ])
-        .args([
-            "--chain.api-url",
-            n.dev.localnet.url(),
-            "--chain.root",
-            &n.root.to_hex(),
-            "--chain.poll",
-            "1",
-        ])
-        .args([
+    let grace = GRACE.to_string();
+    spawn_relayer(
+        n.dev.localnet.url(),
+        &n.root.to_hex(),
+        &n.relayer_mnemonic,
+        port,
+        db,
+        log,
+        &[
             "--relayer.first-chunk-timeout",
             "2",
             "--relayer.idle-timeout",
             "2",
-        ])
-        .args(["--relayer.grace-period", &GRACE.to_string()])
-        .env("COCOON_RELAYER_MNEMONIC", &n.relayer_mnemonic)
-        .env("RUST_LOG", "relayer=info")
-        .env_remove("COCOON_RELAYER_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+            "--relayer.grace-period",
+            &grace,
+        ],
+    )
 }
 
 /// Connects the stub once the relayer answers (it may have died again meanwhile: then `None`).
