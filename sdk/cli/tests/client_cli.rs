@@ -2,7 +2,9 @@
 //! localnet and the in-test relayer: streamed text, JSON output, receipts checked, settlement
 //! verified from a saved receipt, and typed failures.
 
-use std::path::Path;
+mod cli_run;
+
+use cli_run::{cocoon, ok_json};
 
 use cocoon_cli::commands::client::parse_receipt;
 use cocoon_sdk::contracts::WorkerClient;
@@ -12,32 +14,6 @@ use cocoon_sdk::wallet::SendOptions;
 use serde_json::Value;
 
 use cocoon_testkit::{DevChain, FakeRelayer};
-
-async fn cocoon(url: &str, wallet: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cocoon"))
-        .args(["--network", "localnet", "--api-url", url, "--wallet.file"])
-        .arg(wallet)
-        .args(args)
-        .env_remove("COCOON_ROOT")
-        .env_remove("COCOON_RELAYER_URL")
-        .env_remove("TONCENTER_API_KEY")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn ok_json(url: &str, wallet: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let (ok, out, err) = cocoon(url, wallet, &a).await;
-    assert!(ok, "cocoon {args:?} failed:\n{out}\n{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cocoon {args:?}: not JSON ({e}):\n{out}"))
-}
 
 #[tokio::test]
 async fn chat_embed_models_and_verify_from_the_command_line() {

@@ -5,8 +5,10 @@
 //! 429. On the same network, the `cocoon` binary: `embed` over channels (vectors, channel, seq,
 //! receipt) and `models` (Root v2's models with their verified Worker v2 records and prices).
 
+mod cli_run;
+
+use cli_run::{cocoon, ok_json};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use base64::Engine as _;
 use cocoon_cli::gateway::{self, ChannelBackend, GatewayConfig, JobPolicy};
@@ -41,32 +43,6 @@ fn chat(content: &str, stream: bool) -> Value {
         "max_tokens": 16,
         "stream": stream,
     })
-}
-
-async fn cocoon(url: &str, wallet: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cocoon"))
-        .args(["--network", "localnet", "--api-url", url, "--wallet.file"])
-        .arg(wallet)
-        .args(args)
-        .env_remove("COCOON_ROOT")
-        .env_remove("COCOON_RELAYER_URL")
-        .env_remove("TONCENTER_API_KEY")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn ok_json(url: &str, wallet: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let (ok, out, err) = cocoon(url, wallet, &a).await;
-    assert!(ok, "cocoon {args:?} failed:\n{out}\n{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cocoon {args:?}: not JSON ({e}):\n{out}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
