@@ -76,11 +76,7 @@ async fn connect(
     store: &std::path::Path,
     top_up_below: u128,
 ) -> ChannelClient {
-    let mut cfg = ChannelConfig::new(
-        cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
-        chain.root.clone(),
-        relayer,
-    );
+    let mut cfg = ChannelConfig::new(chain.localnet.api_config(), chain.root.clone(), relayer);
     cfg.policy = PolicyMode::Development;
     cfg.channels = 2;
     cfg.channel_amount = AMOUNT;
@@ -92,34 +88,50 @@ async fn connect(
         .unwrap()
 }
 
-#[tokio::test]
-async fn requests_over_channels_failover_top_up_prove_and_reclaim() {
+/// A Root v2 on a fresh localnet with one Worker v2 per seed (serving SmolLM2), and a relayer
+/// service watching it with its store in `dir`.
+async fn network(
+    seeds: &[u8],
+    dir: &std::path::Path,
+) -> (
+    DevChainV2,
+    Vec<RegisteredWorker>,
+    cocoon_relayer::RelayerHandle,
+) {
     let chain = DevChainV2::on(
         start_localnet().await.unwrap(),
         BTreeMap::from([(SMOLLM2_135M.id, SMOLLM2_135M.registry_hash())]),
     )
     .await
     .unwrap();
-    let w1 = chain
-        .register_worker(3, &[SMOLLM2_135M.id], PRICE_IN, PRICE_OUT)
-        .await
-        .unwrap();
-    let w2 = chain
-        .register_worker(9, &[SMOLLM2_135M.id], PRICE_IN, PRICE_OUT)
-        .await
-        .unwrap();
+    let mut workers = Vec::new();
+    for &seed in seeds {
+        workers.push(
+            chain
+                .register_worker(seed, &[SMOLLM2_135M.id], PRICE_IN, PRICE_OUT)
+                .await
+                .unwrap(),
+        );
+    }
     let relayer_wallet = chain.funded_wallet(NANO_PER_TON).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let mut cfg = ServiceConfig::new(
         "127.0.0.1:0".parse().unwrap(),
-        format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display()),
+        format!("sqlite://{}?mode=rwc", dir.join("r.db").display()),
     );
     cfg.chain = Some(ChainConfig::new(
-        cocoon_sdk::chain::TonCenterConfig::new(chain.localnet.url().to_owned()),
+        chain.localnet.api_config(),
         chain.root.clone(),
-        relayer_wallet.clone(),
+        relayer_wallet,
     ));
     let relayer = service::spawn(cfg).await.unwrap();
+    (chain, workers, relayer)
+}
+
+#[tokio::test]
+async fn requests_over_channels_failover_top_up_prove_and_reclaim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, mut workers, relayer) = network(&[3, 9], dir.path()).await;
+    let (w1, w2) = (workers.remove(0), workers.remove(0));
     let base = relayer.url();
     let ws = base.replacen("http", "ws", 1);
     let h1: StubHandle = stub_of(&w1, StubMode::Answer).connect(&ws).await.unwrap();
@@ -332,28 +344,9 @@ async fn requests_over_channels_failover_top_up_prove_and_reclaim() {
 /// v3 of the wallet's key, which owns the Escrow; the V5R1 wallet of the key sends nothing.
 #[tokio::test]
 async fn with_a_highload_wallet_a_channel_opens_tops_up_and_closes_from_it() {
-    let chain = DevChainV2::on(
-        start_localnet().await.unwrap(),
-        BTreeMap::from([(SMOLLM2_135M.id, SMOLLM2_135M.registry_hash())]),
-    )
-    .await
-    .unwrap();
-    let w = chain
-        .register_worker(5, &[SMOLLM2_135M.id], PRICE_IN, PRICE_OUT)
-        .await
-        .unwrap();
-    let relayer_wallet = chain.funded_wallet(NANO_PER_TON).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = ServiceConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display()),
-    );
-    cfg.chain = Some(ChainConfig::new(
-        chain.localnet.api_config(),
-        chain.root.clone(),
-        relayer_wallet,
-    ));
-    let relayer = service::spawn(cfg).await.unwrap();
+    let (chain, mut workers, relayer) = network(&[5], dir.path()).await;
+    let w = workers.remove(0);
     let base = relayer.url();
     let h = stub_of(&w, StubMode::Answer)
         .connect(&base.replacen("http", "ws", 1))
