@@ -120,15 +120,28 @@ pub const MAX_SETTLE_ATTEMPTS: i64 = 5;
 /// lifetime, so a settlement that did land after all is seen on-chain before a retry.
 pub const SETTLE_RETRY_AFTER_SECS: i64 = 60;
 
+/// A settlement a crash left "submitting" may still land this long after it was started
+/// (seconds): the longest a signed external stays valid — a V5R1 message's TTL or a Highload
+/// Wallet v3's timeout — plus a minute for an index that trails the chain. After it the message
+/// can never land, so when the channel still shows the amount unsettled it is sent again (an
+/// attempt like a failure's). A copy can never pay twice: the Escrow refuses a cumulative amount
+/// that is not above the settled one (`CumulativeNotIncreasing`).
+pub const SUBMITTING_LANDS_WITHIN_SECS: i64 = {
+    let ttl = cocoon_sdk::wallet::DEFAULT_TTL.as_secs() as i64;
+    let highload = cocoon_sdk::wallet::highload::DEFAULT_TIMEOUT as i64;
+    (if ttl > highload { ttl } else { highload }) + 60
+};
+
 /// What [`ChannelLedger::begin_settlement`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettlementStart {
     /// Recorded (first attempt or a retry): send it now.
     Started,
-    /// Sent once already (submitted, or a crash left it "submitting"), or its attempts are spent:
-    /// never again.
+    /// Submitted, or its attempts are spent: never again.
     Done,
-    /// It failed; it may be sent again once [`SETTLE_RETRY_AFTER_SECS`] have passed.
+    /// It failed, or a crash left it "submitting" and it may still land: it may be sent again
+    /// once [`SETTLE_RETRY_AFTER_SECS`] (after a failure) or [`SUBMITTING_LANDS_WITHIN_SECS`]
+    /// (after a crash) have passed, if the chain then shows it unsettled.
     RetryLater,
 }
 
@@ -420,8 +433,9 @@ impl ChannelLedger {
     /// is sent once; only a settlement that failed (the send or the contract) is sent again,
     /// [`SETTLE_RETRY_AFTER_SECS`] after its failure and [`MAX_SETTLE_ATTEMPTS`] times at most, so
     /// a transient failure does not cost the worker a channel's earnings and a lasting one does
-    /// not burn fees forever. One that may have been sent (a crash while "submitting") is never
-    /// sent again.
+    /// not burn fees forever. One that a crash left "submitting" is sent again only once it can
+    /// no longer land ([`SUBMITTING_LANDS_WITHIN_SECS`]); the caller asks only for amounts the
+    /// chain shows unsettled, so one that did land is not proposed again.
     pub async fn begin_settlement(
         &self,
         channel: &ChannelRef,
@@ -460,7 +474,8 @@ impl ChannelLedger {
         let retried = sqlx::query(
             "UPDATE channel_settlements SET status = ?, attempts = attempts + 1, updated_at = ?
              WHERE global_id = ? AND root = ? AND escrow = ? AND channel_id = ? AND cumulative = ?
-               AND status = ? AND attempts < ? AND updated_at <= ?",
+               AND attempts < ?
+               AND ((status = ? AND updated_at <= ?) OR (status = ? AND updated_at <= ?))",
         )
         .bind(SettlementStatus::Submitting.as_str())
         .bind(now)
@@ -469,9 +484,11 @@ impl ChannelLedger {
         .bind(channel.escrow.to_hex())
         .bind(to_db(channel.channel_id))
         .bind(cumulative.to_string())
-        .bind(SettlementStatus::Failed.as_str())
         .bind(MAX_SETTLE_ATTEMPTS)
+        .bind(SettlementStatus::Failed.as_str())
         .bind(now - SETTLE_RETRY_AFTER_SECS)
+        .bind(SettlementStatus::Submitting.as_str())
+        .bind(now - SUBMITTING_LANDS_WITHIN_SECS)
         .execute(&self.pool)
         .await
         .map_err(|e| self.db(e))?;
@@ -493,7 +510,7 @@ impl ChannelLedger {
         let status: String = row.try_get("status").map_err(|e| self.db(e))?;
         let attempts: i64 = row.try_get("attempts").map_err(|e| self.db(e))?;
         Ok(
-            if status == SettlementStatus::Failed.as_str() && attempts < MAX_SETTLE_ATTEMPTS {
+            if status != SettlementStatus::Submitted.as_str() && attempts < MAX_SETTLE_ATTEMPTS {
                 SettlementStart::RetryLater
             } else {
                 SettlementStart::Done
@@ -687,10 +704,34 @@ mod tests {
             start(&ledger, &ch, 5_000, 2, T0).await,
             SettlementStart::Started
         );
-        // The same amount again while it may be on its way (or after a crash): never.
+        // The same amount again while it may be on its way (or after a crash, while the message
+        // may still land): not now...
         assert_eq!(
-            start(&ledger, &ch, 5_000, 2, T0 + 3_600).await,
-            SettlementStart::Done
+            start(
+                &ledger,
+                &ch,
+                5_000,
+                2,
+                T0 + SUBMITTING_LANDS_WITHIN_SECS - 1
+            )
+            .await,
+            SettlementStart::RetryLater
+        );
+        // ...and once it can no longer land, a second attempt.
+        assert_eq!(
+            start(&ledger, &ch, 5_000, 2, T0 + SUBMITTING_LANDS_WITHIN_SECS).await,
+            SettlementStart::Started
+        );
+        assert_eq!(
+            start(
+                &ledger,
+                &ch,
+                5_000,
+                2,
+                T0 + SUBMITTING_LANDS_WITHIN_SECS + 1
+            )
+            .await,
+            SettlementStart::RetryLater
         );
         ledger
             .finish_settlement(&ch, 5_000, SettlementStatus::Failed, "bounced")

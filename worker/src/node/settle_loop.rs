@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! tick / shutdown ─▶ fee = Worker.get_fees().settle ─▶ book.settlement(now, policy)
-//!   ─▶ ledger.begin_settlement(channel, cumulative)   (Done: sent once already, never again;
-//!                                                      RetryLater: it failed, sent again later)
+//!   ─▶ ledger.begin_settlement(channel, cumulative)   (Done: submitted, never again;
+//!                                                      RetryLater: it failed, or a crash left
+//!                                                      it on its way: sent again later if the
+//!                                                      chain still shows it unsettled)
 //!   ─▶ submit_settlement(receipt of voucher.last_seq, voucher) ─▶ ledger: submitted | failed
 //! ```
 
@@ -114,7 +116,7 @@ async fn settle(desk: &ChannelDesk, cfg: &SettleLoop, book: &Book, s: Settlement
             return false;
         }
         Ok(SettlementStart::RetryLater) => {
-            debug!(target: "worker::node::settle", channel_id = ch.channel_id, cumulative = %cumulative, "settlement of this amount failed; retried after a pause");
+            debug!(target: "worker::node::settle", channel_id = ch.channel_id, cumulative = %cumulative, "settlement of this amount failed or may still land; sent again after a pause");
             return false;
         }
         Err(e) => return fail(e.to_string()),
