@@ -477,9 +477,9 @@ mod tests {
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
         ];
         let mut carry = 0u16;
-        for i in 0..32 {
-            let sum = u16::from(s_plus_l.signature[32 + i]) + u16::from(l[i]) + carry;
-            s_plus_l.signature[32 + i] = sum as u8;
+        for (byte, add) in s_plus_l.signature[32..].iter_mut().zip(l) {
+            let sum = u16::from(*byte) + u16::from(add) + carry;
+            *byte = sum as u8;
             carry = sum >> 8;
         }
         cases.push(("s + l", s_plus_l));
