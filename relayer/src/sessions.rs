@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cocoon_sdk::relay::client::WorkerInfo;
 use cocoon_sdk::relay::worker::RelayMessage;
+use ed25519_dalek::VerifyingKey;
 use tokio::sync::mpsc;
 
 use crate::config::TRUSTED_CAPACITY;
@@ -23,6 +24,9 @@ pub struct Session {
     pub worker: String,
     /// What the chain and the hello say about it.
     pub chain: OnChainWorker,
+    /// `chain.receipt_key` decoded once for the session, so that checking each receipt does not
+    /// decode it again (`None`: not a valid key; every receipt then fails its check).
+    pub(crate) receipt_verifier: Option<VerifyingKey>,
     /// Models it serves in this session.
     pub models: Vec<u32>,
     /// Evidence as served.

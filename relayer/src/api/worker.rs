@@ -228,6 +228,7 @@ async fn open(
     let session = Arc::new(Session {
         id: shared.sessions.next_id.fetch_add(1, Ordering::Relaxed) + 1,
         worker: worker.clone(),
+        receipt_verifier: VerifyingKey::from_bytes(&chain.receipt_key).ok(),
         chain,
         models: hello.models.clone(),
         evidence: hello.evidence,
@@ -271,19 +272,35 @@ async fn open(
 }
 
 /// Writes queued frames to the worker until an error frame (the last one) or the queue closes.
+/// Frames queued together are written together and flushed once: under load one write carries
+/// many dispatches instead of one system call each.
 async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
 ) {
-    while let Some(frame) = rx.recv().await {
-        let (text, fatal) = match frame {
-            Outbound::Message(msg) => match serde_json::to_string(&msg) {
-                Ok(text) => (text, matches!(msg, RelayMessage::Error(_))),
-                Err(_) => continue,
-            },
-            Outbound::Encoded(text) => (text, false),
-        };
-        if sink.send(Message::Text(text.into())).await.is_err() || fatal {
+    'session: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            let (text, fatal) = match frame {
+                Outbound::Message(msg) => match serde_json::to_string(&msg) {
+                    Ok(text) => (text, matches!(msg, RelayMessage::Error(_))),
+                    Err(_) => {
+                        next = rx.try_recv().ok();
+                        continue;
+                    }
+                },
+                Outbound::Encoded(text) => (text, false),
+            };
+            if sink.feed(Message::Text(text.into())).await.is_err() {
+                break 'session;
+            }
+            if fatal {
+                let _ = sink.flush().await;
+                break 'session;
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
             break;
         }
     }

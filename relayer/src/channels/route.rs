@@ -9,6 +9,7 @@ use cocoon_sdk::relay::channel::{
     ChannelDispatch, ChannelDone, ChannelEvent, ChannelRefusal, ChannelSubmit,
 };
 use cocoon_sdk::relay::worker::RelayMessage;
+use ed25519_dalek::VerifyingKey;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -189,7 +190,7 @@ pub async fn run(
                 follow(
                     &router,
                     &r,
-                    &session.chain.receipt_key,
+                    session.receipt_verifier.as_ref(),
                     attempt,
                     answers,
                     &events,
@@ -220,7 +221,7 @@ pub async fn run(
 async fn follow(
     router: &ChannelRouter,
     r: &Routable,
-    receipt_key: &[u8; 32],
+    receipt_key: Option<&VerifyingKey>,
     attempt: u32,
     mut answers: mpsc::UnboundedReceiver<WorkerAnswer>,
     events: &mpsc::Sender<Rendered>,
@@ -300,8 +301,13 @@ async fn follow(
 }
 
 /// What the relayer can check of a receipt without trusting the worker: its signature by the
-/// session's receipt key, and that it is for this ticket's channel and seq.
-fn check_receipt(r: &Routable, receipt_key: &[u8; 32], d: &ChannelDone) -> Result<(), String> {
+/// session's receipt key (decoded once per session; `None` when it is not a valid key), and
+/// that it is for this ticket's channel and seq.
+fn check_receipt(
+    r: &Routable,
+    receipt_key: Option<&VerifyingKey>,
+    d: &ChannelDone,
+) -> Result<(), String> {
     let body = &d.receipt.body;
     if body.channel != r.ticket.channel {
         return Err("receipt for another channel".into());
@@ -312,8 +318,9 @@ fn check_receipt(r: &Routable, receipt_key: &[u8; 32], d: &ChannelDone) -> Resul
             body.seq, r.ticket.seq
         ));
     }
+    let key = receipt_key.ok_or("receipt signature: the worker's receipt key is not valid")?;
     d.receipt
-        .verify_signature(receipt_key)
+        .verify_signature_by(key)
         .map_err(|e| format!("receipt signature: {e}"))
 }
 
@@ -424,6 +431,100 @@ mod tests {
             voucher: None,
         };
         assert!(encoded.dispatch(&submit, &routable(&other), 1, 1).is_none());
+    }
+
+    #[test]
+    fn the_session_decoded_key_gives_the_verdict_of_the_raw_key_on_every_receipt() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let ticket = ChannelTicket {
+            channel: channel(7),
+            seq: 3,
+            voucher: None,
+        };
+        let r = routable(&ticket);
+        let good = ChannelReceipt {
+            channel: channel(7),
+            seq: 3,
+            worker: addr(4),
+            model_id: 1,
+            tokens_in: 16,
+            tokens_out: 8,
+            cost: 40_000,
+            time: 1_800_000_000,
+            prev_acc: [5; 32],
+            hashes: ReceiptHashes {
+                weights_hash: [6; 32],
+                evidence_hash: [7; 32],
+            },
+            commitments: ReceiptCommitments {
+                input_commitment: [8; 32],
+                output_commitment: [9; 32],
+            },
+        }
+        .sign(&key)
+        .unwrap();
+        let mut cases = vec![("valid", good.clone())];
+        let mut tampered = good.clone();
+        tampered.body.cost += 1;
+        cases.push(("tampered body", tampered));
+        let mut s_unreduced = good.clone();
+        s_unreduced.signature[63] |= 0xe0;
+        cases.push(("s not reduced", s_unreduced));
+        // s + l: the same point equation, a non-canonical scalar that strict checking refuses.
+        let mut s_plus_l = good.clone();
+        let l: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for (byte, add) in s_plus_l.signature[32..].iter_mut().zip(l) {
+            let sum = u16::from(*byte) + u16::from(add) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        cases.push(("s + l", s_plus_l));
+        let mut r_identity = good.clone();
+        r_identity.signature[..32].copy_from_slice(&{
+            let mut id = [0u8; 32];
+            id[0] = 1;
+            id
+        });
+        cases.push(("R small order", r_identity));
+        let mut r_not_a_point = good.clone();
+        r_not_a_point.signature[..32].copy_from_slice(&[0xff; 32]);
+        cases.push(("R non-canonical", r_not_a_point));
+        let wrong_key = SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes();
+        // The identity as a key: small order, refused by strict checking.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for raw in [key.verifying_key().to_bytes(), wrong_key, identity] {
+            let decoded = VerifyingKey::from_bytes(&raw).ok();
+            for (what, receipt) in &cases {
+                let done = ChannelDone {
+                    request_id: 1,
+                    attempt: 1,
+                    chunks: 1,
+                    receipt: receipt.clone(),
+                    cost: receipt.body.cost,
+                };
+                assert_eq!(
+                    check_receipt(&r, decoded.as_ref(), &done).is_ok(),
+                    receipt.verify_signature(&raw).is_ok(),
+                    "{what} under key {}",
+                    hex::encode(raw)
+                );
+            }
+        }
+        let valid = ChannelDone {
+            request_id: 1,
+            attempt: 1,
+            chunks: 1,
+            receipt: good,
+            cost: 40_000,
+        };
+        assert!(check_receipt(&r, Some(&key.verifying_key()), &valid).is_ok());
+        // A key that does not decode refuses every receipt.
+        assert!(check_receipt(&r, None, &valid).is_err());
     }
 
     #[test]
