@@ -15,6 +15,9 @@ use crate::gguf::Gguf;
 
 /// ggml token type of control tokens (`<|im_start|>` and friends).
 const TOKEN_TYPE_CONTROL: i64 = 3;
+/// ggml token type of user-defined added tokens (Qwen2.5's `<tool_call>` and friends): matched
+/// whole in the text like control tokens, but ordinary text when decoding.
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 /// The word splitting Qwen2 was trained with (`tokenizer.ggml.pre = "qwen2"`): contractions,
 /// letters with one leading non-letter, single digits, punctuation runs, newlines, spaces.
@@ -101,6 +104,15 @@ pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer> {
         .map(|(t, _)| AddedToken::from(t.to_string(), true))
         .collect();
     tk.add_special_tokens(specials).map_err(tok_err)?;
+    let user: Vec<AddedToken> = tokens
+        .iter()
+        .zip(&types)
+        .filter(|(_, ty)| **ty == TOKEN_TYPE_USER_DEFINED)
+        .map(|(t, _)| AddedToken::from(t.to_string(), false))
+        .collect();
+    if !user.is_empty() {
+        tk.add_tokens(user).map_err(tok_err)?;
+    }
     Ok(tk)
 }
 
