@@ -6,7 +6,11 @@ reproduce, and writes them to worker/tests/golden/*.json:
 
 - all-MiniLM-L6-v2 sentence embeddings (BERT encoder, mean pooling over the mask, L2 norm);
 - SmolLM2-135M-Instruct (Llama) first-step logits and greedy continuations, reading the GGUF with
-  the `gguf` package (its own dequantisers) and running the forward pass in numpy.
+  the `gguf` package (its own dequantisers) and running the forward pass in numpy;
+- the same for the tiny random-weight Qwen2 GGUF (worker/tests/models/qwen2-tiny.gguf, written by
+  tiny_qwen2.py): Q/K/V biases, half-split RoPE, untied head, Qwen2's pre-tokenizer.
+
+`--only qwen2` (or minilm, smollm2; comma-separated) regenerates only those files.
 
 Usage (models fetched by scripts/fetch-models):
     python3 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install -r scripts/reference/requirements.txt
@@ -21,7 +25,7 @@ import struct
 
 import gguf
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, AddedToken
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 MINILM_SENTENCES = [
     "Hello world",
@@ -40,6 +44,25 @@ SMOLLM_CASES = [
     ("count", "1, 2, 3, 4,", 10),
 ]
 EOS_ID = 2
+
+QWEN2_TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "worker", "tests",
+                          "models", "qwen2-tiny.gguf")
+QWEN2_SPLIT = (
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+QWEN2_CASES = [
+    ("capital_raw", "The capital of France is", 8),
+    (
+        "capital_chat",
+        f"<|im_start|>system\n{QWEN2_SYSTEM}<|im_end|>\n"
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+        10,
+    ),
+    ("count", "1, 2, 3, 4,", 10),
+    ("unicode", "Caf\u0065\u0301 d\u00e9j\u00e0 vu \u2014 isn't it?\n\n  It's 2024!", 6),
+]
 
 
 # ---------------------------------------------------------------- MiniLM
@@ -132,15 +155,41 @@ def smollm_tokenizer(reader):
     return tok
 
 
+def qwen2_tokenizer(reader):
+    tokens = field(reader, "tokenizer.ggml.tokens")
+    merges = [tuple(m.split(" ", 1)) for m in field(reader, "tokenizer.ggml.merges")]
+    types = field(reader, "tokenizer.ggml.token_type")
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = Tokenizer(models.BPE(vocab, merges))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(t, special=True) for t, ty in zip(tokens, types) if ty == 3])
+    return tok
+
+
 class Llama:
+    """The llama architecture, and qwen2 (Q/K/V biases, half-split RoPE, untied head)."""
+
     def __init__(self, path):
         r = gguf.GGUFReader(path)
         self.reader = r
-        self.n_layers = field(r, "llama.block_count")
-        self.heads = field(r, "llama.attention.head_count")
-        self.kv_heads = field(r, "llama.attention.head_count_kv")
-        self.eps = field(r, "llama.attention.layer_norm_rms_epsilon")
-        self.theta = field(r, "llama.rope.freq_base")
+        self.arch = field(r, "general.architecture")
+        a = self.arch
+        self.n_layers = field(r, f"{a}.block_count")
+        self.heads = field(r, f"{a}.attention.head_count")
+        self.kv_heads = field(r, f"{a}.attention.head_count_kv")
+        self.eps = field(r, f"{a}.attention.layer_norm_rms_epsilon")
+        self.theta = field(r, f"{a}.rope.freq_base")
+        self.eos = {field(r, "tokenizer.ggml.eos_token_id")}
+        if a == "qwen2":
+            tokens = field(r, "tokenizer.ggml.tokens")
+            self.eos |= {tokens.index(t) for t in ("<|im_end|>", "<|endoftext|>") if t in tokens}
+        else:
+            self.eos = {EOS_ID}
         self.w = {}
         for t in r.tensors:
             a = gguf.quants.dequantize(t.data, t.tensor_type)
@@ -153,11 +202,16 @@ class Llama:
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + self.eps) * w
 
     def rope(self, x, pos):
-        # Adjacent pairs (2i, 2i+1) rotate together: llama.cpp's "normal" RoPE for the llama arch.
         hd = x.shape[-1]
         inv = self.theta ** (-np.arange(0, hd, 2) / hd)
         ang = np.outer(pos, inv)  # [n, hd/2]
         c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        if self.arch == "qwen2":
+            # Element i rotates with i + hd/2 (HF's rotate_half; llama.cpp's NEOX mode for qwen2,
+            # whose converter keeps Q and K unpermuted).
+            x0, x1 = x[..., : hd // 2], x[..., hd // 2 :]
+            return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
+        # Adjacent pairs (2i, 2i+1) rotate together: llama.cpp's "normal" RoPE for the llama arch.
         x0, x1 = x[..., 0::2], x[..., 1::2]
         out = np.empty_like(x)
         out[..., 0::2] = x0 * c - x1 * s
@@ -174,9 +228,13 @@ class Llama:
         for i in range(self.n_layers):
             p = f"blk.{i}."
             h = self.rms(x, w[p + "attn_norm.weight"])
-            q = (h @ w[p + "attn_q.weight"].T).reshape(n, self.heads, self.hd)
-            k = (h @ w[p + "attn_k.weight"].T).reshape(n, self.kv_heads, self.hd)
-            v = (h @ w[p + "attn_v.weight"].T).reshape(n, self.kv_heads, self.hd)
+            def proj(name):
+                y = h @ w[p + name + ".weight"].T
+                return y + w[p + name + ".bias"] if p + name + ".bias" in w else y
+
+            q = proj("attn_q").reshape(n, self.heads, self.hd)
+            k = proj("attn_k").reshape(n, self.kv_heads, self.hd)
+            v = proj("attn_v").reshape(n, self.kv_heads, self.hd)
             q, k = self.rope(q, pos), self.rope(k, pos)
             if i in cache:
                 k = np.concatenate([cache[i][0], k])
@@ -198,18 +256,21 @@ class Llama:
             u = h @ w[p + "ffn_up.weight"].T
             x = x + ((g / (1 + np.exp(-g))) * u) @ w[p + "ffn_down.weight"].T
         x = self.rms(x[-1], w["output_norm.weight"])
-        return w["token_embd.weight"] @ x
+        return w.get("output.weight", w["token_embd.weight"]) @ x
 
     def greedy(self, ids, max_new):
         cache = {}
         logits = self.forward(ids, cache, 0)
         first = logits
         out = []
+        self.margins = []  # top-1 minus top-2 logit at each step: how robust the greedy pick is
         pos = len(ids)
         for _ in range(max_new):
             nxt = int(np.argmax(logits))
+            top2 = np.sort(logits)[-2:]
+            self.margins.append(float(top2[1] - top2[0]))
             out.append(nxt)
-            if nxt == EOS_ID:
+            if nxt in self.eos:
                 break
             logits = self.forward([nxt], cache, pos)
             pos += 1
@@ -222,9 +283,45 @@ def main():
         "COCOON_MODELS_DIR", os.path.expanduser("~/.cache/cocoon/models")))
     ap.add_argument("--out", default=os.path.join(
         os.path.dirname(__file__), "..", "..", "worker", "tests", "golden"))
+    ap.add_argument("--only", default="minilm,smollm2,qwen2")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    only = set(args.only.split(","))
+    if "minilm" in only:
+        write_minilm(args)
+    if "smollm2" in only:
+        write_smollm2(args)
+    if "qwen2" in only:
+        write_qwen2(args)
 
+
+def write_qwen2(args):
+    model = Llama(QWEN2_TINY)
+    tok = qwen2_tokenizer(model.reader)
+    cases = []
+    for name, prompt, max_new in QWEN2_CASES:
+        ids = tok.encode(prompt).ids
+        first, out = model.greedy(ids, max_new)
+        top = np.argsort(-first)[:20]
+        cases.append({
+            "name": name,
+            "prompt": prompt,
+            "prompt_tokens": ids,
+            "max_new_tokens": max_new,
+            "first_logits_top20": [[int(i), float(first[i])] for i in top],
+            "first_logits_head64": [float(v) for v in first[:64]],
+            "greedy_tokens": out,
+            "greedy_text": tok.decode(out, skip_special_tokens=True),
+            "min_greedy_margin": min(model.margins),
+        })
+        print(f"qwen2 {name}: {ids} -> {out} {cases[-1]['greedy_text']!r} "
+              f"(logit std {first.std():.2f}, min margin {min(model.margins):.3f})")
+    with open(os.path.join(args.out, "qwen2_tiny.json"), "w") as f:
+        json.dump({"model": "qwen2-tiny.gguf", "system": QWEN2_SYSTEM,
+                   "eos": sorted(model.eos), "cases": cases}, f, indent=1)
+
+
+def write_minilm(args):
     mdir = os.path.join(args.models, "all-minilm-l6-v2")
     cases = []
     for s in MINILM_SENTENCES:
@@ -234,6 +331,8 @@ def main():
         json.dump({"model": "all-MiniLM-L6-v2", "cases": cases}, f, indent=1)
     print("minilm: cos(0,1) =", float(np.dot(cases[0]["embedding"], cases[1]["embedding"])))
 
+
+def write_smollm2(args):
     path = os.path.join(args.models, "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
     llama = Llama(path)
     tok = smollm_tokenizer(llama.reader)

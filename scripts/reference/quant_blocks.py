@@ -22,6 +22,9 @@ TYPES = {
     "Q8_0": (T.Q8_0, 34, [0]),
     "Q4_K": (T.Q4_K, 144, [0, 2]),
     "Q6_K": (T.Q6_K, 210, [208]),
+    # Appended after the others so their blocks (drawn first from the seeded generator) stay put.
+    "Q5_0": (T.Q5_0, 22, [0]),
+    "Q5_1": (T.Q5_1, 24, [0, 2]),
 }
 BLOCKS = 3
 

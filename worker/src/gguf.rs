@@ -1,6 +1,7 @@
 //! A GGUF reader: header, metadata, tensor infos, and dequantisation of the ggml types the
-//! supported models use (F32, F16, Q4_0, Q4_1, Q8_0, and the K-quants Q4_K and Q6_K that common
-//! GGUFs mix in).
+//! supported models use (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, and the K-quants Q4_K and Q6_K
+//! that common GGUFs mix in; Q5_0/Q5_1 are what llama.cpp's K-quant mixes fall back to for rows
+//! that are not a multiple of 256, such as Qwen2.5-0.5B's 896).
 //!
 //! Every length and count read from the file is checked against the bytes that remain before
 //! anything is allocated, so a truncated or hostile file yields [`Error::Truncated`] or
@@ -45,6 +46,10 @@ pub enum GgmlType {
     Q4_0,
     /// Blocks of 32: f16 scale and minimum, 4-bit values.
     Q4_1,
+    /// Blocks of 32: f16 scale, 32 high bits, 4-bit low bits; values offset by 16.
+    Q5_0,
+    /// Blocks of 32: f16 scale and minimum, 32 high bits, 4-bit low bits.
+    Q5_1,
     /// Blocks of 32: f16 scale, 8-bit signed values.
     Q8_0,
     /// Super-blocks of 256: f16 scale and minimum, eight 6-bit sub-block scales and minimums,
@@ -61,6 +66,8 @@ impl GgmlType {
             1 => Self::F16,
             2 => Self::Q4_0,
             3 => Self::Q4_1,
+            6 => Self::Q5_0,
+            7 => Self::Q5_1,
             8 => Self::Q8_0,
             12 => Self::Q4_K,
             14 => Self::Q6_K,
@@ -75,6 +82,8 @@ impl GgmlType {
             Self::F16 => (1, 2),
             Self::Q4_0 => (32, 18),
             Self::Q4_1 => (32, 20),
+            Self::Q5_0 => (32, 22),
+            Self::Q5_1 => (32, 24),
             Self::Q8_0 => (32, 34),
             Self::Q4_K => (256, 144),
             Self::Q6_K => (256, 210),
@@ -435,6 +444,19 @@ fn q4k_scale_min(j: usize, s: &[u8]) -> (f32, f32) {
     }
 }
 
+/// The 32 five-bit values of a Q5_0/Q5_1 block: value `j` takes its low four bits from the low
+/// (j < 16) or high (j ≥ 16) nibble of byte `j % 16`, and its fifth bit from bit `j` of `qh`.
+#[inline(always)]
+fn q5_values(qh: u32, qs: &[u8], out: &mut [f32], f: impl Fn(u8) -> f32) {
+    let (lo, hi) = out[..32].split_at_mut(16);
+    for (j, ((l, h), q)) in lo.iter_mut().zip(hi.iter_mut()).zip(qs).enumerate() {
+        let hl = ((qh >> j) & 1) as u8;
+        let hh = ((qh >> (j + 16)) & 1) as u8;
+        *l = f((q & 0x0f) | (hl << 4));
+        *h = f((q >> 4) | (hh << 4));
+    }
+}
+
 /// Dequantises one block (`t.block_bytes()` bytes) into `out` (`t.block_elems()` values). The
 /// element order is the ggml one, so a row is its blocks one after another.
 #[inline(always)]
@@ -464,6 +486,25 @@ pub fn dequantize_block(t: GgmlType, b: &[u8], out: &mut [f32]) {
                 *l = (q & 0x0f) as f32 * d + m;
                 *h = (q >> 4) as f32 * d + m;
             }
+        }
+        GgmlType::Q5_0 => {
+            let d = f16_at(b, 0);
+            q5_values(
+                u32::from_le_bytes([b[2], b[3], b[4], b[5]]),
+                &b[6..22],
+                out,
+                |q| (q as i32 - 16) as f32 * d,
+            );
+        }
+        GgmlType::Q5_1 => {
+            let d = f16_at(b, 0);
+            let m = f16_at(b, 2);
+            q5_values(
+                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                &b[8..24],
+                out,
+                |q| q as f32 * d + m,
+            );
         }
         GgmlType::Q4_K => {
             let d = f16_at(b, 0);
@@ -641,5 +682,51 @@ mod tests {
         let v = dequantize(GgmlType::Q8_0, &q80);
         assert_eq!((v[0], v[31]), (-8.0, 7.5));
         assert_eq!(dequantize(GgmlType::F16, &one), vec![0.5]);
+    }
+
+    #[test]
+    fn dequantizes_q5_0_and_q5_1_by_hand() {
+        let half = f16::from_f32(0.5).to_le_bytes();
+        let min = f16::from_f32(-1.0).to_le_bytes();
+        // Low nibbles j, high nibbles 15 - j; fifth bits set for values 0..8 and 24..32.
+        let qh: u32 = 0x0000_00ff | 0xff00_0000;
+        let qs: Vec<u8> = (0..16u8).map(|j| j | ((15 - j) << 4)).collect();
+        let q50 = [&half[..], &qh.to_le_bytes(), &qs].concat();
+        let v = dequantize(GgmlType::Q5_0, &q50);
+        // value 0: 0 | 16 → (16 - 16) · 0.5; value 8: 8 → (8 - 16) · 0.5;
+        // value 16: 15 → -0.5; value 31: 0 | 16 → 0
+        assert_eq!(
+            (v[0], v[7], v[8], v[16], v[31]),
+            (0.0, 3.5, -4.0, -0.5, 0.0)
+        );
+        let q51 = [&half[..], &min, &qh.to_le_bytes(), &qs].concat();
+        let v = dequantize(GgmlType::Q5_1, &q51);
+        assert_eq!((v[0], v[8], v[16], v[31]), (7.0, 3.0, 6.5, 7.0));
+        assert_eq!(GgmlType::from_id(6), Some(GgmlType::Q5_0));
+        assert_eq!(GgmlType::from_id(7), Some(GgmlType::Q5_1));
+    }
+
+    #[test]
+    fn q5_dequantisers_match_the_gguf_package() {
+        // Random blocks dequantised by PyPI `gguf`'s numpy code (scripts/reference/quant_blocks.py).
+        let golden: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/golden/quant_blocks.json")).unwrap();
+        for (name, ty) in [("Q5_0", GgmlType::Q5_0), ("Q5_1", GgmlType::Q5_1)] {
+            let raw = hex::decode(golden[name]["hex"].as_str().unwrap()).unwrap();
+            let want: Vec<f32> = golden[name]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let got = dequantize(ty, &raw);
+            assert_eq!(got.len(), want.len(), "{name}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "{name}[{i}]: {g} vs {w}"
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The Llama architecture (SmolLM2) on burn, loaded from GGUF (dequantised to f32), with a
-//! per-sequence KV cache and a forward pass over several sequences at once (continuous batching).
-//! The `wgpu` backend runs this; on the CPU ([`crate::llama_cpu`]) the weights stay quantised.
+//! The Llama architecture (SmolLM2) and its Qwen2 variant on burn, loaded from GGUF (dequantised
+//! to f32), with a per-sequence KV cache and a forward pass over several sequences at once
+//! (continuous batching). The `wgpu` backend runs this; on the CPU ([`crate::llama_cpu`]) the
+//! weights stay quantised.
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
@@ -9,9 +10,54 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 
+/// The GGUF architectures this engine runs (`general.architecture`): one decoder design, with
+/// the differences below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// `llama` (SmolLM2): no biases; Q and K stored for interleaved RoPE.
+    Llama,
+    /// `qwen2` (Qwen2, Qwen2.5): biases on Q, K and V; Q and K stored as in the original
+    /// checkpoint, so RoPE rotates the two halves of each head (llama.cpp's "NEOX" mode).
+    Qwen2,
+}
+
+impl Arch {
+    /// The `general.architecture` value, also the prefix of the hyper-parameter keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+        }
+    }
+
+    /// How RoPE pairs the values of a head.
+    pub fn rope(self) -> RopeStyle {
+        match self {
+            Self::Llama => RopeStyle::Interleaved,
+            Self::Qwen2 => RopeStyle::HalfSplit,
+        }
+    }
+
+    /// Whether Q, K and V have biases (`blk.N.attn_{q,k,v}.bias`).
+    pub fn qkv_bias(self) -> bool {
+        matches!(self, Self::Qwen2)
+    }
+}
+
+/// Which values of a head RoPE rotates together at frequency `j`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// `(2j, 2j + 1)`: the layout llama.cpp's converter writes Q and K in for `llama`.
+    Interleaved,
+    /// `(j, j + head_dim / 2)`: the original checkpoints' layout, kept for `qwen2`.
+    HalfSplit,
+}
+
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// Architecture (decides the metadata prefix, the biases and the RoPE layout).
+    pub arch: Arch,
     /// Transformer blocks.
     pub n_layers: usize,
     /// Hidden size.
@@ -33,21 +79,26 @@ pub struct LlamaConfig {
 }
 
 impl LlamaConfig {
-    /// Reads `llama.*` keys.
+    /// Reads the `<arch>.*` keys (`llama.*` or `qwen2.*`).
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
-        let arch = g.get_str("general.architecture")?;
-        if arch != "llama" {
-            return Err(Error::Metadata {
-                key: "general.architecture".into(),
-                reason: format!("{arch:?} is not supported (llama only)"),
-            });
-        }
-        let u = |k: &str| g.get_u64(&format!("llama.{k}")).map(|v| v as usize);
-        let vocab = match g.get_u64("llama.vocab_size") {
+        let arch = match g.get_str("general.architecture")? {
+            "llama" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            other => {
+                return Err(Error::Metadata {
+                    key: "general.architecture".into(),
+                    reason: format!("{other:?} is not supported (llama, qwen2)"),
+                });
+            }
+        };
+        let a = arch.name();
+        let u = |k: &str| g.get_u64(&format!("{a}.{k}")).map(|v| v as usize);
+        let vocab = match g.get_u64(&format!("{a}.vocab_size")) {
             Ok(v) => v as usize,
             Err(_) => g.get_str_array("tokenizer.ggml.tokens")?.len(),
         };
         let cfg = Self {
+            arch,
             n_layers: u("block_count")?,
             d_model: u("embedding_length")?,
             n_heads: u("attention.head_count")?,
@@ -55,30 +106,29 @@ impl LlamaConfig {
             ffn: u("feed_forward_length")?,
             vocab,
             context: u("context_length")?,
-            eps: g.get_f64("llama.attention.layer_norm_rms_epsilon")?,
-            rope_theta: g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0),
+            eps: g.get_f64(&format!("{a}.attention.layer_norm_rms_epsilon"))?,
+            rope_theta: g
+                .get_f64(&format!("{a}.rope.freq_base"))
+                .unwrap_or(10_000.0),
         };
         let bad = |key: &str, reason: &str| Error::Metadata {
-            key: key.into(),
+            key: format!("{a}.{key}"),
             reason: reason.into(),
         };
         if cfg.n_heads == 0 || cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
-            return Err(bad(
-                "llama.attention.head_count_kv",
-                "must divide head_count",
-            ));
+            return Err(bad("attention.head_count_kv", "must divide head_count"));
         }
         if !cfg.d_model.is_multiple_of(cfg.n_heads)
             || !(cfg.d_model / cfg.n_heads).is_multiple_of(2)
         {
             return Err(bad(
-                "llama.embedding_length",
+                "embedding_length",
                 "must be an even head size times head_count",
             ));
         }
         if cfg.n_layers == 0 || cfg.vocab == 0 || cfg.context == 0 {
             return Err(bad(
-                "llama.block_count",
+                "block_count",
                 "layers, vocabulary and context must be non-zero",
             ));
         }
@@ -95,6 +145,8 @@ struct Layer<B: Backend> {
     attn_norm: Tensor<B, 2>,
     /// Q, K and V projections side by side, `[d_model, d_model + 2 * kv_dim]`.
     wqkv: Tensor<B, 2>,
+    /// Their biases side by side, `[1, d_model + 2 * kv_dim]` (Qwen2).
+    bqkv: Option<Tensor<B, 2>>,
     wo: Tensor<B, 2>,
     ffn_norm: Tensor<B, 2>,
     /// Gate and up projections side by side, `[d_model, 2 * ffn]`.
@@ -213,9 +265,19 @@ impl<B: Backend> Llama<B> {
             let v = t2(linear(&p("attn_v"), d, kvd)?, d, kvd);
             let gate = t2(linear(&p("ffn_gate"), d, cfg.ffn)?, d, cfg.ffn);
             let up = t2(linear(&p("ffn_up"), d, cfg.ffn)?, d, cfg.ffn);
+            let bqkv = if cfg.arch.qkv_bias() {
+                let b = |s: &str, len| vector(&format!("blk.{i}.{s}.bias"), len);
+                Some(Tensor::cat(
+                    vec![b("attn_q", d)?, b("attn_k", kvd)?, b("attn_v", kvd)?],
+                    1,
+                ))
+            } else {
+                None
+            };
             layers.push(Layer {
                 attn_norm: vector(&p("attn_norm"), d)?,
                 wqkv: Tensor::cat(vec![q, k, v], 1),
+                bqkv,
                 wo: t2(linear(&p("attn_output"), d, d)?, d, d),
                 ffn_norm: vector(&p("ffn_norm"), d)?,
                 w_gate_up: Tensor::cat(vec![gate, up], 1),
@@ -277,6 +339,7 @@ impl<B: Backend> Llama<B> {
             .map(|l| {
                 n(&l.attn_norm)
                     + n(&l.wqkv)
+                    + l.bqkv.as_ref().map_or(0, n)
                     + n(&l.wo)
                     + n(&l.ffn_norm)
                     + n(&l.w_gate_up)
@@ -292,9 +355,29 @@ impl<B: Backend> Llama<B> {
         x * ms.add_scalar(self.config.eps).sqrt().recip() * w.clone()
     }
 
-    /// Rotates adjacent pairs `(2j, 2j+1)` of every head: the layout llama.cpp's converter
-    /// writes Q and K in for the llama architecture.
+    /// Rotates the value pairs of every head that [`RopeStyle`] names for the architecture.
     fn rope(&self, x: Tensor<B, 3>, start: usize) -> Tensor<B, 3> {
+        match self.config.arch.rope() {
+            RopeStyle::Interleaved => self.rope_interleaved(x, start),
+            RopeStyle::HalfSplit => self.rope_half_split(x, start),
+        }
+    }
+
+    /// Rotates `(j, j + head_dim / 2)` of every head.
+    fn rope_half_split(&self, x: Tensor<B, 3>, start: usize) -> Tensor<B, 3> {
+        let [_, n, hd] = x.dims();
+        let half = hd / 2;
+        let x0 = x.clone().narrow(2, 0, half);
+        let x1 = x.narrow(2, half, half);
+        let c = self.cos.clone().narrow(0, start, n).reshape([1, n, half]);
+        let s = self.sin.clone().narrow(0, start, n).reshape([1, n, half]);
+        let r0 = x0.clone() * c.clone() - x1.clone() * s.clone();
+        let r1 = x0 * s + x1 * c;
+        Tensor::cat(vec![r0, r1], 2)
+    }
+
+    /// Rotates adjacent pairs `(2j, 2j+1)` of every head.
+    fn rope_interleaved(&self, x: Tensor<B, 3>, start: usize) -> Tensor<B, 3> {
         let [h, n, hd] = x.dims();
         let x = x.reshape([h, n, hd / 2, 2]);
         let x0 = x.clone().narrow(3, 0, 1);
@@ -345,7 +428,10 @@ impl<B: Backend> Llama<B> {
 
         for (li, layer) in self.layers.iter().enumerate() {
             let h = self.rms_norm(x.clone(), &layer.attn_norm);
-            let qkv = h.matmul(layer.wqkv.clone());
+            let mut qkv = h.matmul(layer.wqkv.clone());
+            if let Some(b) = &layer.bqkv {
+                qkv = qkv + b.clone();
+            }
             let mut outs = Vec::with_capacity(batch.len());
             let mut r0 = 0;
             for (tokens, cache) in batch.iter_mut() {

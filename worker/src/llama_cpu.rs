@@ -1,4 +1,4 @@
-//! The Llama architecture on the CPU with its weights kept quantised ([`QMatrix`]): what the
+//! The Llama architecture (and its Qwen2 variant) on the CPU with its weights kept quantised ([`QMatrix`]): what the
 //! `flex` backend runs for text models. Same maths as the burn model in [`crate::llama`] (which
 //! the `wgpu` backend runs), with per-sequence KV caches sized once and appended to in place.
 //!
@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
-use crate::llama::LlamaConfig;
+use crate::llama::{LlamaConfig, RopeStyle};
 use crate::qmatmul::{QMatrix, dot};
 
 /// A weight that is either one stacked matrix or its parts (when the GGUF stores them in
@@ -67,6 +67,8 @@ struct Layer {
     attn_norm: Vec<f32>,
     /// Q, K and V: output columns `[d_model | kv_dim | kv_dim]`.
     qkv: Proj,
+    /// Biases of Q, K and V side by side (Qwen2), added after the product.
+    qkv_bias: Option<Vec<f32>>,
     wo: QMatrix,
     ffn_norm: Vec<f32>,
     /// Gate and up: output columns `[ffn | ffn]`.
@@ -100,7 +102,7 @@ impl CpuKvCache {
     }
 }
 
-/// A Llama model with quantised weights, on the CPU.
+/// A Llama (or Qwen2) model with quantised weights, on the CPU.
 pub struct CpuLlama {
     /// Hyper-parameters.
     pub config: LlamaConfig,
@@ -140,7 +142,14 @@ impl CpuLlama {
         for i in 0..cfg.n_layers {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
             let m = |s: &str, rows, cols| QMatrix::from_gguf(g, &p(s), rows, cols);
+            let qkv_bias = if cfg.arch.qkv_bias() {
+                let b = |s: &str, len| vector(&format!("blk.{i}.{s}.bias"), len);
+                Some([b("attn_q", d)?, b("attn_k", kvd)?, b("attn_v", kvd)?].concat())
+            } else {
+                None
+            };
             layers.push(Layer {
+                qkv_bias,
                 attn_norm: vector(&p("attn_norm"), d)?,
                 qkv: Proj::new(vec![
                     m("attn_q", d, d)?,
@@ -190,7 +199,10 @@ impl CpuLlama {
                     + l.wo.bytes()
                     + l.gate_up.bytes()
                     + l.down.bytes()
-                    + (l.attn_norm.len() + l.ffn_norm.len()) * f
+                    + (l.attn_norm.len()
+                        + l.ffn_norm.len()
+                        + l.qkv_bias.as_ref().map_or(0, Vec::len))
+                        * f
             })
             .sum();
         layers
@@ -229,13 +241,24 @@ impl CpuLlama {
         out
     }
 
-    /// Rotates adjacent pairs `(2j, 2j+1)` of each head of `v` (one position's heads).
+    /// Rotates each head of `v` (one position's heads) in the architecture's [`RopeStyle`].
     fn rope(&self, v: &mut [f32], pos: usize) {
         let half = self.config.head_dim() / 2;
         let (c, s) = (
             &self.cos[pos * half..(pos + 1) * half],
             &self.sin[pos * half..(pos + 1) * half],
         );
+        if self.config.arch.rope() == RopeStyle::HalfSplit {
+            for head in v.chunks_exact_mut(2 * half) {
+                let (a, b) = head.split_at_mut(half);
+                for j in 0..half {
+                    let (x0, x1) = (a[j], b[j]);
+                    a[j] = x0 * c[j] - x1 * s[j];
+                    b[j] = x0 * s[j] + x1 * c[j];
+                }
+            }
+            return;
+        }
         for head in v.chunks_exact_mut(2 * half) {
             for (j, pair) in head.chunks_exact_mut(2).enumerate() {
                 let (x0, x1) = (pair[0], pair[1]);
@@ -284,6 +307,13 @@ impl CpuLlama {
         for (li, layer) in self.layers.iter().enumerate() {
             let h = self.rms_norm(&x, &layer.attn_norm);
             let mut qkv = layer.qkv.matmul(&h, rows);
+            if let Some(bias) = &layer.qkv_bias {
+                for row in qkv.chunks_exact_mut(qkv_w) {
+                    for (x, b) in row.iter_mut().zip(bias) {
+                        *x += b;
+                    }
+                }
+            }
             // Rotate Q and K in place, append K and V to each sequence's cache.
             let mut r0 = 0;
             for (tokens, cache) in batch.iter_mut() {

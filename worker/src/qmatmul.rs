@@ -384,7 +384,8 @@ mod tests {
         let bytes = ty.block_bytes();
         let scales: &[usize] = match ty {
             GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
-            GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+            GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q5_1 => &[0, 2],
+            GgmlType::Q5_0 => &[0],
             GgmlType::Q6_K => &[208],
             GgmlType::F32 | GgmlType::F16 => &[],
         };

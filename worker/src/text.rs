@@ -290,11 +290,18 @@ impl TextModel {
     ) -> Result<Self> {
         let tokenizer = tokenizer::from_gguf(g)?;
         let template = ChatTemplate::from_gguf(g).ok();
+        // End of generation: the GGUF's end-of-sequence and end-of-turn ids, and ChatML's two
+        // end tokens where the vocabulary has them (a ChatML model may name only one of them).
         let mut eos = vec![g.get_u64("tokenizer.ggml.eos_token_id")? as u32];
-        if let Some(id) = tokenizer.token_to_id("<|im_end|>")
-            && !eos.contains(&id)
-        {
-            eos.push(id);
+        let eot = g
+            .get_u64("tokenizer.ggml.eot_token_id")
+            .ok()
+            .map(|v| v as u32);
+        let chatml = ["<|im_end|>", "<|endoftext|>"].map(|t| tokenizer.token_to_id(t));
+        for id in eot.into_iter().chain(chatml.into_iter().flatten()) {
+            if !eos.contains(&id) {
+                eos.push(id);
+            }
         }
         let info = TextModelInfo {
             config: model.config().clone(),
