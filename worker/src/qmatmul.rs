@@ -91,6 +91,18 @@ impl QMatrix {
         data: Vec<u8>,
         layout: Layout,
     ) -> Result<Self> {
+        Self::build(ty, rows, cols, std::borrow::Cow::Owned(data), layout)
+    }
+
+    /// Checks the sizes, then keeps `data` (rows) or tiles it (with no copy in between: a
+    /// transient copy per tensor at load leaves the allocator holding memory it never returns).
+    fn build(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: std::borrow::Cow<'_, [u8]>,
+        layout: Layout,
+    ) -> Result<Self> {
         if cols == 0 || !cols.is_multiple_of(ty.block_elems()) {
             return Err(Error::Malformed(format!(
                 "a row of {cols} values is not a whole number of {ty:?} blocks"
@@ -105,7 +117,7 @@ impl QMatrix {
             )));
         }
         let data = match layout {
-            Layout::Rows => data,
+            Layout::Rows => data.into_owned(),
             Layout::Tiles if qtile::covers(ty) => qtile::tile(ty, rows, cols, &data),
             Layout::Tiles => {
                 return Err(Error::Malformed(format!("{ty:?} has no tiled layout")));
@@ -131,7 +143,8 @@ impl QMatrix {
                 actual: info.shape(),
             });
         }
-        Self::new(info.ggml_type, rows, cols, raw.to_vec())
+        let ty = info.ggml_type;
+        Self::build(ty, rows, cols, raw.into(), Layout::preferred(ty))
     }
 
     /// Stacks matrices with the same column count and type on the row axis (Q, K and V become
