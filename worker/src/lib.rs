@@ -54,6 +54,7 @@ pub mod node;
 pub mod progress;
 pub mod qdot;
 pub mod qmatmul;
+pub mod qtile;
 pub mod sampling;
 pub mod text;
 pub mod tokenizer;

@@ -18,8 +18,9 @@
 //! times less than with 8 bits. No sum overflows `i32`: a lane adds four products of at most
 //! `128 · 32767`.
 //!
-//! Only x86-64 with AVX2 is covered, through `pulp`'s safe intrinsics; other CPUs and block
-//! formats keep [`crate::qmatmul`]'s dequantise-then-f32 path.
+//! These kernels run on x86-64 with AVX2 (through `pulp`'s safe intrinsics) when the CPU lacks
+//! AVX-512 VNNI; with it, [`crate::qtile`]'s kernel uses the same [`QuantRow`]s. Other CPUs and
+//! block formats keep [`crate::qmatmul`]'s dequantise-then-f32 path.
 
 use crate::gguf::GgmlType;
 
@@ -32,7 +33,9 @@ const LEVEL: f32 = 32767.0;
 /// An activation row quantised in blocks of [`QK`]: `x[i] ≈ d[i / QK] · q[i]`.
 #[derive(Debug, Clone, Default)]
 pub struct QuantRow {
-    q: Vec<i16>,
+    /// The quantised values, two per `i32` (even index in the low half): the pairs
+    /// [`crate::qtile`]'s kernel broadcasts.
+    pairs: Vec<i32>,
     /// Scale of each block.
     d: Vec<f32>,
     /// `d · Σq` of each block (what a weight block's constant term multiplies).
@@ -45,19 +48,24 @@ impl QuantRow {
         debug_assert!(x.len().is_multiple_of(QK));
         let blocks = x.len() / QK;
         let mut row = Self {
-            q: vec![0; x.len()],
+            pairs: vec![0; x.len() / 2],
             d: Vec::with_capacity(blocks),
             s: Vec::with_capacity(blocks),
         };
-        for (xb, qb) in x.chunks_exact(QK).zip(row.q.chunks_exact_mut(QK)) {
+        for (xb, pb) in x.chunks_exact(QK).zip(row.pairs.chunks_exact_mut(QK / 2)) {
             let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / LEVEL;
             let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, v) in qb.iter_mut().zip(xb) {
-                let r = (v * inv).round().clamp(-LEVEL, LEVEL) as i16;
-                *q = r;
-                sum += r as i32;
+            let mut q = [0i32; QK];
+            for (q, v) in q.iter_mut().zip(xb) {
+                // Half away from zero, as `round` (a library call on baseline x86-64, and this
+                // runs once per activation per product); `as` truncates.
+                let y = (v * inv).clamp(-LEVEL, LEVEL);
+                *q = (y + 0.5f32.copysign(y)) as i32;
+            }
+            let sum: i32 = q.iter().sum();
+            for (p, q) in pb.iter_mut().zip(q.chunks_exact(2)) {
+                *p = (q[0] & 0xffff) | (q[1] << 16);
             }
             row.d.push(d);
             row.s.push(d * sum as f32);
@@ -65,10 +73,30 @@ impl QuantRow {
         row
     }
 
+    /// The quantised values.
+    pub fn q(&self) -> &[i16] {
+        pulp::bytemuck::cast_slice(&self.pairs)
+    }
+
+    /// The quantised values in pairs (see the field).
+    pub fn pairs(&self) -> &[i32] {
+        &self.pairs
+    }
+
+    /// Each block's scale.
+    pub fn d(&self) -> &[f32] {
+        &self.d
+    }
+
+    /// Each block's `d · Σq`.
+    pub fn s(&self) -> &[f32] {
+        &self.s
+    }
+
     /// The dequantised values (what the integer kernels effectively multiply by).
     #[cfg(test)]
     pub fn values(&self) -> Vec<f32> {
-        self.q
+        self.q()
             .iter()
             .enumerate()
             .map(|(i, q)| *q as f32 * self.d[i / QK])
@@ -239,7 +267,7 @@ mod x86 {
             let (d, c, w) = block(b);
             let k = i % split;
             for t in 0..N {
-                let p = products(s, w, &x[t].q[i * QK..(i + 1) * QK]);
+                let p = products(s, w, &x[t].q()[i * QK..(i + 1) * QK]);
                 let scale = s.avx._mm256_set1_ps(d * x[t].d[i]);
                 acc[t][k] = s.fma._mm256_fmadd_ps(scale, p, acc[t][k]);
                 constant[t] += c * x[t].s[i];

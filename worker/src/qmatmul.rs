@@ -1,14 +1,14 @@
 //! Weight matrices kept in their GGUF quantisation, and the CPU kernels that multiply by them.
 //!
-//! A [`QMatrix`] holds the file's blocks unchanged (its memory is the tensor's bytes in the GGUF).
-//! [`QMatrix::matmul`] splits the output rows over the rayon pool (the one burn-flex uses); each
-//! task dequantises one row at a time into a buffer of `cols` floats and takes its dot products
-//! with every input row, so a prefill of `n` tokens dequantises each weight once, not `n` times,
-//! and nothing the size of the matrix is ever materialised in f32.
-//!
-//! The loops are plain safe Rust written so that LLVM vectorises them; `pulp` compiles them a
-//! second time with the CPU's wider vector instructions (AVX2 + FMA on x86-64) and picks that
-//! copy at run time when the CPU has them.
+//! A [`QMatrix`] holds the file's blocks (its memory is the tensor's bytes in the GGUF), in the
+//! file's row order or, where the CPU has AVX-512 VNNI and the format is Q4_0/Q4_1/Q8_0, re-laid
+//! in [`crate::qtile`]'s tiles of 16 rows. [`QMatrix::path`] picks the kernel:
+//! - tiles: `qtile`'s integer kernel for every product, decode and prefill alike (register-
+//!   blocked over up to 8 tokens, tiles split over the rayon pool burn-flex uses);
+//! - rows, fewer than [`GEMM_MIN_ROWS`] inputs: [`crate::qdot`]'s AVX2 integer dot products,
+//!   or, for other formats and CPUs, one row dequantised at a time and f32 dot products that
+//!   LLVM vectorises (`pulp` compiles them a second time for the CPU's widest vector unit);
+//! - rows, a prefill: a transient f32 copy of the matrix and burn-flex's GEMM.
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
@@ -17,8 +17,9 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, Gguf, dequantize_block};
 use crate::qdot::{self, Kernel, QuantRow};
+use crate::qtile::{self, TILE, Vnni};
 
-/// From this many input rows on (a prefill), the matrix is dequantised to a transient f32 copy
+/// On the row layout, from this many input rows on (a prefill), the matrix is dequantised to a transient f32 copy
 /// and multiplied by burn-flex's GEMM (register-blocked, cache-tiled): dequantising once is then
 /// cheap next to the products, and a real GEMM beats row-by-row dot products several times.
 /// The copy lives for one product; the model at rest stays quantised.
@@ -30,19 +31,78 @@ const MIN_ROWS_PER_TASK: usize = 16;
 /// enough that a decode step (≈120 matrix products) does not pay thousands of task handoffs.
 const TASKS_PER_THREAD: usize = 4;
 
-/// A `[rows, cols]` matrix stored as ggml blocks, each row `cols / block` blocks long.
+/// How a [`QMatrix`] lays out its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As in the GGUF: each row `cols / block` blocks long, row after row.
+    Rows,
+    /// [`crate::qtile`]'s tiles of 16 rows (same bytes, plus zero rows up to a whole tile), for
+    /// its AVX-512 VNNI kernel.
+    Tiles,
+}
+
+impl Layout {
+    /// Tiles where this CPU runs their kernel and it covers the format, rows otherwise.
+    pub fn preferred(ty: GgmlType) -> Self {
+        if qtile::covers(ty) && Vnni::detect().is_some() {
+            Self::Tiles
+        } else {
+            Self::Rows
+        }
+    }
+}
+
+/// Which kernel a product runs on (chosen by [`QMatrix::path`]; tests pick each explicitly).
+#[derive(Debug, Clone, Copy)]
+pub enum Path {
+    /// AVX-512 VNNI over tiles (any number of inputs).
+    Tiles(Vnni),
+    /// AVX2 integer dot products, row by row (decode on rows).
+    Int(Kernel),
+    /// Dequantise a row at a time, f32 dot products (any CPU, any format).
+    F32,
+    /// Transient f32 copy of the matrix and burn-flex's GEMM (prefill on rows).
+    Gemm,
+}
+
+/// A `[rows, cols]` matrix stored as ggml blocks, in the file's row order or in tiles.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     ty: GgmlType,
     rows: usize,
     cols: usize,
     row_bytes: usize,
+    layout: Layout,
     data: Vec<u8>,
 }
 
 impl QMatrix {
-    /// Wraps raw ggml data of `rows` rows of `cols` values.
+    /// Wraps raw ggml data of `rows` rows of `cols` values, re-laid as [`Layout::preferred`].
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
+        Self::with_layout(ty, rows, cols, data, Layout::preferred(ty))
+    }
+
+    /// [`new`](Self::new) with the layout chosen by the caller (`Tiles` only for the formats
+    /// [`qtile::covers`]).
+    pub fn with_layout(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+        layout: Layout,
+    ) -> Result<Self> {
+        Self::build(ty, rows, cols, std::borrow::Cow::Owned(data), layout)
+    }
+
+    /// Checks the sizes, then keeps `data` (rows) or tiles it (with no copy in between: a
+    /// transient copy per tensor at load leaves the allocator holding memory it never returns).
+    fn build(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: std::borrow::Cow<'_, [u8]>,
+        layout: Layout,
+    ) -> Result<Self> {
         if cols == 0 || !cols.is_multiple_of(ty.block_elems()) {
             return Err(Error::Malformed(format!(
                 "a row of {cols} values is not a whole number of {ty:?} blocks"
@@ -56,11 +116,19 @@ impl QMatrix {
                 data.len()
             )));
         }
+        let data = match layout {
+            Layout::Rows => data.into_owned(),
+            Layout::Tiles if qtile::covers(ty) => qtile::tile(ty, rows, cols, &data),
+            Layout::Tiles => {
+                return Err(Error::Malformed(format!("{ty:?} has no tiled layout")));
+            }
+        };
         Ok(Self {
             ty,
             rows,
             cols,
             row_bytes,
+            layout,
             data,
         })
     }
@@ -75,17 +143,21 @@ impl QMatrix {
                 actual: info.shape(),
             });
         }
-        Self::new(info.ggml_type, rows, cols, raw.to_vec())
+        let ty = info.ggml_type;
+        Self::build(ty, rows, cols, raw.into(), Layout::preferred(ty))
     }
 
     /// Stacks matrices with the same column count and type on the row axis (Q, K and V become
     /// one matrix, so one pass over the input computes all three). `None` when types differ.
+    /// Tiled parts stack only when each fills whole tiles.
     pub fn stack(parts: &[&QMatrix]) -> Option<Self> {
         let first = parts.first()?;
-        if parts
-            .iter()
-            .any(|p| p.ty != first.ty || p.cols != first.cols)
-        {
+        if parts.iter().any(|p| {
+            p.ty != first.ty
+                || p.cols != first.cols
+                || p.layout != first.layout
+                || (p.layout == Layout::Tiles && !p.rows.is_multiple_of(TILE))
+        }) {
             return None;
         }
         let data = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
@@ -94,6 +166,7 @@ impl QMatrix {
             rows: parts.iter().map(|p| p.rows).sum(),
             cols: first.cols,
             row_bytes: first.row_bytes,
+            layout: first.layout,
             data,
         })
     }
@@ -113,6 +186,11 @@ impl QMatrix {
         self.ty
     }
 
+    /// Block layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
     /// Bytes held (the quantised data).
     pub fn bytes(&self) -> usize {
         self.data.len()
@@ -120,10 +198,15 @@ impl QMatrix {
 
     /// Dequantises row `r` into `out` (`cols` values).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        dequantize_row(self.ty, self.row(r), out);
+        match self.layout {
+            Layout::Rows => dequantize_row(self.ty, self.row(r), out),
+            Layout::Tiles => qtile::dequantize_row(self.ty, &self.data, self.cols, r, out),
+        }
     }
 
+    /// Row `r`'s blocks (row layout only).
     fn row(&self, r: usize) -> &[u8] {
+        debug_assert_eq!(self.layout, Layout::Rows);
         &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
@@ -134,24 +217,50 @@ impl QMatrix {
         y
     }
 
+    /// The fastest kernel this CPU has for this matrix and `n` inputs.
+    pub fn path(&self, n: usize) -> Path {
+        if self.layout == Layout::Tiles
+            && let Some(v) = Vnni::detect()
+        {
+            return Path::Tiles(v);
+        }
+        if n >= GEMM_MIN_ROWS {
+            return Path::Gemm;
+        }
+        match Kernel::detect() {
+            Some(k) if self.layout == Layout::Rows && qdot::covers(self.ty) => Path::Int(k),
+            _ => Path::F32,
+        }
+    }
+
     /// [`matmul`](Self::matmul) into a caller's buffer of `n * rows` values.
     pub fn matmul_into(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        self.matmul_on(self.path(n), x, n, y);
+    }
+
+    /// [`matmul_into`](Self::matmul_into) on a given kernel (`Tiles` needs the tiled layout,
+    /// `Int` the row layout and a format [`qdot::covers`]).
+    pub fn matmul_on(&self, path: Path, x: &[f32], n: usize, y: &mut [f32]) {
         assert_eq!(x.len(), n * self.cols, "input is n × cols");
         assert_eq!(y.len(), n * self.rows, "output is n × rows");
         if n == 0 {
             return;
         }
-        if n >= GEMM_MIN_ROWS {
-            self.matmul_gemm(x, n, y);
-            return;
-        }
+        let kernel = match path {
+            Path::Tiles(v) => return self.matmul_tiles(v, x, n, y),
+            Path::Gemm => return self.matmul_gemm(x, n, y),
+            Path::Int(k) => {
+                assert!(self.layout == Layout::Rows && qdot::covers(self.ty));
+                Some(k)
+            }
+            Path::F32 => None,
+        };
         // Tasks own disjoint output rows, so they write `[rows, n]` (the transpose) and it is
         // turned around once at the end; for a single input row the two layouts coincide.
         let per_task = self
             .rows
             .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
             .max(MIN_ROWS_PER_TASK);
-        let kernel = Kernel::detect().filter(|_| qdot::covers(self.ty));
         // The integer path quantises each input row once, before the tasks share it.
         let xq: Vec<QuantRow> = match kernel {
             Some(_) => x.chunks_exact(self.cols).map(QuantRow::new).collect(),
@@ -195,6 +304,39 @@ impl QMatrix {
 }
 
 impl QMatrix {
+    /// The tiled path: tiles split over the pool, each multiplied by every input at once.
+    fn matmul_tiles(&self, v: Vnni, x: &[f32], n: usize, y: &mut [f32]) {
+        assert_eq!(self.layout, Layout::Tiles);
+        let xq: Vec<QuantRow> = if n >= 4 {
+            x.par_chunks_exact(self.cols).map(QuantRow::new).collect()
+        } else {
+            x.chunks_exact(self.cols).map(QuantRow::new).collect()
+        };
+        let tiles = self.rows.div_ceil(TILE);
+        let tile_bytes = self.cols / qdot::QK * qtile::record_bytes(self.ty);
+        let per_task = tiles
+            .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
+            .max(1);
+        // `[tile][input][TILE]`: each task owns whole tiles.
+        let mut yt = vec![0f32; tiles * n * TILE];
+        yt.par_chunks_mut(per_task * n * TILE)
+            .enumerate()
+            .for_each(|(task, out)| {
+                for (i, o) in out.chunks_exact_mut(n * TILE).enumerate() {
+                    let g = task * per_task + i;
+                    let data = &self.data[g * tile_bytes..(g + 1) * tile_bytes];
+                    v.tile_product(self.ty, data, &xq, o);
+                }
+            });
+        for (g, tile) in yt.chunks_exact(n * TILE).enumerate() {
+            let r0 = g * TILE;
+            let width = TILE.min(self.rows - r0);
+            for (t, out) in tile.chunks_exact(TILE).enumerate() {
+                y[t * self.rows + r0..][..width].copy_from_slice(&out[..width]);
+            }
+        }
+    }
+
     /// Output rows `r0..` of every quantised input into `out` (`[rows of this task, n]`).
     #[inline(always)]
     fn int_rows(&self, k: Kernel, r0: usize, xq: &[QuantRow], out: &mut [f32]) {
@@ -255,7 +397,7 @@ impl pulp::WithSimd for RowsTask<'_> {
         let cols = m.cols;
         let mut w = vec![0f32; cols];
         for (i, o) in out.chunks_exact_mut(n).enumerate() {
-            dequantize_row(m.ty, m.row(r0 + i), &mut w);
+            m.dequantize_row(r0 + i, &mut w);
             let xt = |t: usize| &x[t * cols..(t + 1) * cols];
             // Four inputs at a time: every weight vector loaded feeds four products.
             let mut t = 0;
@@ -400,8 +542,17 @@ mod tests {
     }
 
     /// Reference: dequantise the whole matrix, then a plain f64 matrix product.
+    /// The whole matrix in f32, through the row layout's dequantiser.
+    fn dequantize_all(m: &QMatrix) -> Vec<f32> {
+        let mut w = vec![0f32; m.rows * m.cols];
+        for (r, row) in w.chunks_exact_mut(m.cols).enumerate() {
+            m.dequantize_row(r, row);
+        }
+        w
+    }
+
     fn reference(m: &QMatrix, x: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
-        let w = dequantize(m.ty, &m.data);
+        let w = dequantize_all(m);
         let mut y = vec![0f32; n * m.rows];
         let mut mag = vec![0f32; n * m.rows];
         for t in 0..n {
@@ -422,59 +573,113 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// The on-the-fly kernel equals dequantise-then-f32-matmul for every format, every
-        /// input count (the 4-wide path and its remainder, and the GEMM path) and row count
-        /// (partial tasks).
+        /// Every kernel this CPU has equals dequantise-then-f32-matmul for every format, input
+        /// count (the 4- and 8-wide paths and their remainders) and row count (partial tasks
+        /// and tiles).
         #[test]
         fn matmul_equals_dequantize_then_matmul(
             ty_index in 0usize..TYPES.len(),
             rows in 1usize..40,
             blocks_per_row in 1usize..4,
-            n in prop_oneof![1usize..7, GEMM_MIN_ROWS..GEMM_MIN_ROWS + 3],
+            n in prop_oneof![1usize..7, 7usize..GEMM_MIN_ROWS + 3],
             seed in any::<u64>(),
         ) {
             let ty = TYPES[ty_index];
             let cols = blocks_per_row * ty.block_elems();
-            let m = QMatrix::new(ty, rows, cols, random_blocks(ty, rows * blocks_per_row, seed)).unwrap();
+            let raw = random_blocks(ty, rows * blocks_per_row, seed);
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 + seed as usize) % 2001) as f32 / 1000.0 - 1.0).collect();
-            let got = m.matmul(&x, n);
-            let integer = n < GEMM_MIN_ROWS && qdot::covers(ty) && Kernel::detect().is_some();
-            // The integer kernels multiply by the quantised activations exactly (up to f32
-            // rounding); the f32 path by the activations themselves.
-            let exact_x = if integer {
-                x.chunks(cols).flat_map(|r| QuantRow::new(r).values()).collect()
-            } else {
-                x.clone()
-            };
-            let (want, mag) = reference(&m, &exact_x, n);
-            for i in 0..got.len() {
-                // f32 rounding over `cols` products: relative to the sum of magnitudes.
-                let tol = 1e-5 * mag[i].max(1e-6);
-                prop_assert!((got[i] - want[i]).abs() <= tol,
-                    "{ty:?} [{rows}x{cols}] n={n} at {i}: {} vs {} (tol {tol})", got[i], want[i]);
+            for (layout, path) in paths(ty, n) {
+                let m = QMatrix::with_layout(ty, rows, cols, raw.clone(), layout).unwrap();
+                let mut got = vec![0f32; n * rows];
+                m.matmul_on(path, &x, n, &mut got);
+                check(&m, &x, n, &got, path)?;
             }
-            if integer {
-                // Against the unquantised activations: rounding moves each x by at most half a
-                // step, max|x_block| / 65534, so output r moves by at most Σ_blocks that · Σ|w|.
-                let (want, mag) = reference(&m, &x, n);
-                let w = dequantize(ty, &m.data);
-                for t in 0..n {
-                    for r in 0..rows {
-                        let mut bound = 1e-5 * mag[t * rows + r].max(1e-6);
-                        for b in 0..cols / qdot::QK {
-                            let span = b * qdot::QK..(b + 1) * qdot::QK;
-                            let xb = &x[t * cols..][span.clone()];
-                            let half_step = xb.iter().fold(0f32, |a, v| a.max(v.abs())) / 65534.0;
-                            let wsum: f32 = w[r * cols..][span].iter().map(|v| v.abs()).sum();
-                            bound += half_step * wsum * 1.0001;
-                        }
-                        let i = t * rows + r;
-                        prop_assert!((got[i] - want[i]).abs() <= bound,
-                            "{ty:?} n={n} at {i}: {} vs f32 {} (bound {bound})", got[i], want[i]);
+        }
+    }
+
+    /// Each (layout, kernel) pair this CPU runs for `n` inputs of format `ty`.
+    fn paths(ty: GgmlType, n: usize) -> Vec<(Layout, Path)> {
+        let mut out = vec![(Layout::Rows, Path::F32), (Layout::Rows, Path::Gemm)];
+        if qtile::covers(ty) {
+            out.push((Layout::Tiles, Path::F32));
+            if let Some(v) = Vnni::detect() {
+                out.push((Layout::Tiles, Path::Tiles(v)));
+            }
+        }
+        if let Some(k) = Kernel::detect().filter(|_| qdot::covers(ty) && n < GEMM_MIN_ROWS + 3) {
+            out.push((Layout::Rows, Path::Int(k)));
+        }
+        out
+    }
+
+    fn check(
+        m: &QMatrix,
+        x: &[f32],
+        n: usize,
+        got: &[f32],
+        path: Path,
+    ) -> Result<(), TestCaseError> {
+        let (ty, rows, cols) = (m.ty, m.rows, m.cols);
+        let integer = matches!(path, Path::Tiles(_) | Path::Int(_));
+        // The integer kernels multiply by the quantised activations exactly (up to f32
+        // rounding); the f32 paths by the activations themselves.
+        let exact_x: Vec<f32> = if integer {
+            x.chunks(cols)
+                .flat_map(|r| QuantRow::new(r).values())
+                .collect()
+        } else {
+            x.to_vec()
+        };
+        let (want, mag) = reference(m, &exact_x, n);
+        for i in 0..got.len() {
+            // f32 rounding over `cols` products: relative to the sum of magnitudes.
+            let tol = 1e-5 * mag[i].max(1e-6);
+            prop_assert!(
+                (got[i] - want[i]).abs() <= tol,
+                "{ty:?} {path:?} [{rows}x{cols}] n={n} at {i}: {} vs {} (tol {tol})",
+                got[i],
+                want[i]
+            );
+        }
+        if integer {
+            // Against the unquantised activations: rounding moves each x by at most half a
+            // step, max|x_block| / 65534, so output r moves by at most Σ_blocks that · Σ|w|.
+            let (want, mag) = reference(m, x, n);
+            let w = dequantize_all(m);
+            for t in 0..n {
+                for r in 0..rows {
+                    let mut bound = 1e-5 * mag[t * rows + r].max(1e-6);
+                    for b in 0..cols / qdot::QK {
+                        let span = b * qdot::QK..(b + 1) * qdot::QK;
+                        let xb = &x[t * cols..][span.clone()];
+                        let half_step = xb.iter().fold(0f32, |a, v| a.max(v.abs())) / 65534.0;
+                        let wsum: f32 = w[r * cols..][span].iter().map(|v| v.abs()).sum();
+                        bound += half_step * wsum * 1.0001;
                     }
+                    let i = t * rows + r;
+                    prop_assert!(
+                        (got[i] - want[i]).abs() <= bound,
+                        "{ty:?} {path:?} n={n} at {i}: {} vs f32 {} (bound {bound})",
+                        got[i],
+                        want[i]
+                    );
                 }
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn this_cpu_gets_the_tiled_kernel_when_it_has_vnni() {
+        let vnni = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vnni");
+        let m = QMatrix::new(GgmlType::Q4_1, 16, 32, vec![0; 320]).unwrap();
+        assert_eq!(m.layout() == Layout::Tiles, vnni);
+        assert_eq!(matches!(m.path(1), Path::Tiles(_)), vnni);
+        let k = QMatrix::new(GgmlType::Q4_K, 1, 256, vec![0; 144]).unwrap();
+        assert_eq!(k.layout(), Layout::Rows);
     }
 
     #[test]
@@ -512,9 +717,17 @@ mod tests {
     fn rejects_ragged_rows_and_wrong_lengths() {
         assert!(QMatrix::new(GgmlType::Q4_1, 2, 48, vec![0; 80]).is_err());
         assert!(QMatrix::new(GgmlType::Q4_1, 2, 32, vec![0; 39]).is_err());
-        let a = QMatrix::new(GgmlType::Q4_1, 2, 32, vec![0; 40]).unwrap();
-        let b = QMatrix::new(GgmlType::Q8_0, 1, 32, vec![0; 34]).unwrap();
+        let rows = |ty, r, bytes| QMatrix::with_layout(ty, r, 32, vec![0; bytes], Layout::Rows);
+        let a = rows(GgmlType::Q4_1, 2, 40).unwrap();
+        let b = rows(GgmlType::Q8_0, 1, 34).unwrap();
         assert!(QMatrix::stack(&[&a, &b]).is_none());
         assert_eq!(QMatrix::stack(&[&a, &a]).unwrap().rows(), 4);
+        // Tiles stack when every part fills whole tiles, and not across layouts.
+        let tiles = |r| QMatrix::with_layout(GgmlType::Q4_1, r, 32, vec![0; 20 * r], Layout::Tiles);
+        let (t16, t2) = (tiles(16).unwrap(), tiles(2).unwrap());
+        assert_eq!(QMatrix::stack(&[&t16, &t16]).unwrap().rows(), 32);
+        assert!(QMatrix::stack(&[&t2, &t2]).is_none());
+        assert!(QMatrix::stack(&[&a, &t2]).is_none());
+        assert!(QMatrix::with_layout(GgmlType::Q4_K, 1, 256, vec![0; 144], Layout::Tiles).is_err());
     }
 }
