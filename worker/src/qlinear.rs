@@ -26,7 +26,8 @@ use cubecl::prelude::*;
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, Gguf};
 
-/// Input rows each thread multiplies against the weights it decodes once.
+/// Input rows each thread multiplies against the weights it decodes once (a prefill); a decode
+/// step (one row) gets a kernel compiled for one, so it does no work for rows that are not there.
 const ROW_TILE: usize = 4;
 /// Threads per cube along the output columns.
 const CUBE_X: u32 = 64;
@@ -524,11 +525,8 @@ struct On<R>(std::marker::PhantomData<R>);
 impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
     fn matmul(&self, x: Box<dyn Any>, w: &QuantMatrix<B>, n: usize) -> B::FloatTensorPrimitive {
         let x: CubeTensor<R> = *x.downcast().expect("checked runtime");
-        let x = if x.dtype == DType::F32 {
-            into_contiguous(x)
-        } else {
-            panic!("quantised kernels take f32 activations, got {:?}", x.dtype)
-        };
+        assert_eq!(x.dtype, DType::F32, "the kernels take f32 activations");
+        let x = into_contiguous(x);
         let qs: CubeTensor<R> = same(w.qs.clone().into_primitive());
         let sc: CubeTensor<R> = same(w.scales.clone().into_primitive());
         let out = empty_device_contiguous_dtype(
@@ -537,28 +535,23 @@ impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
             Shape::new([n, w.rows]),
             DType::F32,
         );
-        let count = CubeCount::Static(
-            (w.rows as u32).div_ceil(CUBE_X),
-            (n.div_ceil(ROW_TILE)) as u32,
-            1,
-        );
+        let tile = if n == 1 { 1 } else { ROW_TILE };
+        let count = CubeCount::Static((w.rows as u32).div_ceil(CUBE_X), n.div_ceil(tile) as u32, 1);
         let client = x.client.clone();
-        {
-            qmatmul_kernel::launch::<R>(
-                &client,
-                count,
-                CubeDim::new_2d(CUBE_X, 1),
-                x.clone().into_array_arg(),
-                qs.clone().into_array_arg(),
-                sc.clone().into_array_arg(),
-                out.clone().into_array_arg(),
-                n,
-                w.rows,
-                w.cols,
-                w.kind.tag(),
-                ROW_TILE,
-            );
-        }
+        qmatmul_kernel::launch::<R>(
+            &client,
+            count,
+            CubeDim::new_2d(CUBE_X, 1),
+            x.clone().into_array_arg(),
+            qs.clone().into_array_arg(),
+            sc.clone().into_array_arg(),
+            out.clone().into_array_arg(),
+            n,
+            w.rows,
+            w.cols,
+            w.kind.tag(),
+            tile,
+        );
         same(out)
     }
 
@@ -575,20 +568,18 @@ impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
             DType::F32,
         );
         let client = qs.client.clone();
-        {
-            qrows_kernel::launch::<R>(
-                &client,
-                CubeCount::Static((w.cols as u32).div_ceil(CUBE_X), count as u32, 1),
-                CubeDim::new_2d(CUBE_X, 1),
-                ids.clone().into_array_arg(),
-                qs.clone().into_array_arg(),
-                sc.clone().into_array_arg(),
-                out.clone().into_array_arg(),
-                count,
-                w.cols,
-                w.kind.tag(),
-            );
-        }
+        qrows_kernel::launch::<R>(
+            &client,
+            CubeCount::Static((w.cols as u32).div_ceil(CUBE_X), count as u32, 1),
+            CubeDim::new_2d(CUBE_X, 1),
+            ids.clone().into_array_arg(),
+            qs.clone().into_array_arg(),
+            sc.clone().into_array_arg(),
+            out.clone().into_array_arg(),
+            count,
+            w.cols,
+            w.kind.tag(),
+        );
         same(out)
     }
 }
