@@ -5,9 +5,10 @@
 //! row-major layout) as two device buffers: the blocks' packed values (4 or 8 bits each, as in
 //! the file) and their f16 scales (and Q4_1's minimums), repacked apart so that every read is
 //! aligned. Together they are exactly the GGUF's bytes (one padding word at most). The kernels
-//! dequantise inside the product: each thread owns one output column and a tile of input rows,
-//! decodes each weight once per tile and accumulates in f32; no f32 copy of a matrix is made,
-//! not even for a prefill.
+//! dequantise inside the product and accumulate in f32; no f32 copy of a matrix is made, not even
+//! for a prefill. A decode step (one input row) gives each output column 32 threads that read its
+//! consecutive blocks side by side and sum in shared memory; a batch of rows gives each thread
+//! one output column and a tile of 4 rows, so each weight is decoded once per tile.
 //!
 //! Backends without these kernels (burn-flex, a fused backend) get a [`Weight::Dense`] f32
 //! matrix instead, as before: [`quantized_on`] says which one a backend gets.
@@ -26,8 +27,8 @@ use cubecl::prelude::*;
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, Gguf};
 
-/// Input rows each thread multiplies against the weights it decodes once (a prefill); a decode
-/// step (one row) gets a kernel compiled for one, so it does no work for rows that are not there.
+/// Input rows each thread multiplies against the weights it decodes once (a prefill; a decode
+/// step, one row, runs [`qmatvec_kernel`]).
 const ROW_TILE: usize = 4;
 /// Threads per cube along the output columns.
 const CUBE_X: u32 = 64;
@@ -235,6 +236,92 @@ fn qmatmul_kernel(
         if r0 + t < rows {
             out[(r0 + t) * n + col] = acc[t];
         }
+    }
+}
+
+/// Lanes that share one output column in [`qmatvec_kernel`].
+const LANES: u32 = 32;
+/// Output columns per cube in [`qmatvec_kernel`].
+const COLS_PER_CUBE: u32 = 4;
+
+/// `Σ` over block `blk` of `W` times the 32 values of `x` from `xbase`, dequantised on the fly.
+#[cube]
+fn block_dot(
+    x: &Array<f32>,
+    xbase: usize,
+    qs: &Array<u32>,
+    scales: &Array<u32>,
+    blk: usize,
+    #[comptime] kind: u32,
+) -> f32 {
+    let words = comptime![if kind == KIND_Q8_0 { 8usize } else { 4usize }];
+    let d = block_scale(scales, blk, kind);
+    let off = block_offset(scales, blk, d, kind);
+    let mut sq = 0.0f32;
+    let mut sx = 0.0f32;
+    #[unroll]
+    for i in 0..words {
+        let w = qs[blk * words + i];
+        #[unroll]
+        for j in 0..4usize {
+            if comptime![kind == KIND_Q8_0] {
+                let byte = (w >> (8 * u32::cast_from(j))) & 255;
+                let q = f32::cast_from(byte) - select(byte >= 128, 256.0, 0.0);
+                sq += q * x[xbase + 4 * i + j];
+            } else {
+                let lo = f32::cast_from((w >> (8 * u32::cast_from(j))) & 15);
+                let hi = f32::cast_from((w >> (8 * u32::cast_from(j) + 4)) & 15);
+                let xl = x[xbase + 4 * i + j];
+                let xh = x[xbase + 16 + 4 * i + j];
+                sq += lo * xl + hi * xh;
+                sx += xl + xh;
+            }
+        }
+    }
+    d * sq + off * sx
+}
+
+/// `out[c] = Σₖ x[k] · W[c, k]` for one input row (a decode step): the `LANES` threads of a
+/// column read its consecutive blocks side by side (coalesced on a GPU) and sum their partial
+/// products in shared memory.
+#[cube(launch)]
+fn qmatvec_kernel(
+    x: &Array<f32>,
+    qs: &Array<u32>,
+    scales: &Array<u32>,
+    out: &mut Array<f32>,
+    n: usize,
+    k: usize,
+    #[comptime] kind: u32,
+) {
+    let lanes = comptime![LANES as usize];
+    let lane = UNIT_POS_X as usize;
+    let col = (CUBE_POS_X * CUBE_DIM_Y + UNIT_POS_Y) as usize;
+    let nb = k / 32;
+    let mut acc = 0.0f32;
+    if col < n {
+        let steps = nb.div_ceil(lanes);
+        for s in 0..steps {
+            let b = s * lanes + lane;
+            if b < nb {
+                acc += block_dot(x, b * 32, qs, scales, col * nb + b, kind);
+            }
+        }
+    }
+    let mut partial = SharedMemory::<f32>::new(comptime![(LANES * COLS_PER_CUBE) as usize]);
+    let slot = UNIT_POS_Y as usize * lanes + lane;
+    partial[slot] = acc;
+    sync_cube();
+    #[unroll]
+    for step in 0..5u32 {
+        let stride = comptime![(LANES >> (step + 1)) as usize];
+        if lane < stride {
+            partial[slot] += partial[slot + stride];
+        }
+        sync_cube();
+    }
+    if lane == 0 && col < n {
+        out[col] = partial[slot];
     }
 }
 
@@ -535,9 +622,24 @@ impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
             Shape::new([n, w.rows]),
             DType::F32,
         );
-        let tile = if n == 1 { 1 } else { ROW_TILE };
-        let count = CubeCount::Static((w.rows as u32).div_ceil(CUBE_X), n.div_ceil(tile) as u32, 1);
         let client = x.client.clone();
+        if n == 1 {
+            qmatvec_kernel::launch::<R>(
+                &client,
+                CubeCount::Static((w.rows as u32).div_ceil(COLS_PER_CUBE), 1, 1),
+                CubeDim::new_2d(LANES, COLS_PER_CUBE),
+                x.clone().into_array_arg(),
+                qs.clone().into_array_arg(),
+                sc.clone().into_array_arg(),
+                out.clone().into_array_arg(),
+                w.rows,
+                w.cols,
+                w.kind.tag(),
+            );
+            return same(out);
+        }
+        let tile = ROW_TILE;
+        let count = CubeCount::Static((w.rows as u32).div_ceil(CUBE_X), n.div_ceil(tile) as u32, 1);
         qmatmul_kernel::launch::<R>(
             &client,
             count,
