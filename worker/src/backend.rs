@@ -33,7 +33,8 @@ impl std::fmt::Display for BackendKind {
 
 impl BackendKind {
     /// Loads a text model on this backend: on `flex` the weights stay quantised and run on our
-    /// CPU kernels ([`crate::llama_cpu`]); on `wgpu` they are dequantised to f32 for burn.
+    /// CPU kernels ([`crate::llama_cpu`]); on `wgpu` and `cuda` the burn model keeps its Q4_0,
+    /// Q4_1 and Q8_0 matrices quantised too, multiplied by CubeCL kernels ([`crate::qlinear`]).
     pub fn load_text(self, source: &ModelSource, max_batch: usize) -> Result<TextModel> {
         match self {
             Self::Flex => TextModel::load_quantized(source, max_batch),

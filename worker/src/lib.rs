@@ -18,6 +18,8 @@
 //! - [`tokenizer`]: BPE from the GGUF, `tokenizer.json`, the ChatML template.
 //! - [`llama`], [`minilm`]: the model code, generic over the burn backend.
 //! - [`llama_cpu`]: Llama on the CPU with quantised weights (what `flex` runs for text).
+//! - [`qlinear`]: quantised weight matrices on the device and their CubeCL kernels (what the
+//!   burn model uses on `wgpu` and `cuda`).
 //! - [`sampling`]: greedy / temperature / top-k / top-p with a seed.
 //! - [`text`], [`embed`]: the serving API ([`TextModel`], [`EmbeddingModel`]).
 //! - [`backend`]: picking `flex` or `wgpu` at run time.
@@ -53,6 +55,7 @@ pub mod models;
 pub mod node;
 pub mod progress;
 pub mod qdot;
+pub mod qlinear;
 pub mod qmatmul;
 pub mod qtile;
 pub mod sampling;

@@ -1,7 +1,7 @@
-//! The Llama architecture (SmolLM2) and its Qwen2 variant on burn, loaded from GGUF (dequantised
-//! to f32), with a per-sequence KV cache and a forward pass over several sequences at once
-//! (continuous batching). The `wgpu` backend runs this; on the CPU ([`crate::llama_cpu`]) the
-//! weights stay quantised.
+//! The Llama architecture (SmolLM2) and its Qwen2 variant on burn, loaded from GGUF (matrices
+//! kept quantised on wgpu/cuda, f32 elsewhere), with a per-sequence KV cache and a forward pass
+//! over several sequences at once (continuous batching). The `wgpu` backend runs this; on the CPU
+//! ([`crate::llama_cpu`]) the weights stay quantised.
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
+use crate::qlinear::{Embedding, Weight};
 
 /// The GGUF architectures this engine runs (`general.architecture`): one decoder design, with
 /// the differences below.
@@ -144,14 +145,14 @@ impl LlamaConfig {
 struct Layer<B: Backend> {
     attn_norm: Tensor<B, 2>,
     /// Q, K and V projections side by side, `[d_model, d_model + 2 * kv_dim]`.
-    wqkv: Tensor<B, 2>,
+    wqkv: Weight<B>,
     /// Their biases side by side, `[1, d_model + 2 * kv_dim]` (Qwen2).
     bqkv: Option<Tensor<B, 2>>,
-    wo: Tensor<B, 2>,
+    wo: Weight<B>,
     ffn_norm: Tensor<B, 2>,
     /// Gate and up projections side by side, `[d_model, 2 * ffn]`.
-    w_gate_up: Tensor<B, 2>,
-    w_down: Tensor<B, 2>,
+    w_gate_up: Weight<B>,
+    w_down: Weight<B>,
 }
 
 /// Keys and values of one sequence, per layer, each `[kv_heads, capacity, head_dim]`: allocated
@@ -183,9 +184,10 @@ impl<B: Backend> KvCache<B> {
 pub struct Llama<B: Backend> {
     /// Hyper-parameters.
     pub config: LlamaConfig,
-    embed: Tensor<B, 2>,
-    /// The tied output head, transposed once at load so decoding is a plain `x @ head`.
-    head: Tensor<B, 2>,
+    embed: Embedding<B>,
+    /// The output head (the embedding's own blocks when tied and quantised).
+    head: Weight<B>,
+    head_shared: bool,
     out_norm: Tensor<B, 2>,
     layers: Vec<Layer<B>>,
     cos: Tensor<B, 2>,
@@ -193,35 +195,14 @@ pub struct Llama<B: Backend> {
     device: B::Device,
 }
 
-/// Row-major `[rows, cols]` → `[cols, rows]`.
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    out
-}
-
 impl<B: Backend> Llama<B> {
-    /// Dequantises every tensor of the GGUF onto `device`.
+    /// Loads the GGUF onto `device`: the matrices stay in their Q4_0/Q4_1/Q8_0 blocks where the
+    /// backend has kernels for them ([`crate::qlinear`]), else are dequantised to f32.
     pub fn load(g: &Gguf<'_>, device: &B::Device) -> Result<Self> {
         let cfg = LlamaConfig::from_gguf(g)?;
         let d = cfg.d_model;
         let kvd = cfg.n_kv_heads * cfg.head_dim();
-        // Reads a weight stored `[out, in]` (GGUF dims `[in, out]`) and returns it as `[in, out]`.
-        let linear = |name: &str, inp: usize, out: usize| -> Result<Vec<f32>> {
-            let info = g.tensor(name)?;
-            if info.shape() != [out, inp] {
-                return Err(Error::ShapeMismatch {
-                    name: name.into(),
-                    expected: vec![out, inp],
-                    actual: info.shape(),
-                });
-            }
-            Ok(transpose(&g.dequantize(name)?, out, inp))
-        };
+        let linear = |names: &[(&str, usize)], inp: usize| Weight::load(g, names, inp, device);
         let vector = |name: &str, len: usize| -> Result<Tensor<B, 2>> {
             let info = g.tensor(name)?;
             if info.shape() != [len] {
@@ -240,31 +221,17 @@ impl<B: Backend> Llama<B> {
             Tensor::<B, 2>::from_data(TensorData::new(v, [r, c]), device)
         };
 
-        let emb_name = "token_embd.weight";
-        let info = g.tensor(emb_name)?;
-        if info.shape() != [cfg.vocab, d] {
-            return Err(Error::ShapeMismatch {
-                name: emb_name.into(),
-                expected: vec![cfg.vocab, d],
-                actual: info.shape(),
-            });
-        }
-        let emb = g.dequantize(emb_name)?;
-        let head = match g.tensors.get("output.weight") {
-            Some(_) => linear("output.weight", d, cfg.vocab)?,
-            None => transpose(&emb, cfg.vocab, d),
+        let embed = Embedding::load(g, "token_embd.weight", cfg.vocab, d, device)?;
+        let (head, head_shared) = match g.tensors.get("output.weight") {
+            Some(_) => (linear(&[("output.weight", cfg.vocab)], d)?, false),
+            None => (embed.tied_head(), embed.head_is_shared()),
         };
-        let embed = t2(emb, cfg.vocab, d);
-        let head = t2(head, d, cfg.vocab);
 
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
-            let q = t2(linear(&p("attn_q"), d, d)?, d, d);
-            let k = t2(linear(&p("attn_k"), d, kvd)?, d, kvd);
-            let v = t2(linear(&p("attn_v"), d, kvd)?, d, kvd);
-            let gate = t2(linear(&p("ffn_gate"), d, cfg.ffn)?, d, cfg.ffn);
-            let up = t2(linear(&p("ffn_up"), d, cfg.ffn)?, d, cfg.ffn);
+            let (q, k, v) = (p("attn_q"), p("attn_k"), p("attn_v"));
+            let (gate, up) = (p("ffn_gate"), p("ffn_up"));
             let bqkv = if cfg.arch.qkv_bias() {
                 let b = |s: &str, len| vector(&format!("blk.{i}.{s}.bias"), len);
                 Some(Tensor::cat(
@@ -276,12 +243,12 @@ impl<B: Backend> Llama<B> {
             };
             layers.push(Layer {
                 attn_norm: vector(&p("attn_norm"), d)?,
-                wqkv: Tensor::cat(vec![q, k, v], 1),
+                wqkv: linear(&[(&q, d), (&k, kvd), (&v, kvd)], d)?,
                 bqkv,
-                wo: t2(linear(&p("attn_output"), d, d)?, d, d),
+                wo: linear(&[(&p("attn_output"), d)], d)?,
                 ffn_norm: vector(&p("ffn_norm"), d)?,
-                w_gate_up: Tensor::cat(vec![gate, up], 1),
-                w_down: t2(linear(&p("ffn_down"), cfg.ffn, d)?, cfg.ffn, d),
+                w_gate_up: linear(&[(&gate, cfg.ffn), (&up, cfg.ffn)], d)?,
+                w_down: linear(&[(&p("ffn_down"), d)], cfg.ffn)?,
             });
         }
         let out_norm = vector("output_norm.weight", d)?;
@@ -306,6 +273,7 @@ impl<B: Backend> Llama<B> {
             config: cfg,
             embed,
             head,
+            head_shared,
             out_norm,
             layers,
             device: device.clone(),
@@ -330,24 +298,28 @@ impl<B: Backend> Llama<B> {
         }
     }
 
-    /// Bytes of f32 weights and tables held on the device.
+    /// Bytes of weights (quantised blocks or f32) and tables held on the device.
     pub fn resident_bytes(&self) -> usize {
-        let n = |t: &Tensor<B, 2>| t.shape().num_elements();
+        let n = |t: &Tensor<B, 2>| t.shape().num_elements() * std::mem::size_of::<f32>();
         let layers: usize = self
             .layers
             .iter()
             .map(|l| {
                 n(&l.attn_norm)
-                    + n(&l.wqkv)
+                    + l.wqkv.bytes()
                     + l.bqkv.as_ref().map_or(0, n)
-                    + n(&l.wo)
+                    + l.wo.bytes()
                     + n(&l.ffn_norm)
-                    + n(&l.w_gate_up)
-                    + n(&l.w_down)
+                    + l.w_gate_up.bytes()
+                    + l.w_down.bytes()
             })
             .sum();
-        (layers + n(&self.embed) + n(&self.head) + n(&self.out_norm) + n(&self.cos) + n(&self.sin))
-            * std::mem::size_of::<f32>()
+        let head = if self.head_shared {
+            0
+        } else {
+            self.head.bytes()
+        };
+        layers + self.embed.bytes() + head + n(&self.out_norm) + n(&self.cos) + n(&self.sin)
     }
 
     fn rms_norm(&self, x: Tensor<B, 2>, w: &Tensor<B, 2>) -> Tensor<B, 2> {
@@ -424,11 +396,11 @@ impl<B: Backend> Llama<B> {
             .collect();
         let rows = ids.len();
         let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [rows]), &self.device);
-        let mut x = self.embed.clone().select(0, ids);
+        let mut x = self.embed.lookup(ids);
 
         for (li, layer) in self.layers.iter().enumerate() {
             let h = self.rms_norm(x.clone(), &layer.attn_norm);
-            let mut qkv = h.matmul(layer.wqkv.clone());
+            let mut qkv = layer.wqkv.forward(h);
             if let Some(b) = &layer.bqkv {
                 qkv = qkv + b.clone();
             }
@@ -488,12 +460,12 @@ impl<B: Backend> Llama<B> {
             } else {
                 Tensor::cat(outs, 0)
             };
-            x = x + attn.matmul(layer.wo.clone());
+            x = x + layer.wo.forward(attn);
             let h = self.rms_norm(x.clone(), &layer.ffn_norm);
-            let gu = h.matmul(layer.w_gate_up.clone());
+            let gu = layer.w_gate_up.forward(h);
             let gate = gu.clone().narrow(1, 0, cfg.ffn);
             let up = gu.narrow(1, cfg.ffn, cfg.ffn);
-            x = x + (silu(gate) * up).matmul(layer.w_down.clone());
+            x = x + layer.w_down.forward(silu(gate) * up);
         }
         for (tokens, cache) in batch.iter_mut() {
             cache.len += tokens.len();
@@ -508,6 +480,6 @@ impl<B: Backend> Llama<B> {
         let n_seq = last.len();
         let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [n_seq]), &self.device);
         let x = self.rms_norm(x.select(0, last), &self.out_norm);
-        Ok(x.matmul(self.head.clone()))
+        Ok(self.head.forward(x))
     }
 }

@@ -107,8 +107,8 @@ pub struct Generation {
 }
 
 /// A model the scheduler drives: it advances several sequences, each with its own cache, by one
-/// forward pass. Implemented by the burn model ([`Llama`], any backend, f32 weights) and the CPU
-/// model ([`CpuLlama`], quantised weights).
+/// forward pass. Implemented by the burn model ([`Llama`], any backend; quantised weights on
+/// wgpu and cuda, f32 elsewhere) and the CPU model ([`CpuLlama`], quantised weights).
 pub trait TextEngine: Send + 'static {
     /// One sequence's keys and values.
     type Cache: Send;
@@ -241,7 +241,8 @@ impl SchedulerLoad {
 
 impl TextModel {
     /// Reads and verifies the GGUF, builds the tokenizer, loads the weights onto `device`
-    /// (dequantised to f32, for burn) and starts the scheduler (at most `max_batch` sequences
+    /// (kept in their GGUF blocks where the backend has kernels for them, see
+    /// [`crate::qlinear`]; else dequantised to f32) and starts the scheduler (at most `max_batch` sequences
     /// decode together).
     pub fn load<B: Backend>(
         source: &ModelSource,

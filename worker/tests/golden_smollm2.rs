@@ -297,6 +297,14 @@ fn wgpu_matches_reference() {
     let model = cocoon_worker::BackendKind::Wgpu
         .load_text(&source, 4)
         .expect("SmolLM2 loads on wgpu");
+    // The Q4_1 layers and the Q8_0 embedding (also the tied head) stay in their blocks.
+    let info = model.info();
+    let ratio = info.resident_bytes as f64 / info.tensor_bytes as f64;
+    eprintln!(
+        "wgpu: resident {} B for {} B of GGUF tensors ({ratio:.3}×)",
+        info.resident_bytes, info.tensor_bytes
+    );
+    assert!(ratio <= 1.2, "{ratio}");
     check_model_against_reference(&model, "wgpu");
 }
 
