@@ -691,6 +691,8 @@ mod tests {
         for (name, ty) in [
             ("Q4_0", GgmlType::Q4_0),
             ("Q4_1", GgmlType::Q4_1),
+            ("Q5_0", GgmlType::Q5_0),
+            ("Q5_1", GgmlType::Q5_1),
             ("Q8_0", GgmlType::Q8_0),
             ("Q4_K", GgmlType::Q4_K),
             ("Q6_K", GgmlType::Q6_K),

@@ -17,6 +17,7 @@ use cocoon_worker::{
     BackendKind, ChatMessage, FinishReason, GenerateRequest, ModelSource, Prompt, TextModel,
     WeightsHash,
 };
+use common::{Case, u32s};
 
 /// sha256 of tests/models/qwen2-tiny.gguf (`tiny_qwen2.py --check` proves the generator still
 /// writes exactly these bytes).
@@ -56,57 +57,12 @@ fn flex() -> &'static TextModel {
     })
 }
 
-struct Case {
-    name: String,
-    prompt: String,
-    prompt_tokens: Vec<u32>,
-    max_new: usize,
-    top20: Vec<(u32, f32)>,
-    head64: Vec<f32>,
-    greedy: Vec<u32>,
-    text: String,
-    margin: f32,
-}
-
-fn u32s(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 fn golden() -> serde_json::Value {
     common::golden("qwen2_tiny.json")
 }
 
 fn cases() -> Vec<Case> {
-    golden()["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().into(),
-            prompt: c["prompt"].as_str().unwrap().into(),
-            prompt_tokens: u32s(&c["prompt_tokens"]),
-            max_new: c["max_new_tokens"].as_u64().unwrap() as usize,
-            top20: c["first_logits_top20"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32))
-                .collect(),
-            head64: c["first_logits_head64"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect(),
-            greedy: u32s(&c["greedy_tokens"]),
-            text: c["greedy_text"].as_str().unwrap().into(),
-            margin: c["min_greedy_margin"].as_f64().unwrap() as f32,
-        })
-        .collect()
+    common::cases("qwen2_tiny.json")
 }
 
 fn worst_logit_error(logits: &[f32], c: &Case) -> f32 {
@@ -137,11 +93,11 @@ fn fixture_is_the_pinned_file_and_reads_as_qwen2() {
 fn golden_greedy_picks_are_robust() {
     // Greedy tokens are only worth comparing when no step is a near-tie at our tolerance.
     for c in cases() {
+        let margin = c.margin.expect("qwen2_tiny.json records the greedy margin");
         assert!(
-            c.margin > 4.0 * LOGIT_TOLERANCE,
-            "{}: top-2 margin {} is within the tolerance",
-            c.name,
-            c.margin
+            margin > 4.0 * LOGIT_TOLERANCE,
+            "{}: top-2 margin {margin} is within the tolerance",
+            c.name
         );
         let spread = c.top20[0].1 - c.top20[19].1;
         assert!(spread > 2.0, "{}: flat logits ({spread})", c.name);

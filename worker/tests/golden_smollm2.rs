@@ -5,51 +5,10 @@ mod common;
 
 use cocoon_worker::{ChatMessage, FinishReason, GenerateRequest, Prompt, SamplingOptions};
 
-struct Case {
-    name: String,
-    prompt: String,
-    prompt_tokens: Vec<u32>,
-    max_new: usize,
-    top20: Vec<(u32, f32)>,
-    head64: Vec<f32>,
-    greedy: Vec<u32>,
-    text: String,
-}
-
-fn u32s(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use common::Case;
 
 fn cases() -> Vec<Case> {
-    common::golden("smollm2.json")["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().into(),
-            prompt: c["prompt"].as_str().unwrap().into(),
-            prompt_tokens: u32s(&c["prompt_tokens"]),
-            max_new: c["max_new_tokens"].as_u64().unwrap() as usize,
-            top20: c["first_logits_top20"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32))
-                .collect(),
-            head64: c["first_logits_head64"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect(),
-            greedy: u32s(&c["greedy_tokens"]),
-            text: c["greedy_text"].as_str().unwrap().into(),
-        })
-        .collect()
+    common::cases("smollm2.json")
 }
 
 /// f32 through 30 layers against a float64 reference: logits agree to a few thousandths.

@@ -442,27 +442,7 @@ mod tests {
             voucher: None,
         };
         let r = routable(&ticket);
-        let good = ChannelReceipt {
-            channel: channel(7),
-            seq: 3,
-            worker: addr(4),
-            model_id: 1,
-            tokens_in: 16,
-            tokens_out: 8,
-            cost: 40_000,
-            time: 1_800_000_000,
-            prev_acc: [5; 32],
-            hashes: ReceiptHashes {
-                weights_hash: [6; 32],
-                evidence_hash: [7; 32],
-            },
-            commitments: ReceiptCommitments {
-                input_commitment: [8; 32],
-                output_commitment: [9; 32],
-            },
-        }
-        .sign(&key)
-        .unwrap();
+        let good = sample_receipt().sign(&key).unwrap();
         let mut cases = vec![("valid", good.clone())];
         let mut tampered = good.clone();
         tampered.body.cost += 1;
@@ -527,9 +507,9 @@ mod tests {
         assert!(check_receipt(&r, None, &valid).is_err());
     }
 
-    #[test]
-    fn a_receipt_passed_on_as_encoded_is_the_event_the_sdk_would_render() {
-        let receipt = ChannelReceipt {
+    /// Channel 7's receipt for seq 3 (unsigned).
+    fn sample_receipt() -> ChannelReceipt {
+        ChannelReceipt {
             channel: channel(7),
             seq: 3,
             worker: addr(4),
@@ -548,8 +528,13 @@ mod tests {
                 output_commitment: [9; 32],
             },
         }
-        .sign(&SigningKey::from_bytes(&[3; 32]))
-        .unwrap();
+    }
+
+    #[test]
+    fn a_receipt_passed_on_as_encoded_is_the_event_the_sdk_would_render() {
+        let receipt = sample_receipt()
+            .sign(&SigningKey::from_bytes(&[3; 32]))
+            .unwrap();
         let encoded = base64::engine::general_purpose::STANDARD.encode(receipt.to_boc().unwrap());
         let passed = Rendered::receipt(2, 5, &encoded);
         let rendered = Rendered::event(&ChannelEvent::Receipt {

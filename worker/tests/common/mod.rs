@@ -46,3 +46,58 @@ pub fn golden(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("golden file"))
         .expect("golden JSON")
 }
+
+/// One generation case of a golden file written by `scripts/reference/golden.py`.
+pub struct Case {
+    pub name: String,
+    pub prompt: String,
+    pub prompt_tokens: Vec<u32>,
+    pub max_new: usize,
+    /// The reference's 20 largest first-step logits, (token, logit).
+    pub top20: Vec<(u32, f32)>,
+    /// The reference's first 64 first-step logits.
+    pub head64: Vec<f32>,
+    pub greedy: Vec<u32>,
+    pub text: String,
+    /// The smallest lead of a greedy token over the runner-up, when the file records it.
+    pub margin: Option<f32>,
+}
+
+/// A JSON array of token ids.
+pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// The generation cases of golden file `name`.
+pub fn cases(name: &str) -> Vec<Case> {
+    golden(name)["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().into(),
+            prompt: c["prompt"].as_str().unwrap().into(),
+            prompt_tokens: u32s(&c["prompt_tokens"]),
+            max_new: c["max_new_tokens"].as_u64().unwrap() as usize,
+            top20: c["first_logits_top20"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32))
+                .collect(),
+            head64: c["first_logits_head64"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect(),
+            greedy: u32s(&c["greedy_tokens"]),
+            text: c["greedy_text"].as_str().unwrap().into(),
+            margin: c["min_greedy_margin"].as_f64().map(|m| m as f32),
+        })
+        .collect()
+}
