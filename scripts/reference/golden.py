@@ -295,27 +295,35 @@ def main():
         write_qwen2(args)
 
 
+def generation_case(model, tok, name, prompt, max_new):
+    """One golden generation case (what worker/tests/common's `cases` reads) and the first-step
+    logits."""
+    ids = tok.encode(prompt).ids
+    first, out = model.greedy(ids, max_new)
+    top = np.argsort(-first)[:20]
+    return {
+        "name": name,
+        "prompt": prompt,
+        "prompt_tokens": ids,
+        "max_new_tokens": max_new,
+        "first_logits_top20": [[int(i), float(first[i])] for i in top],
+        "first_logits_head64": [float(v) for v in first[:64]],
+        "greedy_tokens": out,
+        "greedy_text": tok.decode(out, skip_special_tokens=True),
+    }, first
+
+
 def write_qwen2(args):
     model = Llama(QWEN2_TINY)
     tok = qwen2_tokenizer(model.reader)
     cases = []
     for name, prompt, max_new in QWEN2_CASES:
-        ids = tok.encode(prompt).ids
-        first, out = model.greedy(ids, max_new)
-        top = np.argsort(-first)[:20]
-        cases.append({
-            "name": name,
-            "prompt": prompt,
-            "prompt_tokens": ids,
-            "max_new_tokens": max_new,
-            "first_logits_top20": [[int(i), float(first[i])] for i in top],
-            "first_logits_head64": [float(v) for v in first[:64]],
-            "greedy_tokens": out,
-            "greedy_text": tok.decode(out, skip_special_tokens=True),
-            "min_greedy_margin": min(model.margins),
-        })
-        print(f"qwen2 {name}: {ids} -> {out} {cases[-1]['greedy_text']!r} "
-              f"(logit std {first.std():.2f}, min margin {min(model.margins):.3f})")
+        case, first = generation_case(model, tok, name, prompt, max_new)
+        case["min_greedy_margin"] = min(model.margins)
+        cases.append(case)
+        print(f"qwen2 {name}: {case['prompt_tokens']} -> {case['greedy_tokens']} "
+              f"{case['greedy_text']!r} (logit std {first.std():.2f}, "
+              f"min margin {min(model.margins):.3f})")
     with open(os.path.join(args.out, "qwen2_tiny.json"), "w") as f:
         json.dump({"model": "qwen2-tiny.gguf", "system": QWEN2_SYSTEM,
                    "eos": sorted(model.eos), "cases": cases}, f, indent=1)
@@ -338,20 +346,10 @@ def write_smollm2(args):
     tok = smollm_tokenizer(llama.reader)
     cases = []
     for name, prompt, max_new in SMOLLM_CASES:
-        ids = tok.encode(prompt).ids
-        first, out = llama.greedy(ids, max_new)
-        top = np.argsort(-first)[:20]
-        cases.append({
-            "name": name,
-            "prompt": prompt,
-            "prompt_tokens": ids,
-            "max_new_tokens": max_new,
-            "first_logits_top20": [[int(i), float(first[i])] for i in top],
-            "first_logits_head64": [float(v) for v in first[:64]],
-            "greedy_tokens": out,
-            "greedy_text": tok.decode(out, skip_special_tokens=True),
-        })
-        print(f"smollm2 {name}: {ids} -> {out} {cases[-1]['greedy_text']!r}")
+        case, _ = generation_case(llama, tok, name, prompt, max_new)
+        cases.append(case)
+        print(f"smollm2 {name}: {case['prompt_tokens']} -> {case['greedy_tokens']} "
+              f"{case['greedy_text']!r}")
     with open(os.path.join(args.out, "smollm2.json"), "w") as f:
         json.dump({"model": "SmolLM2-135M-Instruct.Q4_1.gguf", "cases": cases}, f, indent=1)
 

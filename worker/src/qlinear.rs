@@ -614,14 +614,7 @@ impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
         let x: CubeTensor<R> = *x.downcast().expect("checked runtime");
         assert_eq!(x.dtype, DType::F32, "the kernels take f32 activations");
         let x = into_contiguous(x);
-        let qs: CubeTensor<R> = same(w.qs.clone().into_primitive());
-        let sc: CubeTensor<R> = same(w.scales.clone().into_primitive());
-        let out = empty_device_contiguous_dtype(
-            x.client.clone(),
-            x.device.clone(),
-            Shape::new([n, w.rows]),
-            DType::F32,
-        );
+        let (qs, sc, out) = operands::<B, R>(w, [n, w.rows]);
         let client = x.client.clone();
         if n == 1 {
             qmatvec_kernel::launch::<R>(
@@ -661,14 +654,7 @@ impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
         let ids: CubeTensor<R> = *ids.downcast().expect("checked runtime");
         assert_eq!(ids.dtype.size(), 4, "token ids are 32-bit on this backend");
         let ids = into_contiguous(ids);
-        let qs: CubeTensor<R> = same(w.qs.clone().into_primitive());
-        let sc: CubeTensor<R> = same(w.scales.clone().into_primitive());
-        let out = empty_device_contiguous_dtype(
-            qs.client.clone(),
-            qs.device.clone(),
-            Shape::new([count, w.cols]),
-            DType::F32,
-        );
+        let (qs, sc, out) = operands::<B, R>(w, [count, w.cols]);
         let client = qs.client.clone();
         qrows_kernel::launch::<R>(
             &client,
@@ -684,6 +670,22 @@ impl<B: Backend, R: CubeRuntime> Launch<B> for On<R> {
         );
         same(out)
     }
+}
+
+/// The matrix's blocks and scales on runtime `R`, and an f32 output of `shape` beside them.
+fn operands<B: Backend, R: CubeRuntime>(
+    w: &QuantMatrix<B>,
+    shape: [usize; 2],
+) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
+    let qs: CubeTensor<R> = same(w.qs.clone().into_primitive());
+    let sc: CubeTensor<R> = same(w.scales.clone().into_primitive());
+    let out = empty_device_contiguous_dtype(
+        qs.client.clone(),
+        qs.device.clone(),
+        Shape::new(shape),
+        DType::F32,
+    );
+    (qs, sc, out)
 }
 
 /// The token embedding: looked up by rows, and the output head when the model ties them.

@@ -17,7 +17,7 @@ use cocoon_worker::{
     BackendKind, ChatMessage, FinishReason, GenerateRequest, ModelSource, Prompt, TextModel,
     WeightsHash,
 };
-use common::{Case, u32s};
+use common::{Case, u32s, worst_logit_error};
 
 /// sha256 of tests/models/qwen2-tiny.gguf (`tiny_qwen2.py --check` proves the generator still
 /// writes exactly these bytes).
@@ -63,14 +63,6 @@ fn golden() -> serde_json::Value {
 
 fn cases() -> Vec<Case> {
     common::cases("qwen2_tiny.json")
-}
-
-fn worst_logit_error(logits: &[f32], c: &Case) -> f32 {
-    c.top20
-        .iter()
-        .map(|&(id, want)| (logits[id as usize] - want).abs())
-        .chain(logits.iter().zip(&c.head64).map(|(g, w)| (g - w).abs()))
-        .fold(0f32, f32::max)
 }
 
 #[test]
@@ -296,24 +288,7 @@ fn check_model_against_reference(model: &TextModel, label: &str) {
             c.name
         );
     }
-    let results: Vec<Vec<u32>> = std::thread::scope(|s| {
-        let hs: Vec<_> = cases
-            .iter()
-            .chain(&cases)
-            .map(|c| {
-                s.spawn(move || {
-                    model
-                        .generate(
-                            &GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new),
-                            |_| {},
-                        )
-                        .unwrap()
-                        .tokens
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = common::greedy_concurrently(model, cases.iter().chain(&cases));
     for (got, c) in results.iter().zip(cases.iter().chain(&cases)) {
         assert_eq!(got, &c.greedy, "{label}: {}", c.name);
     }

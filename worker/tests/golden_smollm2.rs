@@ -106,26 +106,9 @@ fn greedy_tokens_are_identical_to_reference() {
 fn concurrent_requests_batch_and_keep_greedy_tokens() {
     let model = common::smollm2();
     let cases = cases();
-    // Every case twice, all in flight together: prefills and decode steps share forward passes.
-    let results: Vec<Vec<u32>> = std::thread::scope(|s| {
-        let hs: Vec<_> = cases
-            .iter()
-            .chain(cases.iter())
-            .map(|c| {
-                s.spawn(move || {
-                    model
-                        .generate(
-                            &GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new),
-                            |_| {},
-                        )
-                        .unwrap()
-                        .tokens
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (got, c) in results.iter().zip(cases.iter().chain(cases.iter())) {
+    // Every case twice, all in flight together.
+    let results = common::greedy_concurrently(model, cases.iter().chain(&cases));
+    for (got, c) in results.iter().zip(cases.iter().chain(&cases)) {
         assert_eq!(got, &c.greedy, "{} under concurrency", c.name);
     }
 }
@@ -206,33 +189,12 @@ fn check_model_against_reference(model: &cocoon_worker::TextModel, label: &str) 
     let logits = model
         .next_token_logits(&Prompt::Tokens(first.prompt_tokens.clone()))
         .unwrap();
-    let worst = first
-        .top20
-        .iter()
-        .map(|&(id, want)| (logits[id as usize] - want).abs())
-        .chain(logits.iter().zip(&first.head64).map(|(g, w)| (g - w).abs()))
-        .fold(0f32, f32::max);
+    let worst = common::worst_logit_error(&logits, first);
     assert!(
         worst <= LOGIT_TOLERANCE,
         "{label}: logits differ by {worst}"
     );
-    let results: Vec<Vec<u32>> = std::thread::scope(|s| {
-        let hs: Vec<_> = cases
-            .iter()
-            .map(|c| {
-                s.spawn(move || {
-                    model
-                        .generate(
-                            &GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new),
-                            |_| {},
-                        )
-                        .unwrap()
-                        .tokens
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = common::greedy_concurrently(model, &cases);
     for (got, c) in results.iter().zip(&cases) {
         assert_eq!(got, &c.greedy, "{label}: {}", c.name);
     }

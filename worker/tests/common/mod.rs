@@ -4,7 +4,9 @@
 
 use std::sync::OnceLock;
 
-use cocoon_worker::{BackendKind, EmbeddingModel, ModelSource, TextModel, models};
+use cocoon_worker::{
+    BackendKind, EmbeddingModel, GenerateRequest, ModelSource, Prompt, TextModel, models,
+};
 
 /// The pinned source, whose file must be in the model cache: a test that needs a model fails
 /// without it (naming the command that fetches it) instead of passing without checking anything.
@@ -100,4 +102,38 @@ pub fn cases(name: &str) -> Vec<Case> {
             margin: c["min_greedy_margin"].as_f64().map(|m| m as f32),
         })
         .collect()
+}
+
+/// The largest |logit − reference| over the case's 20 largest and first 64 first-step logits.
+pub fn worst_logit_error(logits: &[f32], c: &Case) -> f32 {
+    c.top20
+        .iter()
+        .map(|&(id, want)| (logits[id as usize] - want).abs())
+        .chain(logits.iter().zip(&c.head64).map(|(g, w)| (g - w).abs()))
+        .fold(0f32, f32::max)
+}
+
+/// Each case's greedy tokens for its text prompt, every request in flight at once (prefills and
+/// decode steps share forward passes).
+pub fn greedy_concurrently<'a>(
+    model: &TextModel,
+    cases: impl IntoIterator<Item = &'a Case>,
+) -> Vec<Vec<u32>> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = cases
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    model
+                        .generate(
+                            &GenerateRequest::greedy(Prompt::Text(c.prompt.clone()), c.max_new),
+                            |_| {},
+                        )
+                        .unwrap()
+                        .tokens
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
