@@ -31,7 +31,7 @@ use cocoon_sdk::job::{ChatMessage, GenerationParams, JobRequest};
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::{Wallet, WalletKind, generate_mnemonic};
-use cocoon_testkit::{DevChainV2, dev};
+use cocoon_testkit::{DevChainV2, dev, escrow_books};
 use cocoon_worker::BackendKind;
 use cocoon_worker::node::{
     ChannelOptions, Node, NodeConfig, NodeHandle, NodeKeys, RegisterOutcome, ServedModel, register,
@@ -44,8 +44,6 @@ const KILLS: usize = 4;
 const MAX_TOKENS: u32 = 3;
 const PRICE_IN: u128 = 1;
 const PRICE_OUT: u128 = 1_000;
-/// `request_close#c0c02307`, as toncenter v3 names an opcode.
-const OP_REQUEST_CLOSE: &str = "0xc0c02307";
 
 /// The relayer binary, serving `port`, its store in `db`, its log appended to `log`.
 fn start_relayer(
@@ -126,40 +124,6 @@ async fn run_app(app: ChannelClient, stop: Arc<AtomicBool>, log: Arc<std::sync::
             }
         }
     }
-}
-
-/// The Escrow's transactions after `after_lt`, as toncenter v3 reports them.
-async fn transactions_after(
-    api: &str,
-    escrow: &TonAddress,
-    after_lt: u64,
-) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = reqwest::Client::new()
-        .get(format!("{api}/api/v3/transactions"))
-        .query(&[
-            ("account", escrow.to_hex()),
-            ("start_lt", (after_lt + 1).to_string()),
-            ("sort", "asc".to_owned()),
-            ("limit", "1000".to_owned()),
-            ("offset", "0".to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["transactions"]
-        .as_array()
-        .expect("a transactions array")
-        .clone()
-}
-
-fn nano(v: &serde_json::Value) -> u128 {
-    v.as_str()
-        .unwrap_or_else(|| panic!("a nanoTON string, not {v}"))
-        .parse()
-        .unwrap()
 }
 
 async fn last_lt(chain: &TonCenterClient, address: &TonAddress) -> u64 {
@@ -590,9 +554,9 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
         // The books: from the snapshot on, the Escrow gave out exactly what was paid and not yet
         // settled then (each settlement's protocol fee kept in fees_due), released the rest, and
         // spent only storage fees — no transaction of it aborted.
-        let (mut left, mut storage) = (0u128, 0u128);
+        let txs = escrow_books::transactions_after(&api, app.escrow_address(), 0).await;
         let mut seen = Vec::new();
-        for t in transactions_after(&api, app.escrow_address(), 0).await {
+        for t in &txs {
             seen.push(format!(
                 "lt {} op {} in {} fees {} storage {} out {:?}",
                 t["lt"],
@@ -609,16 +573,12 @@ async fn relayer_sigkills_in_channel_mode_lose_and_duplicate_nothing() {
                 t["description"]["aborted"], false,
                 "seed {seed}: app {i}: {t}"
             );
-            let lt: u64 = t["lt"].as_str().expect("lt as a string").parse().unwrap();
-            if lt <= *lt0 {
-                continue;
-            }
-            if t["in_msg"]["opcode"].as_str() == Some(OP_REQUEST_CLOSE) {
-                left += nano(&t["in_msg"]["value"]) - nano(&t["total_fees"]);
-            } else {
-                storage += nano(&t["description"]["storage_ph"]["storage_fees_collected"]);
-            }
         }
+        let lt = |t: &serde_json::Value| -> u64 {
+            t["lt"].as_str().expect("lt as a string").parse().unwrap()
+        };
+        let (left, storage) =
+            escrow_books::free_balance_effects(txs.iter().filter(|t| lt(t) > *lt0));
         let mut fees = 0u128;
         let mut base = *settled0;
         for c in cumulatives.iter().filter(|c| **c > *settled0) {

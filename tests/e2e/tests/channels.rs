@@ -30,13 +30,11 @@ use cocoon_sdk::seal::seal_input;
 use cocoon_sdk::tlb::TonAddress;
 use cocoon_sdk::units::NANO_PER_TON;
 use cocoon_sdk::wallet::SendOptions;
-use cocoon_testkit::dev;
+use cocoon_testkit::{dev, escrow_books};
 use cocoon_worker::node::ChannelOptions;
 use ed25519_dalek::SigningKey;
 
 const MAX_TOKENS: u32 = 6;
-/// `request_close#c0c02307`, as toncenter v3 names an opcode.
-const OP_REQUEST_CLOSE: &str = "0xc0c02307";
 
 fn chat(question: &str) -> JobRequest {
     JobRequest::chat(
@@ -66,54 +64,12 @@ async fn last_lt(net: &Devnet, address: &TonAddress) -> u64 {
         .map_or(0, |t| t.lt)
 }
 
-/// The Escrow's transactions after `after_lt`, as toncenter v3 reports them.
-async fn transactions_after(
-    net: &Devnet,
-    escrow: &TonAddress,
-    after_lt: u64,
-) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v3/transactions", net.api_url()))
-        .query(&[
-            ("account", escrow.to_hex()),
-            ("start_lt", (after_lt + 1).to_string()),
-            ("sort", "asc".to_owned()),
-            ("limit", "256".to_owned()),
-            ("offset", "0".to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["transactions"]
-        .as_array()
-        .expect("a transactions array")
-        .clone()
-}
-
-fn nano(v: &serde_json::Value) -> u128 {
-    v.as_str()
-        .unwrap_or_else(|| panic!("a nanoTON string, not {v}"))
-        .parse()
-        .unwrap()
-}
-
 /// What the Escrow's transactions after `after_lt` did to its free balance besides the channels'
-/// releases: the owner's own close requests leave their unspent value (`in - total_fees`); every
-/// other transaction (settlements, closes) spends only its storage fee from the balance.
+/// releases ([`escrow_books::free_balance_effects`]).
 async fn free_balance_effects(net: &Devnet, escrow: &TonAddress, after_lt: u64) -> (u128, u128) {
-    let (mut left, mut storage) = (0u128, 0u128);
-    for t in transactions_after(net, escrow, after_lt).await {
-        assert_eq!(t["description"]["aborted"], false, "{t}");
-        if t["in_msg"]["opcode"].as_str() == Some(OP_REQUEST_CLOSE) {
-            left += nano(&t["in_msg"]["value"]) - nano(&t["total_fees"]);
-        } else {
-            storage += nano(&t["description"]["storage_ph"]["storage_fees_collected"]);
-        }
-    }
-    (left, storage)
+    escrow_books::free_balance_effects(
+        &escrow_books::transactions_after(net.api_url(), escrow, after_lt).await,
+    )
 }
 
 fn protocol_fee(delta: u128) -> u128 {

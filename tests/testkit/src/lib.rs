@@ -19,6 +19,7 @@
 //!   its bytes can decode.
 //! - [`faults`]: [`FaultProxy`], an HTTP proxy that injects errors, drops and delays.
 //! - [`sse`]: [`collect_stream`], a job's event stream read to its end.
+//! - [`escrow_books`]: an Escrow's free balance rebuilt from its transactions.
 //! - [`gateway`]: [`start_gateway`], the OpenAI-compatible gateway on a loopback port.
 //! - [`error`]: [`TestkitError`], the kit's one error.
 
@@ -27,6 +28,7 @@
 pub mod chain;
 pub mod chain_v2;
 pub mod error;
+pub mod escrow_books;
 pub mod fake_relayer;
 pub mod faults;
 pub mod gateway;
