@@ -42,6 +42,16 @@ SMOLLM_CASES = [
         12,
     ),
     ("count", "1, 2, 3, 4,", 10),
+    # Long enough (64 tokens) that the engine's prefill takes its many-token kernels
+    # (AMX where the CPU has it) rather than the decode ones.
+    (
+        "long_chat",
+        "<|im_start|>system\nYou are a helpful assistant. Answer in one short sentence, without "
+        "lists, and do not repeat the question.<|im_end|>\n<|im_start|>user\nParis, Berlin, Madrid, "
+        "Rome, Lisbon, Vienna and Warsaw are all European capitals. Which of these cities is the "
+        "capital of Italy?<|im_end|>\n<|im_start|>assistant\n",
+        6,
+    ),
 ]
 EOS_ID = 2
 

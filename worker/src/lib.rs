@@ -54,6 +54,7 @@ pub mod minilm;
 pub mod models;
 pub mod node;
 pub mod progress;
+pub mod qamx;
 pub mod qdot;
 pub mod qlinear;
 pub mod qmatmul;

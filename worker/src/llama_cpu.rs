@@ -11,6 +11,10 @@ use crate::gguf::Gguf;
 use crate::llama::{LlamaConfig, RopeStyle};
 use crate::qmatmul::{QMatrix, dot};
 
+/// From this many rows on (a prefill, a large batch), norms and activations are split over
+/// the pool too: serial, they left the other cores idle for a tenth of a prefill.
+const PARALLEL_ROWS: usize = 8;
+
 /// A weight that is either one stacked matrix or its parts (when the GGUF stores them in
 /// different types); the output columns are the parts side by side either way.
 enum Proj {
@@ -231,12 +235,21 @@ impl CpuLlama {
     fn rms_norm(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
         let d = w.len();
         let mut out = vec![0f32; x.len()];
-        for (o, x) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+        let norm = |(o, x): (&mut [f32], &[f32])| {
             let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
             let s = 1.0 / (ms + self.config.eps as f32).sqrt();
             for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
                 *o = x * s * w;
             }
+        };
+        if x.len() >= PARALLEL_ROWS * d {
+            out.par_chunks_exact_mut(d)
+                .zip(x.par_chunks_exact(d))
+                .for_each(norm);
+        } else {
+            out.chunks_exact_mut(d)
+                .zip(x.chunks_exact(d))
+                .for_each(norm);
         }
         out
     }
@@ -394,14 +407,20 @@ impl CpuLlama {
             let h = self.rms_norm(&x, &layer.ffn_norm);
             let gu = layer.gate_up.matmul(&h, rows);
             let mut act = vec![0f32; rows * cfg.ffn];
-            for (a, gu) in act
-                .chunks_exact_mut(cfg.ffn)
-                .zip(gu.chunks_exact(2 * cfg.ffn))
-            {
+            let silu = |(a, gu): (&mut [f32], &[f32])| {
                 let (g, u) = gu.split_at(cfg.ffn);
                 for ((a, g), u) in a.iter_mut().zip(g).zip(u) {
                     *a = g / (1.0 + (-g).exp()) * u;
                 }
+            };
+            if rows >= PARALLEL_ROWS {
+                act.par_chunks_exact_mut(cfg.ffn)
+                    .zip(gu.par_chunks_exact(2 * cfg.ffn))
+                    .for_each(silu);
+            } else {
+                act.chunks_exact_mut(cfg.ffn)
+                    .zip(gu.chunks_exact(2 * cfg.ffn))
+                    .for_each(silu);
             }
             let down = layer.down.matmul(&act, rows);
             for (x, o) in x.iter_mut().zip(&down) {

@@ -4,7 +4,8 @@
 //! file's row order or, where the CPU has AVX-512 VNNI and the format is Q4_0/Q4_1/Q8_0, re-laid
 //! in [`crate::qtile`]'s tiles of 16 rows. [`QMatrix::path`] picks the kernel:
 //! - tiles: `qtile`'s integer kernel for every product, decode and prefill alike (register-
-//!   blocked over up to 8 tokens, tiles split over the rayon pool burn-flex uses);
+//!   blocked over up to 8 tokens, tiles split over the rayon pool burn-flex uses); from
+//!   [`AMX_MIN_ROWS`] inputs on, where the CPU has AMX, [`crate::qamx`]'s kernel instead;
 //! - rows, fewer than [`GEMM_MIN_ROWS`] inputs: [`crate::qdot`]'s AVX2 integer dot products,
 //!   or, for other formats and CPUs, one row dequantised at a time and f32 dot products that
 //!   LLVM vectorises (`pulp` compiles them a second time for the CPU's widest vector unit);
@@ -16,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, Gguf, dequantize_block};
+use crate::qamx::{Amx, AmxRows};
 use crate::qdot::{self, Kernel, QuantRow};
 use crate::qtile::{self, TILE, Vnni};
 
@@ -24,6 +26,10 @@ use crate::qtile::{self, TILE, Vnni};
 /// cheap next to the products, and a real GEMM beats row-by-row dot products several times.
 /// The copy lives for one product; the model at rest stays quantised.
 pub const GEMM_MIN_ROWS: usize = 16;
+
+/// On tiles, from this many input rows on, [`crate::qamx`]'s AMX kernel (where the CPU has it)
+/// instead of the VNNI one: below it, unpacking each tile for AMX costs more than it saves.
+pub const AMX_MIN_ROWS: usize = 48;
 
 /// Fewest output rows per parallel task (below this, scheduling costs more than it balances).
 const MIN_ROWS_PER_TASK: usize = 16;
@@ -57,12 +63,21 @@ impl Layout {
 pub enum Path {
     /// AVX-512 VNNI over tiles (any number of inputs).
     Tiles(Vnni),
+    /// AMX over tiles (many inputs).
+    Amx(Amx),
     /// AVX2 integer dot products, row by row (decode on rows).
     Int(Kernel),
     /// Dequantise a row at a time, f32 dot products (any CPU, any format).
     F32,
     /// Transient f32 copy of the matrix and burn-flex's GEMM (prefill on rows).
     Gemm,
+}
+
+/// The kernel of [`QMatrix::matmul_tiles`].
+#[derive(Clone, Copy)]
+enum TileKernel {
+    Vnni(Vnni),
+    Amx(Amx),
 }
 
 /// A `[rows, cols]` matrix stored as ggml blocks, in the file's row order or in tiles.
@@ -219,10 +234,15 @@ impl QMatrix {
 
     /// The fastest kernel this CPU has for this matrix and `n` inputs.
     pub fn path(&self, n: usize) -> Path {
-        if self.layout == Layout::Tiles
-            && let Some(v) = Vnni::detect()
-        {
-            return Path::Tiles(v);
+        if self.layout == Layout::Tiles {
+            if n >= AMX_MIN_ROWS
+                && let Some(a) = Amx::detect()
+            {
+                return Path::Amx(a);
+            }
+            if let Some(v) = Vnni::detect() {
+                return Path::Tiles(v);
+            }
         }
         if n >= GEMM_MIN_ROWS {
             return Path::Gemm;
@@ -247,7 +267,8 @@ impl QMatrix {
             return;
         }
         let kernel = match path {
-            Path::Tiles(v) => return self.matmul_tiles(v, x, n, y),
+            Path::Tiles(v) => return self.matmul_tiles(TileKernel::Vnni(v), x, n, y),
+            Path::Amx(a) => return self.matmul_tiles(TileKernel::Amx(a), x, n, y),
             Path::Gemm => return self.matmul_gemm(x, n, y),
             Path::Int(k) => {
                 assert!(self.layout == Layout::Rows && qdot::covers(self.ty));
@@ -304,13 +325,15 @@ impl QMatrix {
 }
 
 impl QMatrix {
-    /// The tiled path: tiles split over the pool, each multiplied by every input at once.
-    fn matmul_tiles(&self, v: Vnni, x: &[f32], n: usize, y: &mut [f32]) {
+    /// The tiled paths: tiles split over the pool, each multiplied by every input at once.
+    fn matmul_tiles(&self, kernel: TileKernel, x: &[f32], n: usize, y: &mut [f32]) {
         assert_eq!(self.layout, Layout::Tiles);
-        let xq: Vec<QuantRow> = if n >= 4 {
-            x.par_chunks_exact(self.cols).map(QuantRow::new).collect()
-        } else {
-            x.chunks_exact(self.cols).map(QuantRow::new).collect()
+        let xq: Vec<QuantRow> = match kernel {
+            TileKernel::Amx(_) => Vec::new(),
+            TileKernel::Vnni(_) if n >= 4 => {
+                x.par_chunks_exact(self.cols).map(QuantRow::new).collect()
+            }
+            TileKernel::Vnni(_) => x.chunks_exact(self.cols).map(QuantRow::new).collect(),
         };
         let tiles = self.rows.div_ceil(TILE);
         let tile_bytes = self.cols / qdot::QK * qtile::record_bytes(self.ty);
@@ -319,21 +342,46 @@ impl QMatrix {
             .max(1);
         // `[tile][input][TILE]`: each task owns whole tiles.
         let mut yt = vec![0f32; tiles * n * TILE];
-        yt.par_chunks_mut(per_task * n * TILE)
-            .enumerate()
-            .for_each(|(task, out)| {
-                for (i, o) in out.chunks_exact_mut(n * TILE).enumerate() {
-                    let g = task * per_task + i;
-                    let data = &self.data[g * tile_bytes..(g + 1) * tile_bytes];
-                    v.tile_product(self.ty, data, &xq, o);
-                }
-            });
-        for (g, tile) in yt.chunks_exact(n * TILE).enumerate() {
-            let r0 = g * TILE;
-            let width = TILE.min(self.rows - r0);
-            for (t, out) in tile.chunks_exact(TILE).enumerate() {
-                y[t * self.rows + r0..][..width].copy_from_slice(&out[..width]);
+        let task_data = |task: usize, out: &[f32]| {
+            let first = task * per_task;
+            &self.data[first * tile_bytes..(first + out.len() / (n * TILE)) * tile_bytes]
+        };
+        match kernel {
+            TileKernel::Vnni(v) => {
+                yt.par_chunks_mut(per_task * n * TILE)
+                    .enumerate()
+                    .for_each(|(task, out)| {
+                        let data = task_data(task, out);
+                        for (tile, o) in data
+                            .chunks_exact(tile_bytes)
+                            .zip(out.chunks_exact_mut(n * TILE))
+                        {
+                            v.tile_product(self.ty, tile, &xq, o);
+                        }
+                    })
             }
+            TileKernel::Amx(a) => {
+                let xa = AmxRows::new(a, x, self.cols);
+                yt.par_chunks_mut(per_task * n * TILE)
+                    .enumerate()
+                    .for_each(|(task, out)| {
+                        a.tiles_product(self.ty, task_data(task, out), &xa, out)
+                    });
+            }
+        }
+        // Back to `[input][rows]`, one input row per task (serial, this was a tenth of a
+        // prefill's wall time with the other core idle).
+        let scatter = |(t, y): (usize, &mut [f32])| {
+            for (g, out) in y.chunks_mut(TILE).enumerate() {
+                out.copy_from_slice(&yt[(g * n + t) * TILE..][..out.len()]);
+            }
+        };
+        if n >= 4 {
+            y.par_chunks_exact_mut(self.rows)
+                .enumerate()
+                .for_each(scatter);
+        } else {
+            y.chunks_exact_mut(self.rows).enumerate().for_each(scatter);
         }
     }
 
@@ -605,6 +653,9 @@ mod tests {
             if let Some(v) = Vnni::detect() {
                 out.push((Layout::Tiles, Path::Tiles(v)));
             }
+            if let Some(a) = Amx::detect() {
+                out.push((Layout::Tiles, Path::Amx(a)));
+            }
         }
         if let Some(k) = Kernel::detect().filter(|_| qdot::covers(ty) && n < GEMM_MIN_ROWS + 3) {
             out.push((Layout::Rows, Path::Int(k)));
@@ -620,7 +671,7 @@ mod tests {
         path: Path,
     ) -> Result<(), TestCaseError> {
         let (ty, rows, cols) = (m.ty, m.rows, m.cols);
-        let integer = matches!(path, Path::Tiles(_) | Path::Int(_));
+        let integer = matches!(path, Path::Tiles(_) | Path::Amx(_) | Path::Int(_));
         // The integer kernels multiply by the quantised activations exactly (up to f32
         // rounding); the f32 paths by the activations themselves.
         let exact_x: Vec<f32> = if integer {
@@ -633,7 +684,14 @@ mod tests {
         let (want, mag) = reference(m, &exact_x, n);
         for i in 0..got.len() {
             // f32 rounding over `cols` products: relative to the sum of magnitudes.
-            let tol = 1e-5 * mag[i].max(1e-6);
+            // AMX multiplies bf16 head + tail pairs: 16 bits of each operand, so about 4·2⁻¹⁶
+            // of each product's magnitude.
+            let rel = if matches!(path, Path::Amx(_)) {
+                8e-5
+            } else {
+                1e-5
+            };
+            let tol = rel * mag[i].max(1e-6);
             prop_assert!(
                 (got[i] - want[i]).abs() <= tol,
                 "{ty:?} {path:?} [{rows}x{cols}] n={n} at {i}: {} vs {} (tol {tol})",
@@ -667,6 +725,34 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// The proptest's inputs stay under 19 rows; AMX keeps at most four groups of 16 tokens
+    /// in its tile registers, so more inputs take several passes over each tile.
+    #[test]
+    fn amx_takes_any_number_of_token_groups() {
+        let Some(amx) = Amx::detect() else {
+            assert!(!matches!(
+                QMatrix::new(GgmlType::Q4_0, 16, 32, vec![0; 288])
+                    .unwrap()
+                    .path(100),
+                Path::Amx(_)
+            ));
+            return;
+        };
+        for ty in TYPES.iter().copied().filter(|&t| qtile::covers(t)) {
+            let (rows, cols) = (37, 3 * ty.block_elems());
+            let raw = random_blocks(ty, rows * 3, 7);
+            let m = QMatrix::with_layout(ty, rows, cols, raw, Layout::Tiles).unwrap();
+            for n in [63, 64, 65, 130] {
+                let x: Vec<f32> = (0..n * cols)
+                    .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+                    .collect();
+                let mut got = vec![0f32; n * rows];
+                m.matmul_on(Path::Amx(amx), &x, n, &mut got);
+                check(&m, &x, n, &got, Path::Amx(amx)).unwrap();
+            }
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub fn record_bytes(ty: GgmlType) -> usize {
 }
 
 /// Bytes of the scale fields at the start of a record.
-fn header_bytes(ty: GgmlType) -> usize {
+pub(crate) fn header_bytes(ty: GgmlType) -> usize {
     match ty {
         GgmlType::Q4_1 => 4 * TILE,
         _ => 2 * TILE,
