@@ -3,11 +3,12 @@
 //! signed receipt. It stands in for the inference engine in tests and in the relayer's benchmark
 //! (`relayer/examples/bench.rs`); its modes misbehave on purpose to exercise failover.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -76,6 +77,57 @@ pub struct StubWorker {
     /// worker: it opens the sealed input, seals an echo of it, and signs a receipt that chains
     /// from the ticket's voucher with the real output commitment (what a client checks).
     pub sealing: Option<EncryptionKeyPair>,
+    /// In channel mode without [`StubWorker::sealing`]: receipts signed ahead of time, answered
+    /// instead of signing when one is exactly the receipt the stub would sign (the benchmark
+    /// signs before its clock starts; tests leave this `None` and sign live).
+    pub presigned: Option<Arc<PresignedReceipts>>,
+}
+
+/// Channel receipts signed ahead of time by one key, by (escrow, channel id, seq).
+#[derive(Debug, Clone)]
+pub struct PresignedReceipts {
+    key: VerifyingKey,
+    receipts: HashMap<(TonAddress, u64, u32), SignedChannelReceipt>,
+}
+
+impl PresignedReceipts {
+    /// An empty table of receipts signed by `key`'s secret.
+    pub fn new(key: VerifyingKey) -> Self {
+        Self {
+            key,
+            receipts: HashMap::new(),
+        }
+    }
+
+    /// Adds a receipt signed by the table's key (answered as it is: whoever receives it checks
+    /// its signature, as the relayer and clients do).
+    pub fn insert(&mut self, receipt: SignedChannelReceipt) {
+        let c = &receipt.body.channel;
+        self.receipts
+            .insert((c.escrow.clone(), c.channel_id, receipt.body.seq), receipt);
+    }
+
+    /// Receipts held.
+    pub fn len(&self) -> usize {
+        self.receipts.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.receipts.is_empty()
+    }
+
+    /// The receipt signed for exactly `body` by `key`, if held.
+    fn get(&self, body: &ChannelReceipt, key: &SigningKey) -> Option<SignedChannelReceipt> {
+        if key.verifying_key() != self.key {
+            return None;
+        }
+        let c = &body.channel;
+        self.receipts
+            .get(&(c.escrow.clone(), c.channel_id, body.seq))
+            .filter(|r| &r.body == body)
+            .cloned()
+    }
 }
 
 impl StubWorker {
@@ -103,6 +155,7 @@ impl StubWorker {
             mode: StubMode::Answer,
             channel_refusal: None,
             sealing: None,
+            presigned: None,
         }
     }
 
@@ -482,7 +535,7 @@ impl StubWorker {
         } else {
             self.signing_key.clone()
         };
-        ChannelReceipt {
+        let body = ChannelReceipt {
             channel: d.ticket.channel.clone(),
             seq: d.ticket.seq,
             worker,
@@ -501,9 +554,11 @@ impl StubWorker {
                 input_commitment: Sha256::digest(&d.sealed_input).into(),
                 output_commitment: [0x22; 32],
             },
+        };
+        if let Some(signed) = self.presigned.as_ref().and_then(|t| t.get(&body, &key)) {
+            return Ok(signed);
         }
-        .sign(&key)
-        .map_err(|e| e.to_string())
+        body.sign(&key).map_err(|e| e.to_string())
     }
 
     /// A heartbeat frame (tests send it by hand through their own sockets).
@@ -652,4 +707,69 @@ pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, Re
         },
     };
     Ok(body.sign(key)?.to_boc()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use cocoon_sdk::channel::ChannelRef;
+    use cocoon_sdk::relay::channel::ChannelTicket;
+
+    use super::*;
+
+    fn dispatch(seq: u32, input: &[u8]) -> ChannelDispatch {
+        ChannelDispatch {
+            request_id: 1,
+            attempt: 1,
+            ticket: ChannelTicket {
+                channel: ChannelRef {
+                    global_id: -239,
+                    root: TonAddress::new(0, [1; 32].into()),
+                    escrow: TonAddress::new(0, [2; 32].into()),
+                    channel_id: 5,
+                },
+                seq,
+                voucher: None,
+            },
+            model_id: 1,
+            max_tokens: 8,
+            sealed_input: input.to_vec(),
+        }
+    }
+
+    fn receipt_of(answer: &[WorkerMessage]) -> SignedChannelReceipt {
+        match answer.last() {
+            Some(WorkerMessage::ChannelDone(d)) => d.receipt.clone(),
+            other => panic!("no receipt: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_presigned_receipt_is_answered_only_for_the_exact_receipt_the_stub_would_sign() {
+        let live = StubWorker::new(1, vec![1]);
+        let key = live.signing_key.verifying_key();
+        let first = receipt_of(&live.answer_channel(&dispatch(1, b"in")));
+        let mut table = PresignedReceipts::new(key);
+        // A marker signature shows which answers come from the table.
+        let mut marked = first.clone();
+        marked.signature = [0xaa; 64];
+        table.insert(marked.clone());
+        assert_eq!(table.len(), 1);
+        let mut stub = live.clone();
+        stub.presigned = Some(Arc::new(table.clone()));
+        assert_eq!(
+            receipt_of(&stub.answer_channel(&dispatch(1, b"in"))),
+            marked
+        );
+        // Another input or seq: signed live, as without the table.
+        for d in [dispatch(1, b"other"), dispatch(2, b"in")] {
+            let answered = receipt_of(&stub.answer_channel(&d));
+            assert_eq!(answered, receipt_of(&live.answer_channel(&d)));
+            answered.verify_signature(&key.to_bytes()).unwrap();
+        }
+        // A stub that signs with another key never answers from this table.
+        stub.mode = StubMode::BadReceipt;
+        let bad = receipt_of(&stub.answer_channel(&dispatch(1, b"in")));
+        assert_ne!(bad, marked);
+        assert!(bad.verify_signature(&key.to_bytes()).is_err());
+    }
 }
