@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sha2::{Digest, Sha256};
@@ -83,11 +85,12 @@ pub struct StubWorker {
     pub presigned: Option<Arc<PresignedReceipts>>,
 }
 
-/// Channel receipts signed ahead of time by one key, by (escrow, channel id, seq).
+/// Channel receipts signed ahead of time by one key, by (escrow, channel id, seq), each with
+/// its base64 BOC encoded ahead too.
 #[derive(Debug, Clone)]
 pub struct PresignedReceipts {
     key: VerifyingKey,
-    receipts: HashMap<(TonAddress, u64, u32), SignedChannelReceipt>,
+    receipts: HashMap<(TonAddress, u64, u32), (SignedChannelReceipt, String)>,
 }
 
 impl PresignedReceipts {
@@ -101,10 +104,14 @@ impl PresignedReceipts {
 
     /// Adds a receipt signed by the table's key (answered as it is: whoever receives it checks
     /// its signature, as the relayer and clients do).
-    pub fn insert(&mut self, receipt: SignedChannelReceipt) {
+    pub fn insert(&mut self, receipt: SignedChannelReceipt) -> Result<(), TlbError> {
+        let encoded = STANDARD.encode(receipt.to_boc()?);
         let c = &receipt.body.channel;
-        self.receipts
-            .insert((c.escrow.clone(), c.channel_id, receipt.body.seq), receipt);
+        self.receipts.insert(
+            (c.escrow.clone(), c.channel_id, receipt.body.seq),
+            (receipt, encoded),
+        );
+        Ok(())
     }
 
     /// Receipts held.
@@ -117,17 +124,41 @@ impl PresignedReceipts {
         self.receipts.is_empty()
     }
 
+    fn entry(&self, body: &ChannelReceipt) -> Option<&(SignedChannelReceipt, String)> {
+        let c = &body.channel;
+        self.receipts
+            .get(&(c.escrow.clone(), c.channel_id, body.seq))
+            .filter(|(r, _)| &r.body == body)
+    }
+
     /// The receipt signed for exactly `body` by `key`, if held.
     fn get(&self, body: &ChannelReceipt, key: &SigningKey) -> Option<SignedChannelReceipt> {
         if key.verifying_key() != self.key {
             return None;
         }
-        let c = &body.channel;
-        self.receipts
-            .get(&(c.escrow.clone(), c.channel_id, body.seq))
-            .filter(|r| &r.body == body)
-            .cloned()
+        self.entry(body).map(|(r, _)| r.clone())
     }
+
+    /// The encoding of `receipt`, if this table holds exactly it.
+    fn encoded(&self, receipt: &SignedChannelReceipt) -> Option<&str> {
+        self.entry(&receipt.body)
+            .filter(|(r, _)| r == receipt)
+            .map(|(_, e)| e.as_str())
+    }
+}
+
+/// A `channel_done` frame written with its receipt already encoded: the text serde writes for
+/// [`WorkerMessage::ChannelDone`] (its tag first, then the fields in order).
+#[derive(serde::Serialize)]
+struct DoneFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: u64,
+    attempt: u32,
+    chunks: u32,
+    receipt: &'a str,
+    #[serde(with = "cocoon_sdk::channel::serde_fields::nano")]
+    cost: u128,
 }
 
 impl StubWorker {
@@ -257,8 +288,11 @@ impl StubWorker {
                     if self.mode == StubMode::Silent {
                         continue;
                     }
-                    for r in self.answer_channel(&d) {
-                        if send(&mut ws, &r).await.is_err() {
+                    let Ok(frames) = self.answer_channel_frames(&d) else {
+                        return;
+                    };
+                    for text in frames {
+                        if ws.send(Message::Text(text.into())).await.is_err() {
                             return;
                         }
                     }
@@ -344,6 +378,34 @@ impl StubWorker {
             cost,
         }));
         out
+    }
+
+    /// [`StubWorker::answer_channel`] as the text frames sent: a receipt from
+    /// [`StubWorker::presigned`] goes out as it was encoded ahead, any other is encoded now.
+    pub fn answer_channel_frames(&self, d: &ChannelDispatch) -> serde_json::Result<Vec<String>> {
+        self.answer_channel(d)
+            .iter()
+            .map(|m| {
+                let WorkerMessage::ChannelDone(done) = m else {
+                    return serde_json::to_string(m);
+                };
+                match self
+                    .presigned
+                    .as_ref()
+                    .and_then(|t| t.encoded(&done.receipt))
+                {
+                    Some(receipt) => serde_json::to_string(&DoneFrame {
+                        kind: "channel_done",
+                        request_id: done.request_id,
+                        attempt: done.attempt,
+                        chunks: done.chunks,
+                        receipt,
+                        cost: done.cost,
+                    }),
+                    None => serde_json::to_string(m),
+                }
+            })
+            .collect()
     }
 
     /// The messages this stub sends for a channel request: its refusal, or chunks and a
