@@ -291,10 +291,14 @@ impl StubWorker {
                     let Ok(frames) = self.answer_channel_frames(&d) else {
                         return;
                     };
+                    // Written together and flushed once, as a worker writes what it has.
                     for text in frames {
-                        if ws.send(Message::Text(text.into())).await.is_err() {
+                        if ws.feed(Message::Text(text.into())).await.is_err() {
                             return;
                         }
+                    }
+                    if ws.flush().await.is_err() {
+                        return;
                     }
                     continue;
                 }
@@ -814,7 +818,7 @@ mod tests {
         // A marker signature shows which answers come from the table.
         let mut marked = first.clone();
         marked.signature = [0xaa; 64];
-        table.insert(marked.clone());
+        table.insert(marked.clone()).unwrap();
         assert_eq!(table.len(), 1);
         let mut stub = live.clone();
         stub.presigned = Some(Arc::new(table.clone()));
@@ -822,6 +826,15 @@ mod tests {
             receipt_of(&stub.answer_channel(&dispatch(1, b"in"))),
             marked
         );
+        // Its frames, written with the receipt encoded ahead, are the ones serde writes.
+        for d in [dispatch(1, b"in"), dispatch(2, b"in")] {
+            let expected: Vec<String> = stub
+                .answer_channel(&d)
+                .iter()
+                .map(|m| serde_json::to_string(m).unwrap())
+                .collect();
+            assert_eq!(stub.answer_channel_frames(&d).unwrap(), expected);
+        }
         // Another input or seq: signed live, as without the table.
         for d in [dispatch(1, b"other"), dispatch(2, b"in")] {
             let answered = receipt_of(&stub.answer_channel(&d));
