@@ -327,7 +327,7 @@ mod tests {
         ));
         out.push((
             "truncated".into(),
-            text[..text.len() / 2].as_bytes().to_vec(),
+            text.as_bytes()[..text.len() / 2].to_vec(),
         ));
         out.push(("trailing data".into(), format!("{text} x").into_bytes()));
         out.push(("empty".into(), Vec::new()));
