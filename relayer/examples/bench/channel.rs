@@ -4,7 +4,22 @@
 //! [`ChannelBook`] seam the service fills from the chain (here a book held in memory, as the
 //! chain would answer), caches them, checks each ticket, routes it to the channel's worker and
 //! checks the receipt it passes back. The baseline sends the same tickets as `ChannelDispatch`
-//! frames straight to a stub worker over a WebSocket.
+//! frames straight to the channel's stub worker over a WebSocket.
+//!
+//! What is done before the clock starts, and why: in a deployment the clients and the workers
+//! run on other machines, and here they share the relayer's 2 cores. So the load generator does
+//! ahead of time what is theirs and costs most: the stubs' receipts are deterministic (constant
+//! output commitment, input commitment of a known input), so each lane's receipts are signed up
+//! front ([`PresignedReceipts`], answered only for the exact receipt the stub would sign), and
+//! the vouchers paying them, and each request's body and frame are encoded up front. On the
+//! clock each client still checks that the receipt it gets is byte for byte the one expected
+//! (the bench fails otherwise), and the relayer does all it does in service: it parses each body
+//! (voucher included), checks the ticket against the cached channel, dispatches it, parses the
+//! worker's frames and verifies every receipt's signature. Both sides send the same prepared
+//! requests to the same stubs, so the baseline gets the same help. The relayed clients use one
+//! HTTP/1.1 connection each (hyper's client connection rather than a pooled client), and the
+//! clients and stubs share one runtime thread (`--load-threads`); the relayer has its own
+//! runtime, one thread per core.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -404,7 +419,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     }
 
     let heading = format!(
-        "relayer bench, channel mode (v2): {} rounds of {} requests per side, {} in flight on {} channels, {} stub workers, {}-byte inputs, {} chunk(s)",
+        "relayer bench, channel mode (v2): {} rounds of {} requests per side, {} in flight on {} channels, {} stub workers, {}-byte inputs, {} chunk(s); clients and stubs on {} thread(s), the relayer on its own runtime",
         args.rounds,
         args.requests,
         args.concurrency,
@@ -412,6 +427,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         args.workers,
         args.input_bytes,
         args.chunks,
+        args.load_threads,
     );
     let signed: usize = lanes_prepared.iter().map(Vec::len).sum();
     let mut notes = vec![format!(
@@ -623,10 +639,14 @@ async fn direct_worker(stub: Arc<StubWorker>, mut socket: WebSocket) {
         let Ok(frames) = stub.answer_channel_frames(&d) else {
             return;
         };
+        // Written together and flushed once, as the stub does on its relayer session.
         for text in frames {
-            if socket.send(AxMessage::Text(text.into())).await.is_err() {
+            if socket.feed(AxMessage::Text(text.into())).await.is_err() {
                 return;
             }
+        }
+        if socket.flush().await.is_err() {
+            return;
         }
     }
 }
