@@ -45,12 +45,12 @@ pub struct BenchArgs {
         hide_default_value = true
     )]
     requests: usize,
-    /// Requests in flight at once (in channel mode, one channel each) [default: 12 in channel
+    /// Requests in flight at once (in channel mode, one channel each) [default: 10 in channel
     /// mode, where one run shows both the throughput and the added p50 at the same
     /// concurrency; 32 in job mode].
     #[arg(
         long,
-        default_value_t = 12,
+        default_value_t = 10,
         default_value_if("mode", "job", "32"),
         hide_default_value = true
     )]
