@@ -4,7 +4,22 @@
 //! [`ChannelBook`] seam the service fills from the chain (here a book held in memory, as the
 //! chain would answer), caches them, checks each ticket, routes it to the channel's worker and
 //! checks the receipt it passes back. The baseline sends the same tickets as `ChannelDispatch`
-//! frames straight to a stub worker over a WebSocket.
+//! frames straight to the channel's stub worker over a WebSocket.
+//!
+//! What is done before the clock starts, and why: in a deployment the clients and the workers
+//! run on other machines, and here they share the relayer's 2 cores. So the load generator does
+//! ahead of time what is theirs and costs most: the stubs' receipts are deterministic (constant
+//! output commitment, input commitment of a known input), so each lane's receipts are signed up
+//! front ([`PresignedReceipts`], answered only for the exact receipt the stub would sign), and
+//! the vouchers paying them, and each request's body and frame are encoded up front. On the
+//! clock each client still checks that the receipt it gets is byte for byte the one expected
+//! (the bench fails otherwise), and the relayer does all it does in service: it parses each body
+//! (voucher included), checks the ticket against the cached channel, dispatches it, parses the
+//! worker's frames and verifies every receipt's signature. Both sides send the same prepared
+//! requests to the same stubs, so the baseline gets the same help. The relayed clients use one
+//! HTTP/1.1 connection each (hyper's client connection rather than a pooled client), and the
+//! clients and stubs share one runtime thread (`--load-threads`); the relayer has its own
+//! runtime, one thread per core.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,23 +27,30 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use cocoon_relayer::channels::{ChannelBook, ChannelReadError};
 use cocoon_relayer::relayer::Relayer;
 use cocoon_relayer::store::Store;
 use cocoon_relayer::{RelayerConfig, StaticRegistry};
 use cocoon_sdk::channel::{
-    ACC_ZERO, ChannelRef, ChannelState, SignedChannelReceipt, SignedVoucher, Voucher, chain_step,
+    ACC_ZERO, ChannelRef, ChannelState, SignedChannelReceipt, Voucher, chain_step,
 };
 use cocoon_sdk::client::sse::SseParser;
 use cocoon_sdk::relay::channel::{ChannelDispatch, ChannelEvent, ChannelSubmit, ChannelTicket};
 use cocoon_sdk::relay::worker::{RelayMessage, WorkerMessage};
 use cocoon_sdk::relay::{CHANNEL_REQUESTS_PATH, PROTOCOL_VERSION};
-use cocoon_sdk::tlb::TonAddress;
+use cocoon_sdk::tlb::{TlbType as _, TonAddress};
 use cocoon_testkit::StubWorker;
+use cocoon_testkit::stub::PresignedReceipts;
 use ed25519_dalek::SigningKey;
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt as _, StreamExt as _};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{BenchArgs, Report, Side, lanes, sealed_input};
 
@@ -53,65 +75,162 @@ fn addr(n: u8) -> TonAddress {
     TonAddress::new(0, [n; 32].into())
 }
 
-/// One client's side of its channel: the next seq and the latest voucher.
-struct Client {
-    channel: ChannelRef,
-    key: SigningKey,
-    seq: u32,
-    cumulative: u128,
-    acc: [u8; 32],
-    voucher: Option<SignedVoucher>,
+/// One request of a lane, prepared before the clock starts: what each side sends and the
+/// receipt it must get back.
+struct Step {
+    /// The relayed side's `POST /v2/requests` body (one ticket: channel, seq, the voucher
+    /// paying the lane's receipts so far).
+    body: Bytes,
+    /// The direct side's `channel_dispatch` frame of the same ticket and input.
+    frame: Utf8Bytes,
+    /// The receipt the stub signs for it, base64 BOC as the worker encodes it.
+    receipt: String,
 }
 
-impl Client {
-    fn new(channel: ChannelRef, key: SigningKey) -> Self {
-        Self {
-            channel,
-            key,
-            seq: 0,
-            cumulative: 0,
-            acc: ACC_ZERO,
-            voucher: None,
-        }
-    }
+/// Each lane's requests over all rounds, in order (both sides send the same ones).
+type Lanes = Arc<Vec<Vec<Step>>>;
 
-    /// The next request's ticket: the next seq, carrying the voucher for what came before.
-    fn ticket(&self) -> ChannelTicket {
-        ChannelTicket {
-            channel: self.channel.clone(),
-            seq: self.seq + 1,
-            voucher: self.voucher.clone(),
-        }
-    }
-
-    /// Pays a receipt: the next voucher covers it. (The stub chains no accumulator and its
-    /// output commitment is a constant, so the client's full receipt check is not run; the
-    /// relayer's is.)
-    fn paid(&mut self, receipt: &SignedChannelReceipt) -> anyhow::Result<()> {
-        let b = &receipt.body;
-        if b.channel != self.channel || b.seq != self.seq + 1 {
-            bail!(
-                "receipt for seq {} of channel {}, expected seq {} of {}",
-                b.seq,
-                b.channel.channel_id,
-                self.seq + 1,
-                self.channel.channel_id
-            );
-        }
-        self.seq = b.seq;
-        self.cumulative += b.cost;
-        self.acc = chain_step(&self.acc, &b.hash()?);
-        self.voucher = Some(
-            Voucher {
-                channel: self.channel.clone(),
-                cumulative: self.cumulative,
-                last_seq: self.seq,
-                acc: self.acc,
-                is_final: false,
+/// Prepares one lane: walks its channel as its client would (each receipt checked for the
+/// lane's channel and next seq, then paid by the next ticket's voucher), signing the stub's
+/// receipts and the client's vouchers now rather than on the clock.
+fn prepare_lane(
+    args: &BenchArgs,
+    lane: usize,
+    channel: &ChannelRef,
+    stub: &StubWorker,
+    voucher_key: &SigningKey,
+    inputs: &[Vec<u8>],
+) -> anyhow::Result<(Vec<Step>, Vec<SignedChannelReceipt>)> {
+    let mine: Vec<usize> = (lane..inputs.len()).step_by(args.concurrency).collect();
+    let mut steps = Vec::with_capacity(mine.len() * args.rounds);
+    let mut receipts = Vec::with_capacity(mine.len() * args.rounds);
+    let (mut seq, mut cumulative, mut acc, mut voucher) = (0u32, 0u128, ACC_ZERO, None);
+    for _ in 0..args.rounds {
+        for &i in &mine {
+            seq += 1;
+            let ticket = ChannelTicket {
+                channel: channel.clone(),
+                seq,
+                voucher: voucher.take(),
+            };
+            let dispatch = ChannelDispatch {
+                request_id: u64::from(seq),
+                attempt: 1,
+                ticket: ticket.clone(),
+                model_id: MODEL,
+                max_tokens: MAX_TOKENS,
+                sealed_input: inputs[i].clone(),
+            };
+            let receipt = match stub.answer_channel(&dispatch).pop() {
+                Some(WorkerMessage::ChannelDone(d)) => d.receipt,
+                other => bail!("the stub did not answer lane {lane}'s seq {seq}: {other:?}"),
+            };
+            let b = &receipt.body;
+            if &b.channel != channel || b.seq != seq {
+                bail!(
+                    "the stub signed seq {} of channel {} for seq {seq} of {}",
+                    b.seq,
+                    b.channel.channel_id,
+                    channel.channel_id
+                );
             }
-            .sign(&self.key)?,
-        );
-        Ok(())
+            cumulative += b.cost;
+            acc = chain_step(&acc, &b.hash()?);
+            voucher = Some(
+                Voucher {
+                    channel: channel.clone(),
+                    cumulative,
+                    last_seq: seq,
+                    acc,
+                    is_final: false,
+                }
+                .sign(voucher_key)?,
+            );
+            let body = serde_json::to_vec(&ChannelSubmit {
+                version: PROTOCOL_VERSION,
+                tickets: vec![ticket],
+                model_id: MODEL,
+                max_tokens: MAX_TOKENS,
+                sealed_input: inputs[i].clone(),
+            })?;
+            let frame = serde_json::to_string(&RelayMessage::ChannelDispatch(dispatch))?;
+            steps.push(Step {
+                body: body.into(),
+                frame: frame.into(),
+                receipt: STANDARD.encode(receipt.to_boc()?),
+            });
+            receipts.push(receipt);
+        }
+    }
+    Ok((steps, receipts))
+}
+
+/// Prepares every lane on all cores, then gives each stub its receipts signed ahead.
+fn prepare(
+    args: &BenchArgs,
+    channels: &[ChannelRef],
+    stubs: &mut [StubWorker],
+    voucher_key: &SigningKey,
+    inputs: &[Vec<u8>],
+) -> anyhow::Result<Lanes> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stubs_now: &[StubWorker] = stubs;
+    let mut prepared: Vec<(usize, Vec<Step>, Vec<SignedChannelReceipt>)> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        (t..channels.len())
+                            .step_by(threads)
+                            .map(|lane| {
+                                let stub = &stubs_now[lane % stubs_now.len()];
+                                prepare_lane(args, lane, &channels[lane], stub, voucher_key, inputs)
+                                    .map(|(steps, receipts)| (lane, steps, receipts))
+                            })
+                            .collect::<anyhow::Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a preparing thread panicked"))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map(|v| v.into_iter().flatten().collect())
+        })?;
+    prepared.sort_by_key(|(lane, _, _)| *lane);
+    let mut tables: Vec<PresignedReceipts> = stubs
+        .iter()
+        .map(|s| PresignedReceipts::new(s.signing_key.verifying_key()))
+        .collect();
+    let mut lanes = Vec::with_capacity(prepared.len());
+    for (lane, steps, receipts) in prepared {
+        let n = tables.len();
+        for r in receipts {
+            tables[lane % n].insert(r)?;
+        }
+        lanes.push(steps);
+    }
+    for (stub, table) in stubs.iter_mut().zip(tables) {
+        stub.presigned = Some(Arc::new(table));
+    }
+    Ok(Arc::new(lanes))
+}
+
+/// The fields of a worker frame or a stream event the clients look at.
+#[derive(serde::Deserialize)]
+struct Seen {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    receipt: Option<String>,
+}
+
+/// Checks the receipt a request got is, byte for byte, the one its step expects.
+fn check_receipt(got: Option<String>, step: &Step) -> anyhow::Result<()> {
+    match got {
+        Some(r) if r == step.receipt => Ok(()),
+        Some(r) => bail!("got receipt {r}, expected {}", step.receipt),
+        None => bail!("a receipt frame without a receipt"),
     }
 }
 
@@ -119,21 +238,52 @@ impl Client {
 /// stubs' (all share one process and the machine's cores).
 const RELAYER_THREADS: &str = "relayer-rt";
 
-/// CPU time the relayer's threads have used so far (Linux `schedstat`; `None` elsewhere).
-fn relayer_cpu() -> Option<Duration> {
+/// CPU time this process's threads have used so far, all of them or only the relayer's
+/// (Linux `schedstat`; `None` elsewhere).
+fn cpu_used(relayer_only: bool) -> Option<Duration> {
     let mut total = 0u64;
     let mut seen = false;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = task.ok()?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != RELAYER_THREADS {
-            continue;
+        if relayer_only {
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != RELAYER_THREADS {
+                continue;
+            }
         }
-        let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(dir.join("schedstat")) else {
+            continue;
+        };
         total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
         seen = true;
     }
     seen.then(|| Duration::from_nanos(total))
+}
+
+/// CPU used by the relayer's threads and by the whole process over the relayed rounds.
+#[derive(Default)]
+struct CpuUsed {
+    relayer: Option<Duration>,
+    all: Option<Duration>,
+}
+
+impl CpuUsed {
+    fn snapshot() -> Self {
+        Self {
+            relayer: cpu_used(true),
+            all: cpu_used(false),
+        }
+    }
+
+    /// Adds what was used between `before` and `after`.
+    fn add(&mut self, before: &Self, after: &Self) {
+        let span = |sum: Option<Duration>, b: Option<Duration>, a: Option<Duration>| {
+            Some(sum.unwrap_or_default() + a?.saturating_sub(b?))
+        };
+        self.relayer = span(self.relayer, before.relayer, after.relayer);
+        self.all = span(self.all, before.all, after.all);
+    }
 }
 
 /// Runs both sides of channel mode, alternating them `--rounds` times so that both see the
@@ -146,7 +296,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             dir.path().join("bench.db").display()
         )
     });
-    let stubs: Vec<StubWorker> = (0..args.workers)
+    let mut stubs: Vec<StubWorker> = (0..args.workers)
         .map(|i| {
             let mut s = StubWorker::new(i, vec![MODEL]);
             s.chunks = args.chunks;
@@ -194,6 +344,16 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         channels.push(channel);
     }
 
+    // Signed before the clock (see the module docs): the stubs' receipts, the clients'
+    // vouchers, and each request's body and frame.
+    let inputs: Vec<Vec<u8>> = (0..args.requests)
+        .map(|i| sealed_input(i, args.input_bytes))
+        .collect();
+    let preparing = Instant::now();
+    let lanes_prepared = prepare(args, &channels, &mut stubs, &voucher_key, &inputs)?;
+    let prepared_in = preparing.elapsed();
+    drop(inputs);
+
     // The relayer runs on its own runtime, as in its own process, with as many threads as the
     // machine has cores.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -233,43 +393,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         );
     }
 
-    let inputs: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..args.requests)
-            .map(|i| sealed_input(i, args.input_bytes))
-            .collect(),
-    );
-    let clients = || -> Lanes {
-        Arc::new(
-            channels
-                .iter()
-                .map(|c| tokio::sync::Mutex::new(Client::new(c.clone(), voucher_key.clone())))
-                .collect(),
-        )
-    };
-    let (direct_clients, relayer_clients) = (clients(), clients());
-    let direct_server = DirectServer::start(&stubs[0]).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency * 2)
-        .tcp_nodelay(true)
-        .build()?;
-    let base = format!("http://{addr}");
+    let direct_server = DirectServer::start(&stubs).await?;
     let mut direct = Side::default();
     let mut relayed = Side::default();
-    let mut relayer_cpu_used = Some(Duration::ZERO);
-    for _ in 0..args.rounds {
-        direct.merge(direct_side(args, direct_server.addr, &direct_clients, inputs.clone()).await?);
-        let cpu_before = relayer_cpu();
-        relayed.merge(relayer_side(args, &http, &base, &relayer_clients, inputs.clone()).await?);
-        relayer_cpu_used = match (relayer_cpu_used, cpu_before, relayer_cpu()) {
-            (Some(sum), Some(before), Some(after)) => Some(sum + after.saturating_sub(before)),
-            _ => None,
-        };
+    let mut cpu = CpuUsed::default();
+    for round in 0..args.rounds {
+        direct.merge(direct_side(args, direct_server.addr, &lanes_prepared, round).await?);
+        let before = CpuUsed::snapshot();
+        relayed.merge(relayer_side(args, addr, &lanes_prepared, round).await?);
+        cpu.add(&before, &CpuUsed::snapshot());
     }
     direct_server.stop();
     let served: u32 = handles.iter().map(|h| h.jobs()).sum();
 
     // Workers leave first, so the relayer's shutdown has no session to wait for.
-    drop(http);
     for h in handles {
         h.disconnect();
     }
@@ -282,7 +419,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     }
 
     let heading = format!(
-        "relayer bench, channel mode (v2): {} rounds of {} requests per side, {} in flight on {} channels, {} stub workers, {}-byte inputs, {} chunk(s)",
+        "relayer bench, channel mode (v2): {} rounds of {} requests per side, {} in flight on {} channels, {} stub workers, {}-byte inputs, {} chunk(s); clients and stubs on {} thread(s), the relayer on its own runtime",
         args.rounds,
         args.requests,
         args.concurrency,
@@ -290,14 +427,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         args.workers,
         args.input_bytes,
         args.chunks,
+        args.load_threads,
     );
-    let mut notes = Vec::new();
-    if let Some(cpu) = relayer_cpu_used {
-        let per = cpu.as_secs_f64() / relayed.latencies.len().max(1) as f64;
+    let signed: usize = lanes_prepared.iter().map(Vec::len).sum();
+    let mut notes = vec![format!(
+        "signed before the clock ({:.1} s): {signed} stub receipts and {signed} client vouchers, with each request's body and frame; on the clock each client checks the receipt it gets is byte for byte the one expected, and the relayer checks every receipt's signature as in service",
+        prepared_in.as_secs_f64()
+    )];
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / relayed.latencies.len().max(1) as f64;
+    if let (Some(relayer), Some(all)) = (cpu.relayer, cpu.all) {
+        let (relayer, all) = (per_request(relayer), per_request(all));
         notes.push(format!(
-            "relayer threads' own CPU: {:.1} us per request routed ({:.0} requests per CPU-second; the rest of the machine ran the clients and the stubs)",
-            per * 1e6,
-            1.0 / per.max(1e-12)
+            "CPU per request routed: relayer threads {relayer:.1} us ({:.0} requests per CPU-second), clients and stubs {:.1} us (same process, same cores)",
+            1e6 / relayer.max(1e-6),
+            all - relayer
         ));
     }
     Ok(Report {
@@ -309,70 +452,85 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     })
 }
 
-/// Each lane's client, kept across rounds (seqs go on).
-type Lanes = Arc<Vec<tokio::sync::Mutex<Client>>>;
-
-/// Reads one request's SSE stream to its end; its receipt.
-async fn read_stream(mut resp: reqwest::Response) -> anyhow::Result<SignedChannelReceipt> {
+/// Reads one request's SSE stream to its end and checks its receipt; when the receipt was in
+/// hand (the direct side's clock stops at the same point: the receipt checked).
+async fn read_stream(body: Incoming, step: &Step) -> anyhow::Result<Instant> {
+    let mut body = body;
     let mut parser = SseParser::new();
-    let mut receipt = None;
-    while let Some(bytes) = resp.chunk().await? {
-        for ev in parser.feed(&bytes)? {
-            match serde_json::from_str::<ChannelEvent>(&ev.data)? {
-                ChannelEvent::Receipt { receipt: r, .. } => receipt = Some(r),
-                ChannelEvent::Failed { reason } => bail!("request failed: {reason}"),
-                ChannelEvent::Refused { code, message, .. } => {
-                    bail!("refused: {code:?}: {message}")
+    let mut received = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        for ev in parser.feed(&data)? {
+            match ev.event.as_str() {
+                "dispatched" | "chunk" => {}
+                "receipt" => {
+                    if received.is_some() {
+                        bail!("a second receipt");
+                    }
+                    check_receipt(serde_json::from_str::<Seen>(&ev.data)?.receipt, step)?;
+                    received = Some(Instant::now());
                 }
-                ChannelEvent::Dispatched { .. } | ChannelEvent::Chunk { .. } => {}
+                _ => match serde_json::from_str::<ChannelEvent>(&ev.data)? {
+                    ChannelEvent::Failed { reason } => bail!("request failed: {reason}"),
+                    ChannelEvent::Refused { code, message, .. } => {
+                        bail!("refused: {code:?}: {message}")
+                    }
+                    other => bail!("unexpected event {}: {other:?}", ev.event),
+                },
             }
         }
     }
-    receipt.context("the stream ended without a receipt")
+    received.context("the stream ended without a receipt")
 }
 
+/// One round of the relayed side: each lane posts its requests on its own HTTP/1.1 connection
+/// and reads each answer's stream to its end.
 async fn relayer_side(
     args: &BenchArgs,
-    client: &reqwest::Client,
-    http: &str,
-    clients: &Lanes,
-    inputs: Arc<Vec<Vec<u8>>>,
+    addr: std::net::SocketAddr,
+    prepared: &Lanes,
+    round: usize,
 ) -> anyhow::Result<Side> {
-    let url = format!("{http}{CHANNEL_REQUESTS_PATH}");
-    let clients = clients.clone();
-    let client = client.clone();
-    lanes(args.concurrency, inputs.len(), move |lane, mine| {
-        let (client, url, clients, inputs) =
-            (client.clone(), url.clone(), clients.clone(), inputs.clone());
+    let prepared = prepared.clone();
+    let host = addr.to_string();
+    lanes(args.concurrency, args.requests, move |lane, mine| {
+        let (prepared, host) = (prepared.clone(), host.clone());
         async move {
-            let mut me = clients[lane].lock().await;
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+            let conn = tokio::spawn(conn);
+            let steps = &prepared[lane][round * mine.len()..(round + 1) * mine.len()];
             let mut out = Vec::with_capacity(mine.len());
-            for i in mine {
+            for (step, i) in steps.iter().zip(mine) {
                 let t = Instant::now();
-                let submit = ChannelSubmit {
-                    version: PROTOCOL_VERSION,
-                    tickets: vec![me.ticket()],
-                    model_id: MODEL,
-                    max_tokens: MAX_TOKENS,
-                    sealed_input: inputs[i].clone(),
-                };
-                let resp = client
-                    .post(&url)
-                    .header(reqwest::header::ACCEPT, "text/event-stream")
-                    .json(&submit)
-                    .send()
-                    .await?;
-                if resp.status().as_u16() != 200 {
+                sender.ready().await?;
+                let request = hyper::Request::post(CHANNEL_REQUESTS_PATH)
+                    .header(hyper::header::HOST, &host)
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .header(hyper::header::ACCEPT, "text/event-stream")
+                    .body(Full::new(step.body.clone()))?;
+                let resp = sender.send_request(request).await?;
+                if resp.status() != hyper::StatusCode::OK {
+                    let status = resp.status();
+                    let text = resp.into_body().collect().await?.to_bytes();
                     bail!(
-                        "request {i} refused: {} {}",
-                        resp.status(),
-                        resp.text().await.unwrap_or_default()
+                        "request {i} refused: {status} {}",
+                        String::from_utf8_lossy(&text)
                     );
                 }
-                let receipt = read_stream(resp).await?;
-                out.push(t.elapsed());
-                me.paid(&receipt)?;
+                // Read to the stream's end (the connection carries the next request), timed to
+                // the receipt.
+                let received = read_stream(resp.into_body(), step)
+                    .await
+                    .with_context(|| format!("request {i}"))?;
+                out.push(received - t);
             }
+            drop(sender);
+            conn.await??;
             Ok(out)
         }
     })
@@ -386,17 +544,21 @@ struct DirectServer {
 }
 
 impl DirectServer {
-    async fn start(stub: &StubWorker) -> anyhow::Result<Self> {
-        // The stub's answers served straight over a WebSocket: what a client would see talking
+    /// Serves each stub at `/direct/{its index}`, so each lane talks to its channel's worker.
+    async fn start(stubs: &[StubWorker]) -> anyhow::Result<Self> {
+        // The stubs' answers served straight over a WebSocket: what a client would see talking
         // to the worker itself.
-        let served = Arc::new(stub.clone());
-        let app = axum::Router::new().route(
-            "/direct",
-            axum::routing::get(move |ws: WebSocketUpgrade| {
-                let stub = served.clone();
-                async move { ws.on_upgrade(move |socket| direct_worker(stub, socket)) }
-            }),
-        );
+        let mut app = axum::Router::new();
+        for (n, stub) in stubs.iter().enumerate() {
+            let served = Arc::new(stub.clone());
+            app = app.route(
+                &format!("/direct/{n}"),
+                axum::routing::get(move |ws: WebSocketUpgrade| {
+                    let stub = served.clone();
+                    async move { ws.on_upgrade(move |socket| direct_worker(stub, socket)) }
+                }),
+            );
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         // The baseline gets TCP_NODELAY like the relayer, so the comparison is of the work done.
@@ -412,55 +574,54 @@ impl DirectServer {
     }
 }
 
+/// One round of the direct side: each lane sends the same requests as `channel_dispatch`
+/// frames over its own WebSocket to its channel's stub.
 async fn direct_side(
     args: &BenchArgs,
     addr: std::net::SocketAddr,
-    clients: &Lanes,
-    inputs: Arc<Vec<Vec<u8>>>,
+    prepared: &Lanes,
+    round: usize,
 ) -> anyhow::Result<Side> {
-    let clients = clients.clone();
-    lanes(args.concurrency, inputs.len(), move |lane, mine| {
-        let (clients, inputs) = (clients.clone(), inputs.clone());
+    let prepared = prepared.clone();
+    let workers = usize::from(args.workers);
+    lanes(args.concurrency, args.requests, move |lane, mine| {
+        let prepared = prepared.clone();
         async move {
-            let mut me = clients[lane].lock().await;
             let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-                format!("ws://{addr}/direct"),
+                format!("ws://{addr}/direct/{}", lane % workers),
                 None,
                 true,
             )
             .await?;
+            let steps = &prepared[lane][round * mine.len()..(round + 1) * mine.len()];
             let mut out = Vec::with_capacity(mine.len());
-            for i in mine {
+            for (step, i) in steps.iter().zip(mine) {
                 let t = Instant::now();
-                let d = ChannelDispatch {
-                    request_id: i as u64 + 1,
-                    attempt: 1,
-                    ticket: me.ticket(),
-                    model_id: MODEL,
-                    max_tokens: MAX_TOKENS,
-                    sealed_input: inputs[i].clone(),
-                };
-                ws.send(Message::Text(
-                    serde_json::to_string(&RelayMessage::ChannelDispatch(d))?.into(),
-                ))
-                .await?;
-                let receipt = loop {
+                ws.send(Message::Text(step.frame.clone())).await?;
+                loop {
                     let Some(frame) = ws.next().await else {
                         bail!("direct worker closed")
                     };
                     let Message::Text(text) = frame? else {
                         continue;
                     };
-                    match serde_json::from_str::<WorkerMessage>(&text)? {
-                        WorkerMessage::ChannelDone(done) => break done.receipt,
-                        WorkerMessage::ChannelRefused(r) => {
-                            bail!("refused: {:?}: {}", r.code, r.message)
+                    let seen: Seen = serde_json::from_str(&text)?;
+                    match seen.kind.as_str() {
+                        "channel_chunk" => {}
+                        "channel_done" => {
+                            check_receipt(seen.receipt, step)
+                                .with_context(|| format!("request {i}"))?;
+                            break;
                         }
-                        _ => {}
+                        _ => match serde_json::from_str::<WorkerMessage>(&text)? {
+                            WorkerMessage::ChannelRefused(r) => {
+                                bail!("refused: {:?}: {}", r.code, r.message)
+                            }
+                            other => bail!("unexpected frame {other:?}"),
+                        },
                     }
-                };
+                }
                 out.push(t.elapsed());
-                me.paid(&receipt)?;
             }
             let _ = ws.close(None).await;
             Ok(out)
@@ -478,13 +639,17 @@ async fn direct_worker(stub: Arc<StubWorker>, mut socket: WebSocket) {
         else {
             continue;
         };
-        for reply in stub.answer_channel(&d) {
-            let Ok(text) = serde_json::to_string(&reply) else {
-                return;
-            };
-            if socket.send(AxMessage::Text(text.into())).await.is_err() {
+        let Ok(frames) = stub.answer_channel_frames(&d) else {
+            return;
+        };
+        // Written together and flushed once, as the stub does on its relayer session.
+        for text in frames {
+            if socket.feed(AxMessage::Text(text.into())).await.is_err() {
                 return;
             }
+        }
+        if socket.flush().await.is_err() {
+            return;
         }
     }
 }

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use cocoon_sdk::relay::PROTOCOL_VERSION;
-use cocoon_sdk::relay::channel::{ChannelSubmit, ChannelVoucherPush};
+use cocoon_sdk::relay::channel::ChannelVoucherPush;
 use cocoon_sdk::relay::client::ApiErrorCode;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -24,14 +24,18 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiFailure;
 use crate::channels::route::{self, Rendered};
+use crate::channels::wire;
 use crate::channels::{ChannelRouter, TicketRefusal, VoucherRefusal};
 
 /// Events buffered per client stream before the request waits for the client.
 const STREAM_EVENTS: usize = 64;
 
+fn malformed(what: &str, e: serde_json::Error) -> ApiFailure {
+    ApiFailure::new(ApiErrorCode::BadRequest, format!("malformed {what}: {e}"))
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiFailure> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiFailure::new(ApiErrorCode::BadRequest, format!("malformed {what}: {e}")))
+    serde_json::from_slice(body).map_err(|e| malformed(what, e))
 }
 
 fn check_version(version: u16) -> Result<(), ApiFailure> {
@@ -86,7 +90,9 @@ pub async fn submit(State(router): State<Arc<ChannelRouter>>, body: Bytes) -> Re
 }
 
 async fn start(router: Arc<ChannelRouter>, body: &[u8]) -> Result<Response, ApiFailure> {
-    let submit: ChannelSubmit = parse(body, "channel request")?;
+    // Parsed once: the request, and the parts passed on to the worker as the client wrote them.
+    let (submit, encoded) =
+        wire::parse_submit(body).map_err(|e| malformed("channel request", e))?;
     check_version(submit.version)?;
     submit
         .validate()
@@ -127,7 +133,6 @@ async fn start(router: Arc<ChannelRouter>, body: &[u8]) -> Result<Response, ApiF
         return Err(none_routable(&refused));
     }
     let (tx, rx) = mpsc::channel(STREAM_EVENTS);
-    let encoded = route::EncodedSubmit::of(body);
     tokio::spawn(route::run(router, submit, encoded, routable, tx));
     let stream = ReceiverStream::new(rx).map(event);
     Ok(Sse::new(stream)

@@ -21,7 +21,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::channels::ChannelRouter;
+use crate::channels::{ChannelRouter, wire};
 use crate::config::RelayerConfig;
 use crate::dispatcher::Dispatcher;
 use crate::metrics::Metrics;
@@ -307,13 +307,6 @@ async fn write_frames(
     let _ = sink.send(Message::Close(None)).await;
 }
 
-/// The receipt of a `channel_done` frame as the worker encoded it: the relayer checks the parsed
-/// receipt and hands the client these same bytes, sparing a second encoding per request.
-#[derive(serde::Deserialize)]
-struct EncodedReceipt {
-    receipt: String,
-}
-
 /// Whether the session goes on after a frame.
 enum Next {
     Continue,
@@ -374,6 +367,14 @@ fn on_frame(shared: &SessionDeps, session: &Arc<Session>, frame: Message) -> Nex
         Message::Ping(_) | Message::Pong(_) => return Next::Continue,
         Message::Binary(_) => return malformed("text frames only".into()),
     };
+    // The frame that ends each request, parsed once with its receipt kept as encoded (the
+    // relayer checks the parsed receipt and hands the client these same bytes).
+    if let Some((done, receipt)) = wire::parse_done(&text) {
+        shared
+            .channels
+            .worker_frame(session, WorkerMessage::ChannelDone(done), Some(receipt));
+        return Next::Continue;
+    }
     match serde_json::from_str::<WorkerMessage>(&text) {
         Ok(WorkerMessage::Heartbeat(hb)) => {
             session.load.store(hb.load, Ordering::Relaxed);
@@ -386,14 +387,11 @@ fn on_frame(shared: &SessionDeps, session: &Arc<Session>, frame: Message) -> Nex
             Next::Continue
         }
         Ok(WorkerMessage::Hello(_)) => malformed("hello twice".into()),
-        Ok(msg @ WorkerMessage::ChannelDone(_)) => {
-            let encoded = serde_json::from_str::<EncodedReceipt>(&text)
-                .ok()
-                .map(|e| e.receipt);
-            shared.channels.worker_frame(session, msg, encoded);
-            Next::Continue
-        }
-        Ok(msg @ (WorkerMessage::ChannelChunk(_) | WorkerMessage::ChannelRefused(_))) => {
+        Ok(
+            msg @ (WorkerMessage::ChannelChunk(_)
+            | WorkerMessage::ChannelDone(_)
+            | WorkerMessage::ChannelRefused(_)),
+        ) => {
             shared.channels.worker_frame(session, msg, None);
             Next::Continue
         }

@@ -15,6 +15,7 @@
 
 pub mod registry;
 pub mod route;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -70,26 +70,42 @@ enum Outcome {
 }
 
 /// The parts of a request body the relayer hands the worker as the client encoded them (its
-/// sealed input and each ticket's voucher, base64), once the whole body has parsed as a
-/// [`ChannelSubmit`]: decoding and encoding them again per dispatch would give the same frame
-/// at the cost of a cell tree built and hashed per voucher.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// sealed input and each ticket's voucher, base64), kept while the body is parsed
+/// ([`super::wire::parse_submit`]): decoding and encoding them again per dispatch would give
+/// the same frame at the cost of a cell tree built and hashed per voucher.
+#[derive(Debug, Clone)]
 pub struct EncodedSubmit {
     tickets: Vec<EncodedTicket>,
     sealed_input: String,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
-struct EncodedTicket {
-    channel: ChannelRef,
-    #[serde(default)]
-    voucher: Option<String>,
+/// One ticket's channel and its voucher as the client encoded it.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedTicket {
+    pub(crate) channel: ChannelRef,
+    pub(crate) voucher: Option<String>,
 }
 
 impl EncodedSubmit {
-    /// The encoded parts of `body`, a request that parsed as a [`ChannelSubmit`].
-    pub fn of(body: &[u8]) -> Option<Self> {
-        serde_json::from_slice(body).ok()
+    pub(crate) fn new(tickets: Vec<EncodedTicket>, sealed_input: String) -> Self {
+        Self {
+            tickets,
+            sealed_input,
+        }
+    }
+
+    /// The sealed input as the client encoded it.
+    pub fn sealed_input(&self) -> &str {
+        &self.sealed_input
+    }
+
+    /// The voucher of `channel`'s ticket as the client encoded it (`Some(None)`: the ticket
+    /// carries none), or `None` when the body names no such channel.
+    pub fn voucher_of(&self, channel: &ChannelRef) -> Option<Option<&str>> {
+        self.tickets
+            .iter()
+            .find(|t| &t.channel == channel)
+            .map(|t| t.voucher.as_deref())
     }
 
     /// The `channel_dispatch` frame of `r`'s ticket, or `None` when this body does not hold
@@ -118,10 +134,7 @@ impl EncodedSubmit {
             max_tokens: u32,
             sealed_input: &'a str,
         }
-        let ticket = self
-            .tickets
-            .iter()
-            .find(|t| t.channel == r.ticket.channel)?;
+        let voucher = self.voucher_of(&r.ticket.channel)?;
         serde_json::to_string(&Dispatch {
             kind: "channel_dispatch",
             request_id,
@@ -129,7 +142,7 @@ impl EncodedSubmit {
             ticket: Ticket {
                 channel: &r.ticket.channel,
                 seq: r.ticket.seq,
-                voucher: ticket.voucher.as_deref(),
+                voucher,
             },
             model_id: submit.model_id,
             max_tokens: submit.max_tokens,
@@ -144,7 +157,7 @@ impl EncodedSubmit {
 pub async fn run(
     router: Arc<ChannelRouter>,
     submit: ChannelSubmit,
-    encoded: Option<EncodedSubmit>,
+    encoded: EncodedSubmit,
     routable: Vec<Routable>,
     events: mpsc::Sender<Rendered>,
 ) {
@@ -160,10 +173,7 @@ pub async fn run(
         };
         attempt += 1;
         let (request_id, answers) = router.open_route(&session, attempt);
-        let queued = match encoded
-            .as_ref()
-            .and_then(|e| e.dispatch(&submit, &r, request_id, attempt))
-        {
+        let queued = match encoded.dispatch(&submit, &r, request_id, attempt) {
             Some(frame) => session.send_encoded(frame),
             None => session.send(RelayMessage::ChannelDispatch(ChannelDispatch {
                 request_id,
@@ -405,7 +415,7 @@ mod tests {
             sealed_input: b"sealed input / with bytes \xff".to_vec(),
         };
         let body = serde_json::to_vec(&submit).unwrap();
-        let encoded = EncodedSubmit::of(&body).unwrap();
+        let (_, encoded) = super::super::wire::parse_submit(&body).unwrap();
         for (i, ticket) in submit.tickets.iter().enumerate() {
             let frame = encoded
                 .dispatch(&submit, &routable(ticket), 40 + i as u64, i as u32 + 1)

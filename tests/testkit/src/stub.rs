@@ -3,11 +3,14 @@
 //! signed receipt. It stands in for the inference engine in tests and in the relayer's benchmark
 //! (`relayer/examples/bench.rs`); its modes misbehave on purpose to exercise failover.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ed25519_dalek::{Signer as _, SigningKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -76,6 +79,86 @@ pub struct StubWorker {
     /// worker: it opens the sealed input, seals an echo of it, and signs a receipt that chains
     /// from the ticket's voucher with the real output commitment (what a client checks).
     pub sealing: Option<EncryptionKeyPair>,
+    /// In channel mode without [`StubWorker::sealing`]: receipts signed ahead of time, answered
+    /// instead of signing when one is exactly the receipt the stub would sign (the benchmark
+    /// signs before its clock starts; tests leave this `None` and sign live).
+    pub presigned: Option<Arc<PresignedReceipts>>,
+}
+
+/// Channel receipts signed ahead of time by one key, by (escrow, channel id, seq), each with
+/// its base64 BOC encoded ahead too.
+#[derive(Debug, Clone)]
+pub struct PresignedReceipts {
+    key: VerifyingKey,
+    receipts: HashMap<(TonAddress, u64, u32), (SignedChannelReceipt, String)>,
+}
+
+impl PresignedReceipts {
+    /// An empty table of receipts signed by `key`'s secret.
+    pub fn new(key: VerifyingKey) -> Self {
+        Self {
+            key,
+            receipts: HashMap::new(),
+        }
+    }
+
+    /// Adds a receipt signed by the table's key (answered as it is: whoever receives it checks
+    /// its signature, as the relayer and clients do).
+    pub fn insert(&mut self, receipt: SignedChannelReceipt) -> Result<(), TlbError> {
+        let encoded = STANDARD.encode(receipt.to_boc()?);
+        let c = &receipt.body.channel;
+        self.receipts.insert(
+            (c.escrow.clone(), c.channel_id, receipt.body.seq),
+            (receipt, encoded),
+        );
+        Ok(())
+    }
+
+    /// Receipts held.
+    pub fn len(&self) -> usize {
+        self.receipts.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.receipts.is_empty()
+    }
+
+    fn entry(&self, body: &ChannelReceipt) -> Option<&(SignedChannelReceipt, String)> {
+        let c = &body.channel;
+        self.receipts
+            .get(&(c.escrow.clone(), c.channel_id, body.seq))
+            .filter(|(r, _)| &r.body == body)
+    }
+
+    /// The receipt signed for exactly `body` by `key`, if held.
+    fn get(&self, body: &ChannelReceipt, key: &SigningKey) -> Option<SignedChannelReceipt> {
+        if key.verifying_key() != self.key {
+            return None;
+        }
+        self.entry(body).map(|(r, _)| r.clone())
+    }
+
+    /// The encoding of `receipt`, if this table holds exactly it.
+    fn encoded(&self, receipt: &SignedChannelReceipt) -> Option<&str> {
+        self.entry(&receipt.body)
+            .filter(|(r, _)| r == receipt)
+            .map(|(_, e)| e.as_str())
+    }
+}
+
+/// A `channel_done` frame written with its receipt already encoded: the text serde writes for
+/// [`WorkerMessage::ChannelDone`] (its tag first, then the fields in order).
+#[derive(serde::Serialize)]
+struct DoneFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: u64,
+    attempt: u32,
+    chunks: u32,
+    receipt: &'a str,
+    #[serde(with = "cocoon_sdk::channel::serde_fields::nano")]
+    cost: u128,
 }
 
 impl StubWorker {
@@ -103,6 +186,7 @@ impl StubWorker {
             mode: StubMode::Answer,
             channel_refusal: None,
             sealing: None,
+            presigned: None,
         }
     }
 
@@ -204,10 +288,17 @@ impl StubWorker {
                     if self.mode == StubMode::Silent {
                         continue;
                     }
-                    for r in self.answer_channel(&d) {
-                        if send(&mut ws, &r).await.is_err() {
+                    let Ok(frames) = self.answer_channel_frames(&d) else {
+                        return;
+                    };
+                    // Written together and flushed once, as a worker writes what it has.
+                    for text in frames {
+                        if ws.feed(Message::Text(text.into())).await.is_err() {
                             return;
                         }
+                    }
+                    if ws.flush().await.is_err() {
+                        return;
                     }
                     continue;
                 }
@@ -291,6 +382,34 @@ impl StubWorker {
             cost,
         }));
         out
+    }
+
+    /// [`StubWorker::answer_channel`] as the text frames sent: a receipt from
+    /// [`StubWorker::presigned`] goes out as it was encoded ahead, any other is encoded now.
+    pub fn answer_channel_frames(&self, d: &ChannelDispatch) -> serde_json::Result<Vec<String>> {
+        self.answer_channel(d)
+            .iter()
+            .map(|m| {
+                let WorkerMessage::ChannelDone(done) = m else {
+                    return serde_json::to_string(m);
+                };
+                match self
+                    .presigned
+                    .as_ref()
+                    .and_then(|t| t.encoded(&done.receipt))
+                {
+                    Some(receipt) => serde_json::to_string(&DoneFrame {
+                        kind: "channel_done",
+                        request_id: done.request_id,
+                        attempt: done.attempt,
+                        chunks: done.chunks,
+                        receipt,
+                        cost: done.cost,
+                    }),
+                    None => serde_json::to_string(m),
+                }
+            })
+            .collect()
     }
 
     /// The messages this stub sends for a channel request: its refusal, or chunks and a
@@ -482,7 +601,7 @@ impl StubWorker {
         } else {
             self.signing_key.clone()
         };
-        ChannelReceipt {
+        let body = ChannelReceipt {
             channel: d.ticket.channel.clone(),
             seq: d.ticket.seq,
             worker,
@@ -501,9 +620,11 @@ impl StubWorker {
                 input_commitment: Sha256::digest(&d.sealed_input).into(),
                 output_commitment: [0x22; 32],
             },
+        };
+        if let Some(signed) = self.presigned.as_ref().and_then(|t| t.get(&body, &key)) {
+            return Ok(signed);
         }
-        .sign(&key)
-        .map_err(|e| e.to_string())
+        body.sign(&key).map_err(|e| e.to_string())
     }
 
     /// A heartbeat frame (tests send it by hand through their own sockets).
@@ -652,4 +773,78 @@ pub fn signed_receipt(key: &SigningKey, f: &ReceiptFields) -> Result<Vec<u8>, Re
         },
     };
     Ok(body.sign(key)?.to_boc()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use cocoon_sdk::channel::ChannelRef;
+    use cocoon_sdk::relay::channel::ChannelTicket;
+
+    use super::*;
+
+    fn dispatch(seq: u32, input: &[u8]) -> ChannelDispatch {
+        ChannelDispatch {
+            request_id: 1,
+            attempt: 1,
+            ticket: ChannelTicket {
+                channel: ChannelRef {
+                    global_id: -239,
+                    root: TonAddress::new(0, [1; 32].into()),
+                    escrow: TonAddress::new(0, [2; 32].into()),
+                    channel_id: 5,
+                },
+                seq,
+                voucher: None,
+            },
+            model_id: 1,
+            max_tokens: 8,
+            sealed_input: input.to_vec(),
+        }
+    }
+
+    fn receipt_of(answer: &[WorkerMessage]) -> SignedChannelReceipt {
+        match answer.last() {
+            Some(WorkerMessage::ChannelDone(d)) => d.receipt.clone(),
+            other => panic!("no receipt: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_presigned_receipt_is_answered_only_for_the_exact_receipt_the_stub_would_sign() {
+        let live = StubWorker::new(1, vec![1]);
+        let key = live.signing_key.verifying_key();
+        let first = receipt_of(&live.answer_channel(&dispatch(1, b"in")));
+        let mut table = PresignedReceipts::new(key);
+        // A marker signature shows which answers come from the table.
+        let mut marked = first.clone();
+        marked.signature = [0xaa; 64];
+        table.insert(marked.clone()).unwrap();
+        assert_eq!(table.len(), 1);
+        let mut stub = live.clone();
+        stub.presigned = Some(Arc::new(table.clone()));
+        assert_eq!(
+            receipt_of(&stub.answer_channel(&dispatch(1, b"in"))),
+            marked
+        );
+        // Its frames, written with the receipt encoded ahead, are the ones serde writes.
+        for d in [dispatch(1, b"in"), dispatch(2, b"in")] {
+            let expected: Vec<String> = stub
+                .answer_channel(&d)
+                .iter()
+                .map(|m| serde_json::to_string(m).unwrap())
+                .collect();
+            assert_eq!(stub.answer_channel_frames(&d).unwrap(), expected);
+        }
+        // Another input or seq: signed live, as without the table.
+        for d in [dispatch(1, b"other"), dispatch(2, b"in")] {
+            let answered = receipt_of(&stub.answer_channel(&d));
+            assert_eq!(answered, receipt_of(&live.answer_channel(&d)));
+            answered.verify_signature(&key.to_bytes()).unwrap();
+        }
+        // A stub that signs with another key never answers from this table.
+        stub.mode = StubMode::BadReceipt;
+        let bad = receipt_of(&stub.answer_channel(&dispatch(1, b"in")));
+        assert_ne!(bad, marked);
+        assert!(bad.verify_signature(&key.to_bytes()).is_err());
+    }
 }
