@@ -42,29 +42,53 @@ impl Amx {
             .then_some(Self(()))
     }
 
-    /// The outputs of consecutive tiles (`data`, each `x.blocks()` records of format `ty`)
-    /// for every token of `x`: `out` is `[tile][token][TILE]`, as
-    /// [`crate::qtile::Vnni::tile_product`] writes one tile's.
-    pub fn tiles_product(self, ty: GgmlType, data: &[u8], x: &AmxRows, out: &mut [f32]) {
-        assert!(covers(ty));
+    /// `y = x · Wᵀ` for a whole tiled matrix `data` of `rows` rows (format `ty`): `y` holds
+    /// `x`'s tokens' rows of `rows` values. Tiles are split over the rayon pool in runs of
+    /// `per_task`; each task writes its tiles' columns of `y` in place (no transposed copy).
+    pub fn matmul(
+        self,
+        ty: GgmlType,
+        data: &[u8],
+        rows: usize,
+        x: &AmxRows,
+        y: &mut [f32],
+        per_task: usize,
+    ) {
+        assert!(covers(ty) && per_task > 0);
         let tile_bytes = x.blocks * record_bytes(ty);
-        assert!(x.blocks > 0 && data.len().is_multiple_of(tile_bytes));
-        assert_eq!(out.len(), data.len() / tile_bytes * x.tokens * TILE);
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[allow(unsafe_code)]
-            // SAFETY: an `Amx` is only made by `detect`, after CPUID reported AMX-TILE,
-            // AMX-BF16 and every feature `kernel::tiles` is compiled with, and Linux granted
-            // this process the tile registers. The kernel configures the tiles it uses itself
-            // and releases them before it returns.
-            unsafe {
-                kernel::tiles(ty, data, x, out)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            unreachable!("no Amx on this architecture")
-        }
+        let tiles = rows.div_ceil(TILE);
+        assert!(x.blocks > 0 && data.len() == tiles * tile_bytes);
+        assert_eq!(y.len(), x.tokens * rows);
+        // Tasks write disjoint columns of every row of `y`, which no slice split expresses;
+        // its address goes to each task instead (as a plain integer, so the closure is
+        // `Sync`), while `y` stays borrowed mutably for the whole loop.
+        let base = y.as_mut_ptr() as usize;
+        (0..tiles.div_ceil(per_task))
+            .into_par_iter()
+            .for_each(|task| {
+                let first = task * per_task;
+                let last = (first + per_task).min(tiles);
+                let data = &data[first * tile_bytes..last * tile_bytes];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[allow(unsafe_code)]
+                    // SAFETY: an `Amx` is only made by `detect`, after CPUID reported AMX-TILE,
+                    // AMX-BF16 and every feature `kernel::tiles` is compiled with, and Linux
+                    // granted this process the tile registers; the kernel configures the tiles it
+                    // uses and releases them before it returns. `base` is `y`, exclusively
+                    // borrowed until every task is done, `x.tokens × rows` values (asserted
+                    // above); this task writes only columns `TILE·first .. min(TILE·last, rows)`
+                    // of each row, which no other task writes.
+                    unsafe {
+                        kernel::tiles(ty, data, first, rows, x, base as *mut f32)
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = (data, base);
+                    unreachable!("no Amx on this architecture")
+                }
+            });
     }
 }
 
@@ -353,40 +377,51 @@ mod kernel {
         }};
     }
 
-    /// Writes `tmm{c}` (16 × 16 `f32`) to `sums`.
+    /// Writes `tmm{c}` (16 tokens × 16 `f32`) to 16 rows `stride` bytes apart from `p`.
     macro_rules! store {
-        ($c:literal, $sums:expr) => {{
-            let sums: &mut [f32; GROUP * TILE] = $sums;
-            // SAFETY: writes 16 rows of 64 bytes, all inside `sums`.
+        ($c:literal, $p:expr, $stride:expr) => {{
+            let (p, stride): (*mut f32, usize) = ($p, $stride);
+            // SAFETY: the caller's: 16 rows of 64 bytes, `stride` apart from `p`, are ours.
             unsafe {
                 asm!(
                     concat!("tilestored [{p} + {s}], tmm", $c),
-                    p = in(reg) sums.as_mut_ptr(), s = in(reg) 64usize,
+                    p = in(reg) p, s = in(reg) stride,
                     options(nostack),
                 )
             }
         }};
     }
 
-    /// See [`super::Amx::tiles_product`]. Unsafe only for its target features and the tiles
-    /// (see the caller's SAFETY).
+    /// See [`super::Amx::matmul`]: the tiles `data` (from tile `first` on) of a matrix of
+    /// `rows` rows, every token of `x`, into `y` (`x.tokens × rows` values).
+    ///
+    /// # Safety
+    /// The CPU features and tile permission [`super::Amx::detect`] checks; `y` valid for
+    /// writes of `x.tokens × rows` values, and no one else reading or writing this call's
+    /// columns of it meanwhile.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub unsafe fn tiles(ty: GgmlType, data: &[u8], x: &AmxRows, out: &mut [f32]) {
+    pub unsafe fn tiles(
+        ty: GgmlType,
+        data: &[u8],
+        first: usize,
+        rows: usize,
+        x: &AmxRows,
+        y: *mut f32,
+    ) {
         let (rb, hdr, blocks, n) = (record_bytes(ty), header_bytes(ty), x.blocks, x.tokens);
         let mut weights: Vec<Weights> = vec![[0; 2 * OPERAND_BYTES]; blocks];
         let mut sums = [0f32; GROUP * TILE];
         // SAFETY: `CONFIG` is a valid palette-1 configuration, 64-byte aligned.
         unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
-        for (tile, out) in data
-            .chunks_exact(blocks * rb)
-            .zip(out.chunks_exact_mut(n * TILE))
-        {
+        for (i, tile) in data.chunks_exact(blocks * rb).enumerate() {
+            let r0 = (first + i) * TILE;
+            let width = TILE.min(rows - r0);
             for (rec, w) in tile.chunks_exact(rb).zip(weights.iter_mut()) {
                 dequantize(ty, rec, hdr, w);
             }
             let groups = n.div_ceil(GROUP);
-            for first in (0..groups).step_by(GROUPS) {
-                let here = (groups - first).min(GROUPS);
+            for chunk in (0..groups).step_by(GROUPS) {
+                let here = (groups - chunk).min(GROUPS);
                 // SAFETY: zeroes the sum tiles, configured above.
                 unsafe {
                     asm!(
@@ -399,28 +434,48 @@ mod kernel {
                 };
                 for (b, w) in weights.iter().enumerate() {
                     load_weights(w);
-                    accumulate!("0", x.tiles(first, b));
+                    accumulate!("0", x.tiles(chunk, b));
                     if here > 1 {
-                        accumulate!("1", x.tiles(first + 1, b));
+                        accumulate!("1", x.tiles(chunk + 1, b));
                     }
                     if here > 2 {
-                        accumulate!("2", x.tiles(first + 2, b));
+                        accumulate!("2", x.tiles(chunk + 2, b));
                     }
                     if here > 3 {
-                        accumulate!("3", x.tiles(first + 3, b));
+                        accumulate!("3", x.tiles(chunk + 3, b));
                     }
                 }
-                for i in 0..here {
-                    match i {
-                        0 => store!("0", &mut sums),
-                        1 => store!("1", &mut sums),
-                        2 => store!("2", &mut sums),
-                        _ => store!("3", &mut sums),
-                    }
-                    let g = first + i;
+                for k in 0..here {
+                    let g = chunk + k;
                     let tokens = (n - g * GROUP).min(GROUP);
-                    out[g * GROUP * TILE..][..tokens * TILE]
-                        .copy_from_slice(&sums[..tokens * TILE]);
+                    // A whole 16 × 16 block goes straight to `y` (rows `4·rows` bytes
+                    // apart); an edge one through `sums`.
+                    let whole = tokens == GROUP && width == TILE;
+                    let (p, stride) = if whole {
+                        (y.wrapping_add(g * GROUP * rows + r0), 4 * rows)
+                    } else {
+                        (sums.as_mut_ptr(), 4 * TILE)
+                    };
+                    match k {
+                        0 => store!("0", p, stride),
+                        1 => store!("1", p, stride),
+                        2 => store!("2", p, stride),
+                        _ => store!("3", p, stride),
+                    }
+                    if !whole {
+                        for t in 0..tokens {
+                            let src = &sums[t * TILE..t * TILE + width];
+                            // SAFETY: row `g·16 + t` < n of `y`, columns r0..r0 + width ≤ rows:
+                            // inside `y` and this call's columns (the caller's contract).
+                            unsafe {
+                                core::ptr::copy_nonoverlapping(
+                                    src.as_ptr(),
+                                    y.add((g * GROUP + t) * rows + r0),
+                                    width,
+                                )
+                            };
+                        }
+                    }
                 }
             }
         }

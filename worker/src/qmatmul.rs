@@ -328,47 +328,37 @@ impl QMatrix {
     /// The tiled paths: tiles split over the pool, each multiplied by every input at once.
     fn matmul_tiles(&self, kernel: TileKernel, x: &[f32], n: usize, y: &mut [f32]) {
         assert_eq!(self.layout, Layout::Tiles);
-        let xq: Vec<QuantRow> = match kernel {
-            TileKernel::Amx(_) => Vec::new(),
-            TileKernel::Vnni(_) if n >= 4 => {
-                x.par_chunks_exact(self.cols).map(QuantRow::new).collect()
-            }
-            TileKernel::Vnni(_) => x.chunks_exact(self.cols).map(QuantRow::new).collect(),
-        };
         let tiles = self.rows.div_ceil(TILE);
-        let tile_bytes = self.cols / qdot::QK * qtile::record_bytes(self.ty);
         let per_task = tiles
             .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
             .max(1);
-        // `[tile][input][TILE]`: each task owns whole tiles.
-        let mut yt = vec![0f32; tiles * n * TILE];
-        let task_data = |task: usize, out: &[f32]| {
-            let first = task * per_task;
-            &self.data[first * tile_bytes..(first + out.len() / (n * TILE)) * tile_bytes]
-        };
-        match kernel {
-            TileKernel::Vnni(v) => {
-                yt.par_chunks_mut(per_task * n * TILE)
-                    .enumerate()
-                    .for_each(|(task, out)| {
-                        let data = task_data(task, out);
-                        for (tile, o) in data
-                            .chunks_exact(tile_bytes)
-                            .zip(out.chunks_exact_mut(n * TILE))
-                        {
-                            v.tile_product(self.ty, tile, &xq, o);
-                        }
-                    })
-            }
+        let v = match kernel {
             TileKernel::Amx(a) => {
                 let xa = AmxRows::new(a, x, self.cols);
-                yt.par_chunks_mut(per_task * n * TILE)
-                    .enumerate()
-                    .for_each(|(task, out)| {
-                        a.tiles_product(self.ty, task_data(task, out), &xa, out)
-                    });
+                return a.matmul(self.ty, &self.data, self.rows, &xa, y, per_task);
             }
-        }
+            TileKernel::Vnni(v) => v,
+        };
+        let xq: Vec<QuantRow> = if n >= 4 {
+            x.par_chunks_exact(self.cols).map(QuantRow::new).collect()
+        } else {
+            x.chunks_exact(self.cols).map(QuantRow::new).collect()
+        };
+        let tile_bytes = self.cols / qdot::QK * qtile::record_bytes(self.ty);
+        // `[tile][input][TILE]`: each task owns whole tiles.
+        let mut yt = vec![0f32; tiles * n * TILE];
+        yt.par_chunks_mut(per_task * n * TILE)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let first = task * per_task;
+                let data = &self.data[first * tile_bytes..][..out.len() / (n * TILE) * tile_bytes];
+                for (tile, o) in data
+                    .chunks_exact(tile_bytes)
+                    .zip(out.chunks_exact_mut(n * TILE))
+                {
+                    v.tile_product(self.ty, tile, &xq, o);
+                }
+            });
         // Back to `[input][rows]`, one input row per task (serial, this was a tenth of a
         // prefill's wall time with the other core idle).
         let scatter = |(t, y): (usize, &mut [f32])| {

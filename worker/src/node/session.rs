@@ -163,7 +163,13 @@ async fn session(
     loop {
         tokio::select! {
             Some(msg) = out_rx.recv() => {
-                sink.send(frame(&msg)).await.map_err(|e| e.to_string())?;
+                // Whatever else is already queued (a last chunk and its receipt) goes out in
+                // the same write: nothing waits for it, and the relayer reads it at once.
+                sink.feed(frame(&msg)).await.map_err(|e| e.to_string())?;
+                while let Ok(msg) = out_rx.try_recv() {
+                    sink.feed(frame(&msg)).await.map_err(|e| e.to_string())?;
+                }
+                sink.flush().await.map_err(|e| e.to_string())?;
             }
             _ = heartbeat.tick() => {
                 let hb = WorkerMessage::Heartbeat(Heartbeat { load: ctx.load(), capacity: ctx.capacity });
