@@ -21,7 +21,8 @@ pub const REFERENCE_DIR_ENV: &str = "COCOON_BENCH_REFERENCE_DIR";
 pub struct BenchConfig {
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
-    /// New tokens per sequence.
+    /// New tokens per sequence. The default, 128, is long enough for a steady rate: with 32,
+    /// llama.cpp's batch-1 figure jumped between about 55 and 155 tok/s from run to run.
     pub decode_tokens: usize,
     /// Batch sizes for the decode figures (1 = single stream; more = concurrent requests).
     pub batches: Vec<usize>,
@@ -33,7 +34,7 @@ impl Default for BenchConfig {
     fn default() -> Self {
         Self {
             prompt_tokens: 64,
-            decode_tokens: 32,
+            decode_tokens: 128,
             batches: vec![1, 8, 32],
             repeats: 3,
         }

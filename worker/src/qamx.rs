@@ -408,8 +408,37 @@ mod kernel {
         x: &AmxRows,
         y: *mut f32,
     ) {
-        let (rb, hdr, blocks, n) = (record_bytes(ty), header_bytes(ty), x.blocks, x.tokens);
-        let mut weights: Vec<Weights> = vec![[0; 2 * OPERAND_BYTES]; blocks];
+        let blocks = x.blocks;
+        // One dequantised tile per pool thread, kept between products (zeroing a fresh one
+        // per task cost as much as the AMX loads of a small product).
+        thread_local! {
+            static SCRATCH: core::cell::RefCell<Vec<Weights>> = const { core::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with_borrow_mut(|weights| {
+            if weights.len() < blocks {
+                weights.resize(blocks, [0; 2 * OPERAND_BYTES]);
+            }
+            // SAFETY: the caller's contract, passed on.
+            unsafe { tiles_with(ty, data, first, rows, x, y, &mut weights[..blocks]) }
+        });
+    }
+
+    /// [`tiles`] with a scratch tile of `x.blocks` blocks.
+    ///
+    /// # Safety
+    /// As [`tiles`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    unsafe fn tiles_with(
+        ty: GgmlType,
+        data: &[u8],
+        first: usize,
+        rows: usize,
+        x: &AmxRows,
+        y: *mut f32,
+        weights: &mut [Weights],
+    ) {
+        let (rb, hdr, n) = (record_bytes(ty), header_bytes(ty), x.tokens);
+        let blocks = weights.len();
         let mut sums = [0f32; GROUP * TILE];
         // SAFETY: `CONFIG` is a valid palette-1 configuration, 64-byte aligned.
         unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
