@@ -13,6 +13,8 @@
 //! Request state lives in memory only: a crash loses the requests in flight, which their
 //! clients retry (the worker's ledger keeps a seq from being paid twice).
 
+#[cfg(test)]
+mod fixtures;
 pub mod registry;
 pub mod route;
 pub mod wire;

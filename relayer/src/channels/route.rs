@@ -337,26 +337,13 @@ fn check_receipt(
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
-    use cocoon_sdk::channel::{ChannelReceipt, ChannelState, Voucher};
-    use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
+    use cocoon_sdk::channel::ChannelState;
     use cocoon_sdk::relay::channel::ChannelTicket;
-    use cocoon_sdk::tlb::{TlbType as _, TonAddress};
+    use cocoon_sdk::tlb::TlbType as _;
     use ed25519_dalek::SigningKey;
 
+    use super::super::fixtures::{addr, channel, sample_receipt, voucher};
     use super::*;
-
-    fn addr(n: u8) -> TonAddress {
-        TonAddress::new(0, [n; 32].into())
-    }
-
-    fn channel(id: u64) -> ChannelRef {
-        ChannelRef {
-            global_id: -239,
-            root: addr(1),
-            escrow: addr(2),
-            channel_id: id,
-        }
-    }
 
     fn routable(ticket: &ChannelTicket) -> Routable {
         Routable {
@@ -384,18 +371,6 @@ mod tests {
 
     #[test]
     fn a_dispatch_built_from_the_client_encoding_is_the_frame_the_sdk_would_encode() {
-        let key = SigningKey::from_bytes(&[2; 32]);
-        let voucher = |id: u64| {
-            Voucher {
-                channel: channel(id),
-                cumulative: 5_000,
-                last_seq: 4,
-                acc: [3; 32],
-                is_final: false,
-            }
-            .sign(&key)
-            .unwrap()
-        };
         let submit = ChannelSubmit {
             version: cocoon_sdk::relay::PROTOCOL_VERSION,
             tickets: vec![
@@ -518,28 +493,6 @@ mod tests {
     }
 
     /// Channel 7's receipt for seq 3 (unsigned).
-    fn sample_receipt() -> ChannelReceipt {
-        ChannelReceipt {
-            channel: channel(7),
-            seq: 3,
-            worker: addr(4),
-            model_id: 1,
-            tokens_in: 16,
-            tokens_out: 8,
-            cost: 40_000,
-            time: 1_800_000_000,
-            prev_acc: [5; 32],
-            hashes: ReceiptHashes {
-                weights_hash: [6; 32],
-                evidence_hash: [7; 32],
-            },
-            commitments: ReceiptCommitments {
-                input_commitment: [8; 32],
-                output_commitment: [9; 32],
-            },
-        }
-    }
-
     #[test]
     fn a_receipt_passed_on_as_encoded_is_the_event_the_sdk_would_render() {
         let receipt = sample_receipt()

@@ -150,63 +150,18 @@ pub fn parse_done(text: &str) -> Option<(ChannelDone, String)> {
 #[cfg(test)]
 mod tests {
     use ::base64::Engine as _;
-    use cocoon_sdk::channel::{ChannelReceipt, Voucher};
-    use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
     use cocoon_sdk::relay::channel::ChannelChunk;
     use cocoon_sdk::relay::worker::{Heartbeat, WorkerMessage};
-    use cocoon_sdk::tlb::TonAddress;
     use ed25519_dalek::SigningKey;
     use serde_json::{Value, json};
 
+    use super::super::fixtures::{channel, sample_receipt, voucher};
     use super::*;
 
-    fn addr(n: u8) -> TonAddress {
-        TonAddress::new(0, [n; 32].into())
-    }
-
-    fn channel(id: u64) -> ChannelRef {
-        ChannelRef {
-            global_id: -239,
-            root: addr(1),
-            escrow: addr(2),
-            channel_id: id,
-        }
-    }
-
-    fn voucher(id: u64) -> SignedVoucher {
-        Voucher {
-            channel: channel(id),
-            cumulative: 5_000,
-            last_seq: 4,
-            acc: [3; 32],
-            is_final: false,
-        }
-        .sign(&SigningKey::from_bytes(&[2; 32]))
-        .unwrap()
-    }
-
     fn receipt() -> SignedChannelReceipt {
-        ChannelReceipt {
-            channel: channel(7),
-            seq: 3,
-            worker: addr(4),
-            model_id: 1,
-            tokens_in: 16,
-            tokens_out: 8,
-            cost: 40_000,
-            time: 1_800_000_000,
-            prev_acc: [5; 32],
-            hashes: ReceiptHashes {
-                weights_hash: [6; 32],
-                evidence_hash: [7; 32],
-            },
-            commitments: ReceiptCommitments {
-                input_commitment: [8; 32],
-                output_commitment: [9; 32],
-            },
-        }
-        .sign(&SigningKey::from_bytes(&[3; 32]))
-        .unwrap()
+        sample_receipt()
+            .sign(&SigningKey::from_bytes(&[3; 32]))
+            .unwrap()
     }
 
     fn submit() -> ChannelSubmit {
