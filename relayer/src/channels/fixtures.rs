@@ -2,6 +2,7 @@
 
 use cocoon_sdk::channel::{ChannelReceipt, ChannelRef, SignedVoucher, Voucher};
 use cocoon_sdk::receipt::{ReceiptCommitments, ReceiptHashes};
+use cocoon_sdk::relay::channel::{ChannelSubmit, ChannelTicket};
 use cocoon_sdk::tlb::TonAddress;
 use ed25519_dalek::SigningKey;
 
@@ -51,5 +52,27 @@ pub fn sample_receipt() -> ChannelReceipt {
             input_commitment: [8; 32],
             output_commitment: [9; 32],
         },
+    }
+}
+
+/// A request with two tickets: channel 1 at seq 5 with its voucher, channel 2's first request.
+pub fn sample_submit() -> ChannelSubmit {
+    ChannelSubmit {
+        version: cocoon_sdk::relay::PROTOCOL_VERSION,
+        tickets: vec![
+            ChannelTicket {
+                channel: channel(1),
+                seq: 5,
+                voucher: Some(voucher(1)),
+            },
+            ChannelTicket {
+                channel: channel(2),
+                seq: 1,
+                voucher: None,
+            },
+        ],
+        model_id: 3,
+        max_tokens: 64,
+        sealed_input: b"sealed input / with bytes \xff".to_vec(),
     }
 }

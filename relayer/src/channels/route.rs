@@ -342,7 +342,7 @@ mod tests {
     use cocoon_sdk::tlb::TlbType as _;
     use ed25519_dalek::SigningKey;
 
-    use super::super::fixtures::{addr, channel, sample_receipt, voucher};
+    use super::super::fixtures::{addr, channel, sample_receipt, sample_submit};
     use super::*;
 
     fn routable(ticket: &ChannelTicket) -> Routable {
@@ -371,24 +371,7 @@ mod tests {
 
     #[test]
     fn a_dispatch_built_from_the_client_encoding_is_the_frame_the_sdk_would_encode() {
-        let submit = ChannelSubmit {
-            version: cocoon_sdk::relay::PROTOCOL_VERSION,
-            tickets: vec![
-                ChannelTicket {
-                    channel: channel(1),
-                    seq: 5,
-                    voucher: Some(voucher(1)),
-                },
-                ChannelTicket {
-                    channel: channel(2),
-                    seq: 1,
-                    voucher: None,
-                },
-            ],
-            model_id: 3,
-            max_tokens: 64,
-            sealed_input: b"sealed input / with bytes \xff".to_vec(),
-        };
+        let submit = sample_submit();
         let body = serde_json::to_vec(&submit).unwrap();
         let (_, encoded) = super::super::wire::parse_submit(&body).unwrap();
         for (i, ticket) in submit.tickets.iter().enumerate() {

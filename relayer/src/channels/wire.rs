@@ -155,7 +155,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
     use serde_json::{Value, json};
 
-    use super::super::fixtures::{channel, sample_receipt, voucher};
+    use super::super::fixtures::{channel, sample_receipt, sample_submit};
     use super::*;
 
     fn receipt() -> SignedChannelReceipt {
@@ -164,30 +164,9 @@ mod tests {
             .unwrap()
     }
 
-    fn submit() -> ChannelSubmit {
-        ChannelSubmit {
-            version: cocoon_sdk::relay::PROTOCOL_VERSION,
-            tickets: vec![
-                ChannelTicket {
-                    channel: channel(1),
-                    seq: 5,
-                    voucher: Some(voucher(1)),
-                },
-                ChannelTicket {
-                    channel: channel(2),
-                    seq: 1,
-                    voucher: None,
-                },
-            ],
-            model_id: 3,
-            max_tokens: 64,
-            sealed_input: b"sealed input / with bytes \xff".to_vec(),
-        }
-    }
-
     /// Bodies that parse, and bodies each malformed in one way.
     fn bodies() -> Vec<(String, Vec<u8>)> {
-        let good = serde_json::to_value(submit()).unwrap();
+        let good = serde_json::to_value(sample_submit()).unwrap();
         let voucher_b64 = good["tickets"][0]["voucher"].clone();
         let receipt_b64 =
             ::base64::engine::general_purpose::STANDARD.encode(receipt().to_boc().unwrap());
@@ -318,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_kept_parts_are_the_strings_the_client_sent() {
-        let submit = submit();
+        let submit = sample_submit();
         let body = serde_json::to_vec(&submit).unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         let (parsed, encoded) = parse_submit(&body).unwrap();
