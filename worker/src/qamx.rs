@@ -90,9 +90,7 @@ impl Amx {
                 }
             });
     }
-}
 
-impl Amx {
     /// 32 values as bf16 heads and tails (`head`, `tail`: 64 bytes each).
     fn split(self, v: &[f32; QK], head: &mut [u8], tail: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]

@@ -98,15 +98,7 @@ fn golden_greedy_picks_are_robust() {
 
 #[test]
 fn tokenizer_matches_reference() {
-    let model = flex();
-    for c in cases() {
-        assert_eq!(
-            model.tokenize(&Prompt::Text(c.prompt.clone())).unwrap(),
-            c.prompt_tokens,
-            "{}",
-            c.name
-        );
-    }
+    common::assert_tokenizes_as_reference(flex(), &cases());
 }
 
 #[test]

@@ -16,15 +16,7 @@ const LOGIT_TOLERANCE: f32 = 2e-2;
 
 #[test]
 fn tokenizer_matches_reference() {
-    let model = common::smollm2();
-    for c in cases() {
-        assert_eq!(
-            model.tokenize(&Prompt::Text(c.prompt.clone())).unwrap(),
-            c.prompt_tokens,
-            "{}",
-            c.name
-        );
-    }
+    common::assert_tokenizes_as_reference(common::smollm2(), &cases());
 }
 
 #[test]
@@ -35,13 +27,7 @@ fn first_step_logits_match_reference() {
             .next_token_logits(&Prompt::Tokens(c.prompt_tokens.clone()))
             .unwrap();
         assert_eq!(logits.len(), 49152);
-        let mut worst = 0f32;
-        for &(id, want) in &c.top20 {
-            worst = worst.max((logits[id as usize] - want).abs());
-        }
-        for (got, want) in logits.iter().zip(&c.head64) {
-            worst = worst.max((got - want).abs());
-        }
+        let worst = common::worst_logit_error(&logits, &c);
         eprintln!(
             "{}: max |burn - numpy| over checked logits = {worst:.2e}",
             c.name

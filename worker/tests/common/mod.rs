@@ -104,6 +104,18 @@ pub fn cases(name: &str) -> Vec<Case> {
         .collect()
 }
 
+/// Each case's prompt text tokenises to the reference's ids.
+pub fn assert_tokenizes_as_reference(model: &TextModel, cases: &[Case]) {
+    for c in cases {
+        assert_eq!(
+            model.tokenize(&Prompt::Text(c.prompt.clone())).unwrap(),
+            c.prompt_tokens,
+            "{}",
+            c.name
+        );
+    }
+}
+
 /// The largest |logit − reference| over the case's 20 largest and first 64 first-step logits.
 pub fn worst_logit_error(logits: &[f32], c: &Case) -> f32 {
     c.top20
