@@ -73,13 +73,6 @@ pub enum Path {
     Gemm,
 }
 
-/// The kernel of [`QMatrix::matmul_tiles`].
-#[derive(Clone, Copy)]
-enum TileKernel {
-    Vnni(Vnni),
-    Amx(Amx),
-}
-
 /// A `[rows, cols]` matrix stored as ggml blocks, in the file's row order or in tiles.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
@@ -267,8 +260,8 @@ impl QMatrix {
             return;
         }
         let kernel = match path {
-            Path::Tiles(v) => return self.matmul_tiles(TileKernel::Vnni(v), x, n, y),
-            Path::Amx(a) => return self.matmul_tiles(TileKernel::Amx(a), x, n, y),
+            Path::Tiles(v) => return self.matmul_tiles(v, x, n, y),
+            Path::Amx(a) => return self.matmul_amx(a, x, y),
             Path::Gemm => return self.matmul_gemm(x, n, y),
             Path::Int(k) => {
                 assert!(self.layout == Layout::Rows && qdot::covers(self.ty));
@@ -325,20 +318,26 @@ impl QMatrix {
 }
 
 impl QMatrix {
-    /// The tiled paths: tiles split over the pool, each multiplied by every input at once.
-    fn matmul_tiles(&self, kernel: TileKernel, x: &[f32], n: usize, y: &mut [f32]) {
+    /// Tiles each parallel task of a tiled product owns.
+    fn tiles_per_task(&self) -> usize {
         assert_eq!(self.layout, Layout::Tiles);
-        let tiles = self.rows.div_ceil(TILE);
-        let per_task = tiles
+        self.rows
+            .div_ceil(TILE)
             .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
-            .max(1);
-        let v = match kernel {
-            TileKernel::Amx(a) => {
-                let xa = AmxRows::new(a, x, self.cols);
-                return a.matmul(self.ty, &self.data, self.rows, &xa, y, per_task);
-            }
-            TileKernel::Vnni(v) => v,
-        };
+            .max(1)
+    }
+
+    /// The AMX path: `qamx` splits the tiles over the pool and writes `y` in place.
+    fn matmul_amx(&self, a: Amx, x: &[f32], y: &mut [f32]) {
+        let per_task = self.tiles_per_task();
+        let xa = AmxRows::new(a, x, self.cols);
+        a.matmul(self.ty, &self.data, self.rows, &xa, y, per_task);
+    }
+
+    /// The VNNI path: tiles split over the pool, each multiplied by every input at once.
+    fn matmul_tiles(&self, v: Vnni, x: &[f32], n: usize, y: &mut [f32]) {
+        let per_task = self.tiles_per_task();
+        let tiles = self.rows.div_ceil(TILE);
         let xq: Vec<QuantRow> = if n >= 4 {
             x.par_chunks_exact(self.cols).map(QuantRow::new).collect()
         } else {
@@ -359,8 +358,8 @@ impl QMatrix {
                     v.tile_product(self.ty, tile, &xq, o);
                 }
             });
-        // Back to `[input][rows]`, one input row per task (serial, this was a tenth of a
-        // prefill's wall time with the other core idle).
+        // Back to `[input][rows]`, one input row per task from 4 inputs on (done serially, it
+        // left the other cores idle).
         let scatter = |(t, y): (usize, &mut [f32])| {
             for (g, out) in y.chunks_mut(TILE).enumerate() {
                 out.copy_from_slice(&yt[(g * n + t) * TILE..][..out.len()]);
